@@ -1,0 +1,133 @@
+import NIOCore
+
+/// The whole configuration, as built once from YAML by ``ConfigLoader``. Plain values: the running gateway never
+/// reads the environment or a file again.
+public struct GatewayConfig: Sendable {
+    public var listen: ListenConfig
+    /// Upstreams by name.
+    public var upstreams: [String: UpstreamConfig]
+    /// Credentials by name.
+    public var credentials: [String: CredentialConfig]
+    /// Routes in the order they are matched: first match wins.
+    public var routes: [RouteConfig]
+
+    public init(
+        listen: ListenConfig = ListenConfig(),
+        upstreams: [String: UpstreamConfig],
+        credentials: [String: CredentialConfig],
+        routes: [RouteConfig]
+    ) {
+        self.listen = listen
+        self.upstreams = upstreams
+        self.credentials = credentials
+        self.routes = routes
+    }
+}
+
+/// Where and how the gateway listens for its clients.
+public struct ListenConfig: Sendable {
+    public var host: String = "127.0.0.1"
+    public var port: Int = 8080
+    /// Client connections served at once; further ones get 503 and are closed.
+    public var maxConnections: Int = 1024
+    /// The request line plus all header lines, in bytes; larger heads get 431.
+    public var maxHeaderBytes: Int = 32 * 1024
+    /// A keep-alive client connection with no request in flight is closed after this long.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// Event loops (threads) of the data path; 0 means one per core.
+    public var threads: Int = 0
+
+    public init() {}
+}
+
+/// A platform the gateway forwards to.
+public struct UpstreamConfig: Sendable {
+    public var name: String
+    public var url: UpstreamURL
+    /// Time to open the TCP (and TLS) connection.
+    public var connectTimeout: TimeAmount = .seconds(5)
+    /// Time from the end of the request to the response head.
+    public var responseTimeout: TimeAmount = .seconds(60)
+    /// Longest silence (no byte either way) while a request is in flight, after the response head.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// PEM file with the CA certificates to trust for an `https` upstream instead of the system store.
+    public var caFile: String? = nil
+    /// Idle keep-alive connections kept per event loop.
+    public var maxIdleConnections: Int = 32
+    /// An idle pooled connection is closed after this long.
+    public var poolIdleTimeout: TimeAmount = .seconds(30)
+
+    public init(name: String, url: UpstreamURL) {
+        self.name = name
+        self.url = url
+    }
+}
+
+/// An upstream's base URL, taken apart once.
+public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
+    public enum Scheme: String, Sendable { case http, https }
+    public var scheme: Scheme
+    public var host: String
+    public var port: Int
+    /// A path prefix put before every forwarded path, without a trailing slash ("" for none).
+    public var basePath: String
+
+    public init(scheme: Scheme, host: String, port: Int, basePath: String = "") {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.basePath = basePath
+    }
+
+    /// The `Host` header value for this upstream (the port only when it is not the scheme's default).
+    public var hostHeader: String {
+        let defaultPort = scheme == .https ? 443 : 80
+        let h = host.contains(":") ? "[\(host)]" : host
+        return port == defaultPort ? h : "\(h):\(port)"
+    }
+
+    public var description: String { "\(scheme.rawValue)://\(hostHeader)\(basePath)" }
+}
+
+/// A credential the gateway holds and writes into requests.
+public struct CredentialConfig: Sendable {
+    public enum Kind: Sendable {
+        /// A static key written into one header.
+        case apiKey(header: String, value: Secret)
+    }
+
+    public var name: String
+    public var kind: Kind
+
+    public init(name: String, kind: Kind) {
+        self.name = name
+        self.kind = kind
+    }
+
+    /// Names (lower-cased) of the headers this credential writes: removed from the client's request first.
+    public var headerNames: [String] {
+        switch kind {
+        case .apiKey(let header, _): return [header.lowercased()]
+        }
+    }
+}
+
+/// One route: which requests it takes, where they go and with which credentials.
+public struct RouteConfig: Sendable {
+    public var name: String
+    /// Methods the route takes (upper-case); `nil` takes every method.
+    public var methods: Set<String>?
+    public var path: PathPattern
+    public var upstream: String
+    public var credentials: [String]
+    /// Largest request body accepted, in bytes; larger ones get 413 and are not forwarded.
+    public var maxBodyBytes: Int64 = 128 * 1024 * 1024
+
+    public init(name: String, methods: Set<String>?, path: PathPattern, upstream: String, credentials: [String]) {
+        self.name = name
+        self.methods = methods
+        self.path = path
+        self.upstream = upstream
+        self.credentials = credentials
+    }
+}

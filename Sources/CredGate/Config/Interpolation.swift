@@ -1,0 +1,115 @@
+import Foundation
+
+/// Expands `${VAR}`, `${VAR:-default}` and `$$` in a configuration string, once, at load time.
+///
+/// The rules are the shell's, because users bring `.env` files: `${VAR:-default}` takes the default when `VAR`
+/// is unset *or empty*, `${VAR}` keeps an empty value. When `VAR` is unset but `VAR_FILE` names a file, the
+/// file's content (trailing newlines removed) is the value, which is how Docker and Kubernetes hand over secrets.
+/// A `$` not followed by `{` or `$` is kept as is.
+///
+/// Problems are returned as messages that name variables and files, never a value: the value may be a secret.
+struct Interpolator {
+    let environment: [String: String]
+    let readFile: (String) throws -> String
+
+    struct Result {
+        /// The expanded text; meaningless when `problems` is not empty.
+        var text: String
+        /// Whether a variable was read: such a text may hold a secret and is never shown in a message.
+        var usedEnvironment: Bool
+        var problems: [String]
+    }
+
+    func expand(_ input: String) -> Result {
+        var result = Result(text: "", usedEnvironment: false, problems: [])
+        var rest = input[...]
+        while let dollar = rest.firstIndex(of: "$") {
+            result.text += rest[..<dollar]
+            let after = rest[rest.index(after: dollar)...]
+            if after.first == "$" {
+                result.text += "$"
+                rest = after.dropFirst()
+                continue
+            }
+            guard after.first == "{" else {
+                result.text += "$"
+                rest = after
+                continue
+            }
+            let body = after.dropFirst()
+            guard let close = body.firstIndex(of: "}") else {
+                result.problems.append("unterminated '${' (write '$$' for a literal '$')")
+                return result
+            }
+            rest = body[body.index(after: close)...]
+            let reference = body[..<close]
+            let name: Substring
+            let fallback: Substring?
+            if let separator = reference.firstRange(of: ":-") {
+                name = reference[..<separator.lowerBound]
+                fallback = reference[separator.upperBound...]
+            } else {
+                name = reference
+                fallback = nil
+            }
+            guard Self.isVariableName(name) else {
+                result.problems.append(
+                    "'${...}' must hold a variable name (letters, digits and '_', not starting with a digit), "
+                        + "optionally followed by ':-default'")
+                continue
+            }
+            result.usedEnvironment = true
+            switch lookup(String(name)) {
+            case .value(let value) where value.isEmpty && fallback != nil:
+                result.text += fallback ?? ""
+            case .value(let value):
+                result.text += value
+            case .unset:
+                if let fallback {
+                    result.text += fallback
+                } else {
+                    result.problems.append(
+                        "environment variable \(name) is not set (set it, or \(name)_FILE)")
+                }
+            case .unreadable(let message):
+                result.problems.append(message)
+            }
+        }
+        result.text += rest
+        return result
+    }
+
+    private enum Lookup {
+        case value(String)
+        case unset
+        case unreadable(String)
+    }
+
+    private func lookup(_ name: String) -> Lookup {
+        if let value = environment[name] { return .value(value) }
+        guard let path = environment[name + "_FILE"] else { return .unset }
+        do {
+            var content = try readFile(path)
+            while content.last?.isNewline == true { content.removeLast() }
+            return .value(content)
+        } catch let failure as FileReadFailure {
+            return .unreadable("cannot read \(name)_FILE '\(path)': \(failure.reason)")
+        } catch {
+            // An unknown error's description might quote the file; say only that it failed.
+            return .unreadable("cannot read \(name)_FILE '\(path)'")
+        }
+    }
+
+    static func isVariableName(_ name: Substring) -> Bool {
+        guard let first = name.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
+        return name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_"
+        }
+    }
+}
+
+/// Why a file could not be read, in words that never include its content.
+struct FileReadFailure: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
+}

@@ -1,0 +1,35 @@
+import NIOHTTP1
+
+/// Writes a static API key into its header (`x-api-key: <key>`).
+public struct APIKeyFilter: RequestFilter {
+    public let header: String
+    let value: Secret
+
+    public init(header: String, value: Secret) {
+        self.header = header
+        self.value = value
+    }
+
+    public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+        head.headers.replaceOrAdd(name: header, value: value.reveal())
+        return .proceed
+    }
+}
+
+/// Removes whatever credentials the client sent: `Authorization` and `Proxy-Authorization` always, and every
+/// header any configured credential writes, so a client can never smuggle its own key past the gateway.
+public struct StripClientCredentials: RequestFilter {
+    public let names: [String]
+
+    public init(credentialHeaders: some Sequence<String>) {
+        var all = Set(credentialHeaders.map { $0.lowercased() })
+        all.insert("authorization")
+        all.insert("proxy-authorization")
+        self.names = all.sorted()
+    }
+
+    public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+        for name in names { head.headers.remove(name: name) }
+        return .proceed
+    }
+}

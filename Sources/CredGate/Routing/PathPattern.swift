@@ -1,0 +1,104 @@
+/// A route's path pattern: literal segments, `{param}` segments that take any one non-empty segment, and an
+/// optional trailing `**` that takes the rest of the path (zero or more segments).
+///
+/// Paths are compared segment by segment as they arrive on the wire, still percent-encoded: `/a%2Fb/` is one
+/// segment `a%2Fb`, and a trailing slash is an empty last segment, so `/users/` and `/users` are different paths.
+public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
+    public enum Segment: Sendable, Hashable {
+        case literal(String)
+        case param(String)
+        case wildcard
+    }
+
+    public let segments: [Segment]
+    /// The pattern as written.
+    public let description: String
+
+    public enum ParseError: Error, Equatable, CustomStringConvertible {
+        case mustStartWithSlash
+        case wildcardNotLast
+        case badSegment(String)
+
+        public var description: String {
+            switch self {
+            case .mustStartWithSlash: return "a path pattern must start with '/'"
+            case .wildcardNotLast: return "'**' may only be the last segment"
+            case .badSegment(let s): return "bad segment '\(s)' (use a literal, '{name}' or a final '**')"
+            }
+        }
+    }
+
+    public init(_ pattern: String) throws(ParseError) {
+        guard pattern.hasPrefix("/") else { throw .mustStartWithSlash }
+        let parts = pattern.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        var segments: [Segment] = []
+        for (i, part) in parts.enumerated() {
+            if part == "**" {
+                guard i == parts.count - 1 else { throw .wildcardNotLast }
+                segments.append(.wildcard)
+            } else if part.hasPrefix("{") && part.hasSuffix("}") && part.count > 2 {
+                let name = part.dropFirst().dropLast()
+                guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { throw .badSegment(String(part)) }
+                segments.append(.param(String(name)))
+            } else if part.contains("{") || part.contains("}") || part.contains("*") || part.contains("?") {
+                throw .badSegment(String(part))
+            } else {
+                segments.append(.literal(String(part)))
+            }
+        }
+        self.segments = segments
+        self.description = pattern
+    }
+
+    /// Whether `path` (the request target's path, without the query) matches. `path` must start with `/`.
+    public func matches(_ path: Substring) -> Bool {
+        var rest = path.utf8.dropFirst()
+        var done = false  // no segment left in the path
+        for segment in segments {
+            if case .wildcard = segment { return true }
+            if done { return false }
+            let taken: Substring.UTF8View.SubSequence
+            if let slash = rest.firstIndex(of: UInt8(ascii: "/")) {
+                taken = rest[rest.startIndex..<slash]
+                rest = rest[rest.index(after: slash)...]
+            } else {
+                taken = rest
+                done = true
+            }
+            switch segment {
+            case .literal(let literal):
+                if !literal.utf8.elementsEqual(taken) { return false }
+            case .param:
+                if taken.isEmpty { return false }
+            case .wildcard:
+                return true
+            }
+        }
+        return done
+    }
+
+    /// Whether every path this other pattern matches is matched by `self` too (used to find shadowed routes).
+    public func covers(_ other: PathPattern) -> Bool {
+        var i = 0
+        while i < segments.count {
+            let mine = segments[i]
+            if case .wildcard = mine { return true }
+            guard i < other.segments.count else { return false }
+            switch (mine, other.segments[i]) {
+            case (.literal(let a), .literal(let b)):
+                if a != b { return false }
+            case (.literal, _):
+                return false
+            case (.param, .wildcard):
+                return false
+            case (.param, _):
+                // A param takes any non-empty segment; an empty literal is not covered.
+                if case .literal(let b) = other.segments[i], b.isEmpty { return false }
+            case (.wildcard, _):
+                return true
+            }
+            i += 1
+        }
+        return other.segments.count == segments.count
+    }
+}

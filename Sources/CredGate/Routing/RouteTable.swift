@@ -1,0 +1,40 @@
+/// Ordered (method, path pattern) -> payload lookup: the first route whose pattern and methods match wins.
+///
+/// Generic over what a route carries so the table stays a pure value that tests can use without a gateway.
+public struct RouteTable<Payload: Sendable>: Sendable {
+    public struct Entry: Sendable {
+        public var methods: Set<String>?
+        public var pattern: PathPattern
+        public var payload: Payload
+
+        public init(methods: Set<String>?, pattern: PathPattern, payload: Payload) {
+            self.methods = methods
+            self.pattern = pattern
+            self.payload = payload
+        }
+    }
+
+    public enum Lookup {
+        case matched(Payload)
+        /// The path matches some route but none for this method.
+        case methodNotAllowed(allowed: [String])
+        case notFound
+    }
+
+    public let entries: [Entry]
+
+    public init(_ entries: [Entry]) { self.entries = entries }
+
+    public func lookup(method: String, path: Substring) -> Lookup {
+        var allowed: [String] = []
+        var pathMatched = false
+        for entry in entries where entry.pattern.matches(path) {
+            guard let methods = entry.methods else { return .matched(entry.payload) }
+            if methods.contains(method) { return .matched(entry.payload) }
+            pathMatched = true
+            allowed.append(contentsOf: methods)
+        }
+        if pathMatched { return .methodNotAllowed(allowed: Array(Set(allowed)).sorted()) }
+        return .notFound
+    }
+}

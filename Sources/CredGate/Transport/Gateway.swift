@@ -1,0 +1,118 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The running gateway: a listening socket whose connections each get a ``ProxyHandler`` and share, per event
+/// loop, one pool of upstream connections.
+public final class Gateway: Sendable {
+    public let runtime: GatewayRuntime
+    private let group: any EventLoopGroup
+    private let ownsGroup: Bool
+    private let serverChannel: any Channel
+    private let pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>]
+
+    /// The port actually bound (useful with port 0).
+    public var port: Int { serverChannel.localAddress?.port ?? 0 }
+    public var localAddress: SocketAddress? { serverChannel.localAddress }
+
+    private init(runtime: GatewayRuntime, group: any EventLoopGroup, ownsGroup: Bool, serverChannel: any Channel,
+                 pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>]) {
+        self.runtime = runtime
+        self.group = group
+        self.ownsGroup = ownsGroup
+        self.serverChannel = serverChannel
+        self.pools = pools
+    }
+
+    /// Binds and starts serving. `group` defaults to a new group with `listen.threads` loops (one per core if 0).
+    public static func start(config: GatewayConfig, logger: Logger, group: (any EventLoopGroup)? = nil) async throws -> Gateway {
+        let runtime = try GatewayRuntime(config: config, logger: logger)
+        let ownsGroup = group == nil
+        let threads = config.listen.threads > 0 ? config.listen.threads : System.coreCount
+        let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
+        for loop in group.makeIterator() {
+            let pool = try await loop.submit {
+                let pool = UpstreamPool(eventLoop: loop, targets: runtime.targets.count)
+                pool.start()
+                return NIOLoopBound(pool, eventLoop: loop)
+            }.get()
+            pools[ObjectIdentifier(loop)] = pool
+        }
+        let poolsByLoop = pools
+        let connections = NIOLockedValueBox(0)
+        let listen = config.listen
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                let admitted = connections.withLockedValue { count -> Bool in
+                    guard count < listen.maxConnections else { return false }
+                    count += 1
+                    return true
+                }
+                channel.closeFuture.whenComplete { _ in
+                    if admitted { connections.withLockedValue { $0 -= 1 } }
+                }
+                do {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                    if !admitted {
+                        try sync.addHandler(RefuseHandler(limit: listen.maxConnections))
+                        return channel.eventLoop.makeSucceededVoidFuture()
+                    }
+                    try sync.addHandler(IdleStateHandler(readTimeout: listen.idleTimeout))
+                    guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value else {
+                        return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+                    }
+                    try sync.addHandler(ProxyHandler(runtime: runtime, pool: pool))
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+        let channel = try await bootstrap.bind(host: config.listen.host, port: config.listen.port).get()
+        return Gateway(runtime: runtime, group: group, ownsGroup: ownsGroup, serverChannel: channel, pools: poolsByLoop)
+    }
+
+    /// Stops listening, closes the pools and, if the gateway made its own threads, stops them.
+    public func shutdown() async throws {
+        try? await serverChannel.close()
+        for (_, pool) in pools {
+            try? await pool.eventLoop.submit { pool.value.shutdown() }.get()
+        }
+        if ownsGroup { try await group.shutdownGracefully() }
+    }
+
+    /// Waits until the listening socket closes.
+    public func waitUntilClosed() async throws {
+        try await serverChannel.closeFuture.get()
+    }
+}
+
+/// Answers every request on a connection over the limit with 503 and closes it.
+final class RefuseHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let head) = unwrapInboundIn(data) else { return }
+        let response = LocalResponse.problem(.tooManyConnections(limit: limit), requestID: RequestID.generate())
+        var headers = response.headers
+        headers.add(name: "content-length", value: String(response.body.readableBytes))
+        headers.add(name: "connection", value: "close")
+        headers.add(name: "retry-after", value: "1")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
+            channel.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import NIOCore
+import NIOHTTP1
+
+/// Header rules of a proxy (RFC 9110 section 7.6.1): hop-by-hop headers stay on their hop, the upstream gets its
+/// own `Host`, and the `X-Forwarded-*` headers say where the request came from.
+enum HeaderHygiene {
+    /// Always hop-by-hop, whatever `Connection` says. Lower-case.
+    static let hopByHop: [String] = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+        "te", "trailer", "transfer-encoding", "upgrade",
+    ]
+
+    /// Removes hop-by-hop headers and the ones the `Connection` header names.
+    static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        // Fast path: most requests name nothing in Connection beyond keep-alive/close.
+        let named = headers[canonicalForm: "connection"]
+        for token in named {
+            let t = token.lowercased()
+            if t != "close" && t != "keep-alive" { headers.remove(name: String(t)) }
+        }
+        for name in hopByHop { headers.remove(name: name) }
+    }
+
+    /// The head sent upstream for a client's request head (already through the route's filters).
+    static func upstreamHead(
+        from client: HTTPRequestHead,
+        target: UpstreamTarget,
+        requestID: String,
+        clientAddress: String?,
+        hasBody: Bool
+    ) -> HTTPRequestHead {
+        var headers = client.headers
+        let originalHost = headers.first(name: "host")
+        let wasChunked = headers.contains(name: "transfer-encoding")
+        removeHopByHop(&headers)
+        headers.remove(name: "expect")  // the gateway answered 100-continue itself
+        headers.replaceOrAdd(name: "host", value: target.hostHeader)
+        if let clientAddress {
+            if let existing = headers.first(name: "x-forwarded-for") {
+                headers.replaceOrAdd(name: "x-forwarded-for", value: existing + ", " + clientAddress)
+            } else {
+                headers.add(name: "x-forwarded-for", value: clientAddress)
+            }
+        }
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+        if let originalHost {
+            headers.replaceOrAdd(name: "x-forwarded-host", value: originalHost)
+        } else {
+            headers.remove(name: "x-forwarded-host")
+        }
+        headers.replaceOrAdd(name: "x-request-id", value: requestID)
+        if hasBody && wasChunked {
+            headers.add(name: "transfer-encoding", value: "chunked")
+        }
+        let uri = target.basePath.isEmpty ? client.uri : target.basePath + client.uri
+        return HTTPRequestHead(version: .http1_1, method: client.method, uri: uri, headers: headers)
+    }
+
+    /// The head sent to the client for the upstream's response head.
+    static func clientHead(
+        from upstream: HTTPResponseHead,
+        clientVersion: HTTPVersion,
+        requestID: String,
+        closeAfter: Bool
+    ) -> HTTPResponseHead {
+        var headers = upstream.headers
+        removeHopByHop(&headers)
+        headers.replaceOrAdd(name: "x-request-id", value: requestID)
+        if closeAfter {
+            headers.add(name: "connection", value: "close")
+        } else if clientVersion == .http1_0 {
+            headers.add(name: "connection", value: "keep-alive")
+        }
+        return HTTPResponseHead(version: clientVersion, status: upstream.status, headers: headers)
+    }
+
+    /// Whether an upstream response leaves its connection reusable.
+    static func upstreamKeepsAlive(_ head: HTTPResponseHead) -> Bool {
+        head.isKeepAlive
+    }
+}

@@ -1,0 +1,785 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One request in flight on a client connection, from its head to the end of the answer.
+///
+/// The request side (what the client sends) and the response side (what goes back) are kept as separate states:
+/// an upstream may answer before the upload is over, and the upstream connection may only go back to the pool when
+/// the request was sent whole *and* the response was complete and keep-alive.
+final class Exchange {
+    enum Upstream {
+        /// Filters are running (or waiting for asynchronous work); nothing is connected yet.
+        case filtering(next: Int)
+        /// Waiting for a pooled or new connection.
+        case connecting
+        case attached(UpstreamConnection)
+        /// The upstream is done with (answered, failed, or abandoned).
+        case detached
+    }
+
+    enum Response {
+        case awaitingHead
+        case streaming
+        case complete
+    }
+
+    let clientHead: HTTPRequestHead
+    var forwardHead: HTTPRequestHead
+    let route: CompiledRoute
+    let requestID: String
+    let started: NIODeadline
+    let clientKeepAlive: Bool
+    let expectsContinue: Bool
+
+    var upstream: Upstream = .filtering(next: 0)
+    var response: Response = .awaitingHead
+    /// The client's `.end` has arrived.
+    var requestComplete = false
+    /// The `.end` was written to the upstream.
+    var requestSent = false
+    /// The upstream answered before the request was over: the rest of the client's body is dropped.
+    var abandonedUpload = false
+    var bodyBytesIn: Int64 = 0
+    var bodyBytesSent: Int64 = 0
+    var bodyBytesOut: Int64 = 0
+    var pending: [HTTPClientRequestPart] = []
+    var usedReusedConnection = false
+    var retriedStale = false
+    var status: UInt = 0
+    var closeClientAfter = false
+    var lastActivity: NIODeadline
+    var sentAt: NIODeadline?
+    var timer: Scheduled<Void>?
+    var wroteToUpstream = false
+    var upstreamKeepAlive = true
+
+    init(clientHead: HTTPRequestHead, route: CompiledRoute, requestID: String, now: NIODeadline) {
+        self.clientHead = clientHead
+        self.forwardHead = clientHead
+        self.route = route
+        self.requestID = requestID
+        self.started = now
+        self.lastActivity = now
+        self.clientKeepAlive = clientHead.isKeepAlive
+        self.expectsContinue = clientHead.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
+    }
+
+    var connection: UpstreamConnection? {
+        if case .attached(let c) = upstream { return c }
+        return nil
+    }
+}
+
+/// The per-client-connection state machine of the data path. It knows nothing of routes' policies: it asks the
+/// route table which route a request takes, runs that route's filter chain, and moves bytes.
+final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    enum State {
+        /// Between requests.
+        case idle
+        case active(Exchange)
+        /// The gateway answered the current request itself; the rest of its body is dropped.
+        case discarding(close: Bool)
+        case closed
+    }
+
+    private let runtime: GatewayRuntime
+    private let pool: UpstreamPool
+    private var state: State = .idle
+    private var context: ChannelHandlerContext!
+    private var clientAddress: String?
+    private var upstreamWritable = true
+    private var waitingForUpstream = false
+    private var readPaused = false
+    private var lingerTimer: Scheduled<Void>?
+
+    init(runtime: GatewayRuntime, pool: UpstreamPool) {
+        self.runtime = runtime
+        self.pool = pool
+    }
+
+    // MARK: - Client side
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.clientAddress = context.channel.remoteAddress?.ipAddress
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            receivedHead(head)
+        case .body(let buffer):
+            receivedBody(buffer)
+        case .end(let trailers):
+            receivedEnd(trailers)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .active(let exchange) = state, exchange.wroteToUpstream, let connection = exchange.connection {
+            exchange.wroteToUpstream = false
+            connection.flush()
+        }
+        context.flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // Backpressure, response direction: stop reading the upstream while the client cannot take more.
+        if case .active(let exchange) = state, let connection = exchange.connection {
+            connection.setAutoRead(context.channel.isWritable)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .active(let exchange) = state {
+            exchange.timer?.cancel()
+            if let connection = exchange.connection {
+                // The request was cut short: its upstream connection is in an unknown state.
+                pool.discard(connection)
+            }
+            exchange.upstream = .detached
+            log(exchange, outcome: "client closed")
+        }
+        lingerTimer?.cancel()
+        state = .closed
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError {
+            // Malformed HTTP (this includes Content-Length together with Transfer-Encoding): answer 400 if no
+            // answer has started, then close: the stream can no longer be framed.
+            switch state {
+            case .idle, .discarding:
+                let requestID = RequestID.generate()
+                writeLocal(.problem(.malformedRequest(String(describing: error)), requestID: requestID),
+                           version: .http1_1, close: true)
+            case .active(let exchange) where exchange.response == .awaitingHead:
+                abandonUpstream(exchange)
+                exchange.closeClientAfter = true
+                finishWithLocal(exchange, .problem(.malformedRequest(String(describing: error)), requestID: exchange.requestID), close: true)
+            default:
+                context.close(promise: nil)
+            }
+            state = .closed
+            return
+        }
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            // Keep-alive timeout: close only a connection with nothing in flight.
+            if case .idle = state { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func receivedHead(_ head: HTTPRequestHead) {
+        guard case .idle = state else {
+            // Only reachable after a protocol violation; the pipeline handler orders requests.
+            context.close(promise: nil)
+            return
+        }
+        let requestID = RequestID.from(head.headers) ?? RequestID.generate()
+        let hasBody = Self.hasBody(head)
+        if let error = Self.check(head, maxHeaderBytes: runtime.listen.maxHeaderBytes) {
+            respondLocally(.problem(error, requestID: requestID), head: head, hasBody: hasBody)
+            return
+        }
+        let path = Self.path(of: head.uri)
+        if AdminEndpoints.isAdminPath(path) {
+            respondLocally(runtime.admin.respond(method: head.method, path: path, requestID: requestID), head: head, hasBody: hasBody)
+            return
+        }
+        let route: CompiledRoute
+        switch runtime.routes.lookup(method: head.method.rawValue, path: path) {
+        case .matched(let r):
+            route = r
+        case .methodNotAllowed(let allowed):
+            respondLocally(.problem(.methodNotAllowed(method: head.method.rawValue, allowed: allowed), requestID: requestID), head: head, hasBody: hasBody)
+            return
+        case .notFound:
+            respondLocally(.problem(.noRoute(method: head.method.rawValue, path: String(path)), requestID: requestID), head: head, hasBody: hasBody)
+            return
+        }
+        if let length = head.headers.first(name: "content-length").flatMap({ Int64($0) }), length > route.maxBodyBytes {
+            respondLocally(.problem(.bodyTooLarge(limit: route.maxBodyBytes), requestID: requestID), head: head, hasBody: hasBody)
+            return
+        }
+        let exchange = Exchange(clientHead: head, route: route, requestID: requestID, now: .now())
+        state = .active(exchange)
+        runFilters(exchange)
+    }
+
+    private func runFilters(_ exchange: Exchange) {
+        guard case .filtering(let next) = exchange.upstream else { return }
+        let filterContext = FilterContext(requestID: exchange.requestID, routeName: exchange.route.name, eventLoop: context.eventLoop)
+        let (result, index) = exchange.route.chain.run(from: next, head: &exchange.forwardHead, context: filterContext)
+        switch result {
+        case .proceed:
+            startForwarding(exchange)
+        case .respond(let error):
+            exchange.upstream = .detached
+            finishWithLocal(exchange, .problem(error, requestID: exchange.requestID), close: !exchange.requestComplete)
+        case .respondWith(let response):
+            exchange.upstream = .detached
+            finishWithLocal(exchange, response, close: !exchange.requestComplete)
+        case .retryAfter(let future):
+            exchange.upstream = .filtering(next: index)
+            setWaitingForUpstream(true)
+            future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] _ in
+                guard case .active(let current) = self.state, current === exchange else { return }
+                self.runFilters(exchange)
+            }
+        }
+    }
+
+    private func startForwarding(_ exchange: Exchange) {
+        if exchange.expectsContinue && !exchange.requestComplete {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientHead.version, status: .continue))), promise: nil)
+        }
+        exchange.forwardHead = HeaderHygiene.upstreamHead(
+            from: exchange.forwardHead,
+            target: exchange.route.target,
+            requestID: exchange.requestID,
+            clientAddress: clientAddress,
+            hasBody: Self.hasBody(exchange.clientHead)
+        )
+        exchange.upstream = .connecting
+        acquire(exchange, fresh: false)
+    }
+
+    private func acquire(_ exchange: Exchange, fresh: Bool) {
+        let completion: (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void = { [self] result in
+            self.connected(exchange, result)
+        }
+        var synchronous = true
+        var calledBack = false
+        let wrapped: (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void = { [self] result in
+            calledBack = true
+            if !synchronous { self.setWaitingForUpstream(false) }
+            completion(result)
+        }
+        if fresh {
+            pool.connect(exchange.route.target, wrapped)
+        } else {
+            pool.acquire(exchange.route.target, wrapped)
+        }
+        synchronous = false
+        if !calledBack { setWaitingForUpstream(true) }
+    }
+
+    private func connected(_ exchange: Exchange, _ result: Result<(UpstreamConnection, reused: Bool), any Error>) {
+        guard case .active(let current) = state, current === exchange, case .connecting = exchange.upstream else {
+            // The client went away (or the request ended otherwise) while connecting.
+            if case .success(let (connection, _)) = result { pool.release(connection) }
+            return
+        }
+        switch result {
+        case .failure(let error):
+            exchange.upstream = .detached
+            let reason = Self.describe(connectError: error)
+            let problem: GatewayError =
+                Self.isTimeout(error)
+                ? .upstreamTimeout(upstream: exchange.route.target.name, phase: "connect")
+                : .upstreamUnreachable(upstream: exchange.route.target.name, reason: reason)
+            finishWithLocal(exchange, .problem(problem, requestID: exchange.requestID), close: !exchange.requestComplete)
+        case .success(let (connection, reused)):
+            exchange.usedReusedConnection = reused
+            exchange.upstream = .attached(connection)
+            connection.delegate = self
+            upstreamWritable = connection.channel.isWritable
+            connection.setAutoRead(context.channel.isWritable)
+            connection.write(.head(exchange.forwardHead))
+            for part in exchange.pending {
+                writeUpstream(exchange, connection, part)
+            }
+            exchange.pending.removeAll()
+            connection.flush()
+            exchange.wroteToUpstream = false
+            armTimer(exchange)
+            updateReading()
+        }
+    }
+
+    private func writeUpstream(_ exchange: Exchange, _ connection: UpstreamConnection, _ part: HTTPClientRequestPart) {
+        switch part {
+        case .body(.byteBuffer(let buffer)):
+            exchange.bodyBytesSent += Int64(buffer.readableBytes)
+        case .end:
+            exchange.requestSent = true
+            exchange.sentAt = .now()
+        default:
+            break
+        }
+        connection.write(part)
+        exchange.wroteToUpstream = true
+    }
+
+    private func receivedBody(_ buffer: ByteBuffer) {
+        switch state {
+        case .active(let exchange):
+            exchange.bodyBytesIn += Int64(buffer.readableBytes)
+            exchange.lastActivity = .now()
+            if exchange.abandonedUpload { return }
+            if exchange.bodyBytesIn > exchange.route.maxBodyBytes {
+                bodyTooLarge(exchange)
+                return
+            }
+            switch exchange.upstream {
+            case .attached(let connection):
+                writeUpstream(exchange, connection, .body(.byteBuffer(buffer)))
+            case .filtering, .connecting:
+                exchange.pending.append(.body(.byteBuffer(buffer)))
+            case .detached:
+                break
+            }
+        case .discarding, .idle, .closed:
+            break
+        }
+    }
+
+    private func receivedEnd(_ trailers: HTTPHeaders?) {
+        switch state {
+        case .active(let exchange):
+            exchange.requestComplete = true
+            if exchange.abandonedUpload {
+                if exchange.response == .complete { finishExchange(exchange) }
+                return
+            }
+            switch exchange.upstream {
+            case .attached(let connection):
+                writeUpstream(exchange, connection, .end(nil))
+                connection.flush()
+                exchange.wroteToUpstream = false
+            case .filtering, .connecting:
+                exchange.pending.append(.end(nil))
+            case .detached:
+                break
+            }
+        case .discarding(let close):
+            lingerTimer?.cancel()
+            if close {
+                state = .closed
+                context.close(promise: nil)
+            } else {
+                state = .idle
+            }
+        case .idle, .closed:
+            break
+        }
+    }
+
+    private func bodyTooLarge(_ exchange: Exchange) {
+        if exchange.response == .awaitingHead {
+            abandonUpstream(exchange)
+            finishWithLocal(exchange, .problem(.bodyTooLarge(limit: exchange.route.maxBodyBytes), requestID: exchange.requestID), close: true)
+        } else {
+            // An answer is already streaming: the only honest move left is to close.
+            abandonUpstream(exchange)
+            log(exchange, outcome: "body over limit")
+            state = .closed
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - Upstream side
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard case .active(let exchange) = state else { return }
+        exchange.lastActivity = .now()
+        switch part {
+        case .head(let head):
+            if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
+                return  // informational answers (100, 103) stay on the upstream hop
+            }
+            exchange.response = .streaming
+            exchange.status = head.status.code
+            if !exchange.requestComplete {
+                // The upstream answered before the upload was over (an early 401 or 413): stop sending, drop
+                // the rest of the client's body, and close both connections once the answer is through.
+                exchange.abandonedUpload = true
+                exchange.closeClientAfter = true
+                exchange.pending.removeAll()
+            }
+            let bodyless = exchange.clientHead.method == .HEAD || head.status == .noContent || head.status == .notModified
+            if !exchange.clientKeepAlive
+                || (exchange.clientHead.version == .http1_0 && !bodyless && !head.headers.contains(name: "content-length"))
+            {
+                exchange.closeClientAfter = true
+            }
+            exchange.upstreamKeepAlive = HeaderHygiene.upstreamKeepsAlive(head)
+            let clientHead = HeaderHygiene.clientHead(
+                from: head, clientVersion: exchange.clientHead.version,
+                requestID: exchange.requestID, closeAfter: exchange.closeClientAfter)
+            context.write(wrapOutboundOut(.head(clientHead)), promise: nil)
+        case .body(let buffer):
+            exchange.bodyBytesOut += Int64(buffer.readableBytes)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end:
+            exchange.response = .complete
+            if let connection = exchange.connection {
+                exchange.upstream = .detached
+                if exchange.requestSent && !exchange.abandonedUpload && exchange.upstreamKeepAlive {
+                    pool.release(connection)
+                } else {
+                    pool.discard(connection)
+                }
+            }
+            if exchange.requestComplete {
+                finishExchange(exchange)
+            } else {
+                // Early answer: the client is still uploading. Send the end and drop the rest of its body.
+                exchange.timer?.cancel()
+                log(exchange, outcome: nil)
+                state = .discarding(close: true)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                startLinger()
+            }
+        }
+    }
+
+    func upstreamReadComplete() {
+        context.flush()
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        // Backpressure, request direction: stop reading the client while the upstream cannot take more.
+        upstreamWritable = writable
+        updateReading()
+    }
+
+    func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?) {
+        guard case .active(let exchange) = state, exchange.connection === connection else { return }
+        pool.discard(connection)
+        exchange.upstream = .detached
+        switch exchange.response {
+        case .awaitingHead:
+            // A stale pooled connection: retry once on a fresh one if no body byte went out.
+            if exchange.usedReusedConnection && !exchange.retriedStale && exchange.bodyBytesSent == 0 {
+                exchange.retriedStale = true
+                exchange.requestSent = false
+                exchange.timer?.cancel()
+                if exchange.requestComplete { exchange.pending = [.end(nil)] }
+                exchange.upstream = .connecting
+                acquire(exchange, fresh: true)
+                return
+            }
+            finishWithLocal(exchange, .problem(.upstreamReset(upstream: exchange.route.target.name), requestID: exchange.requestID),
+                            close: !exchange.requestComplete)
+        case .streaming:
+            // Mid-answer: the client can only learn of it by the connection closing.
+            log(exchange, outcome: "upstream closed mid-response")
+            exchange.timer?.cancel()
+            state = .closed
+            context.close(promise: nil)
+        case .complete:
+            break
+        }
+    }
+
+    // MARK: - Finishing
+
+    /// The request is fully read and the answer fully received: settle all state, then write the end (which may
+    /// synchronously deliver the next pipelined request).
+    private func finishExchange(_ exchange: Exchange) {
+        exchange.timer?.cancel()
+        log(exchange, outcome: nil)
+        let close = exchange.closeClientAfter
+        state = close ? .closed : .idle
+        updateReading()
+        if close {
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [context] _ in
+                context!.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    /// Answers an exchange that has a route with a local response (a gateway error or a filter's answer).
+    private func finishWithLocal(_ exchange: Exchange, _ response: LocalResponse, close: Bool) {
+        exchange.timer?.cancel()
+        exchange.status = response.status.code
+        exchange.response = .complete
+        log(exchange, outcome: nil)
+        let mustClose = close || !exchange.clientKeepAlive
+        if exchange.requestComplete {
+            state = mustClose ? .closed : .idle
+        } else {
+            state = .discarding(close: true)
+        }
+        updateReading()
+        writeLocal(response, version: exchange.clientHead.version, close: mustClose || !exchange.requestComplete)
+        if case .discarding = state { startLinger() }
+    }
+
+    /// Answers a request that never got an exchange (no route, bad head, admin).
+    private func respondLocally(_ response: LocalResponse, head: HTTPRequestHead, hasBody: Bool) {
+        let close = hasBody || !head.isKeepAlive
+        // The request's `.end` is still to come: drop whatever body precedes it.
+        state = .discarding(close: close)
+        if runtime.logger.logLevel <= .info {
+            runtime.logger.info("request", metadata: [
+                "method": "\(head.method.rawValue)", "path": "\(Self.path(of: head.uri))",
+                "status": "\(response.status.code)", "error": "\(response.headers.first(name: "x-credgate-error") ?? "-")",
+            ])
+        }
+        writeLocal(response, version: head.version, close: close)
+        if hasBody { startLinger() }
+    }
+
+    private func writeLocal(_ response: LocalResponse, version: HTTPVersion, close: Bool) {
+        var headers = response.headers
+        headers.replaceOrAdd(name: "content-length", value: String(response.body.readableBytes))
+        if close { headers.replaceOrAdd(name: "connection", value: "close") }
+        let head = HTTPResponseHead(version: version, status: response.status, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if response.body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        }
+        if close {
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [self] _ in
+                // Close now unless we are still draining the request body (then linger closes it).
+                if case .discarding = self.state { return }
+                self.context.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    /// After an early answer the client may still be sending; keep reading (and dropping) for a while so its
+    /// TCP stack does not reset the connection before it has read our answer (nginx's lingering close).
+    private func startLinger() {
+        lingerTimer?.cancel()
+        lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(5)) { [self] in
+            if case .discarding = self.state {
+                self.state = .closed
+                self.context.close(promise: nil)
+            }
+        }
+        setWaitingForUpstream(false)
+        updateReading()
+    }
+
+    private func abandonUpstream(_ exchange: Exchange) {
+        exchange.timer?.cancel()
+        if let connection = exchange.connection { pool.discard(connection) }
+        exchange.upstream = .detached
+        exchange.pending.removeAll()
+    }
+
+    // MARK: - Timers
+
+    /// One timer per exchange covers the response-head timeout (from the end of the request) and the idle
+    /// timeout (no byte either way); it re-arms itself instead of being rescheduled on every chunk.
+    private func armTimer(_ exchange: Exchange) {
+        let config = exchange.route.target.config
+        let deadline: NIODeadline
+        if exchange.response == .awaitingHead, let sentAt = exchange.sentAt {
+            deadline = sentAt + config.responseTimeout
+        } else {
+            deadline = exchange.lastActivity + config.idleTimeout
+        }
+        exchange.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            self.timerFired(exchange)
+        }
+    }
+
+    private func timerFired(_ exchange: Exchange) {
+        guard case .active(let current) = state, current === exchange, exchange.connection != nil else { return }
+        let config = exchange.route.target.config
+        let now = NIODeadline.now()
+        let expired: Bool
+        if exchange.response == .awaitingHead, let sentAt = exchange.sentAt {
+            expired = now >= sentAt + config.responseTimeout
+        } else {
+            expired = now >= exchange.lastActivity + config.idleTimeout
+        }
+        guard expired else {
+            armTimer(exchange)
+            return
+        }
+        if exchange.response == .awaitingHead {
+            abandonUpstream(exchange)
+            let phase = exchange.sentAt == nil ? "idle while sending the request" : "response head"
+            finishWithLocal(exchange, .problem(.upstreamTimeout(upstream: exchange.route.target.name, phase: phase), requestID: exchange.requestID),
+                            close: !exchange.requestComplete)
+        } else {
+            abandonUpstream(exchange)
+            log(exchange, outcome: "upstream idle timeout mid-response")
+            state = .closed
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - Reading
+
+    private func setWaitingForUpstream(_ waiting: Bool) {
+        waitingForUpstream = waiting
+        updateReading()
+    }
+
+    private func updateReading() {
+        let pause: Bool
+        switch state {
+        case .active(let exchange):
+            pause = waitingForUpstream || (exchange.connection != nil && !upstreamWritable && !exchange.abandonedUpload)
+        default:
+            pause = false
+        }
+        if pause != readPaused {
+            readPaused = pause
+            try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: !pause)
+        }
+    }
+
+    // MARK: - Logging
+
+    private func log(_ exchange: Exchange, outcome: String?) {
+        guard runtime.logger.logLevel <= .info else { return }
+        let ms = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1_000_000
+        var metadata: Logger.Metadata = [
+            "method": "\(exchange.clientHead.method.rawValue)",
+            "path": "\(Self.path(of: exchange.clientHead.uri))",
+            "route": "\(exchange.route.name)",
+            "status": "\(exchange.status)",
+            "ms": "\(Int(ms.rounded()))",
+            "bytes_in": "\(exchange.bodyBytesIn)",
+            "bytes_out": "\(exchange.bodyBytesOut)",
+            "request_id": "\(exchange.requestID)",
+        ]
+        if let outcome { metadata["outcome"] = "\(outcome)" }
+        runtime.logger.info("request", metadata: metadata)
+    }
+}
+
+// MARK: - Pure helpers (unit-tested without a channel)
+
+extension ProxyHandler {
+    /// The path part of an origin-form request target.
+    static func path(of uri: String) -> Substring {
+        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            return uri[..<q]
+        }
+        return uri[...]
+    }
+
+    static func hasBody(_ head: HTTPRequestHead) -> Bool {
+        if head.headers.contains(name: "transfer-encoding") { return true }
+        if let length = head.headers.first(name: "content-length"), length != "0" { return true }
+        return false
+    }
+
+    /// Checks a request head before any route is consulted; `nil` when it may go on.
+    static func check(_ head: HTTPRequestHead, maxHeaderBytes: Int) -> GatewayError? {
+        if head.method == .CONNECT { return .notAProxy("CONNECT") }
+        guard head.uri.utf8.first == UInt8(ascii: "/") else {
+            return .notAProxy(head.uri == "*" ? "the asterisk-form target '*'" : "an absolute-form request target")
+        }
+        var size = head.uri.utf8.count + 16
+        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
+        if size > maxHeaderBytes { return .headersTooLarge(limit: maxHeaderBytes) }
+        if head.headers.contains(name: "transfer-encoding") && head.headers.contains(name: "content-length") {
+            return .malformedRequest("Content-Length together with Transfer-Encoding is ambiguous (request smuggling)")
+        }
+        let lengths = head.headers[canonicalForm: "content-length"]
+        if lengths.count > 1 || lengths.contains(where: { Int64($0) == nil || Int64($0)! < 0 }) {
+            return .malformedRequest("invalid Content-Length")
+        }
+        if head.headers.contains(name: "transfer-encoding") {
+            let codings = head.headers[canonicalForm: "transfer-encoding"].map { $0.lowercased() }
+            if codings != ["chunked"] { return .malformedRequest("unsupported Transfer-Encoding") }
+        }
+        if climbsOut(path(of: head.uri)) { return .pathTraversal }
+        return nil
+    }
+
+    /// Whether a path has a `.` or `..` segment once percent-decoded (also across `%2F`), or a backslash or
+    /// NUL that some servers treat as a separator or terminator.
+    static func climbsOut(_ path: Substring) -> Bool {
+        let utf8 = path.utf8
+        // Fast path: nothing that could form a dot segment.
+        if !utf8.contains(UInt8(ascii: ".")) && !utf8.contains(UInt8(ascii: "%")) && !utf8.contains(UInt8(ascii: "\\")) {
+            return false
+        }
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(utf8.count)
+        var i = utf8.startIndex
+        while i != utf8.endIndex {
+            let byte = utf8[i]
+            if byte == UInt8(ascii: "%"),
+               let h = utf8.index(i, offsetBy: 1, limitedBy: utf8.endIndex), h != utf8.endIndex,
+               let l = utf8.index(h, offsetBy: 1, limitedBy: utf8.endIndex), l != utf8.endIndex,
+               let hi = hexValue(utf8[h]), let lo = hexValue(utf8[l])
+            {
+                decoded.append(hi << 4 | lo)
+                i = utf8.index(after: l)
+            } else {
+                decoded.append(byte)
+                i = utf8.index(after: i)
+            }
+        }
+        if decoded.contains(0) || decoded.contains(UInt8(ascii: "\\")) { return true }
+        for segment in decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            if segment.elementsEqual([UInt8(ascii: ".")]) || segment.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
+                return true
+            }
+        }
+        return false
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    static func isTimeout(_ error: any Error) -> Bool {
+        if let e = error as? ChannelError, case .connectTimeout = e { return true }
+        return false
+    }
+
+    static func describe(connectError error: any Error) -> String {
+        if let e = error as? ChannelError, case .connectTimeout = e { return "connect timed out" }
+        if let e = error as? NIOConnectionError {
+            if let first = e.connectionErrors.first { return "\(first.target): \(first.error)" }
+            return "could not resolve \(e.host)"
+        }
+        return String(describing: error)
+    }
+}
+
+/// `X-Request-ID`: the client's when it is sane, else a fresh random one.
+enum RequestID {
+    static func from(_ headers: HTTPHeaders) -> String? {
+        guard let id = headers.first(name: "x-request-id"), !id.isEmpty, id.utf8.count <= 128,
+              id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+        else { return nil }
+        return id
+    }
+
+    static func generate() -> String {
+        var rng = SystemRandomNumberGenerator()
+        let a = rng.next() as UInt64
+        let b = rng.next() as UInt64
+        return hex(a) + hex(b)
+    }
+
+    private static func hex(_ v: UInt64) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+}

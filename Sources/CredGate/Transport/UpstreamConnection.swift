@@ -1,0 +1,236 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// The receiving side of an exchange with an upstream connection; the client connection's handler.
+/// All calls arrive on the connection's event loop.
+protocol UpstreamDelegate: AnyObject {
+    func upstreamReceived(_ part: HTTPClientResponsePart)
+    func upstreamReadComplete()
+    func upstreamWritabilityChanged(_ writable: Bool)
+    func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?)
+}
+
+/// One keep-alive connection to an upstream, owned by the pool of the event loop it lives on.
+final class UpstreamConnection {
+    let channel: any Channel
+    let target: UpstreamTarget
+    /// The exchange using this connection; `nil` while it sits idle in the pool.
+    weak var delegate: (any UpstreamDelegate)?
+    /// Whether this connection served a request before (a stale one may be retried once).
+    var served = 0
+    var idleSince: NIODeadline = .now()
+    private(set) var isClosed = false
+
+    init(channel: any Channel, target: UpstreamTarget) {
+        self.channel = channel
+        self.target = target
+    }
+
+    var isUsable: Bool { !isClosed && channel.isActive }
+
+    func write(_ part: HTTPClientRequestPart) {
+        channel.write(NIOAny(part), promise: nil)
+    }
+
+    func flush() { channel.flush() }
+
+    func setAutoRead(_ on: Bool) {
+        try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: on)
+    }
+
+    /// Closes the connection; the delegate (if any) is detached first so it gets no callback.
+    func close() {
+        delegate = nil
+        guard !isClosed else { return }
+        isClosed = true
+        channel.close(promise: nil)
+    }
+
+    fileprivate func closed(error: (any Error)?, pool: UpstreamPool?) {
+        let wasClosed = isClosed
+        isClosed = true
+        if let delegate {
+            self.delegate = nil
+            delegate.upstreamClosed(self, error: error)
+        } else if !wasClosed {
+            pool?.forget(self)
+        }
+    }
+}
+
+/// The last handler of an upstream channel: hands everything to the connection's current delegate.
+final class UpstreamHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    var connection: UpstreamConnection?  // cleared on close, which breaks the channel <-> connection cycle
+    weak var pool: UpstreamPool?
+    private var reportedClose = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if let delegate = connection?.delegate {
+            delegate.upstreamReceived(part)
+        } else {
+            // Bytes on an idle pooled connection: it is no longer in a known state.
+            if let connection {
+                connection.closed(error: nil, pool: pool)
+            }
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        connection?.delegate?.upstreamReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        connection?.delegate?.upstreamWritabilityChanged(context.channel.isWritable)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        reportClose(error: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        reportClose(error: error)
+        context.close(promise: nil)
+    }
+
+    private func reportClose(error: (any Error)?) {
+        guard !reportedClose, let connection else { return }
+        reportedClose = true
+        connection.closed(error: error, pool: pool)
+        self.connection = nil
+    }
+}
+
+/// Keep-alive upstream connections of one event loop. Used only on that loop: no locks, no thread hops.
+final class UpstreamPool {
+    let eventLoop: any EventLoop
+    private var idle: [[UpstreamConnection]]
+    private var live: [ObjectIdentifier: UpstreamConnection] = [:]
+    private var sweeper: RepeatedTask?
+
+    init(eventLoop: any EventLoop, targets: Int) {
+        self.eventLoop = eventLoop
+        self.idle = Array(repeating: [], count: targets)
+    }
+
+    /// Starts the periodic sweep of idle connections past their timeout.
+    func start() {
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        sweeper = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            loopBound.value.sweep()
+        }
+    }
+
+    func shutdown() {
+        sweeper?.cancel()
+        for connections in idle { for c in connections { c.close() } }
+        idle = idle.map { _ in [] }
+        for c in live.values { c.close() }
+        live = [:]
+    }
+
+    /// Hands out a connection: an idle pooled one synchronously when there is one (the common path), else a new
+    /// one once connected. `reused` tells the caller a stale-connection retry is possible.
+    func acquire(_ target: UpstreamTarget, _ done: @escaping (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void) {
+        eventLoop.preconditionInEventLoop()
+        while let connection = idle[target.key].popLast() {
+            if connection.isUsable {
+                done(.success((connection, true)))
+                return
+            }
+            connection.close()
+        }
+        connect(target, done)
+    }
+
+    /// A fresh connection, never a pooled one (used to retry after a stale pooled connection).
+    func connect(_ target: UpstreamTarget, _ done: @escaping (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void) {
+        let ssl = target.sslContext
+        let hostname = target.tlsServerHostname
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(target.config.connectTimeout)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                do {
+                    let sync = channel.pipeline.syncOperations
+                    if let ssl {
+                        try sync.addHandler(NIOSSLClientHandler(context: ssl, serverHostname: hostname))
+                    }
+                    try sync.addHTTPClientHandlers()
+                    try sync.addHandler(UpstreamHandler())
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+        let loopBound = NIOLoopBound((self, done), eventLoop: eventLoop)
+        bootstrap.connect(host: target.config.url.host, port: target.config.url.port).whenComplete { result in
+            let (pool, done) = loopBound.value
+            switch result {
+            case .success(let channel):
+                do {
+                    let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+                    let connection = UpstreamConnection(channel: channel, target: target)
+                    handler.connection = connection
+                    handler.pool = pool
+                    pool.live[ObjectIdentifier(connection)] = connection
+                    done(.success((connection, false)))
+                } catch {
+                    channel.close(promise: nil)
+                    done(.failure(error))
+                }
+            case .failure(let error):
+                done(.failure(error))
+            }
+        }
+    }
+
+    /// Takes a connection back after a complete exchange; closes it if the pool for its upstream is full.
+    func release(_ connection: UpstreamConnection) {
+        connection.delegate = nil
+        guard connection.isUsable else {
+            forget(connection)
+            return
+        }
+        guard idle[connection.target.key].count < connection.target.config.maxIdleConnections else {
+            discard(connection)
+            return
+        }
+        connection.served += 1
+        connection.idleSince = .now()
+        connection.setAutoRead(true)
+        idle[connection.target.key].append(connection)
+    }
+
+    /// Closes a connection that must not be reused.
+    func discard(_ connection: UpstreamConnection) {
+        forget(connection)
+        connection.close()
+    }
+
+    fileprivate func forget(_ connection: UpstreamConnection) {
+        live[ObjectIdentifier(connection)] = nil
+        let key = connection.target.key
+        if let i = idle[key].firstIndex(where: { $0 === connection }) { idle[key].remove(at: i) }
+    }
+
+    private func sweep() {
+        let now = NIODeadline.now()
+        for key in idle.indices where !idle[key].isEmpty {
+            idle[key].removeAll { connection in
+                let expired = !connection.isUsable
+                    || now - connection.idleSince >= connection.target.config.poolIdleTimeout
+                if expired {
+                    live[ObjectIdentifier(connection)] = nil
+                    connection.close()
+                }
+                return expired
+            }
+        }
+    }
+}

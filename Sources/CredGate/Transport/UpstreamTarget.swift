@@ -1,0 +1,40 @@
+import NIOCore
+import NIOSSL
+
+/// An upstream ready for the data path: its config, the TLS context built once at start-up, and a small integer
+/// key for the per-loop pools.
+public final class UpstreamTarget: Sendable {
+    public let name: String
+    public let key: Int
+    public let config: UpstreamConfig
+    let sslContext: NIOSSLContext?
+
+    var hostHeader: String { config.url.hostHeader }
+    var basePath: String { config.url.basePath }
+
+    init(key: Int, config: UpstreamConfig) throws {
+        self.name = config.name
+        self.key = key
+        self.config = config
+        if config.url.scheme == .https {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.applicationProtocols = ["http/1.1"]  // HTTP/2 is much slower for bulk bodies here
+            tls.certificateVerification = .fullVerification
+            if let caFile = config.caFile {
+                tls.trustRoots = .file(caFile)
+            }
+            self.sslContext = try NIOSSLContext(configuration: tls)
+        } else {
+            self.sslContext = nil
+        }
+    }
+
+    /// The SNI / verification host name: `nil` for IP literals, which carry no SNI (the certificate is still
+    /// checked against the IP address).
+    var tlsServerHostname: String? {
+        let host = config.url.host
+        if host.contains(":") { return nil }
+        if host.split(separator: ".").count == 4 && host.allSatisfy({ $0.isNumber || $0 == "." }) { return nil }
+        return host
+    }
+}

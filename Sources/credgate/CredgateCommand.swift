@@ -1,0 +1,160 @@
+import ArgumentParser
+import CredGate
+import Foundation
+import Logging
+import Sandbox
+
+@main
+struct CredgateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "credgate",
+        abstract: "A local gateway that holds an API platform's credentials so that apps don't have to.",
+        version: CredGateVersion.string,
+        subcommands: [Serve.self, CheckConfig.self, SandboxCommand.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// Options shared by the commands that read a configuration.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Configuration file (env CREDGATE_CONFIG).", valueName: "path"))
+    var config: String?
+
+    var resolvedPath: String {
+        config ?? ProcessInfo.processInfo.environment["CREDGATE_CONFIG"] ?? "Config/credgate.yaml"
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Listen for requests and forward them to the platform with the route's credentials.")
+
+    @OptionGroup var configOptions: ConfigOptions
+
+    @Option(help: "Address to listen on, overriding the config (env CREDGATE_HOST; default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port to listen on, overriding the config (env CREDGATE_PORT; default 8080; 0 picks a free one).")
+    var port: Int?
+
+    @Flag(help: "Start the built-in Assured sandbox on a free loopback port and point the 'assured' upstream at it.")
+    var sandbox = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env CREDGATE_LOG_LEVEL).")
+    var logLevel: String?
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let logger = makeLogger(level: logLevel ?? env["CREDGATE_LOG_LEVEL"])
+        var environment = env
+        var sandboxServer: SandboxServer?
+        if sandbox {
+            let key = "sandbox-" + UUID().uuidString.lowercased()
+            let server = try await SandboxServer.start(SandboxOptions(apiKey: key))
+            sandboxServer = server
+            environment["ASSURED_BASE_URL"] = server.baseURL
+            environment["ASSURED_API_KEY"] = key
+            environment.removeValue(forKey: "ASSURED_API_KEY_FILE")
+        }
+        var config: GatewayConfig
+        do {
+            config = try ConfigLoader.load(path: configOptions.resolvedPath, environment: environment)
+        } catch {
+            printError("credgate: refusing to start, \(error.issues.count) problem(s) in \(configOptions.resolvedPath):")
+            for issue in error.issues { printError("  \(issue)") }
+            try? await sandboxServer?.shutdown()
+            throw ExitCode(1)
+        }
+        if let sandboxServer, let url = URLComponents(string: sandboxServer.baseURL), var upstream = config.upstreams["assured"] {
+            upstream.url = UpstreamURL(scheme: .http, host: url.host ?? "127.0.0.1", port: url.port ?? 80)
+            config.upstreams["assured"] = upstream
+        }
+        if let host = host ?? env["CREDGATE_HOST"] { config.listen.host = host }
+        if let port = try port ?? env["CREDGATE_PORT"].map(parsePort) { config.listen.port = port }
+
+        let gateway = try await Gateway.start(config: config, logger: logger)
+        let listening = "http://\(config.listen.host.contains(":") ? "[\(config.listen.host)]" : config.listen.host):\(gateway.port)"
+        logger.notice("credgate listening", metadata: ["address": "\(listening)", "routes": "\(config.routes.count)"])
+        if let sandboxServer {
+            logger.notice("sandbox platform started", metadata: ["address": "\(sandboxServer.baseURL)"])
+            say("credgate \(CredGateVersion.string) listening on \(listening), forwarding to the sandbox at \(sandboxServer.baseURL)")
+            say("try: curl \(listening)/api/v1/users/providers-list/")
+        } else {
+            say("credgate \(CredGateVersion.string) listening on \(listening) with \(config.routes.count) route(s)")
+        }
+        await SignalWaiter.waitForTermination()
+        logger.notice("credgate shutting down")
+        try await gateway.shutdown()
+        try? await sandboxServer?.shutdown()
+    }
+
+    private func parsePort(_ s: String) throws -> Int {
+        guard let p = Int(s), (0...65535).contains(p) else {
+            throw ValidationError("CREDGATE_PORT must be a port number, got '\(s)'")
+        }
+        return p
+    }
+}
+
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Check a configuration and print every problem with its YAML path; exits 1 if there is any.")
+
+    @OptionGroup var configOptions: ConfigOptions
+
+    func run() throws {
+        do {
+            let config = try ConfigLoader.load(path: configOptions.resolvedPath, environment: ProcessInfo.processInfo.environment)
+            print("\(configOptions.resolvedPath): OK (\(config.upstreams.count) upstream(s), \(config.credentials.count) credential(s), \(config.routes.count) route(s))")
+        } catch {
+            for issue in error.issues { print(issue) }
+            printError("\(configOptions.resolvedPath): \(error.issues.count) problem(s)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct SandboxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sandbox",
+        abstract: "Run the emulator of the Assured platform on its own, for trying credgate without an account.")
+
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port = 8081
+
+    @Option(help: "The API key the sandbox accepts (default: env SANDBOX_API_KEY, else a random one that is printed).")
+    var apiKey: String?
+
+    func run() async throws {
+        let key = apiKey ?? ProcessInfo.processInfo.environment["SANDBOX_API_KEY"]
+        let chosen = key ?? ("sandbox-" + UUID().uuidString.lowercased())
+        if key == nil {
+            print("sandbox API key (random, for this run only): \(chosen)")
+        }
+        try await SandboxServer.run(SandboxOptions(apiKey: chosen, host: host, port: port))
+    }
+}
+
+func makeLogger(level: String?) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = .info
+        return handler
+    }
+    var logger = Logger(label: "credgate")
+    logger.logLevel = level.flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+    return logger
+}
+
+/// Writes a line to standard output unbuffered, so scripts waiting for it see it at once.
+func say(_ s: String) {
+    FileHandle.standardOutput.write(Data((s + "\n").utf8))
+}
+
+func printError(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
