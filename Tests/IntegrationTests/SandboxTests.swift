@@ -16,16 +16,16 @@ struct SandboxTests {
 
     @Test func requestsWithoutOrWithAWrongKeyGet401AndAreRecorded() async throws {
         try await withSandbox { sandbox, client in
-            let missing = try await client.send(.GET, sandbox.baseURL + "/api/v1/users/providers-list/", key: nil)
+            let missing = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/users/providers-list/", key: nil)
             #expect(missing.status.code == 401)
-            #expect(try await missing.object() as? [String: String] == ["detail": "Invalid API key"])
+            #expect(try await missing.sandboxObject() as? [String: String] == ["detail": "Invalid API key"])
             #expect(missing.headers.first(name: "content-type") == "application/json")
 
-            let wrong = try await client.send(.GET, sandbox.baseURL + "/api/v1/users/providers-list/?limit=5", key: "nope")
+            let wrong = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/users/providers-list/?limit=5", key: "nope")
             #expect(wrong.status.code == 401)
 
             // A key differing only in its last byte, and a doubled header holding the right key, fail too.
-            let almost = try await client.send(.GET, sandbox.baseURL + "/api/v1/x/", key: String(Self.apiKey.dropLast()) + "X")
+            let almost = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/x/", key: String(Self.apiKey.dropLast()) + "X")
             #expect(almost.status.code == 401)
             var doubled = HTTPClientRequest(url: sandbox.baseURL + "/api/v1/x/")
             doubled.headers.add(name: "x-api-key", value: Self.apiKey)
@@ -33,10 +33,10 @@ struct SandboxTests {
             #expect(try await client.execute(doubled, timeout: .seconds(10)).status.code == 401)
 
             // A rejected upload is not read, and the connection still serves the next request.
-            let upload = try await client.send(.POST, sandbox.baseURL + "/api/v1/files/handle/", key: "nope",
+            let upload = try await client.sandboxSend(.POST, sandbox.baseURL + "/api/v1/files/handle/", key: "nope",
                                                body: Array(repeating: 0x41, count: 300_000))
             #expect(upload.status.code == 401)
-            let after = try await client.send(.GET, sandbox.baseURL + "/api/v1/users/providers-list/")
+            let after = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/users/providers-list/")
             #expect(after.status.code == 200)
 
             let all = await sandbox.recorder.all()
@@ -58,7 +58,7 @@ struct SandboxTests {
         try await withSandbox { sandbox, client in
             let list = sandbox.baseURL + "/api/v1/users/providers-list/"
 
-            let first = try await client.send(.GET, list).object()
+            let first = try await client.sandboxSend(.GET, list).sandboxObject()
             #expect(first["count"] as? Int == 57)
             #expect(first["previous"] is NSNull)
             #expect(first["next"] as? String == list + "?limit=10&offset=10")
@@ -72,6 +72,11 @@ struct SandboxTests {
                 #expect((provider["npi"] as? String)?.count == 10)
             }
 
+            // Fields in the platform's order, compact, like DRF's renderer.
+            let raw = try await client.sandboxSend(.GET, list + "?limit=1").body.collect(upTo: 1 << 20)
+            let text = String(decoding: raw.readableBytesView, as: UTF8.self)
+            #expect(text.hasPrefix("{\"count\":57,\"next\":\"\(list)?limit=1&offset=1\",\"previous\":null,\"results\":[{\"id\":\""))
+
             // Follow `next` to the end: every provider once, the last page's `next` is null.
             var ids: [String] = []
             var url: String? = list
@@ -79,7 +84,7 @@ struct SandboxTests {
             var lastPage: [String: Any] = [:]
             while let current = url {
                 #expect(current.hasPrefix(sandbox.baseURL + "/"), "link not absolute: \(current)")
-                lastPage = try await client.send(.GET, current).object()
+                lastPage = try await client.sandboxSend(.GET, current).sandboxObject()
                 ids += (lastPage["results"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
                 url = lastPage["next"] as? String
                 pages += 1
@@ -91,17 +96,17 @@ struct SandboxTests {
 
             // DRF details: offset falls off `previous` when it would reach 0; limit is capped at 100;
             // other parameters are kept, keys sorted, values re-encoded.
-            let second = try await client.send(.GET, list + "?offset=5").object()
+            let second = try await client.sandboxSend(.GET, list + "?offset=5").sandboxObject()
             #expect(second["previous"] as? String == list + "?limit=10")
             #expect(second["next"] as? String == list + "?limit=10&offset=15")
-            let capped = try await client.send(.GET, list + "?limit=500").object()
+            let capped = try await client.sandboxSend(.GET, list + "?limit=500").sandboxObject()
             #expect((capped["results"] as? [Any])?.count == 57)
             #expect(capped["next"] is NSNull)
-            let tail = try await client.send(.GET, list + "?zeta=a%20b&limit=25&offset=50&active=true").object()
+            let tail = try await client.sandboxSend(.GET, list + "?zeta=a%20b&limit=25&offset=50&active=true").sandboxObject()
             #expect((tail["results"] as? [Any])?.count == 7)
             #expect(tail["next"] is NSNull)
             #expect(tail["previous"] as? String == list + "?active=true&limit=25&offset=25&zeta=a+b")
-            let bad = try await client.send(.GET, list + "?limit=0&offset=x").object()
+            let bad = try await client.sandboxSend(.GET, list + "?limit=0&offset=x").sandboxObject()
             #expect((bad["results"] as? [Any])?.count == 10)
             #expect(bad["next"] as? String == list + "?limit=10&offset=10")
 
@@ -109,12 +114,12 @@ struct SandboxTests {
             var viaGateway = HTTPClientRequest(url: list + "?limit=20")
             viaGateway.headers.add(name: "Host", value: "gateway.local:8443")
             viaGateway.headers.add(name: "x-api-key", value: Self.apiKey)
-            let proxied = try await client.execute(viaGateway, timeout: .seconds(10)).object()
+            let proxied = try await client.execute(viaGateway, timeout: .seconds(10)).sandboxObject()
             #expect(proxied["next"] as? String == "http://gateway.local:8443/api/v1/users/providers-list/?limit=20&offset=20")
 
             // Ids are the same in every sandbox.
             try await withSandbox { other, otherClient in
-                let again = try await otherClient.send(.GET, other.baseURL + "/api/v1/users/providers-list/?limit=100").object()
+                let again = try await otherClient.sandboxSend(.GET, other.baseURL + "/api/v1/users/providers-list/?limit=100").sandboxObject()
                 let otherIds = (again["results"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
                 #expect(otherIds == ids)
             }
@@ -150,12 +155,12 @@ struct SandboxTests {
                     #expect(echo["query"] is NSNull)
                 }
                 #expect(echo["body_bytes"] as? Int == body.count)
-                #expect(echo["body_sha256"] as? String == SHA256.hash(data: body).hex)
+                #expect(echo["body_sha256"] as? String == SHA256.hash(data: body).sandboxHex)
                 let recorded = try #require(await sandbox.recorder.last())
                 #expect(recorded.uri == c.target)
                 #expect(recorded.method == c.method)
                 #expect(recorded.bodyBytes == body.count)
-                #expect(recorded.bodySHA256 == SHA256.hash(data: body).hex)
+                #expect(recorded.bodySHA256 == SHA256.hash(data: body).sandboxHex)
             }
 
             // Headers are recorded in arrival order with their case; Host first.
@@ -180,7 +185,7 @@ struct SandboxTests {
             request.body = .stream(SeededChunks(seed: 42, total: size), length: .known(Int64(size)))
             let response = try await client.execute(request, timeout: .seconds(120))
             #expect(response.status.code == 200)
-            let echo = try await response.object()
+            let echo = try await response.sandboxObject()
             #expect(echo["method"] as? String == "POST")
             #expect(echo["path"] as? String == "/api/v1/files/handle/")
             #expect(echo["query"] as? String == "name=big.pdf")
@@ -201,13 +206,13 @@ struct SandboxTests {
         }
         #expect(SandboxPayload.byte(at: 0) == 7 && SandboxPayload.byte(at: 1) == 38 && SandboxPayload.byte(at: 9) == 30)
         let small = (0..<100_003).map { SandboxPayload.byte(at: $0) }
-        #expect(SandboxPayload.sha256Hex(count: 100_003) == SHA256.hash(data: small).hex)
+        #expect(SandboxPayload.sha256Hex(count: 100_003) == SHA256.hash(data: small).sandboxHex)
     }
 
     @Test(arguments: [20 * 1024 * 1024, 100_003, 0])
     func downloadStreamsDeterministicBytes(size: Int) async throws {
         try await withSandbox { sandbox, client in
-            let response = try await client.send(.GET, sandbox.baseURL + "/api/v1/sandbox/download/?bytes=\(size)")
+            let response = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/sandbox/download/?bytes=\(size)")
             #expect(response.status.code == 200)
             #expect(response.headers.first(name: "content-length") == String(size))
             #expect(response.headers.first(name: "content-type") == "application/octet-stream")
@@ -222,16 +227,28 @@ struct SandboxTests {
                 count += buffer.readableBytes
             }
             #expect(count == size)
-            #expect(received.finalize().hex == reference.finalize().hex)
+            #expect(received.finalize().sandboxHex == reference.finalize().sandboxHex)
+        }
+    }
+
+    @Test func headOfADownloadGivesItsLengthWithoutTheBody() async throws {
+        try await withSandbox { sandbox, _ in
+            let reply = try await RawHTTP.exchange(
+                port: sandbox.port,
+                head: "HEAD /api/v1/sandbox/download/?bytes=5000000000 HTTP/1.1\r\nHost: x\r\nx-api-key: \(Self.apiKey)\r\nConnection: close\r\n\r\n"
+            )
+            #expect(reply.status == 200)
+            #expect(reply.head.lowercased().contains("content-length: 5000000000"))
+            #expect(reply.body.isEmpty)
         }
     }
 
     @Test func downloadWithoutAValidSizeIs400() async throws {
         try await withSandbox { sandbox, client in
-            let missing = try await client.send(.GET, sandbox.baseURL + "/api/v1/sandbox/download/")
+            let missing = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/sandbox/download/")
             #expect(missing.status.code == 400)
-            #expect(try await missing.object()["bytes"] as? [String] == ["This field is required."])
-            let negative = try await client.send(.GET, sandbox.baseURL + "/api/v1/sandbox/download/?bytes=-1")
+            #expect(try await missing.sandboxObject()["bytes"] as? [String] == ["This field is required."])
+            let negative = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/sandbox/download/?bytes=-1")
             #expect(negative.status.code == 400)
         }
     }
@@ -240,7 +257,7 @@ struct SandboxTests {
 
     @Test func deletingAPracticeLocationProviderAnswers204() async throws {
         try await withSandbox { sandbox, client in
-            let response = try await client.send(.DELETE, sandbox.baseURL + "/api/v1/users/practice-location-provider/3f0c9a52-1f7e-4a1b-9c11-2b1a8f3e9d10/")
+            let response = try await client.sandboxSend(.DELETE, sandbox.baseURL + "/api/v1/users/practice-location-provider/3f0c9a52-1f7e-4a1b-9c11-2b1a8f3e9d10/")
             #expect(response.status.code == 204)
             #expect(response.headers.first(name: "content-length") == nil)
             #expect(response.headers.first(name: "transfer-encoding") == nil)
@@ -248,41 +265,41 @@ struct SandboxTests {
             #expect(await sandbox.recorder.last()?.method == "DELETE")
 
             // Without the id segment it is not that route: the echo answers.
-            let other = try await client.send(.DELETE, sandbox.baseURL + "/api/v1/users/practice-location-provider/")
+            let other = try await client.sandboxSend(.DELETE, sandbox.baseURL + "/api/v1/users/practice-location-provider/")
             #expect(other.status.code == 200)
         }
     }
 
     @Test func controlEndpointsListAndResetTheRecorder() async throws {
         try await withSandbox { sandbox, client in
-            _ = try await client.send(.GET, sandbox.baseURL + "/api/v1/users/providers-list/?limit=2")
-            _ = try await client.send(.POST, sandbox.baseURL + "/api/v1/users/invite-providers/", body: Array("[{}]".utf8))
-            let outside = try await client.send(.GET, sandbox.baseURL + "/api/v2/nothing/", key: nil)
+            _ = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/users/providers-list/?limit=2")
+            _ = try await client.sandboxSend(.POST, sandbox.baseURL + "/api/v1/users/invite-providers/", body: Array("[{}]".utf8))
+            let outside = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v2/nothing/", key: nil)
             #expect(outside.status.code == 404)
-            #expect(try await outside.object()["detail"] as? String == "Not found.")
+            #expect(try await outside.sandboxObject()["detail"] as? String == "Not found.")
 
-            let health = try await client.send(.GET, sandbox.baseURL + "/sandbox/healthz", key: nil)
+            let health = try await client.sandboxSend(.GET, sandbox.baseURL + "/sandbox/healthz", key: nil)
             #expect(health.status.code == 200)
 
             // The control endpoints need no key and are not recorded themselves.
-            let listed = try await client.send(.GET, sandbox.baseURL + "/sandbox/requests", key: nil)
+            let listed = try await client.sandboxSend(.GET, sandbox.baseURL + "/sandbox/requests", key: nil)
             #expect(listed.status.code == 200)
             let decoded = try JSONDecoder().decode([RecordedRequest].self, from: Data(try await listed.body.collect(upTo: 1 << 20).readableBytesView))
             #expect(decoded.map(\.uri) == ["/api/v1/users/providers-list/?limit=2", "/api/v1/users/invite-providers/", "/api/v2/nothing/"])
             #expect(decoded[1].bodyBytes == 4)
-            #expect(decoded[1].bodySHA256 == SHA256.hash(data: Array("[{}]".utf8)).hex)
+            #expect(decoded[1].bodySHA256 == SHA256.hash(data: Array("[{}]".utf8)).sandboxHex)
             #expect(decoded == (await sandbox.recorder.all()))
 
-            let reset = try await client.send(.DELETE, sandbox.baseURL + "/sandbox/requests", key: nil)
+            let reset = try await client.sandboxSend(.DELETE, sandbox.baseURL + "/sandbox/requests", key: nil)
             #expect(reset.status.code == 204)
             #expect(await sandbox.recorder.all().isEmpty)
             #expect(await sandbox.recorder.last() == nil)
 
-            _ = try await client.send(.GET, sandbox.baseURL + "/api/v1/a/")
+            _ = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/a/")
             await sandbox.recorder.reset()
             #expect(await sandbox.recorder.count(path: "/api/v1/a/") == 0)
 
-            #expect(try await client.send(.GET, sandbox.baseURL + "/sandbox/other", key: nil).status.code == 404)
+            #expect(try await client.sandboxSend(.GET, sandbox.baseURL + "/sandbox/other", key: nil).status.code == 404)
         }
     }
 
@@ -335,9 +352,9 @@ struct SandboxTests {
     }
 }
 
-extension HTTPClient {
+fileprivate extension HTTPClient {
     /// Sends a request with the test key (or the given one; nil sends none).
-    func send(_ method: HTTPMethod, _ url: String, key: String? = SandboxTests.apiKey, body: [UInt8]? = nil) async throws -> HTTPClientResponse {
+    func sandboxSend(_ method: HTTPMethod, _ url: String, key: String? = SandboxTests.apiKey, body: [UInt8]? = nil) async throws -> HTTPClientResponse {
         var request = HTTPClientRequest(url: url)
         request.method = method
         if let key { request.headers.add(name: "x-api-key", value: key) }
@@ -346,23 +363,24 @@ extension HTTPClient {
     }
 }
 
-extension HTTPClientResponse {
-    enum JSONError: Error { case notAnObject }
+fileprivate extension HTTPClientResponse {
+    enum SandboxJSONError: Error { case notAnObject }
 
     /// The body parsed as a JSON object.
     func object() async throws -> [String: Any] {
         let buffer = try await body.collect(upTo: 16 << 20)
         guard let object = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
-            throw JSONError.notAnObject
+            throw SandboxJSONError.notAnObject
         }
         return object
     }
 }
 
-extension Sequence where Element == UInt8 {
-    var hex: String { map { String(format: "%02x", $0) }.joined() }
+fileprivate extension Sequence where Element == UInt8 {
+    var sandboxHex: String { map { String(format: "%02x", $0) }.joined() }
 }
 
+extension SandboxTests {
 /// A deterministic pseudo-random body, generated chunk by chunk (SplitMix64), so a big upload never sits in memory.
 struct SeededChunks: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
@@ -411,7 +429,7 @@ struct SeededChunks: AsyncSequence, Sendable {
             hasher.update(data: bytes(state: &state, count: n))
             remaining -= n
         }
-        return hasher.finalize().hex
+        return hasher.finalize().sandboxHex
     }
 }
 
@@ -436,13 +454,14 @@ enum RawHTTP {
     }
 
     private static func exchangeBlocking(port: Int, bytes: [UInt8]) throws -> Reply {
-        #if os(Linux)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // POSIX calls are module-qualified: a test helper named `send` elsewhere in this module would shadow them.
+        #if canImport(Glibc)
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
-        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        let fd = Darwin.socket(AF_INET, SOCK_STREAM, 0)
         #endif
         guard fd >= 0 else { throw Failure.socket(errno) }
-        defer { close(fd) }
+        defer { _ = sysClose(fd) }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -450,19 +469,19 @@ enum RawHTTP {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sysConnect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw Failure.connect(errno) }
         var sent = 0
         while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, 0) }
+            let n = bytes.withUnsafeBytes { sysSend(fd, $0.baseAddress! + sent, $0.count - sent, 0) }
             guard n > 0 else { throw Failure.socket(errno) }
             sent += n
         }
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            let n = chunk.withUnsafeMutableBytes { sysRecv(fd, $0.baseAddress!, $0.count, 0) }
             if n < 0 { throw Failure.socket(errno) }
             if n == 0 { break }
             received += chunk[0..<n]
@@ -476,3 +495,16 @@ enum RawHTTP {
         return Reply(status: status, head: head, body: Array(received[split.upperBound...]))
     }
 }
+}
+
+#if canImport(Glibc)
+private let sysConnect = Glibc.connect
+private let sysSend = Glibc.send
+private let sysRecv = Glibc.recv
+private let sysClose = Glibc.close
+#else
+private let sysConnect = Darwin.connect
+private let sysSend = Darwin.send
+private let sysRecv = Darwin.recv
+private let sysClose = Darwin.close
+#endif
