@@ -28,6 +28,8 @@ struct SandboxResponder: HTTPResponder {
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let response = try await route(request, context: context)
+        // Method, path and status only: headers (the API key) and queries are never logged.
+        logger.debug("\(request.method) \(RequestTarget(request.head.path ?? "").path) -> \(response.status.code)")
         // A HEAD answer keeps the GET's headers but must carry no body.
         return request.method == .head ? response.createHeadResponse() : response
     }
@@ -51,10 +53,12 @@ struct SandboxResponder: HTTPResponder {
             return JSONResponses.detail(.unauthorized, "Invalid API key")
         }
 
-        switch (request.method, target.path) {
+        // Django answers HEAD with the GET view; `respond` then drops the body.
+        let method = request.method == .head ? .get : request.method
+        switch (method, target.path) {
         case (.get, "/api/v1/users/providers-list/"):
             await recorder.record(recorded)
-            return try providersList(request, target: target, context: context)
+            return providersList(request, target: target, context: context)
 
         case (.delete, let path) where Self.isPracticeLocationProvider(path):
             await recorder.record(recorded)
@@ -72,17 +76,16 @@ struct SandboxResponder: HTTPResponder {
     // MARK: Assured routes
 
     /// `GET /api/v1/users/providers-list/`: DRF limit/offset pagination over the fixed directory.
-    private func providersList(_ request: Request, target: RequestTarget, context: Context) throws -> Response {
+    private func providersList(_ request: Request, target: RequestTarget, context: Context) -> Response {
         let query = target.parameters
         let page = LimitOffsetPage(query: query, count: directory.providers.count)
         let base = origin(request, context: context) + target.path
-        let body = ProvidersPage(
-            count: page.count,
-            next: page.nextLink(base: base, query: query),
-            previous: page.previousLink(base: base, query: query),
-            results: Array(page.slice(directory.providers))
-        )
-        return try JSONResponses.json(.ok, body)
+        return JSONResponses.json(.ok, .object([
+            ("count", .int(page.count)),
+            ("next", .optional(page.nextLink(base: base, query: query))),
+            ("previous", .optional(page.previousLink(base: base, query: query))),
+            ("results", .array(page.slice(directory.providers).map(\.json))),
+        ]))
     }
 
     /// `DELETE /api/v1/users/practice-location-provider/{id}/`: one non-empty segment, then the slash.
@@ -136,10 +139,13 @@ struct SandboxResponder: HTTPResponder {
         recorded.bodyBytes = total
         recorded.bodySHA256 = digest
         await recorder.record(recorded)
-        return try JSONResponses.json(
-            .ok,
-            Echo(method: request.method.rawValue, path: target.path, query: target.query, body_bytes: total, body_sha256: digest)
-        )
+        return JSONResponses.json(.ok, .object([
+            ("method", .string(request.method.rawValue)),
+            ("path", .string(target.path)),
+            ("query", .optional(target.query)),  // null when the target had no `?`
+            ("body_bytes", .int(total)),
+            ("body_sha256", .string(digest)),
+        ]))
     }
 
     // MARK: Control routes (no key, not recorded)
@@ -147,12 +153,12 @@ struct SandboxResponder: HTTPResponder {
     private func control(_ request: Request, target: RequestTarget) async throws -> Response {
         switch (request.method, target.path) {
         case (.get, "/sandbox/requests"), (.head, "/sandbox/requests"):
-            return try JSONResponses.json(.ok, await recorder.all())
+            return try JSONResponses.encoded(.ok, await recorder.all())
         case (.delete, "/sandbox/requests"):
             await recorder.reset()
             return JSONResponses.noContent()
         case (.get, "/sandbox/healthz"), (.head, "/sandbox/healthz"):
-            return try JSONResponses.json(.ok, ["status": "ok"])
+            return JSONResponses.json(.ok, .object([("status", "ok")]))
         default:
             return JSONResponses.detail(.notFound, "Not found.")
         }
@@ -208,43 +214,5 @@ struct SandboxResponder: HTTPResponder {
             pairs.append([field.name.rawName, field.value])
         }
         return pairs
-    }
-}
-
-/// The echo answer; `query` is null when the target had no `?`.
-struct Echo: Encodable {
-    var method: String
-    var path: String
-    var query: String?
-    var body_bytes: Int
-    var body_sha256: String
-
-    enum CodingKeys: String, CodingKey { case method, path, query, body_bytes, body_sha256 }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(method, forKey: .method)
-        try c.encode(path, forKey: .path)
-        try c.encode(query, forKey: .query)
-        try c.encode(body_bytes, forKey: .body_bytes)
-        try c.encode(body_sha256, forKey: .body_sha256)
-    }
-}
-
-/// A DRF page of providers; `next`/`previous` are null at the ends.
-struct ProvidersPage: Encodable {
-    var count: Int
-    var next: String?
-    var previous: String?
-    var results: [SandboxProvider]
-
-    enum CodingKeys: String, CodingKey { case count, next, previous, results }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(count, forKey: .count)
-        try c.encode(next, forKey: .next)
-        try c.encode(previous, forKey: .previous)
-        try c.encode(results, forKey: .results)
     }
 }

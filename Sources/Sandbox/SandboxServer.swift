@@ -23,12 +23,31 @@ public final class SandboxServer: Sendable {
     /// Every request received, for tests to inspect.
     public let recorder: RequestRecorder
     private let task: Task<Void, any Error>
+    private let closeListener: @Sendable () async -> Void
 
-    private init(port: Int, baseURL: String, recorder: RequestRecorder, task: Task<Void, any Error>) {
+    private init(
+        port: Int,
+        baseURL: String,
+        recorder: RequestRecorder,
+        task: Task<Void, any Error>,
+        closeListener: @escaping @Sendable () async -> Void
+    ) {
         self.port = port
         self.baseURL = baseURL
         self.recorder = recorder
         self.task = task
+        self.closeListener = closeListener
+    }
+
+    /// A sandbox dropped without ``shutdown()`` still stops, abruptly.
+    deinit {
+        task.cancel()
+    }
+
+    /// The listening socket as `onServerRunning` hands it over: its port, and a way to close it.
+    struct Listener: Sendable {
+        var port: Int?
+        var close: @Sendable () async -> Void
     }
 
     /// Errors from starting the sandbox.
@@ -46,43 +65,53 @@ public final class SandboxServer: Sendable {
     /// Starts the sandbox and returns once it is listening; a bind failure is thrown from here.
     public static func start(_ options: SandboxOptions) async throws -> SandboxServer {
         let recorder = RequestRecorder()
-        let (ports, portContinuation) = AsyncThrowingStream<Int, any Error>.makeStream()
-        let app = makeApplication(options, recorder: recorder) { port in
-            portContinuation.yield(port ?? options.port)
+        let (listening, listeningContinuation) = AsyncThrowingStream<Listener, any Error>.makeStream()
+        let app = makeApplication(options, recorder: recorder) { listener in
+            listeningContinuation.yield(listener)
         }
         let task = Task {
             do {
                 try await app.run()
-                portContinuation.finish()
+                listeningContinuation.finish()
             } catch {
-                portContinuation.finish(throwing: error)
+                listeningContinuation.finish(throwing: error)
                 throw error
             }
         }
         do {
-            var iterator = ports.makeAsyncIterator()
-            guard let port = try await iterator.next() else { throw StartError.stoppedBeforeListening }
-            return SandboxServer(port: port, baseURL: baseURL(host: options.host, port: port), recorder: recorder, task: task)
+            var iterator = listening.makeAsyncIterator()
+            guard let listener = try await iterator.next() else { throw StartError.stoppedBeforeListening }
+            let port = listener.port ?? options.port
+            return SandboxServer(
+                port: port,
+                baseURL: baseURL(host: options.host, port: port),
+                recorder: recorder,
+                task: task,
+                closeListener: listener.close
+            )
         } catch {
             task.cancel()
             throw error
         }
     }
 
-    /// Stops listening and closes open connections (requests still in flight are cut off).
+    /// Stops accepting connections, then closes the open ones (a request still in flight is cut off).
     public func shutdown() async throws {
+        // Closing the listening socket first ends Hummingbird's accept loop normally; cancelling the server
+        // task then closes the connections a client keeps alive. Cancelling alone makes the accept loop log
+        // a CancellationError at error level.
+        await closeListener()
         task.cancel()
-        // Cancellation is the expected way out; anything else already surfaced while running.
         _ = await task.result
     }
 
     /// Runs in the foreground until SIGINT or SIGTERM, after printing one line saying where it listens.
     public static func run(_ options: SandboxOptions) async throws {
-        let app = makeApplication(options, recorder: RequestRecorder()) { port in
-            let port = port ?? options.port
+        let app = makeApplication(options, recorder: RequestRecorder()) { listener in
+            let port = listener.port ?? options.port
             writeLine(
                 "credgate sandbox (Assured Platform emulator) listening on \(baseURL(host: options.host, port: port))"
-                    + " — API under /api/v1/ (x-api-key required), recorded requests at /sandbox/requests"
+                    + "; API under /api/v1/ (x-api-key required), recorded requests at /sandbox/requests"
             )
         }
         try await app.runService()
@@ -93,7 +122,7 @@ public final class SandboxServer: Sendable {
     static func makeApplication(
         _ options: SandboxOptions,
         recorder: RequestRecorder,
-        onListening: @escaping @Sendable (_ port: Int?) -> Void
+        onListening: @escaping @Sendable (Listener) -> Void
     ) -> Application<SandboxResponder> {
         var logger = Logger(label: "credgate.sandbox")
         logger.logLevel = options.logLevel
@@ -101,7 +130,9 @@ public final class SandboxServer: Sendable {
         return Application(
             responder: responder,
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),
-            onServerRunning: { channel in onListening(channel.localAddress?.port) },
+            onServerRunning: { channel in
+                onListening(Listener(port: channel.localAddress?.port, close: { try? await channel.close() }))
+            },
             logger: logger
         )
     }
@@ -113,10 +144,10 @@ public final class SandboxServer: Sendable {
 
     /// Writes straight to file descriptor 1, so the line is seen at once even when stdout is a pipe.
     private static func writeLine(_ line: String) {
-        var bytes = Array((line + "\n").utf8)
+        let bytes = Array((line + "\n").utf8)
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
+            let n = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
             if n <= 0 { break }
             offset += n
         }

@@ -367,7 +367,7 @@ fileprivate extension HTTPClientResponse {
     enum SandboxJSONError: Error { case notAnObject }
 
     /// The body parsed as a JSON object.
-    func object() async throws -> [String: Any] {
+    func sandboxObject() async throws -> [String: Any] {
         let buffer = try await body.collect(upTo: 16 << 20)
         guard let object = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
             throw SandboxJSONError.notAnObject

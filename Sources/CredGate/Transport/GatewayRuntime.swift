@@ -26,7 +26,7 @@ public final class GatewayRuntime: Sendable {
     public let admin: AdminEndpoints
 
     /// Builds the runtime; `extraFilters` lets later stages (sessions, validation) add filters per route.
-    public init(config: GatewayConfig, logger: Logger) throws {
+    public init(config: GatewayConfig, logger: Logger, extraFilters: ((RouteConfig) -> [any RequestFilter])? = nil) throws {
         self.listen = config.listen
         self.logger = logger
         var targets: [UpstreamTarget] = []
@@ -54,6 +54,7 @@ public final class GatewayRuntime: Sendable {
                     filters.append(APIKeyFilter(header: header, value: value))
                 }
             }
+            if let extraFilters { filters += extraFilters(route) }
             let compiled = CompiledRoute(name: route.name, target: target, chain: FilterChain(filters), maxBodyBytes: route.maxBodyBytes)
             entries.append(.init(methods: route.methods, pattern: route.path, payload: compiled))
         }

@@ -32,6 +32,7 @@ final class Exchange {
     let started: NIODeadline
     let clientKeepAlive: Bool
     let expectsContinue: Bool
+    let hasBody: Bool
 
     var upstream: Upstream = .filtering(next: 0)
     var response: Response = .awaitingHead
@@ -52,6 +53,7 @@ final class Exchange {
     var lastActivity: NIODeadline
     var sentAt: NIODeadline?
     var timer: Scheduled<Void>?
+    var timerDeadline: NIODeadline = .distantFuture
     var wroteToUpstream = false
     var upstreamKeepAlive = true
 
@@ -63,6 +65,7 @@ final class Exchange {
         self.started = now
         self.lastActivity = now
         self.clientKeepAlive = clientHead.isKeepAlive
+        self.hasBody = ProxyHandler.hasBody(clientHead)
         self.expectsContinue = clientHead.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
     }
 
@@ -214,7 +217,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             respondLocally(.problem(.bodyTooLarge(limit: route.maxBodyBytes), requestID: requestID), head: head, hasBody: hasBody)
             return
         }
-        let exchange = Exchange(clientHead: head, route: route, requestID: requestID, now: .now())
+        let exchange = Exchange(clientHead: head, route: route, requestID: requestID, now: context.eventLoop.now)
         state = .active(exchange)
         runFilters(exchange)
     }
@@ -228,10 +231,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             startForwarding(exchange)
         case .respond(let error):
             exchange.upstream = .detached
-            finishWithLocal(exchange, .problem(error, requestID: exchange.requestID), close: !exchange.requestComplete)
+            finishWithLocal(exchange, .problem(error, requestID: exchange.requestID), close: false)
         case .respondWith(let response):
             exchange.upstream = .detached
-            finishWithLocal(exchange, response, close: !exchange.requestComplete)
+            finishWithLocal(exchange, response, close: false)
         case .retryAfter(let future):
             exchange.upstream = .filtering(next: index)
             setWaitingForUpstream(true)
@@ -291,7 +294,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 Self.isTimeout(error)
                 ? .upstreamTimeout(upstream: exchange.route.target.name, phase: "connect")
                 : .upstreamUnreachable(upstream: exchange.route.target.name, reason: reason)
-            finishWithLocal(exchange, .problem(problem, requestID: exchange.requestID), close: !exchange.requestComplete)
+            finishWithLocal(exchange, .problem(problem, requestID: exchange.requestID), close: false)
         case .success(let (connection, reused)):
             exchange.usedReusedConnection = reused
             exchange.upstream = .attached(connection)
@@ -305,7 +308,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             exchange.pending.removeAll()
             connection.flush()
             exchange.wroteToUpstream = false
-            armTimer(exchange)
+            if exchange.requestSent || exchange.hasBody { armTimer(exchange) }
             updateReading()
         }
     }
@@ -316,7 +319,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             exchange.bodyBytesSent += Int64(buffer.readableBytes)
         case .end:
             exchange.requestSent = true
-            exchange.sentAt = .now()
+            exchange.sentAt = context.eventLoop.now
         default:
             break
         }
@@ -328,7 +331,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         switch state {
         case .active(let exchange):
             exchange.bodyBytesIn += Int64(buffer.readableBytes)
-            exchange.lastActivity = .now()
+            exchange.lastActivity = context.eventLoop.now
             if exchange.abandonedUpload { return }
             if exchange.bodyBytesIn > exchange.route.maxBodyBytes {
                 bodyTooLarge(exchange)
@@ -360,6 +363,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 writeUpstream(exchange, connection, .end(nil))
                 connection.flush()
                 exchange.wroteToUpstream = false
+                armTimer(exchange)
             case .filtering, .connecting:
                 exchange.pending.append(.end(nil))
             case .detached:
@@ -395,7 +399,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     func upstreamReceived(_ part: HTTPClientResponsePart) {
         guard case .active(let exchange) = state else { return }
-        exchange.lastActivity = .now()
+        exchange.lastActivity = context.eventLoop.now
         switch part {
         case .head(let head):
             if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
@@ -474,7 +478,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 return
             }
             finishWithLocal(exchange, .problem(.upstreamReset(upstream: exchange.route.target.name), requestID: exchange.requestID),
-                            close: !exchange.requestComplete)
+                            close: false)
         case .streaming:
             // Mid-answer: the client can only learn of it by the connection closing.
             log(exchange, outcome: "upstream closed mid-response")
@@ -511,15 +515,18 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         exchange.status = response.status.code
         exchange.response = .complete
         log(exchange, outcome: nil)
-        let mustClose = close || !exchange.clientKeepAlive
+        // A body still on its way is dropped, and the connection closed after it: the client may not expect an
+        // answer before it has sent everything.
+        let bodyStillComing = !exchange.requestComplete && exchange.hasBody
+        let mustClose = close || !exchange.clientKeepAlive || bodyStillComing
         if exchange.requestComplete {
             state = mustClose ? .closed : .idle
         } else {
-            state = .discarding(close: true)
+            state = .discarding(close: mustClose)
         }
         updateReading()
-        writeLocal(response, version: exchange.clientHead.version, close: mustClose || !exchange.requestComplete)
-        if case .discarding = state { startLinger() }
+        writeLocal(response, version: exchange.clientHead.version, close: mustClose)
+        if bodyStillComing { startLinger() }
     }
 
     /// Answers a request that never got an exchange (no route, bad head, admin).
@@ -581,31 +588,32 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     // MARK: - Timers
 
     /// One timer per exchange covers the response-head timeout (from the end of the request) and the idle
-    /// timeout (no byte either way); it re-arms itself instead of being rescheduled on every chunk.
+    /// timeout (no byte either way). It is armed for the nearest deadline and, when it fires early, re-arms itself
+    /// for the one then in force instead of being rescheduled on every chunk.
     private func armTimer(_ exchange: Exchange) {
-        let config = exchange.route.target.config
-        let deadline: NIODeadline
-        if exchange.response == .awaitingHead, let sentAt = exchange.sentAt {
-            deadline = sentAt + config.responseTimeout
-        } else {
-            deadline = exchange.lastActivity + config.idleTimeout
+        let deadline = currentDeadline(exchange)
+        if let timer = exchange.timer {
+            if exchange.timerDeadline <= deadline { return }
+            timer.cancel()
         }
+        exchange.timerDeadline = deadline
         exchange.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            exchange.timer = nil
             self.timerFired(exchange)
         }
     }
 
+    private func currentDeadline(_ exchange: Exchange) -> NIODeadline {
+        let config = exchange.route.target.config
+        if exchange.response == .awaitingHead, let sentAt = exchange.sentAt {
+            return sentAt + config.responseTimeout
+        }
+        return exchange.lastActivity + config.idleTimeout
+    }
+
     private func timerFired(_ exchange: Exchange) {
         guard case .active(let current) = state, current === exchange, exchange.connection != nil else { return }
-        let config = exchange.route.target.config
-        let now = NIODeadline.now()
-        let expired: Bool
-        if exchange.response == .awaitingHead, let sentAt = exchange.sentAt {
-            expired = now >= sentAt + config.responseTimeout
-        } else {
-            expired = now >= exchange.lastActivity + config.idleTimeout
-        }
-        guard expired else {
+        guard context.eventLoop.now >= currentDeadline(exchange) else {
             armTimer(exchange)
             return
         }
@@ -613,7 +621,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             abandonUpstream(exchange)
             let phase = exchange.sentAt == nil ? "idle while sending the request" : "response head"
             finishWithLocal(exchange, .problem(.upstreamTimeout(upstream: exchange.route.target.name, phase: phase), requestID: exchange.requestID),
-                            close: !exchange.requestComplete)
+                            close: false)
         } else {
             abandonUpstream(exchange)
             log(exchange, outcome: "upstream idle timeout mid-response")
@@ -647,7 +655,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func log(_ exchange: Exchange, outcome: String?) {
         guard runtime.logger.logLevel <= .info else { return }
-        let ms = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1_000_000
+        let ms = Double((context.eventLoop.now - exchange.started).nanoseconds) / 1_000_000
         var metadata: Logger.Metadata = [
             "method": "\(exchange.clientHead.method.rawValue)",
             "path": "\(Self.path(of: exchange.clientHead.uri))",

@@ -113,10 +113,16 @@ final class UpstreamPool {
     private var live: [ObjectIdentifier: UpstreamConnection] = [:]
     private var sweeper: RepeatedTask?
 
-    init(eventLoop: any EventLoop, targets: Int) {
+    private let connector: any UpstreamConnector
+
+    init(eventLoop: any EventLoop, targets: Int, connector: any UpstreamConnector = SocketConnector()) {
         self.eventLoop = eventLoop
         self.idle = Array(repeating: [], count: targets)
+        self.connector = connector
     }
+
+    /// Idle pooled connections to a target (for tests and status).
+    func idleCount(_ target: UpstreamTarget) -> Int { idle[target.key].count }
 
     /// Starts the periodic sweep of idle connections past their timeout.
     func start() {
@@ -150,26 +156,8 @@ final class UpstreamPool {
 
     /// A fresh connection, never a pooled one (used to retry after a stale pooled connection).
     func connect(_ target: UpstreamTarget, _ done: @escaping (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void) {
-        let ssl = target.sslContext
-        let hostname = target.tlsServerHostname
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(target.config.connectTimeout)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                do {
-                    let sync = channel.pipeline.syncOperations
-                    if let ssl {
-                        try sync.addHandler(NIOSSLClientHandler(context: ssl, serverHostname: hostname))
-                    }
-                    try sync.addHTTPClientHandlers()
-                    try sync.addHandler(UpstreamHandler())
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
-            }
         let loopBound = NIOLoopBound((self, done), eventLoop: eventLoop)
-        bootstrap.connect(host: target.config.url.host, port: target.config.url.port).whenComplete { result in
+        connector.connect(target, on: eventLoop).whenComplete { result in
             let (pool, done) = loopBound.value
             switch result {
             case .success(let channel):
@@ -202,7 +190,7 @@ final class UpstreamPool {
             return
         }
         connection.served += 1
-        connection.idleSince = .now()
+        connection.idleSince = eventLoop.now
         connection.setAutoRead(true)
         idle[connection.target.key].append(connection)
     }
@@ -220,7 +208,7 @@ final class UpstreamPool {
     }
 
     private func sweep() {
-        let now = NIODeadline.now()
+        let now = eventLoop.now
         for key in idle.indices where !idle[key].isEmpty {
             idle[key].removeAll { connection in
                 let expired = !connection.isUsable
@@ -232,5 +220,33 @@ final class UpstreamPool {
                 return expired
             }
         }
+    }
+}
+
+/// Opens upstream channels whose pipeline ends in an ``UpstreamHandler``: TCP (and TLS) sockets in production,
+/// embedded channels in the state-machine tests.
+protocol UpstreamConnector: Sendable {
+    func connect(_ target: UpstreamTarget, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel>
+}
+
+/// The real connector: TCP with TCP_NODELAY, TLS (HTTP/1.1 only, hostname verified) for `https` upstreams.
+struct SocketConnector: UpstreamConnector {
+    func connect(_ target: UpstreamTarget, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
+        let ssl = target.sslContext
+        let hostname = target.tlsServerHostname
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(target.config.connectTimeout)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let ssl {
+                        try sync.addHandler(NIOSSLClientHandler(context: ssl, serverHostname: hostname))
+                    }
+                    try sync.addHTTPClientHandlers()
+                    try sync.addHandler(UpstreamHandler())
+                }
+            }
+            .connect(host: target.config.url.host, port: target.config.url.port)
     }
 }

@@ -1,7 +1,7 @@
 import Crypto
 
 /// A provider as `GET /api/v1/users/providers-list/` lists it (a subset of the platform's fields).
-struct SandboxProvider: Codable, Sendable {
+struct SandboxProvider: Sendable {
     var id: String
     var profile_id: String
     var first_name: String
@@ -11,6 +11,20 @@ struct SandboxProvider: Codable, Sendable {
     var user_type: String
     var is_active: Bool
     var created_at: String
+
+    var json: JSONValue {
+        .object([
+            ("id", .string(id)),
+            ("profile_id", .string(profile_id)),
+            ("first_name", .string(first_name)),
+            ("last_name", .string(last_name)),
+            ("npi", .string(npi)),
+            ("email", .string(email)),
+            ("user_type", .string(user_type)),
+            ("is_active", .bool(is_active)),
+            ("created_at", .string(created_at)),
+        ])
+    }
 }
 
 /// The fixed, deterministic set of providers the sandbox serves: same ids on every run and every machine.
