@@ -182,7 +182,7 @@ final class ConfigWalker {
         switch node {
         case .mapping: return "a mapping"
         case .sequence: return "a list"
-        case .scalar: return "a single value"
+        case .scalar: return node.null == nil ? "a single value" : "nothing"
         case .alias: return "an alias"
         }
     }

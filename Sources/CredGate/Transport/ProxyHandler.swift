@@ -224,8 +224,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func runFilters(_ exchange: Exchange) {
         guard case .filtering(let next) = exchange.upstream else { return }
-        let filterContext = FilterContext(requestID: exchange.requestID, routeName: exchange.route.name, eventLoop: context.eventLoop)
-        let (result, index) = exchange.route.chain.run(from: next, head: &exchange.forwardHead, context: filterContext)
+        let filterContext = FilterContext(requestID: exchange.requestID, routeName: exchange.route.name, eventLoop: context.eventLoop, clientHead: exchange.clientHead)
+        let (result, index) = exchange.route.chain.runHead(from: next, head: &exchange.forwardHead, context: filterContext)
         switch result {
         case .proceed:
             startForwarding(exchange)

@@ -1,0 +1,161 @@
+import Yams
+
+/// `routes:`: each route's fields, its references to upstreams and credentials, and shadowing by earlier routes.
+extension ConfigLoader {
+    /// A route read far enough to check it against the routes before it.
+    struct Matcher {
+        var index: Int
+        var name: String
+        var methods: Set<String>?
+        var pattern: PathPattern
+    }
+
+    static func readRoutes(
+        _ node: Node, at path: ConfigPath,
+        upstreams: Named<UpstreamConfig>, credentials: Named<CredentialConfig>, _ w: ConfigWalker
+    ) -> [RouteConfig]? {
+        guard let items = w.sequence(node, at: path) else { return nil }
+        if items.isEmpty { w.issue(path, "at least one route is required") }
+        var routes: [RouteConfig] = []
+        var firstByName: [String: Int] = [:]
+        var earlier: [Matcher] = []
+        let keys = ["name", "methods", "path", "upstream", "credentials", "max_body_bytes"]
+        for (index, item) in items.enumerated() {
+            let path = path.index(index)
+            guard let f = w.mapping(item, at: path, allowed: keys) else { continue }
+
+            var name = w.required(f, "name") { w.string($0, at: $1) }
+            if let n = name, !w.name(n, at: path.key("name")) {
+                name = nil
+            } else if let n = name, let first = firstByName[n] {
+                w.issue(path.key("name"), "duplicate route name '\(n)' (first used by routes[\(first)])")
+            } else if let n = name {
+                firstByName[n] = index
+            }
+            // nil: invalid (reported); .some(nil): every method, also when the key is absent.
+            let methods = f["methods"].map { methodSet($0, at: path.key("methods"), w) } ?? .some(nil)
+            let pattern = w.required(f, "path") { pathPattern($0, at: $1, w) }
+            let upstream = w.required(f, "upstream") { reference($0, at: $1, in: upstreams.declared, "upstream", w) }
+            let names: [String]? = f["credentials"] == nil
+                ? [] : f.value("credentials") { routeCredentials($0, at: $1, credentials, w) }
+            let maxBody = f.value("max_body_bytes") { w.byteSize($0, at: $1, in: 0...Int64.max) }
+
+            guard let name, let methods, let pattern else { continue }
+            if let shadow = earlier.first(where: { covers($0, methods, pattern) }) {
+                w.issue(path, "route '\(name)' can never match: every request it takes is taken first by "
+                        + "routes[\(shadow.index)] ('\(shadow.name)')")
+            }
+            earlier.append(Matcher(index: index, name: name, methods: methods, pattern: pattern))
+
+            guard let upstream, let names else { continue }
+            var route = RouteConfig(name: name, methods: methods, path: pattern, upstream: upstream, credentials: names)
+            if let maxBody { route.maxBodyBytes = maxBody }
+            routes.append(route)
+        }
+        return routes
+    }
+
+    /// Whether `route` takes every request that (methods, pattern) would: methods a superset (nil = all) and a
+    /// pattern that covers.
+    static func covers(_ route: Matcher, _ methods: Set<String>?, _ pattern: PathPattern) -> Bool {
+        switch (route.methods, methods) {
+        case (nil, _): break
+        case (.some, nil): return false
+        case (.some(let mine), .some(let theirs)): if !mine.isSuperset(of: theirs) { return false }
+        }
+        return route.pattern.covers(pattern)
+    }
+
+    /// `methods`: a list of methods, or `"*"` (or no key) for every method. Returns `.some(nil)` for every
+    /// method and nil when invalid.
+    static func methodSet(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> Set<String>?? {
+        let items: [(Node, ConfigPath)]
+        if case .sequence(let sequence) = node {
+            items = sequence.enumerated().map { ($1, path.index($0)) }
+        } else {
+            items = [(node, path)]
+        }
+        guard !items.isEmpty else {
+            w.issue(path, "an empty list takes no request: list methods, or write \"*\" or omit the key for every method")
+            return nil
+        }
+        var methods = Set<String>()
+        var valid = true
+        var every = false
+        for (node, path) in items {
+            guard let method = w.scalar(node, at: path) else {
+                valid = false
+                continue
+            }
+            if method.value == "*" {
+                every = true
+            } else if HTTPToken.isValid(method.value) {
+                methods.insert(method.value.uppercased())
+            } else {
+                w.issue(path, "\(method.shown) is not an HTTP method (a token such as GET or POST)")
+                valid = false
+            }
+        }
+        if every && items.count > 1 {
+            w.issue(path, "\"*\" (every method) cannot be listed with other methods")
+            valid = false
+        }
+        guard valid else { return nil }
+        return .some(every ? nil : methods)
+    }
+
+    static func pathPattern(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> PathPattern? {
+        guard let text = w.scalar(node, at: path) else { return nil }
+        do {
+            return try PathPattern(text.value)
+        } catch {
+            w.issue(path, "bad path pattern \(text.shown): \(error)")
+            return nil
+        }
+    }
+
+    /// A name that must be among `declared`.
+    static func reference(
+        _ node: Node, at path: ConfigPath, in declared: [String], _ what: String, _ w: ConfigWalker
+    ) -> String? {
+        guard let name = w.scalar(node, at: path) else { return nil }
+        guard declared.contains(name.value) else {
+            w.issue(path, "unknown \(what) \(name.shown)")
+            return nil
+        }
+        return name.value
+    }
+
+    /// A route's credentials: each defined, listed once, and no two writing the same header (the second would
+    /// silently overwrite the first).
+    static func routeCredentials(
+        _ node: Node, at path: ConfigPath, _ credentials: Named<CredentialConfig>, _ w: ConfigWalker
+    ) -> [String]? {
+        guard let items = w.sequence(node, at: path) else { return nil }
+        var names: [String] = []
+        var valid = true
+        var writers: [String: String] = [:]  // header (lower-cased) -> credential writing it
+        for (index, item) in items.enumerated() {
+            let path = path.index(index)
+            guard let name = reference(item, at: path, in: credentials.declared, "credential", w) else {
+                valid = false
+                continue
+            }
+            guard !names.contains(name) else {
+                w.issue(path, "credential '\(name)' is listed twice")
+                valid = false
+                continue
+            }
+            names.append(name)
+            for header in credentials.valid[name]?.headerNames ?? [] {
+                if let other = writers[header] {
+                    w.issue(path, "credentials '\(other)' and '\(name)' both write header '\(header)'")
+                    valid = false
+                } else {
+                    writers[header] = name
+                }
+            }
+        }
+        return valid ? names : nil
+    }
+}

@@ -1,0 +1,59 @@
+import NIOCore
+
+/// A session credential: the gateway logs in with a user's credentials, keeps the access token fresh, and writes
+/// it into requests. Everything a platform's login looks like is data, so another platform needs no code.
+public struct JWTSessionConfig: Sendable {
+    /// A call the session makes itself (login or refresh).
+    public struct Call: Sendable {
+        public var method: String = "POST"
+        /// Path (and query) on the session's upstream, e.g. `/api/v1/users/login/`.
+        public var path: String
+        /// JSON body template. In `login`, `${VAR}`s are already expanded (so it is a secret); `{refresh_token}`
+        /// and `{access_token}` are filled in at call time, JSON-escaped.
+        public var body: Secret
+        /// Extra headers for the call, e.g. the API key (values are secrets).
+        public var headers: [(name: String, value: Secret)] = []
+        /// Dotted path of the access token in the JSON answer, e.g. `data.jwt.access`.
+        public var accessTokenPath: String
+        /// Dotted path of the refresh token in the answer; `nil` when the platform has none.
+        public var refreshTokenPath: String?
+        /// Send the current access token in the token header too (refresh only).
+        public var sendAccessToken: Bool = false
+
+        public init(path: String, body: Secret, accessTokenPath: String, refreshTokenPath: String?) {
+            self.path = path
+            self.body = body
+            self.accessTokenPath = accessTokenPath
+            self.refreshTokenPath = refreshTokenPath
+        }
+    }
+
+    /// Name of the upstream that logins and refreshes go to.
+    public var upstream: String
+    public var login: Call
+    /// `nil`: no refresh endpoint, the session logs in again instead.
+    public var refresh: Call?
+    /// Header the token is written to.
+    public var header: String = "Authorization"
+    /// How the token is written; `{token}` stands for it.
+    public var format: String = "Bearer {token}"
+    /// Lifetime assumed when the token is not a JWT or has no `exp`.
+    public var defaultLifetime: TimeAmount = .seconds(3600)
+    /// Renew this long before expiry; `nil` uses the default rule: 10% of the lifetime, at least 60 s, at most
+    /// half the lifetime.
+    public var refreshMargin: TimeAmount? = nil
+    /// Login retries after failures: first delay and cap of the jittered exponential backoff.
+    public var backoffInitial: TimeAmount = .seconds(1)
+    public var backoffMax: TimeAmount = .seconds(300)
+    /// Consecutive failed logins after which the circuit opens (no login attempt until `circuitOpenFor` passes).
+    public var circuitFailures: Int = 5
+    public var circuitOpenFor: TimeAmount = .seconds(300)
+    /// Answer the platform's login route locally with a placeholder token, so unmodified SDKs work without the
+    /// real password; the placeholder is replaced on the way out.
+    public var placeholderLogin: Bool = false
+
+    public init(upstream: String, login: Call) {
+        self.upstream = upstream
+        self.login = login
+    }
+}

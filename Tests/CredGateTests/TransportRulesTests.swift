@@ -1,0 +1,133 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import CredGate
+
+/// The pure rules the transport applies to every request and answer.
+@Suite struct TransportRulesTests {
+    func head(_ method: HTTPMethod, _ uri: String, _ headers: HTTPHeaders = ["host": "gw"]) -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)
+    }
+
+    func head(_ uri: String, _ headers: HTTPHeaders = ["host": "gw"]) -> HTTPRequestHead {
+        head(.GET, uri, headers)
+    }
+
+    @Test(arguments: [
+        "/api/../admin", "/api/./x", "/api/%2e%2e/x", "/api/%2E%2e/x", "/api/.%2e/x", "/api/x%2f..%2fy", "/..",
+        "/api/x/..", "/api/a%5c..%5cb", "/api/%00", "/api/a\\b",
+    ])
+    func climbingPathsAreCaught(path: String) {
+        #expect(ProxyHandler.climbsOut(path[...]))
+    }
+
+    @Test(arguments: ["/api/v1/x/", "/api/v1/report..pdf", "/api/v1/.well-known/", "/api/v1/a%2Fb/", "/api/v1/%25/", "/api/v1/...", "/"])
+    func ordinaryPathsPass(path: String) {
+        #expect(!ProxyHandler.climbsOut(path[...]))
+    }
+
+    @Test func headChecks() {
+        #expect(ProxyHandler.check(head(.CONNECT, "example.com:443"), maxHeaderBytes: 1 << 16) == .notAProxy("CONNECT"))
+        #expect(ProxyHandler.check(head("http://example.com/api/"), maxHeaderBytes: 1 << 16)?.code == "not-a-proxy")
+        #expect(ProxyHandler.check(head("*"), maxHeaderBytes: 1 << 16)?.code == "not-a-proxy")
+        #expect(ProxyHandler.check(head(.POST, "/api/", ["content-length": "3", "transfer-encoding": "chunked"]), maxHeaderBytes: 1 << 16)?.code == "malformed-request")
+        #expect(ProxyHandler.check(head(.POST, "/api/", ["content-length": "3", "Content-Length": "4"]), maxHeaderBytes: 1 << 16)?.code == "malformed-request")
+        #expect(ProxyHandler.check(head(.POST, "/api/", ["transfer-encoding": "gzip, chunked"]), maxHeaderBytes: 1 << 16)?.code == "malformed-request")
+        #expect(ProxyHandler.check(head("/api/", ["x-big": String(repeating: "a", count: 200)]), maxHeaderBytes: 100) == .headersTooLarge(limit: 100))
+        #expect(ProxyHandler.check(head("/api/v1/x/?q=..%2F.."), maxHeaderBytes: 1 << 16) == nil, "the query is not a path")
+        #expect(ProxyHandler.check(head("/api/v1/x/"), maxHeaderBytes: 1 << 16) == nil)
+    }
+
+    @Test func pathStopsAtTheQuery() {
+        #expect(ProxyHandler.path(of: "/a/b/?x=1?y") == "/a/b/")
+        #expect(ProxyHandler.path(of: "/a/b/") == "/a/b/")
+    }
+
+    @Test func hopByHopRemovalIncludesHeadersNamedInConnection() {
+        var headers: HTTPHeaders = [
+            "Connection": "keep-alive, X-Private, close", "X-Private": "1", "Keep-Alive": "5", "TE": "trailers",
+            "Transfer-Encoding": "chunked", "Upgrade": "h2c", "Proxy-Connection": "x", "Trailer": "X", "X-Stays": "yes",
+        ]
+        HeaderHygiene.removeHopByHop(&headers)
+        #expect(headers.map(\.name) == ["X-Stays"])
+    }
+
+    @Test func upstreamHeadSetsHostForwardingHeadersAndBasePath() throws {
+        var upstream = UpstreamConfig(name: "u", url: UpstreamURL(scheme: .https, host: "api.example.com", port: 443, basePath: "/v1"))
+        upstream.connectTimeout = .seconds(1)
+        let target = try UpstreamTarget(key: 0, config: upstream)
+        let client = head(.POST, "/models?x=1", ["host": "localhost:8080", "transfer-encoding": "chunked", "expect": "100-continue",
+                                                "x-forwarded-proto": "https", "x-forwarded-host": "evil"])
+        let out = HeaderHygiene.upstreamHead(from: client, target: target, requestID: "rid", clientAddress: "127.0.0.1", hasBody: true)
+        #expect(out.uri == "/v1/models?x=1")
+        #expect(out.version == .http1_1)
+        #expect(out.headers["host"] == ["api.example.com"])
+        #expect(out.headers["x-forwarded-host"] == ["localhost:8080"])
+        #expect(out.headers["x-forwarded-proto"] == ["http"])
+        #expect(out.headers["x-forwarded-for"] == ["127.0.0.1"])
+        #expect(out.headers["x-request-id"] == ["rid"])
+        #expect(out.headers["expect"].isEmpty)
+        #expect(out.headers["transfer-encoding"] == ["chunked"])
+    }
+
+    @Test func clientHeadForHTTP10AndClose() {
+        let upstream = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["connection": "keep-alive", "content-length": "2"])
+        let closing = HeaderHygiene.clientHead(from: upstream, clientVersion: .http1_1, requestID: "r", closeAfter: true)
+        #expect(closing.headers["connection"] == ["close"])
+        let old = HeaderHygiene.clientHead(from: upstream, clientVersion: .http1_0, requestID: "r", closeAfter: false)
+        #expect(old.version == .http1_0)
+        #expect(old.headers["connection"] == ["keep-alive"])
+        #expect(old.headers["x-request-id"] == ["r"])
+    }
+
+    @Test func problemBodiesAreValidJSONWithEveryField() throws {
+        let errors: [GatewayError] = [
+            .noRoute(method: "GET", path: "/x\"y"), .methodNotAllowed(method: "PUT", allowed: ["GET", "POST"]), .notAProxy("CONNECT"),
+            .pathTraversal, .malformedRequest("bad\nline"), .headersTooLarge(limit: 10), .bodyTooLarge(limit: 5),
+            .upstreamUnreachable(upstream: "u", reason: "refused"), .upstreamReset(upstream: "u"),
+            .upstreamTimeout(upstream: "u", phase: "connect"), .tooManyConnections(limit: 3), .adminNotFound(path: "/credgate/x"),
+        ]
+        var codes = Set<String>()
+        for error in errors {
+            let response = LocalResponse.problem(error, requestID: "req-1")
+            #expect(response.headers["content-type"] == ["application/problem+json"])
+            #expect(response.headers["x-credgate-error"] == [error.code])
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any])
+            #expect(json["type"] as? String == "urn:credgate:error:\(error.code)")
+            #expect(json["status"] as? Int == Int(error.status.code))
+            #expect((json["title"] as? String)?.isEmpty == false)
+            #expect((json["detail"] as? String)?.hasSuffix(".") == true)
+            #expect(json["request_id"] as? String == "req-1")
+            codes.insert(error.code)
+        }
+        #expect(codes.count == errors.count, "codes are distinct")
+        #expect(LocalResponse.problem(.methodNotAllowed(method: "PUT", allowed: ["GET", "POST"]), requestID: "r").headers["allow"] == ["GET, POST"])
+    }
+
+    @Test func jsonQuotingEscapesControlCharacters() {
+        #expect(JSONString.quote("a\"b\\c\n\u{01}é") == "\"a\\\"b\\\\c\\n\\u0001é\"")
+    }
+
+    @Test func requestIDs() {
+        #expect(RequestID.from(["x-request-id": "abc-123"]) == "abc-123")
+        #expect(RequestID.from(["x-request-id": "has space"]) == nil)
+        #expect(RequestID.from(["x-request-id": String(repeating: "a", count: 129)]) == nil)
+        let a = RequestID.generate(), b = RequestID.generate()
+        #expect(a.count == 32 && b.count == 32 && a != b)
+    }
+
+    @Test func secretsNeverPrint() {
+        let secret = Secret("s3cr3t-value")
+        #expect("\(secret)" == "<redacted>")
+        #expect(String(reflecting: secret) == "<redacted>")
+        var dumped = ""
+        dump(secret, to: &dumped)
+        #expect(!dumped.contains("s3cr3t"))
+        let credential = CredentialConfig(name: "k", kind: .apiKey(header: "x-api-key", value: secret))
+        #expect(!"\(credential)".contains("s3cr3t"))
+        #expect(!String(reflecting: credential).contains("s3cr3t"))
+        #expect(secret.reveal() == "s3cr3t-value")
+    }
+}
