@@ -1,10 +1,18 @@
+import Foundation
+import NIOCore
 import NIOHTTP1
 
 /// The gateway's own endpoints under the reserved prefix `/credgate/`; never forwarded.
 public struct AdminEndpoints: Sendable {
     public static let prefix = "/credgate/"
 
-    public init() {}
+    /// What `/credgate/status` reports per credential (built from counters only: no secrets).
+    let credentialStatus: @Sendable () -> [CredentialStatus]
+    let startedAt = ContinuousClock.now
+
+    public init(credentialStatus: @escaping @Sendable () -> [CredentialStatus] = { [] }) {
+        self.credentialStatus = credentialStatus
+    }
 
     /// Whether a request path is in the reserved admin space.
     @inlinable
@@ -18,8 +26,27 @@ public struct AdminEndpoints: Sendable {
         case (.GET, "/credgate/healthz"), (.GET, "/credgate/liveness"), (.GET, "/credgate/readiness"),
             (.GET, "/credgate/startup"), (.HEAD, "/credgate/healthz"):
             return .json(.ok, "{\"status\":\"ok\"}", headers: ["cache-control": "no-store"])
+        case (.GET, "/credgate/status"):
+            return status()
         default:
             return .problem(.adminNotFound(path: String(path)), requestID: requestID)
         }
+    }
+
+    /// `GET /credgate/status`: version, uptime and each credential's state. Everything in it comes from
+    /// ``CredentialStatus``, which holds no token, password or response body.
+    func status() -> LocalResponse {
+        struct Body: Encodable {
+            let version: String
+            let uptime_seconds: Int
+            let credentials: [CredentialStatus]
+        }
+        let uptime = Int((ContinuousClock.now - startedAt).components.seconds)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        let data = (try? encoder.encode(Body(version: CredGateVersion.string, uptime_seconds: uptime, credentials: credentialStatus())))
+            ?? Data("{}".utf8)
+        return LocalResponse(status: .ok, headers: ["content-type": "application/json", "cache-control": "no-store"],
+                             body: ByteBuffer(bytes: data))
     }
 }

@@ -19,7 +19,7 @@ extension ConfigLoader {
         var routes: [RouteConfig] = []
         var firstByName: [String: Int] = [:]
         var earlier: [Matcher] = []
-        let keys = ["name", "methods", "path", "upstream", "credentials", "max_body_bytes"]
+        let keys = ["name", "methods", "path", "upstream", "credentials", "max_body_bytes", "replay_max_body_bytes", "transforms"]
         for (index, item) in items.enumerated() {
             let path = path.index(index)
             guard let f = w.mapping(item, at: path, allowed: keys) else { continue }
@@ -39,6 +39,8 @@ extension ConfigLoader {
             let names: [String]? = f["credentials"] == nil
                 ? [] : f.value("credentials") { routeCredentials($0, at: $1, credentials, w) }
             let maxBody = f.value("max_body_bytes") { w.byteSize($0, at: $1, in: 0...Int64.max) }
+            let replayMax = f.value("replay_max_body_bytes") { w.byteSize($0, at: $1, in: 0...Int64(Int32.max)) }
+            let transforms = f.value("transforms") { transformList($0, at: $1, w) }
 
             guard let name, let methods, let pattern else { continue }
             if let shadow = earlier.first(where: { covers($0, methods, pattern) }) {
@@ -50,9 +52,33 @@ extension ConfigLoader {
             guard let upstream, let names else { continue }
             var route = RouteConfig(name: name, methods: methods, path: pattern, upstream: upstream, credentials: names)
             if let maxBody { route.maxBodyBytes = maxBody }
+            if let replayMax { route.replayMaxBodyBytes = Int(replayMax) }
+            if let transforms { route.transforms = transforms }
             routes.append(route)
         }
         return routes
+    }
+
+    /// The request transforms this build knows, as written in a route's `transforms:`.
+    static let knownTransforms = ["ssn_encryption"]
+
+    /// `transforms`: a list of known transform names, each at most once.
+    static func transformList(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> [String]? {
+        guard let items = w.sequence(node, at: path) else { return nil }
+        var result: [String] = []
+        for (i, item) in items.enumerated() {
+            guard let name = w.scalar(item, at: path.index(i)) else { return nil }
+            guard knownTransforms.contains(name.value) else {
+                w.issue(path.index(i), "unknown transform \(name.shown) (expected one of: \(knownTransforms.joined(separator: ", ")))")
+                return nil
+            }
+            if result.contains(name.value) {
+                w.issue(path.index(i), "transform '\(name.value)' is listed twice")
+                return nil
+            }
+            result.append(name.value)
+        }
+        return result
     }
 
     /// Whether `route` takes every request that (methods, pattern) would: methods a superset (nil = all) and a

@@ -94,6 +94,8 @@ public struct CredentialConfig: Sendable {
     public enum Kind: Sendable {
         /// A static key written into one header.
         case apiKey(header: String, value: Secret)
+        /// A session token obtained by logging in, renewed ahead of expiry (see ``JWTSession``).
+        case jwtSession(JWTSessionConfig)
     }
 
     public var name: String
@@ -108,6 +110,7 @@ public struct CredentialConfig: Sendable {
     public var headerNames: [String] {
         switch kind {
         case .apiKey(let header, _): return [header.lowercased()]
+        case .jwtSession(let session): return [session.header.lowercased()]
         }
     }
 }
@@ -122,6 +125,11 @@ public struct RouteConfig: Sendable {
     public var credentials: [String]
     /// Largest request body accepted, in bytes; larger ones get 413 and are not forwarded.
     public var maxBodyBytes: Int64 = 128 * 1024 * 1024
+    /// Bodies up to this size are kept while they stream so the request can be replayed once when the platform
+    /// rejects a session token (401); larger ones are not replayed.
+    public var replayMaxBodyBytes: Int = 1024 * 1024
+    /// Request transforms applied in order after the credentials (e.g. `ssn_encryption`).
+    public var transforms: [String] = []
 
     public init(name: String, methods: Set<String>?, path: PathPattern, upstream: String, credentials: [String]) {
         self.name = name

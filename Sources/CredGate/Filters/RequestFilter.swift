@@ -70,6 +70,7 @@ public protocol RequestFilter: Sendable {
 }
 
 extension RequestFilter {
+    public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult { .proceed }
     public func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? { nil }
     public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult { .proceed }
     public var mayReplay: Bool { false }

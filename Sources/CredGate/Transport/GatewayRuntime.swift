@@ -8,12 +8,15 @@ public final class CompiledRoute: Sendable {
     public let target: UpstreamTarget
     public let chain: FilterChain
     public let maxBodyBytes: Int64
+    /// Bodies up to this size are kept while they stream so the request can be replayed once after a 401.
+    public let replayMaxBodyBytes: Int
 
-    init(name: String, target: UpstreamTarget, chain: FilterChain, maxBodyBytes: Int64) {
+    init(name: String, target: UpstreamTarget, chain: FilterChain, maxBodyBytes: Int64, replayMaxBodyBytes: Int) {
         self.name = name
         self.target = target
         self.chain = chain
         self.maxBodyBytes = maxBodyBytes
+        self.replayMaxBodyBytes = replayMaxBodyBytes
     }
 }
 
@@ -52,10 +55,13 @@ public final class GatewayRuntime: Sendable {
                 switch credential.kind {
                 case .apiKey(let header, let value):
                     filters.append(APIKeyFilter(header: header, value: value))
+                case .jwtSession:
+                    break  // TODO(lead): the session filter is wired by the transport stage.
                 }
             }
             if let extraFilters { filters += extraFilters(route) }
-            let compiled = CompiledRoute(name: route.name, target: target, chain: FilterChain(filters), maxBodyBytes: route.maxBodyBytes)
+            let compiled = CompiledRoute(name: route.name, target: target, chain: FilterChain(filters), maxBodyBytes: route.maxBodyBytes,
+                                         replayMaxBodyBytes: route.replayMaxBodyBytes)
             entries.append(.init(methods: route.methods, pattern: route.path, payload: compiled))
         }
         self.routes = RouteTable(entries)

@@ -10,8 +10,12 @@ import NIOPosix
 /// the request was sent whole *and* the response was complete and keep-alive.
 final class Exchange {
     enum Upstream {
-        /// Filters are running (or waiting for asynchronous work); nothing is connected yet.
+        /// Head filters are running (or waiting for asynchronous work); nothing is connected yet.
         case filtering(next: Int)
+        /// A filter wants the whole body: it is being collected, up to this many bytes.
+        case collecting(limit: Int)
+        /// Body filters are running on the collected body.
+        case bodyFiltering(next: Int)
         /// Waiting for a pooled or new connection.
         case connecting
         case attached(UpstreamConnection)
@@ -56,6 +60,16 @@ final class Exchange {
     var timerDeadline: NIODeadline = .distantFuture
     var wroteToUpstream = false
     var upstreamKeepAlive = true
+    /// The body collected for body filters.
+    var collected = ByteBuffer()
+    /// 0 for the first pass through the filters, 1 for the replay after a 401.
+    var attempt = 0
+    let scratch = RequestScratch()
+    /// A copy of the client's body, kept (up to the route's replay cap) when a filter may ask for a replay.
+    var replayParts: [ByteBuffer] = []
+    var replayBytes = 0
+    var replayOverflow = false
+    let keepsReplayCopy: Bool
 
     init(clientHead: HTTPRequestHead, route: CompiledRoute, requestID: String, now: NIODeadline) {
         self.clientHead = clientHead
@@ -66,12 +80,30 @@ final class Exchange {
         self.lastActivity = now
         self.clientKeepAlive = clientHead.isKeepAlive
         self.hasBody = ProxyHandler.hasBody(clientHead)
+        self.keepsReplayCopy = route.chain.mayReplay
         self.expectsContinue = clientHead.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
     }
 
     var connection: UpstreamConnection? {
         if case .attached(let c) = upstream { return c }
         return nil
+    }
+
+    func filterContext(_ loop: any EventLoop) -> FilterContext {
+        FilterContext(requestID: requestID, routeName: route.name, eventLoop: loop, clientHead: clientHead,
+                      attempt: attempt, scratch: scratch)
+    }
+
+    /// Keeps a copy of a body chunk for a possible replay, until the route's cap is passed.
+    func retainForReplay(_ buffer: ByteBuffer) {
+        guard keepsReplayCopy, !replayOverflow else { return }
+        replayBytes += buffer.readableBytes
+        if replayBytes > route.replayMaxBodyBytes {
+            replayOverflow = true
+            replayParts = []
+        } else {
+            replayParts.append(buffer)
+        }
     }
 }
 
@@ -224,24 +256,96 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func runFilters(_ exchange: Exchange) {
         guard case .filtering(let next) = exchange.upstream else { return }
-        let filterContext = FilterContext(requestID: exchange.requestID, routeName: exchange.route.name, eventLoop: context.eventLoop, clientHead: exchange.clientHead)
-        let (result, index) = exchange.route.chain.runHead(from: next, head: &exchange.forwardHead, context: filterContext)
+        let (result, index) = exchange.route.chain.runHead(from: next, head: &exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
         switch result {
         case .proceed:
-            startForwarding(exchange)
-        case .respond(let error):
-            exchange.upstream = .detached
-            finishWithLocal(exchange, .problem(error, requestID: exchange.requestID), close: false)
-        case .respondWith(let response):
-            exchange.upstream = .detached
-            finishWithLocal(exchange, response, close: false)
+            afterHeadFilters(exchange)
         case .retryAfter(let future):
             exchange.upstream = .filtering(next: index)
-            setWaitingForUpstream(true)
-            future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] _ in
-                guard case .active(let current) = self.state, current === exchange else { return }
-                self.runFilters(exchange)
+            suspend(exchange, until: future) { [self] in self.runFilters(exchange) }
+        default:
+            answerForFilter(exchange, result)
+        }
+    }
+
+    /// Parks the exchange (client reads paused) until `future` completes, then resumes on this loop if the
+    /// exchange is still the current one.
+    private func suspend(_ exchange: Exchange, until future: EventLoopFuture<Void>, then resume: @escaping () -> Void) {
+        setWaitingForUpstream(true)
+        future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] _ in
+            guard case .active(let current) = self.state, current === exchange else { return }
+            self.setWaitingForUpstream(false)
+            resume()
+        }
+    }
+
+    private func answerForFilter(_ exchange: Exchange, _ result: FilterHeadResult) {
+        exchange.upstream = .detached
+        exchange.pending.removeAll()
+        switch result {
+        case .respond(let error):
+            finishWithLocal(exchange, .problem(error, requestID: exchange.requestID), close: false)
+        case .respondWith(let response):
+            var response = response
+            response.headers.replaceOrAdd(name: "x-request-id", value: exchange.requestID)
+            finishWithLocal(exchange, response, close: false)
+        case .proceed, .retryAfter:
+            preconditionFailure("not an answer")
+        }
+    }
+
+    /// Head filters passed: collect the body if a filter wants it whole, else forward at once.
+    private func afterHeadFilters(_ exchange: Exchange) {
+        guard exchange.hasBody,
+              let limit = exchange.route.chain.bodyBufferLimit(for: exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
+        else {
+            startForwarding(exchange)
+            return
+        }
+        exchange.upstream = .collecting(limit: limit)
+        exchange.collected = context.channel.allocator.buffer(capacity: 0)
+        let parts = exchange.pending
+        exchange.pending.removeAll()
+        for part in parts {
+            switch part {
+            case .body(.byteBuffer(var buffer)):
+                guard collect(exchange, &buffer, limit: limit) else { return }
+            case .end:
+                runBodyFilters(exchange)
+                return
+            default:
+                break
             }
+        }
+        if exchange.requestComplete { runBodyFilters(exchange) }
+    }
+
+    /// Adds a chunk to the collected body; answers 413 and returns false past the limit.
+    private func collect(_ exchange: Exchange, _ buffer: inout ByteBuffer, limit: Int) -> Bool {
+        if exchange.collected.readableBytes + buffer.readableBytes > limit {
+            abandonUpstream(exchange)
+            finishWithLocal(exchange, .problem(.bodyTooLarge(limit: Int64(limit)), requestID: exchange.requestID), close: true)
+            return false
+        }
+        exchange.collected.writeBuffer(&buffer)
+        return true
+    }
+
+    private func runBodyFilters(_ exchange: Exchange, from next: Int = 0) {
+        exchange.upstream = .bodyFiltering(next: next)
+        let (result, index) = exchange.route.chain.runBody(
+            from: next, body: &exchange.collected, head: &exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
+        switch result {
+        case .proceed:
+            exchange.forwardHead.headers.remove(name: "transfer-encoding")
+            exchange.forwardHead.headers.replaceOrAdd(name: "content-length", value: String(exchange.collected.readableBytes))
+            exchange.pending = [.body(.byteBuffer(exchange.collected)), .end(nil)]
+            startForwarding(exchange)
+        case .retryAfter(let future):
+            exchange.upstream = .bodyFiltering(next: index)
+            suspend(exchange, until: future) { [self] in self.runBodyFilters(exchange, from: index) }
+        default:
+            answerForFilter(exchange, result)
         }
     }
 
@@ -337,10 +441,14 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 bodyTooLarge(exchange)
                 return
             }
+            exchange.retainForReplay(buffer)
             switch exchange.upstream {
             case .attached(let connection):
                 writeUpstream(exchange, connection, .body(.byteBuffer(buffer)))
-            case .filtering, .connecting:
+            case .collecting(let limit):
+                var buffer = buffer
+                _ = collect(exchange, &buffer, limit: limit)
+            case .filtering, .bodyFiltering, .connecting:
                 exchange.pending.append(.body(.byteBuffer(buffer)))
             case .detached:
                 break
@@ -364,7 +472,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 connection.flush()
                 exchange.wroteToUpstream = false
                 armTimer(exchange)
-            case .filtering, .connecting:
+            case .collecting:
+                runBodyFilters(exchange)
+            case .filtering, .bodyFiltering, .connecting:
                 exchange.pending.append(.end(nil))
             case .detached:
                 break
@@ -404,6 +514,12 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         case .head(let head):
             if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
                 return  // informational answers (100, 103) stay on the upstream hop
+            }
+            if exchange.keepsReplayCopy && exchange.attempt == 0,
+               case .replay = exchange.route.chain.upstreamResponded(head, context: exchange.filterContext(context.eventLoop))
+            {
+                replay(exchange, rejectedWith: head)
+                return
             }
             exchange.response = .streaming
             exchange.status = head.status.code
@@ -449,6 +565,36 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 startLinger()
             }
         }
+    }
+
+    /// A filter asked to run the request again (a session token was rejected and replaced): drop this answer
+    /// and its connection, and send the request once more from the kept copy of its body. Never loops: the
+    /// second answer goes to the client whatever it is.
+    private func replay(_ exchange: Exchange, rejectedWith head: HTTPResponseHead) {
+        if let connection = exchange.connection { pool.discard(connection) }
+        exchange.timer?.cancel()
+        exchange.timer = nil
+        exchange.attempt = 1
+        guard !exchange.replayOverflow else {
+            exchange.upstream = .detached
+            let detail = "The platform answered \(head.status.code) to the session token credgate sent. credgate renews the "
+                + "session, but did not send this request again: its body is larger than the route's replay cap of "
+                + "\(exchange.route.replayMaxBodyBytes) bytes (replay_max_body_bytes). Send the request again."
+            let error = GatewayError.filter(status: Int(head.status.code), code: "session-rejected-not-replayed",
+                                             title: "Session token rejected", detail: detail)
+            finishWithLocal(exchange, .problem(error, requestID: exchange.requestID), close: false)
+            return
+        }
+        exchange.upstream = .filtering(next: 0)
+        exchange.response = .awaitingHead
+        exchange.forwardHead = exchange.clientHead
+        exchange.requestSent = false
+        exchange.sentAt = nil
+        exchange.bodyBytesSent = 0
+        exchange.usedReusedConnection = false
+        exchange.pending = exchange.replayParts.map { .body(.byteBuffer($0)) }
+        if exchange.requestComplete { exchange.pending.append(.end(nil)) }
+        runFilters(exchange)
     }
 
     func upstreamReadComplete() {

@@ -1,0 +1,89 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// Lets clients send a plain SSN: checks it and encrypts it exactly as the platform expects, with the very
+/// session token injected on this request (so a replay with a new token encrypts again). Ciphertext an SDK
+/// made with a credgate placeholder token is re-keyed; any other ciphertext passes through unchanged.
+public struct SSNEncryptionFilter: RequestFilter {
+    /// Header the session token was written to, and the text around the token.
+    let tokenHeader: String
+    let tokenPrefix: String
+    let tokenSuffix: String
+    let placeholders: PlaceholderTokens?
+    static let maxBody = 64 * 1024
+
+    public init(session: JWTSessionConfig, placeholders: PlaceholderTokens?) {
+        self.tokenHeader = session.header
+        let parts = session.format.components(separatedBy: "{token}")
+        self.tokenPrefix = parts.first ?? ""
+        self.tokenSuffix = parts.count > 1 ? parts[1] : ""
+        self.placeholders = placeholders
+    }
+
+    public func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? {
+        switch head.method {
+        case .PATCH, .PUT, .POST: return Self.maxBody
+        default: return nil
+        }
+    }
+
+    public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+        guard var object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any],
+              let ssn = object["ssn"] as? String
+        else {
+            return .respond(Self.invalid("The body must be a JSON object with an \"ssn\" string, e.g. {\"ssn\": \"123-45-6789\"}."))
+        }
+        guard let token = injectedToken(head) else {
+            return .respond(.filter(status: 500, code: "ssn-no-session", title: "No session token",
+                                    detail: "This route encrypts SSNs but has no session credential to key them with; check the route's credentials."))
+        }
+        let digits: String
+        if let plain = SSNCipher.normalize(ssn) {
+            digits = plain
+        } else if ssn.allSatisfy({ $0.isNumber || $0 == "-" || $0 == " " }) {
+            return .respond(Self.invalid("\"ssn\" must be nine digits (dashes and spaces are allowed, e.g. 123-45-6789)."))
+        } else if let placeholder = clientPlaceholder(context), let decrypted = SSNCipher.decrypt(ssn, token: placeholder) {
+            // Ciphertext an SDK made with its placeholder token: re-key it for the real session.
+            guard let plain = SSNCipher.normalize(decrypted) else {
+                return .respond(Self.invalid("The encrypted \"ssn\" does not hold nine digits."))
+            }
+            digits = plain
+        } else if let data = Data(base64Encoded: ssn), data.count > 16 {
+            return .proceed  // already the platform's ciphertext
+        } else {
+            return .respond(Self.invalid("\"ssn\" must be nine digits (dashes and spaces are allowed, e.g. 123-45-6789)."))
+        }
+        guard let encrypted = try? SSNCipher.encrypt(digits, token: token) else {
+            return .respond(.filter(status: 500, code: "ssn-encryption-failed", title: "SSN encryption failed",
+                                    detail: "credgate could not encrypt the SSN; nothing was sent."))
+        }
+        object["ssn"] = encrypted
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+            return .respond(Self.invalid("The body could not be re-encoded as JSON."))
+        }
+        body = ByteBuffer(bytes: data)
+        head.headers.replaceOrAdd(name: "content-type", value: "application/json")
+        return .proceed
+    }
+
+    private func injectedToken(_ head: HTTPRequestHead) -> String? {
+        guard let value = head.headers.first(name: tokenHeader), value.hasPrefix(tokenPrefix), value.hasSuffix(tokenSuffix),
+              value.count > tokenPrefix.count + tokenSuffix.count
+        else { return nil }
+        return String(value.dropFirst(tokenPrefix.count).dropLast(tokenSuffix.count))
+    }
+
+    /// The placeholder token the client itself sent, if it sent one of ours.
+    private func clientPlaceholder(_ context: FilterContext) -> String? {
+        guard let placeholders, let value = context.clientHead.headers.first(name: tokenHeader),
+              value.hasPrefix(tokenPrefix)
+        else { return nil }
+        let token = String(value.dropFirst(tokenPrefix.count).dropLast(tokenSuffix.count))
+        return placeholders.isPlaceholder(token) ? token : nil
+    }
+
+    static func invalid(_ detail: String) -> GatewayError {
+        .filter(status: 422, code: "invalid-ssn", title: "Invalid SSN", detail: detail + " Nothing was sent to the platform.")
+    }
+}

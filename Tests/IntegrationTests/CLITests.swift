@@ -1,0 +1,105 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+
+/// The `credgate` executable as a user runs it.
+@Suite struct CLITests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func binary() throws -> URL {
+        for candidate in [".build/debug/credgate", ".build/x86_64-unknown-linux-gnu/debug/credgate", ".build/aarch64-unknown-linux-gnu/debug/credgate"] {
+            let url = packageRoot.appendingPathComponent(candidate)
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        throw CLIError("the credgate executable was not built (run `swift build` first)")
+    }
+
+    struct CLIError: Error, CustomStringConvertible {
+        let description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// Runs credgate to completion and returns (exit code, stdout + stderr).
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = try binary()
+        process.arguments = arguments
+        process.currentDirectoryURL = packageRoot
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_") }
+            .merging(environment) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func serveSandboxEndToEnd() async throws {
+        let process = Process()
+        process.executableURL = try Self.binary()
+        process.arguments = ["serve", "--sandbox", "--port", "0", "--log-level", "warning"]
+        process.currentDirectoryURL = Self.packageRoot
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_") }
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        // Wait for the "listening on http://127.0.0.1:PORT" line.
+        var text = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !text.contains("\n"), Date() < deadline {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        let match = try #require(text.firstMatch(of: #/listening on http://127\.0\.0\.1:(\d+)/#), "\(text)")
+        let base = "http://127.0.0.1:\(match.output.1)"
+
+        let list = try await send(.GET, base + "/api/v1/users/providers-list/")
+        #expect(list.status == .ok)
+        let json = try list.json()
+        #expect(json["count"] as? Int == 57)
+        #expect((json["results"] as? [Any])?.count == 10)
+        let health = try await send(.GET, base + "/credgate/healthz")
+        #expect(health.status == .ok)
+
+        process.terminate()  // SIGTERM, as docker stop sends
+        let stopped = Date().addingTimeInterval(10)
+        while process.isRunning, Date() < stopped { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!process.isRunning)
+        #expect(process.terminationStatus == 0)
+    }
+
+    @Test func checkConfigPrintsEveryProblemWithItsPath() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = dir.appendingPathComponent("bad.yaml")
+        try """
+            upstreams:
+              assured: {url: "ftp://nowhere"}
+            credentials:
+              assured_key: {kind: api_key, header: x-api-key, value: "${SECRET_FOR_CLI_TEST}"}
+            routes:
+              - {name: a, path: "/api/**", upstream: assured, credentials: [assured_kee]}
+            """.write(to: bad, atomically: true, encoding: .utf8)
+        let (status, output) = try Self.run(["check-config", "--config", bad.path], environment: ["SECRET_FOR_CLI_TEST": "hunter2-do-not-print"])
+        #expect(status == 1)
+        #expect(output.contains("upstreams.assured.url:"))
+        #expect(output.contains("routes[0].credentials[0]: unknown credential 'assured_kee'"))
+        #expect(!output.contains("hunter2"))
+
+        let (okStatus, okOutput) = try Self.run(["check-config", "--config", "Config/credgate.yaml"], environment: ["ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p"])
+        #expect(okStatus == 0, "\(okOutput)")
+
+        // serve refuses to start on the same errors.
+        let (serveStatus, serveOutput) = try Self.run(["serve", "--config", bad.path, "--port", "0"])
+        #expect(serveStatus == 1)
+        #expect(serveOutput.contains("routes[0].credentials[0]"))
+    }
+}
