@@ -114,3 +114,12 @@ enum JSONResponses {
         return response
     }
 }
+
+extension JSONResponses {
+    /// DRF's 405: `{"detail": "Method \"PUT\" not allowed."}` with `Allow`.
+    static func methodNotAllowed(_ method: HTTPRequest.Method, allowed: [String]) -> Response {
+        var response = detail(.methodNotAllowed, "Method \"\(method.rawValue)\" not allowed.")
+        response.headers[.allow] = allowed.joined(separator: ", ")
+        return response
+    }
+}

@@ -2,6 +2,9 @@ import Logging
 
 /// How a ``SandboxServer`` listens and what it accepts.
 public struct SandboxOptions: Sendable {
+    /// The account every new sandbox accepts unless told otherwise, so a demo can log in without configuration.
+    public static let defaultUsers = ["provider-admin@example.com": "correct horse battery staple"]
+
     /// Address to bind. Loopback by default: the sandbox is for tests and demos, never for a network.
     public var host = "127.0.0.1"
     /// Port to bind; 0 picks an ephemeral port (read it back from ``SandboxServer/port``).
@@ -15,17 +18,33 @@ public struct SandboxOptions: Sendable {
     /// Origin (`scheme://host[:port]`) used in `next`/`previous` links instead of the request's `Host`,
     /// to mimic an upstream such as `https://demo-backend.withassured.com`. Nil: like Django, use `Host`.
     public var linkOrigin: String?
+    /// Accounts `POST /api/v1/users/login/` accepts, email to password (emails compared exactly, as Django does).
+    public var users: [String: String] = SandboxOptions.defaultUsers
+    /// Lifetime of access tokens. The platform's is about 2.8 hours; tests use a few seconds to watch tokens lapse.
+    /// Can be changed while running (``SandboxServer/setAccessLifetime(_:)``).
+    public var accessLifetime: Duration = .seconds(10_080)
+    /// Lifetime of refresh tokens (simplejwt's default: one day).
+    public var refreshLifetime: Duration = .seconds(86_400)
 
     public init(apiKey: String, host: String = "127.0.0.1", port: Int = 0) {
         self.apiKey = apiKey
         self.host = host
         self.port = port
     }
+
+    /// Options with a single login account instead of the default one (what `credgate serve --sandbox` needs
+    /// to accept the `ASSURED_USER`/`ASSURED_PASS` it was given).
+    public init(apiKey: String, host: String = "127.0.0.1", port: Int = 0, user: String, password: String) {
+        self.init(apiKey: apiKey, host: host, port: port)
+        self.users = [user: password]
+    }
 }
 
 extension SandboxOptions: CustomStringConvertible {
-    /// Never shows the key.
+    /// Never shows the key or a password.
     public var description: String {
-        "SandboxOptions(host: \(host), port: \(port), apiKey: <redacted>, providerCount: \(providerCount))"
+        "SandboxOptions(host: \(host), port: \(port), apiKey: <redacted>, providerCount: \(providerCount), "
+            + "users: \(users.keys.sorted()) (passwords redacted), accessLifetime: \(accessLifetime), "
+            + "refreshLifetime: \(refreshLifetime))"
     }
 }

@@ -12,14 +12,16 @@ struct SandboxResponder: HTTPResponder {
 
     let apiKey: [UInt8]
     let recorder: RequestRecorder
+    let state: SandboxState
     let directory: ProviderDirectory
     let bindHost: String
     let linkOrigin: String?
     let logger: Logger
 
-    init(options: SandboxOptions, recorder: RequestRecorder, logger: Logger) {
+    init(options: SandboxOptions, recorder: RequestRecorder, state: SandboxState, logger: Logger) {
         self.apiKey = Array(options.apiKey.utf8)
         self.recorder = recorder
+        self.state = state
         self.directory = ProviderDirectory(count: options.providerCount)
         self.bindHost = options.host
         self.linkOrigin = options.linkOrigin
@@ -42,30 +44,91 @@ struct SandboxResponder: HTTPResponder {
             return try await control(request, target: target)
         }
 
+        let assured = AssuredRoute(path: target.path)
+        await state.counters.count(route: "\(request.method.rawValue) \(assured.template ?? target.path)")
+        // Every request is recorded once, after its handler has read (or declined to read) the body, and also
+        // when reading the body failed.
         var recorded = RecordedRequest(method: request.method.rawValue, uri: rawTarget, headers: Self.headerPairs(request))
-        guard target.path.hasPrefix("/api/v1/") else {
+        do {
+            let response = try await dispatch(request, target: target, route: assured, context: context, recorded: &recorded)
             await recorder.record(recorded)
+            return response
+        } catch {
+            await recorder.record(recorded)
+            throw error
+        }
+    }
+
+    private func dispatch(
+        _ request: Request,
+        target: RequestTarget,
+        route: AssuredRoute,
+        context: Context,
+        recorded: inout RecordedRequest
+    ) async throws -> Response {
+        guard target.path.hasPrefix("/api/v1/") else {
             return JSONResponses.detail(.notFound, "Not found.")
         }
+        // Django answers HEAD with the GET view; `respond` then drops the body.
+        let method = request.method == .head ? .get : request.method
+
+        // Routes whose credentials are not the API key, before the key check that would refuse them.
+        switch route {
+        case .login:
+            return try await login(request, method: method, recorded: &recorded)
+        case .tokenRefresh:
+            return try await refresh(request, method: method, recorded: &recorded)
+        case .tokenVerify:
+            return try await verify(request, method: method, recorded: &recorded)
+        case .ssnEncrypted(let profileID):
+            // Inferred status: production refuses the API key on this route. Any `x-api-key` field, valid,
+            // wrong or empty, is refused before the token is even looked at.
+            guard Self.apiKeyValues(request).isEmpty else {
+                return JSONResponses.detail(.forbidden, "API key authentication is not allowed on this endpoint.")
+            }
+            return try await ssnEncrypted(request, method: method, profileID: profileID, recorded: &recorded)
+        case .ssnPlain(let profileID):
+            // The JWT authenticates here; a key may come along, but a wrong one is still refused.
+            if !Self.apiKeyValues(request).isEmpty && !hasValidKey(request) {
+                return JSONResponses.detail(.unauthorized, "Invalid API key")
+            }
+            return await ssnPlain(request, method: method, profileID: profileID)
+        default:
+            break
+        }
+
         guard hasValidKey(request) else {
             // Answer without reading the body; Hummingbird drains it before the next request on the connection.
-            await recorder.record(recorded)
             return JSONResponses.detail(.unauthorized, "Invalid API key")
         }
 
-        // Django answers HEAD with the GET view; `respond` then drops the body.
-        let method = request.method == .head ? .get : request.method
-        switch (method, target.path) {
-        case (.get, "/api/v1/users/providers-list/"):
-            await recorder.record(recorded)
+        switch (method, route) {
+        case (.post, .presign), (.post, .fileHandle):
+            // Key and JWT, as production demands; the answer is still the echo.
+            let check = await authenticate(request)
+            guard case .user = check else { return rejection(check) }
+            return try await echo(request, target: target, recorded: &recorded)
+
+        case (_, .providerDocuments):
+            let check = await authenticate(request)
+            guard case .user = check else { return rejection(check) }
+            return try await providerDocuments(request, method: method, target: target, context: context, recorded: &recorded)
+
+        case (_, .providerDocument(let id)):
+            let check = await authenticate(request)
+            guard case .user = check else { return rejection(check) }
+            return await providerDocument(request, method: method, id: id)
+
+        case (_, .loggedInUserDetails):
+            return await loggedInUserDetails(request, method: method)
+
+        case (.get, .providersList):
             return providersList(request, target: target, context: context)
 
-        case (.delete, let path) where Self.isPracticeLocationProvider(path):
-            await recorder.record(recorded)
+        case (.delete, .practiceLocationProvider):
             return JSONResponses.noContent()
 
-        case (.get, "/api/v1/sandbox/download/"):
-            await recorder.record(recorded)
+        case (.get, .download):
             return download(target: target)
 
         default:
@@ -77,24 +140,20 @@ struct SandboxResponder: HTTPResponder {
 
     /// `GET /api/v1/users/providers-list/`: DRF limit/offset pagination over the fixed directory.
     private func providersList(_ request: Request, target: RequestTarget, context: Context) -> Response {
+        page(directory.providers.map(\.json), request: request, target: target, context: context)
+    }
+
+    /// One DRF limit/offset page of `items`, with absolute `next`/`previous` links.
+    func page(_ items: [JSONValue], request: Request, target: RequestTarget, context: Context) -> Response {
         let query = target.parameters
-        let page = LimitOffsetPage(query: query, count: directory.providers.count)
+        let page = LimitOffsetPage(query: query, count: items.count)
         let base = origin(request, context: context) + target.path
         return JSONResponses.json(.ok, .object([
             ("count", .int(page.count)),
             ("next", .optional(page.nextLink(base: base, query: query))),
             ("previous", .optional(page.previousLink(base: base, query: query))),
-            ("results", .array(page.slice(directory.providers).map(\.json))),
+            ("results", .array(Array(page.slice(items)))),
         ]))
-    }
-
-    /// `DELETE /api/v1/users/practice-location-provider/{id}/`: one non-empty segment, then the slash.
-    static func isPracticeLocationProvider(_ path: String) -> Bool {
-        let prefix = "/api/v1/users/practice-location-provider/"
-        guard path.hasPrefix(prefix) else { return false }
-        let rest = path.dropFirst(prefix.count)
-        guard rest.count >= 2, rest.last == "/" else { return false }
-        return !rest.dropLast().contains("/")
     }
 
     /// `GET /api/v1/sandbox/download/?bytes=N`: N deterministic bytes in 64 KiB chunks. Each write waits for the
@@ -130,15 +189,13 @@ struct SandboxResponder: HTTPResponder {
                 buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
             }
         } catch {
-            // The client went away mid-body: keep what was seen, with no digest.
+            // The client went away mid-body: keep what was seen, with no digest (the caller records it).
             recorded.bodyBytes = total
-            await recorder.record(recorded)
             throw error
         }
         let digest = hasher.finalize().hexString
         recorded.bodyBytes = total
         recorded.bodySHA256 = digest
-        await recorder.record(recorded)
         return JSONResponses.json(.ok, .object([
             ("method", .string(request.method.rawValue)),
             ("path", .string(target.path)),
@@ -148,28 +205,18 @@ struct SandboxResponder: HTTPResponder {
         ]))
     }
 
-    // MARK: Control routes (no key, not recorded)
-
-    private func control(_ request: Request, target: RequestTarget) async throws -> Response {
-        switch (request.method, target.path) {
-        case (.get, "/sandbox/requests"), (.head, "/sandbox/requests"):
-            return try JSONResponses.encoded(.ok, await recorder.all())
-        case (.delete, "/sandbox/requests"):
-            await recorder.reset()
-            return JSONResponses.noContent()
-        case (.get, "/sandbox/healthz"), (.head, "/sandbox/healthz"):
-            return JSONResponses.json(.ok, .object([("status", "ok")]))
-        default:
-            return JSONResponses.detail(.notFound, "Not found.")
-        }
-    }
-
     // MARK: Helpers
+
+    /// Every `x-api-key` field, in arrival order. (HTTPTypes' field-name type is not re-exported by Hummingbird,
+    /// hence a function rather than a stored name.)
+    static func apiKeyValues(_ request: Request) -> [String] {
+        request.headers[values: .init("x-api-key")!]
+    }
 
     /// Compares the one `x-api-key` value with the expected key in time independent of where they differ.
     /// Two `x-api-key` fields fail, as Django would see them joined by a comma.
     private func hasValidKey(_ request: Request) -> Bool {
-        let values = request.headers[values: .init("x-api-key")!]
+        let values = Self.apiKeyValues(request)
         guard values.count == 1 else { return false }
         let given = Array(values[0].utf8)
         guard given.count == apiKey.count else { return false }

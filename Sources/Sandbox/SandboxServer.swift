@@ -15,6 +15,11 @@ import Logging
 /// defer { ... try await sandbox.shutdown() }
 /// // talk to sandbox.baseURL, then inspect await sandbox.recorder.all()
 /// ```
+///
+/// Besides the API-key routes it emulates the platform's session: `POST /api/v1/users/login/` (accounts from
+/// ``SandboxOptions/users``), HS256 access and refresh tokens, `token/refresh/` with rotation, the routes that need
+/// the JWT (upload, presign, provider documents, the SSN routes), and test controls to revoke tokens, fail logins
+/// and read counters (``revokeTokens()``, ``failLogins(_:status:)``, ``counters()``, or the same under `/sandbox/`).
 public final class SandboxServer: Sendable {
     /// Port the sandbox listens on (the ephemeral one when the options said 0).
     public let port: Int
@@ -22,6 +27,7 @@ public final class SandboxServer: Sendable {
     public let baseURL: String
     /// Every request received, for tests to inspect.
     public let recorder: RequestRecorder
+    let state: SandboxState
     private let task: Task<Void, any Error>
     private let closeListener: @Sendable () async -> Void
 
@@ -29,12 +35,14 @@ public final class SandboxServer: Sendable {
         port: Int,
         baseURL: String,
         recorder: RequestRecorder,
+        state: SandboxState,
         task: Task<Void, any Error>,
         closeListener: @escaping @Sendable () async -> Void
     ) {
         self.port = port
         self.baseURL = baseURL
         self.recorder = recorder
+        self.state = state
         self.task = task
         self.closeListener = closeListener
     }
@@ -65,8 +73,9 @@ public final class SandboxServer: Sendable {
     /// Starts the sandbox and returns once it is listening; a bind failure is thrown from here.
     public static func start(_ options: SandboxOptions) async throws -> SandboxServer {
         let recorder = RequestRecorder()
+        let state = SandboxState(options: options)
         let (listening, listeningContinuation) = AsyncThrowingStream<Listener, any Error>.makeStream()
-        let app = makeApplication(options, recorder: recorder) { listener in
+        let app = makeApplication(options, recorder: recorder, state: state) { listener in
             listeningContinuation.yield(listener)
         }
         let task = Task {
@@ -86,6 +95,7 @@ public final class SandboxServer: Sendable {
                 port: port,
                 baseURL: baseURL(host: options.host, port: port),
                 recorder: recorder,
+                state: state,
                 task: task,
                 closeListener: listener.close
             )
@@ -107,11 +117,12 @@ public final class SandboxServer: Sendable {
 
     /// Runs in the foreground until SIGINT or SIGTERM, after printing one line saying where it listens.
     public static func run(_ options: SandboxOptions) async throws {
-        let app = makeApplication(options, recorder: RequestRecorder()) { listener in
+        let app = makeApplication(options, recorder: RequestRecorder(), state: SandboxState(options: options)) { listener in
             let port = listener.port ?? options.port
             writeLine(
                 "credgate sandbox (Assured Platform emulator) listening on \(baseURL(host: options.host, port: port))"
-                    + "; API under /api/v1/ (x-api-key required), recorded requests at /sandbox/requests"
+                    + "; API under /api/v1/ (x-api-key required; login at /api/v1/users/login/ as "
+                    + "\(options.users.keys.sorted().joined(separator: ", "))), recorded requests at /sandbox/requests"
             )
         }
         try await app.runService()
@@ -122,11 +133,12 @@ public final class SandboxServer: Sendable {
     static func makeApplication(
         _ options: SandboxOptions,
         recorder: RequestRecorder,
+        state: SandboxState,
         onListening: @escaping @Sendable (Listener) -> Void
     ) -> Application<SandboxResponder> {
         var logger = Logger(label: "credgate.sandbox")
         logger.logLevel = options.logLevel
-        let responder = SandboxResponder(options: options, recorder: recorder, logger: logger)
+        let responder = SandboxResponder(options: options, recorder: recorder, state: state, logger: logger)
         return Application(
             responder: responder,
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),

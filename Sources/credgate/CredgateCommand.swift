@@ -50,11 +50,15 @@ struct Serve: AsyncParsableCommand {
         var sandboxServer: SandboxServer?
         if sandbox {
             let key = "sandbox-" + UUID().uuidString.lowercased()
-            let server = try await SandboxServer.start(SandboxOptions(apiKey: key))
+            let password = "sandbox-" + UUID().uuidString.lowercased()
+            let user = "provider-admin@example.com"
+            let server = try await SandboxServer.start(SandboxOptions(apiKey: key, user: user, password: password))
             sandboxServer = server
             environment["ASSURED_BASE_URL"] = server.baseURL
             environment["ASSURED_API_KEY"] = key
-            environment.removeValue(forKey: "ASSURED_API_KEY_FILE")
+            environment["ASSURED_USER"] = user
+            environment["ASSURED_PASS"] = password
+            for name in ["ASSURED_API_KEY_FILE", "ASSURED_USER_FILE", "ASSURED_PASS_FILE"] { environment.removeValue(forKey: name) }
         }
         var config: GatewayConfig
         do {

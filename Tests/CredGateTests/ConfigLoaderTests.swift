@@ -64,6 +64,41 @@ private func parsed(
     try ConfigLoader.parse(yaml: yaml, environment: env, readFile: reader(files))
 }
 
+/// The Assured session as issue 3 describes it: every key set.
+private let sessionYAML = credentialsYAML + "\n" + """
+      assured_session:
+        kind: jwt_session
+        upstream: assured
+        login:
+          method: POST
+          path: /api/v1/users/login/
+          body: '{"email": "${ASSURED_USER}", "password": "${ASSURED_PASS}", "remember": true}'
+          headers: {x-api-key: "${ASSURED_API_KEY}"}
+          access_token: data.jwt.access
+          refresh_token: data.jwt.refresh
+        refresh:
+          path: /api/v1/users/token/refresh/
+          body: '{"refresh": "{refresh_token}"}'
+          access_token: access
+          refresh_token: refresh
+          send_access_token: true
+        header: Authorization
+        format: "Bearer {token}"
+        default_lifetime: 1h
+        refresh_margin: 60s
+        backoff: {initial: 1s, max: 5m}
+        circuit_breaker: {failures: 5, open_for: 5m}
+        placeholder_login: true
+    """
+
+private let sessionEnv = baseEnv.merging(["ASSURED_USER": "user@example.com", "ASSURED_PASS": "pw-\(marker)"]) { $1 }
+
+/// `sessionYAML` with one piece of text replaced (which must be there).
+private func session(replacing old: String, with new: String) -> String {
+    precondition(sessionYAML.contains(old), "not in sessionYAML: \(old)")
+    return sessionYAML.replacingOccurrences(of: old, with: new)
+}
+
 /// One class of error: the configuration, and the issue expected at `path`.
 struct BadConfig: Sendable, CustomTestStringConvertible {
     var name: String
@@ -95,7 +130,15 @@ private let badConfigs: [BadConfig] = [
             path: /api/**
             upstream: assured
         """), path: "routes[0].pathh",
-              message: "unknown key 'pathh' (expected one of: name, methods, path, upstream, credentials, max_body_bytes)"),
+              message: "unknown key 'pathh' (expected one of: name, methods, path, upstream, credentials, max_body_bytes, replay_max_body_bytes, transforms)"),
+    BadConfig(name: "unknown transform", yaml: config(routes: """
+        routes:
+          - name: a
+            path: /api/**
+            upstream: assured
+            transforms: [ssn_encrypt]
+        """), path: "routes[0].transforms[0]",
+              message: "unknown transform 'ssn_encrypt' (expected one of: ssn_encryption)"),
     BadConfig(name: "missing required key", yaml: config(routes: """
         routes:
           - name: a
@@ -173,7 +216,7 @@ private let badConfigs: [BadConfig] = [
     // Credentials
     BadConfig(name: "unknown credential kind",
               yaml: config(credentials: "credentials:\n  assured_key:\n    kind: apikey\n    value: x"),
-              path: "credentials.assured_key.kind", message: "unknown credential kind 'apikey' (expected one of: api_key)"),
+              path: "credentials.assured_key.kind", message: "unknown credential kind 'apikey' (expected one of: api_key, jwt_session)"),
     BadConfig(name: "unknown credential key",
               yaml: config(credentials: credentialsYAML + "\n    prefix: Bearer"),
               path: "credentials.assured_key.prefix", message: "unknown key 'prefix' (expected one of: kind, header, value)"),
@@ -200,6 +243,79 @@ private let badConfigs: [BadConfig] = [
     BadConfig(name: "duplicate credential name (YAML duplicate key)",
               yaml: config(credentials: credentialsYAML + "\n  assured_key:\n    kind: api_key\n    header: x\n    value: \(marker)"),
               path: "line 6, column 3", message: "duplicate key 'assured_key'", exact: false),
+
+    // Credentials: jwt_session
+    BadConfig(name: "session: unknown upstream", yaml: config(credentials: session(replacing: "upstream: assured", with: "upstream: assurd")),
+              env: sessionEnv, path: "credentials.assured_session.upstream", message: "unknown upstream 'assurd'"),
+    BadConfig(name: "session: missing login", yaml: config(credentials: """
+        credentials:
+          assured_session:
+            kind: jwt_session
+            upstream: assured
+        """, routes: "routes:\n  - {name: a, path: /a, upstream: assured}"), env: sessionEnv,
+              path: "credentials.assured_session", message: "missing required key 'login'"),
+    BadConfig(name: "session: unknown key", yaml: config(credentials: session(replacing: "header: Authorization", with: "headr: Authorization")),
+              env: sessionEnv, path: "credentials.assured_session.headr",
+              message: "unknown key 'headr' (expected one of: kind, upstream, login, refresh, header, format, default_lifetime, "
+                  + "refresh_margin, backoff, circuit_breaker, placeholder_login)"),
+    BadConfig(name: "session: unknown login key", yaml: config(credentials: session(replacing: "access_token: data.jwt.access", with: "acces_token: data.jwt.access")),
+              env: sessionEnv, path: "credentials.assured_session.login.acces_token",
+              message: "unknown key 'acces_token' (expected one of: method, path, body, headers, access_token, refresh_token)"),
+    BadConfig(name: "session: password breaks the JSON body", yaml: config(credentials: sessionYAML),
+              env: sessionEnv.merging(["ASSURED_PASS": "\(marker)\"x"]) { $1 },
+              path: "credentials.assured_session.login.body",
+              message: "is not valid JSON after expansion (if it is valid as written, a variable's value may hold a '\"' or '\\' that needs escaping)"),
+    BadConfig(name: "session: literal body not JSON",
+              yaml: config(credentials: session(replacing: "body: '{\"email\"", with: "body: '{\"\(marker)\": 1, \"email\" ")
+                  .replacingOccurrences(of: "\"remember\": true}'", with: "\"remember\": true'")),
+              env: sessionEnv, path: "credentials.assured_session.login.body", message: "is not valid JSON after expansion",
+              exact: false),
+    BadConfig(name: "session: unset password", yaml: config(credentials: sessionYAML), env: baseEnv.merging(["ASSURED_USER": "user-\(marker)@example.com"]) { $1 },
+              path: "credentials.assured_session.login.body",
+              message: "environment variable ASSURED_PASS is not set (set it, or ASSURED_PASS_FILE)"),
+    BadConfig(name: "session: refresh body not JSON", yaml: config(credentials: session(replacing: #"'{"refresh": "{refresh_token}"}'"#, with: "'{refresh_token}'")),
+              env: sessionEnv, path: "credentials.assured_session.refresh.body", message: "is not valid JSON after expansion"),
+    BadConfig(name: "session: format without {token}", yaml: config(credentials: session(replacing: "format: \"Bearer {token}\"", with: "format: Bearer")),
+              env: sessionEnv, path: "credentials.assured_session.format",
+              message: "'Bearer' must contain {token}, where the token goes (such as 'Bearer {token}')"),
+    BadConfig(name: "session: refresh_token never obtained", yaml: config(credentials: session(replacing: "refresh_token: data.jwt.refresh", with: "")),
+              env: sessionEnv, path: "credentials.assured_session.refresh.body",
+              message: "uses {refresh_token}, but login.refresh_token does not say where the login answer holds one"),
+    BadConfig(name: "session: bad dotted path", yaml: config(credentials: session(replacing: "data.jwt.access", with: "data..access")),
+              env: sessionEnv, path: "credentials.assured_session.login.access_token",
+              message: "'data..access' is not a dotted path of keys (such as data.jwt.access)"),
+    BadConfig(name: "session: relative path", yaml: config(credentials: session(replacing: "path: /api/v1/users/login/", with: "path: api/v1/users/login/")),
+              env: sessionEnv, path: "credentials.assured_session.login.path", message: "'api/v1/users/login/' must start with '/'"),
+    BadConfig(name: "session: path with a space", yaml: config(credentials: session(replacing: "path: /api/v1/users/login/", with: "path: /api/v1/users/log in/")),
+              env: sessionEnv, path: "credentials.assured_session.login.path", message: "is not a request path", exact: false),
+    BadConfig(name: "session: bad method", yaml: config(credentials: session(replacing: "method: POST", with: "method: 'PO ST'")),
+              env: sessionEnv, path: "credentials.assured_session.login.method",
+              message: "'PO ST' is not an HTTP method (a token such as GET or POST)"),
+    BadConfig(name: "session: not a boolean", yaml: config(credentials: session(replacing: "placeholder_login: true", with: "placeholder_login: yes")),
+              env: sessionEnv, path: "credentials.assured_session.placeholder_login", message: "expected true or false, got 'yes'"),
+    BadConfig(name: "session: no circuit", yaml: config(credentials: session(replacing: "failures: 5", with: "failures: 0")),
+              env: sessionEnv, path: "credentials.assured_session.circuit_breaker.failures",
+              message: "0 is out of range: must be between 1 and 1000"),
+    BadConfig(name: "session: backoff max below initial", yaml: config(credentials: session(replacing: "max: 5m", with: "max: 500ms")),
+              env: sessionEnv, path: "credentials.assured_session.backoff.max",
+              message: "backoff.max must be at least backoff.initial (default initial 1s, max 5m)"),
+    BadConfig(name: "session: unknown backoff key", yaml: config(credentials: session(replacing: "initial: 1s", with: "first: 1s")),
+              env: sessionEnv, path: "credentials.assured_session.backoff.first",
+              message: "unknown key 'first' (expected one of: initial, max)"),
+    BadConfig(name: "session: zero lifetime", yaml: config(credentials: session(replacing: "default_lifetime: 1h", with: "default_lifetime: 0s")),
+              env: sessionEnv, path: "credentials.assured_session.default_lifetime", message: "must be greater than 0"),
+    BadConfig(name: "session: reserved login header", yaml: config(credentials: session(replacing: "x-api-key: ", with: "Content-Length: ")),
+              env: sessionEnv, path: "credentials.assured_session.login.headers.Content-Length",
+              message: "header 'Content-Length' is managed by the gateway"),
+    BadConfig(name: "session: login header with a line break", yaml: config(credentials: sessionYAML),
+              env: sessionEnv.merging(["ASSURED_API_KEY": "\(marker)\r\nx: 1"]) { $1 },
+              path: "credentials.assured_session.login.headers.x-api-key",
+              message: "contains characters a header value cannot have (a line break or another control character)"),
+    BadConfig(name: "session and key both write Authorization", yaml: config(
+                  credentials: sessionYAML + "\n  other:\n    kind: api_key\n    header: authorization\n    value: \(marker)",
+                  routes: "routes:\n  - {name: a, path: /a, upstream: assured, credentials: [assured_session, other]}"),
+              env: sessionEnv, path: "routes[0].credentials[1]",
+              message: "credentials 'assured_session' and 'other' both write header 'authorization'"),
 
     // Routes
     BadConfig(name: "duplicate route name", yaml: config(routes: """
@@ -597,12 +713,27 @@ private let badConfigs: [BadConfig] = [
 
     private static let assuredProfile = root.appendingPathComponent("Config/credgate.yaml").path
 
+    static let profileEnvironment = ["ASSURED_API_KEY": apiKey, "ASSURED_USER": "user@example.com", "ASSURED_PASS": "pw"]
+
     @Test func assuredProfileParses() throws {
-        let config = try ConfigLoader.load(path: Self.assuredProfile, environment: ["ASSURED_API_KEY": apiKey])
+        let config = try ConfigLoader.load(path: Self.assuredProfile, environment: Self.profileEnvironment)
         #expect(config.upstreams["assured"]?.url.description == "https://demo-backend.withassured.com")
         #expect(config.credentials["assured_key"]?.headerNames == ["x-api-key"])
-        let route = try #require(config.routes.first)
-        #expect(config.routes.count == 1)
+        #expect(config.credentials["assured_session"]?.headerNames == ["authorization"])
+        guard case .jwtSession(let session) = config.credentials["assured_session"]?.kind else {
+            Issue.record("assured_session is not a jwt_session")
+            return
+        }
+        #expect(session.placeholderLogin)
+        #expect(session.login.accessTokenPath == "data.jwt.access")
+        // The session routes come first, then everything else under /api/ with the key.
+        let byName = Dictionary(uniqueKeysWithValues: config.routes.map { ($0.name, $0) })
+        #expect(byName["assured-upload"]?.credentials == ["assured_key", "assured_session"])
+        #expect(byName["assured-presign"]?.credentials == ["assured_key", "assured_session"])
+        #expect(byName["assured-provider-documents"]?.credentials == ["assured_key", "assured_session"])
+        #expect(byName["assured-ssn-encrypted"]?.credentials == ["assured_session"])
+        #expect(byName["assured-ssn-encrypted"]?.transforms == ["ssn_encryption"])
+        let route = try #require(config.routes.last)
         #expect(route.name == "assured-api")
         #expect(route.upstream == "assured")
         #expect(route.credentials == ["assured_key"])
@@ -613,9 +744,9 @@ private let badConfigs: [BadConfig] = [
     }
 
     @Test func assuredProfileTakesTheBaseURLFromTheEnvironment() throws {
-        let config = try ConfigLoader.load(path: Self.assuredProfile, environment: [
-            "ASSURED_API_KEY": apiKey, "ASSURED_BASE_URL": "http://127.0.0.1:9999",
-        ])
+        let config = try ConfigLoader.load(path: Self.assuredProfile, environment: Self.profileEnvironment.merging([
+            "ASSURED_BASE_URL": "http://127.0.0.1:9999",
+        ]) { $1 })
         #expect(config.upstreams["assured"]?.url == UpstreamURL(scheme: .http, host: "127.0.0.1", port: 9999))
     }
 
@@ -624,9 +755,14 @@ private let badConfigs: [BadConfig] = [
             _ = try ConfigLoader.load(path: Self.assuredProfile, environment: [:])
             Issue.record("loaded without ASSURED_API_KEY")
         } catch {
-            #expect(error.issues == [ConfigIssue(
-                path: "credentials.assured_key.value",
-                message: "environment variable ASSURED_API_KEY is not set (set it, or ASSURED_API_KEY_FILE)")])
+            #expect(error.issues == [
+                ConfigIssue(path: "credentials.assured_key.value",
+                            message: "environment variable ASSURED_API_KEY is not set (set it, or ASSURED_API_KEY_FILE)"),
+                ConfigIssue(path: "credentials.assured_session.login.body",
+                            message: "environment variable ASSURED_USER is not set (set it, or ASSURED_USER_FILE)"),
+                ConfigIssue(path: "credentials.assured_session.login.body",
+                            message: "environment variable ASSURED_PASS is not set (set it, or ASSURED_PASS_FILE)"),
+            ])
         }
     }
 
@@ -651,5 +787,93 @@ private let badConfigs: [BadConfig] = [
         }
         #expect(header == "authorization")
         #expect(value.reveal() == "Bearer t")
+    }
+}
+
+// MARK: - jwt_session
+
+@Suite struct ConfigLoaderJWTSessionTests {
+    @Test func everyKey() throws {
+        let config = try parsed(config(credentials: sessionYAML), sessionEnv)
+        let credential = try #require(config.credentials["assured_session"])
+        #expect(credential.headerNames == ["authorization"])
+        guard case .jwtSession(let session) = credential.kind else {
+            Issue.record("not a session")
+            return
+        }
+        #expect(session.upstream == "assured")
+        #expect(session.login.method == "POST")
+        #expect(session.login.path == "/api/v1/users/login/")
+        #expect(session.login.body.reveal()
+            == #"{"email": "user@example.com", "password": "pw-\#(marker)", "remember": true}"#)
+        #expect(session.login.headers.map(\.name) == ["x-api-key"])
+        #expect(session.login.headers.first?.value.reveal() == apiKey)
+        #expect(session.login.accessTokenPath == "data.jwt.access")
+        #expect(session.login.refreshTokenPath == "data.jwt.refresh")
+        #expect(!session.login.sendAccessToken)
+        let refresh = try #require(session.refresh)
+        #expect(refresh.method == "POST")
+        #expect(refresh.path == "/api/v1/users/token/refresh/")
+        #expect(refresh.body.reveal() == #"{"refresh": "{refresh_token}"}"#)  // not a ${...}: left for call time
+        #expect(refresh.accessTokenPath == "access")
+        #expect(refresh.refreshTokenPath == "refresh")
+        #expect(refresh.sendAccessToken)
+        #expect(session.header == "Authorization")
+        #expect(session.format == "Bearer {token}")
+        #expect(session.defaultLifetime == .hours(1))
+        #expect(session.refreshMargin == .seconds(60))
+        #expect(session.backoffInitial == .seconds(1))
+        #expect(session.backoffMax == .minutes(5))
+        #expect(session.circuitFailures == 5)
+        #expect(session.circuitOpenFor == .minutes(5))
+        #expect(session.placeholderLogin)
+    }
+
+    @Test func defaults() throws {
+        let yaml = config(credentials: """
+            credentials:
+              assured_key: {kind: api_key, header: x-api-key, value: k}
+              s:
+                kind: jwt_session
+                upstream: assured
+                login:
+                  path: /login
+                  body: '{"user": "u", "password": "${ASSURED_PASS}"}'
+                  access_token: token
+            """)
+        let config = try parsed(yaml, sessionEnv)
+        guard case .jwtSession(let session) = config.credentials["s"]?.kind else {
+            Issue.record("not a session")
+            return
+        }
+        #expect(session.login.method == "POST")
+        #expect(session.login.headers.isEmpty)
+        #expect(session.login.refreshTokenPath == nil)
+        #expect(session.refresh == nil)
+        #expect(session.header == "Authorization")
+        #expect(session.format == "Bearer {token}")
+        #expect(session.defaultLifetime == .hours(1))
+        #expect(session.refreshMargin == nil)
+        #expect(session.backoffInitial == .seconds(1))
+        #expect(session.backoffMax == .minutes(5))
+        #expect(session.circuitFailures == 5)
+        #expect(session.circuitOpenFor == .minutes(5))
+        #expect(!session.placeholderLogin)
+        #expect(config.credentials["s"]?.headerNames == ["authorization"])
+    }
+
+    @Test func customHeaderIsLowerCasedInHeaderNames() throws {
+        let yaml = config(credentials: session(replacing: "header: Authorization", with: "header: X-Session-Token")
+            .replacingOccurrences(of: "format: \"Bearer {token}\"", with: "format: \"{token}\""))
+        let config = try parsed(yaml, sessionEnv)
+        #expect(config.credentials["assured_session"]?.headerNames == ["x-session-token"])
+    }
+
+    /// Messages about the body never show it, whatever went wrong.
+    @Test func bodyIssuesNeverShowTheBody() {
+        let found = issues(config(credentials: sessionYAML), sessionEnv.merging(["ASSURED_PASS": "a\"\(marker)"]) { $1 })
+        #expect(found.count == 1)
+        #expect(!found.description.contains(marker))
+        #expect(!found.description.contains("user@example.com"))
     }
 }

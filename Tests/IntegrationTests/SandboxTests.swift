@@ -181,6 +181,8 @@ struct SandboxTests {
             var request = HTTPClientRequest(url: sandbox.baseURL + "/api/v1/files/handle/?name=big.pdf")
             request.method = .POST
             request.headers.add(name: "x-api-key", value: Self.apiKey)
+            // The upload route needs the session JWT as well as the key.
+            request.headers.add(name: "Authorization", value: "Bearer \(try await SandboxSessionTests.login(client, sandbox))")
             request.headers.add(name: "content-type", value: "application/octet-stream")
             request.body = .stream(SeededChunks(seed: 42, total: size), length: .known(Int64(size)))
             let response = try await client.execute(request, timeout: .seconds(120))

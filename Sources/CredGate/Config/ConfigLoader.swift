@@ -100,7 +100,9 @@ public enum ConfigLoader {
         }
         let listen = top.value("listen") { readListen($0, at: $1, w) } ?? ListenConfig()
         let upstreams = w.required(top, "upstreams") { readUpstreams($0, at: $1, w) } ?? Named()
-        let credentials = top.value("credentials") { readCredentials($0, at: $1, w) } ?? Named()
+        let credentials = top.value("credentials") {
+            readCredentials($0, at: $1, upstreams: upstreams.declared, w)
+        } ?? Named()
         let routes = w.required(top, "routes") { readRoutes($0, at: $1, upstreams: upstreams, credentials: credentials, w) }
         guard let routes else { return nil }
         return GatewayConfig(listen: listen, upstreams: upstreams.valid, credentials: credentials.valid, routes: routes)

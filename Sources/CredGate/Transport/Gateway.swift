@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -12,14 +13,17 @@ public final class Gateway: Sendable {
     private let ownsGroup: Bool
     private let serverChannel: any Channel
     private let pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>]
+    /// The client sessions log in with (low volume, so AsyncHTTPClient rather than the data path's pool).
+    private let sessionClient: HTTPClient
 
     /// The port actually bound (useful with port 0).
     public var port: Int { serverChannel.localAddress?.port ?? 0 }
     public var localAddress: SocketAddress? { serverChannel.localAddress }
 
     private init(runtime: GatewayRuntime, group: any EventLoopGroup, ownsGroup: Bool, serverChannel: any Channel,
-                 pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>]) {
+                 pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>], sessionClient: HTTPClient) {
         self.runtime = runtime
+        self.sessionClient = sessionClient
         self.group = group
         self.ownsGroup = ownsGroup
         self.serverChannel = serverChannel
@@ -28,10 +32,23 @@ public final class Gateway: Sendable {
 
     /// Binds and starts serving. `group` defaults to a new group with `listen.threads` loops (one per core if 0).
     public static func start(config: GatewayConfig, logger: Logger, group: (any EventLoopGroup)? = nil) async throws -> Gateway {
-        let runtime = try GatewayRuntime(config: config, logger: logger)
         let ownsGroup = group == nil
         let threads = config.listen.threads > 0 ? config.listen.threads : System.coreCount
         let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.redirectConfiguration = .disallow
+        clientConfiguration.httpVersion = .http1Only
+        let sessionClient = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: clientConfiguration)
+        let runtime: GatewayRuntime
+        do {
+            runtime = try GatewayRuntime(config: config, logger: logger, sessionTransport: { upstream in
+                AsyncHTTPSessionTransport(upstream: upstream, client: sessionClient, logger: logger)
+            })
+        } catch {
+            try? await sessionClient.shutdown()
+            if ownsGroup { try? await group.shutdownGracefully() }
+            throw error
+        }
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
         for loop in group.makeIterator() {
             let pool = try await loop.submit {
@@ -75,13 +92,24 @@ public final class Gateway: Sendable {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
             }
-        let channel = try await bootstrap.bind(host: config.listen.host, port: config.listen.port).get()
-        return Gateway(runtime: runtime, group: group, ownsGroup: ownsGroup, serverChannel: channel, pools: poolsByLoop)
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: config.listen.host, port: config.listen.port).get()
+        } catch {
+            try? await sessionClient.shutdown()
+            if ownsGroup { try? await group.shutdownGracefully() }
+            throw error
+        }
+        for session in runtime.sessions.values { session.start() }
+        return Gateway(runtime: runtime, group: group, ownsGroup: ownsGroup, serverChannel: channel, pools: poolsByLoop,
+                       sessionClient: sessionClient)
     }
 
     /// Stops listening, closes the pools and, if the gateway made its own threads, stops them.
     public func shutdown() async throws {
         try? await serverChannel.close()
+        for session in runtime.sessions.values { await session.shutdown() }
+        try? await sessionClient.shutdown()
         for (_, pool) in pools {
             try? await pool.eventLoop.submit { pool.value.shutdown() }.get()
         }

@@ -194,7 +194,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             case .idle, .discarding:
                 let requestID = RequestID.generate()
                 writeLocal(.problem(.malformedRequest(String(describing: error)), requestID: requestID),
-                           version: .http1_1, close: true)
+                           version: .http1_1, close: true, requestID: requestID)
             case .active(let exchange) where exchange.response == .awaitingHead:
                 abandonUpstream(exchange)
                 exchange.closeClientAfter = true
@@ -226,12 +226,12 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         let requestID = RequestID.from(head.headers) ?? RequestID.generate()
         let hasBody = Self.hasBody(head)
         if let error = Self.check(head, maxHeaderBytes: runtime.listen.maxHeaderBytes) {
-            respondLocally(.problem(error, requestID: requestID), head: head, hasBody: hasBody)
+            respondLocally(.problem(error, requestID: requestID), head: head, hasBody: hasBody, requestID: requestID)
             return
         }
         let path = Self.path(of: head.uri)
         if AdminEndpoints.isAdminPath(path) {
-            respondLocally(runtime.admin.respond(method: head.method, path: path, requestID: requestID), head: head, hasBody: hasBody)
+            respondLocally(runtime.admin.respond(method: head.method, path: path, requestID: requestID), head: head, hasBody: hasBody, requestID: requestID)
             return
         }
         let route: CompiledRoute
@@ -239,14 +239,14 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         case .matched(let r):
             route = r
         case .methodNotAllowed(let allowed):
-            respondLocally(.problem(.methodNotAllowed(method: head.method.rawValue, allowed: allowed), requestID: requestID), head: head, hasBody: hasBody)
+            respondLocally(.problem(.methodNotAllowed(method: head.method.rawValue, allowed: allowed), requestID: requestID), head: head, hasBody: hasBody, requestID: requestID)
             return
         case .notFound:
-            respondLocally(.problem(.noRoute(method: head.method.rawValue, path: String(path)), requestID: requestID), head: head, hasBody: hasBody)
+            respondLocally(.problem(.noRoute(method: head.method.rawValue, path: String(path)), requestID: requestID), head: head, hasBody: hasBody, requestID: requestID)
             return
         }
         if let length = head.headers.first(name: "content-length").flatMap({ Int64($0) }), length > route.maxBodyBytes {
-            respondLocally(.problem(.bodyTooLarge(limit: route.maxBodyBytes), requestID: requestID), head: head, hasBody: hasBody)
+            respondLocally(.problem(.bodyTooLarge(limit: route.maxBodyBytes), requestID: requestID), head: head, hasBody: hasBody, requestID: requestID)
             return
         }
         let exchange = Exchange(clientHead: head, route: route, requestID: requestID, now: context.eventLoop.now)
@@ -286,8 +286,6 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         case .respond(let error):
             finishWithLocal(exchange, .problem(error, requestID: exchange.requestID), close: false)
         case .respondWith(let response):
-            var response = response
-            response.headers.replaceOrAdd(name: "x-request-id", value: exchange.requestID)
             finishWithLocal(exchange, response, close: false)
         case .proceed, .retryAfter:
             preconditionFailure("not an answer")
@@ -671,12 +669,12 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             state = .discarding(close: mustClose)
         }
         updateReading()
-        writeLocal(response, version: exchange.clientHead.version, close: mustClose)
+        writeLocal(response, version: exchange.clientHead.version, close: mustClose, requestID: exchange.requestID)
         if bodyStillComing { startLinger() }
     }
 
     /// Answers a request that never got an exchange (no route, bad head, admin).
-    private func respondLocally(_ response: LocalResponse, head: HTTPRequestHead, hasBody: Bool) {
+    private func respondLocally(_ response: LocalResponse, head: HTTPRequestHead, hasBody: Bool, requestID: String) {
         let close = hasBody || !head.isKeepAlive
         // The request's `.end` is still to come: drop whatever body precedes it.
         state = .discarding(close: close)
@@ -686,12 +684,13 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 "status": "\(response.status.code)", "error": "\(response.headers.first(name: "x-credgate-error") ?? "-")",
             ])
         }
-        writeLocal(response, version: head.version, close: close)
+        writeLocal(response, version: head.version, close: close, requestID: requestID)
         if hasBody { startLinger() }
     }
 
-    private func writeLocal(_ response: LocalResponse, version: HTTPVersion, close: Bool) {
+    private func writeLocal(_ response: LocalResponse, version: HTTPVersion, close: Bool, requestID: String) {
         var headers = response.headers
+        headers.replaceOrAdd(name: "x-request-id", value: requestID)
         headers.replaceOrAdd(name: "content-length", value: String(response.body.readableBytes))
         if close { headers.replaceOrAdd(name: "connection", value: "close") }
         let head = HTTPResponseHead(version: version, status: response.status, headers: headers)

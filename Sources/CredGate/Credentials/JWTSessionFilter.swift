@@ -1,0 +1,66 @@
+import NIOCore
+import NIOHTTP1
+
+/// Writes the session's access token into its header (`Authorization: Bearer <jwt>`), waits for a login when
+/// there is no valid token yet, answers 503 with `Retry-After` while logins are failing, and asks for one replay
+/// when the platform rejects the token it sent.
+public struct JWTSessionFilter: RequestFilter {
+    public let session: JWTSession
+    let header: String
+    let prefix: String
+    let suffix: String
+    /// Scratch key under which the token sent with this request is remembered.
+    let scratchKey: String
+
+    public init(name: String, session: JWTSession, config: JWTSessionConfig) {
+        self.session = session
+        self.header = config.header
+        let parts = config.format.components(separatedBy: "{token}")
+        self.prefix = parts.first ?? ""
+        self.suffix = parts.count > 1 ? parts[1] : ""
+        self.scratchKey = "jwt_session." + name
+    }
+
+    public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+        if let token = session.currentToken() {
+            head.headers.replaceOrAdd(name: header, value: prefix + token.value.reveal() + suffix)
+            context.scratch.values[scratchKey] = token
+            return .proceed
+        }
+        if let unavailable = session.unavailable() {
+            return .respondWith(Self.unavailableResponse(unavailable, requestID: context.requestID))
+        }
+        // Waited once already and still nothing usable: do not spin.
+        let waitedKey = scratchKey + ".waited"
+        if context.scratch.values[waitedKey] != nil {
+            let retry = SessionUnavailable(retryAfter: .seconds(1), reason: "no session token could be obtained")
+            return .respondWith(Self.unavailableResponse(retry, requestID: context.requestID))
+        }
+        context.scratch.values[waitedKey] = true
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        let session = self.session
+        promise.completeWithTask { _ = try? await session.validToken() }
+        return .retryAfter(promise.futureResult)
+    }
+
+    public var mayReplay: Bool { true }
+
+    public func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict {
+        guard head.status == .unauthorized, let token = context.scratch.values[scratchKey] as? SessionToken else {
+            return .forward
+        }
+        session.rejected(token)
+        context.scratch.values[scratchKey + ".waited"] = nil
+        return .replay
+    }
+
+    static func unavailableResponse(_ unavailable: SessionUnavailable, requestID: String) -> LocalResponse {
+        let seconds = max(1, Int((Double(unavailable.retryAfter.components.seconds) + Double(unavailable.retryAfter.components.attoseconds) / 1e18).rounded(.up)))
+        let error = GatewayError.filter(
+            status: 503, code: "session-unavailable", title: "Session unavailable",
+            detail: "credgate cannot get a session token from the platform (\(unavailable.reason)); it retries on its own. Try again in \(seconds) s.")
+        var response = LocalResponse.problem(error, requestID: requestID)
+        response.headers.replaceOrAdd(name: "retry-after", value: String(seconds))
+        return response
+    }
+}
