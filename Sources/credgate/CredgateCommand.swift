@@ -133,13 +133,28 @@ struct SandboxCommand: AsyncParsableCommand {
     @Option(help: "The API key the sandbox accepts (default: env SANDBOX_API_KEY, else a random one that is printed).")
     var apiKey: String?
 
+    @Option(help: "The user the sandbox lets log in (default: env SANDBOX_USER, else provider-admin@example.com).")
+    var user: String?
+
+    @Option(help: "That user's password (default: env SANDBOX_PASS, else 'correct horse battery staple').")
+    var password: String?
+
+    @Option(help: "Lifetime of the access tokens it issues, in seconds (the platform's is about 10080).")
+    var accessLifetime: Int = 10_080
+
     func run() async throws {
-        let key = apiKey ?? ProcessInfo.processInfo.environment["SANDBOX_API_KEY"]
+        let env = ProcessInfo.processInfo.environment
+        let key = apiKey ?? env["SANDBOX_API_KEY"]
         let chosen = key ?? ("sandbox-" + UUID().uuidString.lowercased())
         if key == nil {
             print("sandbox API key (random, for this run only): \(chosen)")
         }
-        try await SandboxServer.run(SandboxOptions(apiKey: chosen, host: host, port: port))
+        var options = SandboxOptions(
+            apiKey: chosen, host: host, port: port,
+            user: user ?? env["SANDBOX_USER"] ?? "provider-admin@example.com",
+            password: password ?? env["SANDBOX_PASS"] ?? "correct horse battery staple")
+        options.accessLifetime = .seconds(accessLifetime)
+        try await SandboxServer.run(options)
     }
 }
 
