@@ -12,6 +12,8 @@ enum HeaderHygiene {
 
     /// Removes hop-by-hop headers and the ones the `Connection` header names.
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        // Fast path (most messages): one pass finds none, so no removal scans at all.
+        guard headers.contains(where: { isHopByHop($0.name) }) else { return }
         // Fast path: most requests name nothing in Connection beyond keep-alive/close.
         let named = headers[canonicalForm: "connection"]
         for token in named {
@@ -19,6 +21,25 @@ enum HeaderHygiene {
             if t != "close" && t != "keep-alive" { headers.remove(name: String(t)) }
         }
         for name in hopByHop { headers.remove(name: name) }
+    }
+
+    /// Whether a header name is always hop-by-hop (ASCII case-insensitive, no allocation).
+    static func isHopByHop(_ name: String) -> Bool {
+        let utf8 = name.utf8
+        guard let first = utf8.first else { return false }
+        switch first | 0x20 {
+        case UInt8(ascii: "c"), UInt8(ascii: "k"), UInt8(ascii: "p"), UInt8(ascii: "t"), UInt8(ascii: "u"):
+            return hopByHop.contains { $0.utf8.count == utf8.count && equalsLowercased(name, $0) }
+        default:
+            return false
+        }
+    }
+
+    /// ASCII case-insensitive comparison against an already lower-case name.
+    static func equalsLowercased(_ name: String, _ lower: String) -> Bool {
+        name.utf8.elementsEqual(lower.utf8) { a, b in
+            (a >= 0x41 && a <= 0x5A ? a | 0x20 : a) == b
+        }
     }
 
     /// The head sent upstream for a client's request head (already through the route's filters).

@@ -363,23 +363,16 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     private func acquire(_ exchange: Exchange, fresh: Bool) {
-        let completion: (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void = { [self] result in
+        // The common path: an idle pooled connection, taken synchronously with no closure or future.
+        if !fresh, let connection = pool.takeIdle(exchange.route.target) {
+            connected(exchange, .success((connection, true)))
+            return
+        }
+        setWaitingForUpstream(true)
+        pool.connect(exchange.route.target) { [self] result in
+            self.setWaitingForUpstream(false)
             self.connected(exchange, result)
         }
-        var synchronous = true
-        var calledBack = false
-        let wrapped: (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void = { [self] result in
-            calledBack = true
-            if !synchronous { self.setWaitingForUpstream(false) }
-            completion(result)
-        }
-        if fresh {
-            pool.connect(exchange.route.target, wrapped)
-        } else {
-            pool.acquire(exchange.route.target, wrapped)
-        }
-        synchronous = false
-        if !calledBack { setWaitingForUpstream(true) }
     }
 
     private func connected(_ exchange: Exchange, _ result: Result<(UpstreamConnection, reused: Bool), any Error>) {
@@ -928,11 +921,14 @@ enum RequestID {
         var rng = SystemRandomNumberGenerator()
         let a = rng.next() as UInt64
         let b = rng.next() as UInt64
-        return hex(a) + hex(b)
-    }
-
-    private static func hex(_ v: UInt64) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
+        // 32 lower-case hex digits written in place: one allocation, no intermediate strings.
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            for i in 0..<16 {
+                buffer[i] = digits.utf8Start[Int((a >> UInt64(60 - 4 * i)) & 0xF)]
+                buffer[16 + i] = digits.utf8Start[Int((b >> UInt64(60 - 4 * i)) & 0xF)]
+            }
+            return 32
+        }
     }
 }

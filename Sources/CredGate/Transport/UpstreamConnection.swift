@@ -140,18 +140,15 @@ final class UpstreamPool {
         live = [:]
     }
 
-    /// Hands out a connection: an idle pooled one synchronously when there is one (the common path), else a new
-    /// one once connected. `reused` tells the caller a stale-connection retry is possible.
-    func acquire(_ target: UpstreamTarget, _ done: @escaping (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void) {
+    /// An idle pooled connection to `target` that is still open, if there is one (LIFO: the warmest first).
+    func takeIdle(_ target: UpstreamTarget) -> UpstreamConnection? {
         eventLoop.preconditionInEventLoop()
         while let connection = idle[target.key].popLast() {
-            if connection.isUsable {
-                done(.success((connection, true)))
-                return
-            }
+            if connection.isUsable { return connection }
+            forget(connection)
             connection.close()
         }
-        connect(target, done)
+        return nil
     }
 
     /// A fresh connection, never a pooled one (used to retry after a stale pooled connection).
