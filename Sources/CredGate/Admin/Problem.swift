@@ -46,8 +46,13 @@ public struct LocalResponse: Sendable {
 /// and needs no Foundation; it follows RFC 8259 section 7 exactly.
 public enum JSONString {
     public static func quote(_ s: String) -> String {
-        var out = "\""
-        out.reserveCapacity(s.utf8.count + 2)
+        "\"" + escape(s) + "\""
+    }
+
+    /// `s` escaped for use between the quotes of a JSON string.
+    public static func escape(_ s: String) -> String {
+        var out = ""
+        out.reserveCapacity(s.utf8.count)
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -61,7 +66,6 @@ public enum JSONString {
             default: out.unicodeScalars.append(scalar)
             }
         }
-        out += "\""
         return out
     }
 }

@@ -88,24 +88,7 @@ struct SessionCall: Sendable {
     }
 
     /// `value` escaped for use between the quotes of a JSON string.
-    static func jsonEscaped(_ value: String) -> String {
-        var out = ""
-        out.reserveCapacity(value.utf8.count)
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                    + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
+    static func jsonEscaped(_ value: String) -> String { JSONString.escape(value) }
 
     /// `Retry-After` as delta-seconds or an HTTP date; nil when it is neither.
     static func retryAfter(_ value: String, now: Date = Date()) -> Duration? {
