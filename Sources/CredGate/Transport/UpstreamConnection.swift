@@ -233,7 +233,7 @@ struct SocketConnector: UpstreamConnector {
         let hostname = target.tlsServerHostname
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(target.config.connectTimeout)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
