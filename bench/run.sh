@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# credgate against nginx, side by side in one run (issue 2, "Benchmark"). Prints figures; it is not a test.
+#
+#   bench/run.sh                          # defaults: wrk -t1 -c32 -d10s after a 3s warm-up, 1 GiB streams
+#   DURATION=30s CONNECTIONS=64 bench/run.sh
+#
+# What runs, all on 127.0.0.1 ports picked at random:
+#   origin   nginx answering a small JSON (`return 200`) on /api/, an upload sink and a 1 GiB download
+#   peer     nginx `proxy_pass` to the origin with `proxy_set_header x-api-key` and a keep-alive upstream
+#   credgate the release binary, one API-key route /api/** to the origin, --log-level warning (no access log)
+# and wrk measures, one after the other: the origin directly, the peer, credgate. CPU time per request is the
+# delta of utime+stime (/proc/PID/stat; every nginx master and worker PID) over the measured run divided by
+# the requests wrk completed. Then 1 GiB goes up (PUT with Content-Length, then chunked) and down through
+# credgate while its VmRSS is sampled every 50 ms and VmHWM is read.
+#
+# Environment: DURATION (10s), CONNECTIONS (32), WRK_THREADS (1), WARMUP (3s), NGINX_WORKERS (auto),
+# CREDGATE_THREADS (0 = one event loop per core), STREAM_BYTES (1073741824), SKIP_STREAM (0),
+# CREDGATE_BIN (skip the build and use this binary), KEEP (1 keeps the work directory), OUT_DIR (bench/out).
+# Installs nginx and wrk with apt-get when they are missing (as root, or through sudo).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+WRK_THREADS=${WRK_THREADS:-1}
+WARMUP=${WARMUP:-3s}
+NGINX_WORKERS=${NGINX_WORKERS:-auto}
+CREDGATE_THREADS=${CREDGATE_THREADS:-0}
+STREAM_BYTES=${STREAM_BYTES:-1073741824}
+SKIP_STREAM=${SKIP_STREAM:-0}
+CREDGATE_BIN=${CREDGATE_BIN:-}
+KEEP=${KEEP:-0}
+OUT_DIR=${OUT_DIR:-$ROOT/bench/out}
+BENCH_KEY="bench-$RANDOM$RANDOM-key"
+export BENCH_KEY
+
+# Targets of issue 2.
+TARGET_THROUGHPUT_RATIO=0.5 # credgate req/s / peer req/s, at least
+TARGET_CPU_RATIO=2.5        # credgate CPU per request / peer's, at most
+TARGET_UPLOAD_RSS_MIB=32    # credgate peak RSS during the 1 GiB upload, at most
+
+# ---------------------------------------------------------------------------------------------- tools
+need_install=()
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need_install+=(nginx)
+command -v wrk >/dev/null || need_install+=(wrk)
+command -v curl >/dev/null || need_install+=(curl)
+if ((${#need_install[@]})); then
+    log "installing ${need_install[*]} with apt-get ..."
+    SUDO=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || die "need ${need_install[*]}; run as root or install them"
+        SUDO=(sudo)
+    fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_install[@]}" >&2
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------------------------------------- credgate
+BUILD_NOTE="built now"
+if [[ -z $CREDGATE_BIN ]]; then
+    BIN_DIR=$(cd "$ROOT" && swift build -c release --show-bin-path)
+    log "building credgate (release; the first build takes about 6 minutes) ..."
+    if ! (cd "$ROOT" && swift build -c release --product credgate) >&2; then
+        [[ -x $BIN_DIR/credgate ]] || die "the release build failed and there is no earlier binary"
+        BUILD_NOTE="WARNING: the build failed, using the earlier binary from $(date -r "$BIN_DIR/credgate" '+%F %T')"
+        log "$BUILD_NOTE"
+    fi
+    CREDGATE_BIN=$BIN_DIR/credgate
+else
+    BUILD_NOTE="given as CREDGATE_BIN"
+fi
+[[ -x $CREDGATE_BIN ]] || die "no credgate binary at $CREDGATE_BIN"
+
+# ---------------------------------------------------------------------------------------------- processes
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/credgate-bench.XXXXXX")
+chmod 755 "$WORK"
+# The upload sink stores each upload whole (see nginx-origin.conf.in): on tmpfs when there is room for it.
+need_kb=$((STREAM_BYTES * 2 / 1024 + 262144))
+if [[ -d /dev/shm && -w /dev/shm ]] && (($(df -Pk /dev/shm | awk 'NR == 2 { print $4 }') > need_kb)); then
+    SINK=$(mktemp -d /dev/shm/credgate-bench-sink.XXXXXX)
+else
+    SINK=$WORK/sink
+    mkdir -p "$SINK"
+fi
+chmod 755 "$SINK"
+mkdir -p "$SINK/files" "$WORK/data" "$WORK/origin" "$WORK/peer" "$WORK/credgate"
+chmod 1777 "$SINK/files" # nginx workers run as nobody when started by root
+
+PIDS=()
+SAMPLER=""
+cleanup() {
+    local status=$? pid i
+    trap - EXIT INT TERM
+    [[ -n $SAMPLER ]] && kill "$SAMPLER" 2>/dev/null
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ $KEEP == 1 ]]; then
+        log "kept $WORK and $SINK"
+    else
+        rm -rf "$WORK" "$SINK"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+NGINX_E=()
+"$NGINX" -h 2>&1 | grep -q -- '-e filename' && NGINX_E=(-e "$WORK/origin/error.log")
+
+free_port ORIGIN_PORT
+free_port PEER_PORT
+free_port CREDGATE_PORT
+
+render "$HERE/nginx-origin.conf.in" "$WORK/origin/nginx.conf" WORKERS="$NGINX_WORKERS" DIR="$WORK/origin" \
+    PORT="$ORIGIN_PORT" SINK="$SINK" DATA="$WORK/data" KEY="$BENCH_KEY"
+render "$HERE/nginx-peer.conf.in" "$WORK/peer/nginx.conf" WORKERS="$NGINX_WORKERS" DIR="$WORK/peer" \
+    PORT="$PEER_PORT" ORIGIN_PORT="$ORIGIN_PORT" KEY="$BENCH_KEY"
+render "$HERE/credgate.yaml.in" "$WORK/credgate/credgate.yaml" PORT="$CREDGATE_PORT" \
+    ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS"
+
+start_nginx() { # name
+    local dir=$WORK/$1 e=()
+    ((${#NGINX_E[@]})) && e=(-e "$dir/error.log")
+    "$NGINX" -p "$dir" "${e[@]}" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+    PIDS+=($!)
+}
+start_nginx origin
+start_nginx peer
+"$CREDGATE_BIN" serve --config "$WORK/credgate/credgate.yaml" --log-level warning \
+    >"$WORK/credgate/stdout.log" 2>"$WORK/credgate/stderr.log" &
+CREDGATE_PID=$!
+PIDS+=("$CREDGATE_PID")
+
+wait_http "http://127.0.0.1:$ORIGIN_PORT/api/x" 10 || die "origin nginx did not start: $(cat "$WORK/origin/"*.log)"
+wait_http "http://127.0.0.1:$PEER_PORT/api/x" 10 || die "peer nginx did not start: $(cat "$WORK/peer/"*.log)"
+wait_http "http://127.0.0.1:$CREDGATE_PORT/credgate/healthz" 30 "$CREDGATE_PID" ||
+    die "credgate did not start: $(cat "$WORK/credgate/"*.log)"
+
+sleep 0.5
+RSS_START=$(proc_kb "$CREDGATE_PID" VmRSS)
+ANON_START=$(proc_kb "$CREDGATE_PID" RssAnon)
+
+# Each path answers 200 JSON, and both proxies inject the key (the origin's /api/check-key says 401 without).
+for target in "origin $ORIGIN_PORT 401" "peer $PEER_PORT 200" "credgate $CREDGATE_PORT 200"; do
+    read -r name port want <<<"$target"
+    got=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/bench")
+    [[ $got == 200 ]] || die "$name: GET /api/bench answered $got"
+    got=$(curl -s -o /dev/null -w '%{http_code}' -H 'x-api-key: from-the-client' "http://127.0.0.1:$port/api/check-key")
+    [[ $got == "$want" ]] || die "$name: GET /api/check-key answered $got, expected $want"
+done
+
+BODY_BYTES=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$ORIGIN_PORT/api/bench")
+
+# ---------------------------------------------------------------------------------------------- throughput
+declare -A RPS P50 P99 CPU NOTE
+measure() { # key port pids...
+    local key=$1 port=$2 url t0 t1 parsed requests non2xx errors
+    shift 2
+    url="http://127.0.0.1:$port/api/bench"
+    log "measuring $key: warm-up $WARMUP, then wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency $url"
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null
+    t0=$(cpu_ticks "$@")
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$WORK/wrk-$key.txt"
+    t1=$(cpu_ticks "$@")
+    parsed=$(parse_wrk "$WORK/wrk-$key.txt") || die "cannot read wrk's output: $(cat "$WORK/wrk-$key.txt")"
+    read -r requests "RPS[$key]" "P50[$key]" "P99[$key]" non2xx errors <<<"$parsed"
+    CPU[$key]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
+    NOTE[$key]=""
+    ((non2xx > 0)) && NOTE[$key]+=" $non2xx non-2xx!"
+    ((errors > 0)) && NOTE[$key]+=" $errors socket errors!"
+    return 0
+}
+# shellcheck disable=SC2046
+measure direct "$ORIGIN_PORT" $(nginx_pids "$WORK/origin")
+# shellcheck disable=SC2046
+measure peer "$PEER_PORT" $(nginx_pids "$WORK/peer")
+measure credgate "$CREDGATE_PORT" "$CREDGATE_PID"
+RSS_AFTER_LOAD=$(proc_kb "$CREDGATE_PID" VmRSS)
+HWM_AFTER_LOAD=$(proc_kb "$CREDGATE_PID" VmHWM)
+
+verdict() { awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN { ok = (op == ">=") ? a >= b : a <= b; print ok ? "PASS" : "FAIL" }'; }
+THROUGHPUT_RATIO=$(awk -v a="${RPS[credgate]}" -v b="${RPS[peer]}" 'BEGIN { printf "%.2f", a / b }')
+CPU_RATIO=$(awk -v a="${CPU[credgate]}" -v b="${CPU[peer]}" 'BEGIN { printf "%.2f", a / b }')
+
+# ---------------------------------------------------------------------------------------------- streaming
+# One credgate process throughout: its RSS after the load above is the baseline the streams start from.
+# VmHWM is reset before each stream (write 5 to /proc/PID/clear_refs) so it is that stream's peak; the
+# 50 ms samples of VmRSS are kept as well, and the larger of the two is reported.
+STREAM_LINES=()
+UPLOAD_PEAK_MIB=""
+stream() { # label method curl-args... ; the URL is last
+    local label=$1 kind=$2 hwm_ok=0 out code bytes secs peak_kb hwm sampled mib down anon
+    shift 2
+    echo 5 >"/proc/$CREDGATE_PID/clear_refs" 2>/dev/null && hwm_ok=1
+    rm -f "$WORK/rss-max" "$WORK/rss-max.stop"
+    sample_rss_max "$CREDGATE_PID" "$WORK/rss-max" &
+    SAMPLER=$!
+    out=$(curl -sS --max-time 600 -o "$WORK/stream-body" -w '%{http_code} %{size_upload} %{size_download} %{time_total}' "$@") ||
+        out="000 0 0 0"
+    touch "$WORK/rss-max.stop"
+    wait "$SAMPLER" 2>/dev/null || true
+    SAMPLER=""
+    read -r code _ down secs <<<"$out"
+    sampled=$(cat "$WORK/rss-max" 2>/dev/null || echo 0)
+    anon=$(cat "$WORK/rss-max.anon" 2>/dev/null || echo 0)
+    hwm=0
+    ((hwm_ok)) && hwm=$(proc_kb "$CREDGATE_PID" VmHWM)
+    peak_kb=$((hwm > sampled ? hwm : sampled))
+    mib=$(kib_to_mib "$peak_kb")
+    if [[ $kind == up ]]; then
+        bytes=$(stat -c %s "$SINK/files/$(basename "${*: -1}")" 2>/dev/null || echo 0)
+        rm -f "$SINK/files/"* # free the tmpfs
+    else
+        bytes=$down
+    fi
+    local ok="ok"
+    [[ $code == 2* && $bytes == "$STREAM_BYTES" ]] || ok="FAILED (HTTP $code, $bytes of $STREAM_BYTES bytes arrived)"
+    local rate
+    rate=$(awk -v b="$bytes" -v s="$secs" 'BEGIN { if (s > 0) printf "%.0f", b / 1048576 / s; else print 0 }')
+    STREAM_LINES+=("$(printf '%-37s HTTP %-3s %6.2f s %5s MiB/s   peak RSS %6s MiB%s (RssAnon %s MiB)   %s' "$label" "$code" "$secs" \
+        "$rate" "$mib" "$([[ $hwm_ok == 1 ]] && echo "" || echo " (sampled)")" "$(kib_to_mib "$anon")" "$ok")")
+    [[ $kind == up && -z $UPLOAD_PEAK_MIB ]] && UPLOAD_PEAK_MIB=$mib
+    return 0
+}
+RSS_IDLE=""
+if [[ $SKIP_STREAM != 1 ]]; then
+    truncate -s "$STREAM_BYTES" "$WORK/data/big.bin" # sparse: costs no disk, reads as zeros
+    chmod 644 "$WORK/data/big.bin"
+    cat "$WORK/data/big.bin" >/dev/null # the first read fills the page cache (1 s a GiB): not credgate's cost
+    sleep 1
+    RSS_IDLE=$(proc_kb "$CREDGATE_PID" VmRSS)
+    size_label=$(awk -v b="$STREAM_BYTES" 'BEGIN { if (b % 1073741824 == 0) printf "%d GiB", b / 1073741824; else printf "%d MiB", b / 1048576 }')
+    log "streaming $size_label up (Content-Length) through credgate ..."
+    stream "$size_label up   (PUT, Content-Length)" up -T "$WORK/data/big.bin" -H 'Content-Type: application/octet-stream' \
+        "http://127.0.0.1:$CREDGATE_PORT/api/upload/big.bin"
+    log "streaming $size_label up (chunked, from a pipe) through credgate ..."
+    stream "$size_label up   (PUT, chunked)" up -T - -H 'Content-Type: application/octet-stream' \
+        "http://127.0.0.1:$CREDGATE_PORT/api/upload/chunked.bin" < <(head -c "$STREAM_BYTES" /dev/zero)
+    log "streaming $size_label down through credgate ..."
+    stream "$size_label down (GET, sendfile origin)" down "http://127.0.0.1:$CREDGATE_PORT/api/download/big.bin"
+fi
+
+# ---------------------------------------------------------------------------------------------- report
+mkdir -p "$OUT_DIR"
+REPORT=$OUT_DIR/bench-$(date +%Y%m%d-%H%M%S).txt
+{
+    echo "credgate benchmark, $(date '+%F %T %Z') on $(nproc) cores ($(uname -m)), load generator on the same cores"
+    echo "  nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') (worker_processes $NGINX_WORKERS), $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }'), $("$CREDGATE_BIN" --version 2>/dev/null || echo "credgate ?") release ($BUILD_NOTE), threads $CREDGATE_THREADS"
+    echo "  wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency after a $WARMUP warm-up; GET /api/bench, a $BODY_BYTES-byte JSON answered by nginx"
+    echo
+    printf '%-37s %10s %9s %9s %12s\n' "path" "req/s" "p50 ms" "p99 ms" "CPU/req µs"
+    printf '%-37s %10.0f %9.3f %9.3f %12s%s\n' "nginx directly" "${RPS[direct]}" "${P50[direct]}" "${P99[direct]}" "${CPU[direct]}" "${NOTE[direct]}  (origin)"
+    printf '%-37s %10.0f %9.3f %9.3f %12s%s\n' "nginx proxy_pass (the peer)" "${RPS[peer]}" "${P50[peer]}" "${P99[peer]}" "${CPU[peer]}" "${NOTE[peer]}"
+    printf '%-37s %10.0f %9.3f %9.3f %12s%s\n' "credgate (API-key route)" "${RPS[credgate]}" "${P50[credgate]}" "${P99[credgate]}" "${CPU[credgate]}" "${NOTE[credgate]}"
+    echo
+    echo "credgate / peer:  throughput ${THROUGHPUT_RATIO}  (target >= $TARGET_THROUGHPUT_RATIO: $(verdict "$THROUGHPUT_RATIO" '>=' "$TARGET_THROUGHPUT_RATIO"))"
+    echo "                  CPU per request ${CPU_RATIO}x  (target <= ${TARGET_CPU_RATIO}x: $(verdict "$CPU_RATIO" '<=' "$TARGET_CPU_RATIO"))"
+    echo "credgate memory: VmRSS $(kib_to_mib "$RSS_START") MiB at start (RssAnon $(kib_to_mib "$ANON_START") MiB, the rest is mapped code and libraries);" \
+        "after the load VmRSS $(kib_to_mib "$RSS_AFTER_LOAD") MiB, VmHWM $(kib_to_mib "$HWM_AFTER_LOAD") MiB"
+    if [[ $SKIP_STREAM != 1 ]]; then
+        echo
+        echo "streaming through credgate (origin: nginx WebDAV PUT sink on $( [[ $SINK == /dev/shm/* ]] && echo tmpfs || echo disk ), sparse file for GET); idle VmRSS before: $(kib_to_mib "$RSS_IDLE") MiB"
+        printf '%s\n' "${STREAM_LINES[@]}"
+        echo "peak RSS during the upload: $UPLOAD_PEAK_MIB MiB  (target <= $TARGET_UPLOAD_RSS_MIB MiB: $(verdict "$UPLOAD_PEAK_MIB" '<=' "$TARGET_UPLOAD_RSS_MIB"))"
+    fi
+} | tee "$REPORT"
+log "raw wrk output: $WORK/wrk-*.txt (kept with KEEP=1); report saved to $REPORT"

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Runs the release binary exactly as the Docker image's entrypoint would, and checks that it answers.
+# No Docker engine runs here, so this is the stand-in for `docker run`:
+#   - ENTRYPOINT, CMD, ENV, USER, EXPOSE and the config COPY are read from the Dockerfile and asserted;
+#   - the binary and Config/credgate.yaml are laid out in a temporary root as in the image
+#     (ROOT/usr/local/bin/credgate, ROOT/etc/credgate/credgate.yaml);
+#   - the process starts with a clean environment holding only the image's ENV (CREDGATE_CONFIG pointing at the
+#     copy in the temporary root), with the CMD arguments, as a non-root user (setpriv to nobody when run as
+#     root), with its working directory at the temporary root;
+#   - what `docker run -e ...` would add: ASSURED_BASE_URL pointing at a `credgate sandbox` started here with a
+#     known SANDBOX_API_KEY (and SANDBOX_USER/SANDBOX_PASS), ASSURED_API_KEY (and ASSURED_USER/ASSURED_PASS) equal
+#     to them, and CREDGATE_PORT on a free port instead of 8080.
+# Then: /credgate/healthz answers 200, /credgate/status shows no secret, /api/v1/users/providers-list/ answers
+# 200 JSON through the sandbox, a path with no route answers 404 problem+json, and SIGTERM stops the process
+# cleanly within 5 s. Prints `container-smoke: N passed, M failed`; exits 1 if anything failed.
+# SMOKE_USER=root keeps root instead of dropping to nobody (diagnosis only).
+#
+#   scripts/container-smoke.sh            # builds (incrementally) and uses .build/release/credgate
+#   CREDGATE_BIN=/path/to/credgate scripts/container-smoke.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DOCKERFILE=$ROOT/Dockerfile
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$*"; }
+fail() { FAILED=$((FAILED + 1)); printf '  FAIL  %s\n' "$*"; }
+check() { # description, then a command that must succeed
+    local what=$1
+    shift
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+finish() {
+    echo "container-smoke: $PASSED passed, $FAILED failed"
+    ((FAILED == 0))
+}
+
+# ---------------------------------------------------------------------------------------------- Dockerfile
+echo "container-smoke: reading $DOCKERFILE"
+[[ -f $DOCKERFILE ]] || { fail "Dockerfile exists"; finish; exit 1; }
+# Instructions of the final stage, continuation lines joined.
+FINAL_STAGE=$(awk '
+    /\\$/ { sub(/\\$/, ""); line = line $0 " "; next }
+    { line = line $0; print line; line = "" }' "$DOCKERFILE" |
+    sed -e 's/^[[:space:]]*//' | grep -v '^#' | awk 'toupper($1) == "FROM" { stage = "" } { stage = stage $0 "\n" } END { printf "%s", stage }')
+instruction() { printf '%s' "$FINAL_STAGE" | awk -v k="$1" 'toupper($1) == k { $1 = ""; sub(/^ /, ""); print }'; }
+# A JSON-array instruction as one word per line.
+json_words() { printf '%s' "$1" | grep -o '"[^"]*"' | tr -d '"'; }
+
+ENTRYPOINT=$(instruction ENTRYPOINT | tail -1)
+CMD=$(instruction CMD | tail -1)
+mapfile -t ENTRY_WORDS < <(json_words "$ENTRYPOINT")
+mapfile -t CMD_WORDS < <(json_words "$CMD")
+check "ENTRYPOINT is [\"/usr/local/bin/credgate\"] (exec form)" \
+    test "${#ENTRY_WORDS[@]}" = 1 -a "${ENTRY_WORDS[0]:-}" = /usr/local/bin/credgate
+check "CMD is [\"serve\"] (exec form)" test "${#CMD_WORDS[@]}" = 1 -a "${CMD_WORDS[0]:-}" = serve
+
+declare -A IMAGE_ENV=()
+while read -r word; do
+    [[ $word == *=* ]] && IMAGE_ENV[${word%%=*}]=${word#*=}
+done < <(instruction ENV | tr ' ' '\n' | sed '/^$/d')
+check "ENV CREDGATE_CONFIG=/etc/credgate/credgate.yaml" test "${IMAGE_ENV[CREDGATE_CONFIG]:-}" = /etc/credgate/credgate.yaml
+check "ENV CREDGATE_HOST=0.0.0.0" test "${IMAGE_ENV[CREDGATE_HOST]:-}" = 0.0.0.0
+check "the config is copied from Config/credgate.yaml to \$CREDGATE_CONFIG" \
+    grep -Eq "^COPY .*Config/credgate.yaml +${IMAGE_ENV[CREDGATE_CONFIG]:-/nonexistent}\$" <<<"$FINAL_STAGE"
+check "the binary is copied to the ENTRYPOINT path" grep -Eq "^COPY .*credgate +${ENTRY_WORDS[0]:-/nonexistent}\$" <<<"$FINAL_STAGE"
+IMAGE_USER=$(instruction USER | tail -1)
+check "USER is not root ($IMAGE_USER)" test -n "$IMAGE_USER" -a "${IMAGE_USER%%:*}" != root -a "${IMAGE_USER%%:*}" != 0
+CONFIG_PORT=$(awk '/^listen:/ { l = 1; next } /^[^ #]/ { l = 0 } l && $1 == "port:" { print $2; exit }' "$ROOT/Config/credgate.yaml")
+check "EXPOSE $(instruction EXPOSE | tail -1) matches the config's listen.port ${CONFIG_PORT:-8080}" \
+    test "$(instruction EXPOSE | tail -1)" = "${CONFIG_PORT:-8080}"
+
+# ---------------------------------------------------------------------------------------------- binary
+# The release build is incremental: right after CI's own release build it only checks that nothing changed, and
+# it never tests a stale binary. CREDGATE_BIN=path skips it.
+BIN=${CREDGATE_BIN:-}
+if [[ -z $BIN ]]; then
+    echo "container-smoke: swift build -c release --product credgate"
+    (cd "$ROOT" && swift build -c release --product credgate) >&2 || { fail "release build"; finish; exit 1; }
+    BIN=$(cd "$ROOT" && swift build -c release --show-bin-path)/credgate
+fi
+[[ -x $BIN ]] || { fail "release binary at $BIN"; finish; exit 1; }
+echo "container-smoke: binary $BIN"
+
+# ---------------------------------------------------------------------------------------------- layout
+IMAGE_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/credgate-image.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid i
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -rf "$IMAGE_ROOT"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+chmod 755 "$IMAGE_ROOT"
+ENTRY=$IMAGE_ROOT${ENTRY_WORDS[0]:-/usr/local/bin/credgate}
+CONFIG=$IMAGE_ROOT${IMAGE_ENV[CREDGATE_CONFIG]:-/etc/credgate/credgate.yaml}
+mkdir -p "$(dirname "$ENTRY")" "$(dirname "$CONFIG")"
+cp "$BIN" "$ENTRY"
+cp "$ROOT/Config/credgate.yaml" "$CONFIG"
+chmod -R a+rX "$IMAGE_ROOT"
+
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 40000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+    done
+    return 1
+}
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true; }
+# Whether a listening TCP socket is bound to 0.0.0.0:PORT (/proc/net/tcp: local address 00000000:PORT in hex, state 0A).
+bound_any() { awk -v p="$(printf '%04X' "$1")" '$2 == "00000000:" p && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp; }
+wait_up() { # url pid seconds
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        kill -0 "$2" 2>/dev/null || return 1
+        [[ $(http_code "$1") != 000 ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------------------------------------- sandbox
+SANDBOX_PORT=$(free_port)
+SANDBOX_KEY="smoke-$RANDOM$RANDOM$RANDOM"
+SANDBOX_LOGIN=smoke-user@example.com
+SANDBOX_PASSWORD="smoke-pass-$RANDOM$RANDOM$RANDOM"
+SANDBOX_API_KEY=$SANDBOX_KEY SANDBOX_USER=$SANDBOX_LOGIN SANDBOX_PASS=$SANDBOX_PASSWORD "$BIN" sandbox --host 127.0.0.1 --port "$SANDBOX_PORT" \
+    >"$IMAGE_ROOT/sandbox.log" 2>&1 &
+PIDS+=($!)
+if ! wait_up "http://127.0.0.1:$SANDBOX_PORT/" "${PIDS[0]}" 30; then
+    fail "sandbox starts on 127.0.0.1:$SANDBOX_PORT"
+    cat "$IMAGE_ROOT/sandbox.log"
+    finish
+    exit 1
+fi
+pass "sandbox (credgate sandbox) answers on 127.0.0.1:$SANDBOX_PORT"
+
+# ---------------------------------------------------------------------------------------------- the container
+PORT=$(free_port)
+RUN_ENV=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/nonexistent)
+for k in "${!IMAGE_ENV[@]}"; do [[ $k == CREDGATE_CONFIG ]] || RUN_ENV+=("$k=${IMAGE_ENV[$k]}"); done
+RUN_ENV+=("CREDGATE_CONFIG=$CONFIG" "CREDGATE_PORT=$PORT"
+    "ASSURED_BASE_URL=http://127.0.0.1:$SANDBOX_PORT" "ASSURED_API_KEY=$SANDBOX_KEY"
+    "ASSURED_USER=$SANDBOX_LOGIN" "ASSURED_PASS=$SANDBOX_PASSWORD")
+# The image runs as an unprivileged user; so does this, when it can switch (root with setpriv). SMOKE_USER picks
+# another user, or root to keep root (only for diagnosing a failure that happens only without privileges).
+SMOKE_USER=${SMOKE_USER:-nobody}
+AS_USER=()
+RUN_AS="$(id -un) (uid $(id -u))"
+if ((EUID == 0)) && [[ $SMOKE_USER != root ]]; then
+    if command -v setpriv >/dev/null && id "$SMOKE_USER" >/dev/null 2>&1; then
+        AS_USER=(setpriv --reuid="$(id -u "$SMOKE_USER")" --regid="$(id -g "$SMOKE_USER")" --clear-groups --)
+        RUN_AS="$SMOKE_USER (uid $(id -u "$SMOKE_USER")), through setpriv"
+    else
+        RUN_AS="root, because setpriv or the user $SMOKE_USER is missing"
+    fi
+elif ((EUID == 0)); then
+    RUN_AS="root (SMOKE_USER=root)"
+fi
+echo "container-smoke: running ${ENTRY_WORDS[*]} ${CMD_WORDS[*]} as $RUN_AS, CREDGATE_PORT=$PORT"
+echo "container-smoke: environment: $(printf '%s ' "${RUN_ENV[@]}" | sed -e "s/ASSURED_API_KEY=[^ ]*/ASSURED_API_KEY=<redacted>/" -e "s/ASSURED_PASS=[^ ]*/ASSURED_PASS=<redacted>/")"
+(cd "$IMAGE_ROOT" && exec "${AS_USER[@]}" env -i "${RUN_ENV[@]}" "$ENTRY" "${CMD_WORDS[@]}") \
+    >"$IMAGE_ROOT/credgate.out" 2>"$IMAGE_ROOT/credgate.err" &
+PID=$!
+PIDS+=("$PID")
+BASE=http://127.0.0.1:$PORT
+if ! wait_up "$BASE/credgate/healthz" "$PID" 15; then
+    fail "credgate starts and answers on port $PORT (an HTTP status within 15 s)"
+    kill -0 "$PID" 2>/dev/null && echo "--- the process runs; curl says: $(curl -sS -o /dev/null --max-time 2 "$BASE/credgate/healthz" 2>&1)"
+    echo "--- stdout"; cat "$IMAGE_ROOT/credgate.out"; echo "--- stderr"; cat "$IMAGE_ROOT/credgate.err"
+    finish
+    exit 1
+fi
+check "it says it listens on http://0.0.0.0:$PORT" grep -q "listening on http://0.0.0.0:$PORT" "$IMAGE_ROOT/credgate.out"
+check "  ... and the socket is bound to 0.0.0.0:$PORT" bound_any "$PORT"
+if ((EUID == 0)) && ((${#AS_USER[@]})); then
+    check "it runs as a non-root user" test "$(awk '/^Uid:/ { print $2 }' "/proc/$PID/status")" != 0
+fi
+
+body=$IMAGE_ROOT/body
+headers=$IMAGE_ROOT/headers
+request() { # expected status, then curl arguments; fills $body and $headers
+    local code
+    code=$(curl -sS --max-time 10 -D "$headers" -o "$body" -w '%{http_code}' "$@" 2>&1) || true
+    [[ $code == "$EXPECT" ]]
+}
+header() { awk -v k="$1" '{ n = index($0, ":"); if (tolower(substr($0, 1, n - 1)) == tolower(k)) { v = substr($0, n + 1); gsub(/^[ \t]+|[ \t\r]+$/, "", v); print v } }' "$headers"; }
+is_json() {
+    if command -v python3 >/dev/null; then python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$1" 2>/dev/null
+    else head -c 1 "$1" | grep -q '[{[]'; fi
+}
+
+EXPECT=200 check "GET /credgate/healthz answers 200" request "$BASE/credgate/healthz"
+
+EXPECT=200 check "GET /credgate/status answers 200" request "$BASE/credgate/status"
+no_secret() { ! grep -qF -e "$SANDBOX_KEY" -e "$SANDBOX_PASSWORD" "$body"; }
+check "  ... and shows neither the API key nor the password" no_secret
+
+EXPECT=200 check "GET /api/v1/users/providers-list/ answers 200 through the sandbox" request "$BASE/api/v1/users/providers-list/"
+check "  ... with Content-Type application/json ($(header content-type))" grep -qi '^application/json' <<<"$(header content-type)"
+json_page() { is_json "$body" && grep -q '"results"' "$body"; }
+check "  ... and a JSON page with results" json_page
+EXPECT=200 check "a client-sent x-api-key and Authorization are replaced, not forwarded (still 200)" \
+    request -H 'x-api-key: not-the-key' -H 'Authorization: Bearer not-a-token' "$BASE/api/v1/users/providers-list/?limit=1"
+
+EXPECT=404 check "GET /no/route answers 404" request "$BASE/no/route"
+check "  ... as application/problem+json ($(header content-type))" grep -qi '^application/problem+json' <<<"$(header content-type)"
+check "  ... with X-Credgate-Error ($(header x-credgate-error))" test -n "$(header x-credgate-error)"
+check "  ... and a JSON body" is_json "$body"
+
+kill -TERM "$PID"
+start=$(date +%s%N)
+stopped=0
+for ((i = 0; i < 50; i++)); do
+    kill -0 "$PID" 2>/dev/null || { stopped=1; break; }
+    sleep 0.1
+done
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+status=0
+if ((stopped)); then wait "$PID" || status=$?; fi
+check "SIGTERM stops it within 5 s (${elapsed_ms} ms)" test "$stopped" = 1
+check "  ... with exit status 0 (got $status)" test "$status" = 0
+if ((FAILED)); then
+    echo "--- credgate stdout"; cat "$IMAGE_ROOT/credgate.out"; echo "--- credgate stderr"; cat "$IMAGE_ROOT/credgate.err"
+fi
+finish
