@@ -68,6 +68,19 @@ import Testing
         let health = try await send(.GET, base + "/credgate/healthz")
         #expect(health.status == .ok)
 
+        // `credgate status` asks the running gateway: the session is logged in, and no secret is shown.
+        _ = try await send(.GET, base + "/api/v1/users/provider-documents/")
+        let (statusCode, statusOutput) = try Self.run(["status", "--url", base])
+        #expect(statusCode == 0, "\(statusOutput)")
+        #expect(statusOutput.contains("assured_session"))
+        #expect(statusOutput.contains("jwt_session"))
+        #expect(statusOutput.contains("valid"))
+        #expect(!statusOutput.contains("sandbox-"), "the generated key and password start with 'sandbox-'")
+        #expect(!statusOutput.contains("eyJ"), "no JWT")
+        let (downCode, downOutput) = try Self.run(["status", "--url", "http://127.0.0.1:1"])
+        #expect(downCode == 1)
+        #expect(downOutput.contains("no gateway answering"))
+
         process.terminate()  // SIGTERM, as docker stop sends
         let stopped = Date().addingTimeInterval(10)
         while process.isRunning, Date() < stopped { try await Task.sleep(for: .milliseconds(50)) }
