@@ -572,17 +572,7 @@ struct SandboxSessionTests {
 
     func withSession(_ options: SandboxOptions = SandboxOptions(apiKey: SandboxSessionTests.apiKey),
                      _ body: (SandboxServer, HTTPClient) async throws -> Void) async throws {
-        let sandbox = try await SandboxServer.start(options)
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        do {
-            try await body(sandbox, client)
-        } catch {
-            try? await client.shutdown()
-            try? await sandbox.shutdown()
-            throw error
-        }
-        try await client.shutdown()
-        try await sandbox.shutdown()
+        try await withSandboxAndClient(options, body)
     }
 }
 

@@ -340,17 +340,7 @@ struct SandboxTests {
 
     /// Starts a sandbox and a client, runs `body`, and always shuts both down.
     func withSandbox(_ body: (SandboxServer, HTTPClient) async throws -> Void) async throws {
-        let sandbox = try await SandboxServer.start(SandboxOptions(apiKey: Self.apiKey))
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        do {
-            try await body(sandbox, client)
-        } catch {
-            try? await client.shutdown()
-            try? await sandbox.shutdown()
-            throw error
-        }
-        try await client.shutdown()
-        try await sandbox.shutdown()
+        try await withSandboxAndClient(SandboxOptions(apiKey: Self.apiKey), body)
     }
 }
 

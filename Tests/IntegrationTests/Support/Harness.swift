@@ -118,3 +118,18 @@ func send(_ method: HTTPMethod = .GET, _ url: String, headers: HTTPHeaders = [:]
     let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
     return SimpleResponse(status: response.status, headers: response.headers, body: bytes)
 }
+
+/// Starts a sandbox and an HTTP client of its own, runs `body`, and always shuts both down.
+func withSandboxAndClient(_ options: SandboxOptions, _ body: (SandboxServer, HTTPClient) async throws -> Void) async throws {
+    let sandbox = try await SandboxServer.start(options)
+    let client = HTTPClient(eventLoopGroupProvider: .singleton)
+    do {
+        try await body(sandbox, client)
+    } catch {
+        try? await client.shutdown()
+        try? await sandbox.shutdown()
+        throw error
+    }
+    try await client.shutdown()
+    try await sandbox.shutdown()
+}
