@@ -94,9 +94,4 @@ enum HeaderHygiene {
         }
         return HTTPResponseHead(version: clientVersion, status: upstream.status, headers: headers)
     }
-
-    /// Whether an upstream response leaves its connection reusable.
-    static func upstreamKeepsAlive(_ head: HTTPResponseHead) -> Bool {
-        head.isKeepAlive
-    }
 }

@@ -527,7 +527,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             {
                 exchange.closeClientAfter = true
             }
-            exchange.upstreamKeepAlive = HeaderHygiene.upstreamKeepsAlive(head)
+            exchange.upstreamKeepAlive = head.isKeepAlive
             let clientHead = HeaderHygiene.clientHead(
                 from: head, clientVersion: exchange.clientHead.version,
                 requestID: exchange.requestID, closeAfter: exchange.closeClientAfter)
