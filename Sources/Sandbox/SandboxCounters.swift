@@ -15,6 +15,12 @@ public struct SandboxCounters: Sendable, Codable, Equatable {
     /// answer: e.g. `"PATCH /api/v1/users/retrieve-update-provider-ssn-sym-encrypted/{profile_id}/"`. Paths the
     /// sandbox has no template for are counted as they arrived, without the query.
     public var routes: [String: Int] = [:]
+    /// Bytes received on all the sandbox's connections, counted on the socket before any HTTP parsing (request
+    /// lines, headers and bodies, of every request, control routes included). A request that never reached the
+    /// sandbox leaves it unchanged. Read over `GET /sandbox/counters`, it already includes that GET itself.
+    public var bytesReceived = 0
+    /// Connections the sandbox accepted.
+    public var connections = 0
 
     public init() {}
 
@@ -25,6 +31,21 @@ public struct SandboxCounters: Sendable, Codable, Equatable {
         case refreshFailures = "refresh_failures"
         case jwtRejections = "jwt_rejections"
         case routes
+        case bytesReceived = "bytes_received"
+        case connections
+    }
+
+    /// Tolerates counters written before `bytes_received` and `connections` existed.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        logins = try container.decode(Int.self, forKey: .logins)
+        loginFailures = try container.decode(Int.self, forKey: .loginFailures)
+        refreshes = try container.decode(Int.self, forKey: .refreshes)
+        refreshFailures = try container.decode(Int.self, forKey: .refreshFailures)
+        jwtRejections = try container.decode(Int.self, forKey: .jwtRejections)
+        routes = try container.decode([String: Int].self, forKey: .routes)
+        bytesReceived = try container.decodeIfPresent(Int.self, forKey: .bytesReceived) ?? 0
+        connections = try container.decodeIfPresent(Int.self, forKey: .connections) ?? 0
     }
 
     /// Requests counted for one route, 0 when none.
@@ -36,6 +57,8 @@ public struct SandboxCounters: Sendable, Codable, Equatable {
 /// The live counters behind ``SandboxCounters``.
 actor CounterBook {
     private var counters = SandboxCounters()
+    /// Fed by the connections' first handler, outside the actor (see ``ByteCountingHandler``).
+    nonisolated let transport = TransportCounter()
 
     enum Event { case login, loginFailure, refresh, refreshFailure, jwtRejection }
 
@@ -62,7 +85,14 @@ actor CounterBook {
         }
     }
 
-    func snapshot() -> SandboxCounters { counters }
+    func snapshot() -> SandboxCounters {
+        var snapshot = counters
+        (snapshot.bytesReceived, snapshot.connections) = transport.snapshot
+        return snapshot
+    }
 
-    func reset() { counters = SandboxCounters() }
+    func reset() {
+        counters = SandboxCounters()
+        transport.reset()
+    }
 }

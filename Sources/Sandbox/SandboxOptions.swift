@@ -25,6 +25,18 @@ public struct SandboxOptions: Sendable {
     public var accessLifetime: Duration = .seconds(10_080)
     /// Lifetime of refresh tokens (simplejwt's default: one day).
     public var refreshLifetime: Duration = .seconds(86_400)
+    /// Bucket that uploads are stored in (`s3://<bucket>/<uuid>-<name>`), served under `/sandbox-s3/<bucket>/`.
+    public var bucket = "assured-sandbox-files"
+    /// Lifetime written into presigned URLs (whole seconds, 1 to 604800; boto3's default is 3600).
+    /// Can be changed while running (``SandboxServer/setPresign(lifetime:form:delay:)`` or `POST /sandbox/presign`).
+    public var presignLifetime: Duration = .seconds(3_600)
+    /// The query form of presigned URLs: SigV4 as boto3 makes them in most regions, or the older SigV2.
+    public var presignForm: PresignForm = .v4
+    /// Access key id named in presigned URLs. Not a secret: real URLs carry it in the clear.
+    public var presignAccessKeyID = "AKIASANDBOXEXAMPLE42"
+    /// Largest upload body `POST /api/v1/files/handle/` stores (the whole multipart body); larger ones get 413.
+    /// Uploads are held in memory.
+    public var maxUploadBytes = 256 * 1024 * 1024
 
     public init(apiKey: String, host: String = "127.0.0.1", port: Int = 0) {
         self.apiKey = apiKey
@@ -45,6 +57,15 @@ extension SandboxOptions: CustomStringConvertible {
     public var description: String {
         "SandboxOptions(host: \(host), port: \(port), apiKey: <redacted>, providerCount: \(providerCount), "
             + "users: \(users.keys.sorted()) (passwords redacted), accessLifetime: \(accessLifetime), "
-            + "refreshLifetime: \(refreshLifetime))"
+            + "refreshLifetime: \(refreshLifetime), bucket: \(bucket), presignLifetime: \(presignLifetime), "
+            + "presignForm: \(presignForm.rawValue), maxUploadBytes: \(maxUploadBytes))"
     }
+}
+
+/// How presigned URLs are signed, as S3 clients make them.
+public enum PresignForm: String, Sendable, Codable, CaseIterable {
+    /// `X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=...&X-Amz-Date=...&X-Amz-Expires=...&X-Amz-SignedHeaders=host&X-Amz-Signature=...`
+    case v4
+    /// `AWSAccessKeyId=...&Signature=...&Expires=<unix epoch>`
+    case v2
 }

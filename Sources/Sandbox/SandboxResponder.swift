@@ -16,6 +16,7 @@ struct SandboxResponder: HTTPResponder {
     let directory: ProviderDirectory
     let bindHost: String
     let linkOrigin: String?
+    let maxUploadBytes: Int
     let logger: Logger
 
     init(options: SandboxOptions, recorder: RequestRecorder, state: SandboxState, logger: Logger) {
@@ -25,6 +26,7 @@ struct SandboxResponder: HTTPResponder {
         self.directory = ProviderDirectory(count: options.providerCount)
         self.bindHost = options.host
         self.linkOrigin = options.linkOrigin
+        self.maxUploadBytes = options.maxUploadBytes
         self.logger = logger
     }
 
@@ -66,6 +68,10 @@ struct SandboxResponder: HTTPResponder {
         context: Context,
         recorded: inout RecordedRequest
     ) async throws -> Response {
+        // The S3 stand-in behind presigned URLs: no API key, the signature is the credential.
+        if case .storedObject = route {
+            return await signedObject(request, target: target)
+        }
         guard target.path.hasPrefix("/api/v1/") else {
             return JSONResponses.detail(.notFound, "Not found.")
         }
@@ -103,11 +109,16 @@ struct SandboxResponder: HTTPResponder {
         }
 
         switch (method, route) {
-        case (.post, .presign), (.post, .fileHandle):
-            // Key and JWT, as production demands; the answer is still the echo.
+        case (_, .presign):
+            // Key and JWT, as production demands.
             let check = await authenticate(request)
             guard case .user = check else { return rejection(check) }
-            return try await echo(request, target: target, recorded: &recorded)
+            return try await presign(request, method: method, context: context, recorded: &recorded)
+
+        case (_, .fileHandle):
+            let check = await authenticate(request)
+            guard case .user = check else { return rejection(check) }
+            return try await fileHandle(request, method: method, target: target, context: context, recorded: &recorded)
 
         case (_, .providerDocuments):
             let check = await authenticate(request)
@@ -117,7 +128,7 @@ struct SandboxResponder: HTTPResponder {
         case (_, .providerDocument(let id)):
             let check = await authenticate(request)
             guard case .user = check else { return rejection(check) }
-            return await providerDocument(request, method: method, id: id)
+            return await providerDocument(request, method: method, id: id, context: context)
 
         case (_, .loggedInUserDetails):
             return await loggedInUserDetails(request, method: method)
@@ -180,7 +191,7 @@ struct SandboxResponder: HTTPResponder {
     }
 
     /// Any other request under `/api/v1/`: hash the body as it streams in, then describe what arrived.
-    private func echo(_ request: Request, target: RequestTarget, recorded: inout RecordedRequest) async throws -> Response {
+    func echo(_ request: Request, target: RequestTarget, recorded: inout RecordedRequest) async throws -> Response {
         var hasher = SHA256()
         var total = 0
         do {
@@ -227,7 +238,7 @@ struct SandboxResponder: HTTPResponder {
 
     /// `scheme://host[:port]` for absolute links: the configured origin, else the request's `Host` as Django's
     /// `build_absolute_uri` would use it, else the address the sandbox is bound to.
-    private func origin(_ request: Request, context: Context) -> String {
+    func origin(_ request: Request, context: Context) -> String {
         if let linkOrigin { return linkOrigin }
         if let host = request.head.authority, Self.isPlausibleHost(host) {
             return "http://" + host

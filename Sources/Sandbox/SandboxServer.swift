@@ -20,6 +20,10 @@ import Logging
 /// ``SandboxOptions/users``), HS256 access and refresh tokens, `token/refresh/` with rotation, the routes that need
 /// the JWT (upload, presign, provider documents, the SSN routes), and test controls to revoke tokens, fail logins
 /// and read counters (``revokeTokens()``, ``failLogins(_:status:)``, ``counters()``, or the same under `/sandbox/`).
+///
+/// Uploads (`POST /api/v1/files/handle/`) are stored in memory and served back through presigned URLs
+/// (`POST /api/v1/files/presign-s3-url/presign_s3_url/`) at `/sandbox-s3/<bucket>/<key>`, which checks their
+/// signature and expiry as S3 would.
 public final class SandboxServer: Sendable {
     /// Port the sandbox listens on (the ephemeral one when the options said 0).
     public let port: Int
@@ -141,6 +145,8 @@ public final class SandboxServer: Sendable {
         let responder = SandboxResponder(options: options, recorder: recorder, state: state, logger: logger)
         return Application(
             responder: responder,
+            // Hummingbird's HTTP/1 server with every received byte counted (``SandboxCounters/bytesReceived``).
+            server: .countingHTTP1(state.counters.transport),
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),
             onServerRunning: { channel in
                 onListening(Listener(port: channel.localAddress?.port, close: { try? await channel.close() }))

@@ -16,6 +16,8 @@ enum AssuredRoute: Equatable {
     case providersList
     case practiceLocationProvider
     case download
+    /// Not the platform's: the sandbox's S3 stand-in behind presigned URLs, `/sandbox-s3/<bucket>/<key>`.
+    case storedObject
     case other
 
     static let loginPath = "/api/v1/users/login/"
@@ -30,6 +32,7 @@ enum AssuredRoute: Equatable {
     static let providersListPath = "/api/v1/users/providers-list/"
     static let practiceLocationProviderPrefix = "/api/v1/users/practice-location-provider/"
     static let downloadPath = "/api/v1/sandbox/download/"
+    static let storedObjectTemplate = Presigner.pathPrefix + "{bucket}/{key}"
 
     init(path: String) {
         switch path {
@@ -51,6 +54,8 @@ enum AssuredRoute: Equatable {
                 self = .ssnPlain(profileID: id)
             } else if Self.singleSegment(path, after: Self.practiceLocationProviderPrefix) != nil {
                 self = .practiceLocationProvider
+            } else if path.hasPrefix(Presigner.pathPrefix) {
+                self = .storedObject
             } else {
                 self = .other
             }
@@ -73,6 +78,7 @@ enum AssuredRoute: Equatable {
         case .providersList: Self.providersListPath
         case .practiceLocationProvider: Self.practiceLocationProviderPrefix + "{id}/"
         case .download: Self.downloadPath
+        case .storedObject: Self.storedObjectTemplate
         case .other: nil
         }
     }

@@ -14,15 +14,16 @@ struct ProviderDocument: Sendable {
     var documentURL: String
     var createdAt: String
 
-    var json: JSONValue {
+    /// `presignedDocumentURL` is made fresh for each answer, as the platform's serializer presigns `document_url`
+    /// every time it writes a document out.
+    func json(presignedDocumentURL: String) -> JSONValue {
         .object([
             ("id", .string(id)),
             ("provider", .string(provider)),
             ("document_name", .optional(documentName)),
             ("document_type", .optional(documentType)),
             ("document_url", .string(documentURL)),
-            // The platform presigns `document_url` here; the sandbox has no bucket to sign for.
-            ("presigned_document_url", ""),
+            ("presigned_document_url", .string(presignedDocumentURL)),
             ("created_at", .string(createdAt)),
         ])
     }
@@ -66,9 +67,14 @@ extension SandboxResponder {
         case .get:
             let provider = target.parameters.last { $0.name == "provider" }?.value
             let documents = await state.documents.list(provider: provider)
-            return page(documents.map(\.json), request: request, target: target, context: context)
+            let settings = await state.presign.values
+            let origin = origin(request, context: context)
+            return page(documents.map { json($0, origin: origin, settings: settings) }, request: request, target: target, context: context)
         case .post:
             let body = try await ReadBody.read(request, recorded: &recorded)
+            if let status = await state.documentFailures.take() {
+                return InjectedFailures.response(status: status, route: "provider-document")
+            }
             let object: [String: RequestJSON]
             switch body.jsonObject() {
             case .success(let value): object = value
@@ -88,22 +94,33 @@ extension SandboxResponder {
                 createdAt: Date().formatted(.iso8601)
             )
             await state.documents.add(document)
-            return JSONResponses.json(.created, document.json)
+            return JSONResponses.json(.created, json(document, origin: origin(request, context: context), settings: await state.presign.values))
         default:
             return JSONResponses.methodNotAllowed(request.method, allowed: ["GET", "POST", "HEAD", "OPTIONS"])
         }
     }
 
     /// `GET/DELETE /api/v1/users/provider-documents/{id}/` (API key and JWT already checked).
-    func providerDocument(_ request: Request, method: HTTPRequest.Method, id: String) async -> Response {
+    func providerDocument(_ request: Request, method: HTTPRequest.Method, id: String, context: Context) async -> Response {
         switch method {
         case .get:
             guard let document = await state.documents.get(id) else { return JSONResponses.detail(.notFound, "Not found.") }
-            return JSONResponses.json(.ok, document.json)
+            return JSONResponses.json(.ok, json(document, origin: origin(request, context: context), settings: await state.presign.values))
         case .delete:
             return await state.documents.delete(id) ? JSONResponses.noContent() : JSONResponses.detail(.notFound, "Not found.")
         default:
             return JSONResponses.methodNotAllowed(request.method, allowed: ["GET", "DELETE", "HEAD", "OPTIONS"])
         }
+    }
+
+    /// A document as answered: `presigned_document_url` is a presigned URL of `document_url` when that is an
+    /// `s3://` URL (signed like the presign route's, with its current form and lifetime), else "".
+    private func json(_ document: ProviderDocument, origin: String, settings: PresignSettings.Values) -> JSONValue {
+        var presigned = ""
+        if let (bucket, key) = Self.s3Location(document.documentURL) {
+            presigned = state.presigner.url(origin: origin, bucket: bucket, key: key, form: settings.form,
+                                            lifetime: settings.lifetime, now: Int(Date().timeIntervalSince1970))
+        }
+        return document.json(presignedDocumentURL: presigned)
     }
 }
