@@ -80,13 +80,11 @@ public final class PresignCache: Sendable {
         var serveUntil: Date
     }
 
-    private typealias Flight = Task<Result<PresignCacheFetched, any Error>, Never>
-
     private struct State: Sendable {
         var entries: LRUTable<PresignCacheKey, Entry>
-        /// The platform call in progress per key, with an id so that a call started before ``removeAll()`` neither
-        /// stores its answer nor removes a newer call.
-        var flights: [PresignCacheKey: (id: UInt64, task: Flight)] = [:]
+        /// The platform call in progress per key. A call started before ``removeAll()`` is no longer here: it
+        /// still answers the requests waiting for it, but neither stores its answer nor removes a newer call.
+        var flights: [PresignCacheKey: PresignCacheFlight] = [:]
         var nextFlightID: UInt64 = 0
         var statistics = Statistics()
     }
@@ -122,33 +120,52 @@ public final class PresignCache: Sendable {
     ///
     /// `fetch` runs in a task of its own, so a caller that goes away does not cancel it for the others.
     public func value(for key: PresignCacheKey, fetch: @escaping Fetch) async throws -> PresignCacheOutcome {
-        enum Step {
-            case hit(PresignCacheHit)
-            case wait(Flight)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PresignCacheOutcome, any Error>) in
+            let claim = self.claim(key: key) { result in continuation.resume(with: result.map { .miss($0) }) }
+            switch claim {
+            case .hit(let hit):
+                continuation.resume(returning: .hit(hit))
+            case .lead(let ticket):
+                Task {
+                    do {
+                        let answer = try await fetch()
+                        continuation.resume(returning: .miss(ticket.complete(status: answer.status, body: answer.body)))
+                    } catch {
+                        ticket.fail(error)
+                        continuation.resume(throwing: error)
+                    }
+                }
+            case .joined:
+                break
+            }
         }
+    }
+
+    /// The data path's way in (no `Task`, no `await`): a hit; or the caller is to make the platform call itself and
+    /// report its answer through the ticket (``PresignCacheTicket``); or another request's call is in progress and
+    /// `whenJoinedCallCompletes` will be called with its result (``PresignCacheError/abandoned`` when that request
+    /// went away without an answer: claim again).
+    public func claim(
+        key: PresignCacheKey,
+        whenJoinedCallCompletes: @escaping @Sendable (Result<PresignCacheFetched, any Error>) -> Void
+    ) -> PresignCacheClaim {
         let now = clock()
-        let step: Step = state.withLockedValue { s in
+        return state.withLockedValue { s in
             if let hit = Self.hit(&s, key, now) {
                 s.statistics.hits += 1
                 return .hit(hit)
             }
             s.statistics.misses += 1
-            if let flight = s.flights[key] {
+            // Joined under the cache's lock: the flight cannot finish (that takes the lock) before the waiter is in.
+            if let flight = s.flights[key], flight.join(whenJoinedCallCompletes) {
                 s.statistics.joined += 1
-                return .wait(flight.task)
+                return .joined
             }
             s.nextFlightID += 1
-            let id = s.nextFlightID
-            // Created under the lock so no second caller can start its own; it cannot finish before the lock is
-            // released, as finishing takes the lock.
-            let task = Flight { await self.run(fetch, for: key, flight: id) }
-            s.flights[key] = (id, task)
+            let flight = PresignCacheFlight(id: s.nextFlightID)
+            s.flights[key] = flight
             s.statistics.fetches += 1
-            return .wait(task)
-        }
-        switch step {
-        case .hit(let hit): return .hit(hit)
-        case .wait(let flight): return .miss(try await flight.value.get())
+            return .lead(PresignCacheTicket(cache: self, key: key, flight: flight))
         }
     }
 
@@ -188,34 +205,23 @@ public final class PresignCache: Sendable {
             secondsLeft: Int(left.rounded(.down)), expiresAt: entry.expiresAt)
     }
 
-    /// The one platform call for `key`: fetch, decide whether to store, and retire the flight.
-    private func run(_ fetch: Fetch, for key: PresignCacheKey, flight id: UInt64) async
-        -> Result<PresignCacheFetched, any Error>
-    {
-        let answer: (status: Int, body: [UInt8])
-        do {
-            answer = try await fetch()
-        } catch {
-            state.withLockedValue { s in
-                if s.flights[key]?.id == id { s.flights[key] = nil }
-            }
-            return .failure(error)
-        }
+    /// The leader's answer for `key`: decide whether to store it, retire the flight, and tell the waiters.
+    fileprivate func complete(_ flight: PresignCacheFlight, key: PresignCacheKey, status: Int, body: [UInt8]) -> PresignCacheFetched {
         let receivedAt = clock()
-        let url = answer.status == 200 ? Self.presignedURL(in: answer.body) : nil
+        let url = status == 200 ? Self.presignedURL(in: body) : nil
         var entry: Entry?
-        if let url, answer.body.count <= configuration.maximumBodyBytes,
+        if let url, body.count <= configuration.maximumBodyBytes,
            let expiresAt = PresignedURLExpiry.expiry(
                of: url, receivedAt: receivedAt, maximumLifetime: configuration.maximumLifetime,
                temporaryCredentialsMaximumLifetime: configuration.temporaryCredentialsMaximumLifetime),
            let serveUntil = PresignServingWindow.serveUntil(receivedAt: receivedAt, expiresAt: expiresAt)
         {
-            entry = Entry(body: answer.body, presignedURL: url, receivedAt: receivedAt, expiresAt: expiresAt,
+            entry = Entry(body: body, presignedURL: url, receivedAt: receivedAt, expiresAt: expiresAt,
                           serveUntil: serveUntil)
         }
         let stored = state.withLockedValue { s -> Bool in
             // A flight that removeAll() forgot stores nothing: its answer may predate the reason for clearing.
-            guard s.flights[key]?.id == id else { return false }
+            guard s.flights[key] === flight else { return false }
             s.flights[key] = nil
             guard let entry else { return false }
             if let evicted = s.entries.set(entry, forKey: key), evicted.key != key { s.statistics.evictions += 1 }
@@ -224,8 +230,17 @@ public final class PresignCache: Sendable {
             return kept
         }
         let secondsLeft = stored ? entry.map { Int($0.serveUntil.timeIntervalSince(receivedAt).rounded(.down)) } : nil
-        return .success(PresignCacheFetched(
-            status: answer.status, body: answer.body, presignedURL: url, isStored: stored, secondsLeft: secondsLeft))
+        let fetched = PresignCacheFetched(status: status, body: body, presignedURL: url, isStored: stored, secondsLeft: secondsLeft)
+        flight.finish(.success(fetched))
+        return fetched
+    }
+
+    /// The leader got no answer: retire the flight; the waiters get the error and nothing is remembered.
+    fileprivate func fail(_ flight: PresignCacheFlight, key: PresignCacheKey, error: any Error) {
+        state.withLockedValue { s in
+            if s.flights[key] === flight { s.flights[key] = nil }
+        }
+        flight.finish(.failure(error))
     }
 
     /// The platform's answer is `{"presigned_url": "https://..."}`; anything else has no URL to cache.
@@ -237,5 +252,88 @@ public final class PresignCache: Sendable {
               !answer.presigned_url.isEmpty
         else { return nil }
         return answer.presigned_url
+    }
+}
+
+/// Why a request waiting for another's presign call got no answer.
+public enum PresignCacheError: Error, Sendable {
+    /// The request making the call went away (its client disconnected) before it had an answer: claim again.
+    case abandoned
+}
+
+/// What ``PresignCache/claim(key:whenJoinedCallCompletes:)`` found.
+public enum PresignCacheClaim: Sendable {
+    case hit(PresignCacheHit)
+    /// Make the platform call and report it through the ticket.
+    case lead(PresignCacheTicket)
+    /// Another request's call is in progress; its result comes to the callback.
+    case joined
+}
+
+/// One platform call in progress, and the requests waiting for its answer.
+final class PresignCacheFlight: Sendable {
+    typealias Waiter = @Sendable (Result<PresignCacheFetched, any Error>) -> Void
+    let id: UInt64
+    /// `nil` once finished.
+    private let waiters = NIOLockedValueBox<[Waiter]?>([])
+
+    init(id: UInt64) { self.id = id }
+
+    /// Adds a waiter; false when the flight already finished.
+    func join(_ waiter: @escaping Waiter) -> Bool {
+        waiters.withLockedValue { list in
+            guard list != nil else { return false }
+            list!.append(waiter)
+            return true
+        }
+    }
+
+    func finish(_ result: Result<PresignCacheFetched, any Error>) {
+        let list = waiters.withLockedValue { list -> [Waiter] in
+            defer { list = nil }
+            return list ?? []
+        }
+        for waiter in list { waiter(result) }
+    }
+}
+
+/// The leader's duty: report the platform's answer (or its failure) once. A ticket dropped without a report
+/// (the leading request went away) releases the waiters with ``PresignCacheError/abandoned``.
+public final class PresignCacheTicket: Sendable {
+    private let cache: PresignCache
+    private let key: PresignCacheKey
+    private let flight: PresignCacheFlight
+    private let reported = NIOLockedValueBox(false)
+
+    fileprivate init(cache: PresignCache, key: PresignCacheKey, flight: PresignCacheFlight) {
+        self.cache = cache
+        self.key = key
+        self.flight = flight
+    }
+
+    /// Reports the platform's answer; returns what became of it. Only the first report counts.
+    @discardableResult
+    public func complete(status: Int, body: [UInt8]) -> PresignCacheFetched {
+        guard markReported() else {
+            return PresignCacheFetched(status: status, body: body, presignedURL: nil, isStored: false, secondsLeft: nil)
+        }
+        return cache.complete(flight, key: key, status: status, body: body)
+    }
+
+    /// Reports that no answer came.
+    public func fail(_ error: any Error) {
+        guard markReported() else { return }
+        cache.fail(flight, key: key, error: error)
+    }
+
+    private func markReported() -> Bool {
+        reported.withLockedValue { done in
+            defer { done = true }
+            return !done
+        }
+    }
+
+    deinit {
+        if markReported() { cache.fail(flight, key: key, error: PresignCacheError.abandoned) }
     }
 }

@@ -60,7 +60,7 @@ extension ConfigLoader {
     }
 
     /// The request transforms this build knows, as written in a route's `transforms:`.
-    static let knownTransforms = ["ssn_encryption"]
+    static let knownTransforms = ["ssn_encryption", "upload_validation", "presign_cache"]
 
     /// `transforms`: a list of known transform names, each at most once.
     static func transformList(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> [String]? {

@@ -95,7 +95,7 @@ public enum ConfigLoader {
     /// Sections are read in dependency order whatever their order in the file, so routes can check their
     /// references; names that were defined but invalid still count as defined, to report one problem, not two.
     private static func gateway(_ root: Node, _ w: ConfigWalker) -> GatewayConfig? {
-        guard let top = w.mapping(root, at: .root, allowed: ["listen", "upstreams", "credentials", "routes"]) else {
+        guard let top = w.mapping(root, at: .root, allowed: ["listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints"]) else {
             return nil
         }
         let listen = top.value("listen") { readListen($0, at: $1, w) } ?? ListenConfig()
@@ -104,8 +104,15 @@ public enum ConfigLoader {
             readCredentials($0, at: $1, upstreams: upstreams.declared, w)
         } ?? Named()
         let routes = w.required(top, "routes") { readRoutes($0, at: $1, upstreams: upstreams, credentials: credentials, w) }
+        let presignCache = top.value("presign_cache") { readPresignCache($0, at: $1, w) } ?? PresignCacheConfig()
+        let spool = top.value("spool") { readSpool($0, at: $1, w) } ?? SpoolConfig()
+        let endpoints = top.value("endpoints") { readEndpoints($0, at: $1, w) } ?? EndpointsConfig()
         guard let routes else { return nil }
-        return GatewayConfig(listen: listen, upstreams: upstreams.valid, credentials: credentials.valid, routes: routes)
+        var config = GatewayConfig(listen: listen, upstreams: upstreams.valid, credentials: credentials.valid, routes: routes)
+        config.presignCache = presignCache
+        config.spool = spool
+        config.endpoints = endpoints
+        return config
     }
 
     /// A map of names: the ones declared, and the ones that were also valid.
@@ -145,5 +152,45 @@ public enum ConfigLoader {
         if let v = f.value("idle_timeout", { w.duration($0, at: $1) }) { listen.idleTimeout = v }
         if let v = f.value("threads", { w.integer($0, at: $1, in: 0...Int.max) }) { listen.threads = v }
         return listen
+    }
+
+    // MARK: - presign_cache, spool, endpoints
+
+    static func readPresignCache(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> PresignCacheConfig {
+        var c = PresignCacheConfig()
+        guard let f = w.mapping(node, at: path, allowed: ["max_entries", "max_lifetime", "temporary_credentials_max_lifetime"]) else { return c }
+        if let v = f.value("max_entries", { w.integer($0, at: $1, in: 0...10_000_000) }) { c.maxEntries = v }
+        if let v = f.value("max_lifetime", { w.duration($0, at: $1) }) { c.maxLifetime = v }
+        if let v = f.value("temporary_credentials_max_lifetime", { w.duration($0, at: $1) }) {
+            c.temporaryCredentialsMaxLifetime = v.nanoseconds > 0 ? v : nil
+        }
+        return c
+    }
+
+    static func readSpool(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> SpoolConfig {
+        var c = SpoolConfig()
+        guard let f = w.mapping(node, at: path, allowed: ["directory", "memory_limit"]) else { return c }
+        if let v = f.value("directory", { w.string($0, at: $1) }) { c.directory = v }
+        if let v = f.value("memory_limit", { w.byteSize($0, at: $1, in: 0...(64 * 1024 * 1024)) }) { c.memoryLimit = Int(v) }
+        return c
+    }
+
+    static func readEndpoints(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> EndpointsConfig {
+        var c = EndpointsConfig()
+        guard let f = w.mapping(node, at: path, allowed: ["upload_path", "presign_path", "provider_documents_path"]) else { return c }
+        func platformPath(_ key: String) -> String? {
+            f.value(key) { node, at in
+                guard let v = w.string(node, at: at) else { return nil }
+                guard v.hasPrefix("/"), !v.contains("?"), !v.contains("{"), !v.contains("*") else {
+                    w.issue(at, "must be a literal path starting with '/' (no query, parameter or wildcard)")
+                    return nil
+                }
+                return v
+            }
+        }
+        if let v = platformPath("upload_path") { c.uploadPath = v }
+        if let v = platformPath("presign_path") { c.presignPath = v }
+        if let v = platformPath("provider_documents_path") { c.providerDocumentsPath = v }
+        return c
     }
 }

@@ -10,6 +10,12 @@ public struct GatewayConfig: Sendable {
     public var credentials: [String: CredentialConfig]
     /// Routes in the order they are matched: first match wins.
     public var routes: [RouteConfig]
+    /// The presign cache shared by every route with the `presign_cache` transform.
+    public var presignCache = PresignCacheConfig()
+    /// Where uploads wait, whole, while they are checked.
+    public var spool = SpoolConfig()
+    /// credgate's own endpoints under `/credgate/v1/`, and the platform paths they stand for.
+    public var endpoints = EndpointsConfig()
 
     public init(
         listen: ListenConfig = ListenConfig(),
@@ -138,4 +144,38 @@ public struct RouteConfig: Sendable {
         self.upstream = upstream
         self.credentials = credentials
     }
+}
+
+/// `presign_cache:`; see ``PresignCache/Configuration``.
+public struct PresignCacheConfig: Sendable {
+    public var maxEntries = 10_000
+    public var maxLifetime: TimeAmount = .hours(1)
+    /// `nil` (written `0s`): no separate ceiling for URLs signed with temporary credentials.
+    public var temporaryCredentialsMaxLifetime: TimeAmount? = .minutes(10)
+
+    public init() {}
+}
+
+/// `spool:` where a body checked whole before forwarding (an upload) waits: in memory up to `memoryLimit`, beyond
+/// it in an unnamed, encrypted file in `directory`.
+public struct SpoolConfig: Sendable {
+    /// Empty: the system's temporary directory (`TMPDIR`, else `/tmp`).
+    public var directory = ""
+    public var memoryLimit = 64 * 1024
+
+    public init() {}
+}
+
+/// `endpoints:` the platform paths behind credgate's own endpoints. Each endpoint takes the upstream,
+/// credentials, limits and transforms of the route that serves the platform path it stands for, and exists only
+/// when such a route exists.
+public struct EndpointsConfig: Sendable {
+    /// `PUT /credgate/v1/files/{filename}` uploads here (multipart, as the SDK does).
+    public var uploadPath = "/api/v1/files/handle/"
+    /// `GET /credgate/v1/files/download?s3_url=` presigns here.
+    public var presignPath = "/api/v1/files/presign-s3-url/presign_s3_url/"
+    /// `POST /credgate/v1/provider-documents` attaches the uploaded file here.
+    public var providerDocumentsPath = "/api/v1/users/provider-documents/"
+
+    public init() {}
 }

@@ -22,6 +22,36 @@ public enum UpstreamVerdict: Sendable {
     case replay
 }
 
+/// What a filter says about the whole upstream answer it asked to see (``RequestFilter/responseBufferLimit(for:context:)``).
+public enum ResponseFilterResult: Sendable {
+    /// Send the (possibly rewritten) answer on.
+    case proceed
+    /// Send this answer instead.
+    case respondWith(LocalResponse)
+    /// Send the answer this future gives (a follow-up call the filter makes); the client waits meanwhile.
+    case respondLater(EventLoopFuture<LocalResponse>)
+}
+
+/// What a body stage says about the bytes it was given.
+public enum BodyStageResult {
+    /// These bytes (the client's, possibly rewritten) are good so far; the transport keeps them.
+    case pass([ByteBuffer])
+    /// Refuse the request with this answer: nothing was or will be forwarded.
+    case respond(GatewayError)
+}
+
+/// A streaming check of a request body, for bodies too large to buffer in memory (uploads): the transport feeds it
+/// every chunk as it arrives and stores what it passes (in memory, then in an encrypted spool file); only when
+/// ``finish(head:)`` passes does anything, head included, go to the upstream. So a refused body never reaches the
+/// platform, and memory stays small whatever the body's size.
+///
+/// Used on the connection's event loop only (hence `@unchecked Sendable` conformances, like ``RequestScratch``).
+public protocol RequestBodyStage: AnyObject, Sendable {
+    func feed(_ chunk: ByteBuffer) -> BodyStageResult
+    /// The body ended. May rewrite the upstream head (the transport then sets `Content-Length` to the stored size).
+    func finish(head: inout HTTPRequestHead) -> BodyStageResult
+}
+
 /// Per-request state shared by the filters of one request: what each filter needs to remember between the
 /// head, the body and the answer (for example which session token it injected).
 public final class RequestScratch: @unchecked Sendable {
@@ -67,6 +97,15 @@ public protocol RequestFilter: Sendable {
     /// route's replay cap while it streams.
     var mayReplay: Bool { get }
     func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict
+    /// A streaming stage that must see the whole body before anything is forwarded (see ``RequestBodyStage``);
+    /// asked once the head filters passed. At most one per request: the first filter's wins.
+    func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)?
+    /// How many bytes of the upstream's answer this filter must see whole (head and body) before the client gets
+    /// any of it; `nil` lets the answer stream. A larger answer is passed on unchanged, without ``encodeResponse``.
+    func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int?
+    /// Called with the whole answer when ``responseBufferLimit(for:context:)`` asked for it; may rewrite it (the
+    /// transport fixes `Content-Length`), replace it, or replace it later.
+    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult
 }
 
 extension RequestFilter {
@@ -75,6 +114,9 @@ extension RequestFilter {
     public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult { .proceed }
     public var mayReplay: Bool { false }
     public func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict { .forward }
+    public func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)? { nil }
+    public func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int? { nil }
+    public func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult { .proceed }
 }
 
 /// A route's filters in order, with the index of the next one to run so a suspended chain can resume.
@@ -124,6 +166,34 @@ public struct FilterChain: Sendable {
             return (result, i)
         }
         return (.proceed, i)
+    }
+
+    /// The first filter's body stage, if any.
+    public func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)? {
+        for filter in filters {
+            if let stage = filter.bodyStage(for: head, context: context) { return stage }
+        }
+        return nil
+    }
+
+    /// The largest answer any filter wants to see whole, or `nil` when the answer may stream.
+    public func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int? {
+        var limit: Int? = nil
+        for filter in filters {
+            if let l = filter.responseBufferLimit(for: head, context: context) { limit = max(limit ?? 0, l) }
+        }
+        return limit
+    }
+
+    /// Runs `encodeResponse` from the last filter to the first (the answer travels the chain backwards, as in
+    /// Envoy); stops at the first result that is not `.proceed`.
+    public func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult {
+        for filter in filters.reversed() {
+            let result = filter.encodeResponse(&head, body: &body, context: context)
+            if case .proceed = result { continue }
+            return result
+        }
+        return .proceed
     }
 
     /// `.replay` if any filter asks for it.

@@ -1,6 +1,9 @@
+import Crypto
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// A route ready for the data path: where it goes, its filter chain and its limits.
 public final class CompiledRoute: Sendable {
@@ -31,6 +34,14 @@ public final class GatewayRuntime: Sendable {
     public let sessions: [String: JWTSession]
     /// Stand-in tokens handed to SDKs that log in themselves (when a session enables `placeholder_login`).
     public let placeholders: PlaceholderTokens
+    /// credgate's own endpoints under `/credgate/v1/` that go to the platform (raw upload, download redirect,
+    /// upload-and-attach), each a copy of the route serving the platform path it stands for.
+    public let endpointRoutes: RouteTable<CompiledRoute>
+    /// The presign cache behind every `presign_cache` route.
+    public let presignCache: PresignCache
+    /// Where bodies checked whole wait (resolved directory).
+    public let spool: SpoolConfig
+    let fileIO = NonBlockingFileIO(threadPool: .singleton)
 
     /// Builds the runtime. `sessionTransport` makes the HTTP client a session logs in with (one per upstream);
     /// `extraFilters` lets tests and later stages add filters per route.
@@ -70,6 +81,16 @@ public final class GatewayRuntime: Sendable {
         }
         self.sessions = sessions
 
+        let presignCache = PresignCache(configuration: PresignCache.Configuration(
+            capacity: config.presignCache.maxEntries,
+            maximumLifetime: Double(config.presignCache.maxLifetime.nanoseconds) / 1e9,
+            temporaryCredentialsMaximumLifetime: config.presignCache.temporaryCredentialsMaxLifetime.map { Double($0.nanoseconds) / 1e9 }))
+        self.presignCache = presignCache
+        var spool = config.spool
+        if spool.directory.isEmpty {
+            spool.directory = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        }
+        self.spool = spool
         let allCredentialHeaders = config.credentials.values.flatMap(\.headerNames)
         let strip = StripClientCredentials(credentialHeaders: allCredentialHeaders)
         var entries: [RouteTable<CompiledRoute>.Entry] = []
@@ -108,6 +129,10 @@ public final class GatewayRuntime: Sendable {
             }
             for transform in route.transforms {
                 switch transform {
+                case "upload_validation":
+                    filters.append(UploadValidationFilter(limit: Int(clamping: route.maxBodyBytes)))
+                case "presign_cache":
+                    filters.append(PresignCacheFilter(cache: presignCache, identity: Self.identity(of: route, config: config)))
                 case "ssn_encryption":
                     guard let routeSession else {
                         throw configError("routes.\(route.name).transforms", "ssn_encryption needs a jwt_session credential on the route: the SSN is encrypted with its token")
@@ -122,13 +147,71 @@ public final class GatewayRuntime: Sendable {
                                          replayMaxBodyBytes: route.replayMaxBodyBytes)
             entries.append(.init(methods: route.methods, pattern: route.path, payload: compiled))
         }
-        self.routes = RouteTable(entries)
+        let routes = RouteTable(entries)
+        self.routes = routes
+        self.endpointRoutes = Self.endpointRoutes(config: config, routes: routes, sessionTransport: sessionTransport, upstreams: config.upstreams)
         let credentialNames = config.credentials.keys.sorted()
         let sessionsByName = sessions
         self.admin = AdminEndpoints(credentialStatus: {
             credentialNames.map { name in
                 sessionsByName[name]?.status() ?? CredentialStatus.staticKey(name: name)
             }
-        })
+        }, presignCache: presignCache)
+    }
+
+    /// Who a route's platform calls answer as, for keying cached answers: a hash of the upstream and of every
+    /// credential's secret material (the API key; the session's login body, which names the user). Two
+    /// configurations with different users never share an entry; the hash is never shown.
+    static func identity(of route: RouteConfig, config: GatewayConfig) -> String {
+        var hasher = SHA256()
+        hasher.update(data: Data((config.upstreams[route.upstream]?.url.description ?? route.upstream).utf8))
+        for name in route.credentials {
+            hasher.update(data: Data([0]))
+            switch config.credentials[name]?.kind {
+            case .apiKey(let header, let value):
+                hasher.update(data: Data("key:\(header):\(value.reveal())".utf8))
+            case .jwtSession(let session):
+                hasher.update(data: Data("session:\(session.login.path):\(session.login.body.reveal())".utf8))
+            case nil:
+                break
+            }
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The `/credgate/v1/` endpoints whose platform route exists.
+    private static func endpointRoutes(
+        config: GatewayConfig, routes: RouteTable<CompiledRoute>,
+        sessionTransport: ((UpstreamConfig) -> any SessionTransport)?, upstreams: [String: UpstreamConfig]
+    ) -> RouteTable<CompiledRoute> {
+        func route(_ method: String, _ path: String) -> CompiledRoute? {
+            if case .matched(let r) = routes.lookup(method: method, path: path[...]) { return r }
+            return nil
+        }
+        func copy(_ base: CompiledRoute, name: String, first: any RequestFilter) -> CompiledRoute {
+            CompiledRoute(name: name, target: base.target, chain: FilterChain([first] + base.chain.filters),
+                          maxBodyBytes: base.maxBodyBytes, replayMaxBodyBytes: base.replayMaxBodyBytes)
+        }
+        let endpoints = config.endpoints
+        var entries: [RouteTable<CompiledRoute>.Entry] = []
+        if let upload = route("POST", endpoints.uploadPath) {
+            entries.append(.init(methods: ["PUT"], pattern: try! PathPattern("/credgate/v1/files/{filename}"),
+                                 payload: copy(upload, name: "credgate-raw-upload", first: RawUploadEndpoint(uploadPath: endpoints.uploadPath))))
+            if let documents = route("POST", endpoints.providerDocumentsPath), let sessionTransport,
+               let upstream = upstreams.values.first(where: { $0.name == documents.target.name })
+            {
+                let attach = ProviderDocumentAttachEndpoint(
+                    uploadPath: endpoints.uploadPath, providerDocumentsPath: endpoints.providerDocumentsPath,
+                    attach: FollowUpCall(route: documents, transport: sessionTransport(upstream)))
+                entries.append(.init(methods: ["POST"], pattern: try! PathPattern(ProviderDocumentAttachEndpoint.path),
+                                     payload: copy(upload, name: "credgate-upload-and-attach", first: attach)))
+            }
+        }
+        // The redirect is the presign cache's answer: without the transform there is nothing to redirect with.
+        if let presign = route("POST", endpoints.presignPath), presign.chain.filters.contains(where: { $0 is PresignCacheFilter }) {
+            entries.append(.init(methods: ["GET"], pattern: try! PathPattern(PresignDownloadEndpoint.path),
+                                 payload: copy(presign, name: "credgate-download", first: PresignDownloadEndpoint(presignPath: endpoints.presignPath))))
+        }
+        return RouteTable(entries)
     }
 }

@@ -16,6 +16,9 @@ final class Exchange {
         case collecting(limit: Int)
         /// Body filters are running on the collected body.
         case bodyFiltering(next: Int)
+        /// A body stage checks the body as it streams in; what it passes goes to the spool, and nothing is
+        /// forwarded before the stage accepted the whole body.
+        case staging
         /// Waiting for a pooled or new connection.
         case connecting
         case attached(UpstreamConnection)
@@ -25,6 +28,8 @@ final class Exchange {
 
     enum Response {
         case awaitingHead
+        /// A filter wants the whole answer before the client gets any of it: it is held in ``Exchange/heldResponse``.
+        case buffering
         case streaming
         case complete
     }
@@ -70,6 +75,18 @@ final class Exchange {
     var replayBytes = 0
     var replayOverflow = false
     let keepsReplayCopy: Bool
+    /// The body stage checking a spooled body, until it finished.
+    var stage: (any RequestBodyStage)?
+    /// Where a staged body waits, whole, until it may be forwarded; read back once connected.
+    var spool: BodySpool?
+    /// Spool writes not yet done (the client is not read meanwhile).
+    var spoolWrites = 0
+    /// The stage accepted the whole body and the spool holds it: forward from the spool.
+    var spoolReady = false
+    /// `100 Continue` was sent to the client.
+    var sentContinue = false
+    /// The upstream's answer head and what arrived of its body, while a filter wants the answer whole.
+    var heldResponse: (head: HTTPResponseHead, body: ByteBuffer, limit: Int)?
 
     init(clientHead: HTTPRequestHead, route: CompiledRoute, requestID: String, now: NIODeadline) {
         self.clientHead = clientHead
@@ -87,6 +104,14 @@ final class Exchange {
     var connection: UpstreamConnection? {
         if case .attached(let c) = upstream { return c }
         return nil
+    }
+
+    /// Drops the spool (its file is closed at once).
+    func dropSpool() {
+        spool?.close()
+        spool = nil
+        stage = nil
+        spoolReady = false
     }
 
     func filterContext(_ loop: any EventLoop) -> FilterContext {
@@ -179,6 +204,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 pool.discard(connection)
             }
             exchange.upstream = .detached
+            exchange.dropSpool()
             log(exchange, outcome: "client closed")
         }
         lingerTimer?.cancel()
@@ -195,7 +221,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 let requestID = RequestID.generate()
                 writeLocal(.problem(.malformedRequest(String(describing: error)), requestID: requestID),
                            version: .http1_1, close: true, requestID: requestID)
-            case .active(let exchange) where exchange.response == .awaitingHead:
+            case .active(let exchange) where exchange.response == .awaitingHead || exchange.response == .buffering:
                 abandonUpstream(exchange)
                 exchange.closeClientAfter = true
                 finishWithLocal(exchange, .problem(.malformedRequest(String(describing: error)), requestID: exchange.requestID), close: true)
@@ -230,12 +256,19 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             return
         }
         let path = Self.path(of: head.uri)
+        let table: RouteTable<CompiledRoute>
         if AdminEndpoints.isAdminPath(path) {
-            respondLocally(runtime.admin.respond(method: head.method, path: path, requestID: requestID), head: head, hasBody: hasBody, requestID: requestID)
-            return
+            // credgate's own endpoints that reach the platform are routes; the rest of /credgate/ is answered here.
+            guard case .matched = runtime.endpointRoutes.lookup(method: head.method.rawValue, path: path) else {
+                respondLocally(runtime.admin.respond(method: head.method, path: path, requestID: requestID), head: head, hasBody: hasBody, requestID: requestID)
+                return
+            }
+            table = runtime.endpointRoutes
+        } else {
+            table = runtime.routes
         }
         let route: CompiledRoute
-        switch runtime.routes.lookup(method: head.method.rawValue, path: path) {
+        switch table.lookup(method: head.method.rawValue, path: path) {
         case .matched(let r):
             route = r
         case .methodNotAllowed(let allowed):
@@ -292,11 +325,15 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         }
     }
 
-    /// Head filters passed: collect the body if a filter wants it whole, else forward at once.
+    /// Head filters passed: check the body in a body stage, or collect it if a filter wants it whole, else
+    /// forward at once. A filter may want a body even when the client sent none (it supplies one).
     private func afterHeadFilters(_ exchange: Exchange) {
-        guard exchange.hasBody,
-              let limit = exchange.route.chain.bodyBufferLimit(for: exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
-        else {
+        let filterContext = exchange.filterContext(context.eventLoop)
+        if let stage = exchange.route.chain.bodyStage(for: exchange.forwardHead, context: filterContext) {
+            startStaging(exchange, stage)
+            return
+        }
+        guard let limit = exchange.route.chain.bodyBufferLimit(for: exchange.forwardHead, context: filterContext) else {
             startForwarding(exchange)
             return
         }
@@ -335,9 +372,13 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             from: next, body: &exchange.collected, head: &exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
         switch result {
         case .proceed:
-            exchange.forwardHead.headers.remove(name: "transfer-encoding")
-            exchange.forwardHead.headers.replaceOrAdd(name: "content-length", value: String(exchange.collected.readableBytes))
-            exchange.pending = [.body(.byteBuffer(exchange.collected)), .end(nil)]
+            if exchange.hasBody || exchange.collected.readableBytes > 0 {
+                exchange.forwardHead.headers.remove(name: "transfer-encoding")
+                exchange.forwardHead.headers.replaceOrAdd(name: "content-length", value: String(exchange.collected.readableBytes))
+                exchange.pending = [.body(.byteBuffer(exchange.collected)), .end(nil)]
+            } else {
+                exchange.pending = [.end(nil)]
+            }
             startForwarding(exchange)
         case .retryAfter(let future):
             exchange.upstream = .bodyFiltering(next: index)
@@ -347,16 +388,158 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         }
     }
 
-    private func startForwarding(_ exchange: Exchange) {
-        if exchange.expectsContinue && !exchange.requestComplete {
+    // MARK: - Staged bodies (checked whole before anything is forwarded)
+
+    private func startStaging(_ exchange: Exchange, _ stage: any RequestBodyStage) {
+        exchange.stage = stage
+        exchange.spool = BodySpool(
+            directory: runtime.spool.directory, memoryLimit: runtime.spool.memoryLimit, fileIO: runtime.fileIO,
+            allocator: context.channel.allocator, eventLoop: context.eventLoop)
+        exchange.upstream = .staging
+        // The body must come for the stage to check it.
+        sendContinueIfExpected(exchange)
+        let parts = exchange.pending
+        exchange.pending.removeAll()
+        for part in parts {
+            switch part {
+            case .body(.byteBuffer(let buffer)):
+                guard stageFeed(exchange, buffer) else { return }
+            case .end:
+                stageEnd(exchange)
+                return
+            default:
+                break
+            }
+        }
+    }
+
+    /// Feeds a chunk to the stage and spools what it passes; answers and returns false on a refusal.
+    private func stageFeed(_ exchange: Exchange, _ buffer: ByteBuffer) -> Bool {
+        guard let stage = exchange.stage else { return false }
+        switch stage.feed(buffer) {
+        case .pass(let parts):
+            for part in parts { spoolAppend(exchange, part) }
+            return true
+        case .respond(let error):
+            exchange.dropSpool()
+            answerForFilter(exchange, .respond(error))
+            return false
+        }
+    }
+
+    private func stageEnd(_ exchange: Exchange) {
+        guard let stage = exchange.stage else { return }
+        var head = exchange.forwardHead
+        switch stage.finish(head: &head) {
+        case .pass(let parts):
+            exchange.forwardHead = head
+            exchange.stage = nil
+            for part in parts { spoolAppend(exchange, part) }
+            if exchange.spoolWrites == 0 { spoolComplete(exchange) }
+        case .respond(let error):
+            exchange.dropSpool()
+            answerForFilter(exchange, .respond(error))
+        }
+    }
+
+    private func spoolAppend(_ exchange: Exchange, _ buffer: ByteBuffer) {
+        guard buffer.readableBytes > 0, let spool = exchange.spool else { return }
+        exchange.spoolWrites += 1
+        updateReading()
+        spool.append(buffer).hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+            exchange.spoolWrites -= 1
+            guard case .active(let current) = self.state, current === exchange, case .staging = exchange.upstream,
+                  exchange.spool === spool
+            else { return }
+            if case .failure(let error) = result {
+                self.spoolFailed(exchange, error)
+                return
+            }
+            self.updateReading()
+            if exchange.stage == nil && exchange.spoolWrites == 0 { self.spoolComplete(exchange) }
+        }
+    }
+
+    /// The stage accepted the body and every byte is in the spool: forward the request, body from the spool.
+    private func spoolComplete(_ exchange: Exchange) {
+        guard let spool = exchange.spool else { return }
+        spool.finish().hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+            guard case .active(let current) = self.state, current === exchange, exchange.spool === spool else { return }
+            if case .failure(let error) = result {
+                self.spoolFailed(exchange, error)
+                return
+            }
+            exchange.spoolReady = true
+            exchange.forwardHead.headers.remove(name: "transfer-encoding")
+            exchange.forwardHead.headers.replaceOrAdd(name: "content-length", value: String(spool.byteCount))
+            exchange.pending = []
+            self.startForwarding(exchange)
+        }
+    }
+
+    private func spoolFailed(_ exchange: Exchange, _ error: any Error) {
+        exchange.dropSpool()
+        runtime.logger.error("request body spool failed", metadata: ["request_id": "\(exchange.requestID)", "error": "\(error)"])
+        let problem = GatewayError.filter(
+            status: 507, code: "spool-failed", title: "Request body could not be held",
+            detail: "credgate keeps an upload whole (encrypted, on local disk) until it has checked it, and could not "
+                + "store this one (\(Self.describe(spoolError: error))). Nothing was sent to the platform.")
+        answerForFilter(exchange, .respond(problem))
+    }
+
+    private static func describe(spoolError error: any Error) -> String {
+        if let e = error as? IOError { return e.description }
+        return "an I/O error"
+    }
+
+    /// Streams the spooled body to the upstream, one chunk in flight at a time (the write's completion is the
+    /// backpressure), then ends the request.
+    private func pumpSpool(_ exchange: Exchange, _ connection: UpstreamConnection, _ spool: BodySpool) {
+        struct Stopped: Error {}
+        let loop = context.eventLoop
+        spool.read { [self] chunk in
+            guard case .active(let current) = self.state, current === exchange, exchange.connection === connection else {
+                return loop.makeFailedFuture(Stopped())
+            }
+            let promise = loop.makePromise(of: Void.self)
+            exchange.bodyBytesSent += Int64(chunk.readableBytes)
+            exchange.lastActivity = loop.now
+            connection.write(.body(.byteBuffer(chunk)), promise: promise)
+            connection.flush()
+            return promise.futureResult
+        }.hop(to: loop).assumeIsolated().whenComplete { [self] result in
+            guard case .active(let current) = self.state, current === exchange, exchange.connection === connection else { return }
+            switch result {
+            case .success:
+                self.writeUpstream(exchange, connection, .end(nil))
+                connection.flush()
+                exchange.wroteToUpstream = false
+                self.armTimer(exchange)
+            case .failure(let error):
+                // The platform has an incomplete request: close it so it is never taken for a whole one.
+                self.abandonUpstream(exchange)
+                self.spoolFailed(exchange, error)
+            }
+        }
+    }
+
+    private func sendContinueIfExpected(_ exchange: Exchange) {
+        if exchange.expectsContinue && !exchange.requestComplete && !exchange.sentContinue {
+            exchange.sentContinue = true
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientHead.version, status: .continue))), promise: nil)
         }
+    }
+
+    // MARK: - Forwarding
+
+    private func startForwarding(_ exchange: Exchange) {
+        sendContinueIfExpected(exchange)
         exchange.forwardHead = HeaderHygiene.upstreamHead(
             from: exchange.forwardHead,
             target: exchange.route.target,
             requestID: exchange.requestID,
             clientAddress: clientAddress,
-            hasBody: Self.hasBody(exchange.clientHead)
+            hasBody: Self.hasBody(exchange.forwardHead)
         )
         exchange.upstream = .connecting
         acquire(exchange, fresh: false)
@@ -404,6 +587,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             connection.flush()
             exchange.wroteToUpstream = false
             if exchange.requestSent || exchange.hasBody { armTimer(exchange) }
+            if exchange.spoolReady, let spool = exchange.spool { pumpSpool(exchange, connection, spool) }
             updateReading()
         }
     }
@@ -439,7 +623,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             case .collecting(let limit):
                 var buffer = buffer
                 _ = collect(exchange, &buffer, limit: limit)
+            case .staging:
+                _ = stageFeed(exchange, buffer)
             case .filtering, .bodyFiltering, .connecting:
+                if exchange.spoolReady { break }  // cannot happen: a staged body ended before connecting
                 exchange.pending.append(.body(.byteBuffer(buffer)))
             case .detached:
                 break
@@ -465,7 +652,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 armTimer(exchange)
             case .collecting:
                 runBodyFilters(exchange)
+            case .staging:
+                stageEnd(exchange)
             case .filtering, .bodyFiltering, .connecting:
+                if exchange.spoolReady { break }
                 exchange.pending.append(.end(nil))
             case .detached:
                 break
@@ -484,7 +674,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     private func bodyTooLarge(_ exchange: Exchange) {
-        if exchange.response == .awaitingHead {
+        if exchange.response == .awaitingHead || exchange.response == .buffering {
             abandonUpstream(exchange)
             finishWithLocal(exchange, .problem(.bodyTooLarge(limit: exchange.route.maxBodyBytes), requestID: exchange.requestID), close: true)
         } else {
@@ -528,14 +718,37 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 exchange.closeClientAfter = true
             }
             exchange.upstreamKeepAlive = head.isKeepAlive
+            if !bodyless, let limit = exchange.route.chain.responseBufferLimit(for: head, context: exchange.filterContext(context.eventLoop)) {
+                exchange.response = .buffering
+                exchange.heldResponse = (head, context.channel.allocator.buffer(capacity: 0), limit)
+                return
+            }
             let clientHead = HeaderHygiene.clientHead(
                 from: head, clientVersion: exchange.clientHead.version,
                 requestID: exchange.requestID, closeAfter: exchange.closeClientAfter)
             context.write(wrapOutboundOut(.head(clientHead)), promise: nil)
-        case .body(let buffer):
+        case .body(var buffer):
+            if exchange.response == .buffering, var held = exchange.heldResponse {
+                exchange.heldResponse = nil
+                if held.body.readableBytes + buffer.readableBytes <= held.limit {
+                    held.body.writeBuffer(&buffer)
+                    exchange.heldResponse = held
+                    return
+                }
+                // Larger than the filters asked to see: it goes to the client unchanged, unseen by them.
+                exchange.response = .streaming
+                let clientHead = HeaderHygiene.clientHead(
+                    from: held.head, clientVersion: exchange.clientHead.version,
+                    requestID: exchange.requestID, closeAfter: exchange.closeClientAfter)
+                context.write(wrapOutboundOut(.head(clientHead)), promise: nil)
+                exchange.bodyBytesOut += Int64(held.body.readableBytes)
+                context.write(wrapOutboundOut(.body(.byteBuffer(held.body))), promise: nil)
+            }
             exchange.bodyBytesOut += Int64(buffer.readableBytes)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end:
+            let held = exchange.response == .buffering ? exchange.heldResponse : nil
+            exchange.heldResponse = nil
             exchange.response = .complete
             if let connection = exchange.connection {
                 exchange.upstream = .detached
@@ -545,16 +758,69 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                     pool.discard(connection)
                 }
             }
-            if exchange.requestComplete {
-                finishExchange(exchange)
-            } else {
-                // Early answer: the client is still uploading. Send the end and drop the rest of its body.
-                exchange.timer?.cancel()
-                log(exchange, outcome: nil)
-                state = .discarding(close: true)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-                startLinger()
+            if let held {
+                deliverHeld(exchange, held.head, held.body)
+                return
             }
+            completeResponse(exchange)
+        }
+    }
+
+    /// The whole answer a filter asked for is in: let the filters see it, then send what they say.
+    private func deliverHeld(_ exchange: Exchange, _ upstreamHead: HTTPResponseHead, _ upstreamBody: ByteBuffer) {
+        var head = upstreamHead
+        var body = upstreamBody
+        switch exchange.route.chain.encodeResponse(&head, body: &body, context: exchange.filterContext(context.eventLoop)) {
+        case .proceed:
+            writeWholeAnswer(exchange, head, body)
+        case .respondWith(let local):
+            writeWholeAnswer(exchange, HTTPResponseHead(version: .http1_1, status: local.status, headers: local.headers), local.body)
+        case .respondLater(let future):
+            setWaitingForUpstream(true)
+            future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+                guard case .active(let current) = self.state, current === exchange else { return }
+                self.setWaitingForUpstream(false)
+                let local: LocalResponse
+                switch result {
+                case .success(let answer): local = answer
+                case .failure(let error):
+                    local = .problem(.filter(status: 502, code: "follow-up-failed", title: "Follow-up call failed",
+                                             detail: "credgate could not complete this request: \(error)"), requestID: exchange.requestID)
+                }
+                self.writeWholeAnswer(exchange, HTTPResponseHead(version: .http1_1, status: local.status, headers: local.headers), local.body)
+            }
+        }
+    }
+
+    private func writeWholeAnswer(_ exchange: Exchange, _ head: HTTPResponseHead, _ body: ByteBuffer) {
+        var head = head
+        head.headers.remove(name: "transfer-encoding")
+        head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+        exchange.status = head.status.code
+        let clientHead = HeaderHygiene.clientHead(
+            from: head, clientVersion: exchange.clientHead.version,
+            requestID: exchange.requestID, closeAfter: exchange.closeClientAfter)
+        context.write(wrapOutboundOut(.head(clientHead)), promise: nil)
+        if body.readableBytes > 0 {
+            exchange.bodyBytesOut += Int64(body.readableBytes)
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        completeResponse(exchange)
+    }
+
+    /// The answer's last byte went to the client (all but the end): finish the exchange, or, when the client is
+    /// still uploading after an early answer, end the answer and drop the rest of its body.
+    private func completeResponse(_ exchange: Exchange) {
+        exchange.dropSpool()
+        if exchange.requestComplete {
+            finishExchange(exchange)
+        } else {
+            // Early answer: the client is still uploading. Send the end and drop the rest of its body.
+            exchange.timer?.cancel()
+            log(exchange, outcome: nil)
+            state = .discarding(close: true)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            startLinger()
         }
     }
 
@@ -576,6 +842,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             finishWithLocal(exchange, .problem(error, requestID: exchange.requestID), close: false)
             return
         }
+        exchange.dropSpool()
         exchange.upstream = .filtering(next: 0)
         exchange.response = .awaitingHead
         exchange.forwardHead = exchange.clientHead
@@ -603,13 +870,16 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         pool.discard(connection)
         exchange.upstream = .detached
         switch exchange.response {
-        case .awaitingHead:
+        case .awaitingHead, .buffering:
             // A stale pooled connection: retry once on a fresh one if no body byte went out.
-            if exchange.usedReusedConnection && !exchange.retriedStale && exchange.bodyBytesSent == 0 {
+            if exchange.response == .awaitingHead && exchange.usedReusedConnection && !exchange.retriedStale
+                && exchange.bodyBytesSent == 0
+            {
                 exchange.retriedStale = true
                 exchange.requestSent = false
                 exchange.timer?.cancel()
-                if exchange.requestComplete { exchange.pending = [.end(nil)] }
+                // A spooled body is read again from the spool once connected.
+                if exchange.requestComplete && !exchange.spoolReady { exchange.pending = [.end(nil)] }
                 exchange.upstream = .connecting
                 acquire(exchange, fresh: true)
                 return
@@ -633,6 +903,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     /// synchronously deliver the next pipelined request).
     private func finishExchange(_ exchange: Exchange) {
         exchange.timer?.cancel()
+        exchange.dropSpool()
         log(exchange, outcome: nil)
         let close = exchange.closeClientAfter
         state = close ? .closed : .idle
@@ -649,6 +920,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     /// Answers an exchange that has a route with a local response (a gateway error or a filter's answer).
     private func finishWithLocal(_ exchange: Exchange, _ response: LocalResponse, close: Bool) {
         exchange.timer?.cancel()
+        exchange.dropSpool()
         exchange.status = response.status.code
         exchange.response = .complete
         log(exchange, outcome: nil)
@@ -755,7 +1027,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             armTimer(exchange)
             return
         }
-        if exchange.response == .awaitingHead {
+        if exchange.response == .awaitingHead || exchange.response == .buffering {
             abandonUpstream(exchange)
             let phase = exchange.sentAt == nil ? "idle while sending the request" : "response head"
             finishWithLocal(exchange, .problem(.upstreamTimeout(upstream: exchange.route.target.name, phase: phase), requestID: exchange.requestID),
@@ -779,7 +1051,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         let pause: Bool
         switch state {
         case .active(let exchange):
-            pause = waitingForUpstream || (exchange.connection != nil && !upstreamWritable && !exchange.abandonedUpload)
+            pause = waitingForUpstream || exchange.spoolWrites > 0
+                || (exchange.connection != nil && !upstreamWritable && !exchange.abandonedUpload)
         default:
             pause = false
         }

@@ -30,8 +30,8 @@ final class UpstreamConnection {
 
     var isUsable: Bool { !isClosed && channel.isActive }
 
-    func write(_ part: HTTPClientRequestPart) {
-        channel.write(NIOAny(part), promise: nil)
+    func write(_ part: HTTPClientRequestPart, promise: EventLoopPromise<Void>? = nil) {
+        channel.write(NIOAny(part), promise: promise)
     }
 
     func flush() { channel.flush() }

@@ -32,6 +32,8 @@ public struct UploadRejection: Error, Sendable, Equatable, CustomStringConvertib
         case invalidName = "upload-invalid-name"
         /// The file name of a raw upload (`PUT /credgate/v1/files/{filename}`) is not usable (422).
         case invalidFilename = "upload-invalid-filename"
+        /// A form field the endpoint reads is missing, too long or not text (422).
+        case invalidField = "upload-invalid-field"
 
         /// The HTTP status for this kind.
         public var status: Int {
@@ -39,7 +41,7 @@ public struct UploadRejection: Error, Sendable, Equatable, CustomStringConvertib
             case .notMultipart, .unsupportedType, .contentMismatch: return 415
             case .tooLarge: return 413
             case .missingBoundary, .invalidBoundary, .malformed: return 400
-            case .missingFile, .multipleFiles, .emptyFile, .missingFilename, .invalidName, .invalidFilename: return 422
+            case .missingFile, .multipleFiles, .emptyFile, .missingFilename, .invalidName, .invalidFilename, .invalidField: return 422
             }
         }
 
@@ -59,6 +61,7 @@ public struct UploadRejection: Error, Sendable, Equatable, CustomStringConvertib
             case .contentMismatch: return "File content does not match its extension"
             case .invalidName: return "Invalid name field"
             case .invalidFilename: return "Invalid file name"
+            case .invalidField: return "Invalid form field"
             }
         }
     }

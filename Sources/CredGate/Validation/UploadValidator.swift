@@ -64,12 +64,20 @@ public struct UploadValidator: @unchecked Sendable {
     ///   - limit: the most body bytes accepted.
     ///   - uuid: where generated names get their UUID (tests make it deterministic).
     public init(contentType: String?, contentLength: Int? = nil, limit: Int = UploadValidator.defaultLimit,
-                mode: Mode = .streaming, uuid: @escaping @Sendable () -> UUID = { UUID() }) throws(UploadRejection) {
+                mode: Mode = .streaming, captureFields: Bool = false,
+                uuid: @escaping @Sendable () -> UUID = { UUID() }) throws(UploadRejection) {
         let parsed = try UploadContentType(contentType)
         if let contentLength, contentLength > limit { throw UploadRejection.tooLarge(limit: limit, declared: contentLength) }
         if contentLength == 0 { throw UploadRejection.emptyBody }
-        engine = Engine(boundary: parsed.boundary, limit: limit, mode: mode, uuid: uuid)
+        engine = Engine(boundary: parsed.boundary, limit: limit, mode: mode, captureFields: captureFields, uuid: uuid)
     }
+
+    /// The text fields other than `file` and `name`, in order, when the validator was made with
+    /// `captureFields` (the one-call upload-and-attach endpoint reads its document fields from them). At most
+    /// ``maxCapturedFields`` fields of at most ``maxCapturedFieldBytes`` bytes each: more is a rejection.
+    public var textFields: [(name: String, value: String)] { engine.textFields }
+    public static let maxCapturedFields = 32
+    public static let maxCapturedFieldBytes = 4096
 
     /// The request's multipart boundary.
     public var boundary: String { engine.boundary }
@@ -108,6 +116,7 @@ extension UploadValidator {
             var contentType: String?
             var role: Role = .other
             var nameBytes: [UInt8] = []
+            var fieldBytes: [UInt8] = []
         }
 
         /// What is known of the (first) file part.
@@ -125,6 +134,8 @@ extension UploadValidator {
         let boundary: String
         let limit: Int
         let mode: Mode
+        let captureFields: Bool
+        private(set) var textFields: [(name: String, value: String)] = []
         private let uuid: @Sendable () -> UUID
         private let parser: MultipartParser
         private var framing: UploadFraming
@@ -149,10 +160,11 @@ extension UploadValidator {
         /// In streaming mode, the plan fixed when the file's first bytes passed.
         private var streamingPlan: UploadPlan?
 
-        init(boundary: String, limit: Int, mode: Mode, uuid: @escaping @Sendable () -> UUID) {
+        init(boundary: String, limit: Int, mode: Mode, captureFields: Bool, uuid: @escaping @Sendable () -> UUID) {
             self.boundary = boundary
             self.limit = limit
             self.mode = mode
+            self.captureFields = captureFields
             self.uuid = uuid
             self.parser = MultipartParser(boundary: boundary)
             self.framing = UploadFraming(boundary: boundary)
@@ -368,7 +380,10 @@ extension UploadValidator {
                 file = current
                 if !current.checked && current.firstBytes.count >= FileType.sniffLength { checkContent() }
             case .other:
-                break
+                if captureFields {
+                    let room = UploadValidator.maxCapturedFieldBytes + 1 - part.fieldBytes.count
+                    if room > 0 { part.fieldBytes.append(contentsOf: buffer.readableBytesView.prefix(room)) }
+                }
             }
         }
 
@@ -392,7 +407,17 @@ extension UploadValidator {
                     checkContent()
                 }
             case .other:
-                break
+                if captureFields, let name = part.disposition?.name {
+                    if part.fieldBytes.count > UploadValidator.maxCapturedFieldBytes {
+                        rejection = UploadRejection(.invalidField, "The field '\(name)' is longer than \(UploadValidator.maxCapturedFieldBytes) bytes.")
+                    } else if textFields.count >= UploadValidator.maxCapturedFields {
+                        rejection = UploadRejection(.invalidField, "The form has more than \(UploadValidator.maxCapturedFields) fields.")
+                    } else if let value = String(validating: part.fieldBytes, as: UTF8.self) {
+                        textFields.append((name, value))
+                    } else {
+                        rejection = UploadRejection(.invalidField, "The field '\(name)' is not UTF-8 text.")
+                    }
+                }
             }
             partIndex += 1
             part = PartState()

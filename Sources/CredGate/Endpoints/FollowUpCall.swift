@@ -1,0 +1,70 @@
+import NIOCore
+import NIOHTTP1
+
+/// A call credgate makes itself, after a forwarded request, through a configured route: the route's filters put
+/// its credentials on (logging in first if need be) and may ask for one replay after a 401, as on the data path;
+/// AsyncHTTPClient sends it (low volume: the one-call upload-and-attach's second step).
+struct FollowUpCall: Sendable {
+    let route: CompiledRoute
+    let transport: any SessionTransport
+
+    struct Answer: Sendable {
+        var status: Int
+        var body: [UInt8]
+    }
+
+    struct Refused: Error, CustomStringConvertible {
+        let error: GatewayError
+        var description: String { error.detail }
+    }
+
+    func send(method: HTTPMethod, path: String, json: String, requestID: String, on loop: any EventLoop) async throws -> Answer {
+        let clientHead = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: [
+            "content-type": "application/json", "accept": "application/json", "x-request-id": requestID,
+        ])
+        let scratch = RequestScratch()
+        for attempt in 0...1 {
+            let context = FilterContext(requestID: requestID, routeName: route.name, eventLoop: loop, clientHead: clientHead,
+                                        attempt: attempt, scratch: scratch)
+            let head = try await runHeadFilters(clientHead, context: context)
+            let answer = try await transport.send(method: head.method.rawValue, path: head.uri,
+                                                  headers: head.headers.map { ($0.name, $0.value) }, body: json)
+            if attempt == 0, route.chain.mayReplay {
+                let verdict = try await loop.submit {
+                    route.chain.upstreamResponded(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status)),
+                                                  context: context)
+                }.get()
+                if case .replay = verdict { continue }
+            }
+            return Answer(status: answer.status, body: answer.body)
+        }
+        preconditionFailure("unreachable: the second attempt always returns")
+    }
+
+    /// Runs the route's head filters on the connection's loop (filters share its scratch), waiting out any
+    /// asynchronous step (a login) they ask for.
+    private func runHeadFilters(_ clientHead: HTTPRequestHead, context: FilterContext) async throws -> HTTPRequestHead {
+        var next = 0
+        var head = clientHead
+        while true {
+            let step = try await context.eventLoop.submit { [head, next] () -> (FilterHeadResult, Int, HTTPRequestHead) in
+                var h = head
+                let (result, index) = route.chain.runHead(from: next, head: &h, context: context)
+                return (result, index, h)
+            }.get()
+            head = step.2
+            switch step.0 {
+            case .proceed:
+                return head
+            case .retryAfter(let future):
+                try await future.get()
+                next = step.1
+            case .respond(let error):
+                throw Refused(error: error)
+            case .respondWith(let response):
+                throw Refused(error: .filter(status: Int(response.status.code), code: "follow-up-refused", title: "Follow-up call refused",
+                                             detail: "credgate's filters answered the follow-up call locally with \(response.status.code)."))
+            }
+        }
+    }
+}

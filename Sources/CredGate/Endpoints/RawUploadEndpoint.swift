@@ -1,0 +1,73 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// `PUT /credgate/v1/files/{filename}` with the file's bytes as the body (`curl -T license.pdf ...`): becomes the
+/// platform's multipart upload. This filter only re-aims the request; the upload route's own filters (credentials,
+/// ``UploadValidationFilter``) then check it and wrap the bytes in the multipart envelope.
+struct RawUploadEndpoint: RequestFilter {
+    static let prefix = "/credgate/v1/files/"
+    /// The platform's upload path.
+    let uploadPath: String
+
+    func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+        let path = ProxyHandler.path(of: context.clientHead.uri)
+        let segment = String(path.dropFirst(Self.prefix.count))
+        guard let filename = RawUploadValidator.filename(fromPathSegment: segment), !filename.isEmpty else {
+            return .respond(UploadRejection(.invalidFilename, "The file name in the URL is not valid percent-encoding. Use /credgate/v1/files/<name>.pdf.").gatewayError)
+        }
+        context.scratch.values[UploadEndpointOptions.key] = UploadEndpointOptions(rawFilename: filename)
+        head.method = .POST
+        head.uri = uploadPath
+        // The body is the file itself; the upload filter sets the multipart Content-Type.
+        head.headers.remove(name: "content-type")
+        return .proceed
+    }
+}
+
+/// `GET /credgate/v1/files/download?s3_url=s3://bucket/key`: a redirect to a presigned URL of the file (from the
+/// presign cache when it has one), so `curl -L` and browsers fetch the file with no JSON step. The request becomes
+/// the platform's presign call; the route's ``PresignCacheFilter`` answers it, as a redirect.
+struct PresignDownloadEndpoint: RequestFilter {
+    static let path = "/credgate/v1/files/download"
+    /// Scratch key telling the presign filter to answer with a redirect.
+    static let redirectKey = "presign.redirect"
+    private static let bodyKey = "presign.download.body"
+    /// The platform's presign path.
+    let presignPath: String
+
+    func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+        guard let s3URL = Self.queryValue("s3_url", in: context.clientHead.uri), !s3URL.isEmpty else {
+            return .respond(.filter(status: 422, code: "invalid-presign-request", title: "Invalid download request",
+                                    detail: "Say which file with ?s3_url=s3://bucket/key (percent-encode it, for example with curl -G --data-urlencode)."))
+        }
+        let body = "{\"s3_url\":\(JSONString.quote(s3URL)),\"presigned_url\":\"\"}"
+        context.scratch.values[Self.redirectKey] = true
+        context.scratch.values[Self.bodyKey] = body
+        head.method = .POST
+        head.uri = presignPath
+        head.headers.replaceOrAdd(name: "content-type", value: "application/json")
+        head.headers.remove(name: "transfer-encoding")
+        return .proceed
+    }
+
+    /// The client sends no body: this filter supplies the presign call's.
+    func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? { PresignCacheFilter.requestLimit }
+
+    func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+        if let json = context.scratch.values[Self.bodyKey] as? String { body = ByteBuffer(string: json) }
+        return .proceed
+    }
+
+    /// The last value of `name` in the query, percent-decoded (`+` is kept: S3 keys may hold it).
+    static func queryValue(_ name: String, in uri: String) -> String? {
+        guard let q = uri.firstIndex(of: "?") else { return nil }
+        var found: String?
+        for pair in uri[uri.index(after: q)...].split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts[0] == name else { continue }
+            found = parts.count > 1 ? String(parts[1]).removingPercentEncoding : ""
+        }
+        return found
+    }
+}
