@@ -122,7 +122,7 @@ private let badConfigs: [BadConfig] = [
     BadConfig(name: "document not a mapping", yaml: "- a\n- b\n", path: "(file)",
               message: "expected a mapping (key: value lines), got a list"),
     BadConfig(name: "unknown top-level key", yaml: config() + "\nlistenn: {}\n", path: "listenn",
-              message: "unknown key 'listenn' (expected one of: listen, upstreams, credentials, routes)"),
+              message: "unknown key 'listenn' (expected one of: listen, upstreams, credentials, routes, presign_cache, spool, endpoints)"),
     BadConfig(name: "unknown route key", yaml: config(routes: """
         routes:
           - name: a
@@ -138,7 +138,7 @@ private let badConfigs: [BadConfig] = [
             upstream: assured
             transforms: [ssn_encrypt]
         """), path: "routes[0].transforms[0]",
-              message: "unknown transform 'ssn_encrypt' (expected one of: ssn_encryption)"),
+              message: "unknown transform 'ssn_encrypt' (expected one of: ssn_encryption, upload_validation, presign_cache)"),
     BadConfig(name: "missing required key", yaml: config(routes: """
         routes:
           - name: a

@@ -433,7 +433,7 @@ private final class ParsedParts {
         let expected: [UploadRejection.Kind: Int] = [
             .notMultipart: 415, .unsupportedType: 415, .contentMismatch: 415, .tooLarge: 413,
             .missingBoundary: 400, .invalidBoundary: 400, .malformed: 400,
-            .missingFile: 422, .multipleFiles: 422, .emptyFile: 422, .missingFilename: 422, .invalidName: 422, .invalidFilename: 422,
+            .missingFile: 422, .multipleFiles: 422, .emptyFile: 422, .missingFilename: 422, .invalidName: 422, .invalidFilename: 422, .invalidField: 422,
         ]
         for kind in UploadRejection.Kind.allCases {
             #expect(kind.status == expected[kind])

@@ -274,7 +274,7 @@ import Testing
             let file = dir.appendingPathComponent("license.pdf")
             try Data(pdf).write(to: file)
 
-            let up = try runTool(["curl", "-sS", "-T", file.path, f.base + "/credgate/v1/files/license.pdf"])
+            let up = try await runTool(["curl", "-sS", "-T", file.path, f.base + "/credgate/v1/files/license.pdf"])
             #expect(up.status == 0)
             let record = try #require(try JSONSerialization.jsonObject(with: Data(up.output.utf8)) as? [String: Any], "\(up.output)")
             let fileURL = try #require(record["file_url"] as? String, "\(up.output)")
@@ -287,13 +287,13 @@ import Testing
             let png = dir.appendingPathComponent("scan.pdf")
             try Data(Samples.png).write(to: png)
             try await Self.expectNothingReachesPlatform(f) {
-                let bad = try runTool(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T", png.path, f.base + "/credgate/v1/files/scan.pdf"])
+                let bad = try await runTool(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T", png.path, f.base + "/credgate/v1/files/scan.pdf"])
                 #expect(bad.output == "415")
             }
 
             // The download redirect: curl -L fetches the bytes.
             let out = dir.appendingPathComponent("out.pdf")
-            let down = try runTool(["curl", "-sS", "-L", "-G", "--data-urlencode", "s3_url=\(fileURL)", "-o", out.path, "-w", "%{http_code}",
+            let down = try await runTool(["curl", "-sS", "-L", "-G", "--data-urlencode", "s3_url=\(fileURL)", "-o", out.path, "-w", "%{http_code}",
                                     f.base + "/credgate/v1/files/download"])
             #expect(down.output == "200")
             #expect(Samples.sha256(Array(try Data(contentsOf: out))) == Samples.sha256(pdf))

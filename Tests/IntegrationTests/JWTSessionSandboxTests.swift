@@ -40,7 +40,7 @@ struct JWTSessionSandboxTests {
                   access_token: access
                   refresh_token: refresh
                   send_access_token: true
-                backoff: {initial: 100ms, max: 200ms}
+                backoff: {initial: 1s, max: 2s}
             routes:
               - {name: api, path: /api/**, upstream: assured, credentials: [assured_session]}
             """
@@ -126,8 +126,9 @@ struct JWTSessionSandboxTests {
             }
             #expect(session.status().lastError == "login answered 401")
             #expect(session.unavailable() != nil)
-            // After the backoff (at most 100 ms here), the next caller logs in.
-            try await Task.sleep(for: .milliseconds(150))
+            // After the backoff (at most 1 s here: long enough that a loaded machine still sees it), the next
+            // caller logs in.
+            try await Task.sleep(for: .milliseconds(1_200))
             #expect(session.unavailable() == nil)
             _ = try await session.validToken()
             #expect(await sandbox.counters().logins == 1)

@@ -131,15 +131,16 @@ struct SandboxSessionTests {
 
     @Test func anExpiredAccessTokenIsRefusedOnJWTRoutes() async throws {
         var options = SandboxOptions(apiKey: Self.apiKey)
-        options.accessLifetime = .seconds(2)
+        options.accessLifetime = .seconds(4)
         try await withSession(options) { sandbox, client in
             let (tokens, _) = try await client.sessionLogin(sandbox)
             let documents = sandbox.baseURL + "/api/v1/users/provider-documents/"
             #expect(try await client.session(.GET, documents, bearer: tokens.access).status == .ok)
             #expect(try await client.session(.POST, sandbox.baseURL + "/api/v1/users/token/verify/", json: ["token": tokens.access]).status == .ok)
 
-            // `exp` is whole seconds, so the token lapses within 2 s of its issue.
-            try await Task.sleep(for: .milliseconds(2_100))
+            // `exp` is whole seconds, so the token lapses within 4 s of its issue (and lives at least 3 s, which a
+            // loaded machine needs for the two calls above).
+            try await Task.sleep(for: .milliseconds(4_100))
             let expired = try await client.session(.GET, documents, bearer: tokens.access)
             #expect(expired.status == .unauthorized)
             #expect(expired.headers.first(name: "www-authenticate") == "Bearer realm=\"api\"")

@@ -78,7 +78,10 @@ import Testing
             #expect(d.headerValues("x-api-key") == [Self.key])
             #expect(d.header("authorization") == bearer)
 
-            let upload = try await send(.POST, f.base + "/api/v1/files/handle/", headers: ["content-type": "application/octet-stream"], body: "%PDF-1.4")
+            var form = MultipartBody()
+            form.file("license.pdf", Samples.pdf(1000))
+            form.close()
+            let upload = try await sendBytes(.POST, f.base + "/api/v1/files/handle/", headers: ["content-type": form.contentType], body: form.bytes)
             #expect(upload.status.code < 300, "\(upload.text)")
             #expect(try #require(await f.sandbox.recorder.last()).header("authorization") == bearer)
 
