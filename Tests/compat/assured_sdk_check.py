@@ -51,6 +51,28 @@ async def main():
             readback = json.load(r)
         check("update_ssn() stored the SSN (plaintext read-back)", readback.get("ssn") == "123456789", str(readback))
 
+        # Files: the SDK's two-step upload-and-attach, checked by credgate before it leaves; presign twice for the
+        # same file, one platform call (credgate's cache); the presigned URL serves the very bytes.
+        presign_route = "POST /api/v1/files/presign-s3-url/presign_s3_url/"
+        pdf = b"%PDF-1.7\n" + os.urandom(30000)
+        document = await client.provider_profile.upload_and_associate_document(
+            profile_id, pdf, "Board License.pdf", "Board license", "license")
+        check("upload_and_associate_document() attaches an s3:// file",
+              str(document.document_url or "").startswith("s3://"), repr(document))
+        calls_before = control("GET", "/sandbox/counters")["routes"].get(presign_route, 0)
+        first = await client.files.presign_url(document.document_url)
+        second = await client.files.presign_url(document.document_url)
+        calls = control("GET", "/sandbox/counters")["routes"].get(presign_route, 0) - calls_before
+        check("two files.presign_url() calls for one file: the same URL, one platform call", first == second and calls == 1,
+              f"{calls} calls")
+        with urllib.request.urlopen(first, timeout=10) as r:
+            check("the presigned URL serves the uploaded bytes", r.read() == pdf)
+        try:
+            await client.files.upload(b"PK\x03\x04" + os.urandom(500), "cv.pdf")
+            check("a .docx renamed .pdf is refused before it leaves", False, "uploaded")
+        except Exception as e:  # noqa: BLE001
+            check("a .docx renamed .pdf is refused before it leaves", "415" in repr(e) or getattr(e, "status_code", 0) == 415, repr(e))
+
         soak = float(os.environ.get("SOAK_SECONDS", "0"))
         lifetime = int(os.environ.get("TOKEN_LIFETIME", "4"))
         if soak:
