@@ -70,18 +70,22 @@ proc_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null;
 
 kib_to_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
-# Samples VmRSS and RssAnon of PID every 50 ms until FILE.stop exists; writes the maxima seen (kB) to FILE and
-# FILE.anon. RssAnon is the process's own memory (heap, buffers); the rest of VmRSS is mapped code and libraries.
+# Samples VmRSS, RssAnon and RssFile of PID every 50 ms until FILE.stop exists; writes the largest VmRSS seen
+# (kB) to FILE, the largest RssAnon to FILE.anon, and RssAnon and RssFile of the sample with the largest VmRSS
+# to FILE.split. RssAnon is the process's own memory (heap, buffers, stacks); RssFile is the resident part of
+# the mapped binary and shared libraries (shared with other processes running the same files).
 sample_rss_max() {
-    local pid=$1 file=$2 max=0 anon_max=0 v a
+    local pid=$1 file=$2 max=0 anon_max=0 split="0 0" v a f
     while [[ ! -e $file.stop ]] && kill -0 "$pid" 2>/dev/null; do
-        read -r v a < <(awk '$1 == "VmRSS:" { r = $2 } $1 == "RssAnon:" { a = $2 } END { print r + 0, a + 0 }' "/proc/$pid/status" 2>/dev/null)
-        ((${v:-0} > max)) && max=$v
+        read -r v a f < <(awk '$1 == "VmRSS:" { r = $2 } $1 == "RssAnon:" { a = $2 } $1 == "RssFile:" { f = $2 }
+            END { print r + 0, a + 0, f + 0 }' "/proc/$pid/status" 2>/dev/null)
+        if ((${v:-0} > max)); then max=$v; split="$a $f"; fi
         ((${a:-0} > anon_max)) && anon_max=$a
         sleep 0.05
     done
     echo "$max" >"$file"
     echo "$anon_max" >"$file.anon"
+    echo "$split" >"$file.split"
 }
 
 # Converts a wrk latency such as 812.00us, 1.20ms or 1.05s to milliseconds.
@@ -104,4 +108,40 @@ parse_wrk() {
     errors=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$f")
     [[ -n $requests && -n $rps && -n $p50 && -n $p99 ]] || return 1
     echo "$requests $rps $(wrk_ms "$p50") $(wrk_ms "$p99") ${non2xx:-0} ${errors:-0}"
+}
+
+# One line about a credgate binary: how the Swift runtime is linked, stripped or not, file size, and the size of
+# its executable and read-only segments (what can become resident as file-backed RSS, together with the shared
+# libraries it loads).
+describe_binary() { # binary [name to show]
+    local bin=$1 name=${2:-$1} linkage stripped libs text
+    if ldd "$bin" 2>/dev/null | grep -q 'libswiftCore\.so'; then
+        linkage="dynamic Swift runtime (libswiftCore, Foundation, ICU as shared libraries)"
+    else
+        linkage="static Swift stdlib (--static-swift-stdlib: runtime, Foundation, ICU linked in)"
+    fi
+    if readelf -S -W "$bin" 2>/dev/null | grep -q ' \.symtab '; then stripped="not stripped"; else stripped="stripped"; fi
+    libs=$(ldd "$bin" 2>/dev/null | awk '$1 !~ /^linux-vdso|^\/lib64/ { sub(/\.so.*/, "", $1); printf "%s%s", sep, $1; sep = " " }')
+    # Sum of the PT_LOAD segments that are not writable (code and read-only data), in MiB.
+    local type memsz flags total=0
+    while read -r type _ _ _ _ memsz flags; do
+        [[ $type == LOAD && $flags != *W* ]] && total=$((total + memsz))
+    done < <(readelf -l -W "$bin" 2>/dev/null)
+    text=$(awk -v b="$total" 'BEGIN { printf "%.1f", b / 1048576 }')
+    printf '%s\n    %s, %s, %s MiB on disk, %s MiB of code and read-only data; loads: %s' "$name" "$linkage" "$stripped" \
+        "$(awk -v b="$(stat -c %s "$bin")" 'BEGIN { printf "%.1f", b / 1048576 }')" "${text:-?}" "${libs:-?}"
+}
+
+# Resident memory of PID by mapping, largest first (kB): each file by name, anonymous memory as [anon],
+# [heap], [stack] and so on. From /proc/PID/smaps; prints the first N (default 8) and the total.
+rss_by_mapping() {
+    local pid=$1 n=${2:-8}
+    awk '
+        /^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6) ? $6 : "[anon]"; sub(/.*\//, "", name); next }
+        $1 == "Rss:" { rss[name] += $2; total += $2 }
+        END { for (k in rss) if (rss[k] > 0) printf "%d %s\n", rss[k], k; printf "%d TOTAL\n", total }
+    ' "/proc/$pid/smaps" 2>/dev/null | sort -rn | awk -v n="$n" '
+        $2 == "TOTAL" { total = $1; next }
+        ++i <= n { printf "%s%s %.1f", sep, $2, $1 / 1024; sep = ", " }
+        END { printf "  (MiB; all mappings %.1f)", total / 1024 }'
 }

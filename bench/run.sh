@@ -3,6 +3,15 @@
 #
 #   bench/run.sh                          # defaults: wrk -t1 -c32 -d10s after a 3s warm-up, 1 GiB streams
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
+#   bench/run.sh --bin PATH               # measure that binary as it is (same as CREDGATE_BIN=PATH), no build
+#
+# Which binary: by default the one the Dockerfile ships, built the same way,
+#   swift build -c release --static-swift-stdlib --product credgate --scratch-path .build-bench
+# (incremental; the first build takes about 8 minutes on 2 cores; its own scratch path, so the shared .build is
+# not touched), then stripped into the work directory as the Dockerfile strips it. CREDGATE_BUILD=dynamic measures
+# the plain `swift build -c release` binary in .build instead (Swift runtime and Foundation as shared libraries,
+# what `swift run -c release` runs); CREDGATE_BUILD=none takes the existing static build without building. The
+# report names the binary measured: path, static or dynamic Swift runtime, stripped or not, size.
 #
 # What runs, all on 127.0.0.1 ports picked at random:
 #   origin   nginx answering a small JSON (`return 200`) on /api/, an upload sink and a 1 GiB download
@@ -15,7 +24,9 @@
 #
 # Environment: DURATION (10s), CONNECTIONS (32), WRK_THREADS (1), WARMUP (3s), NGINX_WORKERS (auto),
 # CREDGATE_THREADS (0 = one event loop per core), STREAM_BYTES (1073741824), SKIP_STREAM (0),
-# CREDGATE_BIN (skip the build and use this binary), KEEP (1 keeps the work directory), OUT_DIR (bench/out).
+# CREDGATE_BIN (skip the build and use this binary), CREDGATE_BUILD (static, dynamic or none; see above),
+# KEEP (1 keeps the work directory), OUT_DIR (bench/out). Whatever else is in the environment reaches credgate
+# too (for example MALLOC_ARENA_MAX=2); the report lists the MALLOC_* variables it saw.
 # Installs nginx and wrk with apt-get when they are missing (as root, or through sudo).
 set -euo pipefail
 
@@ -23,6 +34,15 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 # shellcheck source=bench/lib.sh
 source "$HERE/lib.sh"
+
+while (($#)); do
+    case $1 in
+    --bin) (($# >= 2)) || die "--bin needs a path"; CREDGATE_BIN=$2; shift 2 ;;
+    --bin=*) CREDGATE_BIN=${1#--bin=}; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (see bench/run.sh --help)" ;;
+    esac
+done
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -62,20 +82,37 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------------------------------------- credgate
-BUILD_NOTE="built now"
-if [[ -z $CREDGATE_BIN ]]; then
-    BIN_DIR=$(cd "$ROOT" && swift build -c release --show-bin-path)
-    log "building credgate (release; the first build takes about 6 minutes) ..."
-    if ! (cd "$ROOT" && swift build -c release --product credgate) >&2; then
-        [[ -x $BIN_DIR/credgate ]] || die "the release build failed and there is no earlier binary"
-        BUILD_NOTE="WARNING: the build failed, using the earlier binary from $(date -r "$BIN_DIR/credgate" '+%F %T')"
-        log "$BUILD_NOTE"
-    fi
-    CREDGATE_BIN=$BIN_DIR/credgate
+CREDGATE_BUILD=${CREDGATE_BUILD:-static}
+STRIP_COPY=0
+if [[ -n $CREDGATE_BIN ]]; then
+    BUILD_NOTE="given as CREDGATE_BIN / --bin, not built"
 else
-    BUILD_NOTE="given as CREDGATE_BIN"
+    case $CREDGATE_BUILD in
+    static | none)
+        BUILD_ARGS=(-c release --static-swift-stdlib --product credgate --scratch-path "$ROOT/.build-bench")
+        STRIP_COPY=1
+        ;;
+    dynamic) BUILD_ARGS=(-c release --product credgate) ;;
+    *) die "CREDGATE_BUILD must be static, dynamic or none, not '$CREDGATE_BUILD'" ;;
+    esac
+    BIN_DIR=$(cd "$ROOT" && swift build "${BUILD_ARGS[@]}" --show-bin-path)
+    CREDGATE_BIN=$BIN_DIR/credgate
+    if [[ $CREDGATE_BUILD == none ]]; then
+        [[ -x $CREDGATE_BIN ]] || die "CREDGATE_BUILD=none but there is no static build at $CREDGATE_BIN"
+        BUILD_NOTE="existing build from $(date -r "$CREDGATE_BIN" '+%F %T'), not rebuilt"
+    else
+        log "building credgate: swift build ${BUILD_ARGS[*]} (the first build takes about 8 minutes) ..."
+        BUILD_NOTE="built now: swift build ${BUILD_ARGS[*]}"
+        if ! (cd "$ROOT" && swift build "${BUILD_ARGS[@]}") >&2; then
+            [[ -x $CREDGATE_BIN ]] || die "the release build failed and there is no earlier binary"
+            BUILD_NOTE="WARNING: the build failed, using the earlier binary from $(date -r "$CREDGATE_BIN" '+%F %T')"
+            log "$BUILD_NOTE"
+        fi
+    fi
 fi
 [[ -x $CREDGATE_BIN ]] || die "no credgate binary at $CREDGATE_BIN"
+CREDGATE_BIN=$(realpath "$CREDGATE_BIN")
+BUILT_BIN=$CREDGATE_BIN
 
 # ---------------------------------------------------------------------------------------------- processes
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/credgate-bench.XXXXXX")
@@ -90,6 +127,22 @@ else
 fi
 chmod 755 "$SINK"
 mkdir -p "$SINK/files" "$WORK/data" "$WORK/origin" "$WORK/peer" "$WORK/credgate"
+if ((STRIP_COPY)); then
+    # The Dockerfile ships `strip credgate`: run the same bytes (stripping drops symbols and debug sections, which
+    # are never mapped, so it does not change RSS; it makes the report's size the shipped size).
+    if command -v strip >/dev/null && strip -o "$WORK/credgate/credgate" "$CREDGATE_BIN"; then
+        CREDGATE_BIN=$WORK/credgate/credgate
+        BUILD_NOTE+="; run as a stripped copy, like the Dockerfile's"
+    else
+        BUILD_NOTE+="; not stripped (no strip)"
+    fi
+fi
+if [[ $CREDGATE_BIN == "$BUILT_BIN" ]]; then
+    BIN_DESC=$(describe_binary "$CREDGATE_BIN")
+else
+    BIN_DESC=$(describe_binary "$CREDGATE_BIN" "$BUILT_BIN, run as a stripped copy")
+fi
+log "credgate binary: $BIN_DESC"
 chmod 1777 "$SINK/files" # nginx workers run as nobody when started by root
 
 PIDS=()
@@ -199,6 +252,8 @@ CPU_RATIO=$(awk -v a="${CPU[credgate]}" -v b="${CPU[peer]}" 'BEGIN { printf "%.2
 # 50 ms samples of VmRSS are kept as well, and the larger of the two is reported.
 STREAM_LINES=()
 UPLOAD_PEAK_MIB=""
+UPLOAD_SPLIT=""
+UPLOAD_MAPPINGS=""
 stream() { # label method curl-args... ; the URL is last
     local label=$1 kind=$2 hwm_ok=0 out code bytes secs peak_kb hwm sampled mib down anon
     shift 2
@@ -214,6 +269,8 @@ stream() { # label method curl-args... ; the URL is last
     read -r code _ down secs <<<"$out"
     sampled=$(cat "$WORK/rss-max" 2>/dev/null || echo 0)
     anon=$(cat "$WORK/rss-max.anon" 2>/dev/null || echo 0)
+    local split_anon split_file
+    read -r split_anon split_file <"$WORK/rss-max.split" 2>/dev/null || { split_anon=0; split_file=0; }
     hwm=0
     ((hwm_ok)) && hwm=$(proc_kb "$CREDGATE_PID" VmHWM)
     peak_kb=$((hwm > sampled ? hwm : sampled))
@@ -228,9 +285,14 @@ stream() { # label method curl-args... ; the URL is last
     [[ $code == 2* && $bytes == "$STREAM_BYTES" ]] || ok="FAILED (HTTP $code, $bytes of $STREAM_BYTES bytes arrived)"
     local rate
     rate=$(awk -v b="$bytes" -v s="$secs" 'BEGIN { if (s > 0) printf "%.0f", b / 1048576 / s; else print 0 }')
-    STREAM_LINES+=("$(printf '%-37s HTTP %-3s %6.2f s %5s MiB/s   peak RSS %6s MiB%s (RssAnon %s MiB)   %s' "$label" "$code" "$secs" \
-        "$rate" "$mib" "$([[ $hwm_ok == 1 ]] && echo "" || echo " (sampled)")" "$(kib_to_mib "$anon")" "$ok")")
-    [[ $kind == up && -z $UPLOAD_PEAK_MIB ]] && UPLOAD_PEAK_MIB=$mib
+    STREAM_LINES+=("$(printf '%-37s HTTP %-3s %6.2f s %5s MiB/s   peak RSS %6s MiB (%s; RssAnon %s + RssFile %s, RssAnon max %s)   %s' \
+        "$label" "$code" "$secs" "$rate" "$mib" "$([[ $hwm_ok == 1 ]] && echo "VmHWM" || echo "sampled")" \
+        "$(kib_to_mib "$split_anon")" "$(kib_to_mib "$split_file")" "$(kib_to_mib "$anon")" "$ok")")
+    if [[ $kind == up && -z $UPLOAD_PEAK_MIB ]]; then
+        UPLOAD_PEAK_MIB=$mib
+        UPLOAD_SPLIT="RssAnon $(kib_to_mib "$split_anon") MiB + RssFile $(kib_to_mib "$split_file") MiB"
+        UPLOAD_MAPPINGS=$(rss_by_mapping "$CREDGATE_PID" 8)
+    fi
     return 0
 }
 RSS_IDLE=""
@@ -257,6 +319,9 @@ REPORT=$OUT_DIR/bench-$(date +%Y%m%d-%H%M%S).txt
 {
     echo "credgate benchmark, $(date '+%F %T %Z') on $(nproc) cores ($(uname -m)), load generator on the same cores"
     echo "  nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') (worker_processes $NGINX_WORKERS), $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }'), $("$CREDGATE_BIN" --version 2>/dev/null || echo "credgate ?") release ($BUILD_NOTE), threads $CREDGATE_THREADS"
+    echo "  binary: $BIN_DESC"
+    malloc_env=$(env | grep '^MALLOC_' | sort | tr '\n' ' ' || true)
+    echo "  credgate environment: ${malloc_env:-no MALLOC_* variables}; $(awk '$1 == "Threads:" { print $2 }' "/proc/$CREDGATE_PID/status") threads after the load"
     echo "  wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency after a $WARMUP warm-up; GET /api/bench, a $BODY_BYTES-byte JSON answered by nginx"
     echo
     printf '%-37s %10s %9s %9s %12s\n' "path" "req/s" "p50 ms" "p99 ms" "CPU/req µs"
@@ -272,7 +337,9 @@ REPORT=$OUT_DIR/bench-$(date +%Y%m%d-%H%M%S).txt
         echo
         echo "streaming through credgate (origin: nginx WebDAV PUT sink on $( [[ $SINK == /dev/shm/* ]] && echo tmpfs || echo disk ), sparse file for GET); idle VmRSS before: $(kib_to_mib "$RSS_IDLE") MiB"
         printf '%s\n' "${STREAM_LINES[@]}"
-        echo "peak RSS during the upload: $UPLOAD_PEAK_MIB MiB  (target <= $TARGET_UPLOAD_RSS_MIB MiB: $(verdict "$UPLOAD_PEAK_MIB" '<=' "$TARGET_UPLOAD_RSS_MIB"))"
+        echo "peak RSS during the upload: $UPLOAD_PEAK_MIB MiB  (target <= $TARGET_UPLOAD_RSS_MIB MiB: $(verdict "$UPLOAD_PEAK_MIB" '<=' "$TARGET_UPLOAD_RSS_MIB"));" \
+            "$UPLOAD_SPLIT at the peak sample"
+        echo "resident by mapping after the upload: $UPLOAD_MAPPINGS"
     fi
 } | tee "$REPORT"
 log "raw wrk output: $WORK/wrk-*.txt (kept with KEEP=1); report saved to $REPORT"

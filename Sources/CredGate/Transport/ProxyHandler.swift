@@ -433,8 +433,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         switch stage.finish(head: &head) {
         case .pass(let parts):
             exchange.forwardHead = head
-            exchange.stage = nil
+            // The stage stays set until every part is handed over: an append that completes at once (in memory)
+            // must not seal the spool before the next one is in.
             for part in parts { spoolAppend(exchange, part) }
+            exchange.stage = nil
             if exchange.spoolWrites == 0 { spoolComplete(exchange) }
         case .respond(let error):
             exchange.dropSpool()
