@@ -10,6 +10,7 @@ import NIOHTTP1
 /// through the data path like any other (credentials, replay after a 401, timeouts); the filter sees its answer
 /// whole (``responseBufferLimit(for:context:)``) and reports it to the cache, which wakes the waiting requests.
 struct PresignCacheFilter: RequestFilter {
+    var inspectsResponses: Bool { true }
     let cache: PresignCache
     /// Who the platform answers as (the route's credentials, hashed): one user's URL is never served to another.
     let identity: String

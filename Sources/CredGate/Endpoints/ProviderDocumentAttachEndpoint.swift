@@ -17,6 +17,7 @@ import NIOHTTP1
 ///
 /// The document fields also travel with the upload form; the platform ignores fields it does not read.
 struct ProviderDocumentAttachEndpoint: RequestFilter {
+    var inspectsResponses: Bool { true }
     static let path = "/credgate/v1/provider-documents"
     static let requiredFields = ["provider", "document_name", "document_type"]
     /// The upload's answer (a FileRecord) is a few KiB.

@@ -97,6 +97,10 @@ public protocol RequestFilter: Sendable {
     /// route's replay cap while it streams.
     var mayReplay: Bool { get }
     func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict
+    /// Whether ``bodyStage(for:context:)`` may return a stage, and whether ``responseBufferLimit(for:context:)``
+    /// may ask for an answer: computed once per chain, so the transport does not ask on every request.
+    var hasBodyStage: Bool { get }
+    var inspectsResponses: Bool { get }
     /// A streaming stage that must see the whole body before anything is forwarded (see ``RequestBodyStage``);
     /// asked once the head filters passed. At most one per request: the first filter's wins.
     func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)?
@@ -114,6 +118,8 @@ extension RequestFilter {
     public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult { .proceed }
     public var mayReplay: Bool { false }
     public func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict { .forward }
+    public var hasBodyStage: Bool { false }
+    public var inspectsResponses: Bool { false }
     public func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)? { nil }
     public func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int? { nil }
     public func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult { .proceed }
@@ -124,10 +130,15 @@ public struct FilterChain: Sendable {
     public let filters: [any RequestFilter]
     /// Whether any filter may ask for a replay (computed once).
     public let mayReplay: Bool
+    /// Whether any filter may check the body as a stage, or see answers whole (computed once).
+    public let hasBodyStage: Bool
+    public let inspectsResponses: Bool
 
     public init(_ filters: [any RequestFilter]) {
         self.filters = filters
         self.mayReplay = filters.contains { $0.mayReplay }
+        self.hasBodyStage = filters.contains { $0.hasBodyStage }
+        self.inspectsResponses = filters.contains { $0.inspectsResponses }
     }
 
     /// Runs `decodeHead` from `index` on; returns the first result that is not `.proceed` and the index it came
@@ -170,6 +181,7 @@ public struct FilterChain: Sendable {
 
     /// The first filter's body stage, if any.
     public func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)? {
+        guard hasBodyStage else { return nil }
         for filter in filters {
             if let stage = filter.bodyStage(for: head, context: context) { return stage }
         }
@@ -178,6 +190,7 @@ public struct FilterChain: Sendable {
 
     /// The largest answer any filter wants to see whole, or `nil` when the answer may stream.
     public func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int? {
+        guard inspectsResponses else { return nil }
         var limit: Int? = nil
         for filter in filters {
             if let l = filter.responseBufferLimit(for: head, context: context) { limit = max(limit ?? 0, l) }

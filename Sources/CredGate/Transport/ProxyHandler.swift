@@ -326,14 +326,17 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     /// Head filters passed: check the body in a body stage, or collect it if a filter wants it whole, else
-    /// forward at once. A filter may want a body even when the client sent none (it supplies one).
+    /// forward at once.
     private func afterHeadFilters(_ exchange: Exchange) {
-        let filterContext = exchange.filterContext(context.eventLoop)
-        if let stage = exchange.route.chain.bodyStage(for: exchange.forwardHead, context: filterContext) {
+        let chain = exchange.route.chain
+        if chain.hasBodyStage, let stage = chain.bodyStage(for: exchange.forwardHead, context: exchange.filterContext(context.eventLoop)) {
             startStaging(exchange, stage)
             return
         }
-        guard let limit = exchange.route.chain.bodyBufferLimit(for: exchange.forwardHead, context: filterContext) else {
+        // A filter that supplies a body the client did not send declares its length in the head it rewrote.
+        guard exchange.hasBody || Self.hasBody(exchange.forwardHead),
+              let limit = chain.bodyBufferLimit(for: exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
+        else {
             startForwarding(exchange)
             return
         }
@@ -720,7 +723,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 exchange.closeClientAfter = true
             }
             exchange.upstreamKeepAlive = head.isKeepAlive
-            if !bodyless, let limit = exchange.route.chain.responseBufferLimit(for: head, context: exchange.filterContext(context.eventLoop)) {
+            if !bodyless, exchange.route.chain.inspectsResponses,
+               let limit = exchange.route.chain.responseBufferLimit(for: head, context: exchange.filterContext(context.eventLoop)) {
                 exchange.response = .buffering
                 exchange.heldResponse = (head, context.channel.allocator.buffer(capacity: 0), limit)
                 return

@@ -8,6 +8,7 @@ import NIOHTTP1
 /// The validator itself runs in streaming mode: it passes bytes on as soon as the file's first bytes are checked,
 /// which keeps its own memory to a few bytes; the transport's spool is what holds the body back until the end.
 struct UploadValidationFilter: RequestFilter {
+    var hasBodyStage: Bool { true }
     /// The route's body limit.
     let limit: Int
 
