@@ -145,3 +145,15 @@ rss_by_mapping() {
         ++i <= n { printf "%s%s %.1f", sep, $2, $1 / 1024; sep = ", " }
         END { printf "  (MiB; all mappings %.1f)", total / 1024 }'
 }
+
+# The arguments of the Dockerfile's `RUN swift build ... --product credgate` line (up to the line's end, a
+# backslash or `&&`), on one line; nothing if there is no such line.
+dockerfile_build_args() {
+    [[ -f $1 ]] || return 0
+    sed -n 's/^RUN swift build \(.*--product credgate\)\([^\\&]*\).*/\1\2/p' "$1" | head -1 | sed 's/[[:space:]]*$//'
+}
+
+# The median of numbers (the mean of the middle two, with three decimals, for an even count).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}

@@ -5,13 +5,14 @@
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
 #   bench/run.sh --bin PATH               # measure that binary as it is (same as CREDGATE_BIN=PATH), no build
 #
-# Which binary: by default the one the Dockerfile ships, built the same way,
-#   swift build -c release --static-swift-stdlib --product credgate --scratch-path .build-bench
-# (incremental; the first build takes about 8 minutes on 2 cores; its own scratch path, so the shared .build is
-# not touched), then stripped into the work directory as the Dockerfile strips it. CREDGATE_BUILD=dynamic measures
-# the plain `swift build -c release` binary in .build instead (Swift runtime and Foundation as shared libraries,
-# what `swift run -c release` runs); CREDGATE_BUILD=none takes the existing static build without building. The
-# report names the binary measured: path, static or dynamic Swift runtime, stripped or not, size.
+# Which binary: by default the one the Dockerfile ships, built the same way: the arguments of the Dockerfile's
+# `RUN swift build ... --product credgate` line (today `-c release --static-swift-stdlib --product credgate`) plus
+# `--scratch-path .build-bench` (incremental; the first build takes 8-15 minutes on 2 cores; its own scratch path,
+# so the shared .build is not touched), then stripped into the work directory as the Dockerfile strips it.
+# CREDGATE_BUILD=dynamic measures the plain `swift build -c release` binary in .build instead (Swift runtime and
+# Foundation as shared libraries, what `swift run -c release` runs); CREDGATE_BUILD=none takes the existing static
+# build without building. The report names the binary measured: path, static or dynamic Swift runtime, stripped or
+# not, size, and the shared libraries it loads.
 #
 # What runs, all on 127.0.0.1 ports picked at random:
 #   origin   nginx answering a small JSON (`return 200`) on /api/, an upload sink and a 1 GiB download
@@ -22,12 +23,18 @@
 # the requests wrk completed. Then 1 GiB goes up (PUT with Content-Length, then chunked) and down through
 # credgate while its VmRSS is sampled every 50 ms and VmHWM is read.
 #
-# Environment: DURATION (10s), CONNECTIONS (32), WRK_THREADS (1), WARMUP (3s), NGINX_WORKERS (auto),
+# Environment: DURATION (10s), CONNECTIONS (32), WRK_THREADS (1), WARMUP (3s), ROUNDS (1: how many times the
+# peer and credgate are measured, one after the other; with more, the table shows medians and the verdicts use
+# the median of the rounds' ratios), NGINX_WORKERS (auto),
 # CREDGATE_THREADS (0 = one event loop per core), STREAM_BYTES (1073741824), SKIP_STREAM (0),
 # CREDGATE_BIN (skip the build and use this binary), CREDGATE_BUILD (static, dynamic or none; see above),
-# KEEP (1 keeps the work directory), OUT_DIR (bench/out). Whatever else is in the environment reaches credgate
-# too (for example MALLOC_ARENA_MAX=2); the report lists the MALLOC_* variables it saw.
+# KEEP (1 keeps the work directory), OUT_DIR (bench/out), PERF_RECORD (a file: `perf record -g` of credgate during
+# its first measured run goes there; perf slows credgate, so that run's figures are marked and are not comparable).
+# Whatever else is in the environment reaches credgate too (for example MALLOC_ARENA_MAX=2); the report lists the
+# MALLOC_* variables it saw.
 # Installs nginx and wrk with apt-get when they are missing (as root, or through sudo).
+# To see what a running credgate's resident pages are (by Swift module / C library, and by ELF section):
+#   bench/resident-code.py PID [UNSTRIPPED-BINARY]
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -54,6 +61,9 @@ STREAM_BYTES=${STREAM_BYTES:-1073741824}
 SKIP_STREAM=${SKIP_STREAM:-0}
 CREDGATE_BIN=${CREDGATE_BIN:-}
 KEEP=${KEEP:-0}
+PERF_RECORD=${PERF_RECORD:-}
+ROUNDS=${ROUNDS:-1}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number, not '$ROUNDS'"
 OUT_DIR=${OUT_DIR:-$ROOT/bench/out}
 BENCH_KEY="bench-$RANDOM$RANDOM-key"
 export BENCH_KEY
@@ -89,7 +99,13 @@ if [[ -n $CREDGATE_BIN ]]; then
 else
     case $CREDGATE_BUILD in
     static | none)
-        BUILD_ARGS=(-c release --static-swift-stdlib --product credgate --scratch-path "$ROOT/.build-bench")
+        # The Dockerfile's own `swift build` arguments, so that a flag added there is measured here too.
+        read -ra BUILD_ARGS <<<"$(dockerfile_build_args "$ROOT/Dockerfile")"
+        if [[ " ${BUILD_ARGS[*]} " != *" --static-swift-stdlib "* ]]; then
+            log "cannot read the Dockerfile's 'RUN swift build ... --product credgate' line; using the arguments it had when this was written"
+            BUILD_ARGS=(-c release --static-swift-stdlib --product credgate)
+        fi
+        BUILD_ARGS+=(--scratch-path "$ROOT/.build-bench")
         STRIP_COPY=1
         ;;
     dynamic) BUILD_ARGS=(-c release --product credgate) ;;
@@ -127,6 +143,10 @@ else
 fi
 chmod 755 "$SINK"
 mkdir -p "$SINK/files" "$WORK/data" "$WORK/origin" "$WORK/peer" "$WORK/credgate"
+if ((STRIP_COPY)) && [[ -n $PERF_RECORD ]]; then
+    STRIP_COPY=0 # perf needs the symbols; stripping moves nothing, so the figures are the same either way
+    BUILD_NOTE+="; not stripped, for PERF_RECORD"
+fi
 if ((STRIP_COPY)); then
     # The Dockerfile ships `strip credgate`: run the same bytes (stripping drops symbols and debug sections, which
     # are never mapped, so it does not change RSS; it makes the report's size the shipped size).
@@ -223,13 +243,24 @@ measure() { # key port pids...
     url="http://127.0.0.1:$port/api/bench"
     log "measuring $key: warm-up $WARMUP, then wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency $url"
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null
+    local perf_pid=""
+    if [[ $key == "credgate#1" && -n $PERF_RECORD ]]; then
+        perf record -q -g -o "$PERF_RECORD" -p "$CREDGATE_PID" >/dev/null 2>"$WORK/perf.log" &
+        perf_pid=$!
+        sleep 0.5
+    fi
     t0=$(cpu_ticks "$@")
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$WORK/wrk-$key.txt"
     t1=$(cpu_ticks "$@")
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid" 2>/dev/null
+        wait "$perf_pid" 2>/dev/null || true
+        NOTE[$key]+=" (under perf record: slower)"
+    fi
     parsed=$(parse_wrk "$WORK/wrk-$key.txt") || die "cannot read wrk's output: $(cat "$WORK/wrk-$key.txt")"
     read -r requests "RPS[$key]" "P50[$key]" "P99[$key]" non2xx errors <<<"$parsed"
     CPU[$key]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
-    NOTE[$key]=""
+    NOTE[$key]=${NOTE[$key]:-}
     ((non2xx > 0)) && NOTE[$key]+=" $non2xx non-2xx!"
     ((errors > 0)) && NOTE[$key]+=" $errors socket errors!"
     return 0
@@ -237,14 +268,39 @@ measure() { # key port pids...
 # shellcheck disable=SC2046
 measure direct "$ORIGIN_PORT" $(nginx_pids "$WORK/origin")
 # shellcheck disable=SC2046
-measure peer "$PEER_PORT" $(nginx_pids "$WORK/peer")
-measure credgate "$CREDGATE_PORT" "$CREDGATE_PID"
+# The peer and credgate one after the other, ROUNDS times: on a shared 2-core machine one pair of 10 s runs
+# varies by 10-20 % in CPU per request, so with ROUNDS > 1 the verdicts use the median of the rounds' ratios.
+TP_RATIOS=()
+CPU_RATIOS=()
+ROUND_LINES=()
+for ((round = 1; round <= ROUNDS; round++)); do
+    # shellcheck disable=SC2046
+    measure "peer#$round" "$PEER_PORT" $(nginx_pids "$WORK/peer")
+    measure "credgate#$round" "$CREDGATE_PORT" "$CREDGATE_PID"
+    TP_RATIOS+=("$(awk -v a="${RPS[credgate#$round]}" -v b="${RPS[peer#$round]}" 'BEGIN { printf "%.2f", a / b }')")
+    CPU_RATIOS+=("$(awk -v a="${CPU[credgate#$round]}" -v b="${CPU[peer#$round]}" 'BEGIN { printf "%.2f", a / b }')")
+    ROUND_LINES+=("$(printf 'round %d: peer %6.0f req/s %5s µs/req, credgate %6.0f req/s %5s µs/req: throughput %s, CPU per request %sx' \
+        "$round" "${RPS[peer#$round]}" "${CPU[peer#$round]}" "${RPS[credgate#$round]}" "${CPU[credgate#$round]}" \
+        "${TP_RATIOS[-1]}" "${CPU_RATIOS[-1]}")")
+done
+for key in peer credgate; do
+    for metric in RPS P50 P99 CPU; do
+        declare -n table=$metric
+        values=()
+        for ((round = 1; round <= ROUNDS; round++)); do values+=("${table[$key#$round]}"); done
+        # shellcheck disable=SC2004 # an associative array reached through a nameref, not arithmetic
+        table[$key]=$(median "${values[@]}")
+        unset -n table
+    done
+    NOTE[$key]=""
+    for ((round = 1; round <= ROUNDS; round++)); do NOTE[$key]+=${NOTE[$key#$round]}; done
+done
 RSS_AFTER_LOAD=$(proc_kb "$CREDGATE_PID" VmRSS)
 HWM_AFTER_LOAD=$(proc_kb "$CREDGATE_PID" VmHWM)
 
 verdict() { awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN { ok = (op == ">=") ? a >= b : a <= b; print ok ? "PASS" : "FAIL" }'; }
-THROUGHPUT_RATIO=$(awk -v a="${RPS[credgate]}" -v b="${RPS[peer]}" 'BEGIN { printf "%.2f", a / b }')
-CPU_RATIO=$(awk -v a="${CPU[credgate]}" -v b="${CPU[peer]}" 'BEGIN { printf "%.2f", a / b }')
+THROUGHPUT_RATIO=$(median "${TP_RATIOS[@]}")
+CPU_RATIO=$(median "${CPU_RATIOS[@]}")
 
 # ---------------------------------------------------------------------------------------------- streaming
 # One credgate process throughout: its RSS after the load above is the baseline the streams start from.
@@ -320,15 +376,17 @@ REPORT=$OUT_DIR/bench-$(date +%Y%m%d-%H%M%S).txt
     echo "credgate benchmark, $(date '+%F %T %Z') on $(nproc) cores ($(uname -m)), load generator on the same cores"
     echo "  nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') (worker_processes $NGINX_WORKERS), $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }'), $("$CREDGATE_BIN" --version 2>/dev/null || echo "credgate ?") release ($BUILD_NOTE), threads $CREDGATE_THREADS"
     echo "  binary: $BIN_DESC"
+    echo "  sources: $(git -C "$ROOT" log -1 --format='%h %cd' --date='format:%F %T' 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo ', with uncommitted changes in Sources or Package.swift') (the checkout's; a binary given with --bin may be older)"
     malloc_env=$(env | grep '^MALLOC_' | sort | tr '\n' ' ' || true)
     echo "  credgate environment: ${malloc_env:-no MALLOC_* variables}; $(awk '$1 == "Threads:" { print $2 }' "/proc/$CREDGATE_PID/status") threads after the load"
-    echo "  wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency after a $WARMUP warm-up; GET /api/bench, a $BODY_BYTES-byte JSON answered by nginx"
+    echo "  wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency after a $WARMUP warm-up; GET /api/bench, a $BODY_BYTES-byte JSON answered by nginx$( ((ROUNDS > 1)) && echo "; $ROUNDS rounds of (peer, credgate), medians")"
     echo
     printf '%-37s %10s %9s %9s %12s\n' "path" "req/s" "p50 ms" "p99 ms" "CPU/req µs"
-    printf '%-37s %10.0f %9.3f %9.3f %12s%s\n' "nginx directly" "${RPS[direct]}" "${P50[direct]}" "${P99[direct]}" "${CPU[direct]}" "${NOTE[direct]}  (origin)"
-    printf '%-37s %10.0f %9.3f %9.3f %12s%s\n' "nginx proxy_pass (the peer)" "${RPS[peer]}" "${P50[peer]}" "${P99[peer]}" "${CPU[peer]}" "${NOTE[peer]}"
-    printf '%-37s %10.0f %9.3f %9.3f %12s%s\n' "credgate (API-key route)" "${RPS[credgate]}" "${P50[credgate]}" "${P99[credgate]}" "${CPU[credgate]}" "${NOTE[credgate]}"
+    printf '%-37s %10.0f %9.3f %9.3f %12.1f%s\n' "nginx directly" "${RPS[direct]}" "${P50[direct]}" "${P99[direct]}" "${CPU[direct]}" "${NOTE[direct]}  (origin)"
+    printf '%-37s %10.0f %9.3f %9.3f %12.1f%s\n' "nginx proxy_pass (the peer)" "${RPS[peer]}" "${P50[peer]}" "${P99[peer]}" "${CPU[peer]}" "${NOTE[peer]}"
+    printf '%-37s %10.0f %9.3f %9.3f %12.1f%s\n' "credgate (API-key route)" "${RPS[credgate]}" "${P50[credgate]}" "${P99[credgate]}" "${CPU[credgate]}" "${NOTE[credgate]}"
     echo
+    ((ROUNDS > 1)) && printf '%s\n' "${ROUND_LINES[@]}"
     echo "credgate / peer:  throughput ${THROUGHPUT_RATIO}  (target >= $TARGET_THROUGHPUT_RATIO: $(verdict "$THROUGHPUT_RATIO" '>=' "$TARGET_THROUGHPUT_RATIO"))"
     echo "                  CPU per request ${CPU_RATIO}x  (target <= ${TARGET_CPU_RATIO}x: $(verdict "$CPU_RATIO" '<=' "$TARGET_CPU_RATIO"))"
     echo "credgate memory: VmRSS $(kib_to_mib "$RSS_START") MiB at start (RssAnon $(kib_to_mib "$ANON_START") MiB, the rest is mapped code and libraries);" \
