@@ -7,12 +7,17 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 # Whether something listens on 127.0.0.1:PORT.
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# Sets the variable named $1 to a loopback port nobody listens on, never one handed out before in this run.
+# Sets the variable named $1 to a loopback port nobody listens on, never one handed out before in this run. The
+# port is taken below the kernel's ephemeral range (ip_local_port_range), where the client side of an outgoing
+# connection (wrk's, or a proxy's to its upstream) could hold it and make the bind fail.
 _BENCH_PORTS=" "
 free_port() {
-    local p i
+    local p i low=32768 span
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    span=$((low - 10000))
+    ((span >= 1000)) || span=20000 # an unusual range: fall back to 10000-29999 and hope
     for i in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % span))
         [[ $_BENCH_PORTS == *" $p "* ]] && continue
         if ! port_in_use "$p"; then
             _BENCH_PORTS+="$p "

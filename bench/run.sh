@@ -35,6 +35,8 @@
 # Installs nginx and wrk with apt-get when they are missing (as root, or through sudo).
 # To see what a running credgate's resident pages are (by Swift module / C library, and by ELF section):
 #   bench/resident-code.py PID [UNSTRIPPED-BINARY]
+# To check whether a change to the data path pays, compare two builds' CPU per request, interleaved:
+#   bench/ab.sh OLD-BINARY NEW-BINARY
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
