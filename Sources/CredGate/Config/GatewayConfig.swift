@@ -88,7 +88,9 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     /// The `Host` header value for this upstream (the port only when it is not the scheme's default).
     public var hostHeader: String {
         let defaultPort = scheme == .https ? 443 : 80
-        let h = host.contains(":") ? "[\(host)]" : host
+        // `utf8.contains`, not `contains(":")`: in a module that imports Foundation anywhere, the latter is
+        // Foundation's StringProtocol.contains, which bridges to NSString.
+        let h = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
         return port == defaultPort ? h : "\(h):\(port)"
     }
 

@@ -77,7 +77,9 @@ public final class Gateway: Sendable {
                 }
                 do {
                     let sync = channel.pipeline.syncOperations
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                    // No pipelining assistance: NIO's HTTPServerPipelineHandler stops and restarts reading around every
+                    // request (two epoll_ctl calls each); ProxyHandler queues pipelined requests itself.
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
                     if !admitted {
                         try sync.addHandler(RefuseHandler(limit: listen.maxConnections))
                         return channel.eventLoop.makeSucceededVoidFuture()

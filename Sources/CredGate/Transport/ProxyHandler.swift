@@ -156,6 +156,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     private var waitingForUpstream = false
     private var readPaused = false
     private var lingerTimer: Scheduled<Void>?
+    /// Parts of pipelined requests that arrived while an earlier request was still being answered, in order
+    /// (reading is paused while any wait).
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var draining = false
 
     init(runtime: GatewayRuntime, pool: UpstreamPool) {
         self.runtime = runtime
@@ -170,7 +174,27 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        // A pipelined request waits until the one before it is answered; so does everything after it.
+        if !queued.isEmpty {
+            queued.append(part)
+            return
+        }
+        if case .head = part {
+            switch state {
+            case .active, .discarding:
+                queued.append(part)
+                updateReading()
+                return
+            case .idle, .closed:
+                break
+            }
+        }
+        dispatch(part)
+    }
+
+    private func dispatch(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head):
             receivedHead(head)
         case .body(let buffer):
@@ -178,6 +202,30 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         case .end(let trailers):
             receivedEnd(trailers)
         }
+    }
+
+    /// The connection went back to idle: run the queued pipelined requests, in order, as far as they go.
+    private func drainQueued() {
+        guard !draining, !queued.isEmpty else { return }
+        draining = true
+        defer { draining = false }
+        while let part = queued.first {
+            switch state {
+            case .closed:
+                queued.removeAll()
+                return
+            case .active, .discarding:
+                if case .head = part {
+                    updateReading()
+                    return
+                }
+            case .idle:
+                break
+            }
+            queued.removeFirst()
+            dispatch(part)
+        }
+        updateReading()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -208,6 +256,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             log(exchange, outcome: "client closed")
         }
         lingerTimer?.cancel()
+        queued.removeAll()
         state = .closed
         context.fireChannelInactive()
     }
@@ -245,11 +294,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func receivedHead(_ head: HTTPRequestHead) {
         guard case .idle = state else {
-            // Only reachable after a protocol violation; the pipeline handler orders requests.
+            // Unreachable: channelRead queues a head that arrives while a request is in flight.
             context.close(promise: nil)
             return
         }
-        let requestID = RequestID.from(head.headers) ?? RequestID.generate()
+        let requestID = RequestID.from(head.headers) ?? pool.requestIDs.next()
         let hasBody = Self.hasBody(head)
         if let error = Self.check(head, maxHeaderBytes: runtime.listen.maxHeaderBytes) {
             respondLocally(.problem(error, requestID: requestID), head: head, hasBody: hasBody, requestID: requestID)
@@ -672,6 +721,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 context.close(promise: nil)
             } else {
                 state = .idle
+                drainQueued()
             }
         case .idle, .closed:
             break
@@ -920,6 +970,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             }
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            drainQueued()
         }
     }
 
@@ -942,6 +993,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         updateReading()
         writeLocal(response, version: exchange.clientHead.version, close: mustClose, requestID: exchange.requestID)
         if bodyStillComing { startLinger() }
+        if case .idle = state { drainQueued() }
     }
 
     /// Answers a request that never got an exchange (no route, bad head, admin).
@@ -1062,9 +1114,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         default:
             pause = false
         }
-        if pause != readPaused {
-            readPaused = pause
-            try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: !pause)
+        let paused = pause || !queued.isEmpty
+        if paused != readPaused {
+            readPaused = paused
+            try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: !paused)
         }
     }
 
@@ -1200,6 +1253,10 @@ enum RequestID {
         var rng = SystemRandomNumberGenerator()
         let a = rng.next() as UInt64
         let b = rng.next() as UInt64
+        return format(a, b)
+    }
+
+    static func format(_ a: UInt64, _ b: UInt64) -> String {
         // 32 lower-case hex digits written in place: one allocation, no intermediate strings.
         return String(unsafeUninitializedCapacity: 32) { buffer in
             let digits: StaticString = "0123456789abcdef"

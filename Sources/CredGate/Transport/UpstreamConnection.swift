@@ -36,7 +36,12 @@ final class UpstreamConnection {
 
     func flush() { channel.flush() }
 
+    /// What autoRead was last set to (channels start with it on).
+    private var autoRead = true
+
     func setAutoRead(_ on: Bool) {
+        guard on != autoRead else { return }
+        autoRead = on
         try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: on)
     }
 
@@ -114,6 +119,8 @@ final class UpstreamPool {
     private var sweeper: RepeatedTask?
 
     private let connector: any UpstreamConnector
+    /// Request IDs for the client connections of this loop.
+    let requestIDs = RequestIDSource()
 
     init(eventLoop: any EventLoop, targets: Int, connector: any UpstreamConnector = SocketConnector()) {
         self.eventLoop = eventLoop

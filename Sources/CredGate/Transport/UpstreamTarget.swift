@@ -9,10 +9,13 @@ public final class UpstreamTarget: Sendable {
     public let config: UpstreamConfig
     let sslContext: NIOSSLContext?
 
-    var hostHeader: String { config.url.hostHeader }
-    var basePath: String { config.url.basePath }
+    /// The `Host` header and the path prefix, computed once: the data path reads them on every request.
+    let hostHeader: String
+    let basePath: String
 
     init(key: Int, config: UpstreamConfig) throws {
+        self.hostHeader = config.url.hostHeader
+        self.basePath = config.url.basePath
         self.name = config.name
         self.key = key
         self.config = config
