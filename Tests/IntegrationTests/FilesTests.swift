@@ -127,6 +127,37 @@ import Testing
         }
     }
 
+    @Test func anUploadIsReplayedOnceAfterA401WithinTheReplayCapAndNeverStoredTwice() async throws {
+        try await SessionTests.withGateway { f in
+            let small = Samples.pdf(200_000)
+            var form = MultipartBody()
+            form.file("small.pdf", small)
+            form.close()
+            // The token credgate holds is revoked: the platform answers 401, credgate logs in again and replays the
+            // spooled upload once (it is under the 1 MiB replay cap).
+            _ = await f.sandbox.revokeTokens()
+            let logins = await f.sandbox.counters().logins
+            let r = try await Self.upload(f, form)
+            #expect(r.status == .created, "\(r.text)")
+            #expect(try r.json()["storage_metadata"].flatMap { ($0 as? [String: Any])?["sha256"] as? String } == Samples.sha256(small))
+            #expect(await f.sandbox.counters().logins == logins + 1)
+            #expect(await f.sandbox.storedObjectKeys().count == 1)
+
+            // Over the replay cap: not sent a second time; the client is told to send it again.
+            _ = await f.sandbox.revokeTokens()
+            var large = MultipartBody()
+            large.file("large.pdf", Samples.pdf(2_000_000))
+            large.close()
+            let refused = try await Self.upload(f, large)
+            #expect(refused.status == .unauthorized, "\(refused.text)")
+            #expect(Self.problemCode(refused) == "session-rejected-not-replayed")
+            #expect(await f.sandbox.storedObjectKeys().count == 1)
+            let again = try await Self.upload(f, large)
+            #expect(again.status == .created)
+            #expect(await f.sandbox.storedObjectKeys().count == 2)
+        }
+    }
+
     // MARK: - Presign
 
     @Test func presignMissThenHitWithCacheHeaders() async throws {
