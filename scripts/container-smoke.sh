@@ -21,10 +21,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DOCKERFILE=$ROOT/Dockerfile
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$*"; }
-fail() { FAILED=$((FAILED + 1)); printf '  FAIL  %s\n' "$*"; }
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 check() { # description, then a command that must succeed
     local what=$1
     shift
@@ -106,26 +104,8 @@ cp "$BIN" "$ENTRY"
 cp "$ROOT/Config/credgate.yaml" "$CONFIG"
 chmod -R a+rX "$IMAGE_ROOT"
 
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-    done
-    return 1
-}
-http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true; }
 # Whether a listening TCP socket is bound to 0.0.0.0:PORT (/proc/net/tcp: local address 00000000:PORT in hex, state 0A).
 bound_any() { awk -v p="$(printf '%04X' "$1")" '$2 == "00000000:" p && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp; }
-wait_up() { # url pid seconds
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        kill -0 "$2" 2>/dev/null || return 1
-        [[ $(http_code "$1") != 000 ]] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # ---------------------------------------------------------------------------------------------- sandbox
 SANDBOX_PORT=$(free_port)

@@ -20,26 +20,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$*"; }
-fail() { FAILED=$((FAILED + 1)); printf '  FAIL  %s\n' "$*"; }
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-    done
-    return 1
-}
-wait_up() { # url pid
-    for _ in $(seq 1 300); do
-        kill -0 "$2" 2>/dev/null || return 1
-        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true) != 000 ]] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$2/status"; }
 
 [[ -x $BIN ]] || { echo "no binary at $BIN (build it: swift build -c release --product credgate)"; exit 1; }
@@ -52,7 +34,7 @@ SANDBOX_PORT=$(free_port)
 SANDBOX_API_KEY=$KEY SANDBOX_USER=$USER_EMAIL SANDBOX_PASS=$PASS "$BIN" sandbox --host 127.0.0.1 --port "$SANDBOX_PORT" \
     >"$WORK/sandbox.log" 2>&1 &
 PIDS+=($!)
-wait_up "http://127.0.0.1:$SANDBOX_PORT/sandbox/healthz" "${PIDS[0]}" || { cat "$WORK/sandbox.log"; exit 1; }
+wait_up "http://127.0.0.1:$SANDBOX_PORT/sandbox/healthz" "${PIDS[0]}" 30 || { cat "$WORK/sandbox.log"; exit 1; }
 
 sed 's/max_body_bytes: 25MiB/max_body_bytes: 128MiB/' "$ROOT/Config/credgate.yaml" >"$WORK/credgate.yaml"
 grep -q 'max_body_bytes: 128MiB' "$WORK/credgate.yaml" || { echo "could not raise the upload limit"; exit 1; }
@@ -63,7 +45,7 @@ env -i PATH="$PATH" HOME="$WORK" ASSURED_BASE_URL="http://127.0.0.1:$SANDBOX_POR
 GATEWAY_PID=$!
 PIDS+=($GATEWAY_PID)
 BASE="http://127.0.0.1:$PORT"
-wait_up "$BASE/credgate/healthz" "$GATEWAY_PID" || { cat "$WORK/credgate.log"; exit 1; }
+wait_up "$BASE/credgate/healthz" "$GATEWAY_PID" 30 || { cat "$WORK/credgate.log"; exit 1; }
 echo "  credgate pid $GATEWAY_PID at $BASE; RSS at rest $(( $(kib VmRSS "$GATEWAY_PID") / 1024 )) MiB"
 
 FILE="$WORK/big.pdf"

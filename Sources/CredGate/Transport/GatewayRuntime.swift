@@ -149,7 +149,7 @@ public final class GatewayRuntime: Sendable {
         }
         let routes = RouteTable(entries)
         self.routes = routes
-        self.endpointRoutes = Self.endpointRoutes(config: config, routes: routes, sessionTransport: sessionTransport, upstreams: config.upstreams)
+        self.endpointRoutes = Self.endpointRoutes(config: config, routes: routes, sessionTransport: sessionTransport)
         let credentialNames = config.credentials.keys.sorted()
         let sessionsByName = sessions
         self.admin = AdminEndpoints(credentialStatus: {
@@ -182,7 +182,7 @@ public final class GatewayRuntime: Sendable {
     /// The `/credgate/v1/` endpoints whose platform route exists.
     private static func endpointRoutes(
         config: GatewayConfig, routes: RouteTable<CompiledRoute>,
-        sessionTransport: ((UpstreamConfig) -> any SessionTransport)?, upstreams: [String: UpstreamConfig]
+        sessionTransport: ((UpstreamConfig) -> any SessionTransport)?
     ) -> RouteTable<CompiledRoute> {
         func route(_ method: String, _ path: String) -> CompiledRoute? {
             if case .matched(let r) = routes.lookup(method: method, path: path[...]) { return r }
@@ -198,7 +198,7 @@ public final class GatewayRuntime: Sendable {
             entries.append(.init(methods: ["PUT"], pattern: try! PathPattern("/credgate/v1/files/{filename}"),
                                  payload: copy(upload, name: "credgate-raw-upload", first: RawUploadEndpoint(uploadPath: endpoints.uploadPath))))
             if let documents = route("POST", endpoints.providerDocumentsPath), let sessionTransport,
-               let upstream = upstreams.values.first(where: { $0.name == documents.target.name })
+               let upstream = config.upstreams[documents.target.name]
             {
                 let attach = ProviderDocumentAttachEndpoint(
                     uploadPath: endpoints.uploadPath, providerDocumentsPath: endpoints.providerDocumentsPath,

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The text rules of S3 URLs: percent-encoding as AWS signs it, and the compact UTC timestamps of SigV4.
 enum S3Encoding {
     /// RFC 3986 encoding as SigV4 requires it: unreserved characters (`A-Z a-z 0-9 - . _ ~`) stay, every other
@@ -27,30 +29,8 @@ enum S3Encoding {
     /// Percent-decoding of a URL path: `%XX` to bytes, `+` left alone (it is a plus in a path). Nil when an escape
     /// is malformed or the result is not UTF-8, so a mangled key is never looked up as some other key.
     static func decodePath(_ text: Substring) -> String? {
-        let bytes = Array(text.utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "%") {
-                guard i + 2 < bytes.count, let hi = hexValue(bytes[i + 1]), let lo = hexValue(bytes[i + 2]) else { return nil }
-                out.append(hi << 4 | lo)
-                i += 3
-            } else {
-                out.append(bytes[i])
-                i += 1
-            }
-        }
-        return String(validating: out, as: UTF8.self)
-    }
-
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
-        }
+        // Foundation's decoding has exactly these rules (nil on a bad escape or non-UTF-8, `+` kept).
+        String(text).removingPercentEncoding
     }
 
     // MARK: Timestamps

@@ -1,0 +1,27 @@
+# Shared by the scripts that run credgate's binary and check it (container-smoke.sh, upload-memory.sh).
+# Source it; it keeps the PASSED/FAILED counts.
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$*"; }
+fail() { FAILED=$((FAILED + 1)); printf '  FAIL  %s\n' "$*"; }
+
+# A TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 40000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+    done
+    return 1
+}
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true; }
+# Waits until URL answers at all, while PID lives, for at most SECONDS.
+wait_up() { # url pid seconds
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        kill -0 "$2" 2>/dev/null || return 1
+        [[ $(http_code "$1") != 000 ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
