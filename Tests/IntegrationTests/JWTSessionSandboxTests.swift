@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import Sandbox
+import Glibc
 import Testing
 
 /// A ``JWTSession`` configured from YAML, talking to the sandbox's login and refresh through
@@ -209,9 +210,20 @@ struct JWTSessionSandboxTests {
     }
 
     @Test func refusedConnectionIsASentence() async throws {
-        let closed = try await TestUpstream.start { _ in .respond(.ok) }
-        let port = closed.port
-        try await closed.shutdown()
+        // A port bound but not listening refuses connections, and stays ours while the test runs (a port closed
+        // after use can be taken by another test's server meanwhile).
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
         let client = HTTPClient(eventLoopGroupProvider: .singleton,
                                 configuration: AsyncHTTPSessionTransport.makeClientConfiguration())
         let session = Self.scriptedSession(
