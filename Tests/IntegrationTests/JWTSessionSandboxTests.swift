@@ -61,7 +61,7 @@ struct JWTSessionSandboxTests {
 
     @Test func loginThenRefreshAheadThroughTheSandbox() async throws {
         var options = SandboxOptions(apiKey: Self.apiKey, user: Self.email, password: Self.password)
-        options.accessLifetime = .seconds(2)  // renewed after 1 s (half the lifetime)
+        options.accessLifetime = .seconds(4)  // renewed after 2 s (half the lifetime): 1 s or more to spare
         let sandbox = try await SandboxServer.start(options)
         let client = HTTPClient(eventLoopGroupProvider: .singleton,
                                 configuration: AsyncHTTPSessionTransport.makeClientConfiguration())
@@ -71,8 +71,8 @@ struct JWTSessionSandboxTests {
             let first = try await session.validToken()
             #expect(await sandbox.counters().logins == 1)
 
-            // The background task refreshes before the 2 s token lapses; the data path never sees a gap.
-            let deadline = ContinuousClock.now + .seconds(4)
+            // The background task refreshes before the 4 s token lapses; the data path never sees a gap.
+            let deadline = ContinuousClock.now + .seconds(8)
             var gaps = 0
             while ContinuousClock.now < deadline {
                 if session.currentToken() == nil { gaps += 1 }
