@@ -386,6 +386,26 @@ private final class ParsedParts {
         }
     }
 
+    /// MultipartKit traps on a header-name byte >= 0x80 (issue 8): the framing refuses it first, whichever
+    /// chunk it arrives in, in any part, and whatever the byte.
+    @Test func headerNameBytesThatAreNotTokenCharactersAreRefusedBeforeTheParser() throws {
+        let b = writer.boundary
+        for byte in [UInt8(0x80), 0x81, 0xC3, 0xFE, 0xFF, 0x00, 0x01, 0x7F, UInt8(ascii: " "), UInt8(ascii: "\""), UInt8(ascii: "@")] {
+            let first = Array("--\(b)\r\nX".utf8) + [byte] + Array(": 1\r\n\r\nx\r\n--\(b)--\r\n".utf8)
+            let later = bytes(writer.field("name", "a.pdf")) + Array("--\(b)\r\nContent-Type: text/plain\r\n".utf8) + [byte]
+                + Array(": 1\r\n\r\nx\r\n--\(b)--\r\n".utf8)
+            for body in [first, later] {
+                for chunkSize in [1, 7, .max] {
+                    let r = try run(body, chunkSize: chunkSize).decision.rejection
+                    #expect(r?.code == "upload-malformed" && r?.detail.contains("header name") == true, "byte \(byte): \(String(describing: r))")
+                }
+            }
+        }
+        // In a value (a UTF-8 file name) the same bytes are fine.
+        let utf8Name = bytes(writer.filePart(filename: "Ärztin-Zulassung.pdf", contentType: "application/pdf", data: Sample.pdf)) + bytes(writer.closing)
+        #expect(try run(utf8Name, chunkSize: 3).decision.plan != nil)
+    }
+
     @Test func bodyOverTheLimit() throws {
         let body = sdkBody(data: Sample.pdf + [UInt8](repeating: 0x20, count: 5000))
         let r = try rejection(body, limit: 4096)

@@ -6,6 +6,11 @@
 /// with `--boundary` without a CRLF), so both count the same parts; the parser checks the header grammar. It
 /// also bounds what a client can make the gateway scan before anything is decided: a preamble and a part's
 /// header block are limited to 16 KiB each.
+///
+/// It also refuses a header *name* byte that is not an RFC 9110 token character before the parser sees it:
+/// MultipartKit 4.7.1's `parseHeaderName` looks every name byte up in a 128-entry table, so a byte of 0x80 or
+/// above indexes past its end and traps, killing the process. The parser is only ever given the bytes before a
+/// framing failure (``scan(_:)`` returns where it failed), so that byte never reaches it.
 struct UploadFraming: Sendable {
     static let maxPreamble = 16 * 1024
     static let maxHeaderBlock = 16 * 1024
@@ -15,6 +20,7 @@ struct UploadFraming: Sendable {
         case badDelimiterLine
         case emptyMultipart
         case headersTooLong
+        case badHeaderName
 
         var rejection: UploadRejection {
             switch self {
@@ -26,6 +32,9 @@ struct UploadFraming: Sendable {
                 return .malformed("it closes before its first part")
             case .headersTooLong:
                 return .malformed("a part's headers are longer than \(UploadFraming.maxHeaderBlock / 1024) KiB")
+            case .badHeaderName:
+                return .malformed("a part's header name holds a byte that is not allowed there (only ASCII letters, "
+                    + "digits and !#$%&'*+-.^_`|~ are)")
             }
         }
     }
@@ -55,6 +64,9 @@ struct UploadFraming: Sendable {
     /// The part whose header block is being read.
     private var opening: MultipartPartLayout?
     private var headerBytes = 0
+    /// In a part's header block, whether the bytes being read belong to a header name (from the line's start to
+    /// its colon).
+    private var inHeaderName = false
     /// Parts whose headers are complete, in order, not yet collected by ``dropLayouts(before:)``.
     private(set) var layouts: [MultipartPartLayout] = []
     /// Parts opened so far.
@@ -154,6 +166,7 @@ struct UploadFraming: Sendable {
                                                   headersOffset: offset + i + 1, dataOffset: -1)
                     partCount += 1
                     headerBytes = 0
+                    inHeaderName = true
                     state = .headers(matched: 2)
                 case (UInt8(ascii: "-"), UInt8(ascii: "-")) where !first:
                     state = .closed
@@ -178,6 +191,15 @@ struct UploadFraming: Sendable {
                 } else {
                     matched = byte == 0x0D ? 1 : 0
                 }
+                if matched == 0 && inHeaderName {
+                    if byte == UInt8(ascii: ":") {
+                        inHeaderName = false
+                    } else if !Self.isTokenByte(byte) {
+                        state = .failed(.badHeaderName)
+                        return i
+                    }
+                }
+                if matched == 2 { inHeaderName = true }
                 if matched == 4 {
                     if var part = opening {
                         part.dataOffset = offset + i + 1
@@ -228,5 +250,19 @@ struct UploadFraming: Sendable {
             }
         }
         return nil
+    }
+
+    /// RFC 9110 `tchar`: ASCII letters, digits and `!#$%&'*+-.^_`|~`.
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
     }
 }
