@@ -13,6 +13,12 @@ extension SandboxServer {
         await state.sessions.revokeAll()
     }
 
+    /// Every access and refresh token issued so far (the most recent 1,024), oldest first: what a test searches
+    /// logs and answers for.
+    public func issuedTokens() async -> [String] {
+        await state.sessions.issued
+    }
+
     /// Makes the next `count` logins fail with `status` (401: bad credentials; 429: throttled, with
     /// `Retry-After: 1`; 500: Django's error page; any other 4xx/5xx: a `detail` body), whatever credentials they
     /// carry. `count` 0 cancels pending failures.

@@ -41,6 +41,19 @@ struct FollowUpCall: Sendable {
         preconditionFailure("unreachable: the second attempt always returns")
     }
 
+    /// Why a call got no answer, as a sentence safe for a problem body: the transport's own short reason, the
+    /// filters' refusal, or else only the error's type name (an unknown error's text could quote a header value
+    /// or bytes of an answer).
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as SessionTransportError: return error.description
+        case let error as Refused: return error.error.detail
+        case let error as SessionUnavailable: return error.reason
+        case is CancellationError: return "cancelled"
+        default: return "\(type(of: error))"
+        }
+    }
+
     /// Runs the route's head filters on the connection's loop (filters share its scratch), waiting out any
     /// asynchronous step (a login) they ask for.
     private func runHeadFilters(_ clientHead: HTTPRequestHead, context: FilterContext) async throws -> HTTPRequestHead {

@@ -73,7 +73,7 @@ struct ProviderDocumentAttachEndpoint: RequestFilter {
                 return Self.failure(status: status, detail: detail, fileURL: fileURL, upload: uploadAnswer, platformStatus: answer.status,
                                     platformBody: answer.body, retryBody: json, requestID: requestID)
             } catch {
-                let detail = "The file was uploaded, but credgate could not reach the platform to attach it (\(error)). "
+                let detail = "The file was uploaded, but credgate could not reach the platform to attach it (\(FollowUpCall.describe(error))). "
                     + "Nothing is lost: the file is stored at file_url; attach it with POST \(path) and the body in 'retry'."
                 return Self.failure(status: 502, detail: detail, fileURL: fileURL, upload: uploadAnswer, platformStatus: nil,
                                     platformBody: nil, retryBody: json, requestID: requestID)

@@ -97,6 +97,10 @@ actor SessionAuthority {
     private var live: [String: Int] = [:]
     /// Rotated-out refresh tokens and revoked tokens: jti to `exp` (dropped once expired: they fail anyway).
     private var blacklist: [String: Int] = [:]
+    /// The most recent tokens issued, access and refresh, oldest first (at most ``issuedKept``), so tests can
+    /// look for every one of them where no token may appear.
+    private(set) var issued: [String] = []
+    static let issuedKept = 1_024
     /// Failures to answer the next logins with, then normal service.
     private var injectedFailures: (remaining: Int, status: Int) = (0, 401)
 
@@ -233,6 +237,8 @@ actor SessionAuthority {
         let token = try await keys.sign(claims)
         prune(now: now)
         live[claims.jti] = claims.exp
+        if issued.count >= Self.issuedKept { issued.removeFirst(issued.count - Self.issuedKept + 1) }
+        issued.append(token)
         return token
     }
 

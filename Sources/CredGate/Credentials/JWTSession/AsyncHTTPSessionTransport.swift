@@ -21,11 +21,12 @@ public struct AsyncHTTPSessionTransport: SessionTransport {
     private let logger: Logger?
 
     /// `client` should be configured with ``makeClientConfiguration(connectTimeout:readTimeout:)``; its owner
-    /// shuts it down after every session using it has shut down.
+    /// shuts it down after every session using it has shut down. `logger` is handed to AsyncHTTPClient no more
+    /// verbose than `debug` (``clientLogger(_:)``).
     public init(upstream: UpstreamConfig, client: HTTPClient, logger: Logger? = nil) {
         self.upstream = upstream
         self.client = client
-        self.logger = logger
+        self.logger = Self.clientLogger(logger)
         if upstream.url.scheme == .https {
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.applicationProtocols = ["http/1.1"]
@@ -51,6 +52,16 @@ public struct AsyncHTTPSessionTransport: SessionTransport {
         return configuration
     }
 
+    /// The logger AsyncHTTPClient gets: the gateway's, at `debug` when the gateway's is at `trace`. At `trace` the
+    /// client logs every response part it reads, body bytes included (hex-dumped): a login or refresh answer holds
+    /// the access and refresh tokens, and a platform may echo the password. Its `debug` lines name connections and
+    /// connection errors only. (A log handler treats its level as a value, so the gateway's own logger keeps its.)
+    static func clientLogger(_ logger: Logger?) -> Logger? {
+        guard var logger else { return nil }
+        if logger.logLevel < .debug { logger.logLevel = .debug }
+        return logger
+    }
+
     public func send(
         method: String, path: String, headers: [(String, String)], body: String
     ) async throws -> (status: Int, headers: [(String, String)], body: [UInt8]) {
@@ -71,8 +82,9 @@ public struct AsyncHTTPSessionTransport: SessionTransport {
         }
     }
 
-    /// A failure in a few words for the status and the log: what went wrong, not the library's internals (which
-    /// can hold file paths and error stacks).
+    /// A failure in a few words for the status, the log and problem bodies: what went wrong, in a fixed sentence
+    /// per known error, else only the error's type name. Never the error's own text, which can hold file paths,
+    /// header values (`HTTPClientError.invalidHeaderFieldValues`) or bytes of an answer.
     static func describe(_ error: any Error) -> String {
         switch error {
         case let error as HTTPClientError:
@@ -80,9 +92,24 @@ public struct AsyncHTTPSessionTransport: SessionTransport {
             case .connectTimeout: return "connect timed out"
             case .tlsHandshakeTimeout: return "TLS handshake timed out"
             case .deadlineExceeded, .readTimeout: return "no answer in time"
+            case .writeTimeout: return "the request could not be sent in time"
             case .remoteConnectionClosed: return "the connection closed before the answer"
-            case .cancelled: return "cancelled"
-            default: return "\(error)"
+            case .cancelled, .requestStreamCancelled: return "cancelled"
+            case .getConnectionFromPoolTimeout: return "no connection to the upstream in time"
+            case .alreadyShutdown: return "the gateway's HTTP client is shut down"
+            case .bodyLengthMismatch: return "a body's length does not match its Content-Length"
+            case .invalidURL, .emptyHost, .emptyScheme: return "the upstream URL is not valid"
+            default:
+                // Cases with a value (the offending header names or values) are told apart by their short
+                // description, which never carries the value.
+                switch error.shortDescription {
+                case HTTPClientError.invalidHeaderFieldValues([]).shortDescription:
+                    return "a header value of the call is not valid in HTTP"
+                case HTTPClientError.invalidHeaderFieldNames([]).shortDescription:
+                    return "a header name of the call is not valid in HTTP"
+                default:
+                    return "\(type(of: error))"
+                }
             }
         case is NIOSSLError, is BoringSSLError:
             return "\(error)".contains("CERTIFICATE_VERIFY_FAILED")
@@ -94,8 +121,14 @@ public struct AsyncHTTPSessionTransport: SessionTransport {
                 ? "cannot resolve \(error.host)" : "cannot connect to \(error.host):\(error.port)"
         case let error as IOError where error.errnoCode == ECONNREFUSED:
             return "connection refused"
+        case let error as IOError where error.errnoCode == ECONNRESET:
+            return "the connection was reset"
         case ChannelError.connectTimeout:
             return "connect timed out"
+        case ChannelError.ioOnClosedChannel, ChannelError.eof:
+            return "the connection closed before the answer"
+        case is HTTPParserError:
+            return "the answer is not valid HTTP"
         case is NIOTooManyBytesError:
             return "the answer is larger than \(maxAnswerBytes / 1024) KiB"
         default:
