@@ -25,6 +25,9 @@ final class TestUpstream: Sendable {
         case silent
         /// Read the body, then write these bytes verbatim.
         case raw(String)
+        /// Read at least this many bytes of the body (at least one), then close without answering: a server that
+        /// drops a reused connection while a body is arriving.
+        case closeAfterBodyBytes(Int)
     }
 
     let channel: any Channel
@@ -70,6 +73,7 @@ final class TestUpstream: Sendable {
         var index = 0
         var pending: Reaction?
         var answered = false
+        var bodyBytesOfRequest = 0
 
         init(connection: Int, state: NIOLockedValueBox<(connections: Int, requests: Int, bodyBytes: Int)>, react: @escaping @Sendable (Request) -> Reaction) {
             self.connection = connection
@@ -84,6 +88,7 @@ final class TestUpstream: Sendable {
                 let reaction = react(Request(head: head, indexOnConnection: index, connection: connection))
                 index += 1
                 answered = false
+                bodyBytesOfRequest = 0
                 switch reaction {
                 case .respondEarly(let status, let body, let close):
                     answered = true
@@ -95,6 +100,11 @@ final class TestUpstream: Sendable {
                 }
             case .body(let buffer):
                 state.withLockedValue { $0.bodyBytes += buffer.readableBytes }
+                bodyBytesOfRequest += buffer.readableBytes
+                if case .closeAfterBodyBytes(let bytes) = pending, bodyBytesOfRequest >= max(1, bytes) {
+                    pending = nil
+                    context.close(promise: nil)
+                }
             case .end:
                 guard !answered, let reaction = pending else { return }
                 pending = nil
