@@ -90,12 +90,14 @@ let testLogger: Logger = {
     return logger
 }()
 
-/// One HTTP client for all tests: never follows redirects, like a client of a proxy should see them.
+/// One HTTP client for all tests: never follows redirects, like a client of a proxy should see them. Up to 128
+/// connections per host (AsyncHTTPClient's default is 8), so "100 concurrent requests" are 100 in flight.
 let httpClient: HTTPClient = {
     var configuration = HTTPClient.Configuration()
     configuration.redirectConfiguration = .disallow
     configuration.decompression = .disabled
     configuration.timeout = .init(connect: .seconds(5), read: .seconds(60))
+    configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 128
     return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 }()
 
