@@ -86,7 +86,9 @@ struct Serve: AsyncParsableCommand {
         } else {
             say("credgate \(CredGateVersion.string) listening on \(listening) with \(config.routes.count) route(s)")
         }
-        await SignalWaiter.waitForTermination()
+        await SignalWaiter.waitForTermination(onHangUp: { [logger] in
+            logger.notice("SIGHUP received and ignored: reloading the configuration without a restart is not supported yet")
+        })
         logger.notice("credgate shutting down")
         try await gateway.shutdown()
         try? await sandboxServer?.shutdown()

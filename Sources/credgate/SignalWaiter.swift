@@ -2,16 +2,19 @@ import Dispatch
 import Foundation
 
 /// Waits for SIGINT or SIGTERM (what `docker stop` and Kubernetes send) so the gateway can close cleanly.
+///
+/// SIGHUP, whose default action would end the process silently, is caught too and handed to `onHangUp`
+/// (reload is not built yet: the caller logs that it ignored it).
 enum SignalWaiter {
-    static func waitForTermination() async {
+    static func waitForTermination(onHangUp: @escaping @Sendable () -> Void = {}) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let queue = DispatchQueue(label: "credgate.signals")
             let once = Once(continuation)
             var sources: [any DispatchSourceSignal] = []
-            for sig in [SIGINT, SIGTERM] {
+            for sig in [SIGINT, SIGTERM, SIGHUP] {
                 signal(sig, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-                source.setEventHandler { once.fire() }
+                source.setEventHandler { sig == SIGHUP ? onHangUp() : once.fire() }
                 source.resume()
                 sources.append(source)
             }

@@ -130,7 +130,7 @@ private let badConfigs: [BadConfig] = [
             path: /api/**
             upstream: assured
         """), path: "routes[0].pathh",
-              message: "unknown key 'pathh' (expected one of: name, methods, path, upstream, credentials, max_body_bytes, replay_max_body_bytes, transforms)"),
+              message: "unknown key 'pathh' (expected one of: name, methods, path, upstream, credentials, max_body_bytes, replay_max_body_bytes, transforms, forward_cookies, raw_path)"),
     BadConfig(name: "unknown transform", yaml: config(routes: """
         routes:
           - name: a
@@ -455,6 +455,9 @@ private let badConfigs: [BadConfig] = [
               max_header_bytes: 16KiB
               idle_timeout: 2m
               threads: 4
+              max_connections_per_peer: 7
+              header_timeout: 3s
+              trust_forwarded_headers: true
             upstreams:
               assured:
                 url: HTTPS://Demo-Backend.withassured.com/base/
@@ -483,7 +486,9 @@ private let badConfigs: [BadConfig] = [
                 upstream: assured
                 credentials: [assured_key]
                 max_body_bytes: 1048576
+                forward_cookies: true
               - name: local
+                raw_path: true
                 path: /local/{id}
                 upstream: local
             """
@@ -494,6 +499,9 @@ private let badConfigs: [BadConfig] = [
         #expect(config.listen.maxHeaderBytes == 16 * 1024)
         #expect(config.listen.idleTimeout == .minutes(2))
         #expect(config.listen.threads == 4)
+        #expect(config.listen.maxConnectionsPerPeer == 7)
+        #expect(config.listen.headerTimeout == .seconds(3))
+        #expect(config.listen.trustForwardedHeaders)
 
         let assured = try #require(config.upstreams["assured"])
         #expect(assured.name == "assured")
@@ -523,6 +531,8 @@ private let badConfigs: [BadConfig] = [
         #expect(config.routes[1].maxBodyBytes == 1_048_576)
         #expect(config.routes[2].methods == nil)
         #expect(config.routes[2].maxBodyBytes == 128 * 1024 * 1024)
+        #expect(config.routes.map(\.forwardCookies) == [false, true, false])
+        #expect(config.routes.map(\.rawPath) == [false, false, true])
     }
 
     @Test func defaults() throws {
@@ -531,6 +541,9 @@ private let badConfigs: [BadConfig] = [
         #expect(config.listen.port == 8080)
         #expect(config.listen.maxConnections == 1024)
         #expect(config.listen.idleTimeout == .seconds(60))
+        #expect(config.listen.maxConnectionsPerPeer == 512)
+        #expect(config.listen.headerTimeout == .seconds(10))
+        #expect(!config.listen.trustForwardedHeaders)
         let assured = try #require(config.upstreams["assured"])
         #expect(assured.url.description == "https://demo-backend.withassured.com")
         #expect(assured.connectTimeout == .seconds(5))

@@ -35,7 +35,9 @@ private func pattern(_ text: String) throws -> PathPattern { try PathPattern(tex
         #expect(!p.matches("/api/v1/usersx"))
         #expect(!p.matches("/api/v1"))
         #expect(!p.matches("/api/v1/users/x"))
-        #expect(!p.matches("/API/v1/users"), "paths are case-sensitive")
+        #expect(p.matches("/API/v1/users"), "literal segments match in any ASCII case (a case-insensitive platform must not let a spelling skip a route)")
+        #expect(p.matches("/api/V1/Users"))
+        #expect(!p.matches("/api/v1/usérs"))
     }
 
     @Test func root() throws {

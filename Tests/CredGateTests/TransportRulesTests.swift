@@ -23,7 +23,7 @@ import Testing
         #expect(ProxyHandler.climbsOut(path[...]))
     }
 
-    @Test(arguments: ["/api/v1/x/", "/api/v1/report..pdf", "/api/v1/.well-known/", "/api/v1/a%2Fb/", "/api/v1/%25/", "/api/v1/...", "/"])
+    @Test(arguments: ["/api/v1/x/", "/api/v1/report..pdf", "/api/v1/.well-known/", "/api/v1/%25/", "/api/v1/...", "/"])
     func ordinaryPathsPass(path: String) {
         #expect(!ProxyHandler.climbsOut(path[...]))
     }
@@ -129,5 +129,61 @@ import Testing
         #expect(!"\(credential)".contains("s3cr3t"))
         #expect(!String(reflecting: credential).contains("s3cr3t"))
         #expect(secret.reveal() == "s3cr3t-value")
+    }
+}
+
+/// Issue 8.5: the path a route is matched on.
+@Suite struct RequestPathTests {
+    @Test(arguments: ["/", "/api/v1/users/", "/api/v1/x", "/api/v1/.well-known/", "/api/v1/report..pdf", "/api/v1/a%20b/", "/api/v1/%C3%A9/",
+                      "/api/v1/%25/", "/api/v1/...", "/api/v1/a,b=c:d@e!f$g&h'i(j)k*l+m/"])
+    func pathsWithNothingToNormaliseAreUsedAsSent(path: String) {
+        #expect(RequestPath.normalize(path[...]) == .unchanged)
+    }
+
+    @Test func encodedUnreservedCharactersAreDecoded() {
+        #expect(RequestPath.normalize("/api/v1/files/%68andle/") == .normalized("/api/v1/files/handle/"))
+        #expect(RequestPath.normalize("/%41%7a%30%2D%2e%5F%7E/x%20y") == .normalized("/Az0-._~/x%20y"))
+    }
+
+    @Test(arguments: ["/a/..", "/a/../b", "/./a", "/a/%2e%2E/b", "/a/.%2e/", "/a/%252e%252e/", "/a/%25252e/", "/a/%ef%bc%8e%ef%bc%8e/",
+                      "/a/\u{FF0E}/"])
+    func dotSegmentsInAnyEncodingClimbOut(path: String) {
+        // Refused either way: as a dot segment, or (a raw full-width dot, triple encoding) as unsafe.
+        switch RequestPath.normalize(path[...]) {
+        case .climbsOut, .refused: break
+        case let outcome: Issue.record("\(path): \(outcome)")
+        }
+        #expect(ProxyHandler.climbsOut(path[...]))
+    }
+
+    @Test(arguments: ["/a%2Fb", "/a%2fb", "/a%5cb", "/a\\b", "/a;b", "/a/..;/b", "/a%3Bb", "/a%00", "//a", "/a//b", "/a/%zz", "/a/%2", "/a b",
+                      "/a/%c0%ae%c0%ae/", "/a/%ff/", "/a/%25%32%66/", "/a/%252F/"])
+    func pathsWithNoSafeReadingAreRefused(path: String) {
+        guard case .refused(let why) = RequestPath.normalize(path[...]) else {
+            Issue.record("\(path) was not refused: \(RequestPath.normalize(path[...]))")
+            return
+        }
+        #expect(!why.isEmpty)
+    }
+
+    @Test func hostHeaders() {
+        func check(_ host: [String], _ version: HTTPVersion = .http1_1) -> String? {
+            var headers = HTTPHeaders()
+            for h in host { headers.add(name: "host", value: h) }
+            return ProxyHandler.hostProblem(HTTPRequestHead(version: version, method: .GET, uri: "/", headers: headers))
+        }
+        for good in ["localhost", "127.0.0.1:8080", "[::1]:8080", "api.example.com", "a-b_c.example"] { #expect(check([good]) == nil, "\(good)") }
+        for bad in ["", "a b", "a%0d%0ab", "a:99999x", "a:123456", "[::1", "a/b", "a\u{7F}"] { #expect(check([bad]) != nil, "\(bad)") }
+        #expect(check([]) != nil)
+        #expect(check([], .http1_0) == nil)
+        #expect(check(["a", "b"]) != nil)
+    }
+
+    @Test func connectionMayNotNameWhatCredgateWrites() {
+        let protected = ["authorization", "x-api-key"]
+        #expect(ProxyHandler.connectionNamesProtected(["connection": "close, X-API-Key"], protected) == "x-api-key")
+        #expect(ProxyHandler.connectionNamesProtected(["connection": "host"], protected) == "host")
+        #expect(ProxyHandler.connectionNamesProtected(["connection": "content-length"], protected) == "content-length")
+        #expect(ProxyHandler.connectionNamesProtected(["connection": "keep-alive, x-other"], protected) == nil)
     }
 }

@@ -1,4 +1,5 @@
 import CredGate
+import NIOConcurrencyHelpers
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -58,6 +59,458 @@ import Testing
             let r = try await FilesTests.upload(f, body)
             #expect(r.status == .created, "\(r.text)")
             try await Self.expectServing(f)
+        }
+    }
+}
+
+// MARK: - Raw sockets
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A blocking TCP client socket on loopback, for what no HTTP client does: connections that never speak, heads
+/// sent a byte at a time, half-closes, and reads that must see the server close.
+final class RawSocket {
+    let fd: Int32
+
+    init(port: Int) throws {
+        #if canImport(Glibc)
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if result != 0 {
+            close(fd)
+            throw CLITests.CLIError("connect failed: errno \(errno)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) { send(Array(text.utf8)) }
+
+    func send(_ bytes: [UInt8]) {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            sent += n
+        }
+    }
+
+    /// Shuts down the write side (what `nc -N` does after sending).
+    func halfClose() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Reads until the server closes or `seconds` pass. `closed` is true when the server closed (or reset).
+    func readAll(seconds: Double) -> (text: String, closed: Bool) {
+        var collected: [UInt8] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while Date() < deadline {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let remaining = Int32(max(1, deadline.timeIntervalSinceNow * 1000))
+            guard poll(&pfd, 1, min(remaining, 200)) > 0 else { continue }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return (String(decoding: collected, as: UTF8.self), true) }
+            collected += buffer[0..<n]
+        }
+        return (String(decoding: collected, as: UTF8.self), false)
+    }
+}
+
+// MARK: - 2, 3, 7, 8, 10: connections, framing, signals (the executable as a process)
+
+extension AttacksTests {
+    static func get(_ path: String = "/api/v1/users/providers-list/?limit=1") -> String {
+        "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    }
+
+    /// Item 2: at the connection cap the listener pauses (no descriptor per waiting connection), connections over
+    /// a peer's cap get 503 at once and are closed, and everything returns to baseline.
+    @Test func connectionsOverTheCapsAreRefusedAtOnceAndCostNoDescriptors() async throws {
+        let gateway = try await SpawnedGateway.start(listen: ["max_connections: 20", "max_connections_per_peer: 0", "header_timeout: 30s"])
+        do {
+            let warm = try await send(.GET, gateway.base + "/api/v1/users/providers-list/?limit=1")
+            #expect(warm.status == .ok)
+            try await Task.sleep(for: .milliseconds(300))
+            let baseline = gateway.descriptors()
+            var sockets: [RawSocket] = []
+            for _ in 0..<300 { sockets.append(try RawSocket(port: gateway.port)) }
+            try await Task.sleep(for: .milliseconds(1500))
+            let held = gateway.descriptors()
+            // 20 admitted, a few accepted in the batch that crossed the cap (answered and closing), none per
+            // connection waiting in the backlog.
+            #expect(held - baseline <= 20 + 16, "baseline \(baseline), with 300 connections open \(held)")
+            // Connections accepted over the cap got a 503 without sending anything, and were closed.
+            var refused = 0
+            for socket in sockets.suffix(280) {
+                var pfd = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
+                if poll(&pfd, 1, 0) > 0 {
+                    let (text, _) = socket.readAll(seconds: 0.2)
+                    if text.hasPrefix("HTTP/1.1 503") { refused += 1 }
+                }
+            }
+            #expect(sockets.count == 300)
+            sockets.removeAll()
+            // The silent connections are gone: a normal request is served at once, and descriptors are back.
+            let served = try await send(.GET, gateway.base + "/api/v1/users/providers-list/?limit=1")
+            #expect(served.status == .ok)
+            let back = try await gateway.eventually(10) { gateway.descriptors() <= baseline + 2 }
+            #expect(back, "descriptors \(gateway.descriptors()) vs baseline \(baseline)")
+            _ = refused
+        } catch {
+            try await gateway.stop()
+            throw error
+        }
+        #expect(try await gateway.stop() == 0)
+    }
+
+    @Test func aPeerOverItsConnectionCapGets503AtOnce() async throws {
+        let gateway = try await SpawnedGateway.start(listen: ["max_connections: 100", "max_connections_per_peer: 5"])
+        do {
+            var sockets: [RawSocket] = []
+            for _ in 0..<5 { sockets.append(try RawSocket(port: gateway.port)) }
+            try await Task.sleep(for: .milliseconds(300))
+            let extra = try RawSocket(port: gateway.port)
+            let (text, closed) = extra.readAll(seconds: 5)
+            #expect(text.hasPrefix("HTTP/1.1 503"), "\(text)")
+            #expect(text.contains("application/problem+json") && text.contains("max_connections_per_peer"))
+            #expect(closed, "the refused connection is closed")
+            sockets.removeAll()
+            try await Task.sleep(for: .milliseconds(300))
+            let served = try await send(.GET, gateway.base + "/credgate/healthz")
+            #expect(served.status == .ok)
+        } catch {
+            try await gateway.stop()
+            throw error
+        }
+        #expect(try await gateway.stop() == 0)
+    }
+
+    /// Item 10: a head sent a byte at a second, and a connection that never speaks, are closed at the header
+    /// deadline (408 when nothing was answered), so slowloris cannot hold the slots.
+    @Test func slowAndSilentHeadsAreClosedAtTheHeaderDeadline() async throws {
+        let gateway = try await SpawnedGateway.start(listen: ["header_timeout: 2s"])
+        do {
+            let silent = try RawSocket(port: gateway.port)
+            let slow = try RawSocket(port: gateway.port)
+            let started = Date()
+            let head = Array(Self.get().utf8)
+            var slowClosed = false
+            for byte in head.prefix(8) {
+                slow.send([byte])
+                try await Task.sleep(for: .milliseconds(400))
+            }
+            let (slowText, closedAfterSlow) = slow.readAll(seconds: 4)
+            slowClosed = closedAfterSlow
+            #expect(slowClosed, "the slow head's connection was still open after \(Date().timeIntervalSince(started)) s")
+            #expect(slowText.hasPrefix("HTTP/1.1 408"), "\(slowText)")
+            let (silentText, silentClosed) = silent.readAll(seconds: 3)
+            #expect(silentClosed)
+            #expect(silentText.hasPrefix("HTTP/1.1 408"), "\(silentText)")
+            #expect(Date().timeIntervalSince(started) < 12)
+            // A keep-alive connection between requests is not cut by the header deadline.
+            let kept = try RawSocket(port: gateway.port)
+            kept.send(Self.get())
+            try await Task.sleep(for: .milliseconds(2600))
+            kept.send(Self.get())
+            let (keptText, _) = kept.readAll(seconds: 2)
+            #expect(keptText.statuses == [200, 200], "\(keptText.prefix(300))")
+        } catch {
+            try await gateway.stop()
+            throw error
+        }
+        #expect(try await gateway.stop() == 0)
+    }
+
+    /// Item 3: a body-framing error found after the head gets 400 and the socket is closed at once, even when the
+    /// client then stays silent.
+    @Test(arguments: [
+        "POST /api/v1/users/providers/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "POST /api/v1/users/providers/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX",
+        "POST /api/v1/users/providers/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;a\nb\r\nabc\r\n",
+        "POST /api/v1/users/providers/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n",
+        "POST /api/v1/users/providers/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n3\r\nabc\r\n",
+        "GET /\r\n",
+    ])
+    func framingErrorsAreAnsweredAndTheSocketClosed(request: String) async throws {
+        try await SessionTests.withGateway { f in
+            let socket = try RawSocket(port: f.gateway.port)
+            socket.send(request)
+            let started = Date()
+            let (text, closed) = socket.readAll(seconds: 4)
+            #expect(text.hasPrefix("HTTP/1.1 400"), "\(text)")
+            #expect(closed, "the socket was left open")
+            #expect(Date().timeIntervalSince(started) < 3, "closed only after \(Date().timeIntervalSince(started)) s")
+            try await Self.expectServing(f)
+        }
+    }
+
+    /// Item 8: a client that half-closes after a complete request (`nc -N`) gets its answers, then the close.
+    @Test func aHalfClosedClientIsAnswered() async throws {
+        try await SessionTests.withGateway { f in
+            let socket = try RawSocket(port: f.gateway.port)
+            socket.send(Self.get() + Self.get("/credgate/healthz"))
+            socket.halfClose()
+            let (text, closed) = socket.readAll(seconds: 5)
+            #expect(text.statuses == [200, 200], "\(text.prefix(400))")
+            #expect(closed)
+        }
+    }
+
+    /// Item 7: SIGHUP is logged and ignored, never fatal.
+    @Test func sighupIsLoggedAndIgnored() async throws {
+        let gateway = try await SpawnedGateway.start()
+        do {
+            kill(gateway.pid, SIGHUP)
+            let logged = try await gateway.eventually(5) { gateway.log.contains("SIGHUP received") }
+            #expect(logged, "\(gateway.log)")
+            #expect(gateway.process.isRunning)
+            let r = try await send(.GET, gateway.base + "/api/v1/users/providers-list/?limit=1")
+            #expect(r.status == .ok)
+        } catch {
+            try await gateway.stop()
+            throw error
+        }
+        #expect(try await gateway.stop() == 0)
+    }
+
+    /// Resource tests: floods, slowloris, aborted uploads and clients that vanish leave descriptors and memory
+    /// where they were.
+    @Test func descriptorsAndMemoryReturnToBaselineAfterAbuse() async throws {
+        // Pooled upstream connections expire at once, so that only leaks stay above the baseline.
+        let gateway = try await SpawnedGateway.start(listen: ["header_timeout: 2s"], replacing: ["# pool_idle_timeout: 30s": "pool_idle_timeout: 500ms"])
+        do {
+            for _ in 0..<3 { _ = try await send(.GET, gateway.base + "/api/v1/users/providers-list/?limit=1") }
+            _ = try await send(.GET, gateway.base + "/api/v1/users/provider-documents/?limit=1")
+            try await Task.sleep(for: .milliseconds(500))
+            let fds = gateway.descriptors()
+            let rss = gateway.rssKiB()
+            for round in 0..<3 {
+                // A flood of connections opened and dropped, some mid-head.
+                for i in 0..<200 {
+                    let s = try RawSocket(port: gateway.port)
+                    if i % 2 == 0 { s.send("GET /api/v1/users/provid") }
+                }
+                // Aborted uploads: half a declared body, then gone.
+                for _ in 0..<20 {
+                    let s = try RawSocket(port: gateway.port)
+                    s.send("POST /api/v1/files/handle/ HTTP/1.1\r\nHost: a\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n%PDF-1.7 " + String(repeating: "x", count: 20000))
+                }
+                // Clients that send a request and vanish before the answer.
+                for _ in 0..<20 {
+                    let s = try RawSocket(port: gateway.port)
+                    s.send(Self.get("/api/v1/users/provider-documents/?limit=1"))
+                }
+                // Slowloris that never finishes.
+                var slow: [RawSocket] = []
+                for _ in 0..<30 {
+                    let s = try RawSocket(port: gateway.port)
+                    s.send("GET / HTTP/1.1\r\nX-a: ")
+                    slow.append(s)
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                _ = round
+                slow.removeAll()
+            }
+            let backFDs = try await gateway.eventually(15) { gateway.descriptors() <= fds + 2 }
+            #expect(backFDs, "descriptors \(gateway.descriptors()) vs baseline \(fds)")
+            let r = try await send(.GET, gateway.base + "/api/v1/users/providers-list/?limit=1")
+            #expect(r.status == .ok)
+            let grown = gateway.rssKiB() - rss
+            #expect(grown < 24 * 1024, "RSS grew by \(grown) KiB (from \(rss) KiB)")
+        } catch {
+            try await gateway.stop()
+            throw error
+        }
+        #expect(try await gateway.stop() == 0)
+    }
+}
+
+// MARK: - 4, 5, 6, 8: what reaches the platform (a recording upstream)
+
+extension AttacksTests {
+    /// A gateway in front of a scripted upstream that records every request head it receives.
+    static func withRecordingUpstream(
+        reaction: @escaping @Sendable (TestUpstream.Request) -> TestUpstream.Reaction = { _ in .respond(.ok, body: "{}") },
+        configure: (inout GatewayConfig) -> Void = { _ in },
+        _ body: (GatewayFixture, TestUpstream, @Sendable () -> [HTTPRequestHead]) async throws -> Void
+    ) async throws {
+        let heads = NIOLockedValueBox<[HTTPRequestHead]>([])
+        let upstream = try await TestUpstream.start { request in
+            heads.withLockedValue { $0.append(request.head) }
+            return reaction(request)
+        }
+        do {
+            try await GatewayFixture.with(config: TestConfig.assured(url: "http://127.0.0.1:\(upstream.port)", configure: configure)) { f in
+                try await body(f, upstream, { heads.withLockedValue { $0 } })
+            }
+        } catch {
+            try? await upstream.shutdown()
+            throw error
+        }
+        try await upstream.shutdown()
+    }
+
+    /// Item 4: `Connection` may not name the injected credential, `Host` or `Content-Length`; other headers it
+    /// names are dropped before the credential is written, so the key always arrives.
+    @Test func theConnectionHeaderCannotRemoveTheInjectedCredential() async throws {
+        try await Self.withRecordingUpstream { f, _, heads in
+            for named in ["x-api-key", "X-API-KEY, close", "host", "content-length", "authorization"] {
+                let r = try await send(.GET, f.base + "/api/v1/x/", headers: ["connection": named, "x-api-key": "mine"])
+                #expect(r.status == .badRequest, "\(named): \(r.status)")
+                #expect(r.headers.first(name: "x-credgate-error") == "connection-names-protected-header")
+            }
+            #expect(heads().isEmpty, "nothing reached the platform")
+            let ok = try await send(.GET, f.base + "/api/v1/x/", headers: ["connection": "x-custom", "x-custom": "1"])
+            #expect(ok.status == .ok)
+            let head = try #require(heads().last)
+            #expect(head.headers["x-api-key"] == [TestConfig.apiKey])
+            #expect(!head.headers.contains(name: "x-custom"))
+        }
+    }
+
+    /// Item 5: spellings of the upload path that reach the same handler on a normalising platform take the
+    /// upload route (and its checks), or are refused; nothing unchecked reaches the platform.
+    @Test func routeChecksCannotBeBypassedBySpellingThePathDifferently() async throws {
+        try await SessionTests.withGateway { f in
+            try await Self.warmUp(f)
+            var png = MultipartBody()
+            png.file("scan.pdf", Samples.png)
+            png.close()
+            let cases: [(String, Int, String)] = [
+                ("/api/v1/files/%68andle/", 415, "upload-content-mismatch"),
+                ("/api/v1/files/HANDLE/", 415, "upload-content-mismatch"),
+                ("/api/v1/files/Handle/", 415, "upload-content-mismatch"),
+                ("/api/v1/files//handle/", 400, "unsafe-path"),
+                ("/api/v1/files/handle/;x", 400, "unsafe-path"),
+                ("/api/v1/files/handle;x/", 400, "unsafe-path"),
+                ("/api/v1/files%2fhandle/", 400, "unsafe-path"),
+                ("/api/v1/files/x/..;/handle/", 400, "unsafe-path"),
+                ("/api/v1/files/x/%2e%2e/handle/", 400, "path-traversal"),
+                ("/api/v1/files/x/%252e%252e/handle/", 400, "path-traversal"),
+                ("/api/v1/files/x/%c0%ae%c0%ae/handle/", 400, "unsafe-path"),
+                ("/api/v1/files/x/%ef%bc%8e%ef%bc%8e/handle/", 400, "path-traversal"),
+                ("/api/v1/files/handle%5c", 400, "unsafe-path"),
+            ]
+            for (path, status, code) in cases {
+                try await FilesTests.expectNothingReachesPlatform(f) {
+                    // Raw bytes: an HTTP client would re-encode some of these paths.
+                    let socket = try RawSocket(port: f.gateway.port)
+                    socket.send("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: \(png.contentType)\r\n"
+                                + "Content-Length: \(png.bytes.count)\r\n\r\n")
+                    socket.send(png.bytes)
+                    let (text, _) = socket.readAll(seconds: 5)
+                    #expect(text.firstStatus == status, "\(path): \(text)")
+                    #expect(text.contains("x-credgate-error: \(code)\r\n"), "\(path): \(text)")
+                    #expect(text.contains("content-type: application/problem+json"), "\(path): \(text)")
+                }
+            }
+            try await Self.expectServing(f)
+        }
+    }
+
+    /// Item 5: a path that normalises to something else is forwarded normalised; one that does not is forwarded
+    /// byte for byte; a `raw_path` route takes what others refuse, as sent.
+    @Test func normalisedPathsAreForwardedNormalisedAndRawRoutesOptOut() async throws {
+        try await Self.withRecordingUpstream(configure: { config in
+            var raw = RouteConfig(name: "raw", methods: nil, path: try! PathPattern("/raw/**"), upstream: "assured", credentials: ["assured_key"])
+            raw.rawPath = true
+            config.routes.insert(raw, at: 0)
+        }) { f, _, heads in
+            _ = try await send(.GET, f.base + "/api/v1/users/%70roviders-list/?q=%2e%2e")
+            _ = try await send(.GET, f.base + "/api/v1/users/a%20b/%C3%A9/?x=1")
+            _ = try await send(.GET, f.base + "/raw/a%2Fb;c")
+            let refused = try await send(.GET, f.base + "/api/a%2Fb")
+            #expect(refused.status == .badRequest)
+            #expect(heads().map(\.uri) == ["/api/v1/users/providers-list/?q=%2e%2e", "/api/v1/users/a%20b/%C3%A9/?x=1", "/raw/a%2Fb;c"])
+        }
+    }
+
+    /// Item 6: credgate is the first hop: forwarding headers the client sent are replaced, `Host` is checked,
+    /// `Via` says credgate, and cookies stay home unless the route allows them.
+    @Test func forwardingHeadersAreTheGatewaysOwn() async throws {
+        try await Self.withRecordingUpstream(configure: { config in
+            var cookies = RouteConfig(name: "cookies", methods: nil, path: try! PathPattern("/with-cookies/**"), upstream: "assured", credentials: ["assured_key"])
+            cookies.forwardCookies = true
+            config.routes.insert(cookies, at: 0)
+        }) { f, _, heads in
+            let r = try await send(.GET, f.base + "/api/v1/x/", headers: [
+                "x-forwarded-for": "6.6.6.6", "forwarded": "for=6.6.6.6", "x-real-ip": "6.6.6.6", "via": "1.1 evil",
+                "x-forwarded-host": "evil.example", "cookie": "sessionid=abc",
+            ])
+            #expect(r.status == .ok)
+            let head = try #require(heads().last)
+            #expect(head.headers["x-forwarded-for"] == ["127.0.0.1"])
+            #expect(head.headers["forwarded"].isEmpty && head.headers["x-real-ip"].isEmpty)
+            #expect(head.headers["via"] == ["1.1 credgate"])
+            #expect(head.headers["x-forwarded-host"].first?.hasPrefix("127.0.0.1") == true)
+            #expect(head.headers["cookie"].isEmpty)
+            _ = try await send(.GET, f.base + "/with-cookies/x", headers: ["cookie": "sessionid=abc"])
+            #expect(heads().last?.headers["cookie"] == ["sessionid=abc"])
+
+            let count = heads().count
+            for request in [
+                "GET /api/v1/x/ HTTP/1.1\r\n\r\n",
+                "GET /api/v1/x/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                "GET /api/v1/x/ HTTP/1.1\r\nHost: a%0d%0ab\r\n\r\n",
+                "GET /api/v1/x/ HTTP/1.1\r\nHost: a b\r\n\r\n",
+                "GET /api/v1/x/ HTTP/1.1\r\nHost: a:99999x\r\n\r\n",
+            ] {
+                let text = try await RawClient.exchange(port: f.port, request)
+                #expect(text.firstStatus == 400, "\(request.debugDescription): \(text.prefix(200))")
+                #expect(text.contains("x-credgate-error: bad-host"), "\(text.prefix(300))")
+            }
+            #expect(heads().count == count, "nothing reached the platform")
+            // HTTP/1.0 needs no Host.
+            let old = try await RawClient.exchange(port: f.port, "GET /api/v1/x/ HTTP/1.0\r\n\r\n")
+            #expect(old.firstStatus == 200, "\(old.prefix(200))")
+        }
+    }
+
+    /// Item 8: a chunked body over the limit after part of it went out says so, instead of "nothing was
+    /// forwarded".
+    @Test func aChunkedBodyOverTheLimitSaysWhatWasForwarded() async throws {
+        try await Self.withRecordingUpstream(configure: { config in
+            config.routes[0].maxBodyBytes = 100_000
+        }) { f, upstream, _ in
+            let r = try await sendBytes(.POST, f.base + "/api/v1/x/", headers: ["content-type": "application/octet-stream"],
+                                        body: [UInt8](repeating: 0x61, count: 400_000), chunked: true)
+            #expect(r.status == .payloadTooLarge)
+            let detail = try #require(try r.json()["detail"] as? String)
+            if detail.contains("already forwarded") {
+                #expect(!detail.contains("nothing was forwarded"), "\(detail)")
+            } else {
+                #expect(detail.contains("nothing was forwarded"), "\(detail)")
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(upstream.bodyBytes == 0, "the sentence says nothing was forwarded, but \(upstream.bodyBytes) bytes were")
+            }
+            // Declared too large: refused before anything goes out, and the sentence says so.
+            let declared = try await sendBytes(.POST, f.base + "/api/v1/x/", body: [UInt8](repeating: 0x61, count: 200_000))
+            #expect(declared.status == .payloadTooLarge)
+            #expect(try declared.json()["detail"] as? String ?? "" == GatewayError.bodyTooLarge(limit: 100_000).detail)
+        }
+    }
+
+    /// Item 8: an upstream's `101` is refused with a sentence, never relayed half-way.
+    @Test func anUpstreamProtocolSwitchIsRefused() async throws {
+        try await Self.withRecordingUpstream(reaction: { _ in
+            .raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        }) { f, _, heads in
+            let r = try await send(.GET, f.base + "/api/v1/socket/", headers: ["upgrade": "websocket", "connection": "upgrade"])
+            #expect(r.status == .badGateway)
+            #expect(r.headers.first(name: "x-credgate-error") == "upgrade-refused")
+            #expect(heads().last?.headers.contains(name: "upgrade") == false, "Upgrade is hop-by-hop: never forwarded")
         }
     }
 }

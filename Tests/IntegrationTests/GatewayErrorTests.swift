@@ -44,10 +44,14 @@ import Testing
 
     @Test func pathsThatClimbOutOfARouteAreRefused() async throws {
         try await GatewayFixture.withSandbox { f in
-            for path in ["/api/../admin/", "/api/v1/../../etc/passwd", "/api/v1/%2e%2e/%2E%2E/admin", "/api/v1/a/..%2f..%2fadmin",
-                         "/api/./v1/", "/api/v1/x%2F%2E%2E%2Fy", "/api/v1/a%5c..%5cb", "/api/v1/%00/"] {
+            for path in ["/api/../admin/", "/api/v1/../../etc/passwd", "/api/v1/%2e%2e/%2E%2E/admin", "/api/./v1/"] {
                 let raw = try await RawClient.exchange(port: f.port, "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 expectProblem(raw, 400, "path-traversal")
+            }
+            // Encoded separators are refused before any dot segment could be read out of them.
+            for path in ["/api/v1/a/..%2f..%2fadmin", "/api/v1/x%2F%2E%2E%2Fy", "/api/v1/a%5c..%5cb", "/api/v1/%00/"] {
+                let raw = try await RawClient.exchange(port: f.port, "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                expectProblem(raw, 400, "unsafe-path")
             }
             #expect(await f.sandbox!.recorder.all().isEmpty)
             // Dots inside a segment are fine.
@@ -224,18 +228,19 @@ import Testing
         }
     }
 
-    @Test func connectionsOverTheCapGet503() async throws {
+    /// At the cap the listener pauses: a further connection waits, unanswered and unaccepted, and is served as
+    /// soon as a slot frees (issue 8.2; 503-at-once for connections accepted over a cap is in AttacksTests).
+    @Test func connectionsOverTheCapWaitForASlot() async throws {
         try await GatewayFixture.withSandbox(configure: { $0.listen.maxConnections = 2 }) { f in
             let holders = try await (0..<2).asyncMap { _ in
                 try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: f.port).get()
             }
             try await Task.sleep(for: .milliseconds(200))
-            let raw = try await RawClient.exchange(port: f.port, "GET /api/v1/x/ HTTP/1.1\r\nHost: x\r\n\r\n")
-            expectProblem(raw, 503, "too-many-connections")
+            async let waiting = RawClient.exchange(port: f.port, "GET /api/v1/x/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", idle: .seconds(5))
+            try await Task.sleep(for: .milliseconds(800))
             for h in holders { try await h.close() }
-            try await Task.sleep(for: .milliseconds(200))
-            let ok = try await RawClient.exchange(port: f.port, "GET /api/v1/x/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            #expect(ok.firstStatus == 200)
+            let raw = try await waiting
+            #expect(raw.firstStatus == 200, "\(raw.prefix(300))")
         }
     }
 

@@ -19,7 +19,8 @@ extension ConfigLoader {
         var routes: [RouteConfig] = []
         var firstByName: [String: Int] = [:]
         var earlier: [Matcher] = []
-        let keys = ["name", "methods", "path", "upstream", "credentials", "max_body_bytes", "replay_max_body_bytes", "transforms"]
+        let keys = ["name", "methods", "path", "upstream", "credentials", "max_body_bytes", "replay_max_body_bytes", "transforms",
+                    "forward_cookies", "raw_path"]
         for (index, item) in items.enumerated() {
             let path = path.index(index)
             guard let f = w.mapping(item, at: path, allowed: keys) else { continue }
@@ -41,6 +42,8 @@ extension ConfigLoader {
             let maxBody = f.value("max_body_bytes") { w.byteSize($0, at: $1, in: 0...Int64.max) }
             let replayMax = f.value("replay_max_body_bytes") { w.byteSize($0, at: $1, in: 0...Int64(Int32.max)) }
             let transforms = f.value("transforms") { transformList($0, at: $1, w) }
+            let forwardCookies = f.value("forward_cookies") { boolean($0, at: $1, w) }
+            let rawPath = f.value("raw_path") { boolean($0, at: $1, w) }
 
             guard let name, let methods, let pattern else { continue }
             if let shadow = earlier.first(where: { covers($0, methods, pattern) }) {
@@ -54,6 +57,8 @@ extension ConfigLoader {
             if let maxBody { route.maxBodyBytes = maxBody }
             if let replayMax { route.replayMaxBodyBytes = Int(replayMax) }
             if let transforms { route.transforms = transforms }
+            if let forwardCookies { route.forwardCookies = forwardCookies }
+            if let rawPath { route.rawPath = rawPath }
             routes.append(route)
         }
         return routes

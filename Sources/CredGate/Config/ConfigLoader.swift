@@ -141,7 +141,8 @@ public enum ConfigLoader {
 
     static func readListen(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> ListenConfig {
         var listen = ListenConfig()
-        let keys = ["host", "port", "max_connections", "max_header_bytes", "idle_timeout", "threads"]
+        let keys = ["host", "port", "max_connections", "max_connections_per_peer", "max_header_bytes", "idle_timeout",
+                    "header_timeout", "threads", "trust_forwarded_headers"]
         guard let f = w.mapping(node, at: path, allowed: keys) else { return listen }
         if let v = f.value("host", { w.string($0, at: $1) }) { listen.host = v }
         if let v = f.value("port", { w.integer($0, at: $1, in: 0...65535) }) { listen.port = v }
@@ -150,6 +151,9 @@ public enum ConfigLoader {
             listen.maxHeaderBytes = Int(v)
         }
         if let v = f.value("idle_timeout", { w.duration($0, at: $1) }) { listen.idleTimeout = v }
+        if let v = f.value("max_connections_per_peer", { w.integer($0, at: $1, in: 0...Int.max) }) { listen.maxConnectionsPerPeer = v }
+        if let v = f.value("header_timeout", { w.duration($0, at: $1) }) { listen.headerTimeout = v }
+        if let v = f.value("trust_forwarded_headers", { boolean($0, at: $1, w) }) { listen.trustForwardedHeaders = v }
         if let v = f.value("threads", { w.integer($0, at: $1, in: 0...Int.max) }) { listen.threads = v }
         return listen
     }

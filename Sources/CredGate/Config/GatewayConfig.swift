@@ -34,8 +34,19 @@ public struct GatewayConfig: Sendable {
 public struct ListenConfig: Sendable {
     public var host: String = "127.0.0.1"
     public var port: Int = 8080
-    /// Client connections served at once; further ones get 503 and are closed.
+    /// Client connections served at once. At the cap the listener stops accepting (new connections wait in the
+    /// kernel's backlog); one accepted over it in the meantime gets 503 and is closed at once.
     public var maxConnections: Int = 1024
+    /// Client connections one peer address may hold at once; more get 503 and are closed at once. Every local
+    /// client shares the loopback address, so on a sidecar this caps the app itself: keep it well above what
+    /// the app opens. 0 turns it off.
+    public var maxConnectionsPerPeer: Int = 512
+    /// Longest time from the first byte of a request to the end of its head (slowloris defence; nginx's
+    /// `client_header_timeout`, HAProxy's `timeout http-request`). Past it the connection gets 408 and is closed.
+    public var headerTimeout: TimeAmount = .seconds(10)
+    /// Whether `X-Forwarded-For`, `Forwarded`, `X-Real-IP` and `Via` from the client are believed and extended
+    /// (credgate behind another proxy) instead of replaced (credgate as the first hop, the default).
+    public var trustForwardedHeaders = false
     /// The request line plus all header lines, in bytes; larger heads get 431.
     public var maxHeaderBytes: Int = 32 * 1024
     /// A keep-alive client connection with no request in flight is closed after this long.
@@ -138,6 +149,12 @@ public struct RouteConfig: Sendable {
     public var replayMaxBodyBytes: Int = 1024 * 1024
     /// Request transforms applied in order after the credentials (e.g. `ssn_encryption`).
     public var transforms: [String] = []
+    /// Whether the client's `Cookie` header is forwarded. Off by default: a browser on the same machine could
+    /// otherwise ride a session cookie through the gateway.
+    public var forwardCookies = false
+    /// Whether a request whose path cannot be normalised safely (an encoded `/`, a `;`, `//`, a dot segment in
+    /// any encoding) may still take this route, matched and forwarded as sent. Off by default: such paths get 400.
+    public var rawPath = false
 
     public init(name: String, methods: Set<String>?, path: PathPattern, upstream: String, credentials: [String]) {
         self.name = name

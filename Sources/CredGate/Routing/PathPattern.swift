@@ -1,8 +1,10 @@
 /// A route's path pattern: literal segments, `{param}` segments that take any one non-empty segment, and an
 /// optional trailing `**` that takes the rest of the path (zero or more segments).
 ///
-/// Paths are compared segment by segment as they arrive on the wire, still percent-encoded: `/a%2Fb/` is one
-/// segment `a%2Fb`, and a trailing slash is an empty last segment, so `/users/` and `/users` are different paths.
+/// Paths are compared segment by segment after ``RequestPath`` normalised them (unreserved characters decoded,
+/// anything ambiguous refused), and a trailing slash is an empty last segment, so `/users/` and `/users` are
+/// different paths. Literal segments match without regard to ASCII case: a platform that routes
+/// case-insensitively must not let `/files/HANDLE/` skip the checks of the `/files/handle/` route.
 public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
     public enum Segment: Sendable, Hashable {
         case literal(String)
@@ -67,7 +69,7 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
             }
             switch segment {
             case .literal(let literal):
-                if !literal.utf8.elementsEqual(taken) { return false }
+                if !Self.equalIgnoringASCIICase(literal.utf8, taken) { return false }
             case .param:
                 if taken.isEmpty { return false }
             case .wildcard:
@@ -86,7 +88,7 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
             guard i < other.segments.count else { return false }
             switch (mine, other.segments[i]) {
             case (.literal(let a), .literal(let b)):
-                if a != b { return false }
+                if !Self.equalIgnoringASCIICase(a.utf8, b.utf8[...]) { return false }
             case (.literal, _):
                 return false
             case (.param, .wildcard):
@@ -100,5 +102,11 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
             i += 1
         }
         return other.segments.count == segments.count
+    }
+
+    static func equalIgnoringASCIICase(_ a: String.UTF8View, _ b: Substring.UTF8View.SubSequence) -> Bool {
+        a.elementsEqual(b) { x, y in
+            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
+        }
     }
 }

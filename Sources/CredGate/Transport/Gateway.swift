@@ -59,31 +59,31 @@ public final class Gateway: Sendable {
             pools[ObjectIdentifier(loop)] = pool
         }
         let poolsByLoop = pools
-        let connections = NIOLockedValueBox(0)
+        let admission = ConnectionAdmission(limit: config.listen.maxConnections, perPeer: config.listen.maxConnectionsPerPeer)
         let listen = config.listen
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            // A client that sends its request and shuts down its side (`nc -N`, `curl` with `--http0.9`-era
+            // habits) still gets its answer.
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                let admitted = connections.withLockedValue { count -> Bool in
-                    guard count < listen.maxConnections else { return false }
-                    count += 1
-                    return true
-                }
-                channel.closeFuture.whenComplete { _ in
-                    if admitted { connections.withLockedValue { $0 -= 1 } }
-                }
+                let peer = channel.remoteAddress?.ipAddress ?? ""
+                let verdict = admission.admit(peer: peer, listener: channel.parent)
                 do {
                     let sync = channel.pipeline.syncOperations
+                    if verdict != .admitted {
+                        // Over a cap: answer 503 at once, without waiting for a request, and close.
+                        try sync.addHandler(RefuseHandler(verdict: verdict, limit: verdict == .overPeerLimit ? listen.maxConnectionsPerPeer : listen.maxConnections))
+                        return channel.eventLoop.makeSucceededVoidFuture()
+                    }
+                    channel.closeFuture.whenComplete { _ in admission.release(peer: peer, listener: channel.parent) }
+                    try sync.addHandler(RequestHeadGuard(timeout: listen.headerTimeout))
                     // No pipelining assistance: NIO's HTTPServerPipelineHandler stops and restarts reading around every
                     // request (two epoll_ctl calls each); ProxyHandler queues pipelined requests itself.
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
-                    if !admitted {
-                        try sync.addHandler(RefuseHandler(limit: listen.maxConnections))
-                        return channel.eventLoop.makeSucceededVoidFuture()
-                    }
                     try sync.addHandler(IdleStateHandler(readTimeout: listen.idleTimeout))
                     guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value else {
                         return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
@@ -124,25 +124,95 @@ public final class Gateway: Sendable {
     }
 }
 
-/// Answers every request on a connection over the limit with 503 and closes it.
+/// Counts client connections, in all and per peer address, and pauses the listener at the cap.
+///
+/// At `limit` the listening socket stops accepting (`autoRead` off): further connections wait in the kernel's
+/// backlog instead of each taking a descriptor and memory here, and accepting resumes as soon as one closes.
+/// Connections accepted over a cap all the same (the listener accepts in batches) get a 503 at once.
+final class ConnectionAdmission: Sendable {
+    enum Verdict: Equatable { case admitted, overLimit, overPeerLimit }
+
+    private struct Counts {
+        var total = 0
+        var byPeer: [String: Int] = [:]
+        var paused = false
+    }
+
+    private let limit: Int
+    private let perPeer: Int
+    private let counts = NIOLockedValueBox(Counts())
+
+    init(limit: Int, perPeer: Int) {
+        self.limit = limit
+        self.perPeer = perPeer
+    }
+
+    func admit(peer: String, listener: (any Channel)?) -> Verdict {
+        let (verdict, pause) = counts.withLockedValue { c -> (Verdict, Bool) in
+            guard c.total < limit else { return (.overLimit, false) }
+            let mine = c.byPeer[peer, default: 0]
+            if perPeer > 0 && mine >= perPeer { return (.overPeerLimit, false) }
+            c.total += 1
+            c.byPeer[peer] = mine + 1
+            let pause = c.total >= limit && !c.paused
+            if pause { c.paused = true }
+            return (.admitted, pause)
+        }
+        if pause { _ = listener?.setOption(ChannelOptions.autoRead, value: false) }
+        return verdict
+    }
+
+    func release(peer: String, listener: (any Channel)?) {
+        let resume = counts.withLockedValue { c -> Bool in
+            c.total -= 1
+            let mine = c.byPeer[peer, default: 1] - 1
+            c.byPeer[peer] = mine > 0 ? mine : nil
+            let resume = c.paused && c.total < limit
+            if resume { c.paused = false }
+            return resume
+        }
+        if resume { _ = listener?.setOption(ChannelOptions.autoRead, value: true) }
+    }
+}
+
+/// A connection over a cap: a 503 written at once (the client may not have sent anything yet), then the write
+/// side shut and the connection closed shortly after, so a request already on its way is not met with a reset
+/// before the 503 can be read.
 final class RefuseHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let verdict: ConnectionAdmission.Verdict
     let limit: Int
 
-    init(limit: Int) { self.limit = limit }
+    init(verdict: ConnectionAdmission.Verdict, limit: Int) {
+        self.verdict = verdict
+        self.limit = limit
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let requestID = RequestID.generate()
+        let error: GatewayError = verdict == .overPeerLimit ? .tooManyConnectionsFromPeer(limit: limit) : .tooManyConnections(limit: limit)
+        let response = LocalResponse.problem(error, requestID: requestID)
+        var head = "HTTP/1.1 \(response.status.code) \(response.status.reasonPhrase)\r\n"
+        for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
+        head += "x-request-id: \(requestID)\r\ncontent-length: \(response.body.readableBytes)\r\nconnection: close\r\nretry-after: 1\r\n\r\n"
+        var bytes = context.channel.allocator.buffer(string: head)
+        var body = response.body
+        bytes.writeBuffer(&body)
+        let channel = context.channel
+        let loop = context.eventLoop
+        context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in
+            channel.close(mode: .output, promise: nil)
+            loop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        }
+        context.fireChannelActive()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .head(let head) = unwrapInboundIn(data) else { return }
-        let response = LocalResponse.problem(.tooManyConnections(limit: limit), requestID: RequestID.generate())
-        var headers = response.headers
-        headers.add(name: "content-length", value: String(response.body.readableBytes))
-        headers.add(name: "connection", value: "close")
-        headers.add(name: "retry-after", value: "1")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
-            channel.close(promise: nil)
-        }
+        // Whatever the client sends is dropped.
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event { context.close(promise: nil) }
     }
 }

@@ -13,13 +13,20 @@ public final class CompiledRoute: Sendable {
     public let maxBodyBytes: Int64
     /// Bodies up to this size are kept while they stream so the request can be replayed once after a 401.
     public let replayMaxBodyBytes: Int
+    /// The client's `Cookie` header is forwarded (`forward_cookies`).
+    public let forwardCookies: Bool
+    /// A path with no safe normalised reading may take this route as sent (`raw_path`).
+    public let rawPath: Bool
 
-    init(name: String, target: UpstreamTarget, chain: FilterChain, maxBodyBytes: Int64, replayMaxBodyBytes: Int) {
+    init(name: String, target: UpstreamTarget, chain: FilterChain, maxBodyBytes: Int64, replayMaxBodyBytes: Int,
+         forwardCookies: Bool = false, rawPath: Bool = false) {
         self.name = name
         self.target = target
         self.chain = chain
         self.maxBodyBytes = maxBodyBytes
         self.replayMaxBodyBytes = replayMaxBodyBytes
+        self.forwardCookies = forwardCookies
+        self.rawPath = rawPath
     }
 }
 
@@ -41,6 +48,9 @@ public final class GatewayRuntime: Sendable {
     public let presignCache: PresignCache
     /// Where bodies checked whole wait (resolved directory).
     public let spool: SpoolConfig
+    /// Headers credgate writes itself (every credential's, lower case): a client's `Connection` header may not
+    /// name them.
+    let protectedHeaders: [String]
     let fileIO = NonBlockingFileIO(threadPool: .singleton)
 
     /// Builds the runtime. `sessionTransport` makes the HTTP client a session logs in with (one per upstream);
@@ -93,6 +103,7 @@ public final class GatewayRuntime: Sendable {
         self.spool = spool
         let allCredentialHeaders = config.credentials.values.flatMap(\.headerNames)
         let strip = StripClientCredentials(credentialHeaders: allCredentialHeaders)
+        self.protectedHeaders = strip.names
         var entries: [RouteTable<CompiledRoute>.Entry] = []
 
         // SDK compatibility: the platform's login answered locally with placeholder tokens, ahead of every route.
@@ -144,7 +155,8 @@ public final class GatewayRuntime: Sendable {
             }
             if let extraFilters { filters += extraFilters(route) }
             let compiled = CompiledRoute(name: route.name, target: target, chain: FilterChain(filters), maxBodyBytes: route.maxBodyBytes,
-                                         replayMaxBodyBytes: route.replayMaxBodyBytes)
+                                         replayMaxBodyBytes: route.replayMaxBodyBytes, forwardCookies: route.forwardCookies,
+                                         rawPath: route.rawPath)
             entries.append(.init(methods: route.methods, pattern: route.path, payload: compiled))
         }
         let routes = RouteTable(entries)
@@ -190,7 +202,8 @@ public final class GatewayRuntime: Sendable {
         }
         func copy(_ base: CompiledRoute, name: String, first: any RequestFilter) -> CompiledRoute {
             CompiledRoute(name: name, target: base.target, chain: FilterChain([first] + base.chain.filters),
-                          maxBodyBytes: base.maxBodyBytes, replayMaxBodyBytes: base.replayMaxBodyBytes)
+                          maxBodyBytes: base.maxBodyBytes, replayMaxBodyBytes: base.replayMaxBodyBytes,
+                          forwardCookies: base.forwardCookies)
         }
         let endpoints = config.endpoints
         var entries: [RouteTable<CompiledRoute>.Entry] = []

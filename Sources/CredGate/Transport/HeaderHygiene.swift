@@ -10,18 +10,23 @@ enum HeaderHygiene {
         "te", "trailer", "transfer-encoding", "upgrade",
     ]
 
-    /// Removes hop-by-hop headers and the ones the `Connection` header names.
-    static func removeHopByHop(_ headers: inout HTTPHeaders) {
+    /// Removes hop-by-hop headers and the ones the `Connection` header names. `keepingFraming` keeps
+    /// `Transfer-Encoding` (the request's framing, still needed until the upstream head is built).
+    static func removeHopByHop(_ headers: inout HTTPHeaders, keepingFraming: Bool = false) {
         // Fast path (most messages): one pass finds none, so no removal scans at all.
         guard headers.contains(where: { isHopByHop($0.name) }) else { return }
         // Fast path: most requests name nothing in Connection beyond keep-alive/close.
         let named = headers[canonicalForm: "connection"]
         for token in named {
             let t = token.lowercased()
-            if t != "close" && t != "keep-alive" { headers.remove(name: String(t)) }
+            if t != "close" && t != "keep-alive" && !(keepingFraming && t == "transfer-encoding") { headers.remove(name: String(t)) }
         }
-        for name in hopByHop { headers.remove(name: name) }
+        for name in hopByHop where !(keepingFraming && name == "transfer-encoding") { headers.remove(name: name) }
     }
+
+    /// Headers about the client's path to the gateway that a client could forge. credgate is the first hop
+    /// unless `listen.trust_forwarded_headers` says otherwise, so the client's own are dropped.
+    static let forwardingHeaders = ["forwarded", "x-real-ip", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "via"]
 
     /// Whether a header name is always hop-by-hop (ASCII case-insensitive, no allocation).
     static func isHopByHop(_ name: String) -> Bool {
@@ -48,20 +53,31 @@ enum HeaderHygiene {
         target: UpstreamTarget,
         requestID: String,
         clientAddress: String?,
-        hasBody: Bool
+        hasBody: Bool,
+        trustForwarded: Bool = false,
+        forwardCookies: Bool = false
     ) -> HTTPRequestHead {
         var headers = client.headers
+        // Validated by the head checks (exactly one, RFC 9110 syntax), so safe to pass on.
         let originalHost = headers.first(name: "host")
         let wasChunked = headers.contains(name: "transfer-encoding")
         removeHopByHop(&headers)
         headers.remove(name: "expect")  // the gateway answered 100-continue itself
+        if !forwardCookies { headers.remove(name: "cookie") }
         headers.replaceOrAdd(name: "host", value: target.hostHeader)
-        if let clientAddress {
-            if let existing = headers.first(name: "x-forwarded-for") {
-                headers.replaceOrAdd(name: "x-forwarded-for", value: existing + ", " + clientAddress)
-            } else {
-                headers.add(name: "x-forwarded-for", value: clientAddress)
+        if trustForwarded {
+            if let clientAddress {
+                let existing = headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
+                headers.replaceOrAdd(name: "x-forwarded-for", value: existing.isEmpty ? clientAddress : existing + ", " + clientAddress)
             }
+            let via = headers[canonicalForm: "via"].joined(separator: ", ")
+            headers.replaceOrAdd(name: "via", value: via.isEmpty ? "1.1 credgate" : via + ", 1.1 credgate")
+        } else {
+            if headers.contains(where: { h in forwardingHeaders.contains { equalsLowercased(h.name, $0) } }) {
+                for name in forwardingHeaders { headers.remove(name: name) }
+            }
+            if let clientAddress { headers.add(name: "x-forwarded-for", value: clientAddress) }
+            headers.add(name: "via", value: "1.1 credgate")
         }
         headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
         if let originalHost {

@@ -160,6 +160,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     /// (reading is paused while any wait).
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     private var draining = false
+    /// The client half-closed (sent its last request and shut down its side): answer what it sent, then close.
+    private var inputClosed = false
 
     init(runtime: GatewayRuntime, pool: UpstreamPool) {
         self.runtime = runtime
@@ -228,6 +230,17 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         updateReading()
     }
 
+    /// The current request is answered and the connection is idle: the next head is timed again, pipelined
+    /// requests run, and a client that already half-closed is closed once nothing is left to answer.
+    private func nowIdle() {
+        context.triggerUserOutboundEvent(RequestHeadGuard.AwaitingHead(), promise: nil)
+        drainQueued()
+        if inputClosed, case .idle = state, queued.isEmpty {
+            state = .closed
+            context.close(promise: nil)
+        }
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         if case .active(let exchange) = state, exchange.wroteToUpstream, let connection = exchange.connection {
             exchange.wroteToUpstream = false
@@ -262,37 +275,80 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError {
-            // Malformed HTTP (this includes Content-Length together with Transfer-Encoding): answer 400 if no
-            // answer has started, then close: the stream can no longer be framed.
-            switch state {
-            case .idle, .discarding:
-                let requestID = RequestID.generate()
-                writeLocal(.problem(.malformedRequest(String(describing: error)), requestID: requestID),
-                           version: .http1_1, close: true, requestID: requestID)
-            case .active(let exchange) where exchange.response == .awaitingHead || exchange.response == .buffering:
-                abandonUpstream(exchange)
-                exchange.closeClientAfter = true
-                finishWithLocal(exchange, .problem(.malformedRequest(String(describing: error)), requestID: exchange.requestID), close: true)
-            default:
-                context.close(promise: nil)
-            }
-            state = .closed
+        guard error is HTTPParserError else {
+            context.close(promise: nil)
             return
         }
-        context.close(promise: nil)
+        // Malformed HTTP (this includes Content-Length together with Transfer-Encoding, and a bad chunk found
+        // after the head): answer 400 if no answer has started, then close once it is written: the stream can no
+        // longer be framed, so nothing more will be read from it.
+        var requestID = RequestID.generate()
+        var version = HTTPVersion.http1_1
+        switch state {
+        case .idle, .discarding:
+            break
+        case .active(let exchange) where exchange.response == .awaitingHead || exchange.response == .buffering:
+            abandonUpstream(exchange)
+            exchange.dropSpool()
+            exchange.status = 400
+            exchange.response = .complete
+            log(exchange, outcome: "malformed body")
+            requestID = exchange.requestID
+            version = exchange.clientHead.version
+        case .active, .closed:
+            state = .closed
+            context.close(promise: nil)
+            return
+        }
+        state = .closed
+        lingerTimer?.cancel()
+        queued.removeAll()
+        writeLocal(.problem(.malformedRequest(String(describing: error)), requestID: requestID), version: version, close: true,
+                   requestID: requestID)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
             // Keep-alive timeout: close only a connection with nothing in flight.
-            if case .idle = state { context.close(promise: nil) }
+            if case .idle = state, queued.isEmpty { context.close(promise: nil) }
+            return
+        }
+        if let timedOut = event as? RequestHeadGuard.HeaderTimedOut {
+            // A head is being sent too slowly (or a pipelined one never completes): 408 if nothing is being
+            // answered, then close.
+            if case .idle = state {
+                state = .closed
+                queued.removeAll()
+                let requestID = RequestID.generate()
+                writeLocal(.problem(.headerTimeout(seconds: timedOut.timeout.nanoseconds / 1_000_000_000), requestID: requestID),
+                           version: .http1_1, close: true, requestID: requestID)
+            } else if case .discarding = state {
+                state = .closed
+                context.close(promise: nil)
+            }
+            return
+        }
+        if case ChannelEvent.inputClosed = event {
+            inputClosed = true
+            switch state {
+            case .idle where queued.isEmpty:
+                state = .closed
+                context.close(promise: nil)
+            case .discarding:
+                // The rest of the body will never come: nothing more to read, so the answer already sent is all.
+                lingerTimer?.cancel()
+                state = .closed
+                context.close(promise: nil)
+            case .idle, .active, .closed:
+                break  // answered (and closed) once the current and queued requests are done
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     private func receivedHead(_ head: HTTPRequestHead) {
+        context.triggerUserOutboundEvent(RequestHeadGuard.HeadArrived(), promise: nil)
         guard case .idle = state else {
             // Unreachable: channelRead queues a head that arrives while a request is in flight.
             context.close(promise: nil)
@@ -300,24 +356,37 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         let requestID = RequestID.from(head.headers) ?? pool.requestIDs.next()
         let hasBody = Self.hasBody(head)
-        if let error = Self.check(head, maxHeaderBytes: runtime.listen.maxHeaderBytes) {
+        let checked: CheckedHead
+        switch Self.inspect(head, maxHeaderBytes: runtime.listen.maxHeaderBytes, protectedHeaders: runtime.protectedHeaders) {
+        case .success(let c): checked = c
+        case .failure(let error):
             respondLocally(.problem(error, requestID: requestID), head: head, hasBody: hasBody, requestID: requestID)
             return
         }
-        let path = Self.path(of: head.uri)
+        let path = checked.normalizedPath.map { $0[...] } ?? Self.path(of: head.uri)
         let table: RouteTable<CompiledRoute>
         if AdminEndpoints.isAdminPath(path) {
             // credgate's own endpoints that reach the platform are routes; the rest of /credgate/ is answered here.
             guard case .matched = runtime.endpointRoutes.lookup(method: head.method.rawValue, path: path) else {
-                respondLocally(runtime.admin.respond(method: head.method, path: path, requestID: requestID), head: head, hasBody: hasBody, requestID: requestID)
+                let response = checked.unsafePath.map { LocalResponse.problem($0, requestID: requestID) }
+                    ?? runtime.admin.respond(method: head.method, path: path, requestID: requestID)
+                respondLocally(response, head: head, hasBody: hasBody, requestID: requestID)
                 return
             }
             table = runtime.endpointRoutes
         } else {
             table = runtime.routes
         }
+        let lookup = table.lookup(method: head.method.rawValue, path: path)
+        if let unsafe = checked.unsafePath {
+            // Only a route that opted into raw matching takes a path with no safe reading.
+            guard case .matched(let r) = lookup, r.rawPath else {
+                respondLocally(.problem(unsafe, requestID: requestID), head: head, hasBody: hasBody, requestID: requestID)
+                return
+            }
+        }
         let route: CompiledRoute
-        switch table.lookup(method: head.method.rawValue, path: path) {
+        switch lookup {
         case .matched(let r):
             route = r
         case .methodNotAllowed(let allowed):
@@ -332,6 +401,13 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             return
         }
         let exchange = Exchange(clientHead: head, route: route, requestID: requestID, now: context.eventLoop.now)
+        if let normalized = checked.normalizedPath {
+            let query = head.uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { head.uri[$0...] } ?? ""
+            exchange.forwardHead.uri = normalized + query
+        }
+        // Hop-by-hop headers go before any filter runs, so that nothing a filter writes (a credential, a body's
+        // new Content-Length) can be dropped afterwards because the client's Connection header named it.
+        HeaderHygiene.removeHopByHop(&exchange.forwardHead.headers, keepingFraming: true)
         state = .active(exchange)
         runFilters(exchange)
     }
@@ -593,7 +669,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             target: exchange.route.target,
             requestID: exchange.requestID,
             clientAddress: clientAddress,
-            hasBody: Self.hasBody(exchange.forwardHead)
+            hasBody: Self.hasBody(exchange.forwardHead),
+            trustForwarded: runtime.listen.trustForwardedHeaders,
+            forwardCookies: exchange.route.forwardCookies
         )
         exchange.upstream = .connecting
         acquire(exchange, fresh: false)
@@ -721,7 +799,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 context.close(promise: nil)
             } else {
                 state = .idle
-                drainQueued()
+                nowIdle()
             }
         case .idle, .closed:
             break
@@ -730,8 +808,14 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func bodyTooLarge(_ exchange: Exchange) {
         if exchange.response == .awaitingHead || exchange.response == .buffering {
+            // Say what happened: a body with no declared length may already be partly at the platform (its
+            // connection is cut now, so the platform never sees a complete request).
+            let forwarded = exchange.bodyBytesSent
             abandonUpstream(exchange)
-            finishWithLocal(exchange, .problem(.bodyTooLarge(limit: exchange.route.maxBodyBytes), requestID: exchange.requestID), close: true)
+            let error: GatewayError = forwarded > 0
+                ? .bodyTooLargeAfterForwarding(limit: exchange.route.maxBodyBytes, forwarded: forwarded)
+                : .bodyTooLarge(limit: exchange.route.maxBodyBytes)
+            finishWithLocal(exchange, .problem(error, requestID: exchange.requestID), close: true)
         } else {
             // An answer is already streaming: the only honest move left is to close.
             abandonUpstream(exchange)
@@ -748,7 +832,17 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         exchange.lastActivity = context.eventLoop.now
         switch part {
         case .head(let head):
-            if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
+            if head.status == .switchingProtocols {
+                // credgate strips Upgrade from every request, so a 101 is the platform's mistake, and relaying it
+                // would leave the client waiting on a protocol nobody speaks. No route allows upgrades.
+                if exchange.response == .awaitingHead {
+                    abandonUpstream(exchange)
+                    finishWithLocal(exchange, .problem(.upgradeRefused(upstream: exchange.route.target.name), requestID: exchange.requestID),
+                                    close: true)
+                }
+                return
+            }
+            if head.status.code >= 100 && head.status.code < 200 {
                 return  // informational answers (100, 103) stay on the upstream hop
             }
             if exchange.keepsReplayCopy && exchange.attempt == 0,
@@ -970,7 +1064,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             }
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            drainQueued()
+            nowIdle()
         }
     }
 
@@ -993,7 +1087,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         updateReading()
         writeLocal(response, version: exchange.clientHead.version, close: mustClose, requestID: exchange.requestID)
         if bodyStillComing { startLinger() }
-        if case .idle = state { drainQueued() }
+        if case .idle = state { nowIdle() }
     }
 
     /// Answers a request that never got an exchange (no route, bad head, admin).
@@ -1023,7 +1117,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         if close {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { [self] _ in
-                // Close now unless we are still draining the request body (then linger closes it).
+                // Close now unless we are still draining the request body (then linger, or the body's end,
+                // closes it).
                 if case .discarding = self.state { return }
                 self.context.close(promise: nil)
             }
@@ -1138,133 +1233,5 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         ]
         if let outcome { metadata["outcome"] = "\(outcome)" }
         runtime.logger.info("request", metadata: metadata)
-    }
-}
-
-// MARK: - Pure helpers (unit-tested without a channel)
-
-extension ProxyHandler {
-    /// The path part of an origin-form request target.
-    static func path(of uri: String) -> Substring {
-        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            return uri[..<q]
-        }
-        return uri[...]
-    }
-
-    static func hasBody(_ head: HTTPRequestHead) -> Bool {
-        if head.headers.contains(name: "transfer-encoding") { return true }
-        if let length = head.headers.first(name: "content-length"), length != "0" { return true }
-        return false
-    }
-
-    /// Checks a request head before any route is consulted; `nil` when it may go on.
-    static func check(_ head: HTTPRequestHead, maxHeaderBytes: Int) -> GatewayError? {
-        if head.method == .CONNECT { return .notAProxy("CONNECT") }
-        guard head.uri.utf8.first == UInt8(ascii: "/") else {
-            return .notAProxy(head.uri == "*" ? "the asterisk-form target '*'" : "an absolute-form request target")
-        }
-        var size = head.uri.utf8.count + 16
-        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
-        if size > maxHeaderBytes { return .headersTooLarge(limit: maxHeaderBytes) }
-        if head.headers.contains(name: "transfer-encoding") && head.headers.contains(name: "content-length") {
-            return .malformedRequest("Content-Length together with Transfer-Encoding is ambiguous (request smuggling)")
-        }
-        let lengths = head.headers[canonicalForm: "content-length"]
-        if lengths.count > 1 || lengths.contains(where: { Int64($0) == nil || Int64($0)! < 0 }) {
-            return .malformedRequest("invalid Content-Length")
-        }
-        if head.headers.contains(name: "transfer-encoding") {
-            let codings = head.headers[canonicalForm: "transfer-encoding"].map { $0.lowercased() }
-            if codings != ["chunked"] { return .malformedRequest("unsupported Transfer-Encoding") }
-        }
-        if climbsOut(path(of: head.uri)) { return .pathTraversal }
-        return nil
-    }
-
-    /// Whether a path has a `.` or `..` segment once percent-decoded (also across `%2F`), or a backslash or
-    /// NUL that some servers treat as a separator or terminator.
-    static func climbsOut(_ path: Substring) -> Bool {
-        let utf8 = path.utf8
-        // Fast path: nothing that could form a dot segment.
-        if !utf8.contains(UInt8(ascii: ".")) && !utf8.contains(UInt8(ascii: "%")) && !utf8.contains(UInt8(ascii: "\\")) {
-            return false
-        }
-        var decoded: [UInt8] = []
-        decoded.reserveCapacity(utf8.count)
-        var i = utf8.startIndex
-        while i != utf8.endIndex {
-            let byte = utf8[i]
-            if byte == UInt8(ascii: "%"),
-               let h = utf8.index(i, offsetBy: 1, limitedBy: utf8.endIndex), h != utf8.endIndex,
-               let l = utf8.index(h, offsetBy: 1, limitedBy: utf8.endIndex), l != utf8.endIndex,
-               let hi = hexValue(utf8[h]), let lo = hexValue(utf8[l])
-            {
-                decoded.append(hi << 4 | lo)
-                i = utf8.index(after: l)
-            } else {
-                decoded.append(byte)
-                i = utf8.index(after: i)
-            }
-        }
-        if decoded.contains(0) || decoded.contains(UInt8(ascii: "\\")) { return true }
-        for segment in decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
-            if segment.elementsEqual([UInt8(ascii: ".")]) || segment.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
-                return true
-            }
-        }
-        return false
-    }
-
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
-
-    static func isTimeout(_ error: any Error) -> Bool {
-        if let e = error as? ChannelError, case .connectTimeout = e { return true }
-        return false
-    }
-
-    static func describe(connectError error: any Error) -> String {
-        if let e = error as? ChannelError, case .connectTimeout = e { return "connect timed out" }
-        if let e = error as? NIOConnectionError {
-            if let first = e.connectionErrors.first { return "\(first.target): \(first.error)" }
-            return "could not resolve \(e.host)"
-        }
-        return String(describing: error)
-    }
-}
-
-/// `X-Request-ID`: the client's when it is sane, else a fresh random one.
-enum RequestID {
-    static func from(_ headers: HTTPHeaders) -> String? {
-        guard let id = headers.first(name: "x-request-id"), !id.isEmpty, id.utf8.count <= 128,
-              id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
-        else { return nil }
-        return id
-    }
-
-    static func generate() -> String {
-        var rng = SystemRandomNumberGenerator()
-        let a = rng.next() as UInt64
-        let b = rng.next() as UInt64
-        return format(a, b)
-    }
-
-    static func format(_ a: UInt64, _ b: UInt64) -> String {
-        // 32 lower-case hex digits written in place: one allocation, no intermediate strings.
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            let digits: StaticString = "0123456789abcdef"
-            for i in 0..<16 {
-                buffer[i] = digits.utf8Start[Int((a >> UInt64(60 - 4 * i)) & 0xF)]
-                buffer[16 + i] = digits.utf8Start[Int((b >> UInt64(60 - 4 * i)) & 0xF)]
-            }
-            return 32
-        }
     }
 }

@@ -1,0 +1,156 @@
+import NIOCore
+import NIOHTTP1
+
+/// Watches a client connection's raw bytes, in front of the HTTP decoder, for the two ways a client can hold a
+/// connection without ever sending a request head:
+///
+/// - **Slowloris**: a head sent a byte at a time, or never. From the connection's start (for its first request)
+///   or the first byte of a later request, the head must be in within
+///   `listen.header_timeout` (nginx's `client_header_timeout`, HAProxy's `timeout http-request`); otherwise the
+///   ``ProxyHandler`` is told (``HeaderTimedOut``) and answers 408 and closes.
+/// - **A request line with no HTTP version** (HTTP/0.9, `GET /\r\n`): the decoder would wait for more; it is
+///   refused as malformed (400) as soon as its line break arrives.
+///
+/// ``ProxyHandler`` says when a head arrived (``HeadArrived``) and when the connection waits for the next one
+/// (``AwaitingHead``), as outbound user events: the guard cannot tell where a body ends.
+final class RequestHeadGuard: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Outbound event from ``ProxyHandler``: a request head was decoded.
+    struct HeadArrived: Sendable {}
+    /// Outbound event from ``ProxyHandler``: the connection is waiting for the next request.
+    struct AwaitingHead: Sendable {}
+    /// Inbound event to ``ProxyHandler``: the head did not arrive in time.
+    struct HeaderTimedOut: Sendable {
+        var timeout: TimeAmount
+    }
+    /// A request line without an HTTP version.
+    struct NoHTTPVersion: Error {}
+
+    private enum Phase {
+        /// Between requests, or reading a request line `lineLength` bytes long so far (its last bytes in `tail`).
+        case awaitingHead(lineLength: Int)
+        /// The request line was checked; the rest of the head is the decoder's.
+        case lineChecked
+        /// A head arrived; bytes are body or later pipelined requests.
+        case inRequest
+        case failed
+    }
+
+    private let timeout: TimeAmount
+    private var phase: Phase = .awaitingHead(lineLength: 0)
+    private var timer: Scheduled<Void>?
+    /// The last bytes of the request line being read (enough for ` HTTP/1.1\r`).
+    private var tail: [UInt8] = []
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        // A new connection must bring its first head in time even if it never sends a byte; between requests
+        // on a kept-alive connection the clock starts at the next request's first byte (the idle timeout
+        // governs the wait before it), as nginx does.
+        armTimer(context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch phase {
+        case .inRequest, .lineChecked:
+            context.fireChannelRead(data)
+        case .failed:
+            break
+        case .awaitingHead(let lineLength):
+            let buffer = unwrapInboundIn(data)
+            if timer == nil { armTimer(context) }
+            if checkRequestLine(buffer, lineLength: lineLength) {
+                context.fireChannelRead(data)
+            } else {
+                phase = .failed
+                context.fireErrorCaught(HTTPParserError.invalidVersion)
+            }
+        }
+    }
+
+    /// Scans for the end of the request line; false when it ends without an HTTP version.
+    private func checkRequestLine(_ buffer: ByteBuffer, lineLength: Int) -> Bool {
+        var length = lineLength
+        for byte in buffer.readableBytesView {
+            if byte == UInt8(ascii: "\n") {
+                if tail.last == UInt8(ascii: "\r") { tail.removeLast() }
+                if length <= 1 && tail.isEmpty {
+                    // An empty line before the request line is allowed (RFC 9112 section 2.2).
+                    length = 0
+                    continue
+                }
+                let ok = Self.endsWithVersion(tail)
+                tail.removeAll(keepingCapacity: true)
+                phase = .lineChecked
+                return ok
+            }
+            length += 1
+            tail.append(byte)
+            if tail.count > 16 { tail.removeFirst(tail.count - 16) }
+        }
+        phase = .awaitingHead(lineLength: length)
+        return true
+    }
+
+    /// Whether a request line ends with ` HTTP/<digit>.<digit>`: a version the decoder judges.
+    private static func endsWithVersion(_ tail: [UInt8]) -> Bool {
+        guard tail.count >= 9 else { return false }
+        let v = tail[(tail.count - 9)...]
+        let prefix = Array(" HTTP/".utf8)
+        return v.prefix(6).elementsEqual(prefix) && isDigit(v[v.startIndex + 6]) && v[v.startIndex + 7] == UInt8(ascii: ".")
+            && isDigit(v[v.startIndex + 8])
+    }
+
+    private static func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        switch event {
+        case is HeadArrived:
+            timer?.cancel()
+            timer = nil
+            phase = .inRequest
+            promise?.succeed()
+        case is AwaitingHead:
+            if case .failed = phase { break }
+            timer?.cancel()
+            timer = nil
+            tail.removeAll(keepingCapacity: true)
+            phase = .awaitingHead(lineLength: 0)
+            promise?.succeed()
+        default:
+            context.triggerUserOutboundEvent(event, promise: promise)
+        }
+    }
+
+    private func armTimer(_ context: ChannelHandlerContext) {
+        let timeout = self.timeout
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            self.timer = nil
+            switch self.phase {
+            case .awaitingHead, .lineChecked:
+                context.fireUserInboundEventTriggered(HeaderTimedOut(timeout: timeout))
+            case .inRequest, .failed:
+                break
+            }
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+}
