@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import Testing
 
 @testable import CredGate
 
@@ -41,8 +42,10 @@ actor FakePlatform: SessionTransport {
     var refreshAccepted = true
     /// Lifetime written into access tokens (`exp - iat`, whole seconds as simplejwt writes them).
     var accessLifetime = 3600
-    /// Delay before a login answers, to hold a flight open.
-    var loginDelay: Duration = .zero
+    /// While set, logins are counted and then wait for ``releaseLogins()``: a flight held open for as long as a
+    /// test needs, with no sleeping.
+    private var holdingLogins = false
+    private var heldLogins: [CheckedContinuation<Void, Never>] = []
     /// Write `iat` into tokens.
     var withIssuedAt = true
 
@@ -55,7 +58,12 @@ actor FakePlatform: SessionTransport {
     func set(login: LoginBehaviour) { self.login = login }
     func set(refreshAccepted: Bool) { self.refreshAccepted = refreshAccepted }
     func set(accessLifetime: Int) { self.accessLifetime = accessLifetime }
-    func set(loginDelay: Duration) { self.loginDelay = loginDelay }
+    func holdLogins() { holdingLogins = true }
+    func releaseLogins() {
+        holdingLogins = false
+        for login in heldLogins { login.resume() }
+        heldLogins = []
+    }
 
     private func mint(_ type: String, lifetime: Int) -> String {
         let now = Int(Date().timeIntervalSince1970)
@@ -80,7 +88,7 @@ actor FakePlatform: SessionTransport {
         switch path {
         case "/api/v1/users/login/":
             loginCalls += 1
-            if loginDelay > .zero { try await Task.sleep(for: loginDelay) }
+            if holdingLogins { await withCheckedContinuation { heldLogins.append($0) } }
             switch login {
             case .accept:
                 let access = mint("access", lifetime: accessLifetime)
@@ -167,14 +175,47 @@ final class LogStore: @unchecked Sendable {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
+/// Polls `condition` until it holds, for work running in other tasks (a login flight, the background task).
+/// Waits on the real clock, a millisecond at a time, but only as a bound for a test that fails: on a manual clock
+/// the condition holds within a few scheduler turns or never.
 func eventually(
     timeout: Duration = .seconds(5), _ condition: @Sendable () async -> Bool
 ) async -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
+        await Task.yield()
+        try? await Task.sleep(for: .milliseconds(1))
     }
     return await condition()
+}
+
+// MARK: - Sessions on a manual clock
+
+/// A session on `clock`, its backoff's jitter from `random` (0: half the delay, 1: all of it; 0.5 unless told).
+func manualSession(
+    _ platform: FakePlatform, clock: ManualClock, config: JWTSessionConfig = assuredSessionConfig(),
+    random: @escaping @Sendable () -> Double = { 0.5 }, logger: Logger = Logger(label: "t"), name: String = "s"
+) -> JWTSession {
+    JWTSession(name: name, config: config, transport: platform, logger: logger, random: random, clock: clock)
+}
+
+/// Waits until the session's background task is asleep on `clock` (its only sleeper), that is until what the
+/// last ``ManualClock/advance(by:)`` set off (a login, a refresh) is over.
+func parked(_ clock: ManualClock, sourceLocation: SourceLocation = #_sourceLocation) async {
+    let asleep = await eventually { clock.sleeperCount == 1 }
+    #expect(asleep, "the session's background task did not go back to sleep", sourceLocation: sourceLocation)
+}
+
+/// Moves `clock` forward by `duration` for a started session, stopping at every instant its background task sleeps
+/// until and letting the task run there, as the real clock would.
+func step(_ clock: ManualClock, by duration: Duration, sourceLocation: SourceLocation = #_sourceLocation) async {
+    let target = clock.now + duration
+    await parked(clock, sourceLocation: sourceLocation)
+    while let next = clock.nextDeadline, next <= target {
+        clock.advance(to: next)
+        await parked(clock, sourceLocation: sourceLocation)
+    }
+    clock.advance(to: target)
+    await parked(clock, sourceLocation: sourceLocation)
 }

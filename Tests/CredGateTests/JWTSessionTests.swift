@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 
@@ -135,12 +136,14 @@ extension Result where Failure == SessionCall.Failure {
     }
 }
 
-// MARK: - The session against a scripted platform
+// MARK: - The session against a scripted platform, on a manual clock
 
+/// Every session here runs on a ``ManualClock``: time moves only when a test moves it, so expiry, refresh-ahead,
+/// backoff and the circuit breaker are checked at exact instants, and nothing sleeps on the real clock.
 @Suite struct JWTSessionBehaviourTests {
     @Test func firstLoginWritesTheConfiguredRequest() async throws {
         let platform = FakePlatform()
-        let session = JWTSession(name: "s", config: assuredSessionConfig(), transport: platform, logger: Logger(label: "t"))
+        let session = manualSession(platform, clock: ManualClock())
         let token = try await session.validToken()
         #expect(session.currentToken()?.generation == token.generation)
         #expect(session.headerValue(for: token).reveal() == "Bearer \(token.value.reveal())")
@@ -151,47 +154,66 @@ extension Result where Failure == SessionCall.Failure {
         await session.shutdown()
     }
 
+    /// The login is held open until all 100 callers are waiting, so they must share it: one call to the platform.
     @Test func hundredConcurrentCallersShareOneLogin() async throws {
         let platform = FakePlatform()
-        await platform.set(loginDelay: .milliseconds(200))
-        let session = JWTSession(name: "s", config: assuredSessionConfig(), transport: platform, logger: Logger(label: "t"))
-        let generations = try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<100 { group.addTask { try await session.validToken().generation } }
+        await platform.holdLogins()
+        let session = manualSession(platform, clock: ManualClock())
+        let callers = NIOLockedValueBox(0)
+        async let generations = withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<100 {
+                group.addTask {
+                    callers.withLockedValue { $0 += 1 }
+                    return try await session.validToken().generation
+                }
+            }
             return try await group.reduce(into: Set<Int>()) { $0.insert($1) }
         }
-        #expect(generations == [1])
+        #expect(await eventually {
+            let logins = await platform.loginCalls
+            return logins == 1 && callers.withLockedValue { $0 } == 100
+        })
+        // A few turns of the scheduler for the last callers to reach the shared flight.
+        for _ in 0..<50 { await Task.yield() }
+        try await Task.sleep(for: .milliseconds(5))
+        #expect(await platform.loginCalls == 1)
+        #expect(session.status().state == "logging_in")
+        await platform.releaseLogins()
+        #expect(try await generations == [1])
         #expect(await platform.loginCalls == 1)
         #expect(session.status().logins == 1)
         await session.shutdown()
     }
 
-    /// A 3 s token, renewed in the background: the data path always has a token, and it is never one past its
-    /// expiry.
+    /// A 3 s token, renewed in the background half-way through its life: over 10 s the data path always has a
+    /// token with at least the margin left, and it is renewed exactly when due, by refresh, after one login.
     @Test func refreshAheadKeepsATokenAtAllTimes() async throws {
         let platform = FakePlatform()
         await platform.set(accessLifetime: 3)
-        let session = JWTSession(name: "s", config: assuredSessionConfig(), transport: platform, logger: Logger(label: "t"))
+        let clock = ManualClock()
+        let start = clock.now
+        let session = manualSession(platform, clock: clock)
         session.start()
-        let first = try await session.validToken()
+        await parked(clock)
+        let first = try #require(session.currentToken())
+        #expect(first.expiresAt == start + .seconds(3))
+        // The margin for a 3 s token is half of it: the background task sleeps until 1.5 s.
+        #expect(clock.nextDeadline == start + .milliseconds(1500))
+
         var generations: Set<Int> = [first.generation]
-        var gaps = 0
-        let end = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < end {
-            if let token = session.currentToken() {
-                #expect(token.expiresAt > ContinuousClock.now)
-                generations.insert(token.generation)
-            } else {
-                gaps += 1
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        var renewedAt: [Duration] = []
+        for _ in 0..<100 {  // 10 s, 100 ms at a time
+            await step(clock, by: .milliseconds(100))
+            let token = try #require(session.currentToken(), "no token at \(clock.now - start)")
+            #expect(token.expiresAt - clock.now >= .milliseconds(1500), "a token near its end at \(clock.now - start)")
+            if generations.insert(token.generation).inserted { renewedAt.append(clock.now - start) }
         }
-        #expect(gaps == 0)
-        // Renewed every 1.5 s (half of 3 s): about 6 times in 10 s, by refresh, with the one login at the start.
+        #expect(renewedAt == [1500, 3000, 4500, 6000, 7500, 9000].map { Duration.milliseconds($0) })
         let status = session.status()
         #expect(status.logins == 1)
-        #expect(status.refreshes >= 5)
-        #expect(generations.count >= 6)
+        #expect(status.refreshes == 6)
         #expect(await platform.loginCalls == 1)
+        #expect(await platform.refreshCalls == 6)
         // The refresh sent the refresh token and the current access token.
         let refresh = try #require(await platform.requests.last { $0.path == "/api/v1/users/token/refresh/" })
         #expect(refresh.headers.contains { $0.0 == "Authorization" && $0.1.hasPrefix("Bearer ey") })
@@ -199,10 +221,62 @@ extension Result where Failure == SessionCall.Failure {
         await session.shutdown()
     }
 
+    /// Without renewal (no background task), a token is served up to the last instant before its expiry and never
+    /// at it; the next caller then obtains a new one, by refresh.
+    @Test func aTokenIsNeverServedPastItsExpiry() async throws {
+        let platform = FakePlatform()
+        await platform.set(accessLifetime: 60)
+        let clock = ManualClock()
+        let session = manualSession(platform, clock: clock)
+        let token = try await session.validToken()
+        #expect(token.expiresAt == clock.now + .seconds(60))
+        clock.advance(by: .seconds(30))
+        #expect(session.status().expiresInSeconds == 30)
+        clock.advance(by: .seconds(30) - .milliseconds(1))
+        #expect(session.currentToken()?.generation == token.generation)
+        #expect(session.status().state == "valid")
+        clock.advance(by: .milliseconds(1))
+        #expect(session.currentToken() == nil)
+        #expect(session.status().state == "no_token")
+        #expect(session.status().expiresInSeconds == nil)
+        #expect(session.unavailable() == nil)  // nothing holds the next caller back
+
+        let next = try await session.validToken()
+        #expect(next.generation == token.generation + 1)
+        #expect(next.expiresAt == clock.now + .seconds(60))
+        #expect(await platform.refreshCalls == 1)
+        #expect(await platform.loginCalls == 1)
+        await session.shutdown()
+    }
+
+    /// A token dropped after a 401 with no request waiting is replaced by the background task when it next looks,
+    /// within its longest nap (30 s), not only when the old token would have been renewed (54 minutes later).
+    @Test func aDroppedTokenIsReplacedByTheBackgroundTaskWithinItsLongestNap() async throws {
+        let platform = FakePlatform()
+        let clock = ManualClock()
+        let start = clock.now
+        let session = manualSession(platform, clock: clock)
+        session.start()
+        await parked(clock)
+        let first = try #require(session.currentToken())
+        #expect(clock.nextDeadline == start + .seconds(30))
+        session.rejected(first)
+        #expect(session.currentToken() == nil)
+        await step(clock, by: .seconds(30) - .milliseconds(1))
+        #expect(session.currentToken() == nil)
+        await step(clock, by: .milliseconds(1))
+        let second = try #require(session.currentToken())
+        #expect(second.generation == first.generation + 1)
+        #expect(await platform.refreshCalls == 1)
+        #expect(await platform.loginCalls == 1)
+        await session.shutdown()
+    }
+
+    /// After a 401 the refresh is tried first; when the platform refuses it, one login follows.
     @Test func failedRefreshFallsBackToLogin() async throws {
         let platform = FakePlatform()
         await platform.set(refreshAccepted: false)
-        let session = JWTSession(name: "s", config: assuredSessionConfig(), transport: platform, logger: Logger(label: "t"))
+        let session = manualSession(platform, clock: ManualClock())
         let first = try await session.validToken()
         session.rejected(first)
         #expect(session.currentToken() == nil)
@@ -219,7 +293,7 @@ extension Result where Failure == SessionCall.Failure {
 
     @Test func rejectingAnOldGenerationKeepsTheNewerToken() async throws {
         let platform = FakePlatform()
-        let session = JWTSession(name: "s", config: assuredSessionConfig(), transport: platform, logger: Logger(label: "t"))
+        let session = manualSession(platform, clock: ManualClock())
         let old = try await session.validToken()
         session.rejected(old)
         let new = try await session.validToken()  // by refresh
@@ -235,45 +309,111 @@ extension Result where Failure == SessionCall.Failure {
     @Test func alreadyExpiredTokenIsAFailureNotALoop() async throws {
         let platform = FakePlatform()
         await platform.set(accessLifetime: -10)
-        // A long backoff, so it still holds when unavailable() is read on a loaded machine.
-        let config = assuredSessionConfig(backoff: (.seconds(30), .seconds(60)))
-        let session = JWTSession(name: "s", config: config, transport: platform, logger: Logger(label: "t"))
+        let session = manualSession(platform, clock: ManualClock())
         await #expect(throws: SessionUnavailable.self) { try await session.validToken() }
         #expect(session.status().lastError == "login answered an access token that is already expired")
         #expect(session.unavailable() != nil)
+        #expect(await platform.loginCalls == 1)
         await session.shutdown()
     }
 
-    /// A wrong password: a few attempts with backoff, then the circuit opens and no attempt is made while it is
-    /// open; callers are told at once how long to wait; once the password works, the session recovers alone.
+    /// Each failed login holds the next one back by an exponential delay (1, 2, 4 s, capped at 4 s) of which half
+    /// is certain and half is jitter; meanwhile callers are refused at once, with the time left, and the platform
+    /// sees no call.
+    @Test func backoffIsExponentialWithJitter() async throws {
+        let platform = FakePlatform()
+        await platform.set(login: .reject(status: 500))
+        let clock = ManualClock()
+        let jitter = NIOLockedValueBox([0.0, 1.0, 0.5, 0.25])
+        let session = manualSession(
+            platform, clock: clock, config: assuredSessionConfig(backoff: (.seconds(1), .seconds(4)), circuit: (10, .seconds(300))),
+            random: { jitter.withLockedValue { $0.removeFirst() } })
+        let delays: [Duration] = [.milliseconds(500), .seconds(2), .seconds(3), .milliseconds(2500)]
+        for (attempt, delay) in delays.enumerated() {
+            await #expect(throws: SessionUnavailable.self) { try await session.validToken() }
+            #expect(await platform.loginCalls == attempt + 1)
+            #expect(session.unavailable()?.retryAfter == delay)
+            #expect(session.status().state == "backing_off")
+
+            clock.advance(by: delay - .milliseconds(1))
+            do {
+                _ = try await session.validToken()
+                Issue.record("logged in while backing off")
+            } catch {
+                #expect(error.retryAfter == .milliseconds(1))
+                #expect(error.reason.contains("login backing off after \(attempt + 1) failed attempt"))
+                #expect(error.reason.contains("(last: login answered 500)"))
+            }
+            #expect(await platform.loginCalls == attempt + 1)
+
+            clock.advance(by: .milliseconds(1))
+            #expect(session.unavailable() == nil)
+            #expect(session.status().state == "no_token")
+        }
+        #expect(session.status().loginFailures == 4)
+        await session.shutdown()
+    }
+
+    /// A wrong password, with the background task running: five attempts with backoff (0.75, 1.5, 3, 3 s), then
+    /// the circuit opens for 60 s and no attempt is made while it is open; callers are told at once how long to
+    /// wait; a failed half-open try opens it again; once the password works, the next try logs in and the backoff
+    /// starts over.
     @Test func wrongPasswordIsBoundedAndRecovers() async throws {
         let platform = FakePlatform()
         await platform.set(login: .reject(status: 401))
-        let config = assuredSessionConfig(backoff: (.milliseconds(50), .milliseconds(100)), circuit: (3, .milliseconds(3000)))
-        let session = JWTSession(name: "s", config: config, transport: platform, logger: Logger(label: "t"))
+        let clock = ManualClock()
+        let start = clock.now
+        let config = assuredSessionConfig(backoff: (.seconds(1), .seconds(4)), circuit: (5, .seconds(60)))
+        let session = manualSession(platform, clock: clock, config: config)
         session.start()
+        await parked(clock)
 
-        #expect(await eventually { await platform.loginCalls == 3 && session.status().state == "circuit_open" })
+        var attempts: [Duration] = [.zero]
+        #expect(await platform.loginCalls == 1)
+        for _ in 0..<50 where attempts.count < 5 {
+            guard let next = clock.nextDeadline else { break }
+            clock.advance(to: next)
+            await parked(clock)
+            if await platform.loginCalls > attempts.count { attempts.append(clock.now - start) }
+        }
+        #expect(attempts == [0, 750, 2250, 5250, 8250].map { Duration.milliseconds($0) })
+        #expect(session.status().state == "circuit_open")
         let blocked = try #require(session.unavailable())
-        #expect(blocked.retryAfter > .zero)
-        #expect(blocked.retryAfter <= .milliseconds(3000))
-        #expect(blocked.reason.contains("login answered 401"))
+        #expect(blocked.retryAfter == .seconds(60))
+        #expect(blocked.reason.contains("login circuit open after 5 consecutive failures (last: login answered 401)"))
         // Callers fail at once, without a call to the platform.
-        let before = ContinuousClock.now
         await #expect(throws: SessionUnavailable.self) { try await session.validToken() }
-        #expect(ContinuousClock.now - before < .seconds(1))
-        try await Task.sleep(for: .milliseconds(600))
-        #expect(await platform.loginCalls == 3)
+
+        await step(clock, by: .seconds(60) - .milliseconds(1))
+        #expect(await platform.loginCalls == 5)
+        #expect(session.unavailable()?.retryAfter == .milliseconds(1))
+
+        // The half-open try fails: open again for the whole period.
+        await step(clock, by: .milliseconds(1))
+        #expect(await platform.loginCalls == 6)
+        #expect(session.status().state == "circuit_open")
+        #expect(session.unavailable()?.retryAfter == .seconds(60))
 
         await platform.set(login: .accept)
-        #expect(await eventually(timeout: .seconds(6)) { session.currentToken() != nil })
-        #expect(await platform.loginCalls == 4)  // one half-open try, which succeeded
+        await step(clock, by: .seconds(60) - .milliseconds(1))
+        #expect(await platform.loginCalls == 6)
+        await step(clock, by: .milliseconds(1))
+        #expect(await platform.loginCalls == 7)  // one half-open try, which succeeded
+        #expect(session.currentToken() != nil)
         #expect(session.unavailable() == nil)
         let status = session.status()
         #expect(status.state == "valid")
-        #expect(status.loginFailures == 3)
+        #expect(status.loginFailures == 6)
         #expect(status.logins == 1)
         #expect(status.lastError == nil)
+
+        // Closed again: the next failure backs off from the start (0.75 s), not for the circuit's 60 s.
+        await platform.set(refreshAccepted: false)
+        await platform.set(login: .reject(status: 401))
+        session.rejected(try #require(session.currentToken()))
+        await #expect(throws: SessionUnavailable.self) { try await session.validToken() }
+        #expect(session.unavailable()?.retryAfter == .milliseconds(750))
+        #expect(session.status().state == "backing_off")
         await session.shutdown()
     }
 
@@ -281,12 +421,12 @@ extension Result where Failure == SessionCall.Failure {
         let platform = FakePlatform()
         await platform.set(login: .unreachable)
         let config = assuredSessionConfig(backoff: (.seconds(10), .seconds(20)))
-        let session = JWTSession(name: "s", config: config, transport: platform, logger: Logger(label: "t"))
+        let session = manualSession(platform, clock: ManualClock(), config: config)
         await #expect(throws: SessionUnavailable.self) { try await session.validToken() }
         let status = session.status()
         #expect(status.state == "backing_off")
         #expect(status.lastError == "login could not connect: connection refused")
-        #expect(try #require(session.unavailable()).retryAfter >= .seconds(5))
+        #expect(try #require(session.unavailable()).retryAfter == .milliseconds(7500))
         await #expect(throws: SessionUnavailable.self) { try await session.validToken() }
         #expect(await platform.loginCalls == 1)
         await session.shutdown()
@@ -295,12 +435,12 @@ extension Result where Failure == SessionCall.Failure {
     @Test func retryAfterOf429IsHonoured() async throws {
         let platform = FakePlatform()
         await platform.set(login: .reject(status: 429, retryAfter: 30))
-        let session = JWTSession(name: "s", config: assuredSessionConfig(), transport: platform, logger: Logger(label: "t"))
+        let session = manualSession(platform, clock: ManualClock())
         do {
             _ = try await session.validToken()
             Issue.record("logged in")
         } catch {
-            #expect(error.retryAfter > .seconds(29))
+            #expect(error.retryAfter == .seconds(30))
             #expect(error.retryAfterSeconds == 30)
         }
         await session.shutdown()
@@ -310,10 +450,7 @@ extension Result where Failure == SessionCall.Failure {
     @Test func statusAndLogsHoldNoSecret() async throws {
         let platform = FakePlatform()
         let logs = LogStore()
-        var config = assuredSessionConfig()
-        config.backoffInitial = .seconds(60)  // the backoff must still hold when unavailable() is read below, even on a loaded machine
-        config.backoffMax = .seconds(120)
-        let session = JWTSession(name: "assured_session", config: config, transport: platform, logger: logs.logger())
+        let session = manualSession(platform, clock: ManualClock(), logger: logs.logger(), name: "assured_session")
         let first = try await session.validToken()
         session.rejected(first)
         _ = try await session.validToken()  // refresh
@@ -353,13 +490,17 @@ extension Result where Failure == SessionCall.Failure {
 
     @Test func statusOfAValidToken() async throws {
         let platform = FakePlatform()
-        let session = JWTSession(name: "s", config: assuredSessionConfig(), transport: platform, logger: Logger(label: "t"))
+        let clock = ManualClock()
+        let session = manualSession(platform, clock: clock)
         #expect(session.status().state == "no_token")
         _ = try await session.validToken()
-        let status = session.status()
+        var status = session.status()
         #expect(status.state == "valid")
         #expect(status.kind == "jwt_session")
-        #expect((3590...3600).contains(status.expiresInSeconds ?? 0))
+        #expect(status.expiresInSeconds == 3600)
+        clock.advance(by: .seconds(600))
+        status = session.status()
+        #expect(status.expiresInSeconds == 3000)
         #expect(CredentialStatus.staticKey(name: "k").state == "static")
         await session.shutdown()
         await #expect(throws: SessionUnavailable.self) {

@@ -24,6 +24,9 @@ public final class JWTSession: Sendable {
     private let state: NIOLockedValueBox<State>
     /// Source of jitter for the backoff (tests inject a fixed one).
     private let random: @Sendable () -> Double
+    /// "Now" for expiry and backoff, and what the background task sleeps on: `ContinuousClock` in production, a
+    /// manual clock in tests, so that they step through a token's life instead of waiting it out.
+    private let clock: any SessionClock
 
     /// What the session is doing right now, for ``status()``.
     private enum Phase: Sendable {
@@ -60,7 +63,7 @@ public final class JWTSession: Sendable {
 
     init(
         name: String, config: JWTSessionConfig, transport: any SessionTransport, logger: Logger,
-        random: @escaping @Sendable () -> Double
+        random: @escaping @Sendable () -> Double, clock: any SessionClock = ContinuousClock()
     ) {
         self.name = name
         self.config = config
@@ -69,6 +72,7 @@ public final class JWTSession: Sendable {
         logger[metadataKey: "credential"] = "\(name)"
         self.logger = logger
         self.random = random
+        self.clock = clock
         let gate = LoginGate(
             initial: Self.duration(config.backoffInitial), maximum: Self.duration(config.backoffMax),
             failuresToOpen: config.circuitFailures, openFor: Self.duration(config.circuitOpenFor))
@@ -88,7 +92,7 @@ public final class JWTSession: Sendable {
     /// The token to use now, or nil when there is none or it has expired. Never blocks beyond a short lock, never
     /// does I/O: safe on an event loop for every request.
     public func currentToken() -> SessionToken? {
-        let now = ContinuousClock.now
+        let now = clock.now
         return state.withLockedValue { s in
             guard let token = s.token, token.isValid(at: now) else { return nil }
             return token
@@ -103,7 +107,7 @@ public final class JWTSession: Sendable {
             case unavailable(SessionUnavailable)
             case wait(Flight)
         }
-        let now = ContinuousClock.now
+        let now = clock.now
         let step: Step = state.withLockedValue { s in
             if let token = s.token, token.isValid(at: now) { return .token(token) }
             if s.isShutDown { return .unavailable(Self.shutDown) }
@@ -121,7 +125,7 @@ public final class JWTSession: Sendable {
     /// Set while there is no valid token and logins are backing off or the circuit is open: callers answer 503
     /// with `Retry-After` at once. Nil whenever ``validToken()`` would not throw at once.
     public func unavailable() -> SessionUnavailable? {
-        let now = ContinuousClock.now
+        let now = clock.now
         return state.withLockedValue { s in
             if let token = s.token, token.isValid(at: now) { return nil }
             if s.isShutDown { return Self.shutDown }
@@ -170,7 +174,7 @@ public final class JWTSession: Sendable {
     // MARK: - Status
 
     public func status() -> CredentialStatus {
-        let now = ContinuousClock.now
+        let now = clock.now
         return state.withLockedValue { s in
             let valid = s.token.flatMap { $0.isValid(at: now) ? $0 : nil }
             let stateName: String
@@ -203,7 +207,7 @@ public final class JWTSession: Sendable {
 
     private func runLoop() async {
         while !Task.isCancelled {
-            let now = ContinuousClock.now
+            let now = clock.now
             let plan: (wake: ContinuousClock.Instant, flight: Flight?)? = state.withLockedValue { s in
                 if s.isShutDown { return nil }
                 if let flight = s.flight { return (now, flight) }
@@ -222,12 +226,12 @@ public final class JWTSession: Sendable {
             if let flight = plan.flight {
                 if case .failure = await flight.value {
                     // The gate now holds the next attempt back; this pause only guards against a busy loop.
-                    try? await Task.sleep(for: .milliseconds(50))
+                    try? await clock.sleep(until: clock.now + .milliseconds(50), tolerance: nil)
                 }
             } else {
                 let nap = min(plan.wake - now, Self.maxNap)
                 do {
-                    try await Task.sleep(until: now + nap, clock: .continuous)
+                    try await clock.sleep(until: now + nap, tolerance: nil)
                 } catch {
                     return
                 }
@@ -251,7 +255,7 @@ public final class JWTSession: Sendable {
         let (refreshToken, accessToken) = state.withLockedValue { s in (s.refreshToken, s.token?.value) }
         if let refresh = config.refresh, canRefresh(refresh, refreshToken: refreshToken, accessToken: accessToken) {
             state.withLockedValue { $0.phase = .refreshing }
-            let sentAt = ContinuousClock.now
+            let sentAt = clock.now
             let outcome = await perform(SessionCall(purpose: .refresh, call: refresh),
                                         refreshToken: refreshToken, accessToken: accessToken)
             switch outcome.flatMap({ accept($0, sentAt: sentAt, purpose: .refresh) }) {
@@ -269,12 +273,12 @@ public final class JWTSession: Sendable {
         }
 
         if Task.isCancelled { return finish { _ in .failure(Self.shutDown) } }
-        let now = ContinuousClock.now
+        let now = clock.now
         if let blocked = state.withLockedValue({ s in unavailable(s, at: now) }) {
             return finish { _ in .failure(blocked) }
         }
         state.withLockedValue { $0.phase = .loggingIn }
-        let sentAt = ContinuousClock.now
+        let sentAt = clock.now
         let outcome = await perform(SessionCall(purpose: .login, call: config.login), refreshToken: nil, accessToken: nil)
         switch outcome.flatMap({ accept($0, sentAt: sentAt, purpose: .login) }) {
         case .success(let accepted):
@@ -283,7 +287,7 @@ public final class JWTSession: Sendable {
                 return .success(install(accepted, in: &s, purpose: .login))
             }
         case .failure(let failure):
-            let failedAt = ContinuousClock.now
+            let failedAt = clock.now
             let (delay, circuitOpen, count) = state.withLockedValue { s in
                 s.loginFailures += 1
                 s.lastError = failure.message
