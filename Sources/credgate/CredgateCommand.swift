@@ -37,7 +37,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on, overriding the config (env CREDGATE_PORT; default 8080; 0 picks a free one).")
     var port: Int?
 
-    @Flag(help: "Start the built-in Assured sandbox on a free loopback port and point the 'assured' upstream at it.")
+    @Flag(help: "Start the built-in platform emulators (the Assured sandbox) on free loopback ports and point their upstreams at them.")
     var sandbox = false
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env CREDGATE_LOG_LEVEL).")
@@ -47,18 +47,11 @@ struct Serve: AsyncParsableCommand {
         let env = ProcessInfo.processInfo.environment
         let logger = makeLogger(level: logLevel ?? env["CREDGATE_LOG_LEVEL"])
         var environment = env
-        var sandboxServer: SandboxServer?
-        if sandbox {
-            let key = "sandbox-" + UUID().uuidString.lowercased()
-            let password = "sandbox-" + UUID().uuidString.lowercased()
-            let user = "provider-admin@example.com"
-            let server = try await SandboxServer.start(SandboxOptions(apiKey: key, user: user, password: password))
-            sandboxServer = server
-            environment["ASSURED_BASE_URL"] = server.baseURL
-            environment["ASSURED_API_KEY"] = key
-            environment["ASSURED_USER"] = user
-            environment["ASSURED_PASS"] = password
-            for name in ["ASSURED_API_KEY_FILE", "ASSURED_USER_FILE", "ASSURED_PASS_FILE"] { environment.removeValue(forKey: name) }
+        // Each sandbox platform says which upstream it replaces and which variables make the credentials work.
+        let platforms = sandbox ? try await SandboxServer.startPlatforms() : []
+        for platform in platforms {
+            environment.merge(platform.environment) { $1 }
+            for name in platform.unset { environment.removeValue(forKey: name) }
         }
         var config: GatewayConfig
         do {
@@ -66,12 +59,14 @@ struct Serve: AsyncParsableCommand {
         } catch {
             printError("credgate: refusing to start, \(error.issues.count) problem(s) in \(configOptions.resolvedPath):")
             for issue in error.issues { printError("  \(issue)") }
-            try? await sandboxServer?.shutdown()
+            for platform in platforms { try? await platform.shutdown() }
             throw ExitCode(1)
         }
-        if let sandboxServer, let url = URLComponents(string: sandboxServer.baseURL), var upstream = config.upstreams["assured"] {
-            upstream.url = UpstreamURL(scheme: .http, host: url.host ?? "127.0.0.1", port: url.port ?? 80)
-            config.upstreams["assured"] = upstream
+        for platform in platforms {
+            if let url = URLComponents(string: platform.baseURL), var upstream = config.upstreams[platform.upstream] {
+                upstream.url = UpstreamURL(scheme: .http, host: url.host ?? "127.0.0.1", port: url.port ?? 80)
+                config.upstreams[platform.upstream] = upstream
+            }
         }
         if let host = host ?? env["CREDGATE_HOST"] { config.listen.host = host }
         if let port = try port ?? env["CREDGATE_PORT"].map(parsePort) { config.listen.port = port }
@@ -79,10 +74,13 @@ struct Serve: AsyncParsableCommand {
         let gateway = try await Gateway.start(config: config, logger: logger)
         let listening = "http://\(config.listen.host.contains(":") ? "[\(config.listen.host)]" : config.listen.host):\(gateway.port)"
         logger.notice("credgate listening", metadata: ["address": "\(listening)", "routes": "\(config.routes.count)"])
-        if let sandboxServer {
-            logger.notice("sandbox platform started", metadata: ["address": "\(sandboxServer.baseURL)"])
-            say("credgate \(CredGateVersion.string) listening on \(listening), forwarding to the sandbox at \(sandboxServer.baseURL)")
-            say("try: curl \(listening)/api/v1/users/providers-list/")
+        if !platforms.isEmpty {
+            for platform in platforms {
+                logger.notice("sandbox platform started", metadata: ["upstream": "\(platform.upstream)", "address": "\(platform.baseURL)"])
+            }
+            let sandboxes = platforms.map { "\($0.upstream) at \($0.baseURL)" }.joined(separator: ", ")
+            say("credgate \(CredGateVersion.string) listening on \(listening), forwarding to the sandbox: \(sandboxes)")
+            for platform in platforms { say("try: curl \(listening)\(platform.example)") }
         } else {
             say("credgate \(CredGateVersion.string) listening on \(listening) with \(config.routes.count) route(s)")
         }
@@ -91,7 +89,7 @@ struct Serve: AsyncParsableCommand {
         })
         logger.notice("credgate shutting down")
         try await gateway.shutdown()
-        try? await sandboxServer?.shutdown()
+        for platform in platforms { try? await platform.shutdown() }
     }
 
     private func parsePort(_ s: String) throws -> Int {

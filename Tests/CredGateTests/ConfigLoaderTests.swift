@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import Testing
 
@@ -365,6 +366,20 @@ private let badConfigs: [BadConfig] = [
           - {name: x, methods: [get], path: /a/b, upstream: assured}
         """), path: "routes[1]",
               message: "route 'x' can never match: every request it takes is taken first by routes[0] ('y')"),
+    // Checks that need a route's credentials and transforms together: once only `serve` made them (issue 9).
+    BadConfig(name: "ssn_encryption without a session", yaml: config(routes: """
+        routes:
+          - name: a
+            path: /api/**
+            upstream: assured
+            credentials: [assured_key]
+            transforms: [upload_validation, ssn_encryption]
+        """), path: "routes[0].transforms[1]",
+              message: "ssn_encryption needs a jwt_session credential on the route: the SSN is encrypted with its token"),
+    BadConfig(name: "placeholder login on a path that is not plain",
+              yaml: config(credentials: session(replacing: "path: /api/v1/users/login/", with: "path: /api/v1/users/login*/")),
+              env: sessionEnv, path: "credentials.assured_session.placeholder_login",
+              message: "the login path '/api/v1/users/login*/' cannot be answered locally: it is not a plain path"),
 ]
 
 // MARK: - Errors
@@ -394,6 +409,36 @@ private let badConfigs: [BadConfig] = [
         }
         let error = ConfigError(issues: found)
         #expect(!error.description.contains(marker))
+    }
+
+    /// `check-config` and `serve` agree: every configuration the loader accepts (the shipped profiles, the
+    /// examples, the test suite's own) builds a running gateway's routes without an error; and what only the
+    /// runtime used to refuse, the loader refuses with its YAML path (the BadConfig cases above).
+    @Test func whatCheckConfigAcceptsServeStarts() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var sources: [(String, String, [String: String])] = [
+            ("test config", config(), baseEnv),
+            ("test session config", config(credentials: sessionYAML), sessionEnv),
+        ]
+        let shipped = ["Config/credgate.yaml"] + ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Config/examples").path)) ?? [])
+            .filter { $0.hasSuffix(".yaml") }.map { "Config/examples/\($0)" }
+        for file in shipped {
+            let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
+            sources.append((file, text, ["ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p", "EXAMPLE_TOKEN": "t"]))
+        }
+        #expect(sources.count >= 4)
+        for (name, yaml, env) in sources {
+            let loaded: GatewayConfig
+            do { loaded = try ConfigLoader.parse(yaml: yaml, environment: env, readFile: reader([:])) } catch {
+                Issue.record("\(name): the loader refused it: \(error)")
+                continue
+            }
+            do {
+                _ = try GatewayRuntime(config: loaded, logger: Logger(label: "test"), sessionTransport: { _ in FakePlatform() })
+            } catch {
+                Issue.record("\(name): check-config accepts it but serve would refuse it: \(error)")
+            }
+        }
     }
 
     @Test func collectsEveryIssueInOneRun() {
@@ -745,7 +790,7 @@ private let badConfigs: [BadConfig] = [
         #expect(byName["assured-presign"]?.credentials == ["assured_key", "assured_session"])
         #expect(byName["assured-provider-documents"]?.credentials == ["assured_key", "assured_session"])
         #expect(byName["assured-ssn-encrypted"]?.credentials == ["assured_session"])
-        #expect(byName["assured-ssn-encrypted"]?.transforms == ["ssn_encryption"])
+        #expect(byName["assured-ssn-encrypted"]?.transforms == [.ssnEncryption])
         let route = try #require(config.routes.last)
         #expect(route.name == "assured-api")
         #expect(route.upstream == "assured")

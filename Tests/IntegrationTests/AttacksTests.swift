@@ -73,7 +73,7 @@ import Darwin
 
 /// A blocking TCP client socket on loopback, for what no HTTP client does: connections that never speak, heads
 /// sent a byte at a time, half-closes, and reads that must see the server close.
-final class RawSocket {
+final class RawSocket: @unchecked Sendable {
     let fd: Int32
 
     init(port: Int) throws {
@@ -111,8 +111,16 @@ final class RawSocket {
     /// Shuts down the write side (what `nc -N` does after sending).
     func halfClose() { shutdown(fd, Int32(SHUT_WR)) }
 
+    /// ``readAllBlocking(seconds:)`` on a Dispatch thread: a blocked thread of the cooperative pool (2 on a 2-core
+    /// machine) would starve the sandbox's handlers, which run there, and so the very request being waited for.
+    func readAll(seconds: Double) async -> (text: String, closed: Bool) {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: self.readAllBlocking(seconds: seconds)) }
+        }
+    }
+
     /// Reads until the server closes or `seconds` pass. `closed` is true when the server closed (or reset).
-    func readAll(seconds: Double) -> (text: String, closed: Bool) {
+    func readAllBlocking(seconds: Double) -> (text: String, closed: Bool) {
         var collected: [UInt8] = []
         let deadline = Date().addingTimeInterval(seconds)
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -156,7 +164,7 @@ extension AttacksTests {
             for socket in sockets.suffix(280) {
                 var pfd = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
                 if poll(&pfd, 1, 0) > 0 {
-                    let (text, _) = socket.readAll(seconds: 0.2)
+                    let (text, _) = await socket.readAll(seconds: 0.2)
                     if text.hasPrefix("HTTP/1.1 503") { refused += 1 }
                 }
             }
@@ -182,7 +190,7 @@ extension AttacksTests {
             for _ in 0..<5 { sockets.append(try RawSocket(port: gateway.port)) }
             try await Task.sleep(for: .milliseconds(300))
             let extra = try RawSocket(port: gateway.port)
-            let (text, closed) = extra.readAll(seconds: 5)
+            let (text, closed) = await extra.readAll(seconds: 5)
             #expect(text.hasPrefix("HTTP/1.1 503"), "\(text)")
             #expect(text.contains("application/problem+json") && text.contains("max_connections_per_peer"))
             #expect(closed, "the refused connection is closed")
@@ -211,11 +219,11 @@ extension AttacksTests {
                 slow.send([byte])
                 try await Task.sleep(for: .milliseconds(400))
             }
-            let (slowText, closedAfterSlow) = slow.readAll(seconds: 4)
+            let (slowText, closedAfterSlow) = await slow.readAll(seconds: 4)
             slowClosed = closedAfterSlow
             #expect(slowClosed, "the slow head's connection was still open after \(Date().timeIntervalSince(started)) s")
             #expect(slowText.hasPrefix("HTTP/1.1 408"), "\(slowText)")
-            let (silentText, silentClosed) = silent.readAll(seconds: 3)
+            let (silentText, silentClosed) = await silent.readAll(seconds: 3)
             #expect(silentClosed)
             #expect(silentText.hasPrefix("HTTP/1.1 408"), "\(silentText)")
             #expect(Date().timeIntervalSince(started) < 12)
@@ -224,7 +232,7 @@ extension AttacksTests {
             kept.send(Self.get())
             try await Task.sleep(for: .milliseconds(2600))
             kept.send(Self.get())
-            let (keptText, _) = kept.readAll(seconds: 2)
+            let (keptText, _) = await kept.readAll(seconds: 2)
             #expect(keptText.statuses == [200, 200], "\(keptText.prefix(300))")
         } catch {
             try await gateway.stop()
@@ -248,7 +256,7 @@ extension AttacksTests {
             let socket = try RawSocket(port: f.gateway.port)
             socket.send(request)
             let started = Date()
-            let (text, closed) = socket.readAll(seconds: 4)
+            let (text, closed) = await socket.readAll(seconds: 4)
             #expect(text.hasPrefix("HTTP/1.1 400"), "\(text)")
             #expect(closed, "the socket was left open")
             #expect(Date().timeIntervalSince(started) < 3, "closed only after \(Date().timeIntervalSince(started)) s")
@@ -262,7 +270,7 @@ extension AttacksTests {
             let socket = try RawSocket(port: f.gateway.port)
             socket.send(Self.get() + Self.get("/credgate/healthz"))
             socket.halfClose()
-            let (text, closed) = socket.readAll(seconds: 5)
+            let (text, closed) = await socket.readAll(seconds: 5)
             #expect(text.statuses == [200, 200], "\(text.prefix(400))")
             #expect(closed)
         }
@@ -410,7 +418,7 @@ extension AttacksTests {
                     socket.send("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: \(png.contentType)\r\n"
                                 + "Content-Length: \(png.bytes.count)\r\n\r\n")
                     socket.send(png.bytes)
-                    let (text, _) = socket.readAll(seconds: 5)
+                    let (text, _) = await socket.readAll(seconds: 5)
                     #expect(text.firstStatus == status, "\(path): \(text)")
                     #expect(text.contains("x-credgate-error: \(code)\r\n"), "\(path): \(text)")
                     #expect(text.contains("content-type: application/problem+json"), "\(path): \(text)")

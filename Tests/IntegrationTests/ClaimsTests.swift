@@ -55,7 +55,7 @@ import Testing
                                             ("presign-as-a-again", "/c", ["assured_key", "assured_session"])] {
             var route = RouteConfig(name: name, methods: ["POST"], path: try PathPattern(prefix + Self.presignPath),
                                     upstream: "assured", credentials: credentials)
-            route.transforms = ["presign_cache"]
+            route.transforms = [.presignCache]
             config.routes.insert(route, at: 0)
         }
 

@@ -129,7 +129,8 @@ import Testing
             let response = try await send(.GET, f.base + "/api/v1/slow/")
             #expect(response.status == .gatewayTimeout)
             #expect(response.headers.first(name: "x-credgate-error") == "upstream-timeout")
-            #expect(ContinuousClock.now - started < .seconds(5))
+            // 300 ms configured; a margin for a loaded 2-core machine, still far below the 60 s default.
+            #expect(ContinuousClock.now - started < .seconds(15))
             // The gateway is still fine afterwards.
             let health = try await send(.GET, f.base + "/credgate/healthz")
             #expect(health.status == .ok)

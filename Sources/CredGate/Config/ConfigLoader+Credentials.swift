@@ -120,6 +120,10 @@ extension ConfigLoader {
             if let openFor = circuit.openFor { session.circuitOpenFor = openFor }
         }
         if let placeholder { session.placeholderLogin = placeholder }
+        if session.placeholderLogin, (try? PathPattern(session.placeholderLoginPath)) == nil {
+            w.issue(f.path.key("placeholder_login"),
+                    "the login path '\(session.placeholderLoginPath)' cannot be answered locally: it is not a plain path")
+        }
         return session
     }
 

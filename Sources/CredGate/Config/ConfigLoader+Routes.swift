@@ -56,7 +56,10 @@ extension ConfigLoader {
             var route = RouteConfig(name: name, methods: methods, path: pattern, upstream: upstream, credentials: names)
             if let maxBody { route.maxBodyBytes = maxBody }
             if let replayMax { route.replayMaxBodyBytes = Int(replayMax) }
-            if let transforms { route.transforms = transforms }
+            if let transforms {
+                route.transforms = transforms
+                checkTransforms(route, at: path, credentials: credentials, w)
+            }
             if let forwardCookies { route.forwardCookies = forwardCookies }
             if let rawPath { route.rawPath = rawPath }
             routes.append(route)
@@ -65,25 +68,41 @@ extension ConfigLoader {
     }
 
     /// The request transforms this build knows, as written in a route's `transforms:`.
-    static let knownTransforms = ["ssn_encryption", "upload_validation", "presign_cache"]
+    static let knownTransforms = RouteTransform.allCases.map(\.rawValue)
 
     /// `transforms`: a list of known transform names, each at most once.
-    static func transformList(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> [String]? {
+    static func transformList(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> [RouteTransform]? {
         guard let items = w.sequence(node, at: path) else { return nil }
-        var result: [String] = []
+        var result: [RouteTransform] = []
         for (i, item) in items.enumerated() {
             guard let name = w.scalar(item, at: path.index(i)) else { return nil }
-            guard knownTransforms.contains(name.value) else {
+            guard let transform = RouteTransform(rawValue: name.value) else {
                 w.issue(path.index(i), "unknown transform \(name.shown) (expected one of: \(knownTransforms.joined(separator: ", ")))")
                 return nil
             }
-            if result.contains(name.value) {
+            if result.contains(transform) {
                 w.issue(path.index(i), "transform '\(name.value)' is listed twice")
                 return nil
             }
-            result.append(name.value)
+            result.append(transform)
         }
         return result
+    }
+
+    /// Checks that need a route's credentials and transforms together (and so cannot be made while reading
+    /// either): `serve` would otherwise refuse a file `check-config` accepted.
+    static func checkTransforms(_ route: RouteConfig, at path: ConfigPath, credentials: Named<CredentialConfig>, _ w: ConfigWalker) {
+        guard let index = route.transforms.firstIndex(of: .ssnEncryption) else { return }
+        // A credential that did not load has its own issue; judge only when all of them did.
+        guard route.credentials.allSatisfy({ credentials.valid[$0] != nil }) else { return }
+        let hasSession = route.credentials.contains { name in
+            if case .jwtSession? = credentials.valid[name]?.kind { return true }
+            return false
+        }
+        if !hasSession {
+            w.issue(path.key("transforms").index(index),
+                    "ssn_encryption needs a jwt_session credential on the route: the SSN is encrypted with its token")
+        }
     }
 
     /// Whether `route` takes every request that (methods, pattern) would: methods a superset (nil = all) and a

@@ -147,8 +147,8 @@ public struct RouteConfig: Sendable {
     /// Bodies up to this size are kept while they stream so the request can be replayed once when the platform
     /// rejects a session token (401); larger ones are not replayed.
     public var replayMaxBodyBytes: Int = 1024 * 1024
-    /// Request transforms applied in order after the credentials (e.g. `ssn_encryption`).
-    public var transforms: [String] = []
+    /// Request transforms applied in order after the credentials.
+    public var transforms: [RouteTransform] = []
     /// Whether the client's `Cookie` header is forwarded. Off by default: a browser on the same machine could
     /// otherwise ride a session cookie through the gateway.
     public var forwardCookies = false
@@ -163,6 +163,16 @@ public struct RouteConfig: Sendable {
         self.upstream = upstream
         self.credentials = credentials
     }
+}
+
+/// What a route does to requests beyond credentials, as written in its `transforms:` list.
+public enum RouteTransform: String, Sendable, CaseIterable, Hashable {
+    /// `{"ssn": ...}` checked and encrypted with the route's session token (needs a `jwt_session` credential).
+    case ssnEncryption = "ssn_encryption"
+    /// A multipart upload checked (type, size, framing) before anything is forwarded.
+    case uploadValidation = "upload_validation"
+    /// Presign answers cached until shortly before the URL expires.
+    case presignCache = "presign_cache"
 }
 
 /// `presign_cache:`; see ``PresignCache/Configuration``.

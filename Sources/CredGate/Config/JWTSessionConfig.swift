@@ -52,6 +52,11 @@ public struct JWTSessionConfig: Sendable {
     /// real password; the placeholder is replaced on the way out.
     public var placeholderLogin: Bool = false
 
+    /// The path (without query) of the login route answered locally when ``placeholderLogin`` is on.
+    var placeholderLoginPath: String {
+        String(login.path.split(separator: "?", maxSplits: 1).first ?? "")
+    }
+
     public init(upstream: String, login: Call) {
         self.upstream = upstream
         self.login = login

@@ -106,6 +106,10 @@ final class Exchange {
         return nil
     }
 
+    /// Where the request goes. Read only once forwarding started, which a route without an upstream never does
+    /// (``ProxyHandler`` answers it instead).
+    var target: UpstreamTarget { route.target! }
+
     /// Drops the spool (its file is closed at once).
     func dropSpool() {
         spool?.close()
@@ -364,20 +368,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             return
         }
         let path = checked.normalizedPath.map { $0[...] } ?? Self.path(of: head.uri)
-        let table: RouteTable<CompiledRoute>
-        if AdminEndpoints.isAdminPath(path) {
-            // credgate's own endpoints that reach the platform are routes; the rest of /credgate/ is answered here.
-            guard case .matched = runtime.endpointRoutes.lookup(method: head.method.rawValue, path: path) else {
-                let response = checked.unsafePath.map { LocalResponse.problem($0, requestID: requestID) }
-                    ?? runtime.admin.respond(method: head.method, path: path, requestID: requestID)
-                respondLocally(response, head: head, hasBody: hasBody, requestID: requestID)
-                return
-            }
-            table = runtime.endpointRoutes
-        } else {
-            table = runtime.routes
-        }
-        let lookup = table.lookup(method: head.method.rawValue, path: path)
+        let lookup = runtime.routes.lookup(method: head.method.rawValue, path: path)
         if let unsafe = checked.unsafePath {
             // Only a route that opted into raw matching takes a path with no safe reading.
             guard case .matched(let r) = lookup, r.rawPath else {
@@ -663,10 +654,16 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     // MARK: - Forwarding
 
     private func startForwarding(_ exchange: Exchange) {
+        guard exchange.route.target != nil else {
+            // A route with no upstream whose filters did not answer: nothing to forward to.
+            finishWithLocal(exchange, .problem(.adminNotFound(path: String(Self.path(of: exchange.clientHead.uri))), requestID: exchange.requestID),
+                            close: false)
+            return
+        }
         sendContinueIfExpected(exchange)
         exchange.forwardHead = HeaderHygiene.upstreamHead(
             from: exchange.forwardHead,
-            target: exchange.route.target,
+            target: exchange.target,
             requestID: exchange.requestID,
             clientAddress: clientAddress,
             hasBody: Self.hasBody(exchange.forwardHead),
@@ -679,12 +676,12 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func acquire(_ exchange: Exchange, fresh: Bool) {
         // The common path: an idle pooled connection, taken synchronously with no closure or future.
-        if !fresh, let connection = pool.takeIdle(exchange.route.target) {
+        if !fresh, let connection = pool.takeIdle(exchange.target) {
             connected(exchange, .success((connection, true)))
             return
         }
         setWaitingForUpstream(true)
-        pool.connect(exchange.route.target) { [self] result in
+        pool.connect(exchange.target) { [self] result in
             self.setWaitingForUpstream(false)
             self.connected(exchange, result)
         }
@@ -702,8 +699,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             let reason = Self.describe(connectError: error)
             let problem: GatewayError =
                 Self.isTimeout(error)
-                ? .upstreamTimeout(upstream: exchange.route.target.name, phase: "connect")
-                : .upstreamUnreachable(upstream: exchange.route.target.name, reason: reason)
+                ? .upstreamTimeout(upstream: exchange.target.name, phase: "connect")
+                : .upstreamUnreachable(upstream: exchange.target.name, reason: reason)
             finishWithLocal(exchange, .problem(problem, requestID: exchange.requestID), close: false)
         case .success(let (connection, reused)):
             exchange.usedReusedConnection = reused
@@ -837,7 +834,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 // would leave the client waiting on a protocol nobody speaks. No route allows upgrades.
                 if exchange.response == .awaitingHead {
                     abandonUpstream(exchange)
-                    finishWithLocal(exchange, .problem(.upgradeRefused(upstream: exchange.route.target.name), requestID: exchange.requestID),
+                    finishWithLocal(exchange, .problem(.upgradeRefused(upstream: exchange.target.name), requestID: exchange.requestID),
                                     close: true)
                 }
                 return
@@ -1034,7 +1031,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 acquire(exchange, fresh: true)
                 return
             }
-            finishWithLocal(exchange, .problem(.upstreamReset(upstream: exchange.route.target.name), requestID: exchange.requestID),
+            finishWithLocal(exchange, .problem(.upstreamReset(upstream: exchange.target.name), requestID: exchange.requestID),
                             close: false)
         case .streaming:
             // Mid-answer: the client can only learn of it by the connection closing.
@@ -1167,7 +1164,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     private func currentDeadline(_ exchange: Exchange) -> NIODeadline {
-        let config = exchange.route.target.config
+        let config = exchange.target.config
         if exchange.response == .awaitingHead, let sentAt = exchange.sentAt {
             return sentAt + config.responseTimeout
         }
@@ -1183,7 +1180,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         if exchange.response == .awaitingHead || exchange.response == .buffering {
             abandonUpstream(exchange)
             let phase = exchange.sentAt == nil ? "idle while sending the request" : "response head"
-            finishWithLocal(exchange, .problem(.upstreamTimeout(upstream: exchange.route.target.name, phase: phase), requestID: exchange.requestID),
+            finishWithLocal(exchange, .problem(.upstreamTimeout(upstream: exchange.target.name, phase: phase), requestID: exchange.requestID),
                             close: false)
         } else {
             abandonUpstream(exchange)

@@ -1,0 +1,26 @@
+/// A route ready for the data path: where it goes, its filter chain and its limits. Built once from a
+/// ``RouteConfig`` by ``RouteCompiler``; shared read-only by every connection.
+public final class CompiledRoute: Sendable {
+    public let name: String
+    /// Where the route forwards; `nil` for a route answered by the gateway itself (its filters always answer).
+    public let target: UpstreamTarget?
+    public let chain: FilterChain
+    public let maxBodyBytes: Int64
+    /// Bodies up to this size are kept while they stream so the request can be replayed once after a 401.
+    public let replayMaxBodyBytes: Int
+    /// The client's `Cookie` header is forwarded (`forward_cookies`).
+    public let forwardCookies: Bool
+    /// A path with no safe normalised reading may take this route as sent (`raw_path`).
+    public let rawPath: Bool
+
+    init(name: String, target: UpstreamTarget?, chain: FilterChain, maxBodyBytes: Int64, replayMaxBodyBytes: Int,
+         forwardCookies: Bool = false, rawPath: Bool = false) {
+        self.name = name
+        self.target = target
+        self.chain = chain
+        self.maxBodyBytes = maxBodyBytes
+        self.replayMaxBodyBytes = replayMaxBodyBytes
+        self.forwardCookies = forwardCookies
+        self.rawPath = rawPath
+    }
+}
