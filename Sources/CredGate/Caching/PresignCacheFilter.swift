@@ -65,8 +65,7 @@ struct PresignCacheFilter: RequestFilter {
             case .failure(let error as PresignCacheError) where error == .abandoned:
                 break  // the leading request went away: claim again
             case .failure:
-                return .respond(.filter(status: 502, code: "presign-failed", title: "Presign failed",
-                                        detail: "The platform call this request waited for failed. Try again."))
+                return .respond(.presignFailed)
             }
         }
         let loop = context.eventLoop
@@ -140,7 +139,7 @@ struct PresignCacheFilter: RequestFilter {
     /// The `s3_url` of a presign request body, or the 422 that explains what is wrong with it.
     static func parse(_ body: ByteBuffer) -> Result<S3URI, GatewayError> {
         func invalid(_ detail: String) -> Result<S3URI, GatewayError> {
-            .failure(.filter(status: 422, code: "invalid-presign-request", title: "Invalid presign request", detail: detail))
+            .failure(.invalidPresignRequest(detail: detail))
         }
         let example = #"Send {"s3_url": "s3://bucket/key", "presigned_url": ""}."#
         guard let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView), options: [.fragmentsAllowed]),

@@ -56,11 +56,6 @@ public struct JWTSessionFilter: RequestFilter {
 
     static func unavailableResponse(_ unavailable: SessionUnavailable, requestID: String) -> LocalResponse {
         let seconds = max(1, Int((Double(unavailable.retryAfter.components.seconds) + Double(unavailable.retryAfter.components.attoseconds) / 1e18).rounded(.up)))
-        let error = GatewayError.filter(
-            status: 503, code: "session-unavailable", title: "Session unavailable",
-            detail: "credgate cannot get a session token from the platform (\(unavailable.reason)); it retries on its own. Try again in \(seconds) s.")
-        var response = LocalResponse.problem(error, requestID: requestID)
-        response.headers.replaceOrAdd(name: "retry-after", value: String(seconds))
-        return response
+        return .problem(.sessionUnavailable(reason: unavailable.reason, retryAfterSeconds: seconds), requestID: requestID)
     }
 }

@@ -13,9 +13,10 @@ struct FollowUpCall: Sendable {
         var body: [UInt8]
     }
 
+    /// The route's filters answered the call themselves; `reason` is a sentence safe for a problem body.
     struct Refused: Error, CustomStringConvertible {
-        let error: GatewayError
-        var description: String { error.detail }
+        let reason: String
+        var description: String { reason }
     }
 
     func send(method: HTTPMethod, path: String, json: String, requestID: String, on loop: any EventLoop) async throws -> Answer {
@@ -47,7 +48,7 @@ struct FollowUpCall: Sendable {
     static func describe(_ error: any Error) -> String {
         switch error {
         case let error as SessionTransportError: return error.description
-        case let error as Refused: return error.error.detail
+        case let error as Refused: return error.reason
         case let error as SessionUnavailable: return error.reason
         case is CancellationError: return "cancelled"
         default: return "\(type(of: error))"
@@ -73,10 +74,9 @@ struct FollowUpCall: Sendable {
                 try await future.get()
                 next = step.1
             case .respond(let error):
-                throw Refused(error: error)
+                throw Refused(reason: error.detail)
             case .respondWith(let response):
-                throw Refused(error: .filter(status: Int(response.status.code), code: "follow-up-refused", title: "Follow-up call refused",
-                                             detail: "credgate's filters answered the follow-up call locally with \(response.status.code)."))
+                throw Refused(reason: "credgate's filters answered the follow-up call locally with \(response.status.code).")
             }
         }
     }

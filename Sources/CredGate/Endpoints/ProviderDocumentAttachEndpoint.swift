@@ -44,16 +44,15 @@ struct ProviderDocumentAttachEndpoint: RequestFilter {
         else { return .proceed }
         let record = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any]
         guard let record, let fileURL = record["file_url"] as? String, !fileURL.isEmpty else {
-            let detail = "The platform stored the upload (status \(head.status.code)) but its answer has no 'file_url', "
-                + "so credgate could not attach it. The platform's answer is included."
-            return .respondWith(Self.failure(status: 502, detail: detail, fileURL: nil, upload: body, platformStatus: nil,
-                                             platformBody: nil, retryBody: nil, requestID: context.requestID))
+            let failure = AttachFailure.noFileURL(uploadStatus: Int(head.status.code), upload: Array(body.readableBytesView))
+            return .respondWith(.problem(.attachFailed(failure), requestID: context.requestID))
         }
         var document: [String: String] = [:]
         for field in stage.textFields where field.name != "name" { document[field.name] = field.value }
         document["document_url"] = fileURL
         let json = Self.json(document)
-        let uploadAnswer = body
+        let stored = AttachFailure.StoredUpload(upload: Array(body.readableBytesView), fileURL: fileURL,
+                                                attachPath: providerDocumentsPath, attachBody: json)
         let requestID = context.requestID
         let call = attach
         let path = providerDocumentsPath
@@ -66,51 +65,14 @@ struct ProviderDocumentAttachEndpoint: RequestFilter {
                                          headers: ["content-type": "application/json", "x-credgate-file-url": fileURL],
                                          body: ByteBuffer(bytes: answer.body))
                 }
-                let status = (400..<500).contains(answer.status) ? answer.status : 502
-                let detail = "The file was uploaded, but the platform refused to attach it to the provider (status \(answer.status)). "
-                    + "Nothing is lost: the file is stored at file_url; fix what the platform's answer names and attach it with "
-                    + "POST \(path) and the body in 'retry'."
-                return Self.failure(status: status, detail: detail, fileURL: fileURL, upload: uploadAnswer, platformStatus: answer.status,
-                                    platformBody: answer.body, retryBody: json, requestID: requestID)
+                let failure = AttachFailure.refused(platformStatus: answer.status, platformAnswer: answer.body, stored: stored)
+                return .problem(.attachFailed(failure), requestID: requestID)
             } catch {
-                let detail = "The file was uploaded, but credgate could not reach the platform to attach it (\(FollowUpCall.describe(error))). "
-                    + "Nothing is lost: the file is stored at file_url; attach it with POST \(path) and the body in 'retry'."
-                return Self.failure(status: 502, detail: detail, fileURL: fileURL, upload: uploadAnswer, platformStatus: nil,
-                                    platformBody: nil, retryBody: json, requestID: requestID)
+                let failure = AttachFailure.unreachable(reason: FollowUpCall.describe(error), stored: stored)
+                return .problem(.attachFailed(failure), requestID: requestID)
             }
         }
         return .respondLater(promise.futureResult)
-    }
-
-    /// A problem document for a half-done upload-and-attach, with what the client needs to finish it.
-    static func failure(
-        status: Int, detail: String, fileURL: String?, upload: ByteBuffer, platformStatus: Int?, platformBody: [UInt8]?,
-        retryBody: String?, requestID: String
-    ) -> LocalResponse {
-        var members = [
-            "\"type\":\"urn:credgate:error:attach-failed\"",
-            "\"title\":\"File uploaded but not attached\"",
-            "\"status\":\(status)",
-            "\"detail\":\(JSONString.quote(detail))",
-            "\"request_id\":\(JSONString.quote(requestID))",
-        ]
-        if let fileURL { members.append("\"file_url\":\(JSONString.quote(fileURL))") }
-        members.append("\"file\":\(embedded(Array(upload.readableBytesView)))")
-        if let platformStatus { members.append("\"platform_status\":\(platformStatus)") }
-        if let platformBody { members.append("\"platform_answer\":\(embedded(platformBody))") }
-        if let retryBody { members.append("\"retry\":{\"method\":\"POST\",\"body\":\(retryBody)}") }
-        return LocalResponse(
-            status: HTTPResponseStatus(statusCode: status),
-            headers: ["content-type": "application/problem+json", "x-credgate-error": "attach-failed", "cache-control": "no-store"],
-            body: ByteBuffer(string: "{" + members.joined(separator: ",") + "}"))
-    }
-
-    /// JSON as is when it parses, else as a string.
-    private static func embedded(_ bytes: [UInt8]) -> String {
-        if (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil {
-            return String(decoding: bytes, as: UTF8.self)
-        }
-        return JSONString.quote(String(decoding: bytes, as: UTF8.self))
     }
 
     private static func json(_ fields: [String: String]) -> String {

@@ -38,8 +38,7 @@ struct PresignDownloadEndpoint: RequestFilter {
 
     func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         guard let s3URL = Self.queryValue("s3_url", in: context.clientHead.uri), !s3URL.isEmpty else {
-            return .respond(.filter(status: 422, code: "invalid-presign-request", title: "Invalid download request",
-                                    detail: "Say which file with ?s3_url=s3://bucket/key (percent-encode it, for example with curl -G --data-urlencode)."))
+            return .respond(.invalidDownloadRequest)
         }
         let body = "{\"s3_url\":\(JSONString.quote(s3URL)),\"presigned_url\":\"\"}"
         context.scratch.values[Self.redirectKey] = true

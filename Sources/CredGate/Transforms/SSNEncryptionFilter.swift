@@ -35,8 +35,7 @@ public struct SSNEncryptionFilter: RequestFilter {
             return .respond(Self.invalid("The body must be a JSON object with an \"ssn\" string, e.g. {\"ssn\": \"123-45-6789\"}."))
         }
         guard let token = injectedToken(head) else {
-            return .respond(.filter(status: 500, code: "ssn-no-session", title: "No session token",
-                                    detail: "This route encrypts SSNs but has no session credential to key them with; check the route's credentials."))
+            return .respond(.ssnNoSession)
         }
         let digits: String
         if let plain = SSNCipher.normalize(ssn) {
@@ -55,8 +54,7 @@ public struct SSNEncryptionFilter: RequestFilter {
             return .respond(Self.invalid("\"ssn\" must be nine digits (dashes and spaces are allowed, e.g. 123-45-6789)."))
         }
         guard let encrypted = try? SSNCipher.encrypt(digits, token: token) else {
-            return .respond(.filter(status: 500, code: "ssn-encryption-failed", title: "SSN encryption failed",
-                                    detail: "credgate could not encrypt the SSN; nothing was sent."))
+            return .respond(.ssnEncryptionFailed)
         }
         object["ssn"] = encrypted
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
@@ -83,7 +81,7 @@ public struct SSNEncryptionFilter: RequestFilter {
         return placeholders.isPlaceholder(token) ? token : nil
     }
 
-    static func invalid(_ detail: String) -> GatewayError {
-        .filter(status: 422, code: "invalid-ssn", title: "Invalid SSN", detail: detail + " Nothing was sent to the platform.")
+    static func invalid(_ why: String) -> GatewayError {
+        .invalidSSN(why: why)
     }
 }

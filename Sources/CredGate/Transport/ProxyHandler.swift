@@ -600,12 +600,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func spoolFailed(_ exchange: Exchange, _ error: any Error) {
         exchange.dropSpool()
-        runtime.logger.error("request body spool failed", metadata: ["request_id": "\(exchange.requestID)", "error": "\(error)"])
-        let problem = GatewayError.filter(
-            status: 507, code: "spool-failed", title: "Request body could not be held",
-            detail: "credgate keeps an upload whole (encrypted, on local disk) until it has checked it, and could not "
-                + "store this one (\(Self.describe(spoolError: error))). Nothing was sent to the platform.")
-        answerForFilter(exchange, .respond(problem))
+        let reason = Self.describe(spoolError: error)
+        runtime.logger.error("request body spool failed", metadata: ["request_id": "\(exchange.requestID)", "error": "\(reason)"])
+        answerForFilter(exchange, .respond(.spoolFailed(reason: reason)))
     }
 
     private static func describe(spoolError error: any Error) -> String {
@@ -931,8 +928,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 switch result {
                 case .success(let answer): local = answer
                 case .failure(let error):
-                    local = .problem(.filter(status: 502, code: "follow-up-failed", title: "Follow-up call failed",
-                                             detail: "credgate could not complete this request: \(error)"), requestID: exchange.requestID)
+                    local = .problem(.followUpFailed(reason: FollowUpCall.describe(error)), requestID: exchange.requestID)
                 }
                 self.writeWholeAnswer(exchange, HTTPResponseHead(version: .http1_1, status: local.status, headers: local.headers), local.body)
             }
@@ -981,11 +977,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         exchange.attempt = 1
         guard !exchange.replayOverflow else {
             exchange.upstream = .detached
-            let detail = "The platform answered \(head.status.code) to the session token credgate sent. credgate renews the "
-                + "session, but did not send this request again: its body is larger than the route's replay cap of "
-                + "\(exchange.route.replayMaxBodyBytes) bytes (replay_max_body_bytes). Send the request again."
-            let error = GatewayError.filter(status: Int(head.status.code), code: "session-rejected-not-replayed",
-                                             title: "Session token rejected", detail: detail)
+            let error = GatewayError.sessionRejectedNotReplayed(
+                upstreamStatus: Int(head.status.code), replayCap: exchange.route.replayMaxBodyBytes)
             finishWithLocal(exchange, .problem(error, requestID: exchange.requestID), close: false)
             return
         }

@@ -1,3 +1,5 @@
+import NIOHTTP1
+
 /// Why credgate refused an upload: a stable ``code``, the HTTP ``status`` and a sentence a person can act on.
 ///
 /// 415 when the file (or the request) is of a type the platform does not take, 413 when the body is over the
@@ -80,10 +82,12 @@ public struct UploadRejection: Error, Sendable, Equatable, CustomStringConvertib
     public var title: String { kind.title }
     public var description: String { "\(status) \(code): \(detail)" }
 
-    /// The rejection as the gateway's one error type, for a problem+json answer.
-    public var gatewayError: GatewayError {
-        .filter(status: status, code: code, title: title, detail: detail)
-    }
+    /// The rejection as a case of the gateway's catalogue, for a filter's answer.
+    public var gatewayError: GatewayError { .upload(self) }
+}
+
+extension UploadRejection: GatewayProblem {
+    public var httpStatus: HTTPResponseStatus { HTTPResponseStatus(statusCode: status) }
 }
 
 // MARK: - The sentences, in one place
