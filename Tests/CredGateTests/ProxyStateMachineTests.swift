@@ -253,7 +253,7 @@ extension HTTPClientRequestPart {
 }
 
 /// A filter that waits for a promise before it lets the request through.
-final class GateFilter: RequestFilter, @unchecked Sendable {
+final class GateFilter: HeadFilter, @unchecked Sendable {
     var promise: EventLoopPromise<Void>?
     var open = false
 

@@ -158,7 +158,7 @@ extension AttacksTests {
             let held = gateway.descriptors()
             // 20 admitted, a few accepted in the batch that crossed the cap (answered and closing), none per
             // connection waiting in the backlog.
-            #expect(held - baseline <= 20 + 16, "baseline \(baseline), with 300 connections open \(held)")
+            #expect(held - baseline <= 20 + 40, "baseline \(baseline), with 300 connections open \(held)")
             // Connections accepted over the cap got a 503 without sending anything, and were closed.
             var refused = 0
             for socket in sockets.suffix(280) {

@@ -9,8 +9,7 @@ import NIOHTTP1
 /// A hit is answered on the event loop with no hop. On a miss the request that leads the platform call goes
 /// through the data path like any other (credentials, replay after a 401, timeouts); the filter sees its answer
 /// whole (``responseBufferLimit(for:context:)``) and reports it to the cache, which wakes the waiting requests.
-struct PresignCacheFilter: RequestFilter {
-    var inspectsResponses: Bool { true }
+struct PresignCacheFilter: BodyFilter, ResponseFilter {
     let cache: PresignCache
     /// Who the platform answers as (the route's credentials, hashed): one user's URL is never served to another.
     let identity: String
@@ -19,7 +18,7 @@ struct PresignCacheFilter: RequestFilter {
     static let requestLimit = 16 * 1024
     /// The platform's answer is under 2 KiB; larger ones pass through, uncached.
     static let answerLimit = 64 * 1024
-    static let stateKey = "presign.state"
+    static let stateKey = ScratchKey<State>("presign.state")
 
     /// One request's dealings with the cache.
     final class State: @unchecked Sendable {
@@ -42,16 +41,16 @@ struct PresignCacheFilter: RequestFilter {
 
     func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         let state: State
-        if let existing = context.scratch.values[Self.stateKey] as? State {
+        if let existing = context.scratch[Self.stateKey] {
             state = existing
         } else {
             switch Self.parse(body) {
             case .failure(let error):
-                return .respond(error)
+                return .problem(error, context)
             case .success(let object):
-                let redirect = context.scratch.values[PresignDownloadEndpoint.redirectKey] != nil
+                let redirect = context.scratch[PresignDownloadEndpoint.redirectKey] != nil
                 state = State(key: PresignCacheKey(object: object, identity: identity), redirect: redirect)
-                context.scratch.values[Self.stateKey] = state
+                context.scratch[Self.stateKey] = state
             }
         }
         // A replay after a 401 goes on leading the call it leads.
@@ -60,12 +59,12 @@ struct PresignCacheFilter: RequestFilter {
             state.joined = nil
             switch joined {
             case .success(let fetched):
-                if fetched.isStored, let hit = cache.lookup(key: state.key) { return .respondWith(Self.answer(hit, state: state)) }
-                return .respondWith(Self.answer(fetched, state: state))
+                if fetched.isStored, let hit = cache.lookup(key: state.key) { return .stop(Self.answer(hit, state: state)) }
+                return .stop(Self.answer(fetched, state: state))
             case .failure(let error as PresignCacheError) where error == .abandoned:
                 break  // the leading request went away: claim again
             case .failure:
-                return .respond(.presignFailed)
+                return .problem(.presignFailed, context)
             }
         }
         let loop = context.eventLoop
@@ -79,7 +78,7 @@ struct PresignCacheFilter: RequestFilter {
         }
         switch claim {
         case .hit(let hit):
-            return .respondWith(Self.answer(hit, state: state))
+            return .stop(Self.answer(hit, state: state))
         case .lead(let ticket):
             state.ticket = ticket
             return .proceed
@@ -91,11 +90,11 @@ struct PresignCacheFilter: RequestFilter {
     }
 
     func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int? {
-        (context.scratch.values[Self.stateKey] as? State)?.ticket != nil ? Self.answerLimit : nil
+        context.scratch[Self.stateKey]?.ticket != nil ? Self.answerLimit : nil
     }
 
     func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult {
-        guard let state = context.scratch.values[Self.stateKey] as? State, let ticket = state.ticket else { return .proceed }
+        guard let state = context.scratch[Self.stateKey], let ticket = state.ticket else { return .proceed }
         state.ticket = nil
         let fetched = ticket.complete(status: Int(head.status.code), body: Array(body.readableBytesView))
         if state.redirect, fetched.presignedURL != nil {

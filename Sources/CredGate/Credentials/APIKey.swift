@@ -1,7 +1,7 @@
 import NIOHTTP1
 
 /// Writes a static API key into its header (`x-api-key: <key>`).
-public struct APIKeyFilter: RequestFilter {
+public struct APIKeyFilter: HeadFilter {
     public let header: String
     let value: Secret
 
@@ -18,7 +18,7 @@ public struct APIKeyFilter: RequestFilter {
 
 /// Removes whatever credentials the client sent: `Authorization` and `Proxy-Authorization` always, and every
 /// header any configured credential writes, so a client can never smuggle its own key past the gateway.
-public struct StripClientCredentials: RequestFilter {
+public struct StripClientCredentials: HeadFilter {
     public let names: [String]
 
     public init(credentialHeaders: some Sequence<String>) {

@@ -4,13 +4,15 @@ import NIOHTTP1
 /// Writes the session's access token into its header (`Authorization: Bearer <jwt>`), waits for a login when
 /// there is no valid token yet, answers 503 with `Retry-After` while logins are failing, and asks for one replay
 /// when the platform rejects the token it sent.
-public struct JWTSessionFilter: RequestFilter {
+public struct JWTSessionFilter: HeadFilter, ReplayFilter {
     public let session: JWTSession
     let header: String
     let prefix: String
     let suffix: String
-    /// Scratch key under which the token sent with this request is remembered.
-    let scratchKey: String
+    /// Where the token sent with this request is remembered (read again when the platform answers 401).
+    let tokenKey: ScratchKey<SessionToken>
+    /// Set once the request waited for a login, so it does not wait in a loop.
+    let waitedKey: ScratchKey<Bool>
 
     public init(name: String, session: JWTSession, config: JWTSessionConfig) {
         self.session = session
@@ -18,39 +20,37 @@ public struct JWTSessionFilter: RequestFilter {
         let parts = config.format.components(separatedBy: "{token}")
         self.prefix = parts.first ?? ""
         self.suffix = parts.count > 1 ? parts[1] : ""
-        self.scratchKey = "jwt_session." + name
+        self.tokenKey = ScratchKey("jwt_session.\(name).token")
+        self.waitedKey = ScratchKey("jwt_session.\(name).waited")
     }
 
     public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         if let token = session.currentToken() {
             head.headers.replaceOrAdd(name: header, value: prefix + token.value.reveal() + suffix)
-            context.scratch.values[scratchKey] = token
+            context.scratch[tokenKey] = token
             return .proceed
         }
         if let unavailable = session.unavailable() {
-            return .respondWith(Self.unavailableResponse(unavailable, requestID: context.requestID))
+            return .stop(Self.unavailableResponse(unavailable, requestID: context.requestID))
         }
         // Waited once already and still nothing usable: do not spin.
-        let waitedKey = scratchKey + ".waited"
-        if context.scratch.values[waitedKey] != nil {
+        if context.scratch[waitedKey] != nil {
             let retry = SessionUnavailable(retryAfter: .seconds(1), reason: "no session token could be obtained")
-            return .respondWith(Self.unavailableResponse(retry, requestID: context.requestID))
+            return .stop(Self.unavailableResponse(retry, requestID: context.requestID))
         }
-        context.scratch.values[waitedKey] = true
+        context.scratch[waitedKey] = true
         let promise = context.eventLoop.makePromise(of: Void.self)
         let session = self.session
         promise.completeWithTask { _ = try? await session.validToken() }
         return .retryAfter(promise.futureResult)
     }
 
-    public var mayReplay: Bool { true }
-
     public func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict {
-        guard head.status == .unauthorized, let token = context.scratch.values[scratchKey] as? SessionToken else {
+        guard head.status == .unauthorized, let token = context.scratch[tokenKey] else {
             return .forward
         }
         session.rejected(token)
-        context.scratch.values[scratchKey + ".waited"] = nil
+        context.scratch[waitedKey] = nil
         return .replay
     }
 

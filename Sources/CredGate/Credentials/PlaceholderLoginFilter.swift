@@ -5,7 +5,7 @@ import NIOHTTP1
 /// Answers the platform's login route locally with placeholder tokens, so an unmodified SDK pointed at credgate
 /// "logs in" without the real password; credgate holds the real session and swaps the token on the way out.
 /// The answer has the shape the login normally has at the configured token paths (`data.jwt.access`, ...).
-public struct PlaceholderLoginFilter: RequestFilter {
+public struct PlaceholderLoginFilter: HeadFilter, BodyFilter {
     let placeholders: PlaceholderTokens
     let accessPath: [String]
     let refreshPath: [String]?
@@ -18,13 +18,13 @@ public struct PlaceholderLoginFilter: RequestFilter {
 
     public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         // With a body, answer once it has been read (decodeBody) so the connection stays usable.
-        ProxyHandler.hasBody(context.clientHead) ? .proceed : .respondWith(answer())
+        ProxyHandler.hasBody(context.clientHead) ? .proceed : .stop(answer())
     }
 
     public func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? { 64 * 1024 }
 
     public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
-        .respondWith(answer())
+        .stop(answer())
     }
 
     func answer() -> LocalResponse {

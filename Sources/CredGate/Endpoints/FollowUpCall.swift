@@ -73,10 +73,9 @@ struct FollowUpCall: Sendable {
             case .retryAfter(let future):
                 try await future.get()
                 next = step.1
-            case .respond(let error):
-                throw Refused(reason: error.detail)
-            case .respondWith(let response):
-                throw Refused(reason: "credgate's filters answered the follow-up call locally with \(response.status.code).")
+            case .stop(let response):
+                let code = response.headers.first(name: "x-credgate-error").map { " (\($0))" } ?? ""
+                throw Refused(reason: "credgate's filters answered the follow-up call locally with \(response.status.code)\(code).")
             }
         }
     }

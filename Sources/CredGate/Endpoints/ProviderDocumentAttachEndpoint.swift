@@ -16,8 +16,7 @@ import NIOHTTP1
 ///    retried alone. If the upload itself fails, its answer is passed on unchanged.
 ///
 /// The document fields also travel with the upload form; the platform ignores fields it does not read.
-struct ProviderDocumentAttachEndpoint: RequestFilter {
-    var inspectsResponses: Bool { true }
+struct ProviderDocumentAttachEndpoint: HeadFilter, ResponseFilter {
     static let path = "/credgate/v1/provider-documents"
     static let requiredFields = ["provider", "document_name", "document_type"]
     /// The upload's answer (a FileRecord) is a few KiB.
@@ -28,7 +27,7 @@ struct ProviderDocumentAttachEndpoint: RequestFilter {
     let attach: FollowUpCall
 
     func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
-        context.scratch.values[UploadEndpointOptions.key] = UploadEndpointOptions(
+        context.scratch[UploadEndpointOptions.key] = UploadEndpointOptions(
             captureFields: true, requiredFields: Self.requiredFields)
         head.uri = uploadPath
         return .proceed
@@ -40,7 +39,7 @@ struct ProviderDocumentAttachEndpoint: RequestFilter {
 
     func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult {
         guard (200..<300).contains(head.status.code),
-              let stage = context.scratch.values[UploadValidationFilter.stageKey] as? UploadStage
+              let stage = context.scratch[UploadValidationFilter.stageKey]
         else { return .proceed }
         let record = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any]
         guard let record, let fileURL = record["file_url"] as? String, !fileURL.isEmpty else {

@@ -5,7 +5,7 @@ import NIOHTTP1
 /// `PUT /credgate/v1/files/{filename}` with the file's bytes as the body (`curl -T license.pdf ...`): becomes the
 /// platform's multipart upload. This filter only re-aims the request; the upload route's own filters (credentials,
 /// ``UploadValidationFilter``) then check it and wrap the bytes in the multipart envelope.
-struct RawUploadEndpoint: RequestFilter {
+struct RawUploadEndpoint: HeadFilter {
     static let prefix = "/credgate/v1/files/"
     /// The platform's upload path.
     let uploadPath: String
@@ -14,9 +14,9 @@ struct RawUploadEndpoint: RequestFilter {
         let path = ProxyHandler.path(of: context.clientHead.uri)
         let segment = String(path.dropFirst(Self.prefix.count))
         guard let filename = RawUploadValidator.filename(fromPathSegment: segment), !filename.isEmpty else {
-            return .respond(UploadRejection(.invalidFilename, "The file name in the URL is not valid percent-encoding. Use /credgate/v1/files/<name>.pdf.").gatewayError)
+            return .problem(UploadRejection(.invalidFilename, "The file name in the URL is not valid percent-encoding. Use /credgate/v1/files/<name>.pdf.").gatewayError, context)
         }
-        context.scratch.values[UploadEndpointOptions.key] = UploadEndpointOptions(rawFilename: filename)
+        context.scratch[UploadEndpointOptions.key] = UploadEndpointOptions(rawFilename: filename)
         head.method = .POST
         head.uri = uploadPath
         // The body is the file itself; the upload filter sets the multipart Content-Type.
@@ -28,21 +28,21 @@ struct RawUploadEndpoint: RequestFilter {
 /// `GET /credgate/v1/files/download?s3_url=s3://bucket/key`: a redirect to a presigned URL of the file (from the
 /// presign cache when it has one), so `curl -L` and browsers fetch the file with no JSON step. The request becomes
 /// the platform's presign call; the route's ``PresignCacheFilter`` answers it, as a redirect.
-struct PresignDownloadEndpoint: RequestFilter {
+struct PresignDownloadEndpoint: HeadFilter, BodyFilter {
     static let path = "/credgate/v1/files/download"
-    /// Scratch key telling the presign filter to answer with a redirect.
-    static let redirectKey = "presign.redirect"
-    private static let bodyKey = "presign.download.body"
+    /// Tells the presign filter to answer with a redirect.
+    static let redirectKey = ScratchKey<Bool>("presign.redirect")
+    private static let bodyKey = ScratchKey<String>("presign.download.body")
     /// The platform's presign path.
     let presignPath: String
 
     func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         guard let s3URL = Self.queryValue("s3_url", in: context.clientHead.uri), !s3URL.isEmpty else {
-            return .respond(.invalidDownloadRequest)
+            return .problem(.invalidDownloadRequest, context)
         }
         let body = "{\"s3_url\":\(JSONString.quote(s3URL)),\"presigned_url\":\"\"}"
-        context.scratch.values[Self.redirectKey] = true
-        context.scratch.values[Self.bodyKey] = body
+        context.scratch[Self.redirectKey] = true
+        context.scratch[Self.bodyKey] = body
         head.method = .POST
         head.uri = presignPath
         head.headers.replaceOrAdd(name: "content-type", value: "application/json")
@@ -56,7 +56,7 @@ struct PresignDownloadEndpoint: RequestFilter {
     func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? { PresignCacheFilter.requestLimit }
 
     func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
-        if let json = context.scratch.values[Self.bodyKey] as? String { body = ByteBuffer(string: json) }
+        if let json = context.scratch[Self.bodyKey] { body = ByteBuffer(string: json) }
         return .proceed
     }
 

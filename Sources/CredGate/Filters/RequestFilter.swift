@@ -8,10 +8,15 @@ import NIOHTTP1
 /// the client's body back meanwhile.
 public enum FilterHeadResult: Sendable {
     case proceed
-    case respond(GatewayError)
-    case respondWith(LocalResponse)
+    /// Stop here and answer the client with this (nothing more is forwarded).
+    case stop(LocalResponse)
     /// Call this filter again once the future completes (on the connection's event loop).
     case retryAfter(EventLoopFuture<Void>)
+
+    /// Stop with one of the catalogue's errors as problem+json.
+    public static func problem(_ error: GatewayError, _ context: FilterContext) -> FilterHeadResult {
+        .stop(.problem(error, requestID: context.requestID))
+    }
 }
 
 /// What a filter says about the upstream's answer head.
@@ -22,7 +27,7 @@ public enum UpstreamVerdict: Sendable {
     case replay
 }
 
-/// What a filter says about the whole upstream answer it asked to see (``RequestFilter/responseBufferLimit(for:context:)``).
+/// What a filter says about the whole upstream answer it asked to see (``ResponseFilter/responseBufferLimit(for:context:)``).
 public enum ResponseFilterResult: Sendable {
     /// Send the (possibly rewritten) answer on.
     case proceed
@@ -52,12 +57,25 @@ public protocol RequestBodyStage: AnyObject, Sendable {
     func finish(head: inout HTTPRequestHead) -> BodyStageResult
 }
 
+/// A typed key for ``RequestScratch``: a filter that leaves something for a later stage (or another filter)
+/// declares the key as a static constant, so every reader names the writer (as Hummingbird's typed request
+/// context does).
+public struct ScratchKey<Value: Sendable>: Sendable {
+    let name: String
+    public init(_ name: String) { self.name = name }
+}
+
 /// Per-request state shared by the filters of one request: what each filter needs to remember between the
 /// head, the body and the answer (for example which session token it injected).
 public final class RequestScratch: @unchecked Sendable {
     // Only touched on the connection's event loop.
-    public var values: [String: any Sendable] = [:]
+    private var values: [String: any Sendable] = [:]
     public init() {}
+
+    public subscript<Value>(_ key: ScratchKey<Value>) -> Value? {
+        get { values[key.name] as? Value }
+        set { values[key.name] = newValue }
+    }
 }
 
 /// Per-request facts a filter may read.
@@ -83,70 +101,81 @@ public struct FilterContext: Sendable {
 }
 
 /// A policy stage. Filters never touch a channel; the transport runs them in order on the connection's event
-/// loop: every `decodeHead`, then (if any filter asked to see the whole body) every `decodeBody`, then it
-/// forwards; each filter sees the upstream's answer head in `upstreamResponded`.
-public protocol RequestFilter: Sendable {
+/// loop. A filter conforms to one protocol per hook it implements, so a filter that has a hook is always called
+/// for it (there is no flag to forget): ``HeadFilter``, ``BodyFilter``, ``BodyStageFilter``, ``ReplayFilter``,
+/// ``ResponseFilter``. Modelled on Envoy's HTTP filters (decodeHeaders / decodeData / encodeHeaders).
+public protocol RequestFilter: Sendable {}
+
+/// Sees (and may rewrite) the request head, in chain order.
+public protocol HeadFilter: RequestFilter {
     func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult
-    /// How many body bytes this filter must see whole before the request may be forwarded; `nil` lets the body
-    /// stream through. A larger body is refused with 413.
+}
+
+/// Must see the whole (small) body before the request may be forwarded.
+public protocol BodyFilter: RequestFilter {
+    /// How many body bytes this filter must see whole; `nil` lets the body stream through (for this request).
+    /// A larger body is refused with 413.
     func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int?
     /// Called with the whole body when ``bodyBufferLimit(for:context:)`` asked for it; may rewrite it (the
     /// transport fixes `Content-Length`).
     func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult
-    /// Whether this filter may ask for a replay: the transport then keeps a copy of the body up to the
-    /// route's replay cap while it streams.
-    var mayReplay: Bool { get }
-    func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict
-    /// Whether ``bodyStage(for:context:)`` may return a stage, and whether ``responseBufferLimit(for:context:)``
-    /// may ask for an answer: computed once per chain, so the transport does not ask on every request.
-    var hasBodyStage: Bool { get }
-    var inspectsResponses: Bool { get }
-    /// A streaming stage that must see the whole body before anything is forwarded (see ``RequestBodyStage``);
-    /// asked once the head filters passed. At most one per request: the first filter's wins.
+}
+
+/// Checks a large body as it streams, before anything is forwarded (see ``RequestBodyStage``).
+public protocol BodyStageFilter: RequestFilter {
+    /// The stage for this request, asked once the head filters passed; `nil` for none. At most one per
+    /// request: the first filter's wins.
     func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)?
-    /// How many bytes of the upstream's answer this filter must see whole (head and body) before the client gets
-    /// any of it; `nil` lets the answer stream. A larger answer is passed on unchanged, without ``encodeResponse``.
+}
+
+/// May ask for the request to be sent once more after the upstream's answer head (a session token replaced
+/// after a 401). The transport keeps a copy of the body, up to the route's replay cap, for routes with one.
+public protocol ReplayFilter: RequestFilter {
+    func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict
+}
+
+/// Must see the upstream's answer whole (head and body) before the client gets any of it.
+public protocol ResponseFilter: RequestFilter {
+    /// How many bytes of the answer to hold; `nil` lets it stream. A larger answer is passed on unchanged,
+    /// without ``encodeResponse(_:body:context:)``.
     func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int?
-    /// Called with the whole answer when ``responseBufferLimit(for:context:)`` asked for it; may rewrite it (the
-    /// transport fixes `Content-Length`), replace it, or replace it later.
+    /// Called with the whole answer; may rewrite it (the transport fixes `Content-Length`), replace it, or
+    /// replace it later.
     func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult
 }
 
-extension RequestFilter {
-    public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult { .proceed }
-    public func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? { nil }
-    public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult { .proceed }
-    public var mayReplay: Bool { false }
-    public func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict { .forward }
-    public var hasBodyStage: Bool { false }
-    public var inspectsResponses: Bool { false }
-    public func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)? { nil }
-    public func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int? { nil }
-    public func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult { .proceed }
-}
-
-/// A route's filters in order, with the index of the next one to run so a suspended chain can resume.
+/// A route's filters in order, sorted once by the hooks they implement, with the index of the next head or body
+/// filter to run so a suspended chain can resume.
 public struct FilterChain: Sendable {
     public let filters: [any RequestFilter]
-    /// Whether any filter may ask for a replay (computed once).
-    public let mayReplay: Bool
-    /// Whether any filter may check the body as a stage, or see answers whole (computed once).
-    public let hasBodyStage: Bool
-    public let inspectsResponses: Bool
+    let heads: [any HeadFilter]
+    let bodies: [any BodyFilter]
+    let stages: [any BodyStageFilter]
+    let replays: [any ReplayFilter]
+    let responses: [any ResponseFilter]
+
+    /// Whether any filter may ask for a replay.
+    public var mayReplay: Bool { !replays.isEmpty }
+    /// Whether any filter may check the body as a stage.
+    public var hasBodyStage: Bool { !stages.isEmpty }
+    /// Whether any filter may want to see answers whole.
+    public var inspectsResponses: Bool { !responses.isEmpty }
 
     public init(_ filters: [any RequestFilter]) {
         self.filters = filters
-        self.mayReplay = filters.contains { $0.mayReplay }
-        self.hasBodyStage = filters.contains { $0.hasBodyStage }
-        self.inspectsResponses = filters.contains { $0.inspectsResponses }
+        self.heads = filters.compactMap { $0 as? any HeadFilter }
+        self.bodies = filters.compactMap { $0 as? any BodyFilter }
+        self.stages = filters.compactMap { $0 as? any BodyStageFilter }
+        self.replays = filters.compactMap { $0 as? any ReplayFilter }
+        self.responses = filters.compactMap { $0 as? any ResponseFilter }
     }
 
-    /// Runs `decodeHead` from `index` on; returns the first result that is not `.proceed` and the index it came
-    /// from, or `.proceed` with `filters.count` when all passed.
+    /// Runs `decodeHead` from head filter `index` on; returns the first result that is not `.proceed` and the
+    /// index it came from, or `.proceed` with the count when all passed.
     public func runHead(from index: Int, head: inout HTTPRequestHead, context: FilterContext) -> (FilterHeadResult, Int) {
         var i = index
-        while i < filters.count {
-            let result = filters[i].decodeHead(&head, context: context)
+        while i < heads.count {
+            let result = heads[i].decodeHead(&head, context: context)
             if case .proceed = result {
                 i += 1
                 continue
@@ -159,17 +188,17 @@ public struct FilterChain: Sendable {
     /// The largest body any filter wants to see whole, or `nil` when the body may stream.
     public func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? {
         var limit: Int? = nil
-        for filter in filters {
+        for filter in bodies {
             if let l = filter.bodyBufferLimit(for: head, context: context) { limit = max(limit ?? 0, l) }
         }
         return limit
     }
 
-    /// Runs `decodeBody` from `index` on, like ``runHead(from:head:context:)``.
+    /// Runs `decodeBody` from body filter `index` on, like ``runHead(from:head:context:)``.
     public func runBody(from index: Int, body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> (FilterHeadResult, Int) {
         var i = index
-        while i < filters.count {
-            let result = filters[i].decodeBody(&body, head: &head, context: context)
+        while i < bodies.count {
+            let result = bodies[i].decodeBody(&body, head: &head, context: context)
             if case .proceed = result {
                 i += 1
                 continue
@@ -181,8 +210,7 @@ public struct FilterChain: Sendable {
 
     /// The first filter's body stage, if any.
     public func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)? {
-        guard hasBodyStage else { return nil }
-        for filter in filters {
+        for filter in stages {
             if let stage = filter.bodyStage(for: head, context: context) { return stage }
         }
         return nil
@@ -190,9 +218,8 @@ public struct FilterChain: Sendable {
 
     /// The largest answer any filter wants to see whole, or `nil` when the answer may stream.
     public func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int? {
-        guard inspectsResponses else { return nil }
         var limit: Int? = nil
-        for filter in filters {
+        for filter in responses {
             if let l = filter.responseBufferLimit(for: head, context: context) { limit = max(limit ?? 0, l) }
         }
         return limit
@@ -201,7 +228,7 @@ public struct FilterChain: Sendable {
     /// Runs `encodeResponse` from the last filter to the first (the answer travels the chain backwards, as in
     /// Envoy); stops at the first result that is not `.proceed`.
     public func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult {
-        for filter in filters.reversed() {
+        for filter in responses.reversed() {
             let result = filter.encodeResponse(&head, body: &body, context: context)
             if case .proceed = result { continue }
             return result
@@ -211,7 +238,7 @@ public struct FilterChain: Sendable {
 
     /// `.replay` if any filter asks for it.
     public func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict {
-        for filter in filters {
+        for filter in replays {
             if case .replay = filter.upstreamResponded(head, context: context) { return .replay }
         }
         return .forward

@@ -5,7 +5,7 @@ import NIOHTTP1
 /// Lets clients send a plain SSN: checks it and encrypts it exactly as the platform expects, with the very
 /// session token injected on this request (so a replay with a new token encrypts again). Ciphertext an SDK
 /// made with a credgate placeholder token is re-keyed; any other ciphertext passes through unchanged.
-public struct SSNEncryptionFilter: RequestFilter {
+public struct SSNEncryptionFilter: BodyFilter {
     /// Header the session token was written to, and the text around the token.
     let tokenHeader: String
     let tokenPrefix: String
@@ -32,33 +32,33 @@ public struct SSNEncryptionFilter: RequestFilter {
         guard var object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any],
               let ssn = object["ssn"] as? String
         else {
-            return .respond(Self.invalid("The body must be a JSON object with an \"ssn\" string, e.g. {\"ssn\": \"123-45-6789\"}."))
+            return .problem(Self.invalid("The body must be a JSON object with an \"ssn\" string, e.g. {\"ssn\": \"123-45-6789\"}."), context)
         }
         guard let token = injectedToken(head) else {
-            return .respond(.ssnNoSession)
+            return .problem(.ssnNoSession, context)
         }
         let digits: String
         if let plain = SSNCipher.normalize(ssn) {
             digits = plain
         } else if ssn.allSatisfy({ $0.isNumber || $0 == "-" || $0 == " " }) {
-            return .respond(Self.invalid("\"ssn\" must be nine digits (dashes and spaces are allowed, e.g. 123-45-6789)."))
+            return .problem(Self.invalid("\"ssn\" must be nine digits (dashes and spaces are allowed, e.g. 123-45-6789)."), context)
         } else if let placeholder = clientPlaceholder(context), let decrypted = SSNCipher.decrypt(ssn, token: placeholder) {
             // Ciphertext an SDK made with its placeholder token: re-key it for the real session.
             guard let plain = SSNCipher.normalize(decrypted) else {
-                return .respond(Self.invalid("The encrypted \"ssn\" does not hold nine digits."))
+                return .problem(Self.invalid("The encrypted \"ssn\" does not hold nine digits."), context)
             }
             digits = plain
         } else if let data = Data(base64Encoded: ssn), data.count > 16 {
             return .proceed  // already the platform's ciphertext
         } else {
-            return .respond(Self.invalid("\"ssn\" must be nine digits (dashes and spaces are allowed, e.g. 123-45-6789)."))
+            return .problem(Self.invalid("\"ssn\" must be nine digits (dashes and spaces are allowed, e.g. 123-45-6789)."), context)
         }
         guard let encrypted = try? SSNCipher.encrypt(digits, token: token) else {
-            return .respond(.ssnEncryptionFailed)
+            return .problem(.ssnEncryptionFailed, context)
         }
         object["ssn"] = encrypted
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
-            return .respond(Self.invalid("The body could not be re-encoded as JSON."))
+            return .problem(Self.invalid("The body could not be re-encoded as JSON."), context)
         }
         body = ByteBuffer(bytes: data)
         head.headers.replaceOrAdd(name: "content-type", value: "application/json")

@@ -412,8 +412,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         case .retryAfter(let future):
             exchange.upstream = .filtering(next: index)
             suspend(exchange, until: future) { [self] in self.runFilters(exchange) }
-        default:
-            answerForFilter(exchange, result)
+        case .stop(let response):
+            answerForFilter(exchange, response)
         }
     }
 
@@ -428,17 +428,14 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         }
     }
 
-    private func answerForFilter(_ exchange: Exchange, _ result: FilterHeadResult) {
+    private func answerForFilter(_ exchange: Exchange, _ response: LocalResponse) {
         exchange.upstream = .detached
         exchange.pending.removeAll()
-        switch result {
-        case .respond(let error):
-            finishWithLocal(exchange, .problem(error, requestID: exchange.requestID), close: false)
-        case .respondWith(let response):
-            finishWithLocal(exchange, response, close: false)
-        case .proceed, .retryAfter:
-            preconditionFailure("not an answer")
-        }
+        finishWithLocal(exchange, response, close: false)
+    }
+
+    private func answerForFilter(_ exchange: Exchange, _ error: GatewayError) {
+        answerForFilter(exchange, .problem(error, requestID: exchange.requestID))
     }
 
     /// Head filters passed: check the body in a body stage, or collect it if a filter wants it whole, else
@@ -502,8 +499,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         case .retryAfter(let future):
             exchange.upstream = .bodyFiltering(next: index)
             suspend(exchange, until: future) { [self] in self.runBodyFilters(exchange, from: index) }
-        default:
-            answerForFilter(exchange, result)
+        case .stop(let response):
+            answerForFilter(exchange, response)
         }
     }
 
@@ -541,7 +538,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             return true
         case .respond(let error):
             exchange.dropSpool()
-            answerForFilter(exchange, .respond(error))
+            answerForFilter(exchange, error)
             return false
         }
     }
@@ -559,7 +556,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             if exchange.spoolWrites == 0 { spoolComplete(exchange) }
         case .respond(let error):
             exchange.dropSpool()
-            answerForFilter(exchange, .respond(error))
+            answerForFilter(exchange, error)
         }
     }
 
@@ -602,7 +599,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         exchange.dropSpool()
         let reason = Self.describe(spoolError: error)
         runtime.logger.error("request body spool failed", metadata: ["request_id": "\(exchange.requestID)", "error": "\(reason)"])
-        answerForFilter(exchange, .respond(.spoolFailed(reason: reason)))
+        answerForFilter(exchange, .spoolFailed(reason: reason))
     }
 
     private static func describe(spoolError error: any Error) -> String {

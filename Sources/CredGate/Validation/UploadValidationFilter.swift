@@ -7,17 +7,16 @@ import NIOHTTP1
 ///
 /// The validator itself runs in streaming mode: it passes bytes on as soon as the file's first bytes are checked,
 /// which keeps its own memory to a few bytes; the transport's spool is what holds the body back until the end.
-struct UploadValidationFilter: RequestFilter {
-    var hasBodyStage: Bool { true }
+struct UploadValidationFilter: HeadFilter, BodyStageFilter {
     /// The route's body limit.
     let limit: Int
 
-    /// Scratch key of the request's ``UploadStage``.
-    static let stageKey = "upload.stage"
+    /// The request's ``UploadStage`` (the upload-and-attach endpoint reads its captured fields).
+    static let stageKey = ScratchKey<UploadStage>("upload.stage")
 
     func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         let contentLength = head.headers.first(name: "content-length").flatMap { Int($0) }
-        let options = context.scratch.values[UploadEndpointOptions.key] as? UploadEndpointOptions
+        let options = context.scratch[UploadEndpointOptions.key]
         do throws(UploadRejection) {
             let stage: UploadStage
             if let filename = options?.rawFilename {
@@ -29,22 +28,22 @@ struct UploadValidationFilter: RequestFilter {
                     captureFields: options?.captureFields ?? false)
                 stage = UploadStage(.multipart(validator), requiredFields: options?.requiredFields ?? [])
             }
-            context.scratch.values[Self.stageKey] = stage
+            context.scratch[Self.stageKey] = stage
             return .proceed
         } catch {
-            return .respond(error.gatewayError)
+            return .problem(error.gatewayError, context)
         }
     }
 
     func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)? {
-        context.scratch.values[Self.stageKey] as? UploadStage
+        context.scratch[Self.stageKey]
     }
 }
 
 /// What one of credgate's own endpoints asks of the upload filter (set in the request's scratch by the endpoint's
 /// filter, which runs first).
 final class UploadEndpointOptions: @unchecked Sendable {
-    static let key = "upload.options"
+    static let key = ScratchKey<UploadEndpointOptions>("upload.options")
     /// A raw upload: the body is the file, named so.
     var rawFilename: String?
     /// Keep the form's text fields (upload-and-attach reads its document fields from them).
