@@ -102,7 +102,11 @@ final class RawSocket: @unchecked Sendable {
     func send(_ bytes: [UInt8]) {
         var sent = 0
         while sent < bytes.count {
+            #if canImport(Glibc)
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            #else
+            let n = bytes[sent...].withUnsafeBytes { Darwin.send(fd, $0.baseAddress, $0.count, 0) }
+            #endif
             if n <= 0 { return }
             sent += n
         }
