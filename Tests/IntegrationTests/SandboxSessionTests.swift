@@ -129,18 +129,22 @@ struct SandboxSessionTests {
         }
     }
 
+    /// The sandbox checks `exp` against the wall clock, which a test cannot move: this one waits for a real
+    /// expiry. A 6 s token lives at least 5 s (`exp` is whole seconds), so the two calls that need it valid hold
+    /// through a stall of several seconds; the wait then ends just past the token's own `exp`, whenever that is.
     @Test func anExpiredAccessTokenIsRefusedOnJWTRoutes() async throws {
         var options = SandboxOptions(apiKey: Self.apiKey)
-        options.accessLifetime = .seconds(4)
+        options.accessLifetime = .seconds(6)
         try await withSession(options) { sandbox, client in
             let (tokens, _) = try await client.sessionLogin(sandbox)
             let documents = sandbox.baseURL + "/api/v1/users/provider-documents/"
             #expect(try await client.session(.GET, documents, bearer: tokens.access).status == .ok)
             #expect(try await client.session(.POST, sandbox.baseURL + "/api/v1/users/token/verify/", json: ["token": tokens.access]).status == .ok)
 
-            // `exp` is whole seconds, so the token lapses within 4 s of its issue (and lives at least 3 s, which a
-            // loaded machine needs for the two calls above).
-            try await Task.sleep(for: .milliseconds(4_100))
+            // Expired once `exp <= now` (PyJWT); a little past it for the wall clock's resolution.
+            let exp = try await JWTKeyCollection().unverified(tokens.access, as: TestClaims.self).exp
+            let wait = Double(exp) - Date().timeIntervalSince1970 + 0.1
+            if wait > 0 { try await Task.sleep(for: .milliseconds(Int64(wait * 1000))) }
             let expired = try await client.session(.GET, documents, bearer: tokens.access)
             #expect(expired.status == .unauthorized)
             #expect(expired.headers.first(name: "www-authenticate") == "Bearer realm=\"api\"")
