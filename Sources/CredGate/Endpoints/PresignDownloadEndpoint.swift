@@ -23,9 +23,8 @@ struct PresignDownloadEndpoint: HeadFilter, BodyFilter {
         head.method = .POST
         head.uri = presignPath
         head.headers.replaceOrAdd(name: "content-type", value: "application/json")
-        head.headers.remove(name: "transfer-encoding")
         // The transport collects a body only when the head announces one.
-        head.headers.replaceOrAdd(name: "content-length", value: String(body.utf8.count))
+        HeaderHygiene.setContentLength(&head.headers, body.utf8.count)
         return .proceed
     }
 

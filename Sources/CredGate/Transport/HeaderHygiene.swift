@@ -24,6 +24,13 @@ enum HeaderHygiene {
         for name in hopByHop where !(keepingFraming && name == "transfer-encoding") { headers.remove(name: name) }
     }
 
+    /// Frames a message whose body is now known whole: `Content-Length` set to `length`, `Transfer-Encoding`
+    /// removed (never both: request smuggling). The one place a length is rewritten.
+    static func setContentLength(_ headers: inout HTTPHeaders, _ length: Int) {
+        headers.remove(name: "transfer-encoding")
+        headers.replaceOrAdd(name: "content-length", value: String(length))
+    }
+
     /// Headers about the client's path to the gateway that a client could forge. credgate is the first hop
     /// unless `listen.trust_forwarded_headers` says otherwise, so the client's own are dropped.
     static let forwardingHeaders = ["forwarded", "x-real-ip", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "via"]

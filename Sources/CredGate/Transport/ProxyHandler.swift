@@ -356,8 +356,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         switch result {
         case .proceed:
             if exchange.hasBody || exchange.collected.readableBytes > 0 {
-                exchange.forwardHead.headers.remove(name: "transfer-encoding")
-                exchange.forwardHead.headers.replaceOrAdd(name: "content-length", value: String(exchange.collected.readableBytes))
+                HeaderHygiene.setContentLength(&exchange.forwardHead.headers, exchange.collected.readableBytes)
                 exchange.pending = [.body(.byteBuffer(exchange.collected)), .end(nil)]
             } else {
                 exchange.pending = [.end(nil)]
@@ -455,8 +454,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 return
             }
             exchange.spoolReady = true
-            exchange.forwardHead.headers.remove(name: "transfer-encoding")
-            exchange.forwardHead.headers.replaceOrAdd(name: "content-length", value: String(spool.byteCount))
+            HeaderHygiene.setContentLength(&exchange.forwardHead.headers, Int(spool.byteCount))
             exchange.pending = []
             self.startForwarding(exchange)
         }
@@ -801,8 +799,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func writeWholeAnswer(_ exchange: Exchange, _ head: HTTPResponseHead, _ body: ByteBuffer) {
         var head = head
-        head.headers.remove(name: "transfer-encoding")
-        head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+        HeaderHygiene.setContentLength(&head.headers, body.readableBytes)
         exchange.status = head.status.code
         let clientHead = HeaderHygiene.clientHead(
             from: head, clientVersion: exchange.clientHead.version,
