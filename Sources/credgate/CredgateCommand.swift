@@ -10,7 +10,7 @@ struct CredgateCommand: AsyncParsableCommand {
         commandName: "credgate",
         abstract: "A local gateway that holds an API platform's credentials so that apps don't have to.",
         version: CredGateVersion.string,
-        subcommands: [Serve.self, CheckConfig.self, StatusCommand.self, SandboxCommand.self],
+        subcommands: [Serve.self, CheckConfig.self, StatusCommand.self, WaitCommand.self, SandboxCommand.self],
         defaultSubcommand: Serve.self
     )
 }

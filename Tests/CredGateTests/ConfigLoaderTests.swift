@@ -258,7 +258,7 @@ private let badConfigs: [BadConfig] = [
     BadConfig(name: "session: unknown key", yaml: config(credentials: session(replacing: "header: Authorization", with: "headr: Authorization")),
               env: sessionEnv, path: "credentials.assured_session.headr",
               message: "unknown key 'headr' (expected one of: kind, upstream, login, refresh, header, format, default_lifetime, "
-                  + "refresh_margin, backoff, circuit_breaker, placeholder_login)"),
+                  + "refresh_margin, backoff, circuit_breaker, placeholder_login, required_for_ready)"),
     BadConfig(name: "session: unknown login key", yaml: config(credentials: session(replacing: "access_token: data.jwt.access", with: "acces_token: data.jwt.access")),
               env: sessionEnv, path: "credentials.assured_session.login.acces_token",
               message: "unknown key 'acces_token' (expected one of: method, path, body, headers, access_token, refresh_token)"),

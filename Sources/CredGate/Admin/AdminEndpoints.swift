@@ -11,10 +11,22 @@ public struct AdminEndpoints: Sendable {
     let startedAt = ContinuousClock.now
     /// The presign cache `DELETE /credgate/v1/cache/presign` empties.
     let presignCache: PresignCache?
+    /// Session credentials that set `required_for_ready: false`: readiness does not wait for them.
+    let notRequiredForReady: Set<String>
+    /// Set when the gateway starts draining (not built yet: see ``DrainState``); readiness then answers 503.
+    public let drain: DrainState
+    /// Requests and errors per route, for `/credgate/status` (published once the route table is compiled).
+    public let traffic: RouteTraffic
 
-    public init(credentialStatus: @escaping @Sendable () -> [CredentialStatus] = { [] }, presignCache: PresignCache? = nil) {
+    public init(
+        credentialStatus: @escaping @Sendable () -> [CredentialStatus] = { [] }, presignCache: PresignCache? = nil,
+        notRequiredForReady: Set<String> = [], drain: DrainState = DrainState(), traffic: RouteTraffic = RouteTraffic()
+    ) {
         self.credentialStatus = credentialStatus
         self.presignCache = presignCache
+        self.notRequiredForReady = notRequiredForReady
+        self.drain = drain
+        self.traffic = traffic
     }
 
     /// Whether a request path is in the reserved admin space.
@@ -23,12 +35,16 @@ public struct AdminEndpoints: Sendable {
         path.hasPrefix(prefix) || path == "/credgate"
     }
 
-    /// Answers an admin request. Health endpoints are named for what Kubernetes asks.
+    /// Answers an admin request. Health endpoints are named for what Kubernetes asks: `startup` and `liveness`
+    /// say the process serves (never anything about the platform: a platform outage must not get credgate
+    /// restarted), `readiness` whether it should get traffic (``Readiness``).
     public func respond(method: HTTPMethod, path: Substring, requestID: String) -> LocalResponse {
         switch (method, path) {
-        case (.GET, "/credgate/healthz"), (.GET, "/credgate/liveness"), (.GET, "/credgate/readiness"),
-            (.GET, "/credgate/startup"), (.HEAD, "/credgate/healthz"):
+        case (.GET, "/credgate/healthz"), (.GET, "/credgate/liveness"), (.GET, "/credgate/startup"),
+            (.HEAD, "/credgate/healthz"):
             return .json(.ok, "{\"status\":\"ok\"}", headers: ["cache-control": "no-store"])
+        case (.GET, "/credgate/readiness"):
+            return readinessResponse()
         case (.GET, "/credgate/status"):
             return status()
         case (.DELETE, "/credgate/v1/cache/presign"):
@@ -41,36 +57,110 @@ public struct AdminEndpoints: Sendable {
         }
     }
 
-    /// `GET /credgate/status`: version, uptime and each credential's state. Everything in it comes from
-    /// ``CredentialStatus``, which holds no token, password or response body.
+    /// The readiness of the gateway now.
+    public func readiness() -> Readiness {
+        Readiness(credentials: credentialStatus(), notRequired: notRequiredForReady, draining: drain.isDraining)
+    }
+
+    /// `GET /credgate/readiness`: 200 `{"status":"ok"}` (as the other probes) when ready, else 503 with a body
+    /// that says which credential is not ready and why (``ReadinessBody``).
+    func readinessResponse() -> LocalResponse {
+        let readiness = readiness()
+        guard readiness.isReady else { return Self.encoded(.serviceUnavailable, ReadinessBody(readiness), pretty: false) }
+        return .json(.ok, "{\"status\":\"ok\"}", headers: ["cache-control": "no-store"])
+    }
+
+    /// What `/credgate/readiness` answers, and the `readiness` part of `/credgate/status`.
+    struct ReadinessBody: Encodable {
+        let status: String
+        let detail: String
+        let draining: Bool
+        let not_ready: [Readiness.Blocker]
+        let not_required: [String]
+
+        init(_ r: Readiness) {
+            status = r.draining ? "draining" : r.isReady ? "ok" : "not_ready"
+            detail = r.summary
+            draining = r.draining
+            not_ready = r.blockers
+            not_required = r.ignored
+        }
+    }
+
+    /// `GET /credgate/status`: version, uptime, readiness, each credential's state, the presign cache and the
+    /// requests and errors per route. Everything in it comes from ``CredentialStatus``, cache statistics and
+    /// counters, which hold no token, password or response body.
     func status() -> LocalResponse {
         struct Cache: Encodable {
             let entries: Int
             let capacity: Int
             let hits: Int
             let misses: Int
+            /// hits / (hits + misses); null before the first lookup.
+            let hit_rate: Double?
             let platform_calls: Int
             let joined: Int
             let stored: Int
             let evictions: Int
+
+            enum CodingKeys: String, CodingKey {
+                case entries, capacity, hits, misses, hit_rate, platform_calls, joined, stored, evictions
+            }
+
+            /// `hit_rate` is written as `null` before the first lookup, so the key is always there.
+            func encode(to encoder: any Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(entries, forKey: .entries)
+                try c.encode(capacity, forKey: .capacity)
+                try c.encode(hits, forKey: .hits)
+                try c.encode(misses, forKey: .misses)
+                try c.encode(hit_rate, forKey: .hit_rate)
+                try c.encode(platform_calls, forKey: .platform_calls)
+                try c.encode(joined, forKey: .joined)
+                try c.encode(stored, forKey: .stored)
+                try c.encode(evictions, forKey: .evictions)
+            }
+        }
+        struct Route: Encodable {
+            let route: String
+            let requests: Int
+            /// 4xx + 5xx + cut short.
+            let errors: Int
+            let client_errors: Int
+            let server_errors: Int
+            let cut_short: Int
         }
         struct Body: Encodable {
             let version: String
             let uptime_seconds: Int
+            let readiness: ReadinessBody
             let credentials: [CredentialStatus]
             let presign_cache: Cache?
+            let routes: [Route]
         }
         let cache = presignCache.map { c in
             let s = c.statistics
+            let lookups = s.hits + s.misses
             return Cache(entries: c.count, capacity: c.configuration.capacity, hits: s.hits, misses: s.misses,
+                         hit_rate: lookups == 0 ? nil : Double(s.hits) / Double(lookups),
                          platform_calls: s.fetches, joined: s.joined, stored: s.stored, evictions: s.evictions)
         }
+        let routes = traffic.snapshot().map { name, t in
+            Route(route: name, requests: t.requests, errors: t.errors, client_errors: t.clientErrors,
+                  server_errors: t.serverErrors, cut_short: t.cutShort)
+        }
+        let credentials = credentialStatus()
+        let readiness = Readiness(credentials: credentials, notRequired: notRequiredForReady, draining: drain.isDraining)
         let uptime = Int((ContinuousClock.now - startedAt).components.seconds)
+        return Self.encoded(.ok, Body(version: CredGateVersion.string, uptime_seconds: uptime, readiness: ReadinessBody(readiness),
+                                      credentials: credentials, presign_cache: cache, routes: routes), pretty: true)
+    }
+
+    private static func encoded(_ status: HTTPResponseStatus, _ value: some Encodable, pretty: Bool) -> LocalResponse {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        let data = (try? encoder.encode(Body(version: CredGateVersion.string, uptime_seconds: uptime, credentials: credentialStatus(), presign_cache: cache)))
-            ?? Data("{}".utf8)
-        return LocalResponse(status: .ok, headers: ["content-type": "application/json", "cache-control": "no-store"],
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted] : [.sortedKeys]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return LocalResponse(status: status, headers: ["content-type": "application/json", "cache-control": "no-store"],
                              body: ByteBuffer(bytes: data))
     }
 }

@@ -76,7 +76,7 @@ extension ConfigLoader {
 extension ConfigLoader {
     static let jwtSessionKeys = [
         "kind", "upstream", "login", "refresh", "header", "format", "default_lifetime", "refresh_margin", "backoff",
-        "circuit_breaker", "placeholder_login",
+        "circuit_breaker", "placeholder_login", "required_for_ready",
     ]
     static let loginCallKeys = ["method", "path", "body", "headers", "access_token", "refresh_token"]
     static let refreshCallKeys = loginCallKeys + ["send_access_token"]
@@ -95,6 +95,7 @@ extension ConfigLoader {
         let backoff = f.value("backoff") { backoffSettings($0, at: $1, w) }
         let circuit = f.value("circuit_breaker") { circuitSettings($0, at: $1, w) }
         let placeholder = f.value("placeholder_login") { boolean($0, at: $1, w) }
+        let requiredForReady = f.value("required_for_ready") { boolean($0, at: $1, w) }
 
         if let login, let refresh, refresh.body.reveal().contains("{refresh_token}"), login.refreshTokenPath == nil {
             w.issue(f.path.key("refresh").key("body"),
@@ -120,6 +121,7 @@ extension ConfigLoader {
             if let openFor = circuit.openFor { session.circuitOpenFor = openFor }
         }
         if let placeholder { session.placeholderLogin = placeholder }
+        if let requiredForReady { session.requiredForReady = requiredForReady }
         if session.placeholderLogin, (try? PathPattern(session.placeholderLoginPath)) == nil {
             w.issue(f.path.key("placeholder_login"),
                     "the login path '\(session.placeholderLoginPath)' cannot be answered locally: it is not a plain path")

@@ -51,6 +51,9 @@ public struct JWTSessionConfig: Sendable {
     /// Answer the platform's login route locally with a placeholder token, so unmodified SDKs work without the
     /// real password; the placeholder is replaced on the way out.
     public var placeholderLogin: Bool = false
+    /// `GET /credgate/readiness` answers 503 until this session holds a valid token. `false` for a session that
+    /// only some rarely used routes need, so that the pod takes traffic for the others without it.
+    public var requiredForReady: Bool = true
 
     /// The path (without query) of the login route answered locally when ``placeholderLogin`` is on.
     var placeholderLoginPath: String {

@@ -12,6 +12,8 @@ public final class CompiledRoute: Sendable {
     public let forwardCookies: Bool
     /// A path with no safe normalised reading may take this route as sent (`raw_path`).
     public let rawPath: Bool
+    /// Requests and errors since start, counted as each exchange is logged (`/credgate/status`).
+    public let counters = RouteCounters()
 
     init(name: String, target: UpstreamTarget?, chain: FilterChain, maxBodyBytes: Int64, replayMaxBodyBytes: Int,
          forwardCookies: Bool = false, rawPath: Bool = false) {

@@ -77,15 +77,20 @@ public final class GatewayRuntime: Sendable {
         self.protectedHeaders = StripClientCredentials(credentialHeaders: config.credentials.values.flatMap(\.headerNames)).names
         let credentialNames = config.credentials.keys.sorted()
         let sessionsByName = sessions
+        let notRequiredForReady = Set(config.credentials.compactMap { name, credential -> String? in
+            guard case .jwtSession(let session) = credential.kind, !session.requiredForReady else { return nil }
+            return name
+        })
         let admin = AdminEndpoints(credentialStatus: {
             credentialNames.map { name in
                 sessionsByName[name]?.status() ?? CredentialStatus.staticKey(name: name)
             }
-        }, presignCache: presignCache)
+        }, presignCache: presignCache, notRequiredForReady: notRequiredForReady)
         self.admin = admin
         self.routes = try RouteCompiler(
             config: config, targets: byName, sessions: sessions, placeholders: placeholders, presignCache: presignCache,
             admin: admin, sessionTransport: sessionTransport, extraFilters: extraFilters
         ).compile()
+        admin.traffic.publish(routes.entries.map { ($0.payload.name, $0.payload.counters) })
     }
 }

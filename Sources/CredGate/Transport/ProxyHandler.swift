@@ -1070,6 +1070,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     // MARK: - Logging
 
     private func log(_ exchange: Exchange, outcome: String?) {
+        exchange.route.counters.record(status: exchange.status, cutShort: outcome != nil)
         guard runtime.logger.logLevel <= .info else { return }
         let ms = Double((context.eventLoop.now - exchange.started).nanoseconds) / 1_000_000
         var metadata: Logger.Metadata = [
