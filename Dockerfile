@@ -48,7 +48,8 @@ COPY Config/credgate.yaml /etc/credgate/credgate.yaml
 USER 10001:10001
 EXPOSE 8080
 ENV CREDGATE_CONFIG=/etc/credgate/credgate.yaml \
-    CREDGATE_HOST=0.0.0.0
+    CREDGATE_HOST=0.0.0.0 \
+    CREDGATE_LOG_FORMAT=json
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s \
     CMD curl -fsS -o /dev/null "http://127.0.0.1:${CREDGATE_PORT:-8080}/credgate/healthz" || exit 1
 ENTRYPOINT ["/usr/local/bin/credgate"]

@@ -196,6 +196,28 @@ check "  ... as application/problem+json ($(header content-type))" grep -qi '^ap
 check "  ... with X-Credgate-Error ($(header x-credgate-error))" test -n "$(header x-credgate-error)"
 check "  ... and a JSON body" is_json "$body"
 
+# The image logs one JSON object per request (CREDGATE_LOG_FORMAT=json), written off the event loop within ~100 ms.
+sleep 0.5
+access_log_is_json() {
+    python3 - "$IMAGE_ROOT/credgate.out" <<'PY'
+import json, sys
+records = []
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("{"):
+        records.append(json.loads(line))
+keys = {"time", "request_id", "route", "method", "path", "status", "bytes_in", "bytes_out", "duration_ms", "upstream", "credentials", "error"}
+assert len(records) >= 4, f"{len(records)} access records"
+assert all(keys <= set(r) for r in records), records
+assert any(r["status"] == 404 and r["error"] == "no-route" for r in records), records
+assert any(r["route"] == "assured-api" and r["credentials"] == ["assured_key"] for r in records), records
+assert all("?" not in r["path"] for r in records), "no query strings by default"
+PY
+}
+check "the access log is one JSON object per request, without query strings" access_log_is_json
+no_secret_in_logs() { ! grep -qF -e "$SANDBOX_KEY" -e "$SANDBOX_PASSWORD" "$IMAGE_ROOT/credgate.out" "$IMAGE_ROOT/credgate.err"; }
+check "  ... and neither the log nor stderr holds the API key or the password" no_secret_in_logs
+
 kill -TERM "$PID"
 start=$(date +%s%N)
 stopped=0

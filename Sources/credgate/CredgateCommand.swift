@@ -43,6 +43,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env CREDGATE_LOG_LEVEL).")
     var logLevel: String?
 
+    @Option(help: "Access log format: json or text, overriding the config's log.format (env CREDGATE_LOG_FORMAT).")
+    var logFormat: String?
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         let logger = makeLogger(level: logLevel ?? env["CREDGATE_LOG_LEVEL"])
@@ -67,6 +70,12 @@ struct Serve: AsyncParsableCommand {
                 upstream.url = UpstreamURL(scheme: .http, host: url.host ?? "127.0.0.1", port: url.port ?? 80)
                 config.upstreams[platform.upstream] = upstream
             }
+        }
+        if let text = logFormat ?? env["CREDGATE_LOG_FORMAT"] {
+            guard let format = AccessLog.Format(rawValue: text.lowercased()) else {
+                throw ValidationError("the access log format must be json or text, got '\(text)'")
+            }
+            config.log.format = format
         }
         if let host = host ?? env["CREDGATE_HOST"] { config.listen.host = host }
         if let port = try port ?? env["CREDGATE_PORT"].map(parsePort) { config.listen.port = port }

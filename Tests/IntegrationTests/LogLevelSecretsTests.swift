@@ -45,7 +45,7 @@ import Testing
         logger.logLevel = level
         let gateway: Gateway
         do {
-            gateway = try await Gateway.start(config: config, logger: logger)
+            gateway = try await Gateway.start(config: config, logger: logger, accessLogSink: logs.accessSink)
         } catch {
             try? await sandbox.shutdown()
             throw error

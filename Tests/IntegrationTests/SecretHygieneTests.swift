@@ -13,7 +13,7 @@ import Testing
         let sandbox = try await SandboxServer.start(SandboxOptions(apiKey: key))
         defer { Task { try? await sandbox.shutdown() } }
         let config = TestConfig.assured(url: sandbox.baseURL, key: key) { $0.routes[0].maxBodyBytes = 100 }
-        let gateway = try await Gateway.start(config: config, logger: capture.logger())
+        let gateway = try await Gateway.start(config: config, logger: capture.logger(), accessLogSink: capture.accessSink)
         let base = "http://127.0.0.1:\(gateway.port)"
         var seen = ""
         for (method, path, body) in [

@@ -29,6 +29,7 @@ import Testing
         lifetime: Duration = .seconds(600),
         password: String = password,
         configure: (inout GatewayConfig) -> Void = { _ in },
+        accessLogSink: (@Sendable (ByteBuffer) -> Void)? = nil,
         _ body: (Fixture) async throws -> Void
     ) async throws {
         var options = SandboxOptions(apiKey: key, user: user, password: Self.password)
@@ -42,7 +43,7 @@ import Testing
         config.listen.threads = 2
         configure(&config)
         let logs = LogCapture()
-        let gateway = try await Gateway.start(config: config, logger: logs.logger())
+        let gateway = try await Gateway.start(config: config, logger: logs.logger(), accessLogSink: accessLogSink ?? logs.accessSink)
         let fixture = Fixture(gateway: gateway, sandbox: sandbox, logs: logs)
         do {
             try await body(fixture)

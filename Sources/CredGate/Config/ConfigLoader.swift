@@ -95,7 +95,7 @@ public enum ConfigLoader {
     /// Sections are read in dependency order whatever their order in the file, so routes can check their
     /// references; names that were defined but invalid still count as defined, to report one problem, not two.
     private static func gateway(_ root: Node, _ w: ConfigWalker) -> GatewayConfig? {
-        guard let top = w.mapping(root, at: .root, allowed: ["listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints"]) else {
+        guard let top = w.mapping(root, at: .root, allowed: ["listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints", "log"]) else {
             return nil
         }
         let listen = top.value("listen") { readListen($0, at: $1, w) } ?? ListenConfig()
@@ -107,12 +107,30 @@ public enum ConfigLoader {
         let presignCache = top.value("presign_cache") { readPresignCache($0, at: $1, w) } ?? PresignCacheConfig()
         let spool = top.value("spool") { readSpool($0, at: $1, w) } ?? SpoolConfig()
         let endpoints = top.value("endpoints") { readEndpoints($0, at: $1, w) } ?? EndpointsConfig()
+        let log = top.value("log") { readLog($0, at: $1, w) } ?? LogConfig()
         guard let routes else { return nil }
         var config = GatewayConfig(listen: listen, upstreams: upstreams.valid, credentials: credentials.valid, routes: routes)
         config.presignCache = presignCache
         config.spool = spool
         config.endpoints = endpoints
+        config.log = log
         return config
+    }
+
+    static func readLog(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> LogConfig {
+        var log = LogConfig()
+        guard let f = w.mapping(node, at: path, allowed: ["access", "format", "query"]) else { return log }
+        if let v = f.value("access", { boolean($0, at: $1, w) }) { log.access = v }
+        if let v = f.value("query", { boolean($0, at: $1, w) }) { log.query = v }
+        if let v = f.value("format", { node, path -> AccessLog.Format? in
+            guard let text = w.scalar(node, at: path) else { return nil }
+            guard let format = AccessLog.Format(rawValue: text.value) else {
+                w.issue(path, "expected json or text, got \(text.shown)")
+                return nil
+            }
+            return format
+        }) { log.format = v }
+        return log
     }
 
     /// A map of names: the ones declared, and the ones that were also valid.

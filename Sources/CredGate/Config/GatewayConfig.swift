@@ -16,6 +16,8 @@ public struct GatewayConfig: Sendable {
     public var spool = SpoolConfig()
     /// credgate's own endpoints under `/credgate/v1/`, and the platform paths they stand for.
     public var endpoints = EndpointsConfig()
+    /// The access log.
+    public var log = LogConfig()
 
     public init(
         listen: ListenConfig = ListenConfig(),
@@ -53,6 +55,18 @@ public struct ListenConfig: Sendable {
     public var idleTimeout: TimeAmount = .seconds(60)
     /// Event loops (threads) of the data path; 0 means one per core.
     public var threads: Int = 0
+
+    public init() {}
+}
+
+/// `log:` the access log: one line per request, written off the event loop.
+public struct LogConfig: Sendable {
+    /// Whether requests are logged at all (they also need a log level of `info` or lower).
+    public var access = true
+    /// `json` (one object per line, the container's default) or `text` (for a terminal).
+    public var format: AccessLog.Format = .text
+    /// Whether the query string is logged with the path. Off by default: queries carry tokens and keys.
+    public var query = false
 
     public init() {}
 }

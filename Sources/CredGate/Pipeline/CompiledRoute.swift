@@ -12,11 +12,13 @@ public final class CompiledRoute: Sendable {
     public let forwardCookies: Bool
     /// A path with no safe normalised reading may take this route as sent (`raw_path`).
     public let rawPath: Bool
+    /// The names of the route's credentials (never their values), for the access log.
+    public let credentialNames: [String]
     /// Requests and errors since start, counted as each exchange is logged (`/credgate/status`).
     public let counters = RouteCounters()
 
     init(name: String, target: UpstreamTarget?, chain: FilterChain, maxBodyBytes: Int64, replayMaxBodyBytes: Int,
-         forwardCookies: Bool = false, rawPath: Bool = false) {
+         forwardCookies: Bool = false, rawPath: Bool = false, credentialNames: [String] = []) {
         self.name = name
         self.target = target
         self.chain = chain
@@ -24,5 +26,6 @@ public final class CompiledRoute: Sendable {
         self.replayMaxBodyBytes = replayMaxBodyBytes
         self.forwardCookies = forwardCookies
         self.rawPath = rawPath
+        self.credentialNames = credentialNames
     }
 }

@@ -82,7 +82,8 @@ struct RouteCompiler {
         }
         if let extraFilters { filters += extraFilters(route) }
         return CompiledRoute(name: route.name, target: target, chain: FilterChain(filters), maxBodyBytes: route.maxBodyBytes,
-                             replayMaxBodyBytes: route.replayMaxBodyBytes, forwardCookies: route.forwardCookies, rawPath: route.rawPath)
+                             replayMaxBodyBytes: route.replayMaxBodyBytes, forwardCookies: route.forwardCookies, rawPath: route.rawPath,
+                             credentialNames: route.credentials)
     }
 
     /// SDK compatibility: the platform's login answered locally with placeholder tokens, ahead of every route.
@@ -111,7 +112,8 @@ struct RouteCompiler {
         }
         func copy(_ base: CompiledRoute, name: String, first: any RequestFilter) -> CompiledRoute {
             CompiledRoute(name: name, target: base.target, chain: FilterChain([first] + base.chain.filters),
-                          maxBodyBytes: base.maxBodyBytes, replayMaxBodyBytes: base.replayMaxBodyBytes, forwardCookies: base.forwardCookies)
+                          maxBodyBytes: base.maxBodyBytes, replayMaxBodyBytes: base.replayMaxBodyBytes, forwardCookies: base.forwardCookies,
+                          credentialNames: base.credentialNames)
         }
         let endpoints = config.endpoints
         var entries: [RouteTable<CompiledRoute>.Entry] = []

@@ -59,6 +59,13 @@ final class Exchange {
     var closeClientAfter = false
     var lastActivity: NIODeadline
     var sentAt: NIODeadline?
+    /// For the access log: when forwarding started, when the upstream connection was in hand, when the answer's
+    /// head arrived; the cache outcome (`X-Cache`) and the gateway's error code (`X-Credgate-Error`).
+    var forwardStartedAt: NIODeadline?
+    var connectedAt: NIODeadline?
+    var firstByteAt: NIODeadline?
+    var cacheOutcome: String?
+    var errorCode: String?
     var timer: Scheduled<Void>?
     var timerDeadline: NIODeadline = .distantFuture
     var wroteToUpstream = false

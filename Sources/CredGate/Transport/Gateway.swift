@@ -15,14 +15,17 @@ public final class Gateway: Sendable {
     private let pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>]
     /// The client sessions log in with (low volume, so AsyncHTTPClient rather than the data path's pool).
     private let sessionClient: HTTPClient
+    /// The access log (nil when `log.access` is off or the log level is above `info`).
+    public let accessLog: AccessLog?
 
     /// The port actually bound (useful with port 0).
     public var port: Int { serverChannel.localAddress?.port ?? 0 }
     public var localAddress: SocketAddress? { serverChannel.localAddress }
 
     private init(runtime: GatewayRuntime, group: any EventLoopGroup, ownsGroup: Bool, serverChannel: any Channel,
-                 pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>], sessionClient: HTTPClient) {
+                 pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>], sessionClient: HTTPClient, accessLog: AccessLog?) {
         self.runtime = runtime
+        self.accessLog = accessLog
         self.sessionClient = sessionClient
         self.group = group
         self.ownsGroup = ownsGroup
@@ -31,7 +34,9 @@ public final class Gateway: Sendable {
     }
 
     /// Binds and starts serving. `group` defaults to a new group with `listen.threads` loops (one per core if 0).
-    public static func start(config: GatewayConfig, logger: Logger, group: (any EventLoopGroup)? = nil) async throws -> Gateway {
+    /// The access log goes to standard output unless `accessLogSink` takes its batches (tests).
+    public static func start(config: GatewayConfig, logger: Logger, group: (any EventLoopGroup)? = nil,
+                             accessLogSink: (@Sendable (ByteBuffer) -> Void)? = nil) async throws -> Gateway {
         let ownsGroup = group == nil
         let threads = config.listen.threads > 0 ? config.listen.threads : System.coreCount
         let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -49,10 +54,17 @@ public final class Gateway: Sendable {
             if ownsGroup { try? await group.shutdownGracefully() }
             throw error
         }
+        let accessLog = config.log.access && logger.logLevel <= .info
+            ? AccessLog(format: config.log.format, includeQuery: config.log.query, sink: accessLogSink ?? AccessLog.standardOutput)
+            : nil
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
         for loop in group.makeIterator() {
             let pool = try await loop.submit {
                 let pool = UpstreamPool(eventLoop: loop, targets: runtime.targets.count)
+                if let log = accessLog {
+                    pool.accessLog = AccessLogBuffer(log: log, eventLoop: loop)
+                    pool.accessLog?.start()
+                }
                 pool.start()
                 return NIOLoopBound(pool, eventLoop: loop)
             }.get()
@@ -99,12 +111,13 @@ public final class Gateway: Sendable {
             channel = try await bootstrap.bind(host: config.listen.host, port: config.listen.port).get()
         } catch {
             try? await sessionClient.shutdown()
+            accessLog?.shutdown()
             if ownsGroup { try? await group.shutdownGracefully() }
             throw error
         }
         for session in runtime.sessions.values { session.start() }
         return Gateway(runtime: runtime, group: group, ownsGroup: ownsGroup, serverChannel: channel, pools: poolsByLoop,
-                       sessionClient: sessionClient)
+                       sessionClient: sessionClient, accessLog: accessLog)
     }
 
     /// Stops listening, closes the pools and, if the gateway made its own threads, stops them.
@@ -115,6 +128,7 @@ public final class Gateway: Sendable {
         for (_, pool) in pools {
             try? await pool.eventLoop.submit { pool.value.shutdown() }.get()
         }
+        accessLog?.shutdown()
         if ownsGroup { try await group.shutdownGracefully() }
     }
 

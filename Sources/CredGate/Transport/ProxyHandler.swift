@@ -530,6 +530,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             forwardCookies: exchange.route.forwardCookies
         )
         exchange.upstream = .connecting
+        if exchange.forwardStartedAt == nil { exchange.forwardStartedAt = context.eventLoop.now }
         acquire(exchange, fresh: false)
     }
 
@@ -563,6 +564,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             finishWithLocal(exchange, .problem(problem, requestID: exchange.requestID), close: false)
         case .success(let (connection, reused)):
             exchange.usedReusedConnection = reused
+            if exchange.connectedAt == nil { exchange.connectedAt = context.eventLoop.now }
             exchange.upstream = .attached(connection)
             connection.delegate = self
             upstreamWritable = connection.channel.isWritable
@@ -688,6 +690,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         exchange.lastActivity = context.eventLoop.now
         switch part {
         case .head(let head):
+            if exchange.firstByteAt == nil { exchange.firstByteAt = context.eventLoop.now }
             if head.status == .switchingProtocols {
                 // credgate strips Upgrade from every request, so a 101 is the platform's mistake, and relaying it
                 // would leave the client waiting on a protocol nobody speaks. No route allows upgrades.
@@ -801,6 +804,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         var head = head
         HeaderHygiene.setContentLength(&head.headers, body.readableBytes)
         exchange.status = head.status.code
+        if pool.accessLog != nil { exchange.cacheOutcome = head.headers.first(name: "x-cache") }
         let clientHead = HeaderHygiene.clientHead(
             from: head, clientVersion: exchange.clientHead.version,
             requestID: exchange.requestID, closeAfter: exchange.closeClientAfter)
@@ -925,6 +929,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         exchange.dropSpool()
         exchange.status = response.status.code
         exchange.response = .complete
+        if pool.accessLog != nil {
+            exchange.errorCode = response.headers.first(name: "x-credgate-error")
+            exchange.cacheOutcome = response.headers.first(name: "x-cache")
+        }
         log(exchange, outcome: nil)
         // A body still on its way is dropped, and the connection closed after it: the client may not expect an
         // answer before it has sent everything.
@@ -946,11 +954,13 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         let close = hasBody || !head.isKeepAlive
         // The request's `.end` is still to come: drop whatever body precedes it.
         state = .discarding(close: close)
-        if runtime.logger.logLevel <= .info {
-            runtime.logger.info("request", metadata: [
-                "method": "\(head.method.rawValue)", "path": "\(Self.path(of: head.uri))",
-                "status": "\(response.status.code)", "error": "\(response.headers.first(name: "x-credgate-error") ?? "-")",
-            ])
+        if let accessLog = pool.accessLog {
+            let now = context.eventLoop.now
+            accessLog.append(AccessRecord(
+                startedAtNanos: accessLog.wallNanos(now), requestID: requestID, route: nil, method: head.method.rawValue,
+                target: head.uri, status: response.status.code, bytesIn: 0, bytesOut: Int64(response.body.readableBytes),
+                durationNanos: 0, upstream: nil, connectNanos: nil, firstByteNanos: nil, credentials: [],
+                cache: nil, error: response.headers.first(name: "x-credgate-error"), outcome: nil))
         }
         writeLocal(response, version: head.version, close: close, requestID: requestID)
         if hasBody { startLinger() }
@@ -1071,19 +1081,17 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func log(_ exchange: Exchange, outcome: String?) {
         exchange.route.counters.record(status: exchange.status, cutShort: outcome != nil)
-        guard runtime.logger.logLevel <= .info else { return }
-        let ms = Double((context.eventLoop.now - exchange.started).nanoseconds) / 1_000_000
-        var metadata: Logger.Metadata = [
-            "method": "\(exchange.clientHead.method.rawValue)",
-            "path": "\(Self.path(of: exchange.clientHead.uri))",
-            "route": "\(exchange.route.name)",
-            "status": "\(exchange.status)",
-            "ms": "\(Int(ms.rounded()))",
-            "bytes_in": "\(exchange.bodyBytesIn)",
-            "bytes_out": "\(exchange.bodyBytesOut)",
-            "request_id": "\(exchange.requestID)",
-        ]
-        if let outcome { metadata["outcome"] = "\(outcome)" }
-        runtime.logger.info("request", metadata: metadata)
+        // Plain values only: the access log formats them on its own thread.
+        guard let accessLog = pool.accessLog else { return }
+        let now = context.eventLoop.now
+        let forwardStarted = exchange.forwardStartedAt
+        accessLog.append(AccessRecord(
+            startedAtNanos: accessLog.wallNanos(exchange.started), requestID: exchange.requestID, route: exchange.route.name,
+            method: exchange.clientHead.method.rawValue, target: exchange.clientHead.uri, status: exchange.status,
+            bytesIn: exchange.bodyBytesIn, bytesOut: exchange.bodyBytesOut, durationNanos: (now - exchange.started).nanoseconds,
+            upstream: exchange.route.target?.name,
+            connectNanos: forwardStarted.flatMap { start in exchange.connectedAt.map { ($0 - start).nanoseconds } },
+            firstByteNanos: forwardStarted.flatMap { start in exchange.firstByteAt.map { ($0 - start).nanoseconds } },
+            credentials: exchange.route.credentialNames, cache: exchange.cacheOutcome, error: exchange.errorCode, outcome: outcome))
     }
 }

@@ -121,6 +121,8 @@ final class UpstreamPool {
     private let connector: any UpstreamConnector
     /// Request IDs for the client connections of this loop.
     let requestIDs = RequestIDSource()
+    /// This loop's share of the access log (nil when it is off).
+    var accessLog: AccessLogBuffer?
 
     init(eventLoop: any EventLoop, targets: Int, connector: any UpstreamConnector = SocketConnector()) {
         self.eventLoop = eventLoop
@@ -141,6 +143,7 @@ final class UpstreamPool {
 
     func shutdown() {
         sweeper?.cancel()
+        accessLog?.stop()
         for connections in idle { for c in connections { c.close() } }
         idle = idle.map { _ in [] }
         for c in live.values { c.close() }

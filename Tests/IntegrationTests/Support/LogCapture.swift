@@ -1,5 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// Collects every log line (message and metadata) so tests can search them for secrets.
 final class LogCapture: Sendable {
@@ -12,6 +13,13 @@ final class LogCapture: Sendable {
     }
 
     fileprivate func append(_ line: String) { lines.withLockedValue { $0.append(line) } }
+
+    /// Takes the access log's batches (one line each) into the same capture.
+    var accessSink: @Sendable (ByteBuffer) -> Void {
+        { [self] buffer in
+            for line in String(buffer: buffer).split(separator: "\n") { append("access " + line) }
+        }
+    }
 
     struct Handler: LogHandler {
         let capture: LogCapture

@@ -1,0 +1,62 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+
+@testable import CredGate
+
+/// The access log's writer: formats, the query rule, and dropping (never blocking) when it falls behind.
+@Suite struct AccessLogFormatTests {
+    static func record(target: String = "/api/v1/x/?token=abc", error: String? = nil) -> AccessRecord {
+        AccessRecord(startedAtNanos: 1_764_650_619_123_456_789, requestID: "0123456789abcdef0123456789abcdef", route: "assured-api",
+                     method: "GET", target: target, status: 200, bytesIn: 0, bytesOut: 42, durationNanos: 1_234_567,
+                     upstream: "assured", connectNanos: 0, firstByteNanos: 1_000_000, credentials: ["assured_key"],
+                     cache: nil, error: error, outcome: nil)
+    }
+
+    @Test func jsonLinesAreValidJSONWithoutTheQuery() throws {
+        let log = AccessLog(format: .json, includeQuery: false, sink: { _ in })
+        defer { log.shutdown() }
+        var buffer = ByteBuffer()
+        log.write(Self.record(target: "/api/v1/\"quoted\"/?token=abc", error: "no-route"), into: &buffer)
+        let line = String(buffer: buffer)
+        #expect(line.hasSuffix("}\n"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["path"] as? String == "/api/v1/\"quoted\"/")
+        #expect(object["time"] as? String == "2025-12-02T04:43:39.123Z")
+        #expect(object["duration_ms"] as? Double == 1.234)
+        #expect(object["upstream_first_byte_ms"] as? Double == 1.0)
+        #expect(object["error"] as? String == "no-route")
+        #expect(object["cache"] is NSNull)
+        #expect(!line.contains("token"))
+    }
+
+    @Test func textLinesStayOneLine() {
+        let log = AccessLog(format: .text, includeQuery: true, sink: { _ in })
+        defer { log.shutdown() }
+        var buffer = ByteBuffer()
+        log.write(Self.record(target: "/a b\r\nX: y"), into: &buffer)
+        let line = String(buffer: buffer)
+        #expect(line == "2025-12-02T04:43:39.123Z GET /a%20b%0D%0AX:%20y 200 0 42 1.234ms assured-api 0123456789abcdef0123456789abcdef\n")
+    }
+
+    @Test func aWriterThatFallsBehindDropsAndCountsInsteadOfBlocking() throws {
+        let gate = DispatchSemaphore(value: 0)
+        let written = NIOLockedValueBox(0)
+        let log = AccessLog(format: .json, includeQuery: false, maxPending: 4, sink: { buffer in
+            written.withLockedValue { $0 += String(buffer: buffer).split(separator: "\n").count }
+            gate.wait()
+        })
+        log.submit([Self.record()])
+        // The writer takes the first record and blocks in the sink.
+        for _ in 0..<200 where written.withLockedValue({ $0 }) == 0 { usleep(5_000) }
+        let started = Date()
+        for _ in 0..<10 { log.submit([Self.record()]) }
+        #expect(Date().timeIntervalSince(started) < 1, "submitting never waits for the writer")
+        #expect(log.dropped == 6)
+        gate.signal()
+        gate.signal()
+        log.shutdown()
+        #expect(written.withLockedValue { $0 } == 5)
+    }
+}
