@@ -176,16 +176,19 @@ final class LogStore: @unchecked Sendable {
 }
 
 /// Polls `condition` until it holds, for work running in other tasks (a login flight, the background task).
-/// Waits on the real clock, a millisecond at a time, but only as a bound for a test that fails: on a manual clock
-/// the condition holds within a few scheduler turns or never.
+///
+/// The bound is on the real clock but is only a bound for a test that fails: on a manual clock the condition holds
+/// within a few scheduler turns or never. It is long because the whole suite runs at once on a cooperative pool as
+/// wide as the machine has cores (two here), where a test's tasks may wait seconds for a thread.
 func eventually(
-    timeout: Duration = .seconds(5), _ condition: @Sendable () async -> Bool
+    timeout: Duration = .seconds(30), _ condition: @Sendable () async -> Bool
 ) async -> Bool {
     let deadline = ContinuousClock.now + timeout
+    var round = 0
     while ContinuousClock.now < deadline {
         if await condition() { return true }
-        await Task.yield()
-        try? await Task.sleep(for: .milliseconds(1))
+        round += 1
+        if round < 100 { await Task.yield() } else { try? await Task.sleep(for: .milliseconds(1)) }
     }
     return await condition()
 }
@@ -200,22 +203,28 @@ func manualSession(
     JWTSession(name: name, config: config, transport: platform, logger: logger, random: random, clock: clock)
 }
 
+/// The session's background task did not go back to sleep on the manual clock: the test stops there.
+struct NotParked: Error {}
+
 /// Waits until the session's background task is asleep on `clock` (its only sleeper), that is until what the
-/// last ``ManualClock/advance(by:)`` set off (a login, a refresh) is over.
-func parked(_ clock: ManualClock, sourceLocation: SourceLocation = #_sourceLocation) async {
-    let asleep = await eventually { clock.sleeperCount == 1 }
-    #expect(asleep, "the session's background task did not go back to sleep", sourceLocation: sourceLocation)
+/// last ``ManualClock/advance(by:)`` set off (a login, a refresh) is over. Throws if it never is, so that a broken
+/// session fails its test once instead of at every step.
+func parked(_ clock: ManualClock, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    guard await eventually({ clock.sleeperCount == 1 }) else {
+        Issue.record("the session's background task did not go back to sleep", sourceLocation: sourceLocation)
+        throw NotParked()
+    }
 }
 
 /// Moves `clock` forward by `duration` for a started session, stopping at every instant its background task sleeps
 /// until and letting the task run there, as the real clock would.
-func step(_ clock: ManualClock, by duration: Duration, sourceLocation: SourceLocation = #_sourceLocation) async {
+func step(_ clock: ManualClock, by duration: Duration, sourceLocation: SourceLocation = #_sourceLocation) async throws {
     let target = clock.now + duration
-    await parked(clock, sourceLocation: sourceLocation)
+    try await parked(clock, sourceLocation: sourceLocation)
     while let next = clock.nextDeadline, next <= target {
         clock.advance(to: next)
-        await parked(clock, sourceLocation: sourceLocation)
+        try await parked(clock, sourceLocation: sourceLocation)
     }
     clock.advance(to: target)
-    await parked(clock, sourceLocation: sourceLocation)
+    try await parked(clock, sourceLocation: sourceLocation)
 }

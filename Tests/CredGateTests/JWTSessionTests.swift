@@ -194,7 +194,7 @@ extension Result where Failure == SessionCall.Failure {
         let start = clock.now
         let session = manualSession(platform, clock: clock)
         session.start()
-        await parked(clock)
+        try await parked(clock)
         let first = try #require(session.currentToken())
         #expect(first.expiresAt == start + .seconds(3))
         // The margin for a 3 s token is half of it: the background task sleeps until 1.5 s.
@@ -203,7 +203,7 @@ extension Result where Failure == SessionCall.Failure {
         var generations: Set<Int> = [first.generation]
         var renewedAt: [Duration] = []
         for _ in 0..<100 {  // 10 s, 100 ms at a time
-            await step(clock, by: .milliseconds(100))
+            try await step(clock, by: .milliseconds(100))
             let token = try #require(session.currentToken(), "no token at \(clock.now - start)")
             #expect(token.expiresAt - clock.now >= .milliseconds(1500), "a token near its end at \(clock.now - start)")
             if generations.insert(token.generation).inserted { renewedAt.append(clock.now - start) }
@@ -257,14 +257,14 @@ extension Result where Failure == SessionCall.Failure {
         let start = clock.now
         let session = manualSession(platform, clock: clock)
         session.start()
-        await parked(clock)
+        try await parked(clock)
         let first = try #require(session.currentToken())
         #expect(clock.nextDeadline == start + .seconds(30))
         session.rejected(first)
         #expect(session.currentToken() == nil)
-        await step(clock, by: .seconds(30) - .milliseconds(1))
+        try await step(clock, by: .seconds(30) - .milliseconds(1))
         #expect(session.currentToken() == nil)
-        await step(clock, by: .milliseconds(1))
+        try await step(clock, by: .milliseconds(1))
         let second = try #require(session.currentToken())
         #expect(second.generation == first.generation + 1)
         #expect(await platform.refreshCalls == 1)
@@ -366,14 +366,14 @@ extension Result where Failure == SessionCall.Failure {
         let config = assuredSessionConfig(backoff: (.seconds(1), .seconds(4)), circuit: (5, .seconds(60)))
         let session = manualSession(platform, clock: clock, config: config)
         session.start()
-        await parked(clock)
+        try await parked(clock)
 
         var attempts: [Duration] = [.zero]
         #expect(await platform.loginCalls == 1)
         for _ in 0..<50 where attempts.count < 5 {
             guard let next = clock.nextDeadline else { break }
             clock.advance(to: next)
-            await parked(clock)
+            try await parked(clock)
             if await platform.loginCalls > attempts.count { attempts.append(clock.now - start) }
         }
         #expect(attempts == [0, 750, 2250, 5250, 8250].map { Duration.milliseconds($0) })
@@ -384,20 +384,20 @@ extension Result where Failure == SessionCall.Failure {
         // Callers fail at once, without a call to the platform.
         await #expect(throws: SessionUnavailable.self) { try await session.validToken() }
 
-        await step(clock, by: .seconds(60) - .milliseconds(1))
+        try await step(clock, by: .seconds(60) - .milliseconds(1))
         #expect(await platform.loginCalls == 5)
         #expect(session.unavailable()?.retryAfter == .milliseconds(1))
 
         // The half-open try fails: open again for the whole period.
-        await step(clock, by: .milliseconds(1))
+        try await step(clock, by: .milliseconds(1))
         #expect(await platform.loginCalls == 6)
         #expect(session.status().state == "circuit_open")
         #expect(session.unavailable()?.retryAfter == .seconds(60))
 
         await platform.set(login: .accept)
-        await step(clock, by: .seconds(60) - .milliseconds(1))
+        try await step(clock, by: .seconds(60) - .milliseconds(1))
         #expect(await platform.loginCalls == 6)
-        await step(clock, by: .milliseconds(1))
+        try await step(clock, by: .milliseconds(1))
         #expect(await platform.loginCalls == 7)  // one half-open try, which succeeded
         #expect(session.currentToken() != nil)
         #expect(session.unavailable() == nil)
