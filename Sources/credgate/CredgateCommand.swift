@@ -96,8 +96,12 @@ struct Serve: AsyncParsableCommand {
         await SignalWaiter.waitForTermination(onHangUp: { [logger] in
             logger.notice("SIGHUP received and ignored: reloading the configuration without a restart is not supported yet")
         })
-        logger.notice("credgate shutting down")
-        try await gateway.shutdown()
+        let shutdown = config.shutdown
+        logger.notice("credgate draining: readiness is 503; a second SIGTERM or SIGINT exits at once", metadata: [
+            "delay": "\(shutdown.delay)", "grace": "\(shutdown.grace)",
+        ])
+        let cut = try await gateway.drain(delay: shutdown.delay, grace: shutdown.grace)
+        logger.notice("credgate stopped", metadata: ["connections_cut": "\(cut)"])
         for platform in platforms { try? await platform.shutdown() }
     }
 

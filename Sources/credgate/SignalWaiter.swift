@@ -1,7 +1,9 @@
 import Dispatch
 import Foundation
 
-/// Waits for SIGINT or SIGTERM (what `docker stop` and Kubernetes send) so the gateway can close cleanly.
+/// Waits for SIGINT or SIGTERM (what `docker stop` and Kubernetes send) so the gateway can drain and close
+/// cleanly. A second SIGINT or SIGTERM, while the drain runs, ends the process at once with status 128 + the
+/// signal's number (130 for SIGINT, 143 for SIGTERM), as a shell reports a process killed by it.
 ///
 /// SIGHUP, whose default action would end the process silently, is caught too and handed to `onHangUp`
 /// (reload is not built yet: the caller logs that it ignored it).
@@ -14,7 +16,15 @@ enum SignalWaiter {
             for sig in [SIGINT, SIGTERM, SIGHUP] {
                 signal(sig, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-                source.setEventHandler { sig == SIGHUP ? onHangUp() : once.fire() }
+                source.setEventHandler {
+                    if sig == SIGHUP {
+                        onHangUp()
+                    } else if !once.fire() {
+                        let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
+                        FileHandle.standardError.write(Data("credgate: second \(name) during the drain, exiting at once\n".utf8))
+                        _exit(128 + sig)
+                    }
+                }
                 source.resume()
                 sources.append(source)
             }
@@ -24,14 +34,19 @@ enum SignalWaiter {
 
     private final class Once: @unchecked Sendable {
         private var continuation: CheckedContinuation<Void, Never>?
+        private var fired = false
         private let lock = NSLock()
         init(_ c: CheckedContinuation<Void, Never>) { continuation = c }
-        func fire() {
+        /// Resumes the waiter the first time; false on every later call.
+        func fire() -> Bool {
             lock.lock()
+            let first = !fired
+            fired = true
             let c = continuation
             continuation = nil
             lock.unlock()
             c?.resume()
+            return first
         }
     }
 

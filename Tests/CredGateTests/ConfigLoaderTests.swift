@@ -123,7 +123,7 @@ private let badConfigs: [BadConfig] = [
     BadConfig(name: "document not a mapping", yaml: "- a\n- b\n", path: "(file)",
               message: "expected a mapping (key: value lines), got a list"),
     BadConfig(name: "unknown top-level key", yaml: config() + "\nlistenn: {}\n", path: "listenn",
-              message: "unknown key 'listenn' (expected one of: listen, upstreams, credentials, routes, presign_cache, spool, endpoints, log)"),
+              message: "unknown key 'listenn' (expected one of: listen, upstreams, credentials, routes, presign_cache, spool, endpoints, log, shutdown)"),
     BadConfig(name: "unknown route key", yaml: config(routes: """
         routes:
           - name: a

@@ -3,9 +3,7 @@ import Atomics
 /// Whether the gateway is draining: about to stop, so `GET /credgate/readiness` answers 503 and Kubernetes sends
 /// no new traffic while requests in flight finish.
 ///
-/// Graceful drain itself (issue 12, item 3: readiness 503 at SIGTERM, `shutdown.delay`, `shutdown.grace`) is not
-/// built yet, so nothing sets this flag today; it is the hook that work sets (``startDraining()``) and the admin
-/// endpoints read.
+/// ``Gateway/drain(delay:grace:)`` sets it (``startDraining()``) on SIGTERM or SIGINT; the admin endpoints read it.
 public final class DrainState: Sendable {
     private let draining = ManagedAtomic<Bool>(false)
 

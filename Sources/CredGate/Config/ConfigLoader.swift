@@ -95,7 +95,7 @@ public enum ConfigLoader {
     /// Sections are read in dependency order whatever their order in the file, so routes can check their
     /// references; names that were defined but invalid still count as defined, to report one problem, not two.
     private static func gateway(_ root: Node, _ w: ConfigWalker) -> GatewayConfig? {
-        guard let top = w.mapping(root, at: .root, allowed: ["listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints", "log"]) else {
+        guard let top = w.mapping(root, at: .root, allowed: ["listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints", "log", "shutdown"]) else {
             return nil
         }
         let listen = top.value("listen") { readListen($0, at: $1, w) } ?? ListenConfig()
@@ -108,12 +108,14 @@ public enum ConfigLoader {
         let spool = top.value("spool") { readSpool($0, at: $1, w) } ?? SpoolConfig()
         let endpoints = top.value("endpoints") { readEndpoints($0, at: $1, w) } ?? EndpointsConfig()
         let log = top.value("log") { readLog($0, at: $1, w) } ?? LogConfig()
+        let shutdown = top.value("shutdown") { readShutdown($0, at: $1, w) } ?? ShutdownConfig()
         guard let routes else { return nil }
         var config = GatewayConfig(listen: listen, upstreams: upstreams.valid, credentials: credentials.valid, routes: routes)
         config.presignCache = presignCache
         config.spool = spool
         config.endpoints = endpoints
         config.log = log
+        config.shutdown = shutdown
         return config
     }
 
@@ -186,6 +188,23 @@ public enum ConfigLoader {
         if let v = f.value("temporary_credentials_max_lifetime", { w.duration($0, at: $1) }) {
             c.temporaryCredentialsMaxLifetime = v.nanoseconds > 0 ? v : nil
         }
+        return c
+    }
+
+    static func readShutdown(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> ShutdownConfig {
+        var c = ShutdownConfig()
+        guard let f = w.mapping(node, at: path, allowed: ["delay", "grace"]) else { return c }
+        // 0 (the default) is a valid delay: the listener closes at once.
+        if let v = f.value("delay", { node, at -> TimeAmount? in
+            guard let scalar = w.scalar(node, at: at) else { return nil }
+            switch Quantity.duration(scalar.value) {
+            case .success(let amount): return amount
+            case .failure(.malformed): w.issue(at, "expected a duration (\(Quantity.durationHint)), got \(scalar.shown)")
+            case .failure(.tooLarge): w.issue(at, "\(scalar.shown) is too long a duration")
+            }
+            return nil
+        }) { c.delay = v }
+        if let v = f.value("grace", { w.duration($0, at: $1) }) { c.grace = v }
         return c
     }
 

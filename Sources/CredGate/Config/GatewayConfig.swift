@@ -18,6 +18,8 @@ public struct GatewayConfig: Sendable {
     public var endpoints = EndpointsConfig()
     /// The access log.
     public var log = LogConfig()
+    /// What SIGTERM and SIGINT do: drain, then stop.
+    public var shutdown = ShutdownConfig()
 
     public init(
         listen: ListenConfig = ListenConfig(),
@@ -55,6 +57,17 @@ public struct ListenConfig: Sendable {
     public var idleTimeout: TimeAmount = .seconds(60)
     /// Event loops (threads) of the data path; 0 means one per core.
     public var threads: Int = 0
+
+    public init() {}
+}
+
+/// `shutdown:` the graceful drain on SIGTERM or SIGINT.
+public struct ShutdownConfig: Sendable {
+    /// How long new connections are still accepted after the signal, with readiness already 503 (Kubernetes
+    /// users set a few seconds, while the endpoints stop sending traffic here).
+    public var delay: TimeAmount = .zero
+    /// How long requests in flight may still run once the listener is closed; past it they are cut.
+    public var grace: TimeAmount = .seconds(25)
 
     public init() {}
 }

@@ -17,14 +17,18 @@ public final class Gateway: Sendable {
     private let sessionClient: HTTPClient
     /// The access log (nil when `log.access` is off or the log level is above `info`).
     public let accessLog: AccessLog?
+    /// The open client connections (admitted ones), told to finish and close by ``drain(delay:grace:)``.
+    private let connections: ClientConnections
 
     /// The port actually bound (useful with port 0).
     public var port: Int { serverChannel.localAddress?.port ?? 0 }
     public var localAddress: SocketAddress? { serverChannel.localAddress }
 
     private init(runtime: GatewayRuntime, group: any EventLoopGroup, ownsGroup: Bool, serverChannel: any Channel,
-                 pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>], sessionClient: HTTPClient, accessLog: AccessLog?) {
+                 pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>], sessionClient: HTTPClient, accessLog: AccessLog?,
+                 connections: ClientConnections) {
         self.runtime = runtime
+        self.connections = connections
         self.accessLog = accessLog
         self.sessionClient = sessionClient
         self.group = group
@@ -73,6 +77,7 @@ public final class Gateway: Sendable {
         let poolsByLoop = pools
         let admission = ConnectionAdmission(limit: config.listen.maxConnections, perPeer: config.listen.maxConnectionsPerPeer)
         let listen = config.listen
+        let connections = ClientConnections()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -101,6 +106,7 @@ public final class Gateway: Sendable {
                         return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
                     }
                     try sync.addHandler(ProxyHandler(runtime: runtime, pool: pool))
+                    connections.register(channel)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -117,7 +123,31 @@ public final class Gateway: Sendable {
         }
         for session in runtime.sessions.values { session.start() }
         return Gateway(runtime: runtime, group: group, ownsGroup: ownsGroup, serverChannel: channel, pools: poolsByLoop,
-                       sessionClient: sessionClient, accessLog: accessLog)
+                       sessionClient: sessionClient, accessLog: accessLog, connections: connections)
+    }
+
+    /// Graceful drain (SIGTERM): readiness answers 503 at once; new connections are still accepted for `delay`
+    /// (while load balancers and Kubernetes endpoints stop sending here); then the listener closes, every
+    /// client connection finishes its current exchange (its answer says `Connection: close`) and closes, idle
+    /// ones at once; once all are closed, or `grace` has passed (the rest are cut), the gateway shuts down as
+    /// ``shutdown()`` does. Returns how many connections were still open when the grace period ran out.
+    @discardableResult
+    public func drain(delay: TimeAmount, grace: TimeAmount) async throws -> Int {
+        runtime.admin.drain.startDraining()
+        if delay > .zero { try? await Task.sleep(nanoseconds: UInt64(delay.nanoseconds)) }
+        try? await serverChannel.close()
+        connections.drain()
+        let deadline = NIODeadline.now() + grace
+        while connections.count > 0 && NIODeadline.now() < deadline {
+            try? await Task.sleep(nanoseconds: 20_000_000)
+        }
+        let cut = connections.count
+        if cut > 0 {
+            runtime.logger.warning("shutdown grace period over: closing connections still in flight", metadata: ["connections": "\(cut)"])
+            connections.closeAll()
+        }
+        try await shutdown()
+        return cut
     }
 
     /// Stops listening, closes the pools and, if the gateway made its own threads, stops them.

@@ -33,6 +33,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     private var draining = false
     /// The client half-closed (sent its last request and shut down its side): answer what it sent, then close.
     private var inputClosed = false
+    /// The gateway is draining (``ClientConnections/FinishAndClose``): the current answer says
+    /// `Connection: close` and is the last on this connection.
+    private var finishing = false
 
     init(runtime: GatewayRuntime, pool: UpstreamPool) {
         self.runtime = runtime
@@ -106,7 +109,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     private func nowIdle() {
         context.triggerUserOutboundEvent(RequestHeadGuard.AwaitingHead(), promise: nil)
         drainQueued()
-        if inputClosed, case .idle = state, queued.isEmpty {
+        if inputClosed || finishing, case .idle = state, queued.isEmpty {
             state = .closed
             context.close(promise: nil)
         }
@@ -199,6 +202,21 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             }
             return
         }
+        if event is ClientConnections.FinishAndClose {
+            finishing = true
+            switch state {
+            case .idle where queued.isEmpty:
+                state = .closed
+                context.close(promise: nil)
+            case .active(let exchange):
+                exchange.closeClientAfter = true
+            case .discarding:
+                state = .discarding(close: true)
+            case .idle, .closed:
+                break  // a queued request runs next and closes after its answer; or already closed
+            }
+            return
+        }
         if case ChannelEvent.inputClosed = event {
             inputClosed = true
             switch state {
@@ -259,6 +277,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             return
         }
         let exchange = Exchange(clientHead: head, route: route, requestID: requestID, now: context.eventLoop.now)
+        exchange.closeClientAfter = finishing
         if let normalized = checked.normalizedPath {
             let query = head.uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { head.uri[$0...] } ?? ""
             exchange.forwardHead.uri = normalized + query
@@ -937,7 +956,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         // A body still on its way is dropped, and the connection closed after it: the client may not expect an
         // answer before it has sent everything.
         let bodyStillComing = !exchange.requestComplete && exchange.hasBody
-        let mustClose = close || !exchange.clientKeepAlive || bodyStillComing
+        let mustClose = close || !exchange.clientKeepAlive || bodyStillComing || exchange.closeClientAfter
         if exchange.requestComplete {
             state = mustClose ? .closed : .idle
         } else {
