@@ -22,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
         // Already resolved through swift-nio; named here for the per-route request counters.
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        // Prometheus metrics at /credgate/metrics: one registry per gateway, never the global MetricsSystem.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .target(
@@ -40,6 +43,7 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "MultipartKit", package: "multipart-kit"),
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .target(

@@ -17,11 +17,15 @@ public struct AdminEndpoints: Sendable {
     public let drain: DrainState
     /// Requests and errors per route, for `/credgate/status` (published once the route table is compiled).
     public let traffic: RouteTraffic
+    /// The gateway's Prometheus metrics, rendered by `GET /credgate/metrics`.
+    let metrics: GatewayMetrics?
 
     public init(
         credentialStatus: @escaping @Sendable () -> [CredentialStatus] = { [] }, presignCache: PresignCache? = nil,
-        notRequiredForReady: Set<String> = [], drain: DrainState = DrainState(), traffic: RouteTraffic = RouteTraffic()
+        notRequiredForReady: Set<String> = [], drain: DrainState = DrainState(), traffic: RouteTraffic = RouteTraffic(),
+        metrics: GatewayMetrics? = nil
     ) {
+        self.metrics = metrics
         self.credentialStatus = credentialStatus
         self.presignCache = presignCache
         self.notRequiredForReady = notRequiredForReady
@@ -47,6 +51,12 @@ public struct AdminEndpoints: Sendable {
             return readinessResponse()
         case (.GET, "/credgate/status"):
             return status()
+        case (.GET, "/credgate/metrics"):
+            guard let metrics else { return .problem(.adminNotFound(path: String(path)), requestID: requestID) }
+            let text = metrics.render(credentials: credentialStatus(), presignCache: presignCache)
+            return LocalResponse(status: .ok, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8",
+                                                       "cache-control": "no-store"],
+                                 body: ByteBuffer(bytes: text))
         case (.DELETE, "/credgate/v1/cache/presign"):
             guard let presignCache else { return .problem(.adminNotFound(path: String(path)), requestID: requestID) }
             let removed = presignCache.count

@@ -16,9 +16,11 @@ public final class CompiledRoute: Sendable {
     public let credentialNames: [String]
     /// Requests and errors since start, counted as each exchange is logged (`/credgate/status`).
     public let counters = RouteCounters()
+    /// Prometheus request metrics (`/credgate/metrics`), made once per route name; nil when built without a gateway.
+    public let metrics: RouteMetrics?
 
     init(name: String, target: UpstreamTarget?, chain: FilterChain, maxBodyBytes: Int64, replayMaxBodyBytes: Int,
-         forwardCookies: Bool = false, rawPath: Bool = false, credentialNames: [String] = []) {
+         forwardCookies: Bool = false, rawPath: Bool = false, credentialNames: [String] = [], metrics: RouteMetrics? = nil) {
         self.name = name
         self.target = target
         self.chain = chain
@@ -27,5 +29,6 @@ public final class CompiledRoute: Sendable {
         self.forwardCookies = forwardCookies
         self.rawPath = rawPath
         self.credentialNames = credentialNames
+        self.metrics = metrics
     }
 }

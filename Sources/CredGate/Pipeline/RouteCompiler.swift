@@ -23,6 +23,8 @@ struct RouteCompiler {
     /// Makes the HTTP client a follow-up call (upload-and-attach) uses.
     let sessionTransport: ((UpstreamConfig) -> any SessionTransport)?
     let extraFilters: ((RouteConfig) -> [any RequestFilter])?
+    /// Where each route's request metrics are registered.
+    var metrics: GatewayMetrics? = nil
 
     func compile() throws(ConfigError) -> RouteTable<CompiledRoute> {
         let strip = StripClientCredentials(credentialHeaders: config.credentials.values.flatMap(\.headerNames))
@@ -40,7 +42,8 @@ struct RouteCompiler {
         let reserved = RouteTable<CompiledRoute>.Entry(
             methods: nil, pattern: try! PathPattern("/credgate/**"),
             payload: CompiledRoute(name: "credgate-admin", target: nil, chain: FilterChain([AdminFilter(admin: admin)]),
-                                   maxBodyBytes: 64 * 1024, replayMaxBodyBytes: 0))
+                                   maxBodyBytes: 64 * 1024, replayMaxBodyBytes: 0,
+                                   metrics: metrics?.route(named: "credgate-admin")))
         return RouteTable(endpoints + [reserved] + platform)
     }
 
@@ -68,7 +71,7 @@ struct RouteCompiler {
         for transform in route.transforms {
             switch transform {
             case .uploadValidation:
-                filters.append(UploadValidationFilter(limit: Int(clamping: route.maxBodyBytes)))
+                filters.append(UploadValidationFilter(limit: Int(clamping: route.maxBodyBytes), rejections: metrics?.uploadRejections))
             case .presignCache:
                 filters.append(PresignCacheFilter(cache: presignCache, identity: Self.identity(of: route, config: config)))
             case .ssnEncryption:
@@ -83,7 +86,7 @@ struct RouteCompiler {
         if let extraFilters { filters += extraFilters(route) }
         return CompiledRoute(name: route.name, target: target, chain: FilterChain(filters), maxBodyBytes: route.maxBodyBytes,
                              replayMaxBodyBytes: route.replayMaxBodyBytes, forwardCookies: route.forwardCookies, rawPath: route.rawPath,
-                             credentialNames: route.credentials)
+                             credentialNames: route.credentials, metrics: metrics?.route(named: route.name))
     }
 
     /// SDK compatibility: the platform's login answered locally with placeholder tokens, ahead of every route.
@@ -96,7 +99,7 @@ struct RouteCompiler {
         }
         let chain = FilterChain([strip, PlaceholderLoginFilter(config: session.config, placeholders: placeholders)])
         let compiled = CompiledRoute(name: "\(name)-placeholder-login", target: target, chain: chain, maxBodyBytes: 64 * 1024,
-                                     replayMaxBodyBytes: 0)
+                                     replayMaxBodyBytes: 0, metrics: metrics?.route(named: "\(name)-placeholder-login"))
         return .init(methods: [session.config.login.method], pattern: pattern, payload: compiled)
     }
 
@@ -113,7 +116,7 @@ struct RouteCompiler {
         func copy(_ base: CompiledRoute, name: String, first: any RequestFilter) -> CompiledRoute {
             CompiledRoute(name: name, target: base.target, chain: FilterChain([first] + base.chain.filters),
                           maxBodyBytes: base.maxBodyBytes, replayMaxBodyBytes: base.replayMaxBodyBytes, forwardCookies: base.forwardCookies,
-                          credentialNames: base.credentialNames)
+                          credentialNames: base.credentialNames, metrics: metrics?.route(named: name))
         }
         let endpoints = config.endpoints
         var entries: [RouteTable<CompiledRoute>.Entry] = []

@@ -24,6 +24,9 @@ final class ConnectionAdmission: Sendable {
         self.perPeer = perPeer
     }
 
+    /// Client connections open now (for `/credgate/metrics`).
+    var open: Int { counts.withLockedValue { $0.total } }
+
     func admit(peer: String, listener: (any Channel)?) -> Verdict {
         let (verdict, pause) = counts.withLockedValue { c -> (Verdict, Bool) in
             guard c.total < limit else { return (.overLimit, false) }

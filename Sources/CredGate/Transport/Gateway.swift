@@ -76,6 +76,8 @@ public final class Gateway: Sendable {
         }
         let poolsByLoop = pools
         let admission = ConnectionAdmission(limit: config.listen.maxConnections, perPeer: config.listen.maxConnectionsPerPeer)
+        let dropped: (@Sendable () -> Int)? = accessLog.map { log in { @Sendable in log.dropped } }
+        runtime.metrics.attach(openConnections: { admission.open }, accessLogDropped: dropped)
         let listen = config.listen
         let connections = ClientConnections()
         let bootstrap = ServerBootstrap(group: group)

@@ -25,20 +25,25 @@ public final class GatewayRuntime: Sendable {
     /// name them.
     let protectedHeaders: [String]
     let fileIO = NonBlockingFileIO(threadPool: .singleton)
+    /// This gateway's Prometheus registry and pre-made metrics (`/credgate/metrics`).
+    public let metrics: GatewayMetrics
 
     /// Builds the runtime. `sessionTransport` makes the HTTP client a session logs in with (one per upstream);
     /// `extraFilters` lets tests and later stages add filters per route.
     public init(
         config: GatewayConfig, logger: Logger,
         sessionTransport: ((UpstreamConfig) -> any SessionTransport)? = nil,
-        extraFilters: ((RouteConfig) -> [any RequestFilter])? = nil
+        extraFilters: ((RouteConfig) -> [any RequestFilter])? = nil,
+        metrics: GatewayMetrics? = nil
     ) throws {
+        let metrics = metrics ?? GatewayMetrics()
+        self.metrics = metrics
         self.listen = config.listen
         self.logger = logger
         var targets: [UpstreamTarget] = []
         var byName: [String: UpstreamTarget] = [:]
         for name in config.upstreams.keys.sorted() {
-            let target = try UpstreamTarget(key: targets.count, config: config.upstreams[name]!)
+            let target = try UpstreamTarget(key: targets.count, config: config.upstreams[name]!, metrics: metrics.upstream(named: name))
             targets.append(target)
             byName[name] = target
         }
@@ -85,11 +90,11 @@ public final class GatewayRuntime: Sendable {
             credentialNames.map { name in
                 sessionsByName[name]?.status() ?? CredentialStatus.staticKey(name: name)
             }
-        }, presignCache: presignCache, notRequiredForReady: notRequiredForReady)
+        }, presignCache: presignCache, notRequiredForReady: notRequiredForReady, metrics: metrics)
         self.admin = admin
         self.routes = try RouteCompiler(
             config: config, targets: byName, sessions: sessions, placeholders: placeholders, presignCache: presignCache,
-            admin: admin, sessionTransport: sessionTransport, extraFilters: extraFilters
+            admin: admin, sessionTransport: sessionTransport, extraFilters: extraFilters, metrics: metrics
         ).compile()
         admin.traffic.publish(routes.entries.map { ($0.payload.name, $0.payload.counters) })
     }

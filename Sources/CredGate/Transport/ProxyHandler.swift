@@ -973,6 +973,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         let close = hasBody || !head.isKeepAlive
         // The request's `.end` is still to come: drop whatever body precedes it.
         state = .discarding(close: close)
+        runtime.metrics.unrouted.record(method: head.method, status: response.status.code, bytesIn: 0,
+                                        bytesOut: Int64(response.body.readableBytes), nanoseconds: 0)
         if let accessLog = pool.accessLog {
             let now = context.eventLoop.now
             accessLog.append(AccessRecord(
@@ -1100,6 +1102,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     private func log(_ exchange: Exchange, outcome: String?) {
         exchange.route.counters.record(status: exchange.status, cutShort: outcome != nil)
+        if let metrics = exchange.route.metrics {
+            metrics.record(method: exchange.clientHead.method, status: exchange.status, bytesIn: exchange.bodyBytesIn,
+                           bytesOut: exchange.bodyBytesOut, nanoseconds: (context.eventLoop.now - exchange.started).nanoseconds)
+            if exchange.retriedStale { exchange.route.target?.metrics?.staleRetries.increment() }
+        }
         // Plain values only: the access log formats them on its own thread.
         guard let accessLog = pool.accessLog else { return }
         let now = context.eventLoop.now

@@ -180,6 +180,7 @@ final class UpstreamPool {
                     done(.failure(error))
                 }
             case .failure(let error):
+                target.metrics?.connectFailures.increment()
                 done(.failure(error))
             }
         }

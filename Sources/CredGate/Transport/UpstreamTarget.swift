@@ -12,8 +12,11 @@ public final class UpstreamTarget: Sendable {
     /// The `Host` header and the path prefix, computed once: the data path reads them on every request.
     let hostHeader: String
     let basePath: String
+    /// Connect failures and stale retries for `/credgate/metrics`.
+    let metrics: UpstreamMetrics?
 
-    init(key: Int, config: UpstreamConfig) throws {
+    init(key: Int, config: UpstreamConfig, metrics: UpstreamMetrics? = nil) throws {
+        self.metrics = metrics
         self.hostHeader = config.url.hostHeader
         self.basePath = config.url.basePath
         self.name = config.name

@@ -10,6 +10,8 @@ import NIOHTTP1
 struct UploadValidationFilter: HeadFilter, BodyStageFilter {
     /// The route's body limit.
     let limit: Int
+    /// Counts refusals by code for `/credgate/metrics`.
+    var rejections: UploadRejectionMetrics? = nil
 
     /// The request's ``UploadStage`` (the upload-and-attach endpoint reads its captured fields).
     static let stageKey = ScratchKey<UploadStage>("upload.stage")
@@ -21,16 +23,17 @@ struct UploadValidationFilter: HeadFilter, BodyStageFilter {
             let stage: UploadStage
             if let filename = options?.rawFilename {
                 stage = UploadStage(.raw(try RawUploadValidator(filename: filename, contentLength: contentLength, limit: limit)),
-                                    requiredFields: [])
+                                    requiredFields: [], rejections: rejections)
             } else {
                 let validator = try UploadValidator(
                     contentType: head.headers.first(name: "content-type"), contentLength: contentLength, limit: limit,
                     captureFields: options?.captureFields ?? false)
-                stage = UploadStage(.multipart(validator), requiredFields: options?.requiredFields ?? [])
+                stage = UploadStage(.multipart(validator), requiredFields: options?.requiredFields ?? [], rejections: rejections)
             }
             context.scratch[Self.stageKey] = stage
             return .proceed
         } catch {
+            rejections?.record(error.kind)
             return .problem(error.gatewayError, context)
         }
     }
@@ -67,12 +70,20 @@ final class UploadStage: RequestBodyStage, @unchecked Sendable {
 
     private var validator: Validator
     private let requiredFields: [String]
+    private let rejections: UploadRejectionMetrics?
     /// The accepted plan, once the body is whole.
     private(set) var plan: UploadPlan?
 
-    init(_ validator: Validator, requiredFields: [String]) {
+    init(_ validator: Validator, requiredFields: [String], rejections: UploadRejectionMetrics? = nil) {
         self.validator = validator
         self.requiredFields = requiredFields
+        self.rejections = rejections
+    }
+
+    /// Counts a refusal and turns it into the answer.
+    private func refuse(_ rejection: UploadRejection) -> BodyStageResult {
+        rejections?.record(rejection.kind)
+        return .respond(rejection.gatewayError)
     }
 
     /// The form's text fields other than `file` and `name` (when captured).
@@ -91,7 +102,7 @@ final class UploadStage: RequestBodyStage, @unchecked Sendable {
             decision = v.feed(chunk)
             validator = .raw(v)
         }
-        if let rejection = decision.rejection { return .respond(rejection.gatewayError) }
+        if let rejection = decision.rejection { return refuse(rejection) }
         return .pass(takeForwardable())
     }
 
@@ -105,15 +116,15 @@ final class UploadStage: RequestBodyStage, @unchecked Sendable {
             decision = v.finish()
             validator = .raw(v)
         }
-        if let rejection = decision.rejection { return .respond(rejection.gatewayError) }
+        if let rejection = decision.rejection { return refuse(rejection) }
         guard let plan = decision.plan else {
-            return .respond(UploadRejection(.malformed, "The upload ended before it could be checked.").gatewayError)
+            return refuse(UploadRejection(.malformed, "The upload ended before it could be checked."))
         }
         let fields = textFields
         for name in requiredFields where !fields.contains(where: { $0.name == name && !$0.value.isEmpty }) {
             let detail = "The form has no '\(name)' field. Send the fields \(requiredFields.map { "'\($0)'" }.joined(separator: ", ")) "
                 + "with the file (for example curl -F file=@license.pdf -F \(name)=...). Nothing was uploaded."
-            return .respond(UploadRejection(.invalidField, detail).gatewayError)
+            return refuse(UploadRejection(.invalidField, detail))
         }
         self.plan = plan
         if let contentType = plan.upstreamContentType { head.headers.replaceOrAdd(name: "content-type", value: contentType) }
