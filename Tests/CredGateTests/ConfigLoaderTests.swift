@@ -139,7 +139,7 @@ private let badConfigs: [BadConfig] = [
             upstream: assured
             transforms: [ssn_encrypt]
         """), path: "routes[0].transforms[0]",
-              message: "unknown transform 'ssn_encrypt' (expected one of: ssn_encryption, upload_validation, presign_cache)"),
+              message: "unknown transform 'ssn_encrypt' (expected one of: ssn_encryption, upload_validation, presign_cache, rewrite_links)"),
     BadConfig(name: "missing required key", yaml: config(routes: """
         routes:
           - name: a

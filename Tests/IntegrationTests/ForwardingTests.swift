@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import CredGate
 import Crypto
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Sandbox
@@ -264,4 +265,56 @@ struct PayloadSequence: AsyncSequence, Sendable {
     }
 
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(total: total) }
+}
+
+/// Issue 10 item 6: absolute links in the platform's answers stay behind the gateway.
+@Suite struct LinkRewritingTests {
+    /// A paginated list followed by its `next` links stays on credgate and returns every item.
+    @Test func paginationLinksPointAtTheGateway() async throws {
+        try await SessionTests.withGateway { f in
+            var url: String? = f.base + "/api/v1/users/providers-list/?limit=10"
+            var ids = Set<String>()
+            var pages = 0
+            while let next = url, pages < 20 {
+                #expect(next.hasPrefix(f.base + "/"), "a link leaves the gateway: \(next)")
+                let r = try await send(.GET, next)
+                #expect(r.status == .ok, "\(r.text)")
+                let json = try r.json()
+                for item in json["results"] as? [[String: Any]] ?? [] { if let id = item["id"] as? String { ids.insert(id) } }
+                if let previous = json["previous"] as? String { #expect(previous.hasPrefix(f.base + "/"), "\(previous)") }
+                url = json["next"] as? String
+                pages += 1
+            }
+            #expect(pages == 6)
+            #expect(ids.count == 57)
+        }
+    }
+
+    /// `Location` on a redirect or a 201 from the upstream's own origin points at the gateway; other hosts and
+    /// look-alike hosts are left alone.
+    @Test func locationHeadersOfTheUpstreamsOwnOriginPointAtTheGateway() async throws {
+        let port = NIOLockedValueBox(0)
+        let upstream = try await TestUpstream.start { request in
+            let me = "http://127.0.0.1:\(port.withLockedValue { $0 })"
+            switch request.head.uri {
+            case "/api/v1/moved/": return .respond(.found, headers: ["location": me + "/api/v1/new/?a=1"])
+            case "/api/v1/created/": return .respond(.created, headers: ["location": me + "/api/v1/things/7/", "content-type": "application/json"], body: "{}")
+            case "/api/v1/elsewhere/": return .respond(.found, headers: ["location": "https://bucket.s3.amazonaws.com/key?X-Amz-Signature=abc"])
+            default: return .respond(.found, headers: ["location": me + "0/lookalike/"])
+            }
+        }
+        port.withLockedValue { $0 = upstream.port }
+        defer { Task { try? await upstream.shutdown() } }
+        try await GatewayFixture.with(config: TestConfig.assured(url: "http://127.0.0.1:\(upstream.port)")) { f in
+            let host = "127.0.0.1:\(f.port)"
+            let moved = try await send(.GET, f.base + "/api/v1/moved/")
+            #expect(moved.headers.first(name: "location") == "http://\(host)/api/v1/new/?a=1")
+            let created = try await send(.POST, f.base + "/api/v1/created/", body: "{}")
+            #expect(created.headers.first(name: "location") == "http://\(host)/api/v1/things/7/")
+            let elsewhere = try await send(.GET, f.base + "/api/v1/elsewhere/")
+            #expect(elsewhere.headers.first(name: "location") == "https://bucket.s3.amazonaws.com/key?X-Amz-Signature=abc")
+            let lookalike = try await send(.GET, f.base + "/api/v1/lookalike/")
+            #expect(lookalike.headers.first(name: "location") == "http://127.0.0.1:\(upstream.port)0/lookalike/")
+        }
+    }
 }

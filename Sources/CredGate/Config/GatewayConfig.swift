@@ -200,6 +200,8 @@ public enum RouteTransform: String, Sendable, CaseIterable, Hashable {
     case uploadValidation = "upload_validation"
     /// Presign answers cached until shortly before the URL expires.
     case presignCache = "presign_cache"
+    /// The upstream's own absolute links in JSON answers (pagination `next`/`previous`) pointed at the gateway.
+    case rewriteLinks = "rewrite_links"
 }
 
 /// `presign_cache:`; see ``PresignCache/Configuration``.

@@ -74,6 +74,8 @@ struct RouteCompiler {
                 filters.append(UploadValidationFilter(limit: Int(clamping: route.maxBodyBytes), rejections: metrics?.uploadRejections))
             case .presignCache:
                 filters.append(PresignCacheFilter(cache: presignCache, identity: Self.identity(of: route, config: config)))
+            case .rewriteLinks:
+                filters.append(LinkRewriteFilter(rewriter: target.links, passedUnchanged: LinkRewriteCounter()))
             case .ssnEncryption:
                 guard let routeSession else {
                     throw Self.error("routes.\(route.name).transforms",

@@ -105,10 +105,22 @@ enum HeaderHygiene {
         from upstream: HTTPResponseHead,
         clientVersion: HTTPVersion,
         requestID: String,
-        closeAfter: Bool
+        closeAfter: Bool,
+        links: LinkRewriter? = nil,
+        gatewayBase: @autoclosure () -> String? = nil
     ) -> HTTPResponseHead {
         var headers = upstream.headers
         removeHopByHop(&headers)
+        // nginx's `proxy_redirect default`: a redirect or a created resource on the upstream's own origin points
+        // at the gateway instead, so the client follows it with its credentials.
+        let code = upstream.status.code
+        if let links, code == 201 || (300..<400).contains(code), let gatewayBase = gatewayBase() {
+            for name in ["location", "content-location"] {
+                if let value = headers.first(name: name), let rewritten = links.rewriteHeader(value, to: gatewayBase) {
+                    headers.replaceOrAdd(name: name, value: rewritten)
+                }
+            }
+        }
         headers.replaceOrAdd(name: "x-request-id", value: requestID)
         if closeAfter {
             headers.add(name: "connection", value: "close")

@@ -753,7 +753,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             }
             let clientHead = HeaderHygiene.clientHead(
                 from: head, clientVersion: exchange.clientHead.version,
-                requestID: exchange.requestID, closeAfter: exchange.closeClientAfter)
+                requestID: exchange.requestID, closeAfter: exchange.closeClientAfter,
+                links: exchange.target.links, gatewayBase: LinkRewriter.gatewayBase(clientHost: exchange.clientHead.headers.first(name: "host")))
             context.write(wrapOutboundOut(.head(clientHead)), promise: nil)
         case .body(var buffer):
             if exchange.response == .buffering, var held = exchange.heldResponse {
@@ -767,7 +768,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
                 exchange.response = .streaming
                 let clientHead = HeaderHygiene.clientHead(
                     from: held.head, clientVersion: exchange.clientHead.version,
-                    requestID: exchange.requestID, closeAfter: exchange.closeClientAfter)
+                    requestID: exchange.requestID, closeAfter: exchange.closeClientAfter,
+                links: exchange.target.links, gatewayBase: LinkRewriter.gatewayBase(clientHost: exchange.clientHead.headers.first(name: "host")))
                 context.write(wrapOutboundOut(.head(clientHead)), promise: nil)
                 exchange.bodyBytesOut += Int64(held.body.readableBytes)
                 context.write(wrapOutboundOut(.body(.byteBuffer(held.body))), promise: nil)
@@ -800,7 +802,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         var body = upstreamBody
         switch exchange.route.chain.encodeResponse(&head, body: &body, context: exchange.filterContext(context.eventLoop)) {
         case .proceed:
-            writeWholeAnswer(exchange, head, body)
+            writeWholeAnswer(exchange, head, body, fromUpstream: true)
         case .respondWith(let local):
             writeWholeAnswer(exchange, HTTPResponseHead(version: .http1_1, status: local.status, headers: local.headers), local.body)
         case .respondLater(let future):
@@ -819,14 +821,18 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         }
     }
 
-    private func writeWholeAnswer(_ exchange: Exchange, _ head: HTTPResponseHead, _ body: ByteBuffer) {
+    /// Writes an answer known whole: the upstream's (its own links pointed at the gateway) or one a filter made
+    /// (left exactly as made: a presigned URL in a redirect must stay as signed).
+    private func writeWholeAnswer(_ exchange: Exchange, _ head: HTTPResponseHead, _ body: ByteBuffer, fromUpstream: Bool = false) {
         var head = head
         HeaderHygiene.setContentLength(&head.headers, body.readableBytes)
         exchange.status = head.status.code
         if pool.accessLog != nil { exchange.cacheOutcome = head.headers.first(name: "x-cache") }
         let clientHead = HeaderHygiene.clientHead(
             from: head, clientVersion: exchange.clientHead.version,
-            requestID: exchange.requestID, closeAfter: exchange.closeClientAfter)
+            requestID: exchange.requestID, closeAfter: exchange.closeClientAfter,
+            links: fromUpstream ? exchange.target.links : nil,
+            gatewayBase: LinkRewriter.gatewayBase(clientHost: exchange.clientHead.headers.first(name: "host")))
         context.write(wrapOutboundOut(.head(clientHead)), promise: nil)
         if body.readableBytes > 0 {
             exchange.bodyBytesOut += Int64(body.readableBytes)

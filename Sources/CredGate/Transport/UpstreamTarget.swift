@@ -12,6 +12,8 @@ public final class UpstreamTarget: Sendable {
     /// The `Host` header and the path prefix, computed once: the data path reads them on every request.
     let hostHeader: String
     let basePath: String
+    /// Rewrites this upstream's own absolute links to the gateway's address.
+    let links: LinkRewriter
     /// Connect failures and stale retries for `/credgate/metrics`.
     let metrics: UpstreamMetrics?
 
@@ -19,6 +21,7 @@ public final class UpstreamTarget: Sendable {
         self.metrics = metrics
         self.hostHeader = config.url.hostHeader
         self.basePath = config.url.basePath
+        self.links = LinkRewriter(upstream: config.url)
         self.name = config.name
         self.key = key
         self.config = config

@@ -1,0 +1,127 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// Keeps absolute links in the platform's answers behind the gateway: the upstream's own base URL
+/// (`https://api.example.com/v1`) becomes the gateway's address as the client reached it
+/// (`http://127.0.0.1:8080`), so a client that follows a `next` page link or a `Location` stays on credgate
+/// (with its credentials) instead of going to the platform without a key. Other hosts are never touched:
+/// presigned storage URLs must stay exactly as signed. This is nginx's `proxy_redirect default` for headers and
+/// `sub_filter` for bodies, restricted to the upstream's own origin.
+struct LinkRewriter: Sendable {
+    /// Spellings of the upstream's base the platform may use: as configured, and with the scheme's default port
+    /// written out.
+    let upstreamBases: [String]
+
+    init(upstream: UpstreamURL) {
+        let base = upstream.description
+        let defaultPort = upstream.scheme == .https ? 443 : 80
+        var bases = [base]
+        if upstream.port == defaultPort {
+            let host = upstream.host.utf8.contains(UInt8(ascii: ":")) ? "[\(upstream.host)]" : upstream.host
+            bases.append("\(upstream.scheme.rawValue)://\(host):\(defaultPort)\(upstream.basePath)")
+        }
+        upstreamBases = bases
+    }
+
+    /// The gateway's base as the client addressed it (its checked `Host` header), or nil when it sent none.
+    static func gatewayBase(clientHost: String?) -> String? {
+        clientHost.map { "http://" + $0 }
+    }
+
+    /// A `Location`/`Content-Location` value with the upstream's base replaced, or nil when it names another host.
+    func rewriteHeader(_ value: String, to gateway: String) -> String? {
+        for base in upstreamBases where value.hasPrefix(base) {
+            let rest = value.dropFirst(base.utf8.count)
+            // A prefix match must end at a path boundary: `https://api.example.com.evil/` is another host.
+            guard rest.isEmpty || rest.first == "/" || rest.first == "?" || rest.first == "#" else { continue }
+            return gateway + rest
+        }
+        return nil
+    }
+
+    /// A JSON body with every occurrence of the upstream's base replaced (also in JSON's escaped-slash form,
+    /// `https:\/\/...`); nil when there was none.
+    func rewriteBody(_ body: ByteBuffer, to gateway: String) -> ByteBuffer? {
+        var bytes = Array(body.readableBytesView)
+        var changed = false
+        for base in upstreamBases {
+            for (from, to) in [(base, gateway), (base.replacingSlashes, gateway.replacingSlashes)] {
+                if let replaced = Self.replace(Array(from.utf8), with: Array(to.utf8), in: bytes) {
+                    bytes = replaced
+                    changed = true
+                }
+            }
+        }
+        return changed ? ByteBuffer(bytes: bytes) : nil
+    }
+
+    /// Replaces `from` by `to` where it is followed by a path boundary (`/`, `?`, `#`, `"`, `\`) or the end.
+    static func replace(_ from: [UInt8], with to: [UInt8], in bytes: [UInt8]) -> [UInt8]? {
+        guard let first = from.first, bytes.count >= from.count else { return nil }
+        var out: [UInt8] = []
+        var i = 0
+        var changed = false
+        while i < bytes.count {
+            if bytes[i] == first, i + from.count <= bytes.count, bytes[i..<(i + from.count)].elementsEqual(from) {
+                let next = i + from.count < bytes.count ? bytes[i + from.count] : nil
+                if next == nil || [UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "\""), UInt8(ascii: "\\")].contains(next!) {
+                    if !changed {
+                        out.reserveCapacity(bytes.count + 64)
+                        out.append(contentsOf: bytes[0..<i])
+                        changed = true
+                    }
+                    out.append(contentsOf: to)
+                    i += from.count
+                    continue
+                }
+            }
+            if changed { out.append(bytes[i]) }
+            i += 1
+        }
+        return changed ? out : nil
+    }
+}
+
+extension String {
+    /// `/` written as `\/`, as some JSON encoders write URLs.
+    fileprivate var replacingSlashes: String {
+        var out = ""
+        for c in self { if c == "/" { out += "\\/" } else { out.append(c) } }
+        return out
+    }
+}
+
+/// The `rewrite_links` transform: JSON answers (up to ``limit`` bytes) have the upstream's own absolute links
+/// pointed at the gateway. Larger answers pass unchanged, counted in ``passedUnchanged``.
+struct LinkRewriteFilter: ResponseFilter {
+    static let limit = 1 << 20
+    let rewriter: LinkRewriter
+    let passedUnchanged: LinkRewriteCounter
+
+    func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int? {
+        guard let type = head.headers.first(name: "content-type")?.lowercased(),
+              type.hasPrefix("application/json") || type.contains("+json")
+        else { return nil }
+        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > Self.limit {
+            passedUnchanged.increment()
+            return nil
+        }
+        return Self.limit
+    }
+
+    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult {
+        guard let gateway = LinkRewriter.gatewayBase(clientHost: context.clientHead.headers.first(name: "host")),
+              let rewritten = rewriter.rewriteBody(body, to: gateway)
+        else { return .proceed }
+        body = rewritten
+        return .proceed
+    }
+}
+
+/// Answers too large to rewrite (a count for status and metrics).
+final class LinkRewriteCounter: Sendable {
+    private let value = NIOLockedValueBox(0)
+    var count: Int { value.withLockedValue { $0 } }
+    func increment() { value.withLockedValue { $0 += 1 } }
+}
