@@ -332,8 +332,10 @@ struct SandboxFilesTests {
 
     @Test func aPresignDelayMakesConcurrentCallsOverlap() async throws {
         try await withFiles { sandbox, client, token in
-            let set = try await client.files(.POST, sandbox.baseURL + "/sandbox/presign", key: nil, json: ["delay_ms": 400])
-            #expect(try set.object()["delay_ms"] as? Int == 400)
+            // 1 s each: overlapping calls take about 1 s, one after another 6 s; a loaded 2-core machine's stalls
+            // of a second or two keep the two apart.
+            let set = try await client.files(.POST, sandbox.baseURL + "/sandbox/presign", key: nil, json: ["delay_ms": 1000])
+            #expect(try set.object()["delay_ms"] as? Int == 1000)
             let url = sandbox.baseURL + Self.presignPath
             let start = ContinuousClock.now
             try await withThrowingTaskGroup(of: HTTPResponseStatus.self) { group in
@@ -343,8 +345,8 @@ struct SandboxFilesTests {
                 for try await status in group { #expect(status == .ok) }
             }
             let elapsed = ContinuousClock.now - start
-            #expect(elapsed >= .milliseconds(400))
-            #expect(elapsed < .milliseconds(6 * 400), "the six calls waited one after another")
+            #expect(elapsed >= .milliseconds(1000))
+            #expect(elapsed < .milliseconds(6 * 1000), "the six calls waited one after another")
             #expect(await sandbox.counters().route("POST", Self.presignPath) == 6)
         }
     }
