@@ -124,6 +124,12 @@ private let badConfigs: [BadConfig] = [
               message: "expected a mapping (key: value lines), got a list"),
     BadConfig(name: "unknown top-level key", yaml: config() + "\nlistenn: {}\n", path: "listenn",
               message: "unknown key 'listenn' (expected one of: listen, upstreams, credentials, routes, presign_cache, spool, endpoints, log, shutdown)"),
+    BadConfig(name: "shutdown grace of zero", yaml: config() + "\nshutdown: {grace: 0s}\n", path: "shutdown.grace",
+              message: "must be greater than 0"),
+    BadConfig(name: "shutdown delay not a duration", yaml: config() + "\nshutdown: {delay: soon}\n", path: "shutdown.delay",
+              message: "expected a duration (\(Quantity.durationHint)), got 'soon'"),
+    BadConfig(name: "unknown shutdown key", yaml: config() + "\nshutdown: {graze: 5s}\n", path: "shutdown.graze",
+              message: "unknown key 'graze' (expected one of: delay, grace)"),
     BadConfig(name: "unknown route key", yaml: config(routes: """
         routes:
           - name: a
@@ -594,6 +600,15 @@ private let badConfigs: [BadConfig] = [
         #expect(assured.connectTimeout == .seconds(5))
         #expect(assured.caFile == nil)
         #expect(config.routes.first?.methods == nil)
+        #expect(config.shutdown.delay == .zero)
+        #expect(config.shutdown.grace == .seconds(25))
+    }
+
+    @Test func shutdownBlock() throws {
+        let loaded = try parsed(config() + "\nshutdown:\n  delay: 5s\n  grace: 40s\n")
+        #expect(loaded.shutdown.delay == .seconds(5))
+        #expect(loaded.shutdown.grace == .seconds(40))
+        #expect(try parsed(config() + "\nshutdown: {delay: 0s}\n").shutdown.delay == .zero)
     }
 
     @Test(arguments: [
