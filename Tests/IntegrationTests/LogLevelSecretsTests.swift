@@ -20,7 +20,7 @@ import Testing
 
     /// A gateway on the shipped profile, logging at `level` into `logs`, against a fresh sandbox.
     static func withGateway(
-        level: Logger.Level, lifetime: Duration = .seconds(3),
+        level: Logger.Level, lifetime: Duration = .seconds(6),
         configure: (inout GatewayConfig) -> Void = { _ in },
         _ body: (SessionTests.Fixture) async throws -> Void
     ) async throws {
@@ -78,8 +78,9 @@ import Testing
             let back = try await send(.GET, f.base + "/api/v1/users/retrieve-update-provider-ssn/\(profileID)/")
             #expect(try back.json()["ssn"] as? String == Self.ssns[0].filter(\.isNumber))
 
-            // A 3 s token is renewed about 1.5 s after it was issued: wait for a refresh answer to have been read.
-            let deadline = ContinuousClock.now + .seconds(6)
+            // A 6 s token is renewed about 3 s after it was issued: wait for a refresh answer to have been read (with
+            // room for a loaded 2-core machine).
+            let deadline = ContinuousClock.now + .seconds(15)
             while await f.sandbox.counters().refreshes < 1, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -90,7 +91,12 @@ import Testing
 
             // Every token revoked: the next JWT request gets 401, the refresh is refused, a new login follows.
             _ = await f.sandbox.revokeTokens()
-            let relogin = try await send(.GET, f.base + "/api/v1/users/provider-documents/?limit=1")
+            // A loaded machine can stall past a short token's life between the new login and the replay; a client
+            // that gets the 401 then simply asks again (the point here is what reaches the log, not the timing).
+            var relogin = try await send(.GET, f.base + "/api/v1/users/provider-documents/?limit=1")
+            for _ in 0..<2 where relogin.status != .ok {
+                relogin = try await send(.GET, f.base + "/api/v1/users/provider-documents/?limit=1")
+            }
             #expect(relogin.status == .ok, "\(relogin.text)")
             #expect(try await send(.POST, f.base + "/api/v1/users/login/", headers: ["content-type": "application/json"],
                                    body: #"{"email": "sdk@example.com", "password": "placeholder"}"#).status == .ok)

@@ -6,7 +6,10 @@ import NIOPosix
 /// send (absolute-form targets, `..` segments, smuggling attempts, pipelining).
 enum RawClient {
     /// Writes `request`, then reads until the server closes or `idle` passes with no byte (or `until` is seen).
-    static func exchange(port: Int, _ request: String, idle: TimeAmount = .milliseconds(1500), until: String? = nil) async throws -> String {
+    /// Before the first byte the wait is at least `firstByte`: on a loaded 2-core machine the first answer (a new
+    /// upstream connection, a cold sandbox) can take seconds, which is not the silence `idle` is about.
+    static func exchange(port: Int, _ request: String, idle: TimeAmount = .milliseconds(1500), firstByte: TimeAmount = .seconds(10),
+                         until: String? = nil) async throws -> String {
         let collector = Collector(until: until)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
@@ -20,7 +23,8 @@ enum RawClient {
             let (closed, text, last) = collector.snapshot()
             if closed { break }
             if let until, text.contains(until) { break }
-            if ContinuousClock.now - last > .nanoseconds(idle.nanoseconds) { break }
+            let quiet = text.isEmpty ? max(idle, firstByte) : idle
+            if ContinuousClock.now - last > .nanoseconds(quiet.nanoseconds) { break }
         }
         try? await channel.close()
         return collector.snapshot().1
