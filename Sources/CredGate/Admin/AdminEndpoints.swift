@@ -13,7 +13,7 @@ public struct AdminEndpoints: Sendable {
     let presignCache: PresignCache?
     /// Session credentials that set `required_for_ready: false`: readiness does not wait for them.
     let notRequiredForReady: Set<String>
-    /// Set when the gateway starts draining (not built yet: see ``DrainState``); readiness then answers 503.
+    /// Set when the gateway starts draining (``Gateway/drain(delay:grace:)``); readiness then answers 503.
     public let drain: DrainState
     /// Requests and errors per route, for `/credgate/status` (published once the route table is compiled).
     public let traffic: RouteTraffic
