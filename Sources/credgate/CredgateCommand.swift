@@ -87,8 +87,9 @@ struct Serve: AsyncParsableCommand {
             for platform in platforms {
                 logger.notice("sandbox platform started", metadata: ["upstream": "\(platform.upstream)", "address": "\(platform.baseURL)"])
             }
-            let sandboxes = platforms.map { "\($0.upstream) at \($0.baseURL)" }.joined(separator: ", ")
-            say("credgate \(CredGateVersion.string) listening on \(listening), forwarding to the sandbox: \(sandboxes)")
+            // Scripts read "listening on URL" and "sandbox at URL" from this line (Tests/compat/run-assured-py.sh).
+            let sandboxes = platforms.map { "'\($0.upstream)' to the sandbox at \($0.baseURL)" }.joined(separator: ", ")
+            say("credgate \(CredGateVersion.string) listening on \(listening), forwarding \(sandboxes)")
             for platform in platforms { say("try: curl \(listening)\(platform.example)") }
         } else {
             say("credgate \(CredGateVersion.string) listening on \(listening) with \(config.routes.count) route(s)")
