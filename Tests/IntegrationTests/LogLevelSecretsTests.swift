@@ -18,48 +18,15 @@ import Testing
     static let password = "pw-LOGPASS-e41c9b7d-never-log"
     static let ssns = ["123-45-6789", "987-65-4321"]
 
-    /// A gateway on the shipped profile, logging at `level` into `logs`, against a fresh sandbox.
+    /// A gateway on the shipped profile, logging at `level` into `logs`, against a fresh sandbox, with this
+    /// suite's own key, user and password (so that every one of them can be searched for).
     static func withGateway(
         level: Logger.Level, lifetime: Duration = .seconds(6),
         configure: (inout GatewayConfig) -> Void = { _ in },
         _ body: (SessionTests.Fixture) async throws -> Void
     ) async throws {
-        var options = SandboxOptions(apiKey: key, user: user, password: password)
-        options.accessLifetime = lifetime
-        let sandbox = try await SandboxServer.start(options)
-        let profile = CLITests.packageRoot.appendingPathComponent("Config/credgate.yaml").path
-        var config: GatewayConfig
-        do {
-            config = try ConfigLoader.load(path: profile, environment: [
-                "ASSURED_BASE_URL": sandbox.baseURL, "ASSURED_API_KEY": key, "ASSURED_USER": user, "ASSURED_PASS": password,
-            ])
-        } catch {
-            try? await sandbox.shutdown()
-            throw error
-        }
-        config.listen.port = 0
-        config.listen.threads = 2
-        configure(&config)
-        let logs = LogCapture()
-        var logger = logs.logger()
-        logger.logLevel = level
-        let gateway: Gateway
-        do {
-            gateway = try await Gateway.start(config: config, logger: logger, accessLogSink: logs.accessSink)
-        } catch {
-            try? await sandbox.shutdown()
-            throw error
-        }
-        let fixture = SessionTests.Fixture(gateway: gateway, sandbox: sandbox, logs: logs)
-        do {
-            try await body(fixture)
-        } catch {
-            try? await gateway.shutdown()
-            try? await sandbox.shutdown()
-            throw error
-        }
-        try await gateway.shutdown()
-        try await sandbox.shutdown()
+        try await SessionTests.withGateway(lifetime: lifetime, account: (key, user, password), logLevel: level,
+                                           configure: configure, body)
     }
 
     @Test(arguments: [Logger.Level.trace, .debug, .info, .notice, .warning, .error])

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import CredGate
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import Sandbox
@@ -25,25 +26,41 @@ import Testing
         }
     }
 
+    /// A gateway on the shipped profile against a fresh sandbox, its log (at `logLevel`) and access log captured.
+    /// `password` is what credgate is configured with (the sandbox always takes the account's own); `account`
+    /// replaces the default key, user and password on both sides, for suites that search logs for their own.
     static func withGateway(
         lifetime: Duration = .seconds(600),
         password: String = password,
+        account: (key: String, user: String, password: String)? = nil,
+        logLevel: Logger.Level = .trace,
         configure: (inout GatewayConfig) -> Void = { _ in },
         accessLogSink: (@Sendable (ByteBuffer) -> Void)? = nil,
         _ body: (Fixture) async throws -> Void
     ) async throws {
-        var options = SandboxOptions(apiKey: key, user: user, password: Self.password)
+        let (key, user, sandboxPassword) = account ?? (Self.key, Self.user, Self.password)
+        var options = SandboxOptions(apiKey: key, user: user, password: sandboxPassword)
         options.accessLifetime = lifetime
         let sandbox = try await SandboxServer.start(options)
         let profile = CLITests.packageRoot.appendingPathComponent("Config/credgate.yaml").path
-        var config = try ConfigLoader.load(path: profile, environment: [
-            "ASSURED_BASE_URL": sandbox.baseURL, "ASSURED_API_KEY": key, "ASSURED_USER": user, "ASSURED_PASS": password,
-        ])
-        config.listen.port = 0
-        config.listen.threads = 2
-        configure(&config)
+        var config: GatewayConfig
         let logs = LogCapture()
-        let gateway = try await Gateway.start(config: config, logger: logs.logger(), accessLogSink: accessLogSink ?? logs.accessSink)
+        let gateway: Gateway
+        do {
+            config = try ConfigLoader.load(path: profile, environment: [
+                "ASSURED_BASE_URL": sandbox.baseURL, "ASSURED_API_KEY": key, "ASSURED_USER": user,
+                "ASSURED_PASS": account?.password ?? password,
+            ])
+            config.listen.port = 0
+            config.listen.threads = 2
+            configure(&config)
+            var logger = logs.logger()
+            logger.logLevel = logLevel
+            gateway = try await Gateway.start(config: config, logger: logger, accessLogSink: accessLogSink ?? logs.accessSink)
+        } catch {
+            try? await sandbox.shutdown()
+            throw error
+        }
         let fixture = Fixture(gateway: gateway, sandbox: sandbox, logs: logs)
         do {
             try await body(fixture)
