@@ -4,12 +4,21 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
+/// One listening socket's share of the runtime: its limits and its route table.
+public struct ListenerRuntime: Sendable {
+    public let listen: ListenConfig
+    /// credgate's own endpoints, the reserved `/credgate/` space, then this listener's routes (``RouteCompiler``).
+    public let routes: RouteTable<CompiledRoute>
+}
+
 /// Everything the data path needs, built once from the configuration and shared read-only by all connections.
 public final class GatewayRuntime: Sendable {
     public let listen: ListenConfig
     /// Every route: credgate's own endpoints, the reserved `/credgate/` space, then the configured routes
     /// (``RouteCompiler``).
     public let routes: RouteTable<CompiledRoute>
+    /// Every listening socket, the first being ``listen``/``routes``.
+    public let listeners: [ListenerRuntime]
     public let targets: [UpstreamTarget]
     public let logger: Logger
     public let admin: AdminEndpoints
@@ -96,6 +105,7 @@ public final class GatewayRuntime: Sendable {
             config: config, targets: byName, sessions: sessions, placeholders: placeholders, presignCache: presignCache,
             admin: admin, sessionTransport: sessionTransport, extraFilters: extraFilters, metrics: metrics
         ).compile()
+        self.listeners = [ListenerRuntime(listen: config.listen, routes: routes)]
         admin.traffic.publish(routes.entries.map { ($0.payload.name, $0.payload.counters) })
     }
 }

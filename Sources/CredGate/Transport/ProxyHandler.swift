@@ -19,6 +19,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     private let runtime: GatewayRuntime
+    /// The listener this connection came in on: its route table and limits.
+    private let listener: ListenerRuntime
     private let pool: UpstreamPool
     private var state: State = .idle
     private var context: ChannelHandlerContext!
@@ -37,8 +39,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     /// `Connection: close` and is the last on this connection.
     private var finishing = false
 
-    init(runtime: GatewayRuntime, pool: UpstreamPool) {
+    init(runtime: GatewayRuntime, listener: Int = 0, pool: UpstreamPool) {
         self.runtime = runtime
+        self.listener = runtime.listeners[listener]
         self.pool = pool
     }
 
@@ -246,14 +249,14 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         let requestID = RequestID.from(head.headers) ?? pool.requestIDs.next()
         let hasBody = Self.hasBody(head)
         let checked: CheckedHead
-        switch Self.inspect(head, maxHeaderBytes: runtime.listen.maxHeaderBytes, protectedHeaders: runtime.protectedHeaders) {
+        switch Self.inspect(head, maxHeaderBytes: listener.listen.maxHeaderBytes, protectedHeaders: runtime.protectedHeaders) {
         case .success(let c): checked = c
         case .failure(let error):
             respondLocally(.problem(error, requestID: requestID), head: head, hasBody: hasBody, requestID: requestID)
             return
         }
         let path = checked.normalizedPath.map { $0[...] } ?? Self.path(of: head.uri)
-        let lookup = runtime.routes.lookup(method: head.method.rawValue, path: path)
+        let lookup = listener.routes.lookup(method: head.method.rawValue, path: path)
         if let unsafe = checked.unsafePath {
             // Only a route that opted into raw matching takes a path with no safe reading.
             guard case .matched(let r) = lookup, r.rawPath else {
@@ -545,7 +548,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             requestID: exchange.requestID,
             clientAddress: clientAddress,
             hasBody: Self.hasBody(exchange.forwardHead),
-            trustForwarded: runtime.listen.trustForwardedHeaders,
+            trustForwarded: listener.listen.trustForwardedHeaders,
             forwardCookies: exchange.route.forwardCookies
         )
         exchange.upstream = .connecting
