@@ -10,6 +10,8 @@ import Hummingbird
 enum JSONValue: Sendable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral {
     case string(String)
     case int(Int)
+    /// A number with a fraction (or too large for ``int``), written as Swift's shortest round-trip form.
+    case double(Double)
     case bool(Bool)
     case null
     case array([JSONValue])
@@ -37,6 +39,8 @@ enum JSONValue: Sendable, ExpressibleByStringLiteral, ExpressibleByIntegerLitera
             Self.writeString(s, into: &out)
         case .int(let n):
             out.append(contentsOf: String(n).utf8)
+        case .double(let n):
+            out.append(contentsOf: (n.isFinite ? String(n) : "null").utf8)
         case .bool(let b):
             out.append(contentsOf: (b ? "true" : "false").utf8)
         case .null:

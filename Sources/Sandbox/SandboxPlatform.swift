@@ -34,8 +34,38 @@ extension SandboxServer {
             shutdown: { try await server.shutdown() })
     }
 
-    /// Every platform emulator this build has, started.
-    public static func startPlatforms() async throws -> [SandboxPlatform] {
-        [try await startAssuredPlatform()]
+    /// Starts the WriftAI emulator with a generated bearer token, and says what it provides: the SDK's own
+    /// variables, `WRIFTAI_API_BASE_URL` (the emulator's `/v1`) and `WRIFTAI_ACCESS_TOKEN`.
+    public static func startWriftAIPlatform() async throws -> SandboxPlatform {
+        let token = "sandbox-" + UUID().uuidString.lowercased()
+        let server = try await WriftAISandboxServer.start(WriftAISandboxOptions(accessToken: token))
+        return SandboxPlatform(
+            upstream: "wriftai", baseURL: server.apiBaseURL,
+            environment: ["WRIFTAI_API_BASE_URL": server.apiBaseURL, "WRIFTAI_ACCESS_TOKEN": token],
+            unset: ["WRIFTAI_ACCESS_TOKEN_FILE"],
+            example: "/v1/models",
+            shutdown: { try await server.shutdown() })
+    }
+
+    /// The platform emulators this build has, by the upstream name each stands in for, in start order.
+    public static let platformStarters: [(upstream: String, start: @Sendable () async throws -> SandboxPlatform)] = [
+        ("assured", { try await startAssuredPlatform() }),
+        ("wriftai", { try await startWriftAIPlatform() }),
+    ]
+
+    /// Starts the platform emulators whose upstream names are in `upstreams` (nil: every one this build has), in
+    /// a fixed order (Assured first). Names this build has no emulator for are ignored. If one fails to start, the
+    /// ones already started are stopped and the error is thrown.
+    public static func startPlatforms(upstreams: Set<String>? = nil) async throws -> [SandboxPlatform] {
+        var started: [SandboxPlatform] = []
+        for (upstream, start) in platformStarters where upstreams?.contains(upstream) ?? true {
+            do {
+                started.append(try await start())
+            } catch {
+                for platform in started { try? await platform.shutdown() }
+                throw error
+            }
+        }
+        return started
     }
 }

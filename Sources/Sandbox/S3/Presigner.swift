@@ -33,26 +33,33 @@ struct Presigner: Sendable {
         pathPrefix + S3Encoding.encode(bucket) + "/" + S3Encoding.encode(key, keepSlash: true)
     }
 
-    /// A GET URL for the object, valid `lifetime` seconds from `now` (whole seconds since the epoch).
-    func url(origin: String, bucket: String, key: String, form: PresignForm, lifetime: Int, now: Int) -> String {
+    /// A URL for the object, valid `lifetime` seconds from `now` (whole seconds since the epoch): a GET unless
+    /// `method` says otherwise. `subresources` (S3's `partNumber`, `uploadId`) come first in the query and are
+    /// signed; `signedHeaders` (lower-case names and the exact values the request must carry, e.g.
+    /// `content-length`, `content-type`) are signed too (SigV4 only), as botocore signs them when told to.
+    func url(
+        origin: String, bucket: String, key: String, form: PresignForm, lifetime: Int, now: Int,
+        method: String = "GET", subresources: [(String, String)] = [], signedHeaders: [(String, String)] = []
+    ) -> String {
         let path = Self.path(bucket: bucket, key: key)
         switch form {
         case .v4:
-            let parameters = [
+            let names = (signedHeaders.map(\.0) + ["host"]).sorted().joined(separator: ";")
+            let parameters = subresources + [
                 ("X-Amz-Algorithm", Self.algorithm),
                 ("X-Amz-Credential", "\(accessKeyID)/\(S3Encoding.scopeDate(epochSeconds: now))/\(Self.region)/s3/aws4_request"),
                 ("X-Amz-Date", S3Encoding.amzDate(epochSeconds: now)),
                 ("X-Amz-Expires", String(lifetime)),
-                ("X-Amz-SignedHeaders", "host"),
+                ("X-Amz-SignedHeaders", names),
             ]
-            let signature = v4Signature(path: path, parameters: parameters)
+            let signature = v4Signature(method: method, path: path, parameters: parameters, headers: signedHeaders)
             return origin + path + "?" + Self.queryString(parameters + [("X-Amz-Signature", signature)])
         case .v2:
             let expires = String(now + lifetime)
             // boto3's order: key id, signature, expiry.
-            return origin + path + "?" + Self.queryString([
+            return origin + path + "?" + Self.queryString(subresources + [
                 ("AWSAccessKeyId", accessKeyID),
-                ("Signature", v2Signature(path: path, expires: expires)),
+                ("Signature", v2Signature(method: method, path: path, expires: expires)),
                 ("Expires", expires),
             ])
         }
@@ -75,7 +82,13 @@ struct Presigner: Sendable {
 
     /// Checks a signature first and the expiry second, as S3 does: a URL whose lifetime was edited to outlive its
     /// expiry is a signature mismatch, not an expired link. `now` is seconds since the epoch.
-    func verify(bucket: String, key: String, parameters: [QueryParameter], now: Double) -> Verdict {
+    ///
+    /// `method` is the request's; `headers` gives the value a request carries for a lower-case header name (nil
+    /// when absent), for the names a SigV4 URL lists in `X-Amz-SignedHeaders` besides `host`.
+    func verify(
+        bucket: String, key: String, parameters: [QueryParameter], now: Double,
+        method: String = "GET", headers: (String) -> String? = { _ in nil }
+    ) -> Verdict {
         let path = Self.path(bucket: bucket, key: key)
         /// The value of a parameter given exactly once; nil when absent or repeated.
         func single(_ name: String) -> String? {
@@ -102,7 +115,11 @@ struct Presigner: Sendable {
                 return .unknownAccessKey
             }
             let signed = parameters.filter { $0.name != "X-Amz-Signature" }.map { ($0.name, $0.value) }
-            guard let given = single("X-Amz-Signature"), Self.equalInConstantTime(given, v4Signature(path: path, parameters: signed)) else {
+            let headerNames = single("X-Amz-SignedHeaders")!.split(separator: ";").map(String.init).filter { $0 != "host" }
+            let signedHeaders = headerNames.map { ($0, headers($0) ?? "") }
+            guard let given = single("X-Amz-Signature"),
+                Self.equalInConstantTime(given, v4Signature(method: method, path: path, parameters: signed, headers: signedHeaders))
+            else {
                 return .signatureMismatch
             }
             let end = signedAt + lifetime
@@ -111,7 +128,7 @@ struct Presigner: Sendable {
         if parameters.contains(where: { ["AWSAccessKeyId", "Signature", "Expires"].contains($0.name) }) {
             guard let keyID = single("AWSAccessKeyId"), let expires = single("Expires") else { return .signatureMismatch }
             guard keyID == accessKeyID else { return .unknownAccessKey }
-            guard let given = single("Signature"), Self.equalInConstantTime(given, v2Signature(path: path, expires: expires)),
+            guard let given = single("Signature"), Self.equalInConstantTime(given, v2Signature(method: method, path: path, expires: expires)),
                 let end = Self.decimal(expires)  // signed, so what this sandbox wrote: digits
             else { return .signatureMismatch }
             return now > Double(end) ? .expired(lifetime: nil, expiredAt: end) : .valid
@@ -129,19 +146,23 @@ struct Presigner: Sendable {
 
     // MARK: Signatures
 
-    /// Hex HMAC-SHA256 over `GET`, the encoded path and the parameters sorted by name (then value), each encoded:
-    /// the order they arrive in does not matter, every one of them does.
-    private func v4Signature(path: String, parameters: [(String, String)]) -> String {
+    /// Hex HMAC-SHA256 over the method, the encoded path and the parameters sorted by name (then value), each
+    /// encoded (the order they arrive in does not matter, every one of them does), then any signed headers as
+    /// `name:value` lines sorted by name.
+    private func v4Signature(method: String, path: String, parameters: [(String, String)], headers: [(String, String)] = []) -> String {
         let encoded: [(name: String, value: String)] = parameters.map { (S3Encoding.encode($0.0), S3Encoding.encode($0.1)) }
         let sorted = encoded.sorted { a, b in a.name == b.name ? a.value < b.value : a.name < b.name }
         let canonical = sorted.map { $0.name + "=" + $0.value }.joined(separator: "&")
-        let text = "GET\n\(path)\n\(canonical)"
+        var text = "\(method)\n\(path)\n\(canonical)"
+        for (name, value) in headers.sorted(by: { $0.0 < $1.0 }) {
+            text += "\n\(name):\(value.trimmingASCIIWhitespace())"
+        }
         return Array(HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: secret)).hexString
     }
 
-    /// Base64 HMAC-SHA1 over SigV2's string to sign for a GET (`GET\n\n\n<Expires>\n<path>`).
-    private func v2Signature(path: String, expires: String) -> String {
-        let text = "GET\n\n\n\(expires)\n\(path.dropFirst(Self.pathPrefix.count - 1))"
+    /// Base64 HMAC-SHA1 over SigV2's string to sign (`<method>\n\n\n<Expires>\n<path>`).
+    private func v2Signature(method: String, path: String, expires: String) -> String {
+        let text = "\(method)\n\n\n\(expires)\n\(path.dropFirst(Self.pathPrefix.count - 1))"
         return Data(HMAC<Insecure.SHA1>.authenticationCode(for: Array(text.utf8), using: secret)).base64EncodedString()
     }
 
