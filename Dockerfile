@@ -43,10 +43,13 @@ RUN export DEBIAN_FRONTEND=noninteractive DEBCONF_NONINTERACTIVE_SEEN=true \
 
 COPY --from=build /staging/credgate /usr/local/bin/credgate
 COPY Config/credgate.yaml /etc/credgate/credgate.yaml
+# The WriftAI profile, for CREDGATE_CONFIG=/etc/credgate/wriftai.yaml (alone) or
+# CREDGATE_CONFIG=/etc/credgate/credgate.yaml,/etc/credgate/wriftai.yaml (both, each on its own port).
+COPY Config/wriftai.yaml /etc/credgate/wriftai.yaml
 
 # Numeric, so that Kubernetes' runAsNonRoot can verify it (deploy/kubernetes/sidecar.yaml).
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 8081
 ENV CREDGATE_CONFIG=/etc/credgate/credgate.yaml \
     CREDGATE_HOST=0.0.0.0 \
     CREDGATE_LOG_FORMAT=json

@@ -17,12 +17,21 @@ struct CredgateCommand: AsyncParsableCommand {
 
 /// Options shared by the commands that read a configuration.
 struct ConfigOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Configuration file (env CREDGATE_CONFIG).", valueName: "path"))
-    var config: String?
+    @Option(name: .long, help: ArgumentHelp(
+        "Configuration file; give it once per platform profile to serve several, each on its own listener (env CREDGATE_CONFIG, comma-separated).",
+        valueName: "path"))
+    var config: [String] = []
 
-    var resolvedPath: String {
-        config ?? ProcessInfo.processInfo.environment["CREDGATE_CONFIG"] ?? "Config/credgate.yaml"
+    var resolvedPaths: [String] {
+        if !config.isEmpty { return config }
+        if let env = ProcessInfo.processInfo.environment["CREDGATE_CONFIG"], !env.isEmpty {
+            return env.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        return ["Config/credgate.yaml"]
     }
+
+    /// The files as a person reads them in a message.
+    var shownPaths: String { resolvedPaths.joined(separator: ", ") }
 }
 
 struct Serve: AsyncParsableCommand {
@@ -51,23 +60,27 @@ struct Serve: AsyncParsableCommand {
         let logger = makeLogger(level: logLevel ?? env["CREDGATE_LOG_LEVEL"])
         var environment = env
         // Each sandbox platform says which upstream it replaces and which variables make the credentials work.
-        let platforms = sandbox ? try await SandboxServer.startPlatforms() : []
+        var platforms = sandbox ? try await SandboxServer.startPlatforms() : []
         for platform in platforms {
             environment.merge(platform.environment) { $1 }
             for name in platform.unset { environment.removeValue(forKey: name) }
         }
         var config: GatewayConfig
         do {
-            config = try ConfigLoader.load(path: configOptions.resolvedPath, environment: environment)
+            config = try ConfigLoader.load(paths: configOptions.resolvedPaths, environment: environment)
         } catch {
-            printError("credgate: refusing to start, \(error.issues.count) problem(s) in \(configOptions.resolvedPath):")
+            printError("credgate: refusing to start, \(error.issues.count) problem(s) in \(configOptions.shownPaths):")
             for issue in error.issues { printError("  \(issue)") }
             for platform in platforms { try? await platform.shutdown() }
             throw ExitCode(1)
         }
+        // Only the platforms the configuration names keep running.
+        for platform in platforms where config.upstreams[platform.upstream] == nil { try? await platform.shutdown() }
+        platforms = platforms.filter { config.upstreams[$0.upstream] != nil }
         for platform in platforms {
             if let url = URLComponents(string: platform.baseURL), var upstream = config.upstreams[platform.upstream] {
-                upstream.url = UpstreamURL(scheme: .http, host: url.host ?? "127.0.0.1", port: url.port ?? 80)
+                let path = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
+                upstream.url = UpstreamURL(scheme: .http, host: url.host ?? "127.0.0.1", port: url.port ?? 80, basePath: path)
                 config.upstreams[platform.upstream] = upstream
             }
         }
@@ -77,22 +90,48 @@ struct Serve: AsyncParsableCommand {
             }
             config.log.format = format
         }
-        if let host = host ?? env["CREDGATE_HOST"] { config.listen.host = host }
-        if let port = try port ?? env["CREDGATE_PORT"].map(parsePort) { config.listen.port = port }
+        if let host = host ?? env["CREDGATE_HOST"] {
+            for i in config.listeners.indices { config.listeners[i].listen.host = host }
+        }
+        if let port = try port ?? env["CREDGATE_PORT"].map(parsePort) {
+            // With several listeners, --port 0 gives each a free port; another port fits one listener only.
+            guard config.listeners.count == 1 || port == 0 else {
+                throw ValidationError("--port (CREDGATE_PORT) sets one listener's port, but \(configOptions.shownPaths) has \(config.listeners.count) listeners: set each file's listen.port, or use --port 0 for free ports")
+            }
+            for i in config.listeners.indices { config.listeners[i].listen.port = port }
+        }
 
-        let gateway = try await Gateway.start(config: config, logger: logger)
-        let listening = "http://\(config.listen.host.contains(":") ? "[\(config.listen.host)]" : config.listen.host):\(gateway.port)"
-        logger.notice("credgate listening", metadata: ["address": "\(listening)", "routes": "\(config.routes.count)"])
+        let gateway: Gateway
+        do {
+            gateway = try await Gateway.start(config: config, logger: logger)
+        } catch {
+            printError("credgate: \(error)")
+            for platform in platforms { try? await platform.shutdown() }
+            throw ExitCode(1)
+        }
+        let addresses = zip(config.listeners, gateway.ports).map { listener, port in
+            (listener: listener, url: "http://\(listener.listen.host.contains(":") ? "[\(listener.listen.host)]" : listener.listen.host):\(port)")
+        }
+        for (listener, url) in addresses {
+            logger.notice("credgate listening", metadata: ["address": "\(url)", "listener": "\(listener.name)", "routes": "\(listener.routes.count)"])
+        }
+        // Scripts read "listening on URL" (the first listener's), "and NAME on URL" for the others, and "sandbox at
+        // URL" from this line (Tests/compat/run-assured-py.sh, run-wriftai.sh).
+        let others = addresses.dropFirst().map { ", and \($0.listener.name) on \($0.url)" }.joined()
+        let listening = addresses[0].url
         if !platforms.isEmpty {
             for platform in platforms {
                 logger.notice("sandbox platform started", metadata: ["upstream": "\(platform.upstream)", "address": "\(platform.baseURL)"])
             }
-            // Scripts read "listening on URL" and "sandbox at URL" from this line (Tests/compat/run-assured-py.sh).
             let sandboxes = platforms.map { "'\($0.upstream)' to the sandbox at \($0.baseURL)" }.joined(separator: ", ")
-            say("credgate \(CredGateVersion.string) listening on \(listening), forwarding \(sandboxes)")
-            for platform in platforms { say("try: curl \(listening)\(platform.example)") }
+            say("credgate \(CredGateVersion.string) listening on \(listening)\(others), forwarding \(sandboxes)")
+            for platform in platforms {
+                let url = addresses.first { $0.listener.routes.contains { $0.upstream == platform.upstream } }?.url ?? listening
+                say("try: curl \(url)\(platform.example)")
+            }
         } else {
-            say("credgate \(CredGateVersion.string) listening on \(listening) with \(config.routes.count) route(s)")
+            let routes = config.allRoutes.count
+            say("credgate \(CredGateVersion.string) listening on \(listening)\(others) with \(routes) route(s)")
         }
         await SignalWaiter.waitForTermination(onHangUp: { [logger] in
             logger.notice("SIGHUP received and ignored: reloading the configuration without a restart is not supported yet")
@@ -123,11 +162,16 @@ struct CheckConfig: ParsableCommand {
 
     func run() throws {
         do {
-            let config = try ConfigLoader.load(path: configOptions.resolvedPath, environment: ProcessInfo.processInfo.environment)
-            print("\(configOptions.resolvedPath): OK (\(config.upstreams.count) upstream(s), \(config.credentials.count) credential(s), \(config.routes.count) route(s))")
+            let config = try ConfigLoader.load(paths: configOptions.resolvedPaths, environment: ProcessInfo.processInfo.environment)
+            print("\(configOptions.shownPaths): OK (\(config.upstreams.count) upstream(s), \(config.credentials.count) credential(s), \(config.allRoutes.count) route(s))")
+            if config.listeners.count > 1 {
+                for listener in config.listeners {
+                    print("  listener \(listener.name): \(listener.listen.host):\(listener.listen.port), \(listener.routes.count) route(s)")
+                }
+            }
         } catch {
             for issue in error.issues { print(issue) }
-            printError("\(configOptions.resolvedPath): \(error.issues.count) problem(s)")
+            printError("\(configOptions.shownPaths): \(error.issues.count) problem(s)")
             throw ExitCode(1)
         }
     }

@@ -123,7 +123,7 @@ private let badConfigs: [BadConfig] = [
     BadConfig(name: "document not a mapping", yaml: "- a\n- b\n", path: "(file)",
               message: "expected a mapping (key: value lines), got a list"),
     BadConfig(name: "unknown top-level key", yaml: config() + "\nlistenn: {}\n", path: "listenn",
-              message: "unknown key 'listenn' (expected one of: listen, upstreams, credentials, routes, presign_cache, spool, endpoints, log, shutdown)"),
+              message: "unknown key 'listenn' (expected one of: include, listen, upstreams, credentials, routes, presign_cache, spool, endpoints, log, shutdown)"),
     BadConfig(name: "shutdown grace of zero", yaml: config() + "\nshutdown: {grace: 0s}\n", path: "shutdown.grace",
               message: "must be greater than 0"),
     BadConfig(name: "shutdown delay not a duration", yaml: config() + "\nshutdown: {delay: soon}\n", path: "shutdown.delay",
@@ -137,7 +137,7 @@ private let badConfigs: [BadConfig] = [
             path: /api/**
             upstream: assured
         """), path: "routes[0].pathh",
-              message: "unknown key 'pathh' (expected one of: name, methods, path, upstream, credentials, max_body_bytes, replay_max_body_bytes, transforms, forward_cookies, raw_path)"),
+              message: "unknown key 'pathh' (expected one of: name, methods, path, upstream, credentials, max_body_bytes, replay_max_body_bytes, transforms, forward_cookies, raw_path, idle_timeout, retry)"),
     BadConfig(name: "unknown transform", yaml: config(routes: """
         routes:
           - name: a
@@ -426,16 +426,25 @@ private let badConfigs: [BadConfig] = [
             ("test config", config(), baseEnv),
             ("test session config", config(credentials: sessionYAML), sessionEnv),
         ]
-        let shipped = ["Config/credgate.yaml"] + ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Config/examples").path)) ?? [])
+        let shipped = ["Config/credgate.yaml", "Config/wriftai.yaml"] + ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Config/examples").path)) ?? [])
             .filter { $0.hasSuffix(".yaml") }.map { "Config/examples/\($0)" }
+        // Shipped files are loaded as files (an example may include others).
+        var files: [String: String] = [:]
         for file in shipped {
-            let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
-            sources.append((file, text, ["ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p", "EXAMPLE_TOKEN": "t"]))
+            files[file] = root.appendingPathComponent(file).path
+            sources.append((file, "", ["ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p", "EXAMPLE_TOKEN": "t",
+                                       "WRIFTAI_ACCESS_TOKEN": "w"]))
         }
-        #expect(sources.count >= 4)
+        #expect(sources.count >= 5)
         for (name, yaml, env) in sources {
             let loaded: GatewayConfig
-            do { loaded = try ConfigLoader.parse(yaml: yaml, environment: env, readFile: reader([:])) } catch {
+            do {
+                if let path = files[name] {
+                    loaded = try ConfigLoader.load(paths: [path], environment: env)
+                } else {
+                    loaded = try ConfigLoader.parse(yaml: yaml, environment: env, readFile: reader([:]))
+                }
+            } catch {
                 Issue.record("\(name): the loader refused it: \(error)")
                 continue
             }

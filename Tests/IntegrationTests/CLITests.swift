@@ -115,4 +115,64 @@ import Testing
         #expect(serveStatus == 1)
         #expect(serveOutput.contains("routes[0].credentials[0]"))
     }
+
+    @Test func servesSeveralProfilesEachOnItsOwnListener() async throws {
+        let process = Process()
+        process.executableURL = try Self.binary()
+        process.arguments = ["serve", "--sandbox", "--config", "Config/credgate.yaml", "--config", "Config/wriftai.yaml", "--port", "0", "--log-level", "warning"]
+        process.currentDirectoryURL = Self.packageRoot
+        // The WriftAI variables hold a token and a base URL of their own; a WriftAI sandbox, when built, replaces them.
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_") && !$0.key.hasPrefix("WRIFTAI_") }
+            .merging(["WRIFTAI_ACCESS_TOKEN": "cli-test-token", "WRIFTAI_API_BASE_URL": "http://127.0.0.1:1/v1"]) { $1 }
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        var text = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !text.contains("\n"), Date() < deadline {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        let match = try #require(text.firstMatch(of: #/listening on http://127\.0\.0\.1:(\d+), and wriftai on http://127\.0\.0\.1:(\d+)/#), "\(text)")
+        let assured = "http://127.0.0.1:\(match.output.1)"
+        let wriftai = "http://127.0.0.1:\(match.output.2)"
+        #expect(assured != wriftai)
+        #expect(try await send(.GET, assured + "/api/v1/users/providers-list/").status == .ok)
+        #expect(try await send(.GET, wriftai + "/api/v1/users/providers-list/").status == .notFound)
+        #expect(try await send(.GET, wriftai + "/credgate/healthz").status == .ok)
+        process.terminate()
+        let stopped = Date().addingTimeInterval(10)
+        while process.isRunning, Date() < stopped { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(process.terminationStatus == 0)
+    }
+
+    @Test func checkConfigNamesBothFilesOfAClash() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let other = dir.appendingPathComponent("other.yaml")
+        try """
+            listen: {port: 8081}
+            upstreams:
+              wriftai: {url: "https://example.com"}
+            routes:
+              - {name: other, path: "/other/**", upstream: wriftai}
+            """.write(to: other, atomically: true, encoding: .utf8)
+        let environment = ["ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p", "WRIFTAI_ACCESS_TOKEN": "t"]
+        let (status, output) = try Self.run(["check-config", "--config", "Config/examples/combined.yaml", "--config", other.path], environment: environment)
+        #expect(status == 1)
+        #expect(output.contains("\(other.path) upstreams.wriftai: upstream 'wriftai' is also defined in"))
+        #expect(output.contains("\(other.path) listen.port: port 8081 on 127.0.0.1 is also the listener of"))
+        let (okStatus, okOutput) = try Self.run(["check-config", "--config", "Config/examples/combined.yaml"], environment: environment)
+        #expect(okStatus == 0, "\(okOutput)")
+        #expect(okOutput.contains("listener credgate: 127.0.0.1:8080"))
+        #expect(okOutput.contains("listener wriftai: 127.0.0.1:8081"))
+        // One port cannot be two listeners'.
+        let (portStatus, portOutput) = try Self.run(["serve", "--config", "Config/examples/combined.yaml", "--port", "9999"], environment: environment)
+        #expect(portStatus != 0)
+        #expect(portOutput.contains("has 2 listeners"))
+    }
 }

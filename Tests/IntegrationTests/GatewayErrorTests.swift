@@ -109,11 +109,9 @@ import Testing
     }
 
     @Test func upstreamDownGives502() async throws {
-        // A port that was free a moment ago: nothing listens there.
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = probe.localAddress!.port!
-        try await probe.close()
-        try await GatewayFixture.with(config: TestConfig.assured(url: "http://127.0.0.1:\(port)")) { f in
+        // Port 1 (tcpmux): nothing listens there, and no test binds it (a port freed a moment ago could be taken
+        // by another test's server in a parallel run).
+        try await GatewayFixture.with(config: TestConfig.assured(url: "http://127.0.0.1:1")) { f in
             let raw = try await RawClient.exchange(port: f.port, "GET /api/v1/x/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             expectProblem(raw, 502, "upstream-unreachable")
             #expect(raw.contains("upstream 'assured'"))

@@ -20,7 +20,7 @@ extension ConfigLoader {
         var firstByName: [String: Int] = [:]
         var earlier: [Matcher] = []
         let keys = ["name", "methods", "path", "upstream", "credentials", "max_body_bytes", "replay_max_body_bytes", "transforms",
-                    "forward_cookies", "raw_path"]
+                    "forward_cookies", "raw_path", "idle_timeout", "retry"]
         for (index, item) in items.enumerated() {
             let path = path.index(index)
             guard let f = w.mapping(item, at: path, allowed: keys) else { continue }
@@ -44,6 +44,11 @@ extension ConfigLoader {
             let transforms = f.value("transforms") { transformList($0, at: $1, w) }
             let forwardCookies = f.value("forward_cookies") { boolean($0, at: $1, w) }
             let rawPath = f.value("raw_path") { boolean($0, at: $1, w) }
+            let retry = f.value("retry") { readRetry($0, at: $1, w) }
+            let idleTimeout = f.value("idle_timeout") { node, at -> RouteIdleTimeout? in
+                if let text = node.scalar?.string, ["off", "none", "0", "0s"].contains(text) { return .off }
+                return w.duration(node, at: at).map { .after($0) }
+            }
 
             guard let name, let methods, let pattern else { continue }
             if let shadow = earlier.first(where: { covers($0, methods, pattern) }) {
@@ -62,9 +67,30 @@ extension ConfigLoader {
             }
             if let forwardCookies { route.forwardCookies = forwardCookies }
             if let rawPath { route.rawPath = rawPath }
+            if let idleTimeout { route.idleTimeout = idleTimeout }
+            if let retry { route.retry = retry }
             routes.append(route)
         }
         return routes
+    }
+
+    /// `retry: {attempts, statuses, max_wait, backoff}`.
+    static func readRetry(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> RetryPolicy? {
+        guard let f = w.mapping(node, at: path, allowed: ["attempts", "statuses", "max_wait", "backoff"]) else { return nil }
+        var policy = RetryPolicy()
+        if let v = f.value("attempts", { w.integer($0, at: $1, in: 0...5) }) { policy.attempts = v }
+        if let v = f.value("statuses", { node, at -> Set<UInt>? in
+            guard let items = w.sequence(node, at: at) else { return nil }
+            var statuses = Set<UInt>()
+            for (i, item) in items.enumerated() {
+                guard let code = w.integer(item, at: at.index(i), in: 400...599) else { return nil }
+                statuses.insert(UInt(code))
+            }
+            return statuses
+        }) { policy.statuses = v }
+        if let v = f.value("max_wait", { w.duration($0, at: $1) }) { policy.maxWait = v }
+        if let v = f.value("backoff", { w.duration($0, at: $1) }) { policy.initialBackoff = v }
+        return policy
     }
 
     /// The request transforms this build knows, as written in a route's `transforms:`.

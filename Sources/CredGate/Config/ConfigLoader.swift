@@ -9,16 +9,10 @@ import Yams
 /// is, unknown keys (typos) are errors rather than silently ignored, and a secret is never quoted.
 /// The reference of every key is `docs/configuration.md`.
 public enum ConfigLoader {
-    /// Reads and parses the file at `path`; `_FILE` secrets and `ca_file`s are read from the file system.
+    /// Reads and parses the file at `path` (and the files it includes); `_FILE` secrets and `ca_file`s are read
+    /// from the file system.
     public static func load(path: String, environment: [String: String]) throws(ConfigError) -> GatewayConfig {
-        let yaml: String
-        do {
-            yaml = try readTextFile(path)
-        } catch {
-            let reason = (error as? FileReadFailure)?.reason ?? "cannot be read"
-            throw ConfigError(issues: [ConfigIssue(path: "(file)", message: "cannot read '\(path)': \(reason)")])
-        }
-        return try parse(yaml: yaml, environment: environment)
+        try load(paths: [path], environment: environment)
     }
 
     /// Parses a configuration. `readFile` reads `VAR_FILE` secrets and `ca_file`s; tests pass their own.
@@ -95,28 +89,75 @@ public enum ConfigLoader {
     /// Sections are read in dependency order whatever their order in the file, so routes can check their
     /// references; names that were defined but invalid still count as defined, to report one problem, not two.
     private static func gateway(_ root: Node, _ w: ConfigWalker) -> GatewayConfig? {
-        guard let top = w.mapping(root, at: .root, allowed: ["listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints", "log", "shutdown"]) else {
+        guard let part = document(root, w, name: "main") else { return nil }
+        if !part.includes.isEmpty {
+            // Included paths are relative to a file: only ConfigLoader.load(paths:) (the command line) has one.
+            w.issue(ConfigPath.root.key("include"), "includes are read only from a configuration file (credgate --config FILE)")
             return nil
         }
+        guard let listener = part.listener else { return nil }
+        var config = GatewayConfig(listen: listener.listen, upstreams: part.upstreams, credentials: part.credentials, routes: listener.routes)
+        config.listeners = [listener]
+        config.presignCache = part.presignCache ?? PresignCacheConfig()
+        config.spool = part.spool ?? SpoolConfig()
+        config.log = part.log ?? LogConfig()
+        config.shutdown = part.shutdown ?? ShutdownConfig()
+        return config
+    }
+
+    /// What one file says. A file with `include:` may leave out `upstreams` and `routes` (it then only sets
+    /// process-wide sections); a file with routes is one listener.
+    struct Document {
+        var includes: [String] = []
+        var listener: ListenerConfig?
+        /// Whether the file wrote `listen:` (a file without routes may not).
+        var wroteListen = false
+        var upstreams: [String: UpstreamConfig] = [:]
+        var credentials: [String: CredentialConfig] = [:]
+        var presignCache: PresignCacheConfig?
+        var spool: SpoolConfig?
+        var log: LogConfig?
+        var shutdown: ShutdownConfig?
+        var wroteEndpoints = false
+    }
+
+    static let topLevelKeys = ["include", "listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints", "log", "shutdown"]
+
+    static func document(_ root: Node, _ w: ConfigWalker, name: String) -> Document? {
+        guard let top = w.mapping(root, at: .root, allowed: topLevelKeys) else { return nil }
+        var doc = Document()
+        doc.includes = top.value("include") { node, at -> [String]? in
+            guard let items = w.sequence(node, at: at) else { return nil }
+            return items.enumerated().compactMap { i, item in w.string(item, at: at.index(i)) }
+        } ?? []
+        let includeOnly = top["include"] != nil && top["routes"] == nil
         let listen = top.value("listen") { readListen($0, at: $1, w) } ?? ListenConfig()
-        let upstreams = w.required(top, "upstreams") { readUpstreams($0, at: $1, w) } ?? Named()
+        doc.wroteListen = top["listen"] != nil
+        let upstreams = includeOnly
+            ? (top.value("upstreams") { readUpstreams($0, at: $1, w) } ?? Named())
+            : (w.required(top, "upstreams") { readUpstreams($0, at: $1, w) } ?? Named())
         let credentials = top.value("credentials") {
             readCredentials($0, at: $1, upstreams: upstreams.declared, w)
         } ?? Named()
-        let routes = w.required(top, "routes") { readRoutes($0, at: $1, upstreams: upstreams, credentials: credentials, w) }
-        let presignCache = top.value("presign_cache") { readPresignCache($0, at: $1, w) } ?? PresignCacheConfig()
-        let spool = top.value("spool") { readSpool($0, at: $1, w) } ?? SpoolConfig()
+        doc.presignCache = top.value("presign_cache") { readPresignCache($0, at: $1, w) }
+        doc.spool = top.value("spool") { readSpool($0, at: $1, w) }
         let endpoints = top.value("endpoints") { readEndpoints($0, at: $1, w) } ?? EndpointsConfig()
-        let log = top.value("log") { readLog($0, at: $1, w) } ?? LogConfig()
-        let shutdown = top.value("shutdown") { readShutdown($0, at: $1, w) } ?? ShutdownConfig()
-        guard let routes else { return nil }
-        var config = GatewayConfig(listen: listen, upstreams: upstreams.valid, credentials: credentials.valid, routes: routes)
-        config.presignCache = presignCache
-        config.spool = spool
-        config.endpoints = endpoints
-        config.log = log
-        config.shutdown = shutdown
-        return config
+        doc.wroteEndpoints = top["endpoints"] != nil
+        doc.log = top.value("log") { readLog($0, at: $1, w) }
+        doc.shutdown = top.value("shutdown") { readShutdown($0, at: $1, w) }
+        doc.upstreams = upstreams.valid
+        doc.credentials = credentials.valid
+        if !includeOnly {
+            guard let routes = w.required(top, "routes", { readRoutes($0, at: $1, upstreams: upstreams, credentials: credentials, w) })
+            else { return nil }
+            var listener = ListenerConfig(name: name, listen: listen, routes: routes)
+            listener.endpoints = endpoints
+            doc.listener = listener
+        } else {
+            if doc.wroteListen { w.issue(ConfigPath.root.key("listen"), "a file without routes has no listener: put 'listen' in the file whose routes it serves") }
+            if doc.wroteEndpoints { w.issue(ConfigPath.root.key("endpoints"), "a file without routes has no endpoints: put 'endpoints' in the file whose routes they use") }
+        }
+        return doc
     }
 
     static func readLog(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> LogConfig {
@@ -218,7 +259,7 @@ public enum ConfigLoader {
 
     static func readEndpoints(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> EndpointsConfig {
         var c = EndpointsConfig()
-        guard let f = w.mapping(node, at: path, allowed: ["upload_path", "presign_path", "provider_documents_path"]) else { return c }
+        guard let f = w.mapping(node, at: path, allowed: ["upload_path", "presign_path", "provider_documents_path", "wriftai_upload"]) else { return c }
         func platformPath(_ key: String) -> String? {
             f.value(key) { node, at in
                 guard let v = w.string(node, at: at) else { return nil }
@@ -232,6 +273,7 @@ public enum ConfigLoader {
         if let v = platformPath("upload_path") { c.uploadPath = v }
         if let v = platformPath("presign_path") { c.presignPath = v }
         if let v = platformPath("provider_documents_path") { c.providerDocumentsPath = v }
+        c.wriftaiUpload = f.value("wriftai_upload") { readWriftAIUpload($0, at: $1, w) }
         return c
     }
 }

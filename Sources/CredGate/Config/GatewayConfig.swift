@@ -2,34 +2,73 @@ import NIOCore
 
 /// The whole configuration, as built once from YAML by ``ConfigLoader``. Plain values: the running gateway never
 /// reads the environment or a file again.
+///
+/// One process serves several platforms side by side: each configuration file with routes (a platform profile,
+/// `Config/credgate.yaml`, `Config/wriftai.yaml`) becomes one ``ListenerConfig``, its own port with its own
+/// routes, while upstreams, credentials and the process-wide sections are shared (names may not clash).
 public struct GatewayConfig: Sendable {
-    public var listen: ListenConfig
+    /// The listening sockets in the order their files were given; never empty.
+    public var listeners: [ListenerConfig]
     /// Upstreams by name.
     public var upstreams: [String: UpstreamConfig]
     /// Credentials by name.
     public var credentials: [String: CredentialConfig]
-    /// Routes in the order they are matched: first match wins.
-    public var routes: [RouteConfig]
     /// The presign cache shared by every route with the `presign_cache` transform.
     public var presignCache = PresignCacheConfig()
     /// Where uploads wait, whole, while they are checked.
     public var spool = SpoolConfig()
-    /// credgate's own endpoints under `/credgate/v1/`, and the platform paths they stand for.
-    public var endpoints = EndpointsConfig()
     /// The access log.
     public var log = LogConfig()
     /// What SIGTERM and SIGINT do: drain, then stop.
     public var shutdown = ShutdownConfig()
 
+    /// A configuration with one listener.
     public init(
         listen: ListenConfig = ListenConfig(),
         upstreams: [String: UpstreamConfig],
         credentials: [String: CredentialConfig],
         routes: [RouteConfig]
     ) {
-        self.listen = listen
+        self.listeners = [ListenerConfig(name: "main", listen: listen, routes: routes)]
         self.upstreams = upstreams
         self.credentials = credentials
+    }
+
+    /// The first listener's settings (the only one's, in a one-file configuration).
+    public var listen: ListenConfig {
+        get { listeners[0].listen }
+        set { listeners[0].listen = newValue }
+    }
+
+    /// The first listener's routes (the only one's, in a one-file configuration).
+    public var routes: [RouteConfig] {
+        get { listeners[0].routes }
+        set { listeners[0].routes = newValue }
+    }
+
+    /// The first listener's endpoint paths.
+    public var endpoints: EndpointsConfig {
+        get { listeners[0].endpoints }
+        set { listeners[0].endpoints = newValue }
+    }
+
+    /// Every route of every listener.
+    public var allRoutes: [RouteConfig] { listeners.flatMap(\.routes) }
+}
+
+/// One listening socket and the routes it serves: one platform profile.
+public struct ListenerConfig: Sendable {
+    /// The profile's name (its file's base name, `credgate`, `wriftai`), shown by `status` and at start.
+    public var name: String
+    public var listen: ListenConfig
+    /// Routes in the order they are matched: first match wins.
+    public var routes: [RouteConfig]
+    /// credgate's own endpoints under `/credgate/v1/` on this listener, and the platform paths they stand for.
+    public var endpoints = EndpointsConfig()
+
+    public init(name: String, listen: ListenConfig, routes: [RouteConfig]) {
+        self.name = name
+        self.listen = listen
         self.routes = routes
     }
 }
@@ -94,6 +133,11 @@ public struct UpstreamConfig: Sendable {
     public var responseTimeout: TimeAmount = .seconds(60)
     /// Longest silence (no byte either way) while a request is in flight, after the response head.
     public var idleTimeout: TimeAmount = .seconds(60)
+    /// The path at which clients reach this upstream's base URL on credgate (nginx's `location /v1/ {
+    /// proxy_pass https://api.wrift.ai/v1/; }`): a request path under it loses the mount before the base path is
+    /// put in front (`/v1/models` → `https://api.wrift.ai/v1` + `/models`), and the upstream's own links point
+    /// back under it. "" (the default): paths go as they are, after the base path.
+    public var mount: String = ""
     /// PEM file with the CA certificates to trust for an `https` upstream instead of the system store.
     public var caFile: String? = nil
     /// Idle keep-alive connections kept per event loop.
@@ -182,6 +226,11 @@ public struct RouteConfig: Sendable {
     /// Whether a request whose path cannot be normalised safely (an encoded `/`, a `;`, `//`, a dot segment in
     /// any encoding) may still take this route, matched and forwarded as sent. Off by default: such paths get 400.
     public var rawPath = false
+    /// Longest silence from the upstream once its answer head has arrived (`idle_timeout`): the upstream's own
+    /// by default; `off` for streams (server-sent events) that may be quiet for long.
+    public var idleTimeout: RouteIdleTimeout = .upstream
+    /// Idempotent requests sent again after a 429 or 5xx (`retry:`); off by default.
+    public var retry = RetryPolicy()
 
     public init(name: String, methods: Set<String>?, path: PathPattern, upstream: String, credentials: [String]) {
         self.name = name
@@ -190,6 +239,15 @@ public struct RouteConfig: Sendable {
         self.upstream = upstream
         self.credentials = credentials
     }
+}
+
+/// A route's `idle_timeout`.
+public enum RouteIdleTimeout: Sendable, Equatable {
+    /// The upstream's `idle_timeout`.
+    case upstream
+    case after(TimeAmount)
+    /// No limit once the answer head has arrived (the response timeout still bounds the wait for the head).
+    case off
 }
 
 /// What a route does to requests beyond credentials, as written in its `transforms:` list.
@@ -234,6 +292,9 @@ public struct EndpointsConfig: Sendable {
     public var presignPath = "/api/v1/files/presign-s3-url/presign_s3_url/"
     /// `POST /credgate/v1/provider-documents` attaches the uploaded file here.
     public var providerDocumentsPath = "/api/v1/users/provider-documents/"
+    /// `PUT /credgate/v1/wriftai/files/{name}`: WriftAI's whole upload in one call; `nil` (the default): no such
+    /// endpoint.
+    public var wriftaiUpload: WriftAIUploadConfig? = nil
 
     public init() {}
 }

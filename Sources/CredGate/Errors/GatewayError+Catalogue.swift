@@ -8,6 +8,7 @@ extension GatewayError {
         case upstreamUnreachable, upstreamReset, upstreamTimeout, tooManyConnections, tooManyConnectionsFromPeer
         case adminNotFound, upload, spoolFailed, sessionUnavailable, sessionRejectedNotReplayed, invalidSSN, ssnNoSession
         case ssnEncryptionFailed, invalidPresignRequest, invalidDownloadRequest, presignFailed, followUpFailed, attachFailed
+        case uploadIncomplete
     }
 
     public var kind: Kind {
@@ -43,6 +44,7 @@ extension GatewayError {
         case .presignFailed: .presignFailed
         case .followUpFailed: .followUpFailed
         case .attachFailed: .attachFailed
+        case .uploadIncomplete: .uploadIncomplete
         }
     }
 
@@ -92,6 +94,9 @@ extension GatewayError {
                 .attachFailed(.refused(platformStatus: 400, platformAnswer: Array(#"{"provider":["bad"]}"#.utf8), stored: stored)),
                 .attachFailed(.unreachable(reason: "connection refused", stored: stored)),
             ]
+        case .uploadIncomplete:
+            return [.uploadIncomplete(UploadIncomplete(uploadID: "upl_1", failedParts: [3], partCount: 4,
+                                                       reason: "a part could not be sent to its upload URL."))]
         }
     }
 }

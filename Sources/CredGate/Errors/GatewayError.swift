@@ -56,6 +56,8 @@ public enum GatewayError: Error, Sendable, Equatable {
     case followUpFailed(reason: String)
     /// Upload-and-attach stored the file but did not attach it.
     case attachFailed(AttachFailure)
+    /// The one-call WriftAI upload did not finish (a part failed after its retries, or a platform step failed).
+    case uploadIncomplete(UploadIncomplete)
 
     /// The catalogue's one table: every case's status, code and title.
     private var entry: (status: HTTPResponseStatus, code: String, title: String) {
@@ -91,6 +93,7 @@ public enum GatewayError: Error, Sendable, Equatable {
         case .followUpFailed: (.badGateway, "follow-up-failed", "Follow-up call failed")
         case .attachFailed(let failure):
             (HTTPResponseStatus(statusCode: failure.status), "attach-failed", "File uploaded but not attached")
+        case .uploadIncomplete: (.badGateway, "upload-incomplete", "Upload incomplete")
         }
     }
 
@@ -171,6 +174,8 @@ public enum GatewayError: Error, Sendable, Equatable {
             return "credgate could not complete this request: \(reason)."
         case .attachFailed(let failure):
             return failure.detail
+        case .uploadIncomplete(let failure):
+            return failure.detail
         }
     }
 }
@@ -180,6 +185,7 @@ extension GatewayError: GatewayProblem {
 
     public var extraMembers: [ProblemMember] {
         if case .attachFailed(let failure) = self { return failure.members }
+        if case .uploadIncomplete(let failure) = self { return failure.members }
         return []
     }
 

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// A route ready for the data path: where it goes, its filter chain and its limits. Built once from a
 /// ``RouteConfig`` by ``RouteCompiler``; shared read-only by every connection.
 public final class CompiledRoute: Sendable {
@@ -12,6 +14,11 @@ public final class CompiledRoute: Sendable {
     public let forwardCookies: Bool
     /// A path with no safe normalised reading may take this route as sent (`raw_path`).
     public let rawPath: Bool
+    /// Longest upstream silence after the answer head; nil: none (`idle_timeout: off`).
+    public let idleTimeout: TimeAmount?
+    /// How many times the transport may send a request of this route again (a replay after a rejected session
+    /// token, retries after a 429 or 5xx): the larger of 1 and the route's `retry.attempts`.
+    public let maxReplays: Int
     /// The names of the route's credentials (never their values), for the access log.
     public let credentialNames: [String]
     /// Requests and errors since start, counted as each exchange is logged (`/credgate/status`).
@@ -20,7 +27,9 @@ public final class CompiledRoute: Sendable {
     public let metrics: RouteMetrics?
 
     init(name: String, target: UpstreamTarget?, chain: FilterChain, maxBodyBytes: Int64, replayMaxBodyBytes: Int,
-         forwardCookies: Bool = false, rawPath: Bool = false, credentialNames: [String] = [], metrics: RouteMetrics? = nil) {
+         forwardCookies: Bool = false, rawPath: Bool = false, credentialNames: [String] = [], metrics: RouteMetrics? = nil,
+         idleTimeout: RouteIdleTimeout = .upstream, maxReplays: Int = 1) {
+        self.maxReplays = max(1, maxReplays)
         self.name = name
         self.target = target
         self.chain = chain
@@ -30,5 +39,10 @@ public final class CompiledRoute: Sendable {
         self.rawPath = rawPath
         self.credentialNames = credentialNames
         self.metrics = metrics
+        switch idleTimeout {
+        case .upstream: self.idleTimeout = target?.config.idleTimeout
+        case .after(let amount): self.idleTimeout = amount
+        case .off: self.idleTimeout = nil
+        }
     }
 }

@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 
-/// Turns the configuration's routes into the one route table the data path looks requests up in, each route with
+/// Turns one listener's routes into the one route table the data path looks requests up in, each route with
 /// its filter chain: credential stripping, then the credentials, then the transforms, in order.
 ///
 /// The table holds, in this order: credgate's own `/credgate/v1/` endpoints (each a copy of the platform route it
@@ -14,6 +14,8 @@ import Foundation
 /// `check-config` accepts always compiles; the errors thrown here only guard configurations built in code.
 struct RouteCompiler {
     let config: GatewayConfig
+    /// The listener whose table this is (its routes and endpoint paths).
+    var listener = 0
     /// Upstream targets by name.
     let targets: [String: UpstreamTarget]
     let sessions: [String: JWTSession]
@@ -29,11 +31,13 @@ struct RouteCompiler {
     func compile() throws(ConfigError) -> RouteTable<CompiledRoute> {
         let strip = StripClientCredentials(credentialHeaders: config.credentials.values.flatMap(\.headerNames))
         var platform: [RouteTable<CompiledRoute>.Entry] = []
-        for (name, session) in sessions.sorted(by: { $0.key < $1.key }) where session.config.placeholderLogin {
+        // A session's stand-in login is served where its routes are.
+        let used = Set(config.listeners[listener].routes.flatMap(\.credentials))
+        for (name, session) in sessions.sorted(by: { $0.key < $1.key }) where session.config.placeholderLogin && used.contains(name) {
             platform.append(try placeholderLogin(name, session, strip: strip))
         }
         var configured: [(RouteConfig, CompiledRoute)] = []
-        for route in config.routes {
+        for route in config.listeners[listener].routes {
             let compiled = try compile(route, strip: strip)
             configured.append((route, compiled))
             platform.append(.init(methods: route.methods, pattern: route.path, payload: compiled))
@@ -54,6 +58,8 @@ struct RouteCompiler {
             throw Self.error("routes.\(route.name).upstream", "unknown upstream '\(route.upstream)'")
         }
         var filters: [any RequestFilter] = [strip]
+        // First, so that a retry waits before the credentials are fetched again.
+        if route.retry.attempts > 0 { filters.append(RetryFilter(policy: route.retry)) }
         var routeSession: JWTSession?
         for credentialName in route.credentials {
             guard let credential = config.credentials[credentialName] else {
@@ -88,7 +94,8 @@ struct RouteCompiler {
         if let extraFilters { filters += extraFilters(route) }
         return CompiledRoute(name: route.name, target: target, chain: FilterChain(filters), maxBodyBytes: route.maxBodyBytes,
                              replayMaxBodyBytes: route.replayMaxBodyBytes, forwardCookies: route.forwardCookies, rawPath: route.rawPath,
-                             credentialNames: route.credentials, metrics: metrics?.route(named: route.name))
+                             credentialNames: route.credentials, metrics: metrics?.route(named: route.name),
+                             idleTimeout: route.idleTimeout, maxReplays: route.retry.attempts)
     }
 
     /// SDK compatibility: the platform's login answered locally with placeholder tokens, ahead of every route.
@@ -118,9 +125,10 @@ struct RouteCompiler {
         func copy(_ base: CompiledRoute, name: String, first: any RequestFilter) -> CompiledRoute {
             CompiledRoute(name: name, target: base.target, chain: FilterChain([first] + base.chain.filters),
                           maxBodyBytes: base.maxBodyBytes, replayMaxBodyBytes: base.replayMaxBodyBytes, forwardCookies: base.forwardCookies,
-                          credentialNames: base.credentialNames, metrics: metrics?.route(named: name))
+                          credentialNames: base.credentialNames, metrics: metrics?.route(named: name),
+                          idleTimeout: base.idleTimeout.map { .after($0) } ?? .off, maxReplays: base.maxReplays)
         }
-        let endpoints = config.endpoints
+        let endpoints = config.listeners[listener].endpoints
         var entries: [RouteTable<CompiledRoute>.Entry] = []
         if let upload = route("POST", endpoints.uploadPath) {
             entries.append(.init(methods: ["PUT"], pattern: try! PathPattern("/credgate/v1/files/{filename}"),
@@ -141,6 +149,16 @@ struct RouteCompiler {
             entries.append(.init(methods: ["GET"], pattern: try! PathPattern(PresignDownloadEndpoint.path),
                                  payload: copy(presign.compiled, name: "credgate-download",
                                                first: PresignDownloadEndpoint(presignPath: endpoints.presignPath))))
+        }
+        // WriftAI's whole upload in one call: the first platform call goes through the route that serves it (its
+        // credentials), and so does the complete call (a follow-up call).
+        if let wriftai = endpoints.wriftaiUpload, let start = route("POST", wriftai.path) {
+            let complete = sessionTransport.flatMap { make in
+                config.upstreams[start.config.upstream].map { FollowUpCall(route: start.compiled, transport: make($0)) }
+            }
+            let endpoint = WriftAIUploadEndpoint(config: wriftai, spool: WriftAIUploadEndpoint.resolved(config.spool), complete: complete)
+            entries.append(.init(methods: ["PUT"], pattern: try! PathPattern(WriftAIUploadEndpoint.pattern),
+                                 payload: copy(start.compiled, name: "credgate-wriftai-upload", first: endpoint)))
         }
         return entries
     }

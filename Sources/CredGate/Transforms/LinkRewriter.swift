@@ -13,7 +13,11 @@ struct LinkRewriter: Sendable {
     /// written out.
     let upstreamBases: [String]
 
-    init(upstream: UpstreamURL) {
+    /// The client-side path of the upstream's base (``UpstreamConfig/mount``): put after the gateway's address.
+    let mount: String
+
+    init(upstream: UpstreamURL, mount: String = "") {
+        self.mount = mount
         let base = upstream.description
         let defaultPort = upstream.scheme == .https ? 443 : 80
         var bases = [base]
@@ -35,7 +39,7 @@ struct LinkRewriter: Sendable {
             let rest = value.dropFirst(base.utf8.count)
             // A prefix match must end at a path boundary: `https://api.example.com.evil/` is another host.
             guard rest.isEmpty || rest.first == "/" || rest.first == "?" || rest.first == "#" else { continue }
-            return gateway + rest
+            return gateway + mount + rest
         }
         return nil
     }
@@ -46,7 +50,8 @@ struct LinkRewriter: Sendable {
         var bytes = Array(body.readableBytesView)
         var changed = false
         for base in upstreamBases {
-            for (from, to) in [(base, gateway), (base.replacingSlashes, gateway.replacingSlashes)] {
+            let to = gateway + mount
+            for (from, to) in [(base, to), (base.replacingSlashes, to.replacingSlashes)] {
                 if let replaced = Self.replace(Array(from.utf8), with: Array(to.utf8), in: bytes) {
                     bytes = replaced
                     changed = true

@@ -11,7 +11,8 @@ public final class Gateway: Sendable {
     public let runtime: GatewayRuntime
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
-    private let serverChannel: any Channel
+    /// One listening socket per listener, in the configuration's order.
+    private let serverChannels: [any Channel]
     private let pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>]
     /// The client sessions log in with (low volume, so AsyncHTTPClient rather than the data path's pool).
     private let sessionClient: HTTPClient
@@ -20,11 +21,13 @@ public final class Gateway: Sendable {
     /// The open client connections (admitted ones), told to finish and close by ``drain(delay:grace:)``.
     private let connections: ClientConnections
 
-    /// The port actually bound (useful with port 0).
-    public var port: Int { serverChannel.localAddress?.port ?? 0 }
-    public var localAddress: SocketAddress? { serverChannel.localAddress }
+    /// The port actually bound by the first listener (useful with port 0).
+    public var port: Int { serverChannels[0].localAddress?.port ?? 0 }
+    public var localAddress: SocketAddress? { serverChannels[0].localAddress }
+    /// Every listener's bound port, in the configuration's order.
+    public var ports: [Int] { serverChannels.map { $0.localAddress?.port ?? 0 } }
 
-    private init(runtime: GatewayRuntime, group: any EventLoopGroup, ownsGroup: Bool, serverChannel: any Channel,
+    private init(runtime: GatewayRuntime, group: any EventLoopGroup, ownsGroup: Bool, serverChannels: [any Channel],
                  pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>], sessionClient: HTTPClient, accessLog: AccessLog?,
                  connections: ClientConnections) {
         self.runtime = runtime
@@ -33,7 +36,7 @@ public final class Gateway: Sendable {
         self.sessionClient = sessionClient
         self.group = group
         self.ownsGroup = ownsGroup
-        self.serverChannel = serverChannel
+        self.serverChannels = serverChannels
         self.pools = pools
     }
 
@@ -75,12 +78,80 @@ public final class Gateway: Sendable {
             pools[ObjectIdentifier(loop)] = pool
         }
         let poolsByLoop = pools
-        let admission = ConnectionAdmission(limit: config.listen.maxConnections, perPeer: config.listen.maxConnectionsPerPeer)
+        let admissions = config.listeners.map { ConnectionAdmission(limit: $0.listen.maxConnections, perPeer: $0.listen.maxConnectionsPerPeer) }
         let dropped: (@Sendable () -> Int)? = accessLog.map { log in { @Sendable in log.dropped } }
-        runtime.metrics.attach(openConnections: { admission.open }, accessLogDropped: dropped)
-        let listen = config.listen
+        runtime.metrics.attach(openConnections: { admissions.reduce(0) { $0 + $1.open } }, accessLogDropped: dropped)
         let connections = ClientConnections()
-        let bootstrap = ServerBootstrap(group: group)
+        var channels: [any Channel] = []
+        for (index, listener) in config.listeners.enumerated() {
+            let bootstrap = makeBootstrap(group: group, listen: listener.listen, admission: admissions[index]) { channel in
+                guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value else { throw ChannelError.ioOnClosedChannel }
+                try channel.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, listener: index, pool: pool))
+                connections.register(channel)
+            }
+            do {
+                channels.append(try await bootstrap.bind(host: listener.listen.host, port: listener.listen.port).get())
+            } catch {
+                for channel in channels { try? await channel.close() }
+                try? await sessionClient.shutdown()
+                accessLog?.shutdown()
+                if ownsGroup { try? await group.shutdownGracefully() }
+                throw ListenError(listener: listener.name, host: listener.listen.host, port: listener.listen.port, underlying: error)
+            }
+        }
+        for session in runtime.sessions.values { session.start() }
+        return Gateway(runtime: runtime, group: group, ownsGroup: ownsGroup, serverChannels: channels, pools: poolsByLoop,
+                       sessionClient: sessionClient, accessLog: accessLog, connections: connections)
+    }
+
+    /// Graceful drain (SIGTERM): readiness answers 503 at once; new connections are still accepted for `delay`
+    /// (while load balancers and Kubernetes endpoints stop sending here); then the listener closes, every
+    /// client connection finishes its current exchange (its answer says `Connection: close`) and closes, idle
+    /// ones at once; once all are closed, or `grace` has passed (the rest are cut), the gateway shuts down as
+    /// ``shutdown()`` does. Returns how many connections were still open when the grace period ran out.
+    @discardableResult
+    public func drain(delay: TimeAmount, grace: TimeAmount) async throws -> Int {
+        runtime.admin.drain.startDraining()
+        if delay > .zero { try? await Task.sleep(nanoseconds: UInt64(delay.nanoseconds)) }
+        for channel in serverChannels { try? await channel.close() }
+        connections.drain()
+        let deadline = NIODeadline.now() + grace
+        while connections.count > 0 && NIODeadline.now() < deadline {
+            try? await Task.sleep(nanoseconds: 20_000_000)
+        }
+        let cut = connections.count
+        if cut > 0 {
+            runtime.logger.warning("shutdown grace period over: closing connections still in flight", metadata: ["connections": "\(cut)"])
+            connections.closeAll()
+        }
+        try await shutdown()
+        return cut
+    }
+
+    /// Stops listening, closes the pools and, if the gateway made its own threads, stops them.
+    public func shutdown() async throws {
+        for channel in serverChannels { try? await channel.close() }
+        for session in runtime.sessions.values { await session.shutdown() }
+        try? await sessionClient.shutdown()
+        for (_, pool) in pools {
+            try? await pool.eventLoop.submit { pool.value.shutdown() }.get()
+        }
+        accessLog?.shutdown()
+        if ownsGroup { try await group.shutdownGracefully() }
+    }
+
+    /// Waits until the listening sockets close.
+    public func waitUntilClosed() async throws {
+        for channel in serverChannels { try await channel.closeFuture.get() }
+    }
+
+    /// A listening socket's bootstrap: admission at accept, the head guard, NIO's HTTP codec, the idle timer,
+    /// then `addProxy` puts the ``ProxyHandler`` in.
+    private static func makeBootstrap(
+        group: any EventLoopGroup, listen: ListenConfig, admission: ConnectionAdmission,
+        addProxy: @escaping @Sendable (any Channel) throws -> Void
+    ) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
@@ -104,68 +175,21 @@ public final class Gateway: Sendable {
                     // request (two epoll_ctl calls each); ProxyHandler queues pipelined requests itself.
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
                     try sync.addHandler(IdleStateHandler(readTimeout: listen.idleTimeout))
-                    guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value else {
-                        return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
-                    }
-                    try sync.addHandler(ProxyHandler(runtime: runtime, pool: pool))
-                    connections.register(channel)
+                    try addProxy(channel)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
             }
-        let channel: any Channel
-        do {
-            channel = try await bootstrap.bind(host: config.listen.host, port: config.listen.port).get()
-        } catch {
-            try? await sessionClient.shutdown()
-            accessLog?.shutdown()
-            if ownsGroup { try? await group.shutdownGracefully() }
-            throw error
-        }
-        for session in runtime.sessions.values { session.start() }
-        return Gateway(runtime: runtime, group: group, ownsGroup: ownsGroup, serverChannel: channel, pools: poolsByLoop,
-                       sessionClient: sessionClient, accessLog: accessLog, connections: connections)
     }
+}
 
-    /// Graceful drain (SIGTERM): readiness answers 503 at once; new connections are still accepted for `delay`
-    /// (while load balancers and Kubernetes endpoints stop sending here); then the listener closes, every
-    /// client connection finishes its current exchange (its answer says `Connection: close`) and closes, idle
-    /// ones at once; once all are closed, or `grace` has passed (the rest are cut), the gateway shuts down as
-    /// ``shutdown()`` does. Returns how many connections were still open when the grace period ran out.
-    @discardableResult
-    public func drain(delay: TimeAmount, grace: TimeAmount) async throws -> Int {
-        runtime.admin.drain.startDraining()
-        if delay > .zero { try? await Task.sleep(nanoseconds: UInt64(delay.nanoseconds)) }
-        try? await serverChannel.close()
-        connections.drain()
-        let deadline = NIODeadline.now() + grace
-        while connections.count > 0 && NIODeadline.now() < deadline {
-            try? await Task.sleep(nanoseconds: 20_000_000)
-        }
-        let cut = connections.count
-        if cut > 0 {
-            runtime.logger.warning("shutdown grace period over: closing connections still in flight", metadata: ["connections": "\(cut)"])
-            connections.closeAll()
-        }
-        try await shutdown()
-        return cut
-    }
+/// A listener's socket could not be bound: says which listener, so a user with several files knows which port.
+public struct ListenError: Error, CustomStringConvertible {
+    public let listener: String
+    public let host: String
+    public let port: Int
+    public let underlying: any Error
 
-    /// Stops listening, closes the pools and, if the gateway made its own threads, stops them.
-    public func shutdown() async throws {
-        try? await serverChannel.close()
-        for session in runtime.sessions.values { await session.shutdown() }
-        try? await sessionClient.shutdown()
-        for (_, pool) in pools {
-            try? await pool.eventLoop.submit { pool.value.shutdown() }.get()
-        }
-        accessLog?.shutdown()
-        if ownsGroup { try await group.shutdownGracefully() }
-    }
-
-    /// Waits until the listening socket closes.
-    public func waitUntilClosed() async throws {
-        try await serverChannel.closeFuture.get()
-    }
+    public var description: String { "cannot listen on \(host):\(port) (listener '\(listener)'): \(underlying)" }
 }

@@ -6,6 +6,8 @@ import NIOPosix
 
 /// One listening socket's share of the runtime: its limits and its route table.
 public struct ListenerRuntime: Sendable {
+    /// The profile's name (``ListenerConfig/name``).
+    public let name: String
     public let listen: ListenConfig
     /// credgate's own endpoints, the reserved `/credgate/` space, then this listener's routes (``RouteCompiler``).
     public let routes: RouteTable<CompiledRoute>
@@ -101,11 +103,18 @@ public final class GatewayRuntime: Sendable {
             }
         }, presignCache: presignCache, notRequiredForReady: notRequiredForReady, metrics: metrics)
         self.admin = admin
-        self.routes = try RouteCompiler(
-            config: config, targets: byName, sessions: sessions, placeholders: placeholders, presignCache: presignCache,
-            admin: admin, sessionTransport: sessionTransport, extraFilters: extraFilters, metrics: metrics
-        ).compile()
-        self.listeners = [ListenerRuntime(listen: config.listen, routes: routes)]
-        admin.traffic.publish(routes.entries.map { ($0.payload.name, $0.payload.counters) })
+        var listeners: [ListenerRuntime] = []
+        for index in config.listeners.indices {
+            let table = try RouteCompiler(
+                config: config, listener: index, targets: byName, sessions: sessions, placeholders: placeholders,
+                presignCache: presignCache, admin: admin, sessionTransport: sessionTransport, extraFilters: extraFilters,
+                metrics: metrics
+            ).compile()
+            listeners.append(ListenerRuntime(name: config.listeners[index].name, listen: config.listeners[index].listen, routes: table))
+        }
+        self.listeners = listeners
+        self.routes = listeners[0].routes
+        // Every listener's table (the same compiled route in two entries counts once; names are added up).
+        admin.traffic.publish(listeners.flatMap { $0.routes.entries.map { ($0.payload.name, $0.payload.counters) } })
     }
 }

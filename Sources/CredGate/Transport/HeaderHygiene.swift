@@ -96,7 +96,7 @@ enum HeaderHygiene {
         if hasBody && wasChunked {
             headers.add(name: "transfer-encoding", value: "chunked")
         }
-        let uri = target.basePath.isEmpty ? client.uri : target.basePath + client.uri
+        let uri = target.upstreamURI(client.uri)
         return HTTPRequestHead(version: .http1_1, method: client.method, uri: uri, headers: headers)
     }
 
@@ -121,6 +121,7 @@ enum HeaderHygiene {
                 }
             }
         }
+        RateLimitHeaders.addRetryAfter(status: upstream.status, headers: &headers)
         headers.replaceOrAdd(name: "x-request-id", value: requestID)
         if closeAfter {
             headers.add(name: "connection", value: "close")

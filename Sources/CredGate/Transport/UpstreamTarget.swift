@@ -12,6 +12,8 @@ public final class UpstreamTarget: Sendable {
     /// The `Host` header and the path prefix, computed once: the data path reads them on every request.
     let hostHeader: String
     let basePath: String
+    /// The client-side path of the base URL (``UpstreamConfig/mount``), "" for none.
+    let mount: String
     /// Rewrites this upstream's own absolute links to the gateway's address.
     let links: LinkRewriter
     /// Connect failures and stale retries for `/credgate/metrics`.
@@ -21,7 +23,8 @@ public final class UpstreamTarget: Sendable {
         self.metrics = metrics
         self.hostHeader = config.url.hostHeader
         self.basePath = config.url.basePath
-        self.links = LinkRewriter(upstream: config.url)
+        self.mount = config.mount
+        self.links = LinkRewriter(upstream: config.url, mount: config.mount)
         self.name = config.name
         self.key = key
         self.config = config
@@ -36,6 +39,20 @@ public final class UpstreamTarget: Sendable {
         } else {
             self.sslContext = nil
         }
+    }
+
+    /// The path sent upstream for a client's path (with its query): the mount taken off when the path is under it,
+    /// then the base path put in front.
+    func upstreamURI(_ uri: String) -> String {
+        var rest = Substring(uri)
+        if !mount.isEmpty, rest.hasPrefix(mount) {
+            let after = rest.dropFirst(mount.utf8.count)
+            if after.isEmpty || after.first == "/" || after.first == "?" {
+                rest = after.first == "?" || after.isEmpty ? "/" + after : after
+            }
+        }
+        if basePath.isEmpty { return String(rest) }
+        return basePath + rest
     }
 
     /// The SNI / verification host name: `nil` for IP literals, which carry no SNI (the certificate is still

@@ -1,0 +1,83 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The body of a one-call WriftAI upload as it arrives: its first bytes checked against the type its name
+/// claims (a `.pdf` that is a PNG is refused with 415 before anything leaves), every byte kept in an encrypted
+/// ``BodySpool`` of its own, and its exact size counted. When the body ends, the stage hands the transport the
+/// first platform call's JSON body (`{"size", "mime_type"}`) in place of the file, so what the transport forwards
+/// is that call, with the route's credentials.
+///
+/// Confined to the connection's event loop, like every body stage.
+final class WriftAIUploadStage: RequestBodyStage, @unchecked Sendable {
+    let filename: String
+    let mimeType: String
+    let flow: WriftAIUploadConfig.Flow
+    /// The type the name claims, when credgate can recognise it by its first bytes.
+    private let claimed: FileType?
+    private var firstBytes: [UInt8] = []
+    private var checked = false
+    let eventLoop: any EventLoop
+    /// Where the file waits until the platform has said where to send it (closed when the upload ends or the
+    /// stage is dropped).
+    let spool: BodySpool
+    /// Bytes of the file, once the body ended.
+    private(set) var size = 0
+
+    init(filename: String, mimeType: String, flow: WriftAIUploadConfig.Flow, spool: SpoolConfig, eventLoop: any EventLoop) {
+        self.filename = filename
+        self.mimeType = mimeType
+        self.flow = flow
+        self.claimed = FileType(filename: filename)
+        self.eventLoop = eventLoop
+        self.spool = BodySpool(directory: spool.directory, memoryLimit: spool.memoryLimit, fileIO: Self.fileIO,
+                               allocator: ByteBufferAllocator(), eventLoop: eventLoop)
+    }
+
+    private static let fileIO = NonBlockingFileIO(threadPool: .singleton)
+
+    func feed(_ chunk: ByteBuffer) -> BodyStageResult {
+        size += chunk.readableBytes
+        if !checked {
+            firstBytes += chunk.readableBytesView.prefix(FileType.sniffLength - firstBytes.count)
+            if firstBytes.count >= FileType.sniffLength, let refusal = checkContent() { return refuse(refusal) }
+        }
+        // A failed write is kept by the spool and fails the reading that follows (answered as spool-failed).
+        _ = spool.append(chunk)
+        return .pass([])
+    }
+
+    func finish(head: inout HTTPRequestHead) -> BodyStageResult {
+        if !checked, let refusal = checkContent() { return refuse(refusal) }
+        if size == 0 { return refuse(UploadRejection.emptyFile(filename)) }
+        _ = spool.finish()
+        head.headers.replaceOrAdd(name: "content-type", value: "application/json")
+        head.headers.replaceOrAdd(name: "accept", value: "application/json")
+        let body = WriftAIUploadStart.requestBody(flow: flow, filename: filename, size: size, mimeType: mimeType)
+        return .pass([ByteBuffer(string: body)])
+    }
+
+    /// Closes the spool (on its loop); safe more than once.
+    func close() {
+        if eventLoop.inEventLoop {
+            spool.close()
+        } else {
+            let spool = NIOLoopBound(spool, eventLoop: eventLoop)
+            eventLoop.execute { spool.value.close() }
+        }
+    }
+
+    private func refuse(_ rejection: UploadRejection) -> BodyStageResult {
+        spool.close()
+        return .respond(rejection.gatewayError)
+    }
+
+    /// A refusal when the name claims a type credgate recognises and the first bytes are not of it.
+    private func checkContent() -> UploadRejection? {
+        checked = true
+        guard let claimed, !firstBytes.starts(with: claimed.magic) else { return nil }
+        let content = FileType.describeContent(firstBytes)
+        return UploadRejection(.contentMismatch, "The file '\(UploadHeaderSyntax.clip(filename))' is named as a \(claimed.displayName) "
+            + "but its content is \(content); rename it or upload the intended file. Nothing was sent to the platform.")
+    }
+}
