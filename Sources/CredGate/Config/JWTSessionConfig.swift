@@ -35,8 +35,12 @@ public struct JWTSessionConfig: Sendable {
     public var refresh: Call?
     /// Header the token is written to.
     public var header: String = "Authorization"
-    /// How the token is written; `{token}` stands for it.
-    public var format: String = "Bearer {token}"
+    /// How the token is written; `{token}` stands for it (the loader checks it is there).
+    public var format: String = "Bearer {token}" {
+        didSet { tokenFormat = TokenFormat(format) }
+    }
+    /// ``format`` taken apart once, for every filter that writes or reads the header.
+    public private(set) var tokenFormat = TokenFormat("Bearer {token}")
     /// Lifetime assumed when the token is not a JWT or has no `exp`.
     public var defaultLifetime: TimeAmount = .seconds(3600)
     /// Renew this long before expiry; `nil` uses the default rule: 10% of the lifetime, at least 60 s, at most
@@ -63,5 +67,30 @@ public struct JWTSessionConfig: Sendable {
     public init(upstream: String, login: Call) {
         self.upstream = upstream
         self.login = login
+    }
+}
+
+/// A header value with `{token}` where the token goes (`Bearer {token}`), split once around it.
+public struct TokenFormat: Sendable, Equatable {
+    public let prefix: String
+    public let suffix: String
+
+    public init(_ format: String) {
+        if let range = format.range(of: "{token}") {
+            prefix = String(format[..<range.lowerBound])
+            suffix = String(format[range.upperBound...])
+        } else {
+            prefix = format
+            suffix = ""
+        }
+    }
+
+    /// The header value for `token`.
+    public func render(_ token: String) -> String { prefix + token + suffix }
+
+    /// The token inside a header value written this way, or nil when the value is not.
+    public func token(in value: String) -> Substring? {
+        guard value.count >= prefix.count + suffix.count, value.hasPrefix(prefix), value.hasSuffix(suffix) else { return nil }
+        return value.dropFirst(prefix.count).dropLast(suffix.count)
     }
 }

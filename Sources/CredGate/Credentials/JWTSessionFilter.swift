@@ -7,8 +7,7 @@ import NIOHTTP1
 public struct JWTSessionFilter: HeadFilter, ReplayFilter {
     public let session: JWTSession
     let header: String
-    let prefix: String
-    let suffix: String
+    let format: TokenFormat
     /// Where the token sent with this request is remembered (read again when the platform answers 401).
     let tokenKey: ScratchKey<SessionToken>
     /// Set once the request waited for a login, so it does not wait in a loop.
@@ -17,16 +16,14 @@ public struct JWTSessionFilter: HeadFilter, ReplayFilter {
     public init(name: String, session: JWTSession, config: JWTSessionConfig) {
         self.session = session
         self.header = config.header
-        let parts = config.format.components(separatedBy: "{token}")
-        self.prefix = parts.first ?? ""
-        self.suffix = parts.count > 1 ? parts[1] : ""
+        self.format = config.tokenFormat
         self.tokenKey = ScratchKey("jwt_session.\(name).token")
         self.waitedKey = ScratchKey("jwt_session.\(name).waited")
     }
 
     public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         if let token = session.currentToken() {
-            head.headers.replaceOrAdd(name: header, value: prefix + token.value.reveal() + suffix)
+            head.headers.replaceOrAdd(name: header, value: format.render(token.value.reveal()))
             context.scratch[tokenKey] = token
             return .proceed
         }

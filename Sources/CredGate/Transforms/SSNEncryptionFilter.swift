@@ -8,16 +8,13 @@ import NIOHTTP1
 public struct SSNEncryptionFilter: BodyFilter {
     /// Header the session token was written to, and the text around the token.
     let tokenHeader: String
-    let tokenPrefix: String
-    let tokenSuffix: String
+    let tokenFormat: TokenFormat
     let placeholders: PlaceholderTokens?
     static let maxBody = 64 * 1024
 
     public init(session: JWTSessionConfig, placeholders: PlaceholderTokens?) {
         self.tokenHeader = session.header
-        let parts = session.format.components(separatedBy: "{token}")
-        self.tokenPrefix = parts.first ?? ""
-        self.tokenSuffix = parts.count > 1 ? parts[1] : ""
+        self.tokenFormat = session.tokenFormat
         self.placeholders = placeholders
     }
 
@@ -66,18 +63,16 @@ public struct SSNEncryptionFilter: BodyFilter {
     }
 
     private func injectedToken(_ head: HTTPRequestHead) -> String? {
-        guard let value = head.headers.first(name: tokenHeader), value.hasPrefix(tokenPrefix), value.hasSuffix(tokenSuffix),
-              value.count > tokenPrefix.count + tokenSuffix.count
+        guard let value = head.headers.first(name: tokenHeader), let token = tokenFormat.token(in: value), !token.isEmpty
         else { return nil }
-        return String(value.dropFirst(tokenPrefix.count).dropLast(tokenSuffix.count))
+        return String(token)
     }
 
     /// The placeholder token the client itself sent, if it sent one of ours.
     private func clientPlaceholder(_ context: FilterContext) -> String? {
         guard let placeholders, let value = context.clientHead.headers.first(name: tokenHeader),
-              value.hasPrefix(tokenPrefix)
+              let token = tokenFormat.token(in: value).map(String.init)
         else { return nil }
-        let token = String(value.dropFirst(tokenPrefix.count).dropLast(tokenSuffix.count))
         return placeholders.isPlaceholder(token) ? token : nil
     }
 
