@@ -5,7 +5,7 @@ import Yams
 /// `credentials:`: one reader per `kind`. A new kind adds a case to ``credentialKinds`` and to the switch.
 extension ConfigLoader {
     /// The kinds of credential this build knows, as written in `kind:`.
-    static let credentialKinds = ["api_key", "jwt_session"]
+    static let credentialKinds = ["api_key", "jwt_session", "aws_sigv4"]
 
     /// Headers that frame or route the request: a credential written there would break the exchange.
     static let reservedHeaders: Set<String> = [
@@ -33,6 +33,9 @@ extension ConfigLoader {
                 let f = w.only(jwtSessionKeys, in: all)
                 guard let session = jwtSession(f, upstreams: upstreams, w) else { return nil }
                 return CredentialConfig(name: name, kind: .jwtSession(session))
+            case "aws_sigv4":
+                guard let credentials = awsSigV4(w.only(awsSigV4Keys, in: all), w) else { return nil }
+                return CredentialConfig(name: name, kind: .awsSigV4(credentials))
             default:
                 w.issue(path.key("kind"), "unknown credential kind \(kind.shown) "
                         + "(expected one of: \(credentialKinds.joined(separator: ", ")))")

@@ -160,6 +160,7 @@ public enum ConfigLoader {
         return doc
     }
 
+            checkS3(listener, upstreams: upstreams.valid, credentials: credentials.valid, w)
     static func readLog(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> LogConfig {
         var log = LogConfig()
         guard let f = w.mapping(node, at: path, allowed: ["access", "format", "query"]) else { return log }
@@ -259,7 +260,7 @@ public enum ConfigLoader {
 
     static func readEndpoints(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> EndpointsConfig {
         var c = EndpointsConfig()
-        guard let f = w.mapping(node, at: path, allowed: ["upload_path", "presign_path", "provider_documents_path", "wriftai_upload"]) else { return c }
+        guard let f = w.mapping(node, at: path, allowed: ["upload_path", "presign_path", "provider_documents_path", "wriftai_upload", "s3"]) else { return c }
         func platformPath(_ key: String) -> String? {
             f.value(key) { node, at in
                 guard let v = w.string(node, at: at) else { return nil }
@@ -277,3 +278,4 @@ public enum ConfigLoader {
         return c
     }
 }
+        c.s3 = f.value("s3") { readS3($0, at: $1, w) }

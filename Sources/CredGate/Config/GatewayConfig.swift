@@ -196,6 +196,8 @@ public struct CredentialConfig: Sendable {
         self.kind = kind
     }
 
+        /// AWS keys that sign S3 requests and links (SigV4): the signing route and `/credgate/v1/s3/`.
+        case awsSigV4(AWSSigV4.Credentials)
     /// Names (lower-cased) of the headers this credential writes: removed from the client's request first.
     public var headerNames: [String] {
         switch kind {
@@ -211,6 +213,7 @@ public struct RouteConfig: Sendable {
     /// Methods the route takes (upper-case); `nil` takes every method.
     public var methods: Set<String>?
     public var path: PathPattern
+        case .awsSigV4: return ["authorization", "x-amz-security-token"]
     public var upstream: String
     public var credentials: [String]
     /// Largest request body accepted, in bytes; larger ones get 413 and are not forwarded.
@@ -298,3 +301,6 @@ public struct EndpointsConfig: Sendable {
 
     public init() {}
 }
+    /// `POST /credgate/v1/s3/links` and `GET /credgate/v1/s3/download/{key}`, and the buckets the signing route may
+    /// reach; `nil` (the default): no S3 endpoints.
+    public var s3: S3Config? = nil

@@ -37,7 +37,7 @@ struct Interpolator {
                 continue
             }
             let body = after.dropFirst()
-            guard let close = body.firstIndex(of: "}") else {
+            guard let close = Self.closingBrace(in: body) else {
                 result.problems.append("unterminated '${' (write '$$' for a literal '$')")
                 return result
             }
@@ -61,12 +61,12 @@ struct Interpolator {
             result.usedEnvironment = true
             switch lookup(String(name)) {
             case .value(let value) where value.isEmpty && fallback != nil:
-                result.text += fallback ?? ""
+                result.text += expandFallback(fallback ?? "", into: &result)
             case .value(let value):
                 result.text += value
             case .unset:
                 if let fallback {
-                    result.text += fallback
+                    result.text += expandFallback(fallback, into: &result)
                 } else {
                     result.problems.append(
                         "environment variable \(name) is not set (set it, or \(name)_FILE)")
@@ -77,6 +77,34 @@ struct Interpolator {
         }
         result.text += rest
         return result
+    }
+
+    /// A default may itself hold references, as in the shell: `${AWS_REGION:-${AWS_DEFAULT_REGION}}`.
+    private func expandFallback(_ fallback: Substring, into result: inout Result) -> String {
+        guard fallback.contains("$") else { return String(fallback) }
+        let inner = expand(String(fallback))
+        result.problems += inner.problems
+        return inner.text
+    }
+
+    /// The `}` that closes a `${`, counting the `${...}` nested in its default.
+    static func closingBrace(in body: Substring) -> Substring.Index? {
+        var depth = 0
+        var i = body.startIndex
+        while i < body.endIndex {
+            let c = body[i]
+            if c == "$", body.index(after: i) < body.endIndex, body[body.index(after: i)] == "{" {
+                depth += 1
+                i = body.index(i, offsetBy: 2)
+                continue
+            }
+            if c == "}" {
+                if depth == 0 { return i }
+                depth -= 1
+            }
+            i = body.index(after: i)
+        }
+        return nil
     }
 
     private enum Lookup {

@@ -8,7 +8,7 @@ extension GatewayError {
         case upstreamUnreachable, upstreamReset, upstreamTimeout, tooManyConnections, tooManyConnectionsFromPeer
         case adminNotFound, upload, spoolFailed, sessionUnavailable, sessionRejectedNotReplayed, invalidSSN, ssnNoSession
         case ssnEncryptionFailed, invalidPresignRequest, invalidDownloadRequest, presignFailed, followUpFailed, attachFailed
-        case uploadIncomplete
+        case uploadIncomplete, invalidS3LinkRequest, s3BucketNotAllowed, s3RequestNotSignable
     }
 
     public var kind: Kind {
@@ -45,6 +45,9 @@ extension GatewayError {
         case .followUpFailed: .followUpFailed
         case .attachFailed: .attachFailed
         case .uploadIncomplete: .uploadIncomplete
+        case .invalidS3LinkRequest: .invalidS3LinkRequest
+        case .s3BucketNotAllowed: .s3BucketNotAllowed
+        case .s3RequestNotSignable: .s3RequestNotSignable
         }
     }
 
@@ -97,6 +100,9 @@ extension GatewayError {
         case .uploadIncomplete:
             return [.uploadIncomplete(UploadIncomplete(uploadID: "upl_1", failedParts: [3], partCount: 4,
                                                        reason: "a part could not be sent to its upload URL."))]
+        case .invalidS3LinkRequest: return [.invalidS3LinkRequest(detail: "\"expires_in\" must be 1 to 604800 seconds.")]
+        case .s3BucketNotAllowed: return [.s3BucketNotAllowed(bucket: "other-bucket")]
+        case .s3RequestNotSignable: return [.s3RequestNotSignable(detail: "The body is chunk-signed (STREAMING-AWS4-HMAC-SHA256-PAYLOAD).")]
         }
     }
 }

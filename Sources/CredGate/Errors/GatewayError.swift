@@ -58,6 +58,14 @@ public enum GatewayError: Error, Sendable, Equatable {
     case attachFailed(AttachFailure)
     /// The one-call WriftAI upload did not finish (a part failed after its retries, or a platform step failed).
     case uploadIncomplete(UploadIncomplete)
+    /// A `POST /credgate/v1/s3/links` (or `GET /credgate/v1/s3/download/{key}`) that credgate will not sign;
+    /// `detail` says why. Nothing was signed.
+    case invalidS3LinkRequest(detail: String)
+    /// A request on the S3 signing route for a bucket that `endpoints.s3` does not name (or for no bucket).
+    case s3BucketNotAllowed(bucket: String)
+    /// A request on the S3 signing route whose body carries the client's own chunk signatures, which cannot be
+    /// re-signed.
+    case s3RequestNotSignable(detail: String)
 
     /// The catalogue's one table: every case's status, code and title.
     private var entry: (status: HTTPResponseStatus, code: String, title: String) {
@@ -94,6 +102,9 @@ public enum GatewayError: Error, Sendable, Equatable {
         case .attachFailed(let failure):
             (HTTPResponseStatus(statusCode: failure.status), "attach-failed", "File uploaded but not attached")
         case .uploadIncomplete: (.badGateway, "upload-incomplete", "Upload incomplete")
+        case .invalidS3LinkRequest: (.unprocessableEntity, "invalid-s3-link-request", "Invalid S3 link request")
+        case .s3BucketNotAllowed: (.forbidden, "s3-bucket-not-allowed", "Bucket not allowed")
+        case .s3RequestNotSignable: (.badRequest, "s3-request-not-signable", "Request cannot be signed")
         }
     }
 
@@ -176,6 +187,13 @@ public enum GatewayError: Error, Sendable, Equatable {
             return failure.detail
         case .uploadIncomplete(let failure):
             return failure.detail
+        case .invalidS3LinkRequest(let detail):
+            return detail + " Nothing was signed."
+        case .s3BucketNotAllowed(let bucket):
+            return (bucket.isEmpty ? "The request names no bucket" : "Bucket '\(bucket)' is not one this listener serves")
+                + " (endpoints.s3.bucket, extra_buckets); credgate signs nothing else, so nothing was sent."
+        case .s3RequestNotSignable(let detail):
+            return detail + " Nothing was sent."
         }
     }
 }

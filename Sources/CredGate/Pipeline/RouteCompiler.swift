@@ -72,6 +72,11 @@ struct RouteCompiler {
                 guard let session = sessions[credentialName] else { continue }
                 routeSession = routeSession ?? session
                 filters.append(JWTSessionFilter(name: credentialName, session: session, config: sessionConfig))
+            case .awsSigV4(let credentials):
+                // Buckets and endpoint are checked by the loader (an aws_sigv4 route needs endpoints.s3).
+                let s3 = config.listeners[listener].endpoints.s3
+                filters.append(SigV4SigningFilter(credentials: credentials, endpoint: S3Config.endpoint(of: target.config.url),
+                                                  buckets: s3?.reachableBuckets ?? []))
             }
         }
         for transform in route.transforms {
@@ -160,7 +165,31 @@ struct RouteCompiler {
             entries.append(.init(methods: ["PUT"], pattern: try! PathPattern(WriftAIUploadEndpoint.pattern),
                                  payload: copy(start.compiled, name: "credgate-wriftai-upload", first: endpoint)))
         }
+        entries += s3LinkRoutes(configured)
         return entries
+    }
+
+    /// `/credgate/v1/s3/` links, signed with the keys of the first route carrying an `aws_sigv4` credential, for
+    /// the S3 endpoint that is its upstream. Answered locally: the route's own chain (the signing filter) is not run.
+    private func s3LinkRoutes(_ configured: [(RouteConfig, CompiledRoute)]) -> [RouteTable<CompiledRoute>.Entry] {
+        guard let s3 = config.listeners[listener].endpoints.s3 else { return [] }
+        for (route, compiled) in configured {
+            for name in route.credentials {
+                guard case .awsSigV4(let credentials)? = config.credentials[name]?.kind, let target = compiled.target else { continue }
+                let endpoint = S3LinksEndpoint(
+                    signer: S3LinkSigner(credentials: credentials, endpoint: S3Config.endpoint(of: target.config.url), config: s3),
+                    cache: presignCache)
+                func local(_ routeName: String) -> CompiledRoute {
+                    CompiledRoute(name: routeName, target: target, chain: FilterChain([endpoint]), maxBodyBytes: Int64(S3LinksEndpoint.requestLimit),
+                                  replayMaxBodyBytes: 0, credentialNames: [name], metrics: metrics?.route(named: routeName))
+                }
+                return [
+                    .init(methods: ["POST"], pattern: try! PathPattern(S3LinksEndpoint.linksPath), payload: local("credgate-s3-links")),
+                    .init(methods: ["GET"], pattern: try! PathPattern(S3LinksEndpoint.downloadPattern), payload: local("credgate-s3-download")),
+                ]
+            }
+        }
+        return []
     }
 
     // MARK: - Helpers
@@ -178,6 +207,8 @@ struct RouteCompiler {
                 hasher.update(data: Data("key:\(header):\(value.reveal())".utf8))
             case .jwtSession(let session):
                 hasher.update(data: Data("session:\(session.login.path):\(session.login.body.reveal())".utf8))
+            case .awsSigV4(let credentials):
+                hasher.update(data: Data("aws:\(credentials.accessKeyID):\(credentials.secretAccessKey.reveal()):\(credentials.region)".utf8))
             case nil:
                 break
             }
