@@ -133,6 +133,10 @@ struct Serve: AsyncParsableCommand {
             let routes = config.allRoutes.count
             say("credgate \(CredGateVersion.string) listening on \(listening)\(others) with \(routes) route(s)")
         }
+        gateway.runtime.admin.quit.onRequest {
+            logger.notice("POST /credgate/quitquitquit: draining as for SIGTERM")
+            SignalWaiter.requestTermination()
+        }
         await SignalWaiter.waitForTermination(onHangUp: { [logger] in
             logger.notice("SIGHUP received and ignored: reloading the configuration without a restart is not supported yet")
         })

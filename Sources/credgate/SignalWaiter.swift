@@ -12,6 +12,7 @@ enum SignalWaiter {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let queue = DispatchQueue(label: "credgate.signals")
             let once = Once(continuation)
+            if Retainer.setOnce(once) { _ = once.fire() }  // a quit request came first
             var sources: [any DispatchSourceSignal] = []
             for sig in [SIGINT, SIGTERM, SIGHUP] {
                 signal(sig, SIG_IGN)
@@ -30,6 +31,12 @@ enum SignalWaiter {
             }
             Retainer.keep(sources)
         }
+    }
+
+    /// Ends the wait as SIGTERM would (`POST /credgate/quitquitquit`): the drain follows, and a signal after it
+    /// still exits at once.
+    static func requestTermination() {
+        _ = Retainer.currentOnce()?.fire()
     }
 
     private final class Once: @unchecked Sendable {
@@ -53,6 +60,19 @@ enum SignalWaiter {
     /// Keeps the signal sources alive for the life of the process.
     private enum Retainer {
         nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
+        nonisolated(unsafe) static var once: Once?
+        /// A termination asked for before the wait began.
+        nonisolated(unsafe) static var requestedEarly = false
+        static let lock = NSLock()
         static func keep(_ s: [any DispatchSourceSignal]) { sources.append(contentsOf: s) }
+        /// Records the waiter; true when a termination was already asked for.
+        static func setOnce(_ o: Once) -> Bool { lock.withLock { once = o; return requestedEarly } }
+        /// The waiter, or nil (then the request is remembered for it).
+        static func currentOnce() -> Once? {
+            lock.withLock {
+                if once == nil { requestedEarly = true }
+                return once
+            }
+        }
     }
 }

@@ -19,12 +19,15 @@ public struct AdminEndpoints: Sendable {
     public let traffic: RouteTraffic
     /// The gateway's Prometheus metrics, rendered by `GET /credgate/metrics`.
     let metrics: GatewayMetrics?
+    /// `POST /credgate/quitquitquit` (off unless configured).
+    public let quit: QuitSwitch
 
     public init(
         credentialStatus: @escaping @Sendable () -> [CredentialStatus] = { [] }, presignCache: PresignCache? = nil,
         notRequiredForReady: Set<String> = [], drain: DrainState = DrainState(), traffic: RouteTraffic = RouteTraffic(),
-        metrics: GatewayMetrics? = nil
+        metrics: GatewayMetrics? = nil, quit: QuitSwitch = QuitSwitch()
     ) {
+        self.quit = quit
         self.metrics = metrics
         self.credentialStatus = credentialStatus
         self.presignCache = presignCache
@@ -62,6 +65,10 @@ public struct AdminEndpoints: Sendable {
             let removed = presignCache.count
             presignCache.removeAll()
             return .json(.ok, "{\"removed\":\(removed)}", headers: ["cache-control": "no-store"])
+        case (.POST, "/credgate/quitquitquit"):
+            // Off: the same answer as any unknown admin path, so a probe learns nothing.
+            guard quit.request() else { return .problem(.adminNotFound(path: String(path)), requestID: requestID) }
+            return .json(.ok, "{\"status\":\"draining\"}", headers: ["cache-control": "no-store"])
         default:
             return .problem(.adminNotFound(path: String(path)), requestID: requestID)
         }

@@ -6,7 +6,7 @@ import Yams
 /// Each file with routes is one listener (its own `listen:` port and its own routes, as an nginx `server` block
 /// or an Envoy listener), so every SDK keeps a plain base URL (`http://127.0.0.1:8081/v1`). Upstream,
 /// credential and route names are shared by the whole process and may not clash; the process-wide sections
-/// (`presign_cache`, `spool`, `log`, `shutdown`) may be written in one file only. Every file is interpolated with
+/// (`presign_cache`, `spool`, `log`, `shutdown`, `admin`) may be written in one file only. Every file is interpolated with
 /// the same environment, and only the files given are read: a user of one platform never sets another's
 /// variables.
 extension ConfigLoader {
@@ -109,6 +109,7 @@ extension ConfigLoader {
         var spool: (SpoolConfig, String)?
         var log: (LogConfig, String)?
         var shutdown: (ShutdownConfig, String)?
+        var admin: (AdminConfig, String)?
 
         func once<T>(_ slot: inout (T, String)?, _ value: T?, _ key: String, _ path: String) {
             guard let value else { return }
@@ -140,6 +141,7 @@ extension ConfigLoader {
             once(&spool, doc.spool, "spool", path)
             once(&log, doc.log, "log", path)
             once(&shutdown, doc.shutdown, "shutdown", path)
+            once(&admin, doc.admin, "admin", path)
             guard let listener = doc.listener else { continue }
             for (i, route) in listener.routes.enumerated() {
                 if let first = routeFile[route.name] {
@@ -167,6 +169,7 @@ extension ConfigLoader {
         config.spool = spool?.0 ?? SpoolConfig()
         config.log = log?.0 ?? LogConfig()
         config.shutdown = shutdown?.0 ?? ShutdownConfig()
+        config.admin = admin?.0 ?? AdminConfig()
         return config
     }
 

@@ -102,6 +102,7 @@ public enum ConfigLoader {
         config.spool = part.spool ?? SpoolConfig()
         config.log = part.log ?? LogConfig()
         config.shutdown = part.shutdown ?? ShutdownConfig()
+        config.admin = part.admin ?? AdminConfig()
         return config
     }
 
@@ -118,10 +119,11 @@ public enum ConfigLoader {
         var spool: SpoolConfig?
         var log: LogConfig?
         var shutdown: ShutdownConfig?
+        var admin: AdminConfig?
         var wroteEndpoints = false
     }
 
-    static let topLevelKeys = ["include", "listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints", "log", "shutdown"]
+    static let topLevelKeys = ["include", "listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints", "log", "shutdown", "admin"]
 
     static func document(_ root: Node, _ w: ConfigWalker, name: String) -> Document? {
         guard let top = w.mapping(root, at: .root, allowed: topLevelKeys) else { return nil }
@@ -145,6 +147,12 @@ public enum ConfigLoader {
         doc.wroteEndpoints = top["endpoints"] != nil
         doc.log = top.value("log") { readLog($0, at: $1, w) }
         doc.shutdown = top.value("shutdown") { readShutdown($0, at: $1, w) }
+        doc.admin = top.value("admin") { node, at -> AdminConfig? in
+            guard let f = w.mapping(node, at: at, allowed: ["quit_endpoint"]) else { return nil }
+            var admin = AdminConfig()
+            if let v = f.value("quit_endpoint", { boolean($0, at: $1, w) }) { admin.quitEndpoint = v }
+            return admin
+        }
         doc.upstreams = upstreams.valid
         doc.credentials = credentials.valid
         if !includeOnly {
@@ -152,6 +160,7 @@ public enum ConfigLoader {
             else { return nil }
             var listener = ListenerConfig(name: name, listen: listen, routes: routes)
             listener.endpoints = endpoints
+            checkS3(listener, upstreams: upstreams.valid, credentials: credentials.valid, w)
             doc.listener = listener
         } else {
             if doc.wroteListen { w.issue(ConfigPath.root.key("listen"), "a file without routes has no listener: put 'listen' in the file whose routes it serves") }
@@ -160,7 +169,6 @@ public enum ConfigLoader {
         return doc
     }
 
-            checkS3(listener, upstreams: upstreams.valid, credentials: credentials.valid, w)
     static func readLog(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> LogConfig {
         var log = LogConfig()
         guard let f = w.mapping(node, at: path, allowed: ["access", "format", "query"]) else { return log }
@@ -275,7 +283,7 @@ public enum ConfigLoader {
         if let v = platformPath("presign_path") { c.presignPath = v }
         if let v = platformPath("provider_documents_path") { c.providerDocumentsPath = v }
         c.wriftaiUpload = f.value("wriftai_upload") { readWriftAIUpload($0, at: $1, w) }
+        c.s3 = f.value("s3") { readS3($0, at: $1, w) }
         return c
     }
 }
-        c.s3 = f.value("s3") { readS3($0, at: $1, w) }

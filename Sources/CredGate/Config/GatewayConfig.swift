@@ -21,6 +21,8 @@ public struct GatewayConfig: Sendable {
     public var log = LogConfig()
     /// What SIGTERM and SIGINT do: drain, then stop.
     public var shutdown = ShutdownConfig()
+    /// credgate's own endpoints that change its state (`admin:`).
+    public var admin = AdminConfig()
 
     /// A configuration with one listener.
     public init(
@@ -111,6 +113,14 @@ public struct ShutdownConfig: Sendable {
     public init() {}
 }
 
+/// `admin:` endpoints under `/credgate/` that are off unless asked for.
+public struct AdminConfig: Sendable {
+    /// `POST /credgate/quitquitquit` drains and stops the gateway (for a Kubernetes Job whose app finished).
+    public var quitEndpoint = false
+
+    public init() {}
+}
+
 /// `log:` the access log: one line per request, written off the event loop.
 public struct LogConfig: Sendable {
     /// Whether requests are logged at all (they also need a log level of `info` or lower).
@@ -186,6 +196,8 @@ public struct CredentialConfig: Sendable {
         case apiKey(header: String, value: Secret)
         /// A session token obtained by logging in, renewed ahead of expiry (see ``JWTSession``).
         case jwtSession(JWTSessionConfig)
+        /// AWS keys that sign S3 requests and links (SigV4): the signing route and `/credgate/v1/s3/`.
+        case awsSigV4(AWSSigV4.Credentials)
     }
 
     public var name: String
@@ -196,13 +208,12 @@ public struct CredentialConfig: Sendable {
         self.kind = kind
     }
 
-        /// AWS keys that sign S3 requests and links (SigV4): the signing route and `/credgate/v1/s3/`.
-        case awsSigV4(AWSSigV4.Credentials)
     /// Names (lower-cased) of the headers this credential writes: removed from the client's request first.
     public var headerNames: [String] {
         switch kind {
         case .apiKey(let header, _): return [header.lowercased()]
         case .jwtSession(let session): return [session.header.lowercased()]
+        case .awsSigV4: return ["authorization", "x-amz-security-token"]
         }
     }
 }
@@ -213,7 +224,6 @@ public struct RouteConfig: Sendable {
     /// Methods the route takes (upper-case); `nil` takes every method.
     public var methods: Set<String>?
     public var path: PathPattern
-        case .awsSigV4: return ["authorization", "x-amz-security-token"]
     public var upstream: String
     public var credentials: [String]
     /// Largest request body accepted, in bytes; larger ones get 413 and are not forwarded.
@@ -298,9 +308,9 @@ public struct EndpointsConfig: Sendable {
     /// `PUT /credgate/v1/wriftai/files/{name}`: WriftAI's whole upload in one call; `nil` (the default): no such
     /// endpoint.
     public var wriftaiUpload: WriftAIUploadConfig? = nil
-
-    public init() {}
-}
     /// `POST /credgate/v1/s3/links` and `GET /credgate/v1/s3/download/{key}`, and the buckets the signing route may
     /// reach; `nil` (the default): no S3 endpoints.
     public var s3: S3Config? = nil
+
+    public init() {}
+}

@@ -101,7 +101,8 @@ public final class GatewayRuntime: Sendable {
             credentialNames.map { name in
                 sessionsByName[name]?.status() ?? CredentialStatus.staticKey(name: name)
             }
-        }, presignCache: presignCache, notRequiredForReady: notRequiredForReady, metrics: metrics)
+        }, presignCache: presignCache, notRequiredForReady: notRequiredForReady, metrics: metrics,
+           quit: QuitSwitch(enabled: config.admin.quitEndpoint))
         self.admin = admin
         var listeners: [ListenerRuntime] = []
         for index in config.listeners.indices {
