@@ -59,7 +59,7 @@ struct PredictionEventStream: Sendable {
                 // Wait for the event, writing heartbeats, watching for a cancellation and for the idle limit.
                 while true {
                     let now = Date().timeIntervalSince1970
-                    if id < doneID, let prediction = await state.predictions.get(predictionID), prediction.cancelledAt != nil {
+                    if id > 0 && id < doneID, let prediction = await state.predictions.get(predictionID), prediction.cancelledAt != nil {
                         cancelled = true
                         break
                     }
