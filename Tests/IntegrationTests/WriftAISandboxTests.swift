@@ -81,6 +81,20 @@ struct WriftAISandboxTests {
             let byOwner = try await client.wriftai(.GET, sandbox.apiBaseURL + "/models/sandbox?page_size=100")
             #expect((try byOwner.object()["items"] as? [Any])?.count == 5)
             #expect(await sandbox.counters().route("GET", "/v1/models") == 6)
+
+            // SDK 0.28's shape: absolute next_url/previous_url as well, which lead to the same pages.
+            await sandbox.setPageURLs(true)
+            let first = try await client.wriftai(.GET, sandbox.apiBaseURL + "/models?page_size=2").object()
+            #expect(Set(first.keys) == ["items", "next_cursor", "previous_cursor", "next_url", "previous_url"])
+            let nextURL = try #require(first["next_url"] as? String)
+            #expect(nextURL == sandbox.apiBaseURL + "/models?cursor=\(first["next_cursor"] as! String)&page_size=2")
+            let second = try await client.wriftai(.GET, nextURL).object()
+            #expect((second["items"] as? [[String: Any]])?.first?["name"] as? String == "reverse")
+            #expect(second["previous_url"] as? String == sandbox.apiBaseURL + "/models?cursor=\(second["previous_cursor"] as! String)&page_size=2")
+            #expect(first["previous_url"] is NSNull)
+            let pagesControl = try await client.wriftai(.POST, sandbox.baseURL + "/sandbox/pages", authorization: nil, json: ["urls": false])
+            #expect(try pagesControl.object()["urls"] as? Bool == false)
+            #expect(Set(try await client.wriftai(.GET, sandbox.apiBaseURL + "/models").object().keys) == ["items", "next_cursor", "previous_cursor"])
         }
     }
 

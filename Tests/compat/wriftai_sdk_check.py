@@ -1,5 +1,8 @@
 """Runs the unmodified wriftai SDK (0.34.0) against a WriftAI base URL: credgate's, or the sandbox's own.
 
+With an SDK older than 0.30 (0.28: no `uploads`, no streams), the one-step upload (`POST /files/urls`, one PUT) and
+polled predictions are checked instead of the three-step upload and the streams.
+
 Environment: WRIFTAI_API_BASE_URL = credgate's address + /v1 (or the sandbox's), WRIFTAI_ACCESS_TOKEN = a placeholder
 (credgate strips it and adds the real one) or the sandbox's token, SANDBOX_URL = the sandbox's own address (no /v1,
 for its /sandbox/ controls and counters, which need no token).
@@ -14,7 +17,10 @@ import tempfile
 import time
 import urllib.request
 
-from wriftai import Client, File
+import importlib.metadata
+
+import wriftai
+from wriftai import Client
 
 passed = 0
 failed = 0
@@ -53,6 +59,9 @@ def counters():
 
 
 client = Client()
+VERSION = importlib.metadata.version("wriftai")
+ONE_STEP = not hasattr(client, "uploads")  # SDK 0.28: files.upload(content, resource, name) via /files/urls
+File = getattr(wriftai, "File", None)
 
 
 def user_and_models():
@@ -158,7 +167,42 @@ def predictions():
     control("POST", "/sandbox/stream", {"events": 3, "interval_ms": 100})
 
 
-for name, group in [("user and models", user_and_models), ("rate limit", rate_limit), ("upload", upload), ("predictions", predictions)]:
+def one_step_upload():
+    before = counters()
+    content = b"%PDF-1.7\n" + os.urandom(50_000)
+    url = client.files.upload(content, "prediction", name="report.pdf")
+    after = counters()
+    check("files.upload() (one step) put the file straight to the sandbox's storage",
+          after["single_puts"] - before["single_puts"] == 1 and url.startswith(SANDBOX + "/sandbox-s3/"), url)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        check("its download URL serves the uploaded bytes", r.read() == content and r.headers["Content-Type"] == "application/pdf")
+    put = [r for r in control("GET", "/sandbox/requests") if r["method"] == "PUT"][-1]
+    check("the PUT carried no Authorization header", not any(h[0].lower() == "authorization" for h in put["headers"]))
+
+
+def polled_predictions():
+    control("POST", "/sandbox/stream", {"events": 2, "interval_ms": 300})
+    done = client.predictions.create(model="sandbox/echo", input={"n": 1}, wait=True)
+    check("predictions.create(wait=True) polls until succeeded", done["status"] == "succeeded", repr(done))
+    listed = client.predictions.list()
+    check("predictions.list() shows it", any(p["id"] == done["id"] for p in listed.items))
+    control("POST", "/sandbox/stream", {"events": 3, "interval_ms": 20000})
+    slow = client.predictions.create(model="sandbox/echo", input={"n": 2})
+    client.predictions.cancel(slow["id"])
+    check("predictions.cancel() cancels", client.predictions.get(slow["id"])["status"] == "cancelled")
+    control("POST", "/sandbox/stream", {"events": 3, "interval_ms": 100})
+
+
+print(f"wriftai {VERSION} at {os.environ.get('WRIFTAI_API_BASE_URL')}")
+groups = [("user and models", user_and_models), ("rate limit", rate_limit)]
+# SDK 0.28's pages also have next_url/previous_url (and 0.34's must not): the sandbox serves either shape.
+control("POST", "/sandbox/pages", {"urls": ONE_STEP})
+if ONE_STEP:
+    groups += [("one-step upload", one_step_upload), ("predictions", polled_predictions)]
+else:
+    groups += [("upload", upload), ("predictions", predictions)]
+for name, group in groups:
     attempt(name, group)
+control("POST", "/sandbox/pages", {"urls": False})
 print(f"wriftai: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -5,7 +5,9 @@ import Foundation
 #endif
 
 /// WriftAI's cursor pagination: query `cursor` and `page_size`, answer `{"items", "next_cursor", "previous_cursor"}`
-/// and nothing else (the SDK builds its `PaginatedResponse` from exactly these three keys).
+/// and nothing else (SDK 0.34 builds its `PaginatedResponse` from exactly these three keys, and fails on any other).
+/// SDK 0.28's `PaginatedResponse` also requires `next_url` and `previous_url` (absolute links to the pages): the
+/// answer carries them when `linkBase` is given (``WriftAISandboxOptions/pageURLs``).
 ///
 /// Cursors are opaque to clients; here they are the base64url of `o<offset>`, so a test can tell them apart but a
 /// client cannot guess them.
@@ -35,17 +37,23 @@ struct CursorPage {
         return .success(CursorPage(offset: offset, pageSize: pageSize))
     }
 
-    /// The page of `items` as the platform answers it.
-    func answer(_ items: [JSONValue]) -> JSONValue {
+    /// The page of `items` as the platform answers it; with `linkBase` (the list's absolute URL, no query) also
+    /// `next_url` and `previous_url`.
+    func answer(_ items: [JSONValue], linkBase: String? = nil) -> JSONValue {
         let start = min(offset, items.count)
         let end = min(items.count, start + pageSize)
         let next = end < items.count ? Self.encode(end) : nil
         let previous = start > 0 ? Self.encode(max(0, start - pageSize)) : nil
-        return .object([
+        var members: [(String, JSONValue)] = [
             ("items", .array(Array(items[start..<end]))),
             ("next_cursor", .optional(next)),
             ("previous_cursor", .optional(previous)),
-        ])
+        ]
+        if let linkBase {
+            let link = { (cursor: String?) in cursor.map { "\(linkBase)?cursor=\($0)&page_size=\(pageSize)" } }
+            members += [("next_url", .optional(link(next))), ("previous_url", .optional(link(previous)))]
+        }
+        return .object(members)
     }
 
     static func encode(_ offset: Int) -> String {

@@ -3,16 +3,13 @@ import Hummingbird
 
 extension WriftAIResponder {
     /// `GET /v1/predictions`: newest first, in cursor pages; `statuses` (repeated) filters.
-    func listPredictions(target: RequestTarget) async -> Response {
+    func listPredictions(_ request: Request, target: RequestTarget, context: Context) async -> Response {
         let now = Date().timeIntervalSince1970
         let statuses = Set(target.parameters.filter { $0.name == "statuses" }.map(\.value))
         let items = await state.predictions.all()
             .filter { statuses.isEmpty || statuses.contains($0.status(now: now)) }
             .map { JSONValue.object($0.summary(now: now)) }
-        switch CursorPage.parse(target.parameters) {
-        case .success(let page): return JSONResponses.json(.ok, page.answer(items))
-        case .failure(let error): return error.response
-        }
+        return await page(items, request: request, target: target, context: context)
     }
 
     /// `POST /v1/predictions` `{"model": "owner/name[:version]", "input": {...}, "stream"?: bool, "webhook"?: ...}`.

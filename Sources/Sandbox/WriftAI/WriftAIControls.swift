@@ -13,6 +13,7 @@ extension WriftAIResponder {
     /// - `GET`/`POST /sandbox/stream` `{"events"?, "interval_ms"?, "delays_ms"?, "final_ms"?, "heartbeat_ms"?}`: how
     ///   predictions created from now on stream.
     /// - `GET`/`POST /sandbox/urls` `{"lifetime_seconds"?, "part_size"?}`: presigned URL lifetime and upload part size.
+    /// - `GET`/`POST /sandbox/pages` `{"urls": true|false}`: whether pages carry `next_url`/`previous_url` (SDK 0.28).
     func control(_ request: Request, target: RequestTarget) async throws -> Response {
         switch (request.method, target.path) {
         case (.get, "/sandbox/requests"), (.head, "/sandbox/requests"):
@@ -38,13 +39,30 @@ extension WriftAIResponder {
             return Self.streamAnswer(await state.settings.values.stream)
         case (.post, "/sandbox/stream"):
             return try await streamControl(request, target: target)
+        case (.get, "/sandbox/pages"):
+            return JSONResponses.json(.ok, .object([("urls", .bool(await state.settings.values.pageURLs))]))
+        case (.post, "/sandbox/pages"):
+            let fields: [String: RequestJSON]
+            switch try await SandboxResponder.controlFields(request, target: target) {
+            case .success(let value): fields = value
+            case .failure(let error): return error.response
+            }
+            let on: Bool
+            switch fields["urls"] {
+            case .bool(let value)?: on = value
+            case .string("true")?: on = true
+            case .string("false")?: on = false
+            default: return JSONResponses.fieldError(.badRequest, field: "urls", "true or false is required.")
+            }
+            await state.settings.setPageURLs(on)
+            return JSONResponses.json(.ok, .object([("urls", .bool(on))]))
         case (.get, "/sandbox/urls"):
             return Self.urlsAnswer(await state.settings.values)
         case (.post, "/sandbox/urls"):
             return try await urlsControl(request, target: target)
         case (_, "/sandbox/requests"), (_, "/sandbox/counters"):
             return JSONResponses.methodNotAllowed(request.method, allowed: ["GET", "HEAD", "DELETE"])
-        case (_, "/sandbox/rate-limit"), (_, "/sandbox/stream"), (_, "/sandbox/urls"):
+        case (_, "/sandbox/rate-limit"), (_, "/sandbox/stream"), (_, "/sandbox/urls"), (_, "/sandbox/pages"):
             return JSONResponses.methodNotAllowed(request.method, allowed: ["GET", "POST"])
         default:
             return JSONResponses.detail(.notFound, "Not found.")

@@ -70,16 +70,16 @@ struct WriftAIResponder: HTTPResponder {
         case (.get, .user):
             return JSONResponses.json(.ok, state.catalogue.user)
         case (.get, .models):
-            return page(state.catalogue.models.map(\.json), target: target)
+            return await page(state.catalogue.models.map(\.json), request: request, target: target, context: context)
         case (.get, .modelsByOwner(let owner)):
-            return page(state.catalogue.models.filter { $0.owner == owner }.map(\.json), target: target)
+            return await page(state.catalogue.models.filter { $0.owner == owner }.map(\.json), request: request, target: target, context: context)
         case (.get, .model(let owner, let name)):
             guard let model = state.catalogue.model(owner: owner, name: name) else { return WriftAIProblem.notFound("Model not found.") }
             return JSONResponses.json(.ok, model.detailJSON)
         case (.get, .hardware):
-            return page(state.catalogue.hardware, target: target)
+            return await page(state.catalogue.hardware, request: request, target: target, context: context)
         case (.get, .predictions):
-            return await listPredictions(target: target)
+            return await listPredictions(request, target: target, context: context)
         case (.post, .predictions):
             return try await createPrediction(request, recorded: &recorded)
         case (.get, .prediction(let id)):
@@ -130,12 +130,19 @@ struct WriftAIResponder: HTTPResponder {
         return nil
     }
 
-    /// One cursor page of `items`.
-    private func page(_ items: [JSONValue], target: RequestTarget) -> Response {
+    /// One cursor page of `items`, with absolute page links when they are on (SDK 0.28's shape).
+    func page(_ items: [JSONValue], request: Request, target: RequestTarget, context: Context) async -> Response {
+        let linkBase = await state.settings.values.pageURLs ? origin(request, context: context) + target.path : nil
         switch CursorPage.parse(target.parameters) {
-        case .success(let page): JSONResponses.json(.ok, page.answer(items))
-        case .failure(let error): error.response
+        case .success(let page): return JSONResponses.json(.ok, page.answer(items, linkBase: linkBase))
+        case .failure(let error): return error.response
         }
+    }
+
+    /// `http://<Host>` as the request named the API (so links name what the client called), else the bound address.
+    func origin(_ request: Request, context: Context) -> String {
+        if let host = request.head.authority, SandboxResponder.isPlausibleHost(host) { return "http://" + host }
+        return storageOrigin(context)
     }
 
     /// `http://<bound host>:<port>`: presigned URLs name the sandbox itself, never the `Host` a request came with,

@@ -24,6 +24,9 @@ public struct WriftAISandboxOptions: Sendable {
     public var presignAccessKeyID = "AKIAWRIFTAISANDBOX42"
     /// How prediction streams are paced unless changed (``WriftAISandboxServer/setStream(_:)``).
     public var stream = StreamPlan.default
+    /// Whether list pages also carry `next_url` and `previous_url` (absolute links), which SDK 0.28 requires and
+    /// SDK 0.34 refuses. Off: the current platform's shape. Can be changed while running (``WriftAISandboxServer/setPageURLs(_:)``).
+    public var pageURLs = false
     /// Log level of the sandbox and of the Hummingbird server under it. Quiet unless asked.
     public var logLevel: Logger.Level = .warning
 

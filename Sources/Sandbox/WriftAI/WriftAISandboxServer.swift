@@ -119,6 +119,12 @@ extension WriftAISandboxServer {
         _ = try await state.setURLs(lifetime: lifetime.map { Int($0.components.seconds) }, partSize: partSize)
     }
 
+    /// Whether list pages carry `next_url` and `previous_url` (absolute links to the pages, which SDK 0.28
+    /// requires and SDK 0.34 refuses).
+    public func setPageURLs(_ on: Bool) async {
+        await state.settings.setPageURLs(on)
+    }
+
     /// Requests per route, part PUTs, completes, streams and more since start (or the last reset).
     public func counters() async -> WriftAISandboxCounters {
         await state.counters.snapshot()

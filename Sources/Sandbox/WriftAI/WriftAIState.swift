@@ -23,7 +23,8 @@ final class WriftAIState: Sendable {
         settings = WriftAISettings(.init(
             stream: options.stream,
             urlLifetime: min(max(lifetime, 1), Presigner.maximumLifetime),
-            partSize: max(1, options.partSize)
+            partSize: max(1, options.partSize),
+            pageURLs: options.pageURLs
         ))
     }
 
@@ -46,6 +47,8 @@ actor WriftAISettings {
         var urlLifetime: Int
         /// `part_size` of uploads created from now on.
         var partSize: Int
+        /// Whether pages carry `next_url` and `previous_url`.
+        var pageURLs: Bool
     }
 
     private(set) var values: Values
@@ -55,6 +58,8 @@ actor WriftAISettings {
     }
 
     func setStream(_ plan: StreamPlan) { values.stream = plan }
+
+    func setPageURLs(_ on: Bool) { values.pageURLs = on }
 
     /// Each given value changes, the others stay; returns what is now in force.
     func update(urlLifetime: Int?, partSize: Int?) -> Values {
