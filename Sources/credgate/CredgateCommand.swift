@@ -10,7 +10,7 @@ struct CredgateCommand: AsyncParsableCommand {
         commandName: "credgate",
         abstract: "A local gateway that holds an API platform's credentials so that apps don't have to.",
         version: CredGateVersion.string,
-        subcommands: [Serve.self, CheckConfig.self, StatusCommand.self, WaitCommand.self, SandboxCommand.self],
+        subcommands: [Serve.self, CheckConfig.self, StatusCommand.self, WaitCommand.self, DoctorCommand.self, SandboxCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -59,12 +59,7 @@ struct Serve: AsyncParsableCommand {
         let env = ProcessInfo.processInfo.environment
         let logger = makeLogger(level: logLevel ?? env["CREDGATE_LOG_LEVEL"])
         var environment = env
-        // Each sandbox platform says which upstream it replaces and which variables make the credentials work.
-        var platforms = sandbox ? try await SandboxServer.startPlatforms() : []
-        for platform in platforms {
-            environment.merge(platform.environment) { $1 }
-            for name in platform.unset { environment.removeValue(forKey: name) }
-        }
+        var platforms = sandbox ? try await SandboxLauncher.start(into: &environment) : []
         var config: GatewayConfig
         do {
             config = try ConfigLoader.load(paths: configOptions.resolvedPaths, environment: environment)
@@ -77,13 +72,7 @@ struct Serve: AsyncParsableCommand {
         // Only the platforms the configuration names keep running.
         for platform in platforms where config.upstreams[platform.upstream] == nil { try? await platform.shutdown() }
         platforms = platforms.filter { config.upstreams[$0.upstream] != nil }
-        for platform in platforms {
-            if let url = URLComponents(string: platform.baseURL), var upstream = config.upstreams[platform.upstream] {
-                let path = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
-                upstream.url = UpstreamURL(scheme: .http, host: url.host ?? "127.0.0.1", port: url.port ?? 80, basePath: path)
-                config.upstreams[platform.upstream] = upstream
-            }
-        }
+        config = SandboxLauncher.pointed(config, at: platforms)
         if let text = logFormat ?? env["CREDGATE_LOG_FORMAT"] {
             guard let format = AccessLog.Format(rawValue: text.lowercased()) else {
                 throw ValidationError("the access log format must be json or text, got '\(text)'")

@@ -24,11 +24,14 @@ extension ConfigLoader {
             }
             switch kind.value {
             case "api_key":
-                let f = w.only(["kind", "header", "value"], in: all)
+                let f = w.only(["kind", "header", "value", "probe"], in: all)
                 let header = w.required(f, "header") { headerName($0, at: $1, w) }
                 let value = w.required(f, "value") { secret($0, at: $1, w) }
+                let probe = f.value("probe") { credentialProbe($0, at: $1, upstreams: upstreams, w) }
                 guard let header, let value else { return nil }
-                return CredentialConfig(name: name, kind: .apiKey(header: header, value: value))
+                var credential = CredentialConfig(name: name, kind: .apiKey(header: header, value: value))
+                credential.probe = probe
+                return credential
             case "jwt_session":
                 let f = w.only(jwtSessionKeys, in: all)
                 guard let session = jwtSession(f, upstreams: upstreams, w) else { return nil }
@@ -42,6 +45,37 @@ extension ConfigLoader {
                 return nil
             }
         }
+    }
+
+    /// `probe: {path, method, upstream}` for `credgate doctor`.
+    static func credentialProbe(_ node: Node, at path: ConfigPath, upstreams: [String]?, _ w: ConfigWalker) -> CredentialProbe? {
+        guard let f = w.mapping(node, at: path, allowed: ["path", "method", "upstream"]) else { return nil }
+        let probePath = w.required(f, "path") { node, at -> String? in
+            guard let v = w.string(node, at: at) else { return nil }
+            guard v.hasPrefix("/") else {
+                w.issue(at, "must be a platform path starting with '/'")
+                return nil
+            }
+            return v
+        }
+        let method = f.value("method") { node, at -> String? in
+            guard let v = w.string(node, at: at) else { return nil }
+            guard ["GET", "HEAD", "OPTIONS"].contains(v.uppercased()) else {
+                w.issue(at, "a probe must not change anything: GET, HEAD or OPTIONS")
+                return nil
+            }
+            return v.uppercased()
+        }
+        let upstream = f.value("upstream") { node, at -> String? in
+            guard let v = w.string(node, at: at) else { return nil }
+            if let upstreams, !upstreams.contains(v) {
+                w.issue(at, "unknown upstream '\(v)'")
+                return nil
+            }
+            return v
+        }
+        guard let probePath else { return nil }
+        return CredentialProbe(path: probePath, method: method ?? "GET", upstream: upstream)
     }
 
     static func headerName(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> String? {

@@ -202,6 +202,8 @@ public struct CredentialConfig: Sendable {
 
     public var name: String
     public var kind: Kind
+    /// A cheap request `credgate doctor` sends with this credential to check it works (`probe:`).
+    public var probe: CredentialProbe? = nil
 
     public init(name: String, kind: Kind) {
         self.name = name
@@ -215,6 +217,22 @@ public struct CredentialConfig: Sendable {
         case .jwtSession(let session): return [session.header.lowercased()]
         case .awsSigV4: return ["authorization", "x-amz-security-token"]
         }
+    }
+}
+
+/// `probe:` a request that shows a static credential works: `GET <upstream base URL><path>` with the credential,
+/// expecting a 2xx.
+public struct CredentialProbe: Sendable, Equatable {
+    public var method: String = "GET"
+    /// A platform path, after the upstream's base URL (as login paths are).
+    public var path: String
+    /// The upstream to ask; nil: the upstream of the first route that uses the credential.
+    public var upstream: String?
+
+    public init(path: String, method: String = "GET", upstream: String? = nil) {
+        self.path = path
+        self.method = method
+        self.upstream = upstream
     }
 }
 
