@@ -1,11 +1,13 @@
 import NIOCore
 import NIOHTTP1
 
-/// One request in flight on a client connection, from its head to the end of the answer.
+/// One request in flight on a client connection, from its head to the end of the answer: what its way upstream
+/// is doing, and the data the handler moves and logs.
 ///
-/// The request side (what the client sends) and the response side (what goes back) are kept as separate states:
-/// an upstream may answer before the upload is over, and the upstream connection may only go back to the pool when
-/// the request was sent whole *and* the response was complete and keep-alive.
+/// Whether the request and the answer are complete, whether the rest of the body is dropped and whether the
+/// connection closes after the answer are the connection's decisions: ``ProxyStateMachine`` keeps them. The
+/// upstream connection goes back to the pool only when the request was sent whole *and* the response was
+/// complete and keep-alive.
 final class Exchange {
     enum Upstream {
         /// Head filters are running (or waiting for asynchronous work); nothing is connected yet.
@@ -24,14 +26,6 @@ final class Exchange {
         case detached
     }
 
-    enum Response {
-        case awaitingHead
-        /// A filter wants the whole answer before the client gets any of it: it is held in ``Exchange/heldResponse``.
-        case buffering
-        case streaming
-        case complete
-    }
-
     let clientHead: HTTPRequestHead
     var forwardHead: HTTPRequestHead
     let route: CompiledRoute
@@ -42,13 +36,8 @@ final class Exchange {
     let hasBody: Bool
 
     var upstream: Upstream = .filtering(next: 0)
-    var response: Response = .awaitingHead
-    /// The client's `.end` has arrived.
-    var requestComplete = false
     /// The `.end` was written to the upstream.
     var requestSent = false
-    /// The upstream answered before the request was over: the rest of the client's body is dropped.
-    var abandonedUpload = false
     var bodyBytesIn: Int64 = 0
     var bodyBytesSent: Int64 = 0
     var bodyBytesOut: Int64 = 0
@@ -56,7 +45,6 @@ final class Exchange {
     var usedReusedConnection = false
     var retriedStale = false
     var status: UInt = 0
-    var closeClientAfter = false
     var lastActivity: NIODeadline
     var sentAt: NIODeadline?
     /// For the access log: when forwarding started, when the upstream connection was in hand, when the answer's
@@ -84,13 +72,12 @@ final class Exchange {
     var stage: (any RequestBodyStage)?
     /// Where a staged body waits, whole, until it may be forwarded; read back once connected.
     var spool: BodySpool?
-    /// Spool writes not yet done (the client is not read meanwhile).
-    var spoolWrites = 0
     /// The stage accepted the whole body and the spool holds it: forward from the spool.
     var spoolReady = false
     /// `100 Continue` was sent to the client.
     var sentContinue = false
-    /// The upstream's answer head and what arrived of its body, while a filter wants the answer whole.
+    /// The upstream's answer head and what arrived of its body, while a filter wants the answer whole (the
+    /// machine's response is `.buffering`).
     var heldResponse: (head: HTTPResponseHead, body: ByteBuffer, limit: Int)?
 
     init(clientHead: HTTPRequestHead, route: CompiledRoute, requestID: String, now: NIODeadline) {
@@ -115,8 +102,8 @@ final class Exchange {
     /// (``ProxyHandler`` answers it instead).
     var target: UpstreamTarget { route.target! }
 
-    /// Drops the spool (its file is closed at once).
-    func dropSpool() {
+    /// Drops a staged body and its spool (the spool's file is closed at once).
+    func discardStagedBody() {
         spool?.close()
         spool = nil
         stage = nil

@@ -14,6 +14,48 @@ extension ProxyHandler {
         var unsafePath: GatewayError?
     }
 
+    /// A head that passed every check, with the route it takes.
+    struct RoutedHead {
+        let route: CompiledRoute
+        /// The request target to forward when the path was normalised (the query kept as sent); nil to forward
+        /// the client's.
+        let forwardURI: String?
+    }
+
+    /// Checks a head and looks up its route on `listener`: one lookup, whose answer is a route, or the error a
+    /// client gets instead (a bad head, a path with no safe reading, no route, a wrong method, a declared body
+    /// over the route's limit).
+    static func route(_ head: HTTPRequestHead, on listener: ListenerRuntime,
+                      protectedHeaders: [String]) -> Result<RoutedHead, GatewayError> {
+        let checked: CheckedHead
+        switch inspect(head, maxHeaderBytes: listener.listen.maxHeaderBytes, protectedHeaders: protectedHeaders) {
+        case .success(let c): checked = c
+        case .failure(let error): return .failure(error)
+        }
+        let path = checked.normalizedPath.map { $0[...] } ?? Self.path(of: head.uri)
+        let lookup = listener.routes.lookup(method: head.method.rawValue, path: path)
+        if let unsafe = checked.unsafePath {
+            // Only a route that opted into raw matching takes a path with no safe reading.
+            guard case .matched(let r) = lookup, r.rawPath else { return .failure(unsafe) }
+        }
+        let route: CompiledRoute
+        switch lookup {
+        case .matched(let r):
+            route = r
+        case .methodNotAllowed(let allowed):
+            return .failure(.methodNotAllowed(method: head.method.rawValue, allowed: allowed))
+        case .notFound:
+            return .failure(.noRoute(method: head.method.rawValue, path: String(path)))
+        }
+        if let length = head.headers.first(name: "content-length").flatMap({ Int64($0) }), length > route.maxBodyBytes {
+            return .failure(.bodyTooLarge(limit: route.maxBodyBytes))
+        }
+        let forwardURI = checked.normalizedPath.map { normalized in
+            normalized + (head.uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { head.uri[$0...] } ?? "")
+        }
+        return .success(RoutedHead(route: route, forwardURI: forwardURI))
+    }
+
     /// The path part of an origin-form request target.
     static func path(of uri: String) -> Substring {
         if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
