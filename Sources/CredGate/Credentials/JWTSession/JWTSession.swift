@@ -84,11 +84,6 @@ public final class JWTSession: Sendable {
     /// The header the token is written to.
     public var headerName: String { config.header }
 
-    /// The header value for `token` (`Bearer <token>` with the default format).
-    public func headerValue(for token: SessionToken) -> Secret {
-        Secret(Self.format(token.value.reveal(), with: config.format))
-    }
-
     /// The token to use now, or nil when there is none or it has expired. Never blocks beyond a short lock, never
     /// does I/O: safe on an event loop for every request.
     public func currentToken() -> SessionToken? {

@@ -1,6 +1,6 @@
 /// An access token a ``JWTSession`` holds, as handed to the requests that carry it.
 public struct SessionToken: Sendable {
-    /// The raw token (not the header value: see ``JWTSession/headerValue(for:)``).
+    /// The raw token, not the header value (the credential's `format` puts it in one).
     public let value: Secret
     /// Increases with every token the session obtains, so a 401 on an old token cannot drop a newer one.
     public let generation: Int
