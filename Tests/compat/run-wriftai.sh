@@ -6,8 +6,9 @@
 # with WRIFTAI_API_BASE_URL=<credgate>/v1 and a placeholder token (credgate strips it and adds the sandbox's):
 # user and models (every cursor page), a 429 retried after x-ratelimit-reset, files.upload() whose part PUTs go
 # straight to the sandbox's storage, predictions with an input file, their event streams (spacing, resume after
-# an idle close), cancel. Then curl: a stream read with -N through credgate, its events arriving spaced.
-# Prints 'wriftai: N passed, M failed' and 'curl stream: ok'.
+# an idle close), cancel. Then curl: a stream read with -N through credgate, its events arriving spaced, and the
+# one-call upload (curl -T) when the profile routes it. Prints 'wriftai: N passed, M failed', 'curl stream: ok',
+# 'curl one-call upload: ok' (or SKIPPED when the profile has no such route).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 BIN=${1:-.build/debug/credgate}
@@ -50,7 +51,12 @@ ID=$(curl -fsS -X POST -H 'Content-Type: application/json' -H "Authorization: Be
     -d '{"model": "sandbox/echo", "input": {"prompt": "curl"}}' "$GATEWAY/v1/predictions" |
     "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["id"])')
 STAMPS=$(curl -fsSN "$GATEWAY/v1/predictions/$ID/stream?events=6&interval_ms=400" |
-    while IFS= read -r line; do [[ $line == "event: output" ]] && date +%s.%N; [[ $line == "event: done" ]] && echo done; done)
+    while IFS= read -r line; do
+        case $line in
+            "event: output") date +%s.%N ;;
+            "event: done") echo done ;;
+        esac
+    done)
 if [[ $(grep -c '^[0-9]' <<<"$STAMPS") != 6 || $(tail -1 <<<"$STAMPS") != done ]]; then
     echo "curl stream: FAILED, got: $STAMPS"; exit 1
 fi
@@ -60,5 +66,32 @@ if awk -v s="$SPAN" 'BEGIN { exit !(s >= 1.6) }'; then
 else
     echo "curl stream: FAILED, 6 events over only ${SPAN} s (buffered?)"; exit 1
 fi
+# curl -T: credgate's one-call upload (the whole three-step flow), when the profile has its route; the file must
+# come back byte for byte from the download URL it answers, its parts having gone to the sandbox's storage.
+FILE=$(mktemp --suffix=.pdf)
+OUT=$(mktemp)
+trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -f "$LOG" "$FILE" "$OUT"' EXIT
+{ printf '%%PDF-1.7\n'; head -c 300000 /dev/urandom; } >"$FILE"
+PARTS_BEFORE=$(curl -fsS "$SANDBOX/sandbox/counters" | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["part_puts"])')
+# A GET first: without the route, credgate answers 404 admin-not-found (a PUT may be refused by size first).
+if curl -sS -o /dev/null -D - "$GATEWAY/credgate/v1/wriftai/files/report.pdf" | grep -qi '^x-credgate-error: admin-not-found'; then
+    CODE=404
+else
+    CODE=$(curl -sS -o "$OUT" -w '%{http_code}' -T "$FILE" "$GATEWAY/credgate/v1/wriftai/files/report.pdf")
+fi
+if [[ $CODE == 404 ]]; then
+    echo "curl one-call upload: SKIPPED ($CONFIG has no route for /credgate/v1/wriftai/files/)"
+elif [[ $CODE == 201 ]]; then
+    URL=$("$VENV/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["download_url"])' "$OUT")
+    PARTS=$(($(curl -fsS "$SANDBOX/sandbox/counters" | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["part_puts"])') - PARTS_BEFORE))
+    if curl -fsS "$URL" | cmp -s - "$FILE"; then
+        echo "curl one-call upload: ok ($(wc -c <"$FILE") bytes in $PARTS parts, served back by its download URL)"
+    else
+        echo "curl one-call upload: FAILED, the download URL does not serve the file: $(cat "$OUT")"; exit 1
+    fi
+else
+    echo "curl one-call upload: FAILED, HTTP $CODE: $(cat "$OUT")"; exit 1
+fi
+
 STATUS=$(curl -fsS "$GATEWAY/credgate/status")
 if grep -q 'placeholder-not-a' <<<"$STATUS"; then echo "status shows a placeholder secret"; exit 1; fi
