@@ -102,9 +102,9 @@ public enum GatewayError: Error, Sendable, Equatable {
         case .attachFailed(let failure):
             (HTTPResponseStatus(statusCode: failure.status), "attach-failed", "File uploaded but not attached")
         case .uploadIncomplete: (.badGateway, "upload-incomplete", "Upload incomplete")
-        case .invalidS3LinkRequest: (.unprocessableEntity, "invalid-s3-link-request", "Invalid S3 link request")
-        case .s3BucketNotAllowed: (.forbidden, "s3-bucket-not-allowed", "Bucket not allowed")
-        case .s3RequestNotSignable: (.badRequest, "s3-request-not-signable", "Request cannot be signed")
+        case .invalidS3LinkRequest: (.unprocessableEntity, "invalid-link-request", "Invalid S3 link request")
+        case .s3BucketNotAllowed: (.forbidden, "bucket-not-allowed", "Bucket not allowed")
+        case .s3RequestNotSignable: (.badRequest, "request-not-signable", "Request cannot be signed")
         }
     }
 
