@@ -47,10 +47,24 @@ extension SandboxServer {
             shutdown: { try await server.shutdown() })
     }
 
+    /// Starts the S3 emulator (one bucket, a generated key pair) and says what it provides: the AWS variables
+    /// `Config/s3.yaml` reads, `S3_ENDPOINT_URL` and `S3_BUCKET`.
+    public static func startS3Platform() async throws -> SandboxPlatform {
+        let server = try await S3SandboxServer.start()
+        return SandboxPlatform(
+            upstream: "s3", baseURL: server.baseURL,
+            environment: ["S3_ENDPOINT_URL": server.baseURL, "S3_BUCKET": server.bucket, "AWS_ACCESS_KEY_ID": server.accessKeyID,
+                          "AWS_SECRET_ACCESS_KEY": server.secretAccessKey, "AWS_REGION": server.region, "AWS_SESSION_TOKEN": ""],
+            unset: ["AWS_ACCESS_KEY_ID_FILE", "AWS_SECRET_ACCESS_KEY_FILE", "AWS_SESSION_TOKEN_FILE", "AWS_REGION_FILE"],
+            example: "/credgate/v1/s3/download/example.txt",
+            shutdown: { try await server.shutdown() })
+    }
+
     /// The platform emulators this build has, by the upstream name each stands in for, in start order.
     public static let platformStarters: [(upstream: String, start: @Sendable () async throws -> SandboxPlatform)] = [
         ("assured", { try await startAssuredPlatform() }),
         ("wriftai", { try await startWriftAIPlatform() }),
+        ("s3", { try await startS3Platform() }),
     ]
 
     /// Starts the platform emulators whose upstream names are in `upstreams` (nil: every one this build has), in
