@@ -7,7 +7,9 @@ import Hummingbird
 /// Events are numbered from 0: `init` (data: the prediction), then one `output` per delay of the plan (data:
 /// `{"index", "output", "emitted_at"}`, `emitted_at` in epoch milliseconds so a client can measure how late it got
 /// it), then `done` (data: the prediction, finished). Each is due at `anchor` plus the delays before it, so a
-/// client that reconnects with `after_id` continues the same timeline. A cancelled prediction's stream ends with
+/// client that reconnects with `after_id` continues the same timeline; and on one connection never sooner than its
+/// delay after the event before it, so a stall (a loaded machine, a late connection) shifts the rest of the stream
+/// rather than sending overdue events together. A cancelled prediction's stream ends with
 /// `done` at once. With an idle limit (`Prefer: wait=S`) the connection is closed, with no terminal event, when the
 /// next event is further away than that.
 struct PredictionEventStream: Sendable {
@@ -53,6 +55,7 @@ struct PredictionEventStream: Sendable {
         var lastEvent = Date().timeIntervalSince1970
         var lastWrite = lastEvent
         var id = (afterID ?? -1) + 1
+        var previousSent: Double?
         do {
             while id <= doneID {
                 var cancelled = false
@@ -63,7 +66,8 @@ struct PredictionEventStream: Sendable {
                         cancelled = true
                         break
                     }
-                    let due = anchor + offsets[id]
+                    var due = anchor + offsets[id]
+                    if let previousSent, id > 0 { due = max(due, previousSent + offsets[id] - offsets[id - 1]) }
                     if now >= due { break }
                     if let idleLimit, now - lastEvent >= idleLimit.inSeconds {
                         // Idle: close without a terminal event, as the platform does.
@@ -85,6 +89,7 @@ struct PredictionEventStream: Sendable {
                 await state.counters.count(\.streamEvents)
                 lastEvent = Date().timeIntervalSince1970
                 lastWrite = lastEvent
+                previousSent = lastEvent
                 id += 1
             }
             try await writer.finish(nil)
