@@ -21,12 +21,15 @@ struct PresignedPut: Sendable {
         case status(Int)
         case noETag
         case unreachable
+        /// The body could not be read back from the spool (not the storage's fault; not retried).
+        case spoolUnreadable
 
         var reason: String {
             switch self {
             case .status(let code): "the storage answered \(code)"
             case .noETag: "the storage's answer had no ETag"
             case .unreachable: "the storage could not be reached or closed the connection"
+            case .spoolUnreadable: "the spooled upload could not be read back"
             }
         }
     }
@@ -60,6 +63,8 @@ struct PresignedPut: Sendable {
                     continue
                 }
                 return .success(etag ?? "")
+            } catch is SpoolRange.ReadFailed {
+                return .failure(.spoolUnreadable)
             } catch {
                 last = .unreachable
             }

@@ -20,10 +20,11 @@ import NIOHTTP1
 ///    filters put its credentials on and the transport sends it like any request of the route (timeouts, pool,
 ///    access log, a 401 replayed after a session renewal).
 /// 2. The body stage (``WriftAIUploadStage``) checks the first bytes against the name's type (415 before anything
-///    leaves), keeps the file in an encrypted spool of its own and counts its exact size; at the end it hands the
-///    transport the first call's JSON body instead of the file.
+///    leaves), writes the file to an encrypted spool file of its own (``UploadSpoolFile``: synchronously, which is
+///    what holds the client back, since a stage cannot pause reading) and counts its exact size; at the end it
+///    hands the transport the first call's JSON body instead of the file.
 /// 3. On the platform's `2xx` answer, ``encodeResponse(_:body:context:)`` answers later: ``WriftAIUploadRun``
-///    reads the file back from the spool and sends it to the presigned URLs with AsyncHTTPClient (absolute URLs
+///    reads each part back from the spool file as it sends it to its presigned URL with AsyncHTTPClient (absolute URLs
 ///    on hosts no route names; a part `PUT` carries no credential), then completes through the route with a
 ///    ``FollowUpCall``. Any other answer to the first call is passed on unchanged.
 ///
@@ -97,7 +98,7 @@ struct WriftAIUploadEndpoint: HeadFilter, BodyStageFilter, ResponseFilter {
             return .respondWith(.problem(.uploadIncomplete(failure), requestID: context.requestID))
         }
         let run = WriftAIUploadRun(
-            stage: stage, size: stage.size, mimeType: stage.mimeType,
+            stage: stage, file: stage.file, size: stage.size, mimeType: stage.mimeType,
             put: PresignedPut(client: client.client, retries: config.partRetries),
             partConcurrency: config.partConcurrency, path: config.path, complete: complete, requestID: context.requestID)
         let promise = context.eventLoop.makePromise(of: LocalResponse.self)

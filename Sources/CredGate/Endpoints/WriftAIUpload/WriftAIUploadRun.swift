@@ -1,25 +1,23 @@
 import AsyncHTTPClient
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// The upload's later steps, once the platform answered the first call (``WriftAIUploadStart``): the file, read
 /// back from the stage's spool, goes to the presigned storage URLs, then the three-step flow completes with the
 /// parts' ETags in order. The answer is credgate's `201`, or a problem that says exactly what is missing
 /// (`upload-incomplete`): never a success for a file the platform does not hold whole.
 ///
-/// Parts go up `partConcurrency` at a time. A part is held in memory from when it is read until its `PUT`
-/// succeeds (it is sent again from there), so the parts held at once are bounded by ``partMemory`` as well:
-/// with large parts, fewer go up together.
+/// Parts go up `partConcurrency` at a time, each read from the spool file as it is sent (one chunk in memory per
+/// part in flight, whatever the part size) and read again for a retry.
 struct WriftAIUploadRun: Sendable {
     let stage: WriftAIUploadStage
-    /// The file's size and type, read from the stage on its loop once the body ended.
+    /// The spooled file, its size and type, read from the stage on its loop once the body ended.
+    let file: UploadSpoolFile?
     let size: Int
     let mimeType: String
     let put: PresignedPut
     let partConcurrency: Int
-    /// Bytes of parts held in memory at once: the parts in flight and the one being filled.
-    var partMemory = 40 * 1024 * 1024
     /// The platform path of the first call; the three-step flow completes at `{path}/{id}/complete`.
     let path: String
     /// Sends the complete call through the route that serves `path` (its credentials).
@@ -38,72 +36,52 @@ struct WriftAIUploadRun: Sendable {
 
     // MARK: - Three steps
 
-    private struct PartsOutcome {
-        var etags: [String]
-        var failed: [Int: PresignedPut.Failure] = [:]
-        var sent = 0
-        var spoolFailed = false
-    }
-
     private func parts(id: String, urls: [String], partSize: Int) async -> LocalResponse {
         let count = (size + partSize - 1) / partSize
         guard count == urls.count else {
             return incomplete(id: id, partCount: urls.count,
                               reason: "the platform listed \(urls.count) part URLs for \(size) bytes in parts of \(partSize) bytes (\(count) parts).")
         }
-        // At least one part goes up at a time, whatever its size.
-        let concurrency = max(1, min(partConcurrency, partMemory / partSize - 1))
-        let chunks = SpoolChunks(stage.spool, eventLoop: stage.eventLoop)
+        guard let file else { return spoolUnreadable() }
         let (size, mimeType, put) = (size, mimeType, put)
-        let outcome = await withTaskGroup(of: (Int, Result<String, PresignedPut.Failure>).self) { group -> PartsOutcome in
-            var outcome = PartsOutcome(etags: Array(repeating: "", count: count))
-            func record(_ done: (Int, Result<String, PresignedPut.Failure>)) {
-                switch done.1 {
-                case .success(let etag): outcome.etags[done.0] = etag
-                case .failure(let failure): outcome.failed[done.0] = failure
+        let results = await withTaskGroup(of: (Int, Result<String, PresignedPut.Failure>).self) { group in
+            var results: [Int: Result<String, PresignedPut.Failure>] = [:]
+            var next = 0
+            func start(_ index: Int) {
+                let offset = index * partSize
+                let length = min(partSize, size - offset)
+                let range = SpoolRange(file: file, offset: offset, length: length)
+                group.addTask { (index, await put.send(url: urls[index], contentType: mimeType) { .stream(range, length: .known(length)) }) }
+            }
+            while next < min(count, partConcurrency) {
+                start(next)
+                next += 1
+            }
+            while let (index, result) = await group.next() {
+                results[index] = result
+                // A part that failed every retry dooms the upload: start no more.
+                if next < count, !results.values.contains(where: { if case .failure = $0 { true } else { false } }) {
+                    start(next)
+                    next += 1
                 }
             }
-            var inFlight = 0
-            var part = ByteBuffer()
-            do {
-                reading: while let chunk = try await chunks.next() {
-                    var chunk = chunk
-                    while chunk.readableBytes > 0, outcome.sent < count {
-                        let length = min(partSize, size - outcome.sent * partSize)
-                        if part.readableBytes == 0 { part = ByteBufferAllocator().buffer(capacity: length) }
-                        var slice = chunk.readSlice(length: min(length - part.readableBytes, chunk.readableBytes))!
-                        part.writeBuffer(&slice)
-                        guard part.readableBytes == length else { continue }
-                        if inFlight >= concurrency, let done = await group.next() {
-                            inFlight -= 1
-                            record(done)
-                        }
-                        // A part that failed every retry dooms the upload: send no more.
-                        if !outcome.failed.isEmpty { break reading }
-                        let (body, url, index) = (part, urls[outcome.sent], outcome.sent)
-                        group.addTask { (index, await put.send(url: url, contentType: mimeType) { .bytes(body) }) }
-                        inFlight += 1
-                        outcome.sent += 1
-                        part = ByteBuffer()
-                    }
-                }
-            } catch {
-                outcome.spoolFailed = !(error is SpoolChunks.Stopped)
+            return results
+        }
+        var etags: [String] = []
+        var failed: [(Int, PresignedPut.Failure)] = []
+        for index in 0..<count {
+            switch results[index] {
+            case .success(let etag)?: etags.append(etag)
+            case .failure(let failure)?: failed.append((index, failure))
+            case nil: break  // never started: an earlier part failed
             }
-            chunks.stop()
-            for await done in group { record(done) }
-            return outcome
         }
-        if !outcome.failed.isEmpty {
-            let numbers = outcome.failed.keys.sorted()
-            let first = outcome.failed[numbers[0]]!
-            return incomplete(id: id, failedParts: numbers.map { $0 + 1 }, partCount: count,
-                              reason: "a part could not be sent to its upload URL (\(first.reason)).")
+        if let first = failed.first {
+            if first.1 == .spoolUnreadable { return spoolUnreadable() }
+            return incomplete(id: id, failedParts: failed.map { $0.0 + 1 }, partCount: count,
+                              reason: "a part could not be sent to its upload URL (\(first.1.reason)).")
         }
-        if outcome.spoolFailed || outcome.sent != count {
-            return .problem(.spoolFailed(reason: "the spooled upload could not be read back"), requestID: requestID)
-        }
-        return await completeUpload(id: id, etags: outcome.etags, partCount: count)
+        return await completeUpload(id: id, etags: etags, partCount: count)
     }
 
     private func completeUpload(id: String, etags: [String], partCount: Int) async -> LocalResponse {
@@ -133,27 +111,23 @@ struct WriftAIUploadRun: Sendable {
 
     /// One `PUT` of the whole file, streamed from the spool (read again from the start for a retry).
     private func single(uploadURL: String, downloadURL: String) async -> LocalResponse {
+        guard let file else { return spoolUnreadable() }
         var put = put
         put.requireETag = false
-        let (stage, size) = (stage, size)
-        // A reading the client gave up on (a failed attempt) is stopped, or the spool would wait on it forever and
-        // the next attempt's reading, queued behind it, would never start.
-        let reading = NIOLockedValueBox<SpoolChunks?>(nil)
-        let result = await put.send(url: uploadURL, contentType: mimeType) {
-            let chunks = SpoolChunks(stage.spool, eventLoop: stage.eventLoop)
-            reading.withLockedValue { previous in
-                previous?.stop()
-                previous = chunks
-            }
-            return .stream(chunks, length: .known(Int64(size)))
-        }
-        reading.withLockedValue { $0?.stop() }
-        switch result {
+        let range = SpoolRange(file: file, offset: 0, length: size)
+        let size = size
+        switch await put.send(url: uploadURL, contentType: mimeType, makeBody: { .stream(range, length: .known(size)) }) {
         case .success:
             return WriftAIUploadStart.createdAnswer(downloadURL: downloadURL, id: nil, size: size, mimeType: mimeType)
+        case .failure(.spoolUnreadable):
+            return spoolUnreadable()
         case .failure(let failure):
             return incomplete(id: nil, failedParts: [1], partCount: 1, reason: "the file could not be sent to its upload URL (\(failure.reason)).")
         }
+    }
+
+    private func spoolUnreadable() -> LocalResponse {
+        .problem(.spoolFailed(reason: "the spooled upload could not be read back"), requestID: requestID)
     }
 
     private func incomplete(id: String?, failedParts: [Int] = [], partCount: Int, reason: String, platformStatus: Int? = nil) -> LocalResponse {

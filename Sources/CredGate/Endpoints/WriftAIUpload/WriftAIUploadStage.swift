@@ -1,12 +1,11 @@
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 
 /// The body of a one-call WriftAI upload as it arrives: its first bytes checked against the type its name
-/// claims (a `.pdf` that is a PNG is refused with 415 before anything leaves), every byte kept in an encrypted
-/// ``BodySpool`` of its own, and its exact size counted. When the body ends, the stage hands the transport the
-/// first platform call's JSON body (`{"size", "mime_type"}`) in place of the file, so what the transport forwards
-/// is that call, with the route's credentials.
+/// claims (a `.pdf` that is a PNG is refused with 415 before anything leaves), every byte written to an
+/// ``UploadSpoolFile`` (encrypted, synchronously: that is what holds the client back), and its exact size
+/// counted. When the body ends, the stage hands the transport the first platform call's JSON body (`{"size",
+/// "mime_type"}`) in place of the file, so what the transport forwards is that call, with the route's credentials.
 ///
 /// Confined to the connection's event loop, like every body stage.
 final class WriftAIUploadStage: RequestBodyStage, @unchecked Sendable {
@@ -18,10 +17,10 @@ final class WriftAIUploadStage: RequestBodyStage, @unchecked Sendable {
     private var firstBytes: [UInt8] = []
     private var checked = false
     let eventLoop: any EventLoop
-    /// Where the file waits until the platform has said where to send it (closed when the upload ends or the
-    /// stage is dropped).
-    let spool: BodySpool
-    /// Bytes of the file, once the body ended.
+    private let directory: String
+    /// Where the file waits until the platform has said where to send it; opened at the first byte.
+    private(set) var file: UploadSpoolFile?
+    /// Bytes of the file so far (all of them once the body ended).
     private(set) var size = 0
 
     init(filename: String, mimeType: String, flow: WriftAIUploadConfig.Flow, spool: SpoolConfig, eventLoop: any EventLoop) {
@@ -30,46 +29,42 @@ final class WriftAIUploadStage: RequestBodyStage, @unchecked Sendable {
         self.flow = flow
         self.claimed = FileType(filename: filename)
         self.eventLoop = eventLoop
-        self.spool = BodySpool(directory: spool.directory, memoryLimit: spool.memoryLimit, fileIO: Self.fileIO,
-                               allocator: ByteBufferAllocator(), eventLoop: eventLoop)
+        self.directory = spool.directory
     }
 
-    private static let fileIO = NonBlockingFileIO(threadPool: .singleton)
-
     func feed(_ chunk: ByteBuffer) -> BodyStageResult {
-        size += chunk.readableBytes
+        guard chunk.readableBytes > 0 else { return .pass([]) }
         if !checked {
             firstBytes += chunk.readableBytesView.prefix(FileType.sniffLength - firstBytes.count)
-            if firstBytes.count >= FileType.sniffLength, let refusal = checkContent() { return refuse(refusal) }
+            if firstBytes.count >= FileType.sniffLength, let refusal = checkContent() { return refuse(refusal.gatewayError) }
         }
-        // A failed write is kept by the spool and fails the reading that follows (answered as spool-failed).
-        _ = spool.append(chunk)
+        do {
+            if file == nil { file = try UploadSpoolFile(directory: directory) }
+            try file!.append(chunk)
+        } catch {
+            return refuse(.spoolFailed(reason: (error as? IOError)?.description ?? "an I/O error"))
+        }
+        size += chunk.readableBytes
         return .pass([])
     }
 
     func finish(head: inout HTTPRequestHead) -> BodyStageResult {
-        if !checked, let refusal = checkContent() { return refuse(refusal) }
-        if size == 0 { return refuse(UploadRejection.emptyFile(filename)) }
-        _ = spool.finish()
+        if !checked, let refusal = checkContent() { return refuse(refusal.gatewayError) }
+        if size == 0 { return refuse(UploadRejection.emptyFile(filename).gatewayError) }
         head.headers.replaceOrAdd(name: "content-type", value: "application/json")
         head.headers.replaceOrAdd(name: "accept", value: "application/json")
         let body = WriftAIUploadStart.requestBody(flow: flow, filename: filename, size: size, mimeType: mimeType)
         return .pass([ByteBuffer(string: body)])
     }
 
-    /// Closes the spool (on its loop); safe more than once.
+    /// Closes the file; safe more than once.
     func close() {
-        if eventLoop.inEventLoop {
-            spool.close()
-        } else {
-            let spool = NIOLoopBound(spool, eventLoop: eventLoop)
-            eventLoop.execute { spool.value.close() }
-        }
+        file?.close()
     }
 
-    private func refuse(_ rejection: UploadRejection) -> BodyStageResult {
-        spool.close()
-        return .respond(rejection.gatewayError)
+    private func refuse(_ error: GatewayError) -> BodyStageResult {
+        close()
+        return .respond(error)
     }
 
     /// A refusal when the name claims a type credgate recognises and the first bytes are not of it.
