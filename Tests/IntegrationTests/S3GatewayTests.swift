@@ -146,7 +146,8 @@ import Testing
         try #require(heads.count == 1)
         let head = heads[0]
         #expect(head.uri == "/app-bucket/dir/a%20b%2Bc.txt?x-id=PutObject")
-        #expect(head.headers.first(name: "x-amz-content-sha256") == "UNSIGNED-PAYLOAD")
+        // A small body is signed with its hash.
+        #expect(head.headers.first(name: "x-amz-content-sha256") == AWSSigV4.hexSHA256(Array("hello".utf8)))
         #expect(head.headers["x-amz-security-token"] == ["session-token-77"])
         let authorization = try #require(head.headers.first(name: "authorization"))
         #expect(authorization.hasPrefix("AWS4-HMAC-SHA256 Credential=AKIDREALKEY/"))
@@ -160,7 +161,7 @@ import Testing
                                                    bucket: "app-bucket", key: "dir/a b+c.txt", style: .path)
         let expected = AWSSigV4.sign(.init(method: "PUT", address: address, query: [.init("x-id", "PutObject")],
                                            headers: [.init("content-type", "text/plain"), .init("x-amz-meta-colour", "blue")],
-                                           payloadHash: .unsigned), credentials: credentials, at: date)
+                                           payloadHash: .of(Array("hello".utf8))), credentials: credentials, at: date)
         #expect(authorization == expected.authorization)
         #expect(head.headers.first(name: "host") == "127.0.0.1:\(upstream.port)")
         try await upstream.shutdown()

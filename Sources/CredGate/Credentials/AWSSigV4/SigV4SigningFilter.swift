@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
 
 /// The S3 signing route (what awslabs/aws-sigv4-proxy does, as a credential on a route): an app's S3 request, signed
@@ -9,13 +10,14 @@ import NIOHTTP1
 /// - Only the configured buckets are reachable: any other bucket (or `/`, ListBuckets) is a 403 problem and
 ///   nothing is sent.
 /// - Path-style addressing; the path and query are re-encoded canonically, so what is signed is what is sent.
-/// - A body is signed as `UNSIGNED-PAYLOAD` and streamed (memory stays flat whatever its size); a client's
+/// - A small body with a declared length (up to ``hashedBodyLimit``) is held and signed with its SHA-256, so S3
+///   checks it; a larger one is signed as `UNSIGNED-PAYLOAD` and streamed (memory stays flat whatever its size); a client's
 ///   `STREAMING-UNSIGNED-PAYLOAD-TRAILER` (aws-chunked with an unsigned checksum trailer) is kept as it is; a
 ///   body chunk-signed with the client's own (dummy) key cannot be re-signed and is refused.
 /// - Signed headers: `host`, `content-type`, `content-md5` and every `x-amz-*` the client sent (S3 requires the
 ///   latter to be signed), plus what the signer adds. Headers the transport adds later (`Via`, `X-Forwarded-*`,
 ///   `X-Request-ID`) are not signed, which S3 allows.
-public struct SigV4SigningFilter: HeadFilter {
+public struct SigV4SigningFilter: HeadFilter, BodyFilter {
     let credentials: AWSSigV4.Credentials
     let endpoint: AWSSigV4.S3Endpoint
     let buckets: Set<String>
@@ -24,6 +26,10 @@ public struct SigV4SigningFilter: HeadFilter {
     /// The client's signing headers, replaced by the signer's.
     static let clientSigningHeaders = ["authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"]
     static let trailerPayload = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+    /// Bodies up to this size (with a `Content-Length`) are signed with their hash; larger ones stream unsigned.
+    public static let hashedBodyLimit = 64 * 1024
+    /// The request as signed from the head, for signing again with the body's hash.
+    static let signedKey = ScratchKey<AWSSigV4.SignableRequest>("sigv4.signed")
 
     public init(credentials: AWSSigV4.Credentials, endpoint: AWSSigV4.S3Endpoint, buckets: Set<String>,
                 now: @escaping @Sendable () -> Date = { Date() }) {
@@ -63,6 +69,23 @@ public struct SigV4SigningFilter: HeadFilter {
                                                headers: signedFields, payloadHash: payload)
         let signed = AWSSigV4.sign(request, credentials: credentials, at: now())
         head.uri = request.requestTarget
+        for field in signed.fields { head.headers.replaceOrAdd(name: field.name, value: field.value) }
+        if payload == .unsigned { context.scratch[Self.signedKey] = request }
+        return .proceed
+    }
+
+    /// A small body with a declared length is held whole so it can be signed with its hash.
+    public func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? {
+        guard context.scratch[Self.signedKey] != nil, !head.headers.contains(name: "transfer-encoding"),
+              let length = head.headers.first(name: "content-length").flatMap(Int.init), length <= Self.hashedBodyLimit
+        else { return nil }
+        return Self.hashedBodyLimit
+    }
+
+    public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+        guard var request = context.scratch[Self.signedKey] else { return .proceed }
+        request.payloadHash = .of(body.readableBytesView)
+        let signed = AWSSigV4.sign(request, credentials: credentials, at: now())
         for field in signed.fields { head.headers.replaceOrAdd(name: field.name, value: field.value) }
         return .proceed
     }
