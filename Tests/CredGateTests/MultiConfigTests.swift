@@ -301,3 +301,38 @@ import Testing
         #expect(idle("/u/x") == .some(.seconds(30)))
     }
 }
+
+/// The exchange timer's deadline: the head's while it is awaited, then the route's idle timeout, none when off.
+@Suite struct ExchangeDeadlineTests {
+    @Test func theIdleDeadlineIsTheRoutesAndNoneWhenOff() {
+        let sent = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        let active = NIODeadline.uptimeNanoseconds(5_000_000_000)
+        #expect(ProxyHandler.deadline(awaitingHead: true, sentAt: sent, lastActivity: active, responseTimeout: .seconds(60),
+                                      idleTimeout: nil) == sent + .seconds(60))
+        #expect(ProxyHandler.deadline(awaitingHead: false, sentAt: sent, lastActivity: active, responseTimeout: .seconds(60),
+                                      idleTimeout: .seconds(2)) == active + .seconds(2))
+        #expect(ProxyHandler.deadline(awaitingHead: false, sentAt: sent, lastActivity: active, responseTimeout: .seconds(60),
+                                      idleTimeout: nil) == .distantFuture)
+    }
+
+    @Test func retriesWaitAsAskedAndOnlyForIdempotentMethods() {
+        var policy = RetryPolicy()
+        policy.attempts = 2
+        policy.initialBackoff = .milliseconds(100)
+        policy.maxWait = .seconds(5)
+        let busy = HTTPResponseHead(version: .http1_1, status: .serviceUnavailable)
+        #expect(policy.wait(after: busy, method: .GET, attempt: 0, now: 0) == .milliseconds(100))
+        #expect(policy.wait(after: busy, method: .GET, attempt: 1, now: 0) == .milliseconds(200))
+        #expect(policy.wait(after: busy, method: .GET, attempt: 2, now: 0) == nil)  // attempts used up
+        #expect(policy.wait(after: busy, method: .POST, attempt: 0, now: 0) == nil)
+        #expect(policy.wait(after: busy, method: .PATCH, attempt: 0, now: 0) == nil)
+        #expect(policy.wait(after: HTTPResponseHead(version: .http1_1, status: .internalServerError), method: .GET, attempt: 0, now: 0) == nil)
+        var limited = HTTPResponseHead(version: .http1_1, status: .tooManyRequests)
+        limited.headers.add(name: "x-ratelimit-reset", value: "1800000003")
+        #expect(policy.wait(after: limited, method: .PUT, attempt: 0, now: 1_800_000_000) == .seconds(3))
+        limited.headers.replaceOrAdd(name: "x-ratelimit-reset", value: "1800000060")
+        #expect(policy.wait(after: limited, method: .PUT, attempt: 0, now: 1_800_000_000) == nil)  // longer than max_wait
+        limited.headers.add(name: "retry-after", value: "1")
+        #expect(policy.wait(after: limited, method: .DELETE, attempt: 0, now: 1_800_000_000) == .seconds(1))
+    }
+}

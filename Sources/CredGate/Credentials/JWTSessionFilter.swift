@@ -12,6 +12,8 @@ public struct JWTSessionFilter: HeadFilter, ReplayFilter {
     let tokenKey: ScratchKey<SessionToken>
     /// Set once the request waited for a login, so it does not wait in a loop.
     let waitedKey: ScratchKey<Bool>
+    /// Set once the request was replayed after a 401.
+    let replayedKey: ScratchKey<Bool>
 
     public init(name: String, session: JWTSession, config: JWTSessionConfig) {
         self.session = session
@@ -19,6 +21,7 @@ public struct JWTSessionFilter: HeadFilter, ReplayFilter {
         self.format = config.tokenFormat
         self.tokenKey = ScratchKey("jwt_session.\(name).token")
         self.waitedKey = ScratchKey("jwt_session.\(name).waited")
+        self.replayedKey = ScratchKey("jwt_session.\(name).replayed")
     }
 
     public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
@@ -43,9 +46,11 @@ public struct JWTSessionFilter: HeadFilter, ReplayFilter {
     }
 
     public func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict {
-        guard head.status == .unauthorized, let token = context.scratch[tokenKey] else {
+        // Once per request: a second 401 (after a retry of another filter) goes to the client.
+        guard head.status == .unauthorized, let token = context.scratch[tokenKey], context.scratch[replayedKey] == nil else {
             return .forward
         }
+        context.scratch[replayedKey] = true
         session.rejected(token)
         context.scratch[waitedKey] = nil
         return .replay

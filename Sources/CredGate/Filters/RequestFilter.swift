@@ -23,7 +23,8 @@ public enum FilterHeadResult: Sendable {
 public enum UpstreamVerdict: Sendable {
     case forward
     /// Drop this answer and run the request through the chain once more (a 401 after a session token was
-    /// replaced). The transport does this at most once per request, and only when it kept the whole body.
+    /// replaced, a retry after a 429). The transport does this at most the route's `maxReplays` times per request,
+    /// and only when it kept the whole body.
     case replay
 }
 
@@ -85,7 +86,7 @@ public struct FilterContext: Sendable {
     public var eventLoop: any EventLoop
     /// The head as the client sent it, before any filter (for example its own `Authorization`).
     public var clientHead: HTTPRequestHead
-    /// 0 for the first pass, 1 for a replay.
+    /// How many times the request was sent again so far: 0 for the first pass.
     public var attempt: Int
     public var scratch: RequestScratch
 

@@ -5,11 +5,12 @@ import NIOCore
 /// then in force instead of being rescheduled on every chunk.
 extension ProxyHandler {
     /// The deadline in force: the response head's while it is awaited after the request went out whole, else the
-    /// idle one.
+    /// idle one (the route's `idle_timeout`; none when it is off: `distantFuture`).
     static func deadline(awaitingHead: Bool, sentAt: NIODeadline?, lastActivity: NIODeadline,
-                         config: UpstreamConfig) -> NIODeadline {
-        if awaitingHead, let sentAt { return sentAt + config.responseTimeout }
-        return lastActivity + config.idleTimeout
+                         responseTimeout: TimeAmount, idleTimeout: TimeAmount?) -> NIODeadline {
+        if awaitingHead, let sentAt { return sentAt + responseTimeout }
+        guard let idleTimeout else { return .distantFuture }
+        return lastActivity + idleTimeout
     }
 
     func armTimer(_ exchange: Exchange) {
@@ -17,7 +18,10 @@ extension ProxyHandler {
         if let timer = exchange.timer {
             if exchange.timerDeadline <= deadline { return }
             timer.cancel()
+            exchange.timer = nil
         }
+        // No deadline in force (a stream with `idle_timeout: off`): nothing to arm.
+        guard deadline != .distantFuture else { return }
         exchange.timerDeadline = deadline
         exchange.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             exchange.timer = nil
@@ -27,7 +31,8 @@ extension ProxyHandler {
 
     private func currentDeadline(_ exchange: Exchange) -> NIODeadline {
         Self.deadline(awaitingHead: machine.awaitingResponseHead, sentAt: exchange.sentAt,
-                      lastActivity: exchange.lastActivity, config: exchange.target.config)
+                      lastActivity: exchange.lastActivity, responseTimeout: exchange.target.config.responseTimeout,
+                      idleTimeout: exchange.route.idleTimeout)
     }
 
     private func timerFired(_ exchange: Exchange) {

@@ -61,8 +61,10 @@ extension ProxyHandler {
         if head.status.code >= 100 && head.status.code < 200 {
             return  // informational answers (100, 103) stay on the upstream hop
         }
-        if exchange.keepsReplayCopy && exchange.attempt == 0,
-           case .replay = exchange.route.chain.upstreamResponded(head, context: exchange.filterContext(context.eventLoop))
+        if exchange.keepsReplayCopy && exchange.attempt < exchange.route.maxReplays,
+           case .replay = exchange.route.chain.upstreamResponded(head, context: exchange.filterContext(context.eventLoop)),
+           // A retry (429, 5xx) of a body too large to keep passes the answer on; a rejected credential says so.
+           !exchange.replayOverflow || head.status == .unauthorized
         {
             replay(exchange, rejectedWith: head)
             return
@@ -75,6 +77,9 @@ extension ProxyHandler {
         if case .stopSendingBody = machine.responseHeadArrived(closeRequired: closeRequired) {
             exchange.pending.removeAll()
         }
+        // The head is in: the idle deadline (the route's, or none for a stream) replaces the head's.
+        exchange.lastActivity = context.eventLoop.now
+        armTimer(exchange)
         exchange.upstreamKeepAlive = head.isKeepAlive
         if !bodyless, exchange.route.chain.inspectsResponses,
            let limit = exchange.route.chain.responseBufferLimit(for: head, context: exchange.filterContext(context.eventLoop))
@@ -133,14 +138,15 @@ extension ProxyHandler {
         completeResponse(exchange)
     }
 
-    /// A filter asked to run the request again (a credential it wrote was rejected and replaced): drop this answer
-    /// and its connection, and send the request once more from the kept copy of its body. Never loops: the
-    /// second answer goes to the client whatever it is.
+    /// A filter asked to run the request again (a credential it wrote was rejected and replaced, or a retry after
+    /// a 429 or 5xx): drop this answer and its connection, and send the request once more from the kept copy of
+    /// its body. Never loops: at most the route's `maxReplays` times, then the answer goes to the client whatever
+    /// it is.
     private func replay(_ exchange: Exchange, rejectedWith head: HTTPResponseHead) {
         if let connection = exchange.connection { pool.discard(connection) }
         exchange.timer?.cancel()
         exchange.timer = nil
-        exchange.attempt = 1
+        exchange.attempt += 1
         guard !exchange.replayOverflow else {
             detach(exchange)
             let error = GatewayError.sessionRejectedNotReplayed(
