@@ -1,0 +1,252 @@
+import CredGate
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Sandbox
+import Testing
+
+/// `PUT /credgate/v1/wriftai/files/{name}` (issue 10, item 5): WriftAI's whole upload in one call, through real
+/// sockets, against ``FakeWriftAI`` (an API port and a storage port, like the platform and its presigned storage).
+@Suite struct WriftAIUploadTests {
+    static let partSize = 1 << 20
+    static let endpoint = "/credgate/v1/wriftai/files/"
+
+    /// A gateway whose WriftAI route (`/v1/**`, the bearer token injected) lends the endpoint its upstream and
+    /// credentials.
+    static func withGateway(
+        flow: WriftAIUploadConfig.Flow = .threeStep, failures: [Int: Int] = [:],
+        _ body: (GatewayFixture, FakeWriftAI) async throws -> Void
+    ) async throws {
+        let fake = try await FakeWriftAI.start(partSize: partSize, failures: failures)
+        var config = GatewayConfig(
+            upstreams: ["wriftai": TestConfig.upstream("wriftai", url: fake.apiURL)],
+            credentials: ["wriftai_token": CredentialConfig(
+                name: "wriftai_token", kind: .apiKey(header: "authorization", value: Secret("Bearer \(FakeWriftAI.token)")))],
+            routes: [RouteConfig(name: "wriftai-api", methods: nil, path: try PathPattern("/v1/**"), upstream: "wriftai",
+                                 credentials: ["wriftai_token"])])
+        config.listen.port = 0
+        config.listen.threads = 2
+        var upload = WriftAIUploadConfig(flow: flow)
+        upload.partRetries = 2
+        config.endpoints.wriftaiUpload = upload
+        do {
+            try await GatewayFixture.with(config: config) { f in try await body(f, fake) }
+        } catch {
+            try? await fake.shutdown()
+            throw error
+        }
+        try await fake.shutdown()
+    }
+
+    static func problemCode(_ r: SimpleResponse) -> String? { r.headers.first(name: "x-credgate-error") }
+
+    /// The three-step flow as the fake saw it: `/uploads` and `complete` with the bearer token, every part `PUT`
+    /// without it, each with its exact length and the file's type, and the file whole at the end.
+    static func expectThreeSteps(_ fake: FakeWriftAI, _ answer: SimpleResponse, file: [UInt8], mimeType: String) throws {
+        #expect(answer.status == .created, "\(answer.text)")
+        let json = try answer.json()
+        let id = try #require(json["id"] as? String, "\(answer.text)")
+        #expect(json["size"] as? Int == file.count)
+        #expect(json["mime_type"] as? String == mimeType)
+        #expect((json["download_url"] as? String)?.hasPrefix("http://127.0.0.1:\(fake.storagePort)/files/\(id)") == true)
+        #expect(fake.file(id) == file, "the platform holds the file whole")
+
+        let api = fake.apiRequests
+        #expect(api.map(\.path) == ["/v1/uploads", "/v1/uploads/\(id)/complete"])
+        for request in api { #expect(request.headers.first(name: "authorization") == "Bearer \(FakeWriftAI.token)") }
+        let start = try #require(try JSONSerialization.jsonObject(with: Data(api[0].body)) as? [String: Any])
+        #expect(start["size"] as? Int == file.count)
+        #expect(start["mime_type"] as? String == mimeType)
+
+        let parts = fake.storageRequests.filter { $0.method == .PUT }
+        let count = (file.count + partSize - 1) / partSize
+        #expect(Set(parts.map(\.path)) == Set((0..<count).map { "/parts/\(id)/\($0)" }))
+        for part in parts {
+            #expect(!part.headers.contains(name: "authorization"), "no bearer token on a presigned URL")
+            #expect(part.headers.first(name: "content-type") == mimeType)
+            #expect(part.headers.first(name: "content-length") == String(part.body.count))
+            #expect(!part.headers.contains(name: "transfer-encoding"))
+        }
+    }
+
+    @Test func contentLengthUploadGoesUpInPartsAndCompletes() async throws {
+        try await Self.withGateway { f, fake in
+            let file = Samples.pdf(Self.partSize * 3 + 12_345)
+            let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "report.pdf", body: file)
+            try Self.expectThreeSteps(fake, answer, file: file, mimeType: "application/pdf")
+            #expect(fake.storageRequests.count == 4)
+        }
+    }
+
+    @Test func chunkedUploadIsSpooledToLearnItsSize() async throws {
+        try await Self.withGateway { f, fake in
+            var file = Array("id,value\n".utf8)
+            while file.count < Self.partSize * 2 + 7 { file += Array("\(file.count),x\n".utf8) }
+            let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "data.csv", body: file, chunked: true)
+            try Self.expectThreeSteps(fake, answer, file: file, mimeType: "text/csv")
+        }
+    }
+
+    @Test func oneStepFlowOfSDK028() async throws {
+        try await Self.withGateway(flow: .oneStep) { f, fake in
+            let file = Samples.pdf(Self.partSize + 99)
+            let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "report%20one.pdf", body: file)
+            #expect(answer.status == .created, "\(answer.text)")
+            let json = try answer.json()
+            #expect(json["size"] as? Int == file.count)
+            #expect(json["mime_type"] as? String == "application/pdf")
+            #expect(json["id"] is NSNull)
+            let api = fake.apiRequests
+            #expect(api.map(\.path) == ["/v1/files/urls"])
+            #expect(api.first?.headers.first(name: "authorization") == "Bearer \(FakeWriftAI.token)")
+            let start = try #require(try JSONSerialization.jsonObject(with: Data(api[0].body)) as? [String: Any])
+            #expect(start["name"] as? String == "report one.pdf")
+            #expect(start["resource"] as? String == "prediction")
+            #expect(start["size"] as? Int == file.count)
+            let puts = fake.storageRequests
+            #expect(puts.count == 1)
+            #expect(puts.first?.headers.contains(name: "authorization") == false)
+            #expect(puts.first?.headers.first(name: "content-length") == String(file.count))
+            #expect(puts.first?.body == file)
+            #expect((json["download_url"] as? String)?.contains("/files/file_") == true)
+        }
+    }
+
+    @Test func pngNamedPdfIsRefusedBeforeAnythingLeaves() async throws {
+        try await Self.withGateway { f, fake in
+            for chunked in [false, true] {
+                let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "scan.pdf", body: Samples.png, chunked: chunked)
+                #expect(answer.status.code == 415, "\(answer.text)")
+                #expect(Self.problemCode(answer) == "upload-content-mismatch")
+                #expect(answer.headers.first(name: "content-type") == "application/problem+json")
+            }
+            #expect(fake.apiRequests.isEmpty)
+            #expect(fake.storageRequests.isEmpty)
+        }
+    }
+
+    @Test func emptyFileAndBadNameAreRefused() async throws {
+        try await Self.withGateway { f, fake in
+            let empty = try await sendBytes(.PUT, f.base + Self.endpoint + "empty.txt", body: [])
+            #expect(empty.status.code == 422, "\(empty.text)")
+            #expect(Self.problemCode(empty) == "upload-empty-file")
+            let bad = try await sendBytes(.PUT, f.base + Self.endpoint + "a%09b.txt", body: Array("x".utf8))
+            #expect(bad.status.code == 422, "\(bad.text)")
+            #expect(Self.problemCode(bad) == "upload-invalid-filename")
+            #expect(fake.apiRequests.isEmpty)
+        }
+    }
+
+    @Test func aPartThatFailsOnceIsSentAgain() async throws {
+        try await Self.withGateway(failures: [1: 1]) { f, fake in
+            let file = Samples.pdf(Self.partSize * 3 + 1)
+            let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "report.pdf", body: file)
+            try Self.expectThreeSteps(fake, answer, file: file, mimeType: "application/pdf")
+            let id = try #require(try answer.json()["id"] as? String)
+            #expect(fake.storageRequests.filter { $0.path == "/parts/\(id)/1" }.count == 2)
+            #expect(fake.storageRequests.count == 5)
+        }
+    }
+
+    @Test func aPartThatFailsEveryRetryIsUploadIncomplete() async throws {
+        try await Self.withGateway(failures: [2: 3]) { f, fake in
+            let file = Samples.pdf(Self.partSize * 3 + 1)
+            let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "report.pdf", body: file)
+            #expect(answer.status == .badGateway, "\(answer.text)")
+            #expect(Self.problemCode(answer) == "upload-incomplete")
+            #expect(answer.headers.first(name: "content-type") == "application/problem+json")
+            let json = try answer.json()
+            #expect(json["upload_id"] as? String == "upl_1")
+            #expect(json["failed_parts"] as? [Int] == [3])
+            #expect(json["part_count"] as? Int == 4)
+            #expect(fake.storageRequests.filter { $0.path == "/parts/upl_1/2" }.count == 3, "the first send and two retries")
+            #expect(!fake.apiRequests.contains { $0.path.hasSuffix("/complete") }, "never completed")
+            #expect(!answer.text.contains("X-Signature"), "no presigned URL in the problem")
+            #expect(!answer.text.contains(FakeWriftAI.token))
+        }
+    }
+
+    @Test func curlUploadsWithT() async throws {
+        try await Self.withGateway { f, fake in
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-wriftai-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let file = Samples.pdf(Self.partSize * 2 + 500)
+            let path = dir.appendingPathComponent("report.pdf")
+            try Data(file).write(to: path)
+            let result = try await runTool(["curl", "-sS", "-T", path.path, "-w", "\n%{http_code}", f.base + Self.endpoint + "report.pdf"])
+            #expect(result.status == 0)
+            let lines = result.output.split(separator: "\n")
+            #expect(lines.last == "201", "\(result.output)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(lines.first!.utf8)) as? [String: Any])
+            let id = try #require(json["id"] as? String)
+            #expect(fake.file(id) == file)
+            #expect(json["size"] as? Int == file.count)
+        }
+    }
+
+    // MARK: - End to end, against the WriftAI sandbox (presigned URLs with signatures, expiry, exact lengths)
+
+    /// A gateway in front of ``WriftAISandboxServer``: `/v1/**` with the bearer token, the endpoint configured.
+    static func withSandbox(flow: WriftAIUploadConfig.Flow = .threeStep, _ body: (GatewayFixture, WriftAISandboxServer) async throws -> Void) async throws {
+        let sandbox = try await WriftAISandboxServer.start(WriftAISandboxOptions(accessToken: FakeWriftAI.token))
+        var config = GatewayConfig(
+            upstreams: ["wriftai": TestConfig.upstream("wriftai", url: sandbox.baseURL)],
+            credentials: ["wriftai_token": CredentialConfig(
+                name: "wriftai_token", kind: .apiKey(header: "authorization", value: Secret("Bearer \(FakeWriftAI.token)")))],
+            routes: [RouteConfig(name: "wriftai-api", methods: nil, path: try PathPattern("/v1/**"), upstream: "wriftai",
+                                 credentials: ["wriftai_token"])])
+        config.listen.port = 0
+        config.listen.threads = 2
+        config.endpoints.wriftaiUpload = WriftAIUploadConfig(flow: flow)
+        do {
+            try await GatewayFixture.with(config: config) { f in try await body(f, sandbox) }
+        } catch {
+            try? await sandbox.shutdown()
+            throw error
+        }
+        try await sandbox.shutdown()
+    }
+
+    @Test func sandboxThreeStepUploadOfSeveralParts() async throws {
+        try await Self.withSandbox { f, sandbox in
+            let file = Samples.pdf(256 * 1024 * 5 + 777)  // six parts of the sandbox's 256 KiB
+            for chunked in [false, true] {
+                let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "report.pdf", body: file, chunked: chunked)
+                #expect(answer.status == .created, "\(answer.text)")
+                let id = try #require(try answer.json()["id"] as? String, "\(answer.text)")
+                let stored = try #require(await sandbox.storedObject(key: "uploads/\(id)"))
+                #expect(stored.bytes == file)
+                #expect(stored.contentType == "application/pdf")
+                // The download URL the platform signed works as given.
+                let url = try #require(try answer.json()["download_url"] as? String)
+                let download = try await send(.GET, url)
+                #expect(download.status == .ok)
+                #expect(Array(download.body.readableBytesView) == file)
+            }
+            let counters = await sandbox.counters()
+            #expect(counters.partPuts == 12)
+            #expect(counters.putRejections == 0)
+            #expect(counters.completes == 2)
+            let puts = await sandbox.recorder.all().filter { $0.method == "PUT" }
+            #expect(puts.count == 12)
+            #expect(puts.allSatisfy { $0.header("authorization") == nil }, "no bearer token on a presigned URL")
+        }
+    }
+
+    @Test func sandboxOneStepUpload() async throws {
+        try await Self.withSandbox(flow: .oneStep) { f, sandbox in
+            let file = Array("hello, wriftai\n".utf8) + Array(repeating: UInt8(ascii: "x"), count: 300_000)
+            let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "notes.txt", body: file)
+            #expect(answer.status == .created, "\(answer.text)")
+            #expect(try answer.json()["mime_type"] as? String == "text/plain")
+            let url = try #require(try answer.json()["download_url"] as? String)
+            let download = try await send(.GET, url)
+            #expect(download.status == .ok)
+            #expect(Array(download.body.readableBytesView) == file)
+            let counters = await sandbox.counters()
+            #expect(counters.singlePuts == 1)
+            #expect(counters.putRejections == 0)
+        }
+    }
+}
