@@ -14,12 +14,16 @@ import Testing
     /// A gateway whose WriftAI route (`/v1/**`, the bearer token injected) lends the endpoint its upstream and
     /// credentials.
     static func withGateway(
-        flow: WriftAIUploadConfig.Flow = .threeStep, failures: [Int: Int] = [:],
+        flow: WriftAIUploadConfig.Flow = .threeStep, failures: [Int: Int] = [:], mounted: Bool = false,
         _ body: (GatewayFixture, FakeWriftAI) async throws -> Void
     ) async throws {
         let fake = try await FakeWriftAI.start(partSize: partSize, failures: failures)
+        // Mounted as the WriftAI profile is: base URL .../v1, clients' /v1/... paths lose the mount.
+        let upstream = mounted
+            ? TestConfig.upstream("wriftai", url: fake.apiURL + "/v1") { $0.mount = "/v1" }
+            : TestConfig.upstream("wriftai", url: fake.apiURL)
         var config = GatewayConfig(
-            upstreams: ["wriftai": TestConfig.upstream("wriftai", url: fake.apiURL)],
+            upstreams: ["wriftai": upstream],
             credentials: ["wriftai_token": CredentialConfig(
                 name: "wriftai_token", kind: .apiKey(header: "authorization", value: Secret("Bearer \(FakeWriftAI.token)")))],
             routes: [RouteConfig(name: "wriftai-api", methods: nil, path: try PathPattern("/v1/**"), upstream: "wriftai",
@@ -75,6 +79,14 @@ import Testing
             let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "report.pdf", body: file)
             try Self.expectThreeSteps(fake, answer, file: file, mimeType: "application/pdf")
             #expect(fake.storageRequests.count == 4)
+        }
+    }
+
+    @Test func mountedUpstreamCompletesThroughTheMount() async throws {
+        try await Self.withGateway(mounted: true) { f, fake in
+            let file = Samples.pdf(Self.partSize + 3)
+            let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "report.pdf", body: file)
+            try Self.expectThreeSteps(fake, answer, file: file, mimeType: "application/pdf")
         }
     }
 

@@ -161,7 +161,8 @@ struct RouteCompiler {
             let complete = sessionTransport.flatMap { make in
                 config.upstreams[start.config.upstream].map { FollowUpCall(route: start.compiled, transport: make($0)) }
             }
-            let endpoint = WriftAIUploadEndpoint(config: wriftai, spool: WriftAIUploadEndpoint.resolved(config.spool), complete: complete)
+            var endpoint = WriftAIUploadEndpoint(config: wriftai, spool: WriftAIUploadEndpoint.resolved(config.spool), complete: complete)
+            endpoint.mount = config.upstreams[start.config.upstream]?.mount ?? ""
             entries.append(.init(methods: ["PUT"], pattern: try! PathPattern(WriftAIUploadEndpoint.pattern),
                                  payload: copy(start.compiled, name: "credgate-wriftai-upload", first: endpoint)))
         }

@@ -45,7 +45,18 @@ struct WriftAIUploadEndpoint: HeadFilter, BodyStageFilter, ResponseFilter {
     let spool: SpoolConfig
     /// Completes the three-step flow through the route that serves ``WriftAIUploadConfig/path``.
     let complete: FollowUpCall?
+    /// The upstream's ``UpstreamConfig/mount``: a follow-up call's path is joined to the upstream's base URL as it
+    /// is, so the mount the data path takes off (`/v1/uploads` → base URL + `/uploads`) is taken off here too.
+    var mount = ""
     var client: HTTPClientProvider = .shared
+
+    /// `path` as the follow-up call sends it: without the upstream's mount when it starts with it.
+    static func followUpPath(_ path: String, mount: String) -> String {
+        guard !mount.isEmpty, path.hasPrefix(mount) else { return path }
+        let rest = path.dropFirst(mount.count)
+        if rest.isEmpty { return "/" }
+        return rest.first == "/" ? String(rest) : path
+    }
 
     /// The `spool:` settings with the directory resolved as the transport resolves it (`$TMPDIR`, else `/tmp`).
     static func resolved(_ spool: SpoolConfig) -> SpoolConfig {
@@ -100,7 +111,7 @@ struct WriftAIUploadEndpoint: HeadFilter, BodyStageFilter, ResponseFilter {
         let run = WriftAIUploadRun(
             stage: stage, file: stage.file, size: stage.size, mimeType: stage.mimeType,
             put: PresignedPut(client: client.client, retries: config.partRetries),
-            partConcurrency: config.partConcurrency, path: config.path, complete: complete, requestID: context.requestID)
+            partConcurrency: config.partConcurrency, path: Self.followUpPath(config.path, mount: mount), complete: complete, requestID: context.requestID)
         let promise = context.eventLoop.makePromise(of: LocalResponse.self)
         promise.completeWithTask { await run.run(start) }
         return .respondLater(promise.futureResult)
