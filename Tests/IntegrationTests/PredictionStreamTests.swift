@@ -91,8 +91,13 @@ import Testing
                 latencies.append(arrived - emitted)
             }
             #expect(latencies.count == 5, "\(lines.map(\.1))")
-            // Each output event arrives within 50 ms of its emission (they are 300 ms apart: batching would show).
-            #expect(latencies.allSatisfy { $0 < 50 }, "latencies (ms): \(latencies)")
+            guard latencies.count == 5 else { return }
+            // Output events arrive within 50 ms of their emission (about 1-4 ms on a quiet machine); they are 300 ms
+            // apart, so batching would hold one until the next. Under a full parallel test run on 2 cores a single
+            // event can be scheduled late: the median must stay under 50 ms and no event may wait for the next.
+            let median = latencies.sorted()[latencies.count / 2]
+            #expect(median < 50, "latencies (ms): \(latencies)")
+            #expect(latencies.allSatisfy { $0 < 250 }, "latencies (ms): \(latencies)")
             #expect(lines.contains { $0.1 == "event: done" })
             let counters = await f.sandbox.counters()
             #expect(counters.streamsFinished == 1)
