@@ -73,12 +73,8 @@ OUT=$(mktemp)
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -f "$LOG" "$FILE" "$OUT"' EXIT
 { printf '%%PDF-1.7\n'; head -c 300000 /dev/urandom; } >"$FILE"
 PARTS_BEFORE=$(curl -fsS "$SANDBOX/sandbox/counters" | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["part_puts"])')
-# A GET first: without the route, credgate answers 404 admin-not-found (a PUT may be refused by size first).
-if curl -sS -o /dev/null -D - "$GATEWAY/credgate/v1/wriftai/files/report.pdf" | grep -qi '^x-credgate-error: admin-not-found'; then
-    CODE=404
-else
-    CODE=$(curl -sS -o "$OUT" -w '%{http_code}' -T "$FILE" "$GATEWAY/credgate/v1/wriftai/files/report.pdf")
-fi
+# Without the route (a profile that leaves endpoints.wriftai_upload out), credgate answers 404 admin-not-found.
+CODE=$(curl -sS -o "$OUT" -w '%{http_code}' -T "$FILE" "$GATEWAY/credgate/v1/wriftai/files/report.pdf")
 if [[ $CODE == 404 ]]; then
     echo "curl one-call upload: SKIPPED ($CONFIG has no route for /credgate/v1/wriftai/files/)"
 elif [[ $CODE == 201 ]]; then
