@@ -390,11 +390,11 @@ private func expectSpoolError<T>(_ expected: BodySpoolError, _ body: () async th
     ])
     func counterBlocksMatchOneShotCTR(high: UInt64, low: UInt64) throws {
         let key = SymmetricKey(size: .bits256)
-        let initial = BodySpool.counterBlock(initial: (high, low), plus: 0)
+        let initial = SpoolCipher.counterBlock(initial: (high, low), plus: 0)
         let zeros = [UInt8](repeating: 0, count: 16 * 5)
         let keystream = try AES._CTR.encrypt(zeros, using: key, nonce: AES._CTR.Nonce(nonceBytes: initial))
         for block in 0..<5 {
-            let counter = BodySpool.counterBlock(initial: (high, low), plus: UInt64(block))
+            let counter = SpoolCipher.counterBlock(initial: (high, low), plus: UInt64(block))
             let piece = try AES._CTR.encrypt(zeros[0..<16], using: key, nonce: AES._CTR.Nonce(nonceBytes: counter))
             #expect(piece == keystream[keystream.startIndex + 16 * block ..< keystream.startIndex + 16 * (block + 1)])
         }

@@ -63,9 +63,8 @@ final class BodySpool {
     private let allocator: ByteBufferAllocator
     private let eventLoop: any EventLoop
 
-    private let key = SymmetricKey(size: .bits256)
-    /// The random initial counter block, as two big-endian halves.
-    private let initialCounter: (high: UInt64, low: UInt64)
+    /// The key and counter the file is encrypted with (``SpoolCipher``), in this object only.
+    private let cipher = SpoolCipher()
 
     private var storage: Storage
     /// Plaintext bytes stored (in memory, in the file, or held as the partial last block).
@@ -93,8 +92,6 @@ final class BodySpool {
         self.fileIO = fileIO
         self.allocator = allocator
         self.eventLoop = eventLoop
-        var random = SystemRandomNumberGenerator()
-        self.initialCounter = (random.next(), random.next())
         self.storage = .memory(allocator.buffer(capacity: 0))
         self.lastOperation = eventLoop.makeSucceededVoidFuture()
     }
@@ -238,14 +235,14 @@ final class BodySpool {
         if !partialBlock.isEmpty {
             partialBlock += input.readBytes(length: min(16 - partialBlock.count, input.readableBytes)) ?? []
             guard partialBlock.count == 16 else { return }
-            try partialBlock.withUnsafeBytes { try crypt($0, at: encryptedCount, into: &ciphertext) }
+            try partialBlock.withUnsafeBytes { try cipher.crypt($0, at: encryptedCount, into: &ciphertext) }
             encryptedCount += 16
             partialBlock.removeAll(keepingCapacity: true)
         }
         let whole = input.readableBytes & ~15
         if whole > 0 {
             try input.withUnsafeReadableBytes { bytes in
-                try crypt(UnsafeRawBufferPointer(rebasing: bytes.prefix(whole)), at: encryptedCount, into: &ciphertext)
+                try cipher.crypt(UnsafeRawBufferPointer(rebasing: bytes.prefix(whole)), at: encryptedCount, into: &ciphertext)
             }
             input.moveReaderIndex(forwardBy: whole)
             encryptedCount += whole
@@ -258,7 +255,7 @@ final class BodySpool {
         let offset = encryptedCount
         var ciphertext = allocator.buffer(capacity: partialBlock.count)
         do {
-            try partialBlock.withUnsafeBytes { try crypt($0, at: offset, into: &ciphertext) }
+            try partialBlock.withUnsafeBytes { try cipher.crypt($0, at: offset, into: &ciphertext) }
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
@@ -301,7 +298,7 @@ final class BodySpool {
             if spool.isClosed { return spool.eventLoop.makeFailedFuture(BodySpoolError.closed) }
             var plaintext = spool.allocator.buffer(capacity: ciphertext.readableBytes)
             do {
-                try ciphertext.withUnsafeReadableBytes { try spool.crypt($0, at: cursor.offset, into: &plaintext) }
+                try ciphertext.withUnsafeReadableBytes { try spool.cipher.crypt($0, at: cursor.offset, into: &plaintext) }
             } catch {
                 return spool.eventLoop.makeFailedFuture(error)
             }
@@ -310,44 +307,6 @@ final class BodySpool {
         }.assumeIsolated().flatMapThrowing {
             guard cursor.offset == expected else { throw BodySpoolError.truncated(expected: expected, found: cursor.offset) }
         }.nonisolated()
-    }
-
-    // MARK: - Encryption
-
-    /// Appends `bytes`, which sit at `offset` in the body, XORed with the keystream there (CTR encryption and
-    /// decryption are the same operation). Any offset works; a whole-block offset needs a single call.
-    private func crypt(_ bytes: UnsafeRawBufferPointer, at offset: Int, into out: inout ByteBuffer) throws {
-        var bytes = bytes
-        var offset = offset
-        let skip = offset % 16
-        if skip != 0, !bytes.isEmpty {
-            let count = min(16 - skip, bytes.count)
-            var block = [UInt8](repeating: 0, count: 16)
-            block.replaceSubrange(skip..<(skip + count), with: bytes.prefix(count))
-            let encrypted = try AES._CTR.encrypt(block, using: key, nonce: nonce(forBlock: offset / 16))
-            _ = encrypted.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0[skip..<(skip + count)])) }
-            bytes = UnsafeRawBufferPointer(rebasing: bytes[count...])
-            offset += count
-        }
-        guard !bytes.isEmpty else { return }
-        let encrypted = try AES._CTR.encrypt(bytes, using: key, nonce: nonce(forBlock: offset / 16))
-        _ = encrypted.withUnsafeBytes { out.writeBytes($0) }
-    }
-
-    private func nonce(forBlock index: Int) throws -> AES._CTR.Nonce {
-        try AES._CTR.Nonce(nonceBytes: Self.counterBlock(initial: initialCounter, plus: UInt64(index)))
-    }
-
-    /// The counter block for block `blocks` of the stream: `initial + blocks` as a 128-bit big-endian number,
-    /// the way AES-CTR itself advances the counter from block to block.
-    static func counterBlock(initial: (high: UInt64, low: UInt64), plus blocks: UInt64) -> [UInt8] {
-        let (low, carry) = initial.low.addingReportingOverflow(blocks)
-        let high = initial.high &+ (carry ? 1 : 0)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(16)
-        withUnsafeBytes(of: high.bigEndian) { bytes.append(contentsOf: $0) }
-        withUnsafeBytes(of: low.bigEndian) { bytes.append(contentsOf: $0) }
-        return bytes
     }
 
     // MARK: - The unnamed file

@@ -27,8 +27,8 @@ import Darwin
 final class UploadSpoolFile: @unchecked Sendable {
     private let handle: NIOFileHandle
     private let descriptor: CInt
-    private let key = SymmetricKey(size: .bits256)
-    private let initialCounter: (high: UInt64, low: UInt64)
+    /// The key and counter the file is encrypted with (``SpoolCipher``, as for ``BodySpool``).
+    private let cipher = SpoolCipher()
     /// Plaintext bytes written. Written only by ``append(_:)`` (on the event loop, before any read starts).
     private(set) var size = 0
 
@@ -36,8 +36,6 @@ final class UploadSpoolFile: @unchecked Sendable {
     init(directory: String) throws {
         descriptor = try Self.openUnnamed(in: directory)
         handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
-        var random = SystemRandomNumberGenerator()
-        initialCounter = (random.next(), random.next())
     }
 
     deinit {
@@ -48,7 +46,7 @@ final class UploadSpoolFile: @unchecked Sendable {
     func append(_ buffer: ByteBuffer) throws {
         guard buffer.readableBytes > 0 else { return }
         var ciphertext = ByteBufferAllocator().buffer(capacity: buffer.readableBytes)
-        try buffer.withUnsafeReadableBytes { try crypt($0, at: size, into: &ciphertext) }
+        try buffer.withUnsafeReadableBytes { try cipher.crypt($0, at: size, into: &ciphertext) }
         var offset = size
         try ciphertext.withUnsafeReadableBytes { bytes in
             var rest = bytes
@@ -87,7 +85,7 @@ final class UploadSpoolFile: @unchecked Sendable {
             return buffer
         }
         var plaintext = ByteBufferAllocator().buffer(capacity: length)
-        try ciphertext.withUnsafeReadableBytes { try crypt($0, at: offset, into: &plaintext) }
+        try ciphertext.withUnsafeReadableBytes { try cipher.crypt($0, at: offset, into: &plaintext) }
         return plaintext
     }
 
@@ -95,32 +93,6 @@ final class UploadSpoolFile: @unchecked Sendable {
     /// must be over.
     func close() {
         try? handle.close()
-    }
-
-    // MARK: - Encryption (as in ``BodySpool``)
-
-    /// Appends `bytes`, which sit at `offset` in the body, XORed with the keystream there (CTR encryption and
-    /// decryption are the same operation); any offset works.
-    private func crypt(_ bytes: UnsafeRawBufferPointer, at offset: Int, into out: inout ByteBuffer) throws {
-        var bytes = bytes
-        var offset = offset
-        let skip = offset % 16
-        if skip != 0, !bytes.isEmpty {
-            let count = min(16 - skip, bytes.count)
-            var block = [UInt8](repeating: 0, count: 16)
-            block.replaceSubrange(skip..<(skip + count), with: bytes.prefix(count))
-            let encrypted = try AES._CTR.encrypt(block, using: key, nonce: nonce(forBlock: offset / 16))
-            _ = encrypted.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0[skip..<(skip + count)])) }
-            bytes = UnsafeRawBufferPointer(rebasing: bytes[count...])
-            offset += count
-        }
-        guard !bytes.isEmpty else { return }
-        let encrypted = try AES._CTR.encrypt(bytes, using: key, nonce: nonce(forBlock: offset / 16))
-        _ = encrypted.withUnsafeBytes { out.writeBytes($0) }
-    }
-
-    private func nonce(forBlock index: Int) throws -> AES._CTR.Nonce {
-        try AES._CTR.Nonce(nonceBytes: BodySpool.counterBlock(initial: initialCounter, plus: UInt64(index)))
     }
 
     // MARK: - The unnamed file
