@@ -222,6 +222,29 @@ import Testing
         #expect(config.upstreams["wriftai"]?.mount == "/v1")
     }
 
+    @Test func threeProfilesTogetherAndEachCredentialsKindInStatus() throws {
+        let env = Self.environment.merging(["AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "eu-west-1",
+                                            "S3_BUCKET": "bucket-1"]) { $1 }
+        let config = try ConfigLoader.load(paths: ["Config/credgate.yaml", "Config/wriftai.yaml", "Config/s3.yaml"].map {
+            Self.root.appendingPathComponent($0).path
+        }, environment: env)
+        #expect(config.listeners.map(\.listen.port) == [8080, 8081, 8082])
+        let runtime = try GatewayRuntime(config: config, logger: .init(label: "test"), sessionTransport: { _ in NeverTransport() })
+        let kinds = Dictionary(uniqueKeysWithValues: runtime.admin.credentialStatus().map { ($0.name, $0.kind) })
+        #expect(kinds["assured_key"] == "api_key")
+        #expect(kinds["assured_session"] == "jwt_session")
+        #expect(kinds["wriftai_token"] == "api_key")
+        #expect(kinds.values.contains("aws_sigv4"))
+    }
+
+    /// A session transport that never answers (the sessions above are never started).
+    struct NeverTransport: SessionTransport {
+        func send(method: String, path: String, headers: [(String, String)], body: String) async throws
+            -> (status: Int, headers: [(String, String)], body: [UInt8]) {
+            throw SessionTransportError("not used")
+        }
+    }
+
     // MARK: - mount
 
     @Test func aMountIsTakenOffBeforeTheBasePath() throws {

@@ -92,6 +92,13 @@ public final class GatewayRuntime: Sendable {
         self.spool = spool
         self.protectedHeaders = StripClientCredentials(credentialHeaders: config.credentials.values.flatMap(\.headerNames)).names
         let credentialNames = config.credentials.keys.sorted()
+        let kinds = config.credentials.mapValues { credential -> String in
+            switch credential.kind {
+            case .apiKey: "api_key"
+            case .jwtSession: "jwt_session"
+            case .awsSigV4: "aws_sigv4"
+            }
+        }
         let sessionsByName = sessions
         let notRequiredForReady = Set(config.credentials.compactMap { name, credential -> String? in
             guard case .jwtSession(let session) = credential.kind, !session.requiredForReady else { return nil }
@@ -99,7 +106,7 @@ public final class GatewayRuntime: Sendable {
         })
         let admin = AdminEndpoints(credentialStatus: {
             credentialNames.map { name in
-                sessionsByName[name]?.status() ?? CredentialStatus.staticKey(name: name)
+                sessionsByName[name]?.status() ?? CredentialStatus.staticKey(name: name, kind: kinds[name] ?? "api_key")
             }
         }, presignCache: presignCache, notRequiredForReady: notRequiredForReady, metrics: metrics,
            quit: QuitSwitch(enabled: config.admin.quitEndpoint))

@@ -34,8 +34,9 @@ public struct CredentialStatus: Sendable, Codable, Equatable {
     }
 
     /// The status of a static API key: always usable, nothing to count.
-    public static func staticKey(name: String) -> CredentialStatus {
-        CredentialStatus(name: name, kind: "api_key", state: "static")
+    /// A credential with a fixed value (`api_key`, `aws_sigv4`): always `static`.
+    public static func staticKey(name: String, kind: String = "api_key") -> CredentialStatus {
+        CredentialStatus(name: name, kind: kind, state: "static")
     }
 
     enum CodingKeys: String, CodingKey {
