@@ -42,7 +42,13 @@ public final class S3SandboxServer: Sendable {
         let (listening, continuation) = AsyncThrowingStream<SandboxServer.Listener, any Error>.makeStream()
         var logger = Logger(label: "credgate.sandbox.s3")
         logger.logLevel = .warning
-        let responder = S3SandboxResponder(bucket: bucket, verifier: verifier, store: S3BucketStore())
+        let store = S3BucketStore()
+        // The object the start line's example (`curl -L .../credgate/v1/s3/download/example.txt`) fetches.
+        let example = ByteBuffer(string: "Hello from credgate's S3 sandbox.\n")
+        await store.put("example.txt", .init(bytes: example, contentType: "text/plain",
+                                             etag: "\"" + Array(Insecure.MD5.hash(data: example.readableBytesView)).hexString + "\"",
+                                             lastModified: Int(Date().timeIntervalSince1970)))
+        let responder = S3SandboxResponder(bucket: bucket, verifier: verifier, store: store)
         let app = Application(
             responder: responder,
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
