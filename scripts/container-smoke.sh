@@ -64,9 +64,16 @@ check "the config is copied from Config/credgate.yaml to \$CREDGATE_CONFIG" \
 check "the binary is copied to the ENTRYPOINT path" grep -Eq "^COPY .*credgate +${ENTRY_WORDS[0]:-/nonexistent}\$" <<<"$FINAL_STAGE"
 IMAGE_USER=$(instruction USER | tail -1)
 check "USER is not root ($IMAGE_USER)" test -n "$IMAGE_USER" -a "${IMAGE_USER%%:*}" != root -a "${IMAGE_USER%%:*}" != 0
-CONFIG_PORT=$(awk '/^listen:/ { l = 1; next } /^[^ #]/ { l = 0 } l && $1 == "port:" { print $2; exit }' "$ROOT/Config/credgate.yaml")
-check "EXPOSE $(instruction EXPOSE | tail -1) matches the config's listen.port ${CONFIG_PORT:-8080}" \
-    test "$(instruction EXPOSE | tail -1)" = "${CONFIG_PORT:-8080}"
+# Every profile the image ships is exposed on its listen.port (the Assured profile's, and WriftAI's).
+profile_port() { awk '/^listen:/ { l = 1; next } /^[^ #]/ { l = 0 } l && $1 == "port:" { print $2; exit }' "$1"; }
+EXPOSED=" $(instruction EXPOSE | tail -1) "
+for profile in credgate wriftai; do
+    PORT=$(profile_port "$ROOT/Config/$profile.yaml")
+    check "EXPOSE${EXPOSED% } includes Config/$profile.yaml's listen.port ${PORT:-8080}" \
+        grep -q " ${PORT:-8080} " <<<"$EXPOSED"
+done
+check "the WriftAI profile is copied to /etc/credgate/wriftai.yaml" \
+    grep -Eq "^COPY .*Config/wriftai.yaml +/etc/credgate/wriftai.yaml\$" <<<"$FINAL_STAGE"
 
 # ---------------------------------------------------------------------------------------------- binary
 # The release build is incremental: right after CI's own release build it only checks that nothing changed, and
