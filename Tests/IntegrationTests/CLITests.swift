@@ -37,19 +37,20 @@ import Testing
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    @Test func serveSandboxEndToEnd() async throws {
+    /// Starts `credgate` with `arguments` (no ASSURED_/CREDGATE_/WRIFTAI_ variables but `environment`) and returns
+    /// it with its first line of output, the start line ("listening on http://127.0.0.1:PORT ...").
+    static func startServing(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, String) {
         let process = Process()
-        process.executableURL = try Self.binary()
-        process.arguments = ["serve", "--sandbox", "--port", "0", "--log-level", "warning"]
-        process.currentDirectoryURL = Self.packageRoot
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_") }
+        process.executableURL = try binary()
+        process.arguments = arguments
+        process.currentDirectoryURL = packageRoot
+        process.environment = ProcessInfo.processInfo.environment.filter {
+            !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_") && !$0.key.hasPrefix("WRIFTAI_")
+        }.merging(environment) { $1 }
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
-        defer { if process.isRunning { process.terminate() } }
-
-        // Wait for the "listening on http://127.0.0.1:PORT" line.
         var text = ""
         let deadline = Date().addingTimeInterval(30)
         while !text.contains("\n"), Date() < deadline {
@@ -57,6 +58,12 @@ import Testing
             if chunk.isEmpty { break }
             text += String(decoding: chunk, as: UTF8.self)
         }
+        return (process, text)
+    }
+
+    @Test func serveSandboxEndToEnd() async throws {
+        let (process, text) = try Self.startServing(["serve", "--sandbox", "--port", "0", "--log-level", "warning"])
+        defer { if process.isRunning { process.terminate() } }
         let match = try #require(text.firstMatch(of: #/listening on http://127\.0\.0\.1:(\d+)/#), "\(text)")
         let base = "http://127.0.0.1:\(match.output.1)"
 
@@ -117,25 +124,11 @@ import Testing
     }
 
     @Test func servesSeveralProfilesEachOnItsOwnListener() async throws {
-        let process = Process()
-        process.executableURL = try Self.binary()
-        process.arguments = ["serve", "--sandbox", "--config", "Config/credgate.yaml", "--config", "Config/wriftai.yaml", "--port", "0", "--log-level", "warning"]
-        process.currentDirectoryURL = Self.packageRoot
-        // The WriftAI variables hold a token and a base URL of their own; a WriftAI sandbox, when built, replaces them.
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_") && !$0.key.hasPrefix("WRIFTAI_") }
-            .merging(["WRIFTAI_ACCESS_TOKEN": "cli-test-token", "WRIFTAI_API_BASE_URL": "http://127.0.0.1:1/v1"]) { $1 }
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        // --sandbox starts the WriftAI emulator too, whose variables replace these.
+        let (process, text) = try Self.startServing(
+            ["serve", "--sandbox", "--config", "Config/credgate.yaml", "--config", "Config/wriftai.yaml", "--port", "0", "--log-level", "warning"],
+            environment: ["WRIFTAI_ACCESS_TOKEN": "cli-test-token", "WRIFTAI_API_BASE_URL": "http://127.0.0.1:1/v1"])
         defer { if process.isRunning { process.terminate() } }
-        var text = ""
-        let deadline = Date().addingTimeInterval(30)
-        while !text.contains("\n"), Date() < deadline {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
         let match = try #require(text.firstMatch(of: #/listening on http://127\.0\.0\.1:(\d+), and wriftai on http://127\.0\.0\.1:(\d+)/#), "\(text)")
         let assured = "http://127.0.0.1:\(match.output.1)"
         let wriftai = "http://127.0.0.1:\(match.output.2)"

@@ -77,8 +77,8 @@ extension ProxyHandler {
         if case .stopSendingBody = machine.responseHeadArrived(closeRequired: closeRequired) {
             exchange.pending.removeAll()
         }
-        // The head is in: the idle deadline (the route's, or none for a stream) replaces the head's.
-        exchange.lastActivity = context.eventLoop.now
+        // The head is in (``upstreamReceived`` stamped its arrival): the idle deadline, the route's or none for a
+        // stream, replaces the head's.
         armTimer(exchange)
         exchange.upstreamKeepAlive = head.isKeepAlive
         if !bodyless, exchange.route.chain.inspectsResponses,
