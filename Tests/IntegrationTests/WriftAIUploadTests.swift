@@ -2,6 +2,7 @@ import CredGate
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Sandbox
 import Testing
 
@@ -194,6 +195,81 @@ import Testing
             let id = try #require(json["id"] as? String)
             #expect(fake.file(id) == file)
             #expect(json["size"] as? Int == file.count)
+        }
+    }
+
+    // MARK: - Streaming part by part (a body with Content-Length)
+
+    /// Opens a raw connection and sends the head of `PUT {endpoint}{name}` with `Content-Length: total` and the
+    /// first bytes of the body; the caller sends the rest (or closes).
+    static func startUpload(port: Int, name: String, total: Int, first: [UInt8]) async throws -> (any Channel, RawClient.Collector) {
+        let collector = RawClient.Collector(until: nil)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        let head = "PUT \(endpoint)\(name) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            + "Content-Length: \(total)\r\n\r\n"
+        var buffer = ByteBuffer(string: head)
+        buffer.writeBytes(first)
+        try await channel.writeAndFlush(buffer)
+        return (channel, collector)
+    }
+
+    /// Waits (generously: a loaded 2-core machine) until `condition` holds; false if it never did.
+    static func eventually(_ seconds: Int = 30, _ condition: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return condition()
+    }
+
+    /// The first part reaches the storage while the client has not sent the rest: the body streams through part by
+    /// part instead of being spooled whole first (with spooling, the first part would wait for the last byte).
+    @Test func contentLengthBodyStreamsPartByPartAsItArrives() async throws {
+        try await Self.withGateway { f, fake in
+            let file = Samples.pdf(Self.partSize * 3 + 12_345)
+            let split = Self.partSize + Self.partSize / 2
+            let (channel, collector) = try await Self.startUpload(port: f.port, name: "report.pdf", total: file.count, first: Array(file[..<split]))
+            let firstPartStored = try await Self.eventually {
+                fake.storageRequests.contains { $0.method == .PUT && $0.path.hasSuffix("/0") && $0.body.count == Self.partSize }
+            }
+            #expect(firstPartStored, "the first part went up before the client sent the rest")
+            #expect(fake.apiRequests.map(\.path) == ["/v1/uploads"], "the first call went out at the first bytes")
+            try await channel.writeAndFlush(ByteBuffer(bytes: file[split...]))
+            _ = try await Self.eventually { collector.snapshot().1.contains("\r\n\r\n{") && collector.snapshot().1.hasSuffix("}") }
+            try? await channel.close()
+            let text = collector.snapshot().1
+            #expect(text.firstStatus == 201, "\(text)")
+            let body = String(text[text.range(of: "\r\n\r\n")!.upperBound...])
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+            let id = try #require(json["id"] as? String)
+            #expect(fake.file(id) == file, "the platform holds the file whole")
+            #expect(json["size"] as? Int == file.count)
+            let answer = SimpleResponse(status: .created, headers: [:], body: ByteBuffer(string: body))
+            try Self.expectThreeSteps(fake, answer, file: file, mimeType: "application/pdf")
+        }
+    }
+
+    /// A client that goes away mid-upload: the part being sent is cut off, the upload is never completed, and the
+    /// gateway goes on serving.
+    @Test func aClientThatLeavesMidUploadIsNeverCompleted() async throws {
+        try await Self.withGateway { f, fake in
+            let file = Samples.pdf(Self.partSize * 3)
+            let split = Self.partSize + Self.partSize / 2
+            let (channel, _) = try await Self.startUpload(port: f.port, name: "report.pdf", total: file.count, first: Array(file[..<split]))
+            #expect(try await Self.eventually { fake.storageRequests.contains { $0.path.hasSuffix("/0") } })
+            try await channel.close()
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(!fake.apiRequests.contains { $0.path.hasSuffix("/complete") }, "never completed")
+            #expect(!fake.storageRequests.contains { $0.path.hasSuffix("/1") }, "the cut-off part never arrived whole")
+            // The gateway still serves a whole upload.
+            let next = Samples.pdf(Self.partSize + 5)
+            let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "next.pdf", body: next)
+            #expect(answer.status == .created, "\(answer.text)")
         }
     }
 

@@ -11,6 +11,8 @@ struct FollowUpCall: Sendable {
     struct Answer: Sendable {
         var status: Int
         var body: [UInt8]
+        /// The answer's `Content-Type`, when it had one.
+        var contentType: String? = nil
     }
 
     /// The route's filters answered the call themselves; `reason` is a sentence safe for a problem body.
@@ -37,7 +39,8 @@ struct FollowUpCall: Sendable {
                 }.get()
                 if case .replay = verdict { continue }
             }
-            return Answer(status: answer.status, body: answer.body)
+            let contentType = answer.headers.first { $0.0.lowercased() == "content-type" }?.1
+            return Answer(status: answer.status, body: answer.body, contentType: contentType)
         }
         preconditionFailure("unreachable: the second attempt always returns")
     }

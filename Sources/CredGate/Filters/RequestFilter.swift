@@ -58,6 +58,31 @@ public protocol RequestBodyStage: AnyObject, Sendable {
     func finish(head: inout HTTPRequestHead) -> BodyStageResult
 }
 
+/// What a body sink says once it took a chunk.
+public enum BodySinkResult: Sendable {
+    /// Send more (the client is read again).
+    case more
+    /// Answer the client now with this: the rest of its body is read and dropped (an upload that failed mid-way).
+    case answer(LocalResponse)
+}
+
+/// A request body taken over by a filter as it streams, with backpressure: the filter sends the bytes somewhere
+/// itself (an upload's parts to their presigned URLs), and answers the request; nothing is forwarded to the route's
+/// upstream by the transport. The transport does not read the client while a ``write(_:)`` is pending, so memory
+/// stays bounded by what the sink itself holds, whatever the body's size and however slow the place it goes.
+///
+/// The transport calls, on the connection's event loop: ``write(_:)`` for each chunk (the next only once the
+/// previous future completed with ``BodySinkResult/more``), then ``finish()`` at the body's end, whose answer the
+/// client gets; ``cancel()`` when the request is cut short (the client went away, a malformed body, the gateway
+/// answered otherwise) or after an answer, and it must then stop whatever it started. Futures may complete on
+/// any loop.
+public protocol RequestBodySink: AnyObject, Sendable {
+    func write(_ chunk: ByteBuffer) -> EventLoopFuture<BodySinkResult>
+    func finish() -> EventLoopFuture<LocalResponse>
+    /// Stops everything the sink started; safe more than once and after ``finish()``.
+    func cancel()
+}
+
 /// A typed key for ``RequestScratch``: a filter that leaves something for a later stage (or another filter)
 /// declares the key as a static constant, so every reader names the writer (as Hummingbird's typed request
 /// context does).
@@ -129,6 +154,13 @@ public protocol BodyStageFilter: RequestFilter {
     func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)?
 }
 
+/// Takes the body over as it streams, sends it somewhere itself and answers the request (see ``RequestBodySink``).
+public protocol BodySinkFilter: RequestFilter {
+    /// The sink for this request, asked once the head filters passed, before any body stage; `nil` for none. At
+    /// most one per request: the first filter's wins.
+    func bodySink(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodySink)?
+}
+
 /// May ask for the request to be sent once more after the upstream's answer head (a session token replaced
 /// after a 401). The transport keeps a copy of the body, up to the route's replay cap, for routes with one.
 public protocol ReplayFilter: RequestFilter {
@@ -152,6 +184,7 @@ public struct FilterChain: Sendable {
     let heads: [any HeadFilter]
     let bodies: [any BodyFilter]
     let stages: [any BodyStageFilter]
+    let sinks: [any BodySinkFilter]
     let replays: [any ReplayFilter]
     let responses: [any ResponseFilter]
 
@@ -167,6 +200,7 @@ public struct FilterChain: Sendable {
         self.heads = filters.compactMap { $0 as? any HeadFilter }
         self.bodies = filters.compactMap { $0 as? any BodyFilter }
         self.stages = filters.compactMap { $0 as? any BodyStageFilter }
+        self.sinks = filters.compactMap { $0 as? any BodySinkFilter }
         self.replays = filters.compactMap { $0 as? any ReplayFilter }
         self.responses = filters.compactMap { $0 as? any ResponseFilter }
     }
@@ -213,6 +247,14 @@ public struct FilterChain: Sendable {
     public func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)? {
         for filter in stages {
             if let stage = filter.bodyStage(for: head, context: context) { return stage }
+        }
+        return nil
+    }
+
+    /// The first sink a filter gives for this request, if any.
+    public func bodySink(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodySink)? {
+        for filter in sinks {
+            if let sink = filter.bodySink(for: head, context: context) { return sink }
         }
         return nil
     }

@@ -19,6 +19,8 @@ final class Exchange {
         /// A body stage checks the body as it streams in; what it passes goes to the spool, and nothing is
         /// forwarded before the stage accepted the whole body.
         case staging
+        /// A filter's body sink takes the body as it streams and will answer the request; nothing is forwarded.
+        case sinking
         /// Waiting for a pooled or new connection.
         case connecting
         case attached(UpstreamConnection)
@@ -70,6 +72,10 @@ final class Exchange {
     let keepsReplayCopy: Bool
     /// The body stage checking a spooled body, until it finished.
     var stage: (any RequestBodyStage)?
+    /// The filter's sink that takes the body and answers the request (``Upstream/sinking``).
+    var sink: (any RequestBodySink)?
+    /// A part was handed to the sink and not yet taken (or its answer is awaited).
+    var sinkBusy = false
     /// Where a staged body waits, whole, until it may be forwarded; read back once connected.
     var spool: BodySpool?
     /// The stage accepted the whole body and the spool holds it: forward from the spool.
@@ -102,8 +108,10 @@ final class Exchange {
     /// (``ProxyHandler`` answers it instead).
     var target: UpstreamTarget { route.target! }
 
-    /// Drops a staged body and its spool (the spool's file is closed at once).
+    /// Drops a staged body and its spool (the spool's file is closed at once), and stops a body sink.
     func discardStagedBody() {
+        sink?.cancel()
+        sink = nil
         spool?.close()
         spool = nil
         stage = nil

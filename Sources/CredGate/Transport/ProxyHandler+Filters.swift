@@ -29,10 +29,16 @@ extension ProxyHandler {
         answerForFilter(exchange, .problem(error, requestID: exchange.requestID))
     }
 
-    /// Head filters passed: check the body in a body stage, or collect it if a filter wants it whole, else
+    /// Head filters passed: give the body to a filter's sink, check it in a body stage, or collect it if a filter wants it whole, else
     /// forward at once.
     private func afterHeadFilters(_ exchange: Exchange) {
         let chain = exchange.route.chain
+        if !chain.sinks.isEmpty,
+           let sink = chain.bodySink(for: exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
+        {
+            startSinking(exchange, sink)
+            return
+        }
         if chain.hasBodyStage,
            let stage = chain.bodyStage(for: exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
         {

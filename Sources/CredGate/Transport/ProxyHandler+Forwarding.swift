@@ -115,6 +115,8 @@ extension ProxyHandler {
             collect(exchange, &buffer, limit: limit)
         case .staging:
             stageFeed(exchange, buffer)
+        case .sinking:
+            sinkReceived(exchange, .body(.byteBuffer(buffer)))
         case .filtering, .bodyFiltering, .connecting:
             if exchange.spoolReady { break }  // cannot happen: a staged body ended before connecting
             exchange.pending.append(.body(.byteBuffer(buffer)))
@@ -135,6 +137,8 @@ extension ProxyHandler {
             runBodyFilters(exchange)
         case .staging:
             stageEnd(exchange)
+        case .sinking:
+            sinkReceived(exchange, .end(nil))
         case .filtering, .bodyFiltering, .connecting:
             if exchange.spoolReady { break }
             exchange.pending.append(.end(nil))

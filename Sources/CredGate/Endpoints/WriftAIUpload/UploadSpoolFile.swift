@@ -89,6 +89,16 @@ final class UploadSpoolFile: @unchecked Sendable {
         return plaintext
     }
 
+    /// Gives the disk space of bytes `offset..<offset+length` back (a part the storage holds is never read again);
+    /// the file keeps its size and reads of that range would give zeros. Best effort: where the file system cannot
+    /// punch holes (or on macOS) the space is given back when the file closes.
+    func release(offset: Int, length: Int) {
+        #if os(Linux)
+        // FALLOC_FL_PUNCH_HOLE (0x02) must be given with FALLOC_FL_KEEP_SIZE (0x01).
+        _ = linuxFallocate(descriptor, 0x03, off_t(offset), off_t(length))
+        #endif
+    }
+
     /// Closes the file (its content, never readable without the key, is gone with it). Safe more than once; reads
     /// must be over.
     func close() {
@@ -119,6 +129,13 @@ final class UploadSpoolFile: @unchecked Sendable {
         return named
     }
 }
+
+#if os(Linux)
+/// `fallocate(2)`: glibc and musl both export it, but Swift's Glibc module leaves it out (it is declared only under
+/// `_GNU_SOURCE`), so it is bound by its symbol name.
+@_silgen_name("fallocate")
+private func linuxFallocate(_ fd: CInt, _ mode: CInt, _ offset: off_t, _ length: off_t) -> CInt
+#endif
 
 /// `close(2)`, outside the class whose own `close()` would shadow it.
 private func closeDescriptor(_ descriptor: CInt) {

@@ -28,15 +28,16 @@ import NIOHTTP1
 ///    on hosts no route names; a part `PUT` carries no credential), then completes through the route with a
 ///    ``FollowUpCall``. Any other answer to the first call is passed on unchanged.
 ///
-/// The cost of staying inside the contract: every body is spooled whole before the first call, a body with a
-/// `Content-Length` too (its size is known from the head, but a stage cannot hold the client back while parts go
-/// up, nor answer asynchronously). Streaming part by part as the client sends needs a transport hook that gives a
-/// filter the body with backpressure (see the report of issue 10, item 5).
-struct WriftAIUploadEndpoint: HeadFilter, BodyStageFilter, ResponseFilter {
+/// That is the path of a chunked body, whose size is only known at its end. A body with a `Content-Length` does not
+/// wait: the endpoint gives the transport a body sink (``WriftAIStreamingUpload``) that makes the first call as
+/// soon as the first bytes passed the type check and sends the parts as the client sends them, with backpressure.
+struct WriftAIUploadEndpoint: HeadFilter, BodySinkFilter, BodyStageFilter, ResponseFilter {
     static let prefix = "/credgate/v1/wriftai/files/"
     static let pattern = prefix + "{name}"
     /// The request's stage (the response filter reads the file back from its spool).
     static let stageKey = ScratchKey<WriftAIUploadStage>("wriftai.upload.stage")
+    /// The request's sink, when the body's size is known from the head.
+    static let sinkKey = ScratchKey<WriftAIStreamingUpload>("wriftai.upload.sink")
     /// The first call's answer (`{id, urls, part_size}` or `{upload_url, download_url}`) is small.
     static let answerLimit = 1 << 20
 
@@ -79,8 +80,19 @@ struct WriftAIUploadEndpoint: HeadFilter, BodyStageFilter, ResponseFilter {
         if head.headers.first(name: "content-length") == "0" {
             return .problem(UploadRejection.emptyFile(filename).gatewayError, context)
         }
-        let stage = WriftAIUploadStage(filename: filename, mimeType: WriftAIMediaType.of(filename: filename), flow: config.flow,
-                                       spool: spool, eventLoop: context.eventLoop)
+        let mimeType = WriftAIMediaType.of(filename: filename)
+        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > 0,
+           !head.headers.contains(name: "transfer-encoding"), let call = complete
+        {
+            // The size is known: the body goes to the storage part by part as it arrives.
+            let settings = WriftAIStreamingUpload.Settings(
+                filename: filename, mimeType: mimeType, size: length, flow: config.flow, path: Self.followUpPath(config.path, mount: mount),
+                partConcurrency: config.partConcurrency, partRetries: config.partRetries, spoolDirectory: spool.directory,
+                requestID: context.requestID)
+            context.scratch[Self.sinkKey] = WriftAIStreamingUpload(settings: settings, call: call, client: client.client, loop: context.eventLoop)
+            return .proceed
+        }
+        let stage = WriftAIUploadStage(filename: filename, mimeType: mimeType, flow: config.flow, spool: spool, eventLoop: context.eventLoop)
         context.scratch[Self.stageKey] = stage
         head.method = .POST
         head.uri = config.path
@@ -89,6 +101,10 @@ struct WriftAIUploadEndpoint: HeadFilter, BodyStageFilter, ResponseFilter {
         head.headers.remove(name: "transfer-encoding")
         head.headers.replaceOrAdd(name: "content-type", value: "application/json")
         return .proceed
+    }
+
+    func bodySink(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodySink)? {
+        context.scratch[Self.sinkKey]
     }
 
     func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)? {

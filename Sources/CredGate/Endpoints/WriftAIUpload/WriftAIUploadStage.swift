@@ -12,8 +12,6 @@ final class WriftAIUploadStage: RequestBodyStage, @unchecked Sendable {
     let filename: String
     let mimeType: String
     let flow: WriftAIUploadConfig.Flow
-    /// The type the name claims, when credgate can recognise it by its first bytes.
-    private let claimed: FileType?
     private var firstBytes: [UInt8] = []
     private var checked = false
     let eventLoop: any EventLoop
@@ -27,7 +25,6 @@ final class WriftAIUploadStage: RequestBodyStage, @unchecked Sendable {
         self.filename = filename
         self.mimeType = mimeType
         self.flow = flow
-        self.claimed = FileType(filename: filename)
         self.eventLoop = eventLoop
         self.directory = spool.directory
     }
@@ -70,7 +67,13 @@ final class WriftAIUploadStage: RequestBodyStage, @unchecked Sendable {
     /// A refusal when the name claims a type credgate recognises and the first bytes are not of it.
     private func checkContent() -> UploadRejection? {
         checked = true
-        guard let claimed, !firstBytes.starts(with: claimed.magic) else { return nil }
+        return Self.contentRefusal(filename: filename, firstBytes: firstBytes)
+    }
+
+    /// A refusal when `filename` claims a type credgate recognises and `firstBytes` (at least
+    /// ``FileType/sniffLength`` of them, or the whole file) are not of it.
+    static func contentRefusal(filename: String, firstBytes: [UInt8]) -> UploadRejection? {
+        guard let claimed = FileType(filename: filename), !firstBytes.starts(with: claimed.magic) else { return nil }
         let content = FileType.describeContent(firstBytes)
         return UploadRejection(.contentMismatch, "The file '\(UploadHeaderSyntax.clip(filename))' is named as a \(claimed.displayName) "
             + "but its content is \(content); rename it or upload the intended file. Nothing was sent to the platform.")
