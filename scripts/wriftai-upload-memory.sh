@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 10.5's memory bound, checked on the release binary: credgate's peak RSS stays under 64 MiB while a 1 GiB
-# file goes through the one-call WriftAI upload (PUT /credgate/v1/wriftai/files/{name}), because the file is held
-# in an encrypted spool file, never whole in memory, and parts are read back from it a few at a time.
+# file goes through the one-call WriftAI upload (PUT /credgate/v1/wriftai/files/{name}): with Content-Length the
+# parts stream through as the client sends them (the client is read only as fast as they go up); chunked, the file
+# is held in an encrypted spool file, never whole in memory, and parts are read back from it a few at a time.
 #   scripts/wriftai-upload-memory.sh [path/to/credgate]      (default .build/release/credgate)
 # Starts a small WriftAI stand-in (Python, two ports: the API with its bearer check, and the storage its presigned
 # part URLs point at, which refuses an Authorization header and checks each part's exact length) and `credgate

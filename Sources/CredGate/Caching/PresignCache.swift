@@ -66,7 +66,6 @@ public final class PresignCache: Sendable {
     }
 
     /// What the platform answered: its status and body.
-    public typealias Fetch = @Sendable () async throws -> (status: Int, body: [UInt8])
 
     public let configuration: Configuration
     private let clock: @Sendable () -> Date
@@ -107,37 +106,10 @@ public final class PresignCache: Sendable {
     /// The cached answer for `key` if it may still be served at `now`; an entry past its window is dropped.
     public func lookup(key: PresignCacheKey, now: Date) -> PresignCacheHit? {
         state.withLockedValue { s in
-            // A miss is counted by the value(for:fetch:) call that follows it, so it is not counted twice.
+            // A miss is counted by the claim that follows it, so it is not counted twice.
             let hit = Self.hit(&s, key, now)
             if hit != nil { s.statistics.hits += 1 }
             return hit
-        }
-    }
-
-    /// The answer for `key`: from the cache when it holds a servable one, else from `fetch`, called once however
-    /// many callers ask for the same key at the same time. A thrown error reaches every caller waiting for that
-    /// call and is not remembered.
-    ///
-    /// `fetch` runs in a task of its own, so a caller that goes away does not cancel it for the others.
-    public func value(for key: PresignCacheKey, fetch: @escaping Fetch) async throws -> PresignCacheOutcome {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PresignCacheOutcome, any Error>) in
-            let claim = self.claim(key: key) { result in continuation.resume(with: result.map { .miss($0) }) }
-            switch claim {
-            case .hit(let hit):
-                continuation.resume(returning: .hit(hit))
-            case .lead(let ticket):
-                Task {
-                    do {
-                        let answer = try await fetch()
-                        continuation.resume(returning: .miss(ticket.complete(status: answer.status, body: answer.body)))
-                    } catch {
-                        ticket.fail(error)
-                        continuation.resume(throwing: error)
-                    }
-                }
-            case .joined:
-                break
-            }
         }
     }
 

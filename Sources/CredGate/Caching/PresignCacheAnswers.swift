@@ -45,11 +45,3 @@ public struct PresignCacheFetched: Sendable, Hashable {
         self.secondsLeft = secondsLeft
     }
 }
-
-/// What ``PresignCache/value(for:fetch:)`` produced.
-public enum PresignCacheOutcome: Sendable, Hashable {
-    /// Served from the cache; the platform was not asked.
-    case hit(PresignCacheHit)
-    /// Fetched from the platform (by this caller or by a concurrent identical one).
-    case miss(PresignCacheFetched)
-}
