@@ -411,7 +411,7 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
                                                                      mimeType: settings.mimeType))
         }
         let (call, settings, loop) = (call, settings, loop)
-        finished.completeWithTask {
+        finished.completeWithTask { [etags] in
             let path = "\(settings.path)/\(id)/complete"
             do {
                 let answer = try await call.send(method: .POST, path: path, json: WriftAIUploadStart.completeBody(etags: etags),
