@@ -42,17 +42,16 @@ private struct Outcome: Equatable {
     /// Decisions returned by `feed`, one per chunk.
     var early: [UploadDecision] = []
 
-    /// Same final decision and, when accepted, the same bytes forwarded. (After a late rejection in streaming
-    /// mode, how much went out before it depends on the chunking; it is aborted anyway.)
+    /// Same final decision and, when accepted, the same bytes forwarded. (After a late rejection, how much went
+    /// out before it depends on the chunking; it is aborted anyway.)
     static func == (a: Outcome, b: Outcome) -> Bool {
         a.decision == b.decision && (a.decision.plan == nil || a.forwarded == b.forwarded)
     }
 }
 
 /// Feeds `body` cut at `cuts` (offsets), then finishes.
-private func run(_ body: [UInt8], cuts: [Int], contentType: String = contentType, limit: Int = UploadValidator.defaultLimit,
-                 mode: UploadValidator.Mode = .streaming) throws -> Outcome {
-    var validator = try UploadValidator(contentType: contentType, limit: limit, mode: mode, uuid: { Sample.uuid })
+private func run(_ body: [UInt8], cuts: [Int], contentType: String = contentType, limit: Int = UploadValidator.defaultLimit) throws -> Outcome {
+    var validator = try UploadValidator(contentType: contentType, limit: limit, uuid: { Sample.uuid })
     var outcome = Outcome(decision: .needMore, forwarded: [])
     var start = 0
     for end in cuts + [body.count] where end > start {
@@ -65,10 +64,9 @@ private func run(_ body: [UInt8], cuts: [Int], contentType: String = contentType
     return outcome
 }
 
-private func run(_ body: [UInt8], chunkSize: Int = .max, contentType: String = contentType, limit: Int = UploadValidator.defaultLimit,
-                 mode: UploadValidator.Mode = .streaming) throws -> Outcome {
+private func run(_ body: [UInt8], chunkSize: Int = .max, contentType: String = contentType, limit: Int = UploadValidator.defaultLimit) throws -> Outcome {
     let cuts = chunkSize >= body.count ? [] : Array(stride(from: chunkSize, to: body.count, by: chunkSize))
-    return try run(body, cuts: cuts, contentType: contentType, limit: limit, mode: mode)
+    return try run(body, cuts: cuts, contentType: contentType, limit: limit)
 }
 
 private func rejection(_ body: [UInt8], contentType: String = contentType, limit: Int = UploadValidator.defaultLimit) throws -> UploadRejection? {
@@ -246,25 +244,12 @@ private final class ParsedParts {
         #expect(validator.finish() == decision)
     }
 
-    @Test func holdModeReleasesOnlyAtTheEnd() throws {
-        let body = sdkBody(name: nil)
-        let streaming = try run(body, chunkSize: 10)
-        let held = try run(body, chunkSize: 10, mode: .holdUntilEnd)
-        #expect(held == streaming)
-        #expect(held.early.allSatisfy { $0 == .needMore })
-        #expect(streaming.early.last?.plan != nil)
-    }
-
     @Test func nameAfterTheFilePart() throws {
         let body = bytes(writer.filePart(filename: "a.pdf", contentType: "application/pdf", data: Sample.pdf),
                          writer.field("name", "mine.pdf"), writer.closing)
         // Streaming decides before seeing it: a generated name goes first, the client's (read last by Django) after.
         let streamed = try #require(try run(body).decision.plan)
         #expect(streamed.generatedName == Sample.generated + ".pdf" && streamed.clientName == nil)
-        // Holding the body sees it: nothing added.
-        let held = try #require(try run(body, mode: .holdUntilEnd).decision.plan)
-        #expect(held.generatedName == nil && held.clientName == "mine.pdf")
-        #expect(try run(body, mode: .holdUntilEnd).forwarded == body)
     }
 
     @Test func nameOfExactly255BytesIsFine() throws {
@@ -444,9 +429,6 @@ private final class ParsedParts {
         let streamed = try run(body, cuts: [firstPart])
         #expect(streamed.early.first?.plan != nil)  // already forwarding...
         #expect(streamed.decision.rejection?.code == "upload-multiple-files")  // ...so the upstream must be aborted
-        let held = try run(body, cuts: [firstPart], mode: .holdUntilEnd)
-        #expect(held.forwarded.isEmpty)
-        #expect(held.decision.rejection?.code == "upload-multiple-files")
     }
 
     @Test func everyKindHasItsStatus() {
@@ -490,16 +472,14 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
     @Test(arguments: 0..<bodies.count)
     func oneByteAtATimeDecidesTheSame(_ index: Int) throws {
         let (what, body, type) = Self.bodies[index]
-        for mode in [UploadValidator.Mode.streaming, .holdUntilEnd] {
-            let whole = try run(body, contentType: type, mode: mode)
-            #expect((whole.decision.plan != nil) == what.hasPrefix("accept"), "\(what): \(whole.decision)")
-            let bytewise = try run(body, chunkSize: 1, contentType: type, mode: mode)
-            #expect(bytewise == whole, "\(what), \(mode)")
-            #expect(bytewise.early.count == body.count)
-            // Cut in two at every byte.
-            for cut in 1..<body.count {
-                #expect(try run(body, cuts: [cut], contentType: type, mode: mode) == whole, "\(what), \(mode), cut at \(cut)")
-            }
+        let whole = try run(body, contentType: type)
+        #expect((whole.decision.plan != nil) == what.hasPrefix("accept"), "\(what): \(whole.decision)")
+        let bytewise = try run(body, chunkSize: 1, contentType: type)
+        #expect(bytewise == whole, "\(what)")
+        #expect(bytewise.early.count == body.count)
+        // Cut in two at every byte.
+        for cut in 1..<body.count {
+            #expect(try run(body, cuts: [cut], contentType: type) == whole, "\(what), cut at \(cut)")
         }
     }
 
@@ -508,8 +488,6 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
         let body = bytes(writer.filePart(filename: "a.pdf", contentType: "application/pdf", data: nearDelimiters + [UInt8](repeating: 0x0D, count: 300_000) + nearDelimiters),
                          writer.field("name", "late.pdf"), writer.closing)
         for chunk in [1000, 4096, 65536] {
-            let held = try run(body, chunkSize: chunk, mode: .holdUntilEnd)
-            #expect(held.decision.plan?.clientName == "late.pdf", "\(held.decision)")
             let streamed = try run(body, chunkSize: chunk)
             #expect(streamed.decision.plan?.generatedName != nil)
             #expect(streamed.forwarded.count == body.count + (streamed.decision.plan?.bodyLengthDelta ?? -1))
@@ -529,42 +507,33 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
         var close = writer.closing
         body.writeBuffer(&close)
 
-        for mode in [UploadValidator.Mode.streaming, .holdUntilEnd] {
-            var validator = try UploadValidator(contentType: contentType, mode: mode)
-            var decision = UploadDecision.needMore
-            var fed = 0
-            var forwarded = 0
-            var peakAfterTake = 0
-            var peak = 0
-            var accepted: UploadPlan?
-            while fed < body.readableBytes {
-                let length = min(64 * 1024, body.readableBytes - fed)
-                decision = validator.feed(body.getSlice(at: fed, length: length)!)
-                fed += length
-                accepted = accepted ?? decision.plan
-                peak = max(peak, validator.retainedBytes)
-                forwarded += validator.takeForwardable().map(\.readableBytes).reduce(0, +)
-                peakAfterTake = max(peakAfterTake, validator.retainedBytes)
-                if decision.rejection != nil { break }
-            }
-            let rejection = try #require(decision.rejection)
-            #expect(rejection.status == 413 && rejection.code == "upload-too-large")
-            #expect(fed == UploadValidator.defaultLimit + 64 * 1024, "refused on the chunk that crosses the limit")
-            #expect(validator.finish() == decision)
-            #expect(validator.retainedBytes == 0)
-            switch mode {
-            case .streaming:
-                // The chunk in hand, grown by the inserted name field, and the file's first bytes.
-                #expect(peak <= 64 * 1024 + 512, "never more than the chunk in hand")
-                #expect(peakAfterTake <= FileType.sniffLength)
-                let delta = try #require(accepted?.bodyLengthDelta)
-                #expect(forwarded == UploadValidator.defaultLimit + delta, "streamed until the limit: the upstream must be aborted")
-            case .holdUntilEnd:
-                #expect(peak <= UploadValidator.defaultLimit + FileType.sniffLength)
-                #expect(accepted == nil)
-                #expect(forwarded == 0, "nothing reached the platform")
-            }
+        var validator = try UploadValidator(contentType: contentType)
+        var decision = UploadDecision.needMore
+        var fed = 0
+        var forwarded = 0
+        var peakAfterTake = 0
+        var peak = 0
+        var accepted: UploadPlan?
+        while fed < body.readableBytes {
+            let length = min(64 * 1024, body.readableBytes - fed)
+            decision = validator.feed(body.getSlice(at: fed, length: length)!)
+            fed += length
+            accepted = accepted ?? decision.plan
+            peak = max(peak, validator.retainedBytes)
+            forwarded += validator.takeForwardable().map(\.readableBytes).reduce(0, +)
+            peakAfterTake = max(peakAfterTake, validator.retainedBytes)
+            if decision.rejection != nil { break }
         }
+        let rejection = try #require(decision.rejection)
+        #expect(rejection.status == 413 && rejection.code == "upload-too-large")
+        #expect(fed == UploadValidator.defaultLimit + 64 * 1024, "refused on the chunk that crosses the limit")
+        #expect(validator.finish() == decision)
+        #expect(validator.retainedBytes == 0)
+        // The chunk in hand, grown by the inserted name field, and the file's first bytes.
+        #expect(peak <= 64 * 1024 + 512, "never more than the chunk in hand")
+        #expect(peakAfterTake <= FileType.sniffLength)
+        let delta = try #require(accepted?.bodyLengthDelta)
+        #expect(forwarded == UploadValidator.defaultLimit + delta, "streamed until the limit: the upstream must be aborted")
     }
 }
 
@@ -624,9 +593,9 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
 }
 
 @Suite struct RawUploadValidatorTests {
-    private func run(_ filename: String, _ body: [UInt8], chunkSize: Int = .max, limit: Int = UploadValidator.defaultLimit,
-                     mode: UploadValidator.Mode = .streaming) throws -> (UploadDecision, [UInt8], RawUploadValidator) {
-        var validator = try RawUploadValidator(filename: filename, contentLength: nil, limit: limit, mode: mode,
+    private func run(_ filename: String, _ body: [UInt8], chunkSize: Int = .max, limit: Int = UploadValidator.defaultLimit)
+        throws -> (UploadDecision, [UInt8], RawUploadValidator) {
+        var validator = try RawUploadValidator(filename: filename, contentLength: nil, limit: limit,
                                                boundary: "raw-boundary", uuid: { Sample.uuid })
         var forwarded: [UInt8] = []
         var start = 0
@@ -642,8 +611,8 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
     }
 
     @Test func rawBodyBecomesThePlatformsMultipart() throws {
-        for (chunk, mode) in [(Int.max, UploadValidator.Mode.streaming), (1, .streaming), (3, .holdUntilEnd)] {
-            let (decision, forwarded, validator) = try run("Scan.PNG", Sample.png, chunkSize: chunk, mode: mode)
+        for chunk in [Int.max, 1, 3] {
+            let (decision, forwarded, validator) = try run("Scan.PNG", Sample.png, chunkSize: chunk)
             let plan = try #require(decision.plan)
             #expect(plan.generatedName == Sample.generated + ".png")
             #expect(plan.upstreamContentType == "multipart/form-data; boundary=raw-boundary")
@@ -668,8 +637,8 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
         #expect(try run("a.pdf", Sample.png).0.rejection?.code == "upload-content-mismatch")
         #expect(try run("a.pdf", Sample.docx, chunkSize: 1).0.rejection?.code == "upload-content-mismatch")
         #expect(try run("a.pdf", []).0.rejection?.code == "upload-empty-file")
-        let (big, forwarded, _) = try run("a.pdf", Sample.pdf + [UInt8](repeating: 1, count: 200), chunkSize: 50, limit: 100, mode: .holdUntilEnd)
-        #expect(big.rejection?.status == 413 && forwarded.isEmpty)
+        let (big, _, _) = try run("a.pdf", Sample.pdf + [UInt8](repeating: 1, count: 200), chunkSize: 50, limit: 100)
+        #expect(big.rejection?.status == 413)
         #expect(RawUploadValidator.filename(fromPathSegment: "my%20scan.pdf") == "my scan.pdf")
     }
 }

@@ -10,13 +10,12 @@ import NIOCore
 /// the closing delimiter. The upstream request takes ``UploadPlan/upstreamContentType`` and the client's length
 /// plus ``UploadPlan/bodyLengthDelta``.
 ///
-/// Feeding, the two modes, ``takeForwardable()`` and late rejections work as in ``UploadValidator``; here the
-/// only late rejection in streaming mode is the size limit (and a body that ends short of its
+/// Feeding, accepting, ``takeForwardable()`` and late rejections work as in ``UploadValidator``; here the
+/// only late rejection is the size limit (and a body that ends short of its
 /// `Content-Length`, which the transport sees). A plain value: copies are independent.
 public struct RawUploadValidator: Sendable {
     public typealias Decision = UploadDecision
 
-    public let mode: UploadValidator.Mode
     public let limit: Int
     /// What is sent around the raw bytes.
     public let envelope: RawUploadEnvelope
@@ -35,7 +34,7 @@ public struct RawUploadValidator: Sendable {
     ///   - contentLength: the request's `Content-Length`, when it has one: over `limit` or 0 is refused at once.
     ///   - boundary: the boundary of the multipart body sent upstream.
     public init(filename: String, contentLength: Int? = nil, limit: Int = UploadValidator.defaultLimit,
-                mode: UploadValidator.Mode = .streaming, boundary: String = MultipartWriter.makeBoundary(),
+                boundary: String = MultipartWriter.makeBoundary(),
                 uuid: @escaping @Sendable () -> UUID = { UUID() }) throws(UploadRejection) {
         if let problem = UploadFileName.problem(filename) { throw UploadRejection.invalidFilename(problem) }
         guard let type = FileType(filename: filename) else { throw UploadRejection.unsupportedType(filename: filename) }
@@ -43,7 +42,6 @@ public struct RawUploadValidator: Sendable {
         if contentLength == 0 { throw UploadRejection.emptyFile(filename) }
         let name = UploadFileName.generated(for: filename, type: type, uuid: uuid())
         let envelope = MultipartWriter(boundary: boundary).rawUploadEnvelope(filename: filename, type: type, name: name)
-        self.mode = mode
         self.limit = limit
         self.envelope = envelope
         self.plan = UploadPlan(filename: filename, fileType: type, generatedName: name,
@@ -56,7 +54,7 @@ public struct RawUploadValidator: Sendable {
         segment.removingPercentEncoding
     }
 
-    /// Body bytes held now: the undecided prefix (or, in ``UploadValidator/Mode/holdUntilEnd``, the body) and
+    /// Body bytes held now: the undecided prefix and
     /// released bytes not yet taken.
     public var retainedBytes: Int {
         held.reduce(0) { $0 + $1.readableBytes } + output.reduce(0) { $0 + $1.readableBytes }
@@ -73,7 +71,7 @@ public struct RawUploadValidator: Sendable {
             firstBytes.append(contentsOf: chunk.readableBytesView.prefix(FileType.sniffLength - firstBytes.count))
             if firstBytes.count == FileType.sniffLength, let rejection = checkContent() { return reject(rejection) }
         }
-        if mode == .streaming, case .needMore = decision, firstBytes.count == FileType.sniffLength { accept() }
+        if case .needMore = decision, firstBytes.count == FileType.sniffLength { accept() }
         return decision
     }
 

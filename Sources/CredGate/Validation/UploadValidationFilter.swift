@@ -5,7 +5,7 @@ import NIOHTTP1
 /// file, a usable `name`, the size) as it streams in, through a body stage, so the transport holds the body
 /// (spooled, encrypted) and nothing reaches the platform unless all of it is good.
 ///
-/// The validator itself runs in streaming mode: it passes bytes on as soon as the file's first bytes are checked,
+/// The validator passes bytes on as soon as the file's first bytes are checked,
 /// which keeps its own memory to a few bytes; the transport's spool is what holds the body back until the end.
 struct UploadValidationFilter: HeadFilter, BodyStageFilter {
     /// The route's body limit.

@@ -19,20 +19,18 @@ import NIOCore
 /// ``UploadPlan/bodyLengthDelta`` to the client's `Content-Length` before sending the upstream head. The
 /// validator keeps the undecided prefix itself; the transport must not forward chunks on its own.
 ///
-/// ## Two modes: pick one per route
-/// - ``Mode/streaming``: accepts as soon as the file part's headers and first ``FileType/sniffLength`` bytes
-///   have been seen (everything before the file part is held until then, usually one chunk). Most rejections
-///   come before that point, and then nothing was sent. But some can only come later: a second file part, a bad
-///   `name` field after the file part, broken framing or a missing closing boundary, and the size limit. Such a
-///   **late rejection means the upstream request is already under way and must be aborted** (close the upstream
-///   connection without finishing the body, so the platform sees an incomplete request, never a complete one),
-///   and the client gets the rejection. Only `finish()`'s answer is final. Memory: a few bytes per request.
-/// - ``Mode/holdUntilEnd``: holds the whole body (up to `limit`) and accepts only in `finish()`, so on any
-///   rejection the platform receives nothing at all, not even the request head. Memory: up to `limit` per
-///   request. Rejections still come as early as they are known.
+/// ## When it accepts
+/// It accepts as soon as the file part's headers and first ``FileType/sniffLength`` bytes have been seen
+/// (everything before the file part is held until then, usually one chunk). Most rejections come before that
+/// point, and then nothing was sent. But some can only come later: a second file part, a bad `name` field after
+/// the file part, broken framing or a missing closing boundary, and the size limit. Such a **late rejection means
+/// the upstream request is already under way and must be aborted** (close the upstream connection without
+/// finishing the body, so the platform sees an incomplete request, never a complete one), and the client gets the
+/// rejection. Only `finish()`'s answer is final. Memory: a few bytes per request. (A route that must send nothing
+/// unless the whole body is good spools it: the transport's body stage holds it in an encrypted file, not here.)
 ///
 /// A `name` field after the file part (rare: SDKs, curl and browsers send fields in order) cannot be seen in
-/// streaming mode before the decision; credgate then inserts a generated name before the file part and the
+/// before the decision; credgate then inserts a generated name before the file part and the
 /// client's later one follows it. Django reads the last value of a repeated field, so the client's name is the
 /// one stored (inferred from Django's `QueryDict`).
 ///
@@ -41,14 +39,6 @@ import NIOCore
 /// copy read out of `RequestScratch`, fed and never written back still advances the request's validator. Use one
 /// per request, on the connection's event loop only (hence `@unchecked Sendable`, like `RequestScratch`).
 public struct UploadValidator: @unchecked Sendable {
-    /// When the validator may accept.
-    public enum Mode: Sendable, Equatable {
-        /// Accept once the file part's headers and first bytes are in; later problems are late rejections.
-        case streaming
-        /// Hold the whole body and decide in `finish()`: nothing reaches the platform unless all of it is good.
-        case holdUntilEnd
-    }
-
     public typealias Decision = UploadDecision
 
     /// 25 MiB, the route default.
@@ -64,12 +54,12 @@ public struct UploadValidator: @unchecked Sendable {
     ///   - limit: the most body bytes accepted.
     ///   - uuid: where generated names get their UUID (tests make it deterministic).
     public init(contentType: String?, contentLength: Int? = nil, limit: Int = UploadValidator.defaultLimit,
-                mode: Mode = .streaming, captureFields: Bool = false,
+                captureFields: Bool = false,
                 uuid: @escaping @Sendable () -> UUID = { UUID() }) throws(UploadRejection) {
         let parsed = try UploadContentType(contentType)
         if let contentLength, contentLength > limit { throw UploadRejection.tooLarge(limit: limit, declared: contentLength) }
         if contentLength == 0 { throw UploadRejection.emptyBody }
-        engine = Engine(boundary: parsed.boundary, limit: limit, mode: mode, captureFields: captureFields, uuid: uuid)
+        engine = Engine(boundary: parsed.boundary, limit: limit, captureFields: captureFields, uuid: uuid)
     }
 
     /// The text fields other than `file` and `name`, in order, when the validator was made with
@@ -81,13 +71,12 @@ public struct UploadValidator: @unchecked Sendable {
 
     /// The request's multipart boundary.
     public var boundary: String { engine.boundary }
-    public var mode: Mode { engine.mode }
     public var limit: Int { engine.limit }
     /// The latest decision (``UploadDecision/needMore`` before the first one).
     public var decision: Decision { engine.decision }
     /// Body bytes fed so far.
     public var bytesSeen: Int { engine.bytesSeen }
-    /// Body bytes the validator holds now: the undecided prefix (or, in ``Mode/holdUntilEnd``, the body) and
+    /// Body bytes the validator holds now: the undecided prefix and
     /// released bytes not yet taken, plus the few bytes it keeps of the `name` field and the file's first bytes.
     public var retainedBytes: Int { engine.retainedBytes }
 
@@ -133,7 +122,6 @@ extension UploadValidator {
 
         let boundary: String
         let limit: Int
-        let mode: Mode
         let captureFields: Bool
         private(set) var textFields: [(name: String, value: String)] = []
         private let uuid: @Sendable () -> UUID
@@ -157,13 +145,12 @@ extension UploadValidator {
         private var file: FileState?
         private var fileParts = 0
         private var clientName: String?
-        /// In streaming mode, the plan fixed when the file's first bytes passed.
+        /// The plan fixed when the file's first bytes passed.
         private var streamingPlan: UploadPlan?
 
-        init(boundary: String, limit: Int, mode: Mode, captureFields: Bool, uuid: @escaping @Sendable () -> UUID) {
+        init(boundary: String, limit: Int, captureFields: Bool, uuid: @escaping @Sendable () -> UUID) {
             self.boundary = boundary
             self.limit = limit
-            self.mode = mode
             self.captureFields = captureFields
             self.uuid = uuid
             self.parser = MultipartParser(boundary: boundary)
@@ -195,7 +182,7 @@ extension UploadValidator {
             }
             if rejection == nil && overLimit { rejection = .tooLarge(limit: limit, declared: nil) }
             if let rejection { return reject(rejection) }
-            if mode == .streaming, case .needMore = decision, let plan = streamingPlan { accept(plan) }
+            if case .needMore = decision, let plan = streamingPlan { accept(plan) }
             return decision
         }
 
@@ -271,7 +258,7 @@ extension UploadValidator {
             return decision
         }
 
-        /// The plan as things stand: in streaming mode it is taken the moment the file's first bytes pass, so it
+        /// The plan as things stand: it is taken the moment the file's first bytes pass, so it
         /// does not depend on how much more the chunk in hand happened to hold.
         private func makePlan() -> UploadPlan? {
             guard let file else { return nil }
@@ -429,7 +416,7 @@ extension UploadValidator {
             if FileType.detect(current.firstBytes) == current.type {
                 current.checked = true
                 file = current
-                if mode == .streaming { streamingPlan = makePlan() }
+                streamingPlan = makePlan()
             } else {
                 rejection = .contentMismatch(filename: current.filename, expected: current.type, firstBytes: current.firstBytes)
             }
