@@ -20,13 +20,12 @@ public struct RawUploadValidator: Sendable {
     /// What is sent around the raw bytes.
     public let envelope: RawUploadEnvelope
     private var plan: UploadPlan
-    public private(set) var decision: Decision = .needMore
+    private var gate = ForwardGate()
+    public var decision: Decision { gate.decision }
     /// Body bytes fed so far.
     public private(set) var bytesSeen = 0
     private var finished = false
     private var firstBytes: [UInt8] = []
-    private var held: [ByteBuffer] = []
-    private var output: [ByteBuffer] = []
 
     /// A validator for one raw upload.
     /// - Parameters:
@@ -57,7 +56,7 @@ public struct RawUploadValidator: Sendable {
     /// Body bytes held now: the undecided prefix and
     /// released bytes not yet taken.
     public var retainedBytes: Int {
-        held.reduce(0) { $0 + $1.readableBytes } + output.reduce(0) { $0 + $1.readableBytes }
+        gate.retainedBytes
     }
 
     public mutating func feed(_ chunk: ByteBuffer) -> Decision {
@@ -66,12 +65,12 @@ public struct RawUploadValidator: Sendable {
         bytesSeen += chunk.readableBytes
         if bytesSeen > limit { return reject(.tooLarge(limit: limit, declared: nil)) }
         guard chunk.readableBytes > 0 else { return decision }
-        if case .accept = decision { output.append(chunk) } else { held.append(chunk) }
+        gate.pass(chunk)
         if firstBytes.count < FileType.sniffLength {
             firstBytes.append(contentsOf: chunk.readableBytesView.prefix(FileType.sniffLength - firstBytes.count))
             if firstBytes.count == FileType.sniffLength, let rejection = checkContent() { return reject(rejection) }
         }
-        if case .needMore = decision, firstBytes.count == FileType.sniffLength { accept() }
+        if gate.isUndecided, firstBytes.count == FileType.sniffLength { accept() }
         return decision
     }
 
@@ -81,14 +80,13 @@ public struct RawUploadValidator: Sendable {
         finished = true
         if bytesSeen == 0 { return reject(.emptyFile(plan.filename)) }
         if firstBytes.count < FileType.sniffLength, let rejection = checkContent() { return reject(rejection) }
-        if case .needMore = decision { accept() }
-        output.append(envelope.epilogue)
+        if gate.isUndecided { accept() }
+        gate.append(envelope.epilogue)
         return decision
     }
 
     public mutating func takeForwardable() -> [ByteBuffer] {
-        defer { output = [] }
-        return output
+        gate.takeForwardable()
     }
 
     private func checkContent() -> UploadRejection? {
@@ -98,16 +96,14 @@ public struct RawUploadValidator: Sendable {
     }
 
     private mutating func accept() {
-        output.append(envelope.preamble)
-        output.append(contentsOf: held)
-        held = []
-        decision = .accept(plan)
+        let (plan, preamble) = (plan, envelope.preamble)
+        gate.accept { held in
+            held.insert(preamble, at: 0)
+            return plan
+        }
     }
 
     private mutating func reject(_ rejection: UploadRejection) -> Decision {
-        decision = .reject(rejection)
-        held = []
-        output = []
-        return decision
+        gate.reject(rejection)
     }
 }

@@ -128,13 +128,12 @@ extension UploadValidator {
         private let parser: MultipartParser
         private var framing: UploadFraming
 
-        private(set) var decision: UploadDecision = .needMore
+        private var gate = ForwardGate()
+        var decision: UploadDecision { gate.decision }
         private var finished = false
         private(set) var bytesSeen = 0
         /// Bytes given to the framing and the parser (at most `limit`).
         private var processed = 0
-        private var held: [ByteBuffer] = []
-        private var output: [ByteBuffer] = []
         private var parserFailed = false
         /// The parser is not being fed while the framing skips through the file's content.
         private var parserDetached = false
@@ -161,7 +160,7 @@ extension UploadValidator {
         }
 
         var retainedBytes: Int {
-            held.reduce(0) { $0 + $1.readableBytes } + output.reduce(0) { $0 + $1.readableBytes }
+            gate.retainedBytes
                 + part.nameBytes.count + (file?.firstBytes.count ?? 0)
         }
 
@@ -177,12 +176,12 @@ extension UploadValidator {
             if overLimit { chunk = chunk.getSlice(at: chunk.readerIndex, length: room)! }
             if chunk.readableBytes > 0 {
                 processed += chunk.readableBytes
-                if case .accept = decision { output.append(chunk) } else { held.append(chunk) }
+                gate.pass(chunk)
                 process(chunk)
             }
             if rejection == nil && overLimit { rejection = .tooLarge(limit: limit, declared: nil) }
             if let rejection { return reject(rejection) }
-            if case .needMore = decision, let plan = streamingPlan { accept(plan) }
+            if gate.isUndecided, let plan = streamingPlan { accept(plan) }
             return decision
         }
 
@@ -195,13 +194,12 @@ extension UploadValidator {
             if let problem = framing.endProblem { return reject(problem) }
             guard let file else { return reject(.noFilePart) }
             guard file.checked, let plan = streamingPlan ?? makePlan() else { return reject(.malformed("the file part is incomplete")) }
-            if case .needMore = decision { accept(plan) }
+            if gate.isUndecided { accept(plan) }
             return decision
         }
 
         func takeForwardable() -> [ByteBuffer] {
-            defer { output = [] }
-            return output
+            gate.takeForwardable()
         }
 
         // MARK: Driving the framing and the parser
@@ -250,12 +248,9 @@ extension UploadValidator {
 
         private func reject(_ rejection: UploadRejection) -> UploadDecision {
             self.rejection = rejection
-            decision = .reject(rejection)
-            held = []
-            output = []
             part.nameBytes = []
             file?.firstBytes = []
-            return decision
+            return gate.reject(rejection)
         }
 
         /// The plan as things stand: it is taken the moment the file's first bytes pass, so it
@@ -273,9 +268,13 @@ extension UploadValidator {
         }
 
         private func accept(_ plan: UploadPlan) {
+            let boundary = boundary
+            gate.accept { forward in Self.release(&forward, plan: plan, boundary: boundary) }
+        }
+
+        /// The held chunks as they go out: the file part's head rewritten when the plan says so.
+        private static func release(_ forward: inout [ByteBuffer], plan: UploadPlan, boundary: String) -> UploadPlan {
             var plan = plan
-            var forward = held
-            held = []
             if plan.needsRewrite, let layout = plan.filePart {
                 // Join the chunks that hold the head (usually the first one alone), rewrite them, keep the rest.
                 var headChunks = 0
@@ -293,8 +292,7 @@ extension UploadValidator {
                 plan.bodyLengthDelta = rewritten.readableBytes - head.readableBytes
                 forward.replaceSubrange(0..<headChunks, with: [rewritten])
             }
-            output.append(contentsOf: forward)
-            decision = .accept(plan)
+            return plan
         }
 
         // MARK: Parser callbacks
