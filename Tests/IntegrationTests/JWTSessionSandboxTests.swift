@@ -6,7 +6,11 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import Sandbox
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Testing
 
 /// A ``JWTSession`` configured from YAML, talking to the sandbox's login and refresh through

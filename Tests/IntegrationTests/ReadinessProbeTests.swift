@@ -1,6 +1,10 @@
 import CredGate
 import Foundation
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 import Sandbox
 import Testing
