@@ -25,3 +25,18 @@ wait_up() { # url pid seconds
     done
     return 1
 }
+
+# The arguments of the Dockerfile's `RUN swift build ... --product credgate` line (up to the line's end, a
+# backslash or `&&`), one per line, plus `--scratch-path ROOT/.build-bench`; nothing if the line is missing or
+# does not link the Swift stdlib statically. scripts/shipped-build.sh builds with them (bench/lib.sh reads the
+# same line for bench/run.sh).
+shipped_build_args() { # root
+    local line
+    [[ -f $1/Dockerfile ]] || return 0
+    line=$(sed -n 's/^RUN swift build \(.*--product credgate\)\([^\\&]*\).*/\1\2/p' "$1/Dockerfile" | head -1)
+    [[ " $line " == *" --static-swift-stdlib "* ]] || return 0
+    printf '%s\n' $line --scratch-path "$1/.build-bench"
+}
+
+# Whether BINARY links the Swift runtime statically (no libswiftCore.so among what it loads), as the image's does.
+static_swift() { ! ldd "$1" 2>/dev/null | grep -q 'libswiftCore\.so'; }

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Memory of the S3 signing route with 1 GiB each way: credgate's peak RSS (VmHWM) must stay under 64 MiB.
 #   scripts/s3-signing-memory.sh [path/to/credgate]
+#   (default: the binary built as the Dockerfile builds it, scripts/shipped-build.sh; built first if missing)
 # Starts a Python upstream that reads and discards a PUT body and answers a GET with 1 GiB of zeros, credgate
 # with Config/s3.yaml pointed at it, then curl -T a 1 GiB sparse file through the signing route (streamed as
 # UNSIGNED-PAYLOAD) and downloads 1 GiB back. Prints the times and credgate's VmHWM; exits 1 over 64 MiB.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BIN=${1:-.build/debug/credgate}
+BIN=${1:-}
+if [[ -z $BIN ]]; then
+    BIN=$(scripts/shipped-build.sh --bin-path 2>/dev/null || scripts/shipped-build.sh | tail -1) || exit 1
+fi
 TMP=$(mktemp -d)
 UP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 GW=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

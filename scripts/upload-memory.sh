@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Issue 4's memory bound, checked on the release binary as it ships: credgate's peak RSS stays under 64 MiB while
+# Issue 4's memory bound, checked on the binary the image ships (the Dockerfile's build, scripts/shipped-build.sh): credgate's peak RSS stays under 64 MiB while
 # a 100 MiB upload goes through it (the upload route's limit raised to 128 MiB), because the body is checked as it
 # streams and held in an encrypted spool file, never whole in memory.
-#   scripts/upload-memory.sh [path/to/credgate]      (default .build/release/credgate)
+#   scripts/upload-memory.sh [path/to/credgate]
+#   (default: the binary built as the Dockerfile builds it, scripts/shipped-build.sh; built first if missing)
 # Starts `credgate sandbox` and `credgate serve` (the shipped profile, upload limit raised) on free ports,
 # uploads a 100 MiB PDF with curl -F (the multipart route) and with curl -T (PUT /credgate/v1/files/{name}),
 # checks that each arrived whole (sha256 from the platform's answer), and reads credgate's peak RSS (VmHWM in
 # /proc/PID/status, the kernel's own high-water mark). Prints the figures and `upload-memory: N passed, M failed`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=${1:-$ROOT/.build/release/credgate}
+BIN=${1:-}
+if [[ -z $BIN ]]; then
+    BIN=$("$ROOT/scripts/shipped-build.sh" --bin-path 2>/dev/null || "$ROOT/scripts/shipped-build.sh" | tail -1) || exit 1
+fi
 LIMIT_KIB=$((64 * 1024))
 SIZE_MIB=${SIZE_MIB:-100}
 WORK=$(mktemp -d)
@@ -24,8 +28,9 @@ trap cleanup EXIT
 source "$ROOT/scripts/lib.sh"
 kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$2/status"; }
 
-[[ -x $BIN ]] || { echo "no binary at $BIN (build it: swift build -c release --product credgate)"; exit 1; }
-echo "upload-memory: $BIN ($(du -h "$BIN" | cut -f1)), ${SIZE_MIB} MiB uploads, bound $((LIMIT_KIB / 1024)) MiB"
+[[ -x $BIN ]] || { echo "no binary at $BIN (build it: scripts/shipped-build.sh)"; exit 1; }
+if static_swift "$BIN"; then LINKAGE="static Swift stdlib, as the image's"; else LINKAGE="WARNING: dynamic Swift runtime, not the image's build"; fi
+echo "upload-memory: $BIN ($(du -h "$BIN" | cut -f1), $LINKAGE), ${SIZE_MIB} MiB uploads, bound $((LIMIT_KIB / 1024)) MiB"
 
 KEY="mem-$RANDOM$RANDOM"
 USER_EMAIL=mem@example.com

@@ -3,7 +3,8 @@
 # file goes through the one-call WriftAI upload (PUT /credgate/v1/wriftai/files/{name}): with Content-Length the
 # parts stream through as the client sends them (the client is read only as fast as they go up); chunked, the file
 # is held in an encrypted spool file, never whole in memory, and parts are read back from it a few at a time.
-#   scripts/wriftai-upload-memory.sh [path/to/credgate]      (default .build/release/credgate)
+#   scripts/wriftai-upload-memory.sh [path/to/credgate]
+#   (default: the binary built as the Dockerfile builds it, scripts/shipped-build.sh; built first if missing)
 # Starts a small WriftAI stand-in (Python, two ports: the API with its bearer check, and the storage its presigned
 # part URLs point at, which refuses an Authorization header and checks each part's exact length) and `credgate
 # serve` with the endpoint configured; sends a 1 GiB PDF with curl -T (Content-Length) and again chunked; checks
@@ -11,7 +12,10 @@
 # mark). Prints the figures and `wriftai-upload-memory: N passed, M failed`. SIZE_MIB and PART_MIB change the sizes.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=${1:-$ROOT/.build/release/credgate}
+BIN=${1:-}
+if [[ -z $BIN ]]; then
+    BIN=$("$ROOT/scripts/shipped-build.sh" --bin-path 2>/dev/null || "$ROOT/scripts/shipped-build.sh" | tail -1) || exit 1
+fi
 LIMIT_KIB=$((64 * 1024))
 SIZE_MIB=${SIZE_MIB:-1024}
 PART_MIB=${PART_MIB:-8}
@@ -27,8 +31,9 @@ trap cleanup EXIT
 source "$ROOT/scripts/lib.sh"
 kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$2/status"; }
 
-[[ -x $BIN ]] || { echo "no binary at $BIN (build it: swift build -c release --product credgate)"; exit 1; }
-echo "wriftai-upload-memory: $BIN ($(du -h "$BIN" | cut -f1)), ${SIZE_MIB} MiB uploads in ${PART_MIB} MiB parts, bound $((LIMIT_KIB / 1024)) MiB"
+[[ -x $BIN ]] || { echo "no binary at $BIN (build it: scripts/shipped-build.sh)"; exit 1; }
+if static_swift "$BIN"; then LINKAGE="static Swift stdlib, as the image's"; else LINKAGE="WARNING: dynamic Swift runtime, not the image's build"; fi
+echo "wriftai-upload-memory: $BIN ($(du -h "$BIN" | cut -f1), $LINKAGE), ${SIZE_MIB} MiB uploads in ${PART_MIB} MiB parts, bound $((LIMIT_KIB / 1024)) MiB"
 
 TOKEN="wrift-mem-$RANDOM$RANDOM"
 API_PORT=$(free_port)
