@@ -10,13 +10,17 @@
 #   - what `docker run -e ...` would add: ASSURED_BASE_URL pointing at a `credgate sandbox` started here with a
 #     known SANDBOX_API_KEY (and SANDBOX_USER/SANDBOX_PASS), ASSURED_API_KEY (and ASSURED_USER/ASSURED_PASS) equal
 #     to them, and CREDGATE_PORT on a free port instead of 8080.
+# The binary is the one the image ships: built with the Dockerfile's own `swift build` arguments (static Swift
+# stdlib, its linker flags; scripts/shipped-build.sh) and stripped as the Dockerfile strips it.
 # Then: /credgate/healthz answers 200, /credgate/status shows no secret, /api/v1/users/providers-list/ answers
-# 200 JSON through the sandbox, a path with no route answers 404 problem+json, and SIGTERM stops the process
-# cleanly within 5 s. Prints `container-smoke: N passed, M failed`; exits 1 if anything failed.
+# 200 JSON through the sandbox, a path with no route answers 404 problem+json, the access log on stdout is one
+# JSON object per request, GET /credgate/metrics answers the Prometheus text format with the requests just made
+# counted, and a clean drain: SIGTERM while a slow request is in flight lets it finish (200), and the process
+# exits 0 within 5 s. Prints `container-smoke: N passed, M failed`; exits 1 if anything failed.
 # SMOKE_USER=root keeps root instead of dropping to nobody (diagnosis only).
 #
-#   scripts/container-smoke.sh            # builds (incrementally) and uses .build/release/credgate
-#   CREDGATE_BIN=/path/to/credgate scripts/container-smoke.sh
+#   scripts/container-smoke.sh            # builds incrementally with scripts/shipped-build.sh and uses that binary
+#   CREDGATE_BIN=/path/to/credgate scripts/container-smoke.sh   # that binary (CI: the one its build step made)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -76,16 +80,16 @@ check "the WriftAI profile is copied to /etc/credgate/wriftai.yaml" \
     grep -Eq "^COPY .*Config/wriftai.yaml +/etc/credgate/wriftai.yaml\$" <<<"$FINAL_STAGE"
 
 # ---------------------------------------------------------------------------------------------- binary
-# The release build is incremental: right after CI's own release build it only checks that nothing changed, and
-# it never tests a stale binary. CREDGATE_BIN=path skips it.
+# The image's build (scripts/shipped-build.sh: the Dockerfile's `swift build` arguments, in .build-bench) is
+# incremental: right after CI's build step it only checks that nothing changed, and it never tests a stale binary.
+# CREDGATE_BIN=path skips it (CI passes the binary its build step made).
 BIN=${CREDGATE_BIN:-}
 if [[ -z $BIN ]]; then
-    echo "container-smoke: swift build -c release --product credgate"
-    (cd "$ROOT" && swift build -c release --product credgate) >&2 || { fail "release build"; finish; exit 1; }
-    BIN=$(cd "$ROOT" && swift build -c release --show-bin-path)/credgate
+    BIN=$("$ROOT/scripts/shipped-build.sh" | tail -1) || { fail "the Dockerfile's build (scripts/shipped-build.sh)"; finish; exit 1; }
 fi
 [[ -x $BIN ]] || { fail "release binary at $BIN"; finish; exit 1; }
 echo "container-smoke: binary $BIN"
+check "the binary links the Swift stdlib statically, as the Dockerfile's --static-swift-stdlib build does" static_swift "$BIN"
 
 # ---------------------------------------------------------------------------------------------- layout
 IMAGE_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/credgate-image.XXXXXX")
@@ -107,7 +111,8 @@ chmod 755 "$IMAGE_ROOT"
 ENTRY=$IMAGE_ROOT${ENTRY_WORDS[0]:-/usr/local/bin/credgate}
 CONFIG=$IMAGE_ROOT${IMAGE_ENV[CREDGATE_CONFIG]:-/etc/credgate/credgate.yaml}
 mkdir -p "$(dirname "$ENTRY")" "$(dirname "$CONFIG")"
-cp "$BIN" "$ENTRY"
+# The image ships the binary stripped (`strip /staging/credgate`): so does this copy.
+if command -v strip >/dev/null; then strip -o "$ENTRY" "$BIN"; else cp "$BIN" "$ENTRY"; fi
 cp "$ROOT/Config/credgate.yaml" "$CONFIG"
 chmod -R a+rX "$IMAGE_ROOT"
 
@@ -225,6 +230,65 @@ check "the access log is one JSON object per request, without query strings" acc
 no_secret_in_logs() { ! grep -qF -e "$SANDBOX_KEY" -e "$SANDBOX_PASSWORD" "$IMAGE_ROOT/credgate.out" "$IMAGE_ROOT/credgate.err"; }
 check "  ... and neither the log nor stderr holds the API key or the password" no_secret_in_logs
 
+# Prometheus metrics, as a scrape would read them. With prometheus-client (CI's .build/metrics-venv, or any
+# python3 that has it) the text is parsed by a real Prometheus parser; otherwise line by line.
+EXPECT=200 check "GET /credgate/metrics answers 200" request "$BASE/credgate/metrics"
+check "  ... as the Prometheus text format ($(header content-type))" grep -qi '^text/plain; *version=0\.0\.4' <<<"$(header content-type)"
+METRICS_PYTHON=python3
+[[ -x $ROOT/.build/metrics-venv/bin/python ]] && METRICS_PYTHON=$ROOT/.build/metrics-venv/bin/python
+metrics_hold_the_traffic() {
+    "$METRICS_PYTHON" - "$body" <<'PY2'
+import re, sys
+text = open(sys.argv[1]).read()
+samples = []  # (name, labels, value)
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples.append((s.name, dict(s.labels), s.value))
+    parser = "prometheus-client's parser"
+except ImportError:
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?', line)
+        assert m, f"not an exposition line: {line!r}"
+        labels = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        samples.append((m.group(1), labels, float(m.group(3))))
+    parser = "a line parser (prometheus-client is not installed)"
+names = {n for n, _, _ in samples}
+assert all(n.startswith("credgate_") for n in names), sorted(n for n in names if not n.startswith("credgate_"))
+def total(name, **want):
+    return sum(v for n, l, v in samples if n == name and all(l.get(k) == w for k, w in want.items()))
+api = total("credgate_requests_total", route="assured-api")
+assert api >= 2, f"credgate_requests_total for route assured-api is {api}, expected the 2 requests made"
+assert total("credgate_request_duration_seconds_count", route="assured-api") >= 2, "no duration histogram for assured-api"
+assert "credgate_client_connections" in names, "credgate_client_connections missing"
+assert any(n == "credgate_credential_state" and l.get("credential") == "assured_session" for n, l, _ in samples), \
+    "no credgate_credential_state for the session credential"
+for n, l, _ in samples:
+    for k, v in l.items():
+        assert "/" not in v or k == "le", f"a label holds a path: {n}{l}"
+print(f"  metrics: {len(samples)} samples in {len(names)} series names, read with {parser}; assured-api requests: {api:g}")
+PY2
+}
+check "  ... names with the credgate_ prefix, the route's requests counted, durations, connections, credential states" \
+    metrics_hold_the_traffic
+check "  ... and no secret" no_secret
+
+# A clean drain, as Kubernetes stops a pod: SIGTERM while a request is in flight. The sandbox holds presign
+# answers for 1.5 s; the request (key + session, so the session's login is done first: wait for readiness)
+# must still get its 200 after the signal, and the process must exit 0.
+ready() { [[ $(http_code "$BASE/credgate/readiness") == 200 ]]; }
+for ((i = 0; i < 100; i++)); do ready && break; sleep 0.1; done
+check "GET /credgate/readiness answers 200 (the session credential logged in against the sandbox)" ready
+curl -sS --max-time 5 -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"delay_ms": 1500}' \
+    "http://127.0.0.1:$SANDBOX_PORT/sandbox/presign" || true
+curl -sS --max-time 20 -o "$IMAGE_ROOT/inflight.body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -d '{"s3_url": "s3://smoke-bucket/drain.pdf", "presigned_url": ""}' \
+    "$BASE/api/v1/files/presign-s3-url/presign_s3_url/" >"$IMAGE_ROOT/inflight.code" 2>"$IMAGE_ROOT/inflight.err" &
+INFLIGHT=$!
+sleep 0.5
 kill -TERM "$PID"
 start=$(date +%s%N)
 stopped=0
@@ -235,8 +299,14 @@ done
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 status=0
 if ((stopped)); then wait "$PID" || status=$?; fi
-check "SIGTERM stops it within 5 s (${elapsed_ms} ms)" test "$stopped" = 1
+wait "$INFLIGHT" || true
+inflight_code=$(cat "$IMAGE_ROOT/inflight.code" 2>/dev/null || true)
+check "a presign request in flight when SIGTERM came still got its answer (HTTP ${inflight_code:-none}$( [[ -s $IMAGE_ROOT/inflight.err ]] && echo "; curl: $(head -c 200 "$IMAGE_ROOT/inflight.err")"))" \
+    grep -q presigned_url "$IMAGE_ROOT/inflight.body"
+check "SIGTERM stops it within 5 s (${elapsed_ms} ms, the in-flight request included)" test "$stopped" = 1
 check "  ... with exit status 0 (got $status)" test "$status" = 0
+drain_logged() { grep -q 'credgate draining' "$IMAGE_ROOT/credgate.err" && grep -q 'credgate stopped' "$IMAGE_ROOT/credgate.err"; }
+check "  ... saying 'credgate draining' and then 'credgate stopped' on stderr" drain_logged
 if ((FAILED)); then
     echo "--- credgate stdout"; cat "$IMAGE_ROOT/credgate.out"; echo "--- credgate stderr"; cat "$IMAGE_ROOT/credgate.err"
 fi
