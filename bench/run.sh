@@ -1,35 +1,64 @@
 #!/usr/bin/env bash
-# credgate against nginx, side by side in one run (issue 2, "Benchmark"). Prints figures; it is not a test.
+# credgate against nginx, side by side in one run (issues 2, 12 and 13). Prints figures; it is not a test, except
+# for --smoke, which fails only on something gross.
 #
 #   bench/run.sh                          # defaults: wrk -t1 -c32 -d10s after a 3s warm-up, 1 GiB streams
-#   DURATION=30s CONNECTIONS=64 bench/run.sh
+#   bench/run.sh --shipped                # also the shipped Config/credgate.yaml as users run it (see below)
+#   bench/run.sh --smoke                  # a few seconds, for CI: exits 1 only below 0.2x nginx or over 64 MiB
+#   DURATION=30s CONNECTIONS=64 ROUNDS=3 bench/run.sh --shipped
 #   bench/run.sh --bin PATH               # measure that binary as it is (same as CREDGATE_BIN=PATH), no build
 #
 # Which binary: by default the one the Dockerfile ships, built the same way: the arguments of the Dockerfile's
-# `RUN swift build ... --product credgate` line (today `-c release --static-swift-stdlib --product credgate`) plus
-# `--scratch-path .build-bench` (incremental; the first build takes 8-15 minutes on 2 cores; its own scratch path,
-# so the shared .build is not touched), then stripped into the work directory as the Dockerfile strips it.
+# `RUN swift build ... --product credgate` line (today `-c release --static-swift-stdlib -Xlinker
+# --no-export-dynamic --product credgate`) plus `--scratch-path .build-bench` (incremental; the first build takes
+# 8-15 minutes on 2 cores; its own scratch path, so the shared .build is not touched; scripts/shipped-build.sh and
+# CI build the same), then stripped into the work directory as the Dockerfile strips it.
 # CREDGATE_BUILD=dynamic measures the plain `swift build -c release` binary in .build instead (Swift runtime and
 # Foundation as shared libraries, what `swift run -c release` runs); CREDGATE_BUILD=none takes the existing static
 # build without building. The report names the binary measured: path, static or dynamic Swift runtime, stripped or
 # not, size, and the shared libraries it loads.
 #
 # What runs, all on 127.0.0.1 ports picked at random:
-#   origin   nginx answering a small JSON (`return 200`) on /api/, an upload sink and a 1 GiB download
-#   peer     nginx `proxy_pass` to the origin with `proxy_set_header x-api-key` and a keep-alive upstream
-#   credgate the release binary, one API-key route /api/** to the origin, --log-level warning (no access log)
-# and wrk measures, one after the other: the origin directly, the peer, credgate. CPU time per request is the
-# delta of utime+stime (/proc/PID/stat; every nginx master and worker PID) over the measured run divided by
-# the requests wrk completed. Then 1 GiB goes up (PUT with Content-Length, then chunked) and down through
-# credgate while its VmRSS is sampled every 50 ms and VmHWM is read.
+#   origin      nginx answering a small JSON (`return 200`) on /api/, an upload sink and a 1 GiB download; for
+#               --shipped also the Assured login (a JWT-shaped token, exp a day ahead) and refresh, the JWT route
+#               (200 only with that bearer token) and the presign route (a SigV4 URL signed now for an hour)
+#   peer        nginx `proxy_pass` to the origin with `proxy_set_header x-api-key`, keep-alive upstream, no access log
+#   credgate    one API-key route /api/** to the origin (bench/credgate.yaml.in), access log off (`log.access:
+#               false`) at the default log level
+#   credgate+log  the same build and config with `log.access: true, format: json` (the container's format),
+#               stdout to a file: the access log's cost is this against `credgate`
+#   credgate+scrape  `credgate` again while GET /credgate/metrics is scraped every SCRAPE_INTERVAL (0.1 s, 150
+#               times Prometheus' usual 15 s). Metrics cannot be turned off (every request is counted, always),
+#               so their per-request cost cannot be isolated with one build: the report gives CPU per request with
+#               and without scraping, and the CPU of one scrape measured alone
+#   with --shipped:
+#   peer+log    the peer with its access log on, to a file, buffered (`access_log ... buffer=64k flush=1s`), as
+#               nginx is usually run
+#   shipped     Config/credgate.yaml unchanged, every route, both credentials (ASSURED_BASE_URL at the origin, the
+#               session logged in against it), default log level, CREDGATE_LOG_FORMAT=json as in the image
+#               (SHIPPED_LOG_FORMAT=text for a terminal's), stdout to a file; measured on its API-key route
+#               (GET /api/bench through assured-api, rewrite_links included), its JWT route (GET
+#               /api/v1/users/retrieve-update-provider-ssn/{id}/, the session alone) and a presign cache hit (POST
+#               the presign route with one s3_url: the first request misses, every other is a hit, counted from
+#               /credgate/metrics); plus its idle VmRSS and RssAnon, and its time from start to ready (healthz
+#               answering, and readiness 200 after the login; bench/start-ready.py, median of START_RUNS=5)
+# wrk measures each, one after the other, ROUNDS times. CPU time per request is the delta of utime+stime
+# (/proc/PID/stat; every nginx master and worker PID) over the measured run divided by the requests wrk completed.
+# Then 1 GiB goes up (PUT with Content-Length, then chunked) and down through `credgate` while its VmRSS is sampled
+# every 50 ms and VmHWM is read.
+#
+# --smoke: DURATION=2s, WARMUP=1s, no streams, no direct run, no log or scrape runs; the peer and `credgate`, and
+# with the shipped config peer+log and the shipped API-key route. Exits 1 if either credgate is below
+# SMOKE_MIN_RATIO (0.2) of its nginx's throughput or its VmHWM is over SMOKE_MAX_RSS_MIB (64). Nothing else fails it.
 #
 # Environment: DURATION (10s), CONNECTIONS (32), WRK_THREADS (1), WARMUP (3s), ROUNDS (1: how many times the
-# peer and credgate are measured, one after the other; with more, the table shows medians and the verdicts use
-# the median of the rounds' ratios), NGINX_WORKERS (auto),
-# CREDGATE_THREADS (0 = one event loop per core), STREAM_BYTES (1073741824), SKIP_STREAM (0),
-# CREDGATE_BIN (skip the build and use this binary), CREDGATE_BUILD (static, dynamic or none; see above),
-# KEEP (1 keeps the work directory), OUT_DIR (bench/out), PERF_RECORD (a file: `perf record -g` of credgate during
-# its first measured run goes there; perf slows credgate, so that run's figures are marked and are not comparable).
+# contenders are measured, one after the other; with more, the table shows medians and the ratios are the
+# median of the rounds' ratios), NGINX_WORKERS (auto), SCRAPE_INTERVAL (0.1), START_RUNS (5),
+# SHIPPED_LOG_FORMAT (json), CREDGATE_THREADS (0 = one event loop per core), STREAM_BYTES (1073741824),
+# SKIP_STREAM (0), CREDGATE_BIN (skip the build and use this binary), CREDGATE_BUILD (static, dynamic or none; see
+# above), KEEP (1 keeps the work directory), OUT_DIR (bench/out), PERF_RECORD (a file: `perf record -g` of credgate
+# during its first measured run goes there; perf slows credgate, so that run's figures are marked and are not
+# comparable).
 # Whatever else is in the environment reaches credgate too (for example MALLOC_ARENA_MAX=2); the report lists the
 # MALLOC_* variables it saw.
 # Installs nginx and wrk with apt-get when they are missing (as root, or through sudo).
@@ -44,19 +73,35 @@ ROOT=$(dirname "$HERE")
 # shellcheck source=bench/lib.sh
 source "$HERE/lib.sh"
 
+SHIPPED=${SHIPPED:-0}
+SMOKE=${SMOKE:-0}
 while (($#)); do
     case $1 in
     --bin) (($# >= 2)) || die "--bin needs a path"; CREDGATE_BIN=$2; shift 2 ;;
     --bin=*) CREDGATE_BIN=${1#--bin=}; shift ;;
+    --shipped) SHIPPED=1; shift ;;
+    --smoke) SMOKE=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see bench/run.sh --help)" ;;
     esac
 done
 
+if ((SMOKE)); then
+    SHIPPED=1
+    DURATION=${DURATION:-2s}
+    WARMUP=${WARMUP:-1s}
+    SKIP_STREAM=1
+    ROUNDS=1
+fi
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 WRK_THREADS=${WRK_THREADS:-1}
 WARMUP=${WARMUP:-3s}
+SCRAPE_INTERVAL=${SCRAPE_INTERVAL:-0.1}
+START_RUNS=${START_RUNS:-5}
+SHIPPED_LOG_FORMAT=${SHIPPED_LOG_FORMAT:-json}
+SMOKE_MIN_RATIO=${SMOKE_MIN_RATIO:-0.2}
+SMOKE_MAX_RSS_MIB=${SMOKE_MAX_RSS_MIB:-64}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 CREDGATE_THREADS=${CREDGATE_THREADS:-0}
 STREAM_BYTES=${STREAM_BYTES:-1073741824}
@@ -74,6 +119,17 @@ export BENCH_KEY
 TARGET_THROUGHPUT_RATIO=0.5 # credgate req/s / peer req/s, at least
 TARGET_CPU_RATIO=2.5        # credgate CPU per request / peer's, at most
 TARGET_UPLOAD_RSS_MIB=32    # credgate peak RSS during the 1 GiB upload, at most
+# Targets of issue 12 (the access log and the metrics) and issue 13 (nginx-class speed as users run it).
+TARGET_LOG_RATIO=0.9        # credgate+log req/s / credgate req/s, at least
+TARGET_METRICS_US=2         # CPU per request the metrics may cost, at most
+TARGET_SHIPPED_TP=0.8       # shipped API-key route / peer+log, throughput, at least
+TARGET_SHIPPED_CPU=1.5      # ... CPU per request, at most
+TARGET_NOLOG_TP=0.9         # credgate / peer (both without logs), throughput, at least
+TARGET_NOLOG_CPU=1.3        # ... CPU per request, at most
+TARGET_ROUTE_RATIO=0.9      # JWT route and presign hit / API-key route, throughput, at least
+TARGET_RSS_MIB=20           # the shipped config's idle and peak RSS, at most
+TARGET_ANON_MIB=8           # ... its RssAnon, at most
+TARGET_READY_MS=50          # start to healthz answering, at most
 
 # ---------------------------------------------------------------------------------------------- tools
 need_install=()
@@ -144,7 +200,8 @@ else
     mkdir -p "$SINK"
 fi
 chmod 755 "$SINK"
-mkdir -p "$SINK/files" "$WORK/data" "$WORK/origin" "$WORK/peer" "$WORK/credgate"
+mkdir -p "$SINK/files" "$WORK/data" "$WORK/origin" "$WORK/peer" "$WORK/peer-log" "$WORK/credgate" "$WORK/credgate-log" \
+    "$WORK/shipped"
 if ((STRIP_COPY)) && [[ -n $PERF_RECORD ]]; then
     STRIP_COPY=0 # perf needs the symbols; stripping moves nothing, so the figures are the same either way
     BUILD_NOTE+="; not stripped, for PERF_RECORD"
@@ -169,10 +226,12 @@ chmod 1777 "$SINK/files" # nginx workers run as nobody when started by root
 
 PIDS=()
 SAMPLER=""
+SCRAPER=""
 cleanup() {
     local status=$? pid i
     trap - EXIT INT TERM
     [[ -n $SAMPLER ]] && kill "$SAMPLER" 2>/dev/null
+    [[ -n $SCRAPER ]] && kill "$SCRAPER" 2>/dev/null
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do
         for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -196,13 +255,31 @@ NGINX_E=()
 free_port ORIGIN_PORT
 free_port PEER_PORT
 free_port CREDGATE_PORT
+free_port CREDGATE_LOG_PORT
 
+# A JWT-shaped token for the shipped config's session (HS256 header, simplejwt's claims, exp a day ahead; credgate
+# reads exp and never checks the signature, which only the platform could), and the presigned URL's date: now.
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+NOW=$(date +%s)
+JWT="$(printf '{"alg":"HS256","typ":"JWT"}' | b64url).$(printf '{"token_type":"access","exp":%d,"iat":%d,"jti":"bench%d","user_id":"7d1c3c5e-0000-4000-8000-000000000001"}' \
+    $((NOW + 86400)) "$NOW" "$RANDOM" | b64url).$(head -c 32 /dev/urandom | b64url)"
 render "$HERE/nginx-origin.conf.in" "$WORK/origin/nginx.conf" WORKERS="$NGINX_WORKERS" DIR="$WORK/origin" \
-    PORT="$ORIGIN_PORT" SINK="$SINK" DATA="$WORK/data" KEY="$BENCH_KEY"
+    PORT="$ORIGIN_PORT" SINK="$SINK" DATA="$WORK/data" KEY="$BENCH_KEY" JWT="$JWT" \
+    AMZDAY="$(date -u -d "@$NOW" +%Y%m%d)" AMZDATE="$(date -u -d "@$NOW" +%Y%m%dT%H%M%SZ)"
 render "$HERE/nginx-peer.conf.in" "$WORK/peer/nginx.conf" WORKERS="$NGINX_WORKERS" DIR="$WORK/peer" \
-    PORT="$PEER_PORT" ORIGIN_PORT="$ORIGIN_PORT" KEY="$BENCH_KEY"
+    PORT="$PEER_PORT" ORIGIN_PORT="$ORIGIN_PORT" KEY="$BENCH_KEY" ACCESS_LOG=off
 render "$HERE/credgate.yaml.in" "$WORK/credgate/credgate.yaml" PORT="$CREDGATE_PORT" \
-    ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS"
+    ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS" ACCESS=false
+render "$HERE/credgate.yaml.in" "$WORK/credgate-log/credgate.yaml" PORT="$CREDGATE_LOG_PORT" \
+    ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS" ACCESS=true
+if ((SHIPPED)); then
+    free_port PEER_LOG_PORT
+    free_port SHIPPED_PORT
+    free_port READY_PORT
+    render "$HERE/nginx-peer.conf.in" "$WORK/peer-log/nginx.conf" WORKERS="$NGINX_WORKERS" DIR="$WORK/peer-log" \
+        PORT="$PEER_LOG_PORT" ORIGIN_PORT="$ORIGIN_PORT" KEY="$BENCH_KEY" \
+        ACCESS_LOG="$WORK/peer-log/access.log combined buffer=64k flush=1s"
+fi
 
 start_nginx() { # name
     local dir=$WORK/$1 e=()
@@ -212,48 +289,150 @@ start_nginx() { # name
 }
 start_nginx origin
 start_nginx peer
-"$CREDGATE_BIN" serve --config "$WORK/credgate/credgate.yaml" --log-level warning \
+((SHIPPED)) && start_nginx peer-log
+# Both one-route credgates at the default log level (info): `log.access` alone tells them apart.
+"$CREDGATE_BIN" serve --config "$WORK/credgate/credgate.yaml" \
     >"$WORK/credgate/stdout.log" 2>"$WORK/credgate/stderr.log" &
 CREDGATE_PID=$!
 PIDS+=("$CREDGATE_PID")
+CREDGATE_LOG_PID=""
+if ((!SMOKE)); then
+    "$CREDGATE_BIN" serve --config "$WORK/credgate-log/credgate.yaml" \
+        >"$WORK/credgate-log/stdout.log" 2>"$WORK/credgate-log/stderr.log" &
+    CREDGATE_LOG_PID=$!
+    PIDS+=("$CREDGATE_LOG_PID")
+fi
 
+# The shipped config as a user (or the image) runs it: the file unchanged, the platform's variables, the port.
+SHIPPED_ENV=(ASSURED_BASE_URL="http://127.0.0.1:$ORIGIN_PORT" ASSURED_API_KEY="$BENCH_KEY" ASSURED_USER=bench@example.com
+    ASSURED_PASS="bench-pass-$RANDOM$RANDOM" CREDGATE_LOG_FORMAT="$SHIPPED_LOG_FORMAT")
+SHIPPED_PID=""
 wait_http "http://127.0.0.1:$ORIGIN_PORT/api/x" 10 || die "origin nginx did not start: $(cat "$WORK/origin/"*.log)"
+if ((SHIPPED)); then
+    # Start to ready first, while nothing else is busy: START_RUNS fresh processes on their own port.
+    log "shipped config: start to ready, $START_RUNS runs (bench/start-ready.py) ..."
+    START_READY=$(env "${SHIPPED_ENV[@]}" python3 "$HERE/start-ready.py" --port "$READY_PORT" --runs "$START_RUNS" -- \
+        "$CREDGATE_BIN" serve --config "$ROOT/Config/credgate.yaml" --port "$READY_PORT") ||
+        die "the shipped config did not get ready: $START_READY"
+    env "${SHIPPED_ENV[@]}" "$CREDGATE_BIN" serve --config "$ROOT/Config/credgate.yaml" --port "$SHIPPED_PORT" \
+        >"$WORK/shipped/stdout.log" 2>"$WORK/shipped/stderr.log" &
+    SHIPPED_PID=$!
+    PIDS+=("$SHIPPED_PID")
+fi
+
 wait_http "http://127.0.0.1:$PEER_PORT/api/x" 10 || die "peer nginx did not start: $(cat "$WORK/peer/"*.log)"
 wait_http "http://127.0.0.1:$CREDGATE_PORT/credgate/healthz" 30 "$CREDGATE_PID" ||
     die "credgate did not start: $(cat "$WORK/credgate/"*.log)"
+if [[ -n $CREDGATE_LOG_PID ]]; then
+    wait_http "http://127.0.0.1:$CREDGATE_LOG_PORT/credgate/healthz" 30 "$CREDGATE_LOG_PID" ||
+        die "credgate (access log on) did not start: $(cat "$WORK/credgate-log/"*.log)"
+fi
+if ((SHIPPED)); then
+    wait_http "http://127.0.0.1:$PEER_LOG_PORT/api/x" 10 || die "peer nginx (logging) did not start: $(cat "$WORK/peer-log/"*.log)"
+    wait_http "http://127.0.0.1:$SHIPPED_PORT/credgate/healthz" 30 "$SHIPPED_PID" ||
+        die "credgate (shipped config) did not start: $(cat "$WORK/shipped/"*.log)"
+    for ((i = 0; i < 100; i++)); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SHIPPED_PORT/credgate/readiness") == 200 ]] && break
+        sleep 0.1
+    done
+    [[ $i -lt 100 ]] || die "the shipped config's session did not log in against the origin: $(curl -s "http://127.0.0.1:$SHIPPED_PORT/credgate/readiness"; cat "$WORK/shipped/stderr.log")"
+fi
 
 sleep 0.5
 RSS_START=$(proc_kb "$CREDGATE_PID" VmRSS)
 ANON_START=$(proc_kb "$CREDGATE_PID" RssAnon)
+if ((SHIPPED)); then
+    sleep 0.5 # idle: logged in, nothing asked yet
+    SHIPPED_IDLE_RSS=$(proc_kb "$SHIPPED_PID" VmRSS)
+    SHIPPED_IDLE_ANON=$(proc_kb "$SHIPPED_PID" RssAnon)
+fi
 
-# Each path answers 200 JSON, and both proxies inject the key (the origin's /api/check-key says 401 without).
-for target in "origin $ORIGIN_PORT 401" "peer $PEER_PORT 200" "credgate $CREDGATE_PORT 200"; do
+# Each path answers 200 JSON, and every proxy injects the key (the origin's /api/check-key says 401 without).
+TARGETS=("origin $ORIGIN_PORT 401" "peer $PEER_PORT 200" "credgate $CREDGATE_PORT 200")
+[[ -n $CREDGATE_LOG_PID ]] && TARGETS+=("credgate+log $CREDGATE_LOG_PORT 200")
+((SHIPPED)) && TARGETS+=("peer+log $PEER_LOG_PORT 200" "shipped $SHIPPED_PORT 200")
+for target in "${TARGETS[@]}"; do
     read -r name port want <<<"$target"
     got=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/bench")
     [[ $got == 200 ]] || die "$name: GET /api/bench answered $got"
     got=$(curl -s -o /dev/null -w '%{http_code}' -H 'x-api-key: from-the-client' "http://127.0.0.1:$port/api/check-key")
     [[ $got == "$want" ]] || die "$name: GET /api/check-key answered $got, expected $want"
 done
+JWT_PATH=/api/v1/users/retrieve-update-provider-ssn/7d1c3c5e-0000-4000-8000-00000000beef/
+PRESIGN_PATH=/api/v1/files/presign-s3-url/presign_s3_url/
+PRESIGN_BODY='{"s3_url": "s3://bench-bucket/bench.pdf", "presigned_url": ""}'
+cat >"$WORK/presign.lua" <<EOF
+wrk.method = "POST"
+wrk.body = '$PRESIGN_BODY'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+if ((SHIPPED)); then
+    got=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ORIGIN_PORT$JWT_PATH")
+    [[ $got == 401 ]] || die "origin: the JWT route answered $got without a token, expected 401"
+    got=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer not-the-token' "http://127.0.0.1:$SHIPPED_PORT$JWT_PATH")
+    [[ $got == 200 ]] || die "shipped: the JWT route answered $got, expected 200 (the session's token injected)"
+    got=$(curl -s -w ' %{http_code}' -X POST -H 'Content-Type: application/json' -d "$PRESIGN_BODY" "http://127.0.0.1:$SHIPPED_PORT$PRESIGN_PATH")
+    [[ $got == *X-Amz-Signature*' 200' ]] || die "shipped: the presign route answered: $got"
+fi
 
 BODY_BYTES=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$ORIGIN_PORT/api/bench")
 
+# A counter (or the sum of a counter's series) from a credgate's /credgate/metrics.
+metric() { # port name [label filter, e.g. route="api"]
+    curl -s --max-time 5 "http://127.0.0.1:$1/credgate/metrics" |
+        awk -v n="$2" -v f="${3:-}" 'index($0, n) == 1 && (substr($0, length(n) + 1, 1) ~ /[{ ]/) && (f == "" || index($0, f)) { s += $NF } END { printf "%.0f\n", s }'
+}
+# CPU time of PIDS in nanoseconds, every thread (/proc/PID/task/*/schedstat: precise, unlike the 10 ms ticks;
+# threads that ended are not counted, so only for short, steady measures).
+cpu_ns() {
+    local pid total=0 ns
+    for pid in "$@"; do
+        for f in /proc/"$pid"/task/*/schedstat; do
+            read -r ns _ <"$f" 2>/dev/null || continue
+            total=$((total + ns))
+        done
+    done
+    echo "$total"
+}
+
 # ---------------------------------------------------------------------------------------------- throughput
 declare -A RPS P50 P99 CPU NOTE
-measure() { # key port pids...
-    local key=$1 port=$2 url t0 t1 parsed requests non2xx errors
-    shift 2
-    url="http://127.0.0.1:$port/api/bench"
-    log "measuring $key: warm-up $WARMUP, then wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency $url"
-    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null
+measure() { # key port path lua-script-or-empty pids...
+    local key=$1 port=$2 path=$3 script=$4 url t0 t1 parsed requests non2xx errors wrk_args=()
+    shift 4
+    url="http://127.0.0.1:$port$path"
+    [[ -n $script ]] && wrk_args=(-s "$script")
+    log "measuring $key: warm-up $WARMUP, then wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency ${script:+-s $script }$url"
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${wrk_args[@]}" "$url" >"$WORK/wrk-$key.warmup.txt"
+    WARM_REQUESTS[$key]=$(awk '/ requests in / { print $1 }' "$WORK/wrk-$key.warmup.txt")
     local perf_pid=""
     if [[ $key == "credgate#1" && -n $PERF_RECORD ]]; then
         perf record -q -g -o "$PERF_RECORD" -p "$CREDGATE_PID" >/dev/null 2>"$WORK/perf.log" &
         perf_pid=$!
         sleep 0.5
     fi
+    if [[ $key == credgate+scrape#* ]]; then
+        rm -f "$WORK/scrape.stop" "$WORK/scrape.count"
+        (
+            n=0
+            while [[ ! -e $WORK/scrape.stop ]]; do
+                curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$port/credgate/metrics" && n=$((n + 1))
+                sleep "$SCRAPE_INTERVAL"
+            done
+            echo "$n" >"$WORK/scrape.count"
+        ) &
+        SCRAPER=$!
+    fi
     t0=$(cpu_ticks "$@")
-    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$WORK/wrk-$key.txt"
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${wrk_args[@]}" "$url" >"$WORK/wrk-$key.txt"
     t1=$(cpu_ticks "$@")
+    NOTE[$key]=""
+    if [[ -n $SCRAPER ]]; then
+        touch "$WORK/scrape.stop"
+        wait "$SCRAPER" 2>/dev/null || true
+        SCRAPER=""
+        NOTE[$key]+=" ($(cat "$WORK/scrape.count" 2>/dev/null || echo '?') scrapes)"
+    fi
     if [[ -n $perf_pid ]]; then
         kill -INT "$perf_pid" 2>/dev/null
         wait "$perf_pid" 2>/dev/null || true
@@ -262,47 +441,126 @@ measure() { # key port pids...
     parsed=$(parse_wrk "$WORK/wrk-$key.txt") || die "cannot read wrk's output: $(cat "$WORK/wrk-$key.txt")"
     read -r requests "RPS[$key]" "P50[$key]" "P99[$key]" non2xx errors <<<"$parsed"
     CPU[$key]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
-    NOTE[$key]=${NOTE[$key]:-}
+    REQUESTS[$key]=$requests
     ((non2xx > 0)) && NOTE[$key]+=" $non2xx non-2xx!"
     ((errors > 0)) && NOTE[$key]+=" $errors socket errors!"
     return 0
 }
-# shellcheck disable=SC2046
-measure direct "$ORIGIN_PORT" $(nginx_pids "$WORK/origin")
-# shellcheck disable=SC2046
-# The peer and credgate one after the other, ROUNDS times: on a shared 2-core machine one pair of 10 s runs
-# varies by 10-20 % in CPU per request, so with ROUNDS > 1 the verdicts use the median of the rounds' ratios.
-TP_RATIOS=()
-CPU_RATIOS=()
-ROUND_LINES=()
-for ((round = 1; round <= ROUNDS; round++)); do
-    # shellcheck disable=SC2046
-    measure "peer#$round" "$PEER_PORT" $(nginx_pids "$WORK/peer")
-    measure "credgate#$round" "$CREDGATE_PORT" "$CREDGATE_PID"
-    TP_RATIOS+=("$(awk -v a="${RPS[credgate#$round]}" -v b="${RPS[peer#$round]}" 'BEGIN { printf "%.2f", a / b }')")
-    CPU_RATIOS+=("$(awk -v a="${CPU[credgate#$round]}" -v b="${CPU[peer#$round]}" 'BEGIN { printf "%.2f", a / b }')")
-    ROUND_LINES+=("$(printf 'round %d: peer %6.0f req/s %5s µs/req, credgate %6.0f req/s %5s µs/req: throughput %s, CPU per request %sx' \
-        "$round" "${RPS[peer#$round]}" "${CPU[peer#$round]}" "${RPS[credgate#$round]}" "${CPU[credgate#$round]}" \
-        "${TP_RATIOS[-1]}" "${CPU_RATIOS[-1]}")")
-done
-for key in peer credgate; do
-    for metric in RPS P50 P99 CPU; do
-        declare -n table=$metric
-        values=()
-        for ((round = 1; round <= ROUNDS; round++)); do values+=("${table[$key#$round]}"); done
-        # shellcheck disable=SC2004 # an associative array reached through a nameref, not arithmetic
-        table[$key]=$(median "${values[@]}")
+declare -A REQUESTS WARM_REQUESTS
+# One contender, by name (its port, path and the PIDs whose CPU counts).
+contender() { # name round
+    local key=$1#$2
+    case $1 in
+    direct) measure "$key" "$ORIGIN_PORT" /api/bench "" $(nginx_pids "$WORK/origin") ;;
+    peer) measure "$key" "$PEER_PORT" /api/bench "" $(nginx_pids "$WORK/peer") ;;
+    peer+log) measure "$key" "$PEER_LOG_PORT" /api/bench "" $(nginx_pids "$WORK/peer-log") ;;
+    credgate) measure "$key" "$CREDGATE_PORT" /api/bench "" "$CREDGATE_PID" ;;
+    credgate+log)
+        local lines0 lines1
+        lines0=$(wc -l <"$WORK/credgate-log/stdout.log")
+        measure "$key" "$CREDGATE_LOG_PORT" /api/bench "" "$CREDGATE_LOG_PID"
+        sleep 0.3 # the writer thread's last batch
+        lines1=$(wc -l <"$WORK/credgate-log/stdout.log")
+        LOG_LINES[$2]=$((lines1 - lines0))
+        ;;
+    credgate+scrape) measure "$key" "$CREDGATE_PORT" /api/bench "" "$CREDGATE_PID" ;;
+    shipped-api) measure "$key" "$SHIPPED_PORT" /api/bench "" "$SHIPPED_PID" ;;
+    shipped-jwt) measure "$key" "$SHIPPED_PORT" "$JWT_PATH" "" "$SHIPPED_PID" ;;
+    shipped-presign)
+        local hits0 misses0
+        hits0=$(metric "$SHIPPED_PORT" credgate_presign_cache_hits_total)
+        misses0=$(metric "$SHIPPED_PORT" credgate_presign_cache_misses_total)
+        measure "$key" "$SHIPPED_PORT" "$PRESIGN_PATH" "$WORK/presign.lua" "$SHIPPED_PID"
+        PRESIGN_HITS[$2]=$(($(metric "$SHIPPED_PORT" credgate_presign_cache_hits_total) - hits0))
+        PRESIGN_MISSES[$2]=$(($(metric "$SHIPPED_PORT" credgate_presign_cache_misses_total) - misses0))
+        ;;
+    *) die "unknown contender $1" ;;
+    esac
+}
+declare -A LOG_LINES PRESIGN_HITS PRESIGN_MISSES
+
+# Who runs, in order, in each round; and the pairs compared (a against b), each round's ratios kept.
+CONTENDERS=(peer credgate)
+PAIRS=("credgate peer")
+if ((!SMOKE)); then
+    CONTENDERS+=(credgate+log credgate+scrape)
+    PAIRS+=("credgate+log credgate" "credgate+scrape credgate")
+fi
+if ((SHIPPED)); then
+    CONTENDERS+=(peer+log shipped-api)
+    PAIRS+=("shipped-api peer+log")
+    if ((!SMOKE)); then
+        CONTENDERS+=(shipped-jwt shipped-presign)
+        PAIRS+=("shipped-jwt shipped-api" "shipped-presign shipped-api")
+    fi
+fi
+if ((!SMOKE)); then
+    contender direct 1
+    for metric_name in RPS P50 P99 CPU NOTE; do
+        declare -n table=$metric_name
+        # shellcheck disable=SC2004
+        table[direct]=${table[direct#1]}
         unset -n table
     done
-    NOTE[$key]=""
-    for ((round = 1; round <= ROUNDS; round++)); do NOTE[$key]+=${NOTE[$key#$round]}; done
+fi
+declare -A TP_RATIOS CPU_RATIOS
+ROUND_LINES=()
+for ((round = 1; round <= ROUNDS; round++)); do
+    for c in "${CONTENDERS[@]}"; do contender "$c" "$round"; done
+    line="round $round:"
+    for pair in "${PAIRS[@]}"; do
+        read -r a b <<<"$pair"
+        tp=$(awk -v x="${RPS[$a#$round]}" -v y="${RPS[$b#$round]}" 'BEGIN { printf "%.2f", x / y }')
+        cr=$(awk -v x="${CPU[$a#$round]}" -v y="${CPU[$b#$round]}" 'BEGIN { printf "%.2f", x / y }')
+        TP_RATIOS[$pair]+="$tp "
+        CPU_RATIOS[$pair]+="$cr "
+        line+=" $a/$b $tp ${cr}x;"
+    done
+    ROUND_LINES+=("${line%;}")
 done
+# Medians over the rounds, under the contender's plain name.
+for c in "${CONTENDERS[@]}"; do
+    for metric_name in RPS P50 P99 CPU; do
+        declare -n table=$metric_name
+        values=()
+        for ((round = 1; round <= ROUNDS; round++)); do values+=("${table[$c#$round]}"); done
+        # shellcheck disable=SC2004 # an associative array reached through a nameref, not arithmetic
+        table[$c]=$(median "${values[@]}")
+        unset -n table
+    done
+    NOTE[$c]=""
+    for ((round = 1; round <= ROUNDS; round++)); do NOTE[$c]+=${NOTE[$c#$round]}; done
+done
+# shellcheck disable=SC2086 # word splitting wanted: the rounds' ratios
+ratio_tp() { median ${TP_RATIOS[$1 $2]}; }
+# shellcheck disable=SC2086
+ratio_cpu() { median ${CPU_RATIOS[$1 $2]}; }
 RSS_AFTER_LOAD=$(proc_kb "$CREDGATE_PID" VmRSS)
 HWM_AFTER_LOAD=$(proc_kb "$CREDGATE_PID" VmHWM)
+if ((SHIPPED)); then
+    SHIPPED_RSS_AFTER=$(proc_kb "$SHIPPED_PID" VmRSS)
+    SHIPPED_HWM=$(proc_kb "$SHIPPED_PID" VmHWM)
+    SHIPPED_ANON_AFTER=$(proc_kb "$SHIPPED_PID" RssAnon)
+fi
 
 verdict() { awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN { ok = (op == ">=") ? a >= b : a <= b; print ok ? "PASS" : "FAIL" }'; }
-THROUGHPUT_RATIO=$(median "${TP_RATIOS[@]}")
-CPU_RATIO=$(median "${CPU_RATIOS[@]}")
+THROUGHPUT_RATIO=$(ratio_tp credgate peer)
+CPU_RATIO=$(ratio_cpu credgate peer)
+
+# The CPU one scrape costs, measured alone on the idle one-route credgate: SCRAPES GETs on one connection.
+SCRAPE_US="" SCRAPE_BYTES=""
+if ((!SMOKE)); then
+    SCRAPES=400
+    urls=()
+    for ((i = 0; i < SCRAPES; i++)); do urls+=("http://127.0.0.1:$CREDGATE_PORT/credgate/metrics"); done
+    sleep 0.5
+    n0=$(cpu_ns "$CREDGATE_PID")
+    curl -s "${urls[@]}" >/dev/null
+    n1=$(cpu_ns "$CREDGATE_PID")
+    SCRAPE_US=$(awk -v d=$((n1 - n0)) -v n="$SCRAPES" 'BEGIN { printf "%.0f", d / n / 1000 }')
+    SCRAPE_BYTES=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$CREDGATE_PORT/credgate/metrics")
+    LOG_DROPPED=$(metric "$CREDGATE_LOG_PORT" credgate_access_log_dropped_total)
+fi
 
 # ---------------------------------------------------------------------------------------------- streaming
 # One credgate process throughout: its RSS after the load above is the baseline the streams start from.
@@ -371,27 +629,100 @@ if [[ $SKIP_STREAM != 1 ]]; then
     stream "$size_label down (GET, sendfile origin)" down "http://127.0.0.1:$CREDGATE_PORT/api/download/big.bin"
 fi
 
+# With PERF_RECORD: the share of credgate's CPU samples (in its first, perf-recorded run; access log off) spent in
+# the metrics' per-request code: CredGate's *Metrics methods, inclusive of what they call (Prometheus' counters and
+# histogram, the atomics, the lock). The only per-request figure for the metrics, since they cannot be turned off.
+METRICS_SHARE=""
+if [[ -n $PERF_RECORD && -s $PERF_RECORD ]] && command -v perf >/dev/null; then
+    METRICS_SHARE=$(perf report -i "$PERF_RECORD" --children --sort sym --stdio -g none 2>/dev/null |
+        awk '$3 == "[.]" && $4 ~ /^\$s8CredGate[0-9]+(Route|Upstream|Gateway|UploadRejection)MetricsC/ { gsub("%", "", $1); s += $1 } END { printf "%.2f", s }')
+fi
+
 # ---------------------------------------------------------------------------------------------- report
 mkdir -p "$OUT_DIR"
-REPORT=$OUT_DIR/bench-$(date +%Y%m%d-%H%M%S).txt
+REPORT=$OUT_DIR/bench-$( ((SMOKE)) && echo smoke- || true)$( ((SHIPPED && !SMOKE)) && echo shipped- || true)$(date +%Y%m%d-%H%M%S).txt
+row() { # label key [suffix]
+    printf '%-50s %10.0f %9.3f %9.3f %12.1f%s\n' "$1" "${RPS[$2]}" "${P50[$2]}" "${P99[$2]}" "${CPU[$2]}" "${NOTE[$2]}${3:-}"
+}
+# "0.93 (target >= 0.9: PASS)"
+judged() { # value op target [unit]
+    printf '%s%s (target %s %s%s: %s)' "$1" "${4:-}" "$2" "$3" "${4:-}" "$(verdict "$1" "$2" "$3")"
+}
+cpu_delta() { awk -v a="${CPU[$1]}" -v b="${CPU[$2]}" 'BEGIN { printf "%+.1f", a - b }'; }
+SMOKE_FAILED=0
 {
-    echo "credgate benchmark, $(date '+%F %T %Z') on $(nproc) cores ($(uname -m)), load generator on the same cores"
+    echo "credgate benchmark$( ((SMOKE)) && echo " (--smoke: a few seconds, gross regressions only)" || true), $(date '+%F %T %Z') on $(nproc) cores ($(uname -m)), load generator on the same cores"
     echo "  nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') (worker_processes $NGINX_WORKERS), $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }'), $("$CREDGATE_BIN" --version 2>/dev/null || echo "credgate ?") release ($BUILD_NOTE), threads $CREDGATE_THREADS"
     echo "  binary: $BIN_DESC"
     echo "  sources: $(git -C "$ROOT" log -1 --format='%h %cd' --date='format:%F %T' 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo ', with uncommitted changes in Sources or Package.swift') (the checkout's; a binary given with --bin may be older)"
     malloc_env=$(env | grep '^MALLOC_' | sort | tr '\n' ' ' || true)
     echo "  credgate environment: ${malloc_env:-no MALLOC_* variables}; $(awk '$1 == "Threads:" { print $2 }' "/proc/$CREDGATE_PID/status") threads after the load"
-    echo "  wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency after a $WARMUP warm-up; GET /api/bench, a $BODY_BYTES-byte JSON answered by nginx$( ((ROUNDS > 1)) && echo "; $ROUNDS rounds of (peer, credgate), medians")"
+    echo "  wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency after a $WARMUP warm-up, one contender after the other; a $BODY_BYTES-byte JSON answered by nginx$( ((ROUNDS > 1)) && echo "; $ROUNDS rounds, medians" || true)"
     echo
-    printf '%-37s %10s %9s %9s %12s\n' "path" "req/s" "p50 ms" "p99 ms" "CPU/req µs"
-    printf '%-37s %10.0f %9.3f %9.3f %12.1f%s\n' "nginx directly" "${RPS[direct]}" "${P50[direct]}" "${P99[direct]}" "${CPU[direct]}" "${NOTE[direct]}  (origin)"
-    printf '%-37s %10.0f %9.3f %9.3f %12.1f%s\n' "nginx proxy_pass (the peer)" "${RPS[peer]}" "${P50[peer]}" "${P99[peer]}" "${CPU[peer]}" "${NOTE[peer]}"
-    printf '%-37s %10.0f %9.3f %9.3f %12.1f%s\n' "credgate (API-key route)" "${RPS[credgate]}" "${P50[credgate]}" "${P99[credgate]}" "${CPU[credgate]}" "${NOTE[credgate]}"
+    printf '%-50s %10s %9s %9s %12s\n' "path" "req/s" "p50 ms" "p99 ms" "CPU/req µs"
+    ((SMOKE)) || row "nginx directly" direct "  (origin)"
+    row "nginx proxy_pass (the peer), no access log" peer
+    row "credgate, one API-key route, access log off" credgate
+    if ((!SMOKE)); then
+        row "credgate, same, JSON access log on" credgate+log
+        row "credgate, same as log off, scraped every ${SCRAPE_INTERVAL}s" credgate+scrape
+    fi
+    if ((SHIPPED)); then
+        row "nginx proxy_pass, access log on (file, buffered)" peer+log
+        row "credgate, Config/credgate.yaml, API-key route" shipped-api "  (default logging, $SHIPPED_LOG_FORMAT)"
+        if ((!SMOKE)); then
+            row "credgate, Config/credgate.yaml, JWT route" shipped-jwt
+            row "credgate, Config/credgate.yaml, presign cache hit" shipped-presign
+        fi
+    fi
     echo
     ((ROUNDS > 1)) && printf '%s\n' "${ROUND_LINES[@]}"
-    echo "credgate / peer:  throughput ${THROUGHPUT_RATIO}  (target >= $TARGET_THROUGHPUT_RATIO: $(verdict "$THROUGHPUT_RATIO" '>=' "$TARGET_THROUGHPUT_RATIO"))"
-    echo "                  CPU per request ${CPU_RATIO}x  (target <= ${TARGET_CPU_RATIO}x: $(verdict "$CPU_RATIO" '<=' "$TARGET_CPU_RATIO"))"
-    echo "credgate memory: VmRSS $(kib_to_mib "$RSS_START") MiB at start (RssAnon $(kib_to_mib "$ANON_START") MiB, the rest is mapped code and libraries);" \
+
+    echo "one route, no logs (issue 2; issue 13's targets with logging off on both in brackets):"
+    echo "  credgate / peer:  throughput $(judged "$THROUGHPUT_RATIO" '>=' "$TARGET_THROUGHPUT_RATIO") [$(judged "$THROUGHPUT_RATIO" '>=' "$TARGET_NOLOG_TP")]"
+    echo "                    CPU per request $(judged "$CPU_RATIO" '<=' "$TARGET_CPU_RATIO" x) [$(judged "$CPU_RATIO" '<=' "$TARGET_NOLOG_CPU" x)]"
+    if ((!SMOKE)); then
+        log_tp=$(ratio_tp credgate+log credgate)
+        echo "access log (issue 12.1; same build and config, log.access true vs false, JSON to a file, default log level):"
+        echo "  throughput with / without $(judged "$log_tp" '>=' "$TARGET_LOG_RATIO"); CPU per request ${CPU[credgate+log]} vs ${CPU[credgate]} µs ($(cpu_delta credgate+log credgate) µs, ratio $(ratio_cpu credgate+log credgate)x)"
+        lines=0 reqs=0
+        for ((round = 1; round <= ROUNDS; round++)); do
+            lines=$((lines + LOG_LINES[$round]))
+            reqs=$((reqs + REQUESTS[credgate+log#$round] + ${WARM_REQUESTS[credgate+log#$round]:-0}))
+        done
+        echo "  access-log lines written: $lines for $reqs requests wrk completed (warm-ups included; those in flight when wrk stops are logged, not counted by wrk); credgate_access_log_dropped_total ${LOG_DROPPED:-?}"
+        echo "metrics (issue 12.2): always on, they cannot be turned off, so the cost of counting each request cannot be"
+        echo "  measured apart with one build. Scraping every ${SCRAPE_INTERVAL}s: throughput $(ratio_tp credgate+scrape credgate) of the same process unscraped, CPU per request ${CPU[credgate+scrape]} vs ${CPU[credgate]} µs ($(cpu_delta credgate+scrape credgate) µs)."
+        if [[ -n $METRICS_SHARE ]]; then
+            echo "  perf (PERF_RECORD, credgate's first run): the metrics' per-request code (CredGate *Metrics methods and what they call) is ${METRICS_SHARE}% of its CPU samples:" \
+                "about $(awk -v p="$METRICS_SHARE" -v c="${CPU[credgate#1]}" 'BEGIN { printf "%.2f", p / 100 * c }') µs of its ${CPU[credgate#1]} µs per request (target <= $TARGET_METRICS_US µs)"
+        else
+            echo "  (PERF_RECORD=FILE also attributes the per-request counting with perf: its share of credgate's CPU samples)"
+        fi
+        echo "  One scrape alone costs ${SCRAPE_US} µs of CPU (mean of $SCRAPES, idle process; $SCRAPE_BYTES bytes): at Prometheus' 15 s interval and $(printf '%.0f' "${RPS[credgate]}") req/s that is $(awk -v u="$SCRAPE_US" -v r="${RPS[credgate]}" 'BEGIN { printf "%.4f", u / (15 * r) }') µs per request."
+    fi
+    if ((SHIPPED)); then
+        sh_tp=$(ratio_tp shipped-api peer+log)
+        sh_cpu=$(ratio_cpu shipped-api peer+log)
+        echo "as users run it (issue 13.1): Config/credgate.yaml, default logging ($SHIPPED_LOG_FORMAT), API-key route, against nginx logging to a buffered file:"
+        echo "  shipped / peer+log: throughput $(judged "$sh_tp" '>=' "$TARGET_SHIPPED_TP"), CPU per request $(judged "$sh_cpu" '<=' "$TARGET_SHIPPED_CPU" x)"
+        if ((!SMOKE)); then
+            jwt_tp=$(ratio_tp shipped-jwt shipped-api)
+            presign_tp=$(ratio_tp shipped-presign shipped-api)
+            hits=0 misses=0
+            for ((round = 1; round <= ROUNDS; round++)); do
+                hits=$((hits + PRESIGN_HITS[$round])); misses=$((misses + PRESIGN_MISSES[$round]))
+            done
+            echo "  JWT route / API-key route: throughput $(judged "$jwt_tp" '>=' "$TARGET_ROUTE_RATIO"), CPU per request ${CPU[shipped-jwt]} vs ${CPU[shipped-api]} µs"
+            echo "  presign cache hit / API-key route: throughput $(judged "$presign_tp" '>=' "$TARGET_ROUTE_RATIO"), CPU per request ${CPU[shipped-presign]} vs ${CPU[shipped-api]} µs (cache during the measured runs: $hits hits, $misses misses)"
+        fi
+        echo "  memory: idle VmRSS $(kib_to_mib "$SHIPPED_IDLE_RSS") MiB $(verdict "$(kib_to_mib "$SHIPPED_IDLE_RSS")" '<=' "$TARGET_RSS_MIB") (target <= $TARGET_RSS_MIB), RssAnon $(kib_to_mib "$SHIPPED_IDLE_ANON") MiB $(verdict "$(kib_to_mib "$SHIPPED_IDLE_ANON")" '<=' "$TARGET_ANON_MIB") (target <= $TARGET_ANON_MIB);" \
+            "after the load VmRSS $(kib_to_mib "$SHIPPED_RSS_AFTER") MiB, RssAnon $(kib_to_mib "$SHIPPED_ANON_AFTER") MiB, peak (VmHWM) $(kib_to_mib "$SHIPPED_HWM") MiB $(verdict "$(kib_to_mib "$SHIPPED_HWM")" '<=' "$TARGET_RSS_MIB")"
+        read -r _ healthz_ms _ _ _ _ _ ready_ms _ <<<"$START_READY"
+        echo "  start to ready (bench/start-ready.py, $START_RUNS fresh processes, ms): $(sed -e 's/healthz /healthz answering /' -e 's/ readiness / · readiness 200 (logged in) /' -e 's/ runs [0-9]*$//' <<<"$START_READY");" \
+            "healthz $(verdict "$healthz_ms" '<=' "$TARGET_READY_MS") (target <= $TARGET_READY_MS ms)"
+    fi
+    echo "credgate (one route) memory: VmRSS $(kib_to_mib "$RSS_START") MiB at start (RssAnon $(kib_to_mib "$ANON_START") MiB, the rest is mapped code and libraries);" \
         "after the load VmRSS $(kib_to_mib "$RSS_AFTER_LOAD") MiB, VmHWM $(kib_to_mib "$HWM_AFTER_LOAD") MiB"
     if [[ $SKIP_STREAM != 1 ]]; then
         echo
@@ -401,5 +732,28 @@ REPORT=$OUT_DIR/bench-$(date +%Y%m%d-%H%M%S).txt
             "$UPLOAD_SPLIT at the peak sample"
         echo "resident by mapping after the upload: $UPLOAD_MAPPINGS"
     fi
+    if ((SMOKE)); then
+        echo
+        smoke_check() { # description value op bound
+            if [[ $(verdict "$2" "$3" "$4") == PASS ]]; then
+                echo "smoke: ok    $1: $2 $3 $4"
+            else
+                echo "smoke: FAIL  $1: $2, not $3 $4"
+                return 1
+            fi
+        }
+        smoke_check "credgate (one route) / peer throughput" "$THROUGHPUT_RATIO" '>=' "$SMOKE_MIN_RATIO" || SMOKE_FAILED=1
+        smoke_check "credgate (shipped config) / peer+log throughput" "$sh_tp" '>=' "$SMOKE_MIN_RATIO" || SMOKE_FAILED=1
+        smoke_check "credgate (one route) VmHWM MiB" "$(kib_to_mib "$HWM_AFTER_LOAD")" '<=' "$SMOKE_MAX_RSS_MIB" || SMOKE_FAILED=1
+        smoke_check "credgate (shipped config) VmHWM MiB" "$(kib_to_mib "$SHIPPED_HWM")" '<=' "$SMOKE_MAX_RSS_MIB" || SMOKE_FAILED=1
+        for key in "${CONTENDERS[@]}"; do
+            [[ ${NOTE[$key]} == *'!'* ]] && { echo "smoke: FAIL  $key:${NOTE[$key]}"; SMOKE_FAILED=1; }
+        done
+        ((SMOKE_FAILED)) && echo "smoke: FAILED (a gross regression, or errors; timings alone never fail it)" || echo "smoke: PASSED"
+    fi
+    echo "$SMOKE_FAILED" >"$WORK/smoke-failed"
 } | tee "$REPORT"
 log "raw wrk output: $WORK/wrk-*.txt (kept with KEEP=1); report saved to $REPORT"
+# --smoke fails on a gross regression only (the report's "smoke: FAIL" lines); a full run never fails on a figure.
+if ((SMOKE)) && [[ $(cat "$WORK/smoke-failed" 2>/dev/null) != 0 ]]; then exit 1; fi
+exit 0
