@@ -10,7 +10,8 @@ struct CredgateCommand: AsyncParsableCommand {
         commandName: "credgate",
         abstract: "A local gateway that holds an API platform's credentials so that apps don't have to.",
         version: CredGateVersion.string,
-        subcommands: [Serve.self, CheckConfig.self, StatusCommand.self, WaitCommand.self, DoctorCommand.self, SandboxCommand.self],
+        subcommands: [Serve.self, CheckConfig.self, StatusCommand.self, WaitCommand.self, ReloadCommand.self, DoctorCommand.self,
+                      SandboxCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -55,15 +56,36 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Access log format: json or text, overriding the config's log.format (env CREDGATE_LOG_FORMAT).")
     var logFormat: String?
 
+    @Option(help: ArgumentHelp(
+        "Write the process id to this file while serving, for `credgate reload` (env CREDGATE_PID_FILE).", valueName: "path"))
+    var pidFile: String?
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         let logger = makeLogger(level: logLevel ?? env["CREDGATE_LOG_LEVEL"])
         var environment = env
         var platforms = sandbox ? try await SandboxLauncher.start(into: &environment) : []
-        var config: GatewayConfig
-        do {
-            config = try ConfigLoader.load(paths: configOptions.resolvedPaths, environment: environment)
-        } catch {
+        let overrides = try Overrides(
+            format: (logFormat ?? env["CREDGATE_LOG_FORMAT"]).map { text in
+                guard let format = AccessLog.Format(rawValue: text.lowercased()) else {
+                    throw ValidationError("the access log format must be json or text, got '\(text)'")
+                }
+                return format
+            },
+            host: host ?? env["CREDGATE_HOST"], port: port ?? env["CREDGATE_PORT"].map(parsePort),
+            shownPaths: configOptions.shownPaths)
+        // A reload reads the files as the start did: the same environment, the same overrides, the same sandboxes
+        // (those the configuration named at start: the others are stopped below).
+        let pointedAt = LockedPlatforms(platforms)
+        let source = ConfigSource(paths: configOptions.resolvedPaths, environment: environment) { config throws(ConfigError) in
+            try overrides.apply(to: SandboxLauncher.pointed(config, at: pointedAt.platforms))
+        }
+        let loaded = source.load()
+        let config: GatewayConfig
+        switch loaded.result {
+        case .success(let value):
+            config = value
+        case .failure(let error):
             printError("credgate: refusing to start, \(error.issues.count) problem(s) in \(configOptions.shownPaths):")
             for issue in error.issues { printError("  \(issue)") }
             for platform in platforms { try? await platform.shutdown() }
@@ -72,23 +94,7 @@ struct Serve: AsyncParsableCommand {
         // Only the platforms the configuration names keep running.
         for platform in platforms where config.upstreams[platform.upstream] == nil { try? await platform.shutdown() }
         platforms = platforms.filter { config.upstreams[$0.upstream] != nil }
-        config = SandboxLauncher.pointed(config, at: platforms)
-        if let text = logFormat ?? env["CREDGATE_LOG_FORMAT"] {
-            guard let format = AccessLog.Format(rawValue: text.lowercased()) else {
-                throw ValidationError("the access log format must be json or text, got '\(text)'")
-            }
-            config.log.format = format
-        }
-        if let host = host ?? env["CREDGATE_HOST"] {
-            for i in config.listeners.indices { config.listeners[i].listen.host = host }
-        }
-        if let port = try port ?? env["CREDGATE_PORT"].map(parsePort) {
-            // With several listeners, --port 0 gives each a free port; another port fits one listener only.
-            guard config.listeners.count == 1 || port == 0 else {
-                throw ValidationError("--port (CREDGATE_PORT) sets one listener's port, but \(configOptions.shownPaths) has \(config.listeners.count) listeners: set each file's listen.port, or use --port 0 for free ports")
-            }
-            for i in config.listeners.indices { config.listeners[i].listen.port = port }
-        }
+        pointedAt.platforms = platforms
 
         let gateway: Gateway
         do {
@@ -126,16 +132,68 @@ struct Serve: AsyncParsableCommand {
             logger.notice("POST /credgate/quitquitquit: draining as for SIGTERM")
             SignalWaiter.requestTermination()
         }
-        await SignalWaiter.waitForTermination(onHangUp: { [logger] in
-            logger.notice("SIGHUP received and ignored: reloading the configuration without a restart is not supported yet")
+        let reloader = Reloader(gateway: gateway, source: source, secretFiles: loaded.secretFiles, logger: logger)
+        gateway.runtime.admin.reload.onRequest { await reloader.reload(trigger: "POST /credgate/reload") }
+        reloader.startWatchingSecretFiles()
+        let pidFile = pidFile ?? env["CREDGATE_PID_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        if let pidFile {
+            do {
+                try PIDFile.write(pidFile)
+            } catch {
+                printError("credgate: cannot write the pid file '\(pidFile)': \(error.localizedDescription)")
+                try? await gateway.shutdown()
+                for platform in platforms { try? await platform.shutdown() }
+                throw ExitCode(1)
+            }
+        }
+        await SignalWaiter.waitForTermination(onHangUp: {
+            Task { await reloader.reload(trigger: "SIGHUP") }
         })
-        let shutdown = config.shutdown
+        reloader.stop()
+        // The settings of the configuration serving now (a reload may have changed them).
+        let shutdown = gateway.runtime.config.shutdown
         logger.notice("credgate draining: readiness is 503; a second SIGTERM or SIGINT exits at once", metadata: [
             "delay": "\(shutdown.delay)", "grace": "\(shutdown.grace)",
         ])
         let cut = try await gateway.drain(delay: shutdown.delay, grace: shutdown.grace)
         logger.notice("credgate stopped", metadata: ["connections_cut": "\(cut)"])
+        if let pidFile { PIDFile.remove(pidFile) }
         for platform in platforms { try? await platform.shutdown() }
+    }
+
+    /// The command line's settings that win over every configuration loaded, at start and at each reload.
+    struct Overrides: Sendable {
+        var format: AccessLog.Format?
+        var host: String?
+        var port: Int?
+        var shownPaths: String
+
+        func apply(to loaded: GatewayConfig) throws(ConfigError) -> GatewayConfig {
+            var config = loaded
+            if let format { config.log.format = format }
+            if let host {
+                for i in config.listeners.indices { config.listeners[i].listen.host = host }
+            }
+            if let port {
+                // With several listeners, --port 0 gives each a free port; another port fits one listener only.
+                guard config.listeners.count == 1 || port == 0 else {
+                    throw ConfigError(issues: [ConfigIssue(path: "--port", message: "--port (CREDGATE_PORT) sets one listener's port, but \(shownPaths) has \(config.listeners.count) listeners: set each file's listen.port, or use --port 0 for free ports")])
+                }
+                for i in config.listeners.indices { config.listeners[i].listen.port = port }
+            }
+            return config
+        }
+    }
+
+    /// The sandbox platforms a reload points upstreams at: set once the first load said which are used.
+    final class LockedPlatforms: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value: [SandboxPlatform]
+        init(_ platforms: [SandboxPlatform]) { value = platforms }
+        var platforms: [SandboxPlatform] {
+            get { lock.withLock { value } }
+            set { lock.withLock { value = newValue } }
+        }
     }
 
     private func parsePort(_ s: String) throws -> Int {

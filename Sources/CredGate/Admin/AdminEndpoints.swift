@@ -8,7 +8,8 @@ public struct AdminEndpoints: Sendable {
 
     /// What `/credgate/status` reports per credential (built from counters only: no secrets).
     let credentialStatus: @Sendable () -> [CredentialStatus]
-    let startedAt = ContinuousClock.now
+    /// When the gateway started (a reload keeps it: uptime counts from the start).
+    let startedAt: ContinuousClock.Instant
     /// The presign cache `DELETE /credgate/v1/cache/presign` empties.
     let presignCache: PresignCache?
     /// Session credentials that set `required_for_ready: false`: readiness does not wait for them.
@@ -21,13 +22,18 @@ public struct AdminEndpoints: Sendable {
     let metrics: GatewayMetrics?
     /// `POST /credgate/quitquitquit` (off unless configured).
     public let quit: QuitSwitch
+    /// `POST /credgate/reload` (off unless configured).
+    public let reload: ReloadSwitch
 
     public init(
         credentialStatus: @escaping @Sendable () -> [CredentialStatus] = { [] }, presignCache: PresignCache? = nil,
         notRequiredForReady: Set<String> = [], drain: DrainState = DrainState(), traffic: RouteTraffic = RouteTraffic(),
-        metrics: GatewayMetrics? = nil, quit: QuitSwitch = QuitSwitch()
+        metrics: GatewayMetrics? = nil, quit: QuitSwitch = QuitSwitch(), reload: ReloadSwitch = ReloadSwitch(),
+        startedAt: ContinuousClock.Instant = .now
     ) {
         self.quit = quit
+        self.reload = reload
+        self.startedAt = startedAt
         self.metrics = metrics
         self.credentialStatus = credentialStatus
         self.presignCache = presignCache
@@ -72,6 +78,31 @@ public struct AdminEndpoints: Sendable {
         default:
             return .problem(.adminNotFound(path: String(path)), requestID: requestID)
         }
+    }
+
+    /// The answer of `POST /credgate/reload`: 200 when the new configuration serves, 422 with every problem at its
+    /// YAML path when the old one still does, 503 while draining. Paths and names only, as `check-config` prints.
+    static func reloadResponse(_ outcome: ReloadOutcome) -> LocalResponse {
+        struct Problem: Encodable {
+            let path: String
+            let message: String
+        }
+        struct Body: Encodable {
+            let status: String
+            let problems: [Problem]
+            let needs_restart: [Problem]
+            let sessions_kept: [String]
+            let sessions_new: [String]
+        }
+        let status: HTTPResponseStatus = switch outcome.result {
+        case .reloaded: .ok
+        case .failed: .unprocessableEntity
+        case .draining: .serviceUnavailable
+        }
+        return encoded(status, Body(
+            status: outcome.result.rawValue, problems: outcome.problems.map { Problem(path: $0.path, message: $0.message) },
+            needs_restart: outcome.needsRestart.map { Problem(path: $0.path, message: $0.message) },
+            sessions_kept: outcome.sessionsKept, sessions_new: outcome.sessionsNew), pretty: false)
     }
 
     /// The readiness of the gateway now.

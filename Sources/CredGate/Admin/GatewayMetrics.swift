@@ -1,4 +1,5 @@
 import Atomics
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -20,6 +21,8 @@ public final class GatewayMetrics: Sendable {
     /// Requests answered before their route's exchange started (no route, 405, a refused head): route `none`.
     let unrouted: RouteMetrics
     let uploadRejections: UploadRejectionMetrics
+    /// Configuration reloads (SIGHUP, `credgate reload`, a rotated secret file).
+    public let reloads: ReloadMetrics
 
     private struct Sources {
         var openConnections: (@Sendable () -> Int)?
@@ -32,6 +35,7 @@ public final class GatewayMetrics: Sendable {
     public init() {
         unrouted = RouteMetrics(registry: registry, route: "none")
         uploadRejections = UploadRejectionMetrics(registry: registry)
+        reloads = ReloadMetrics(registry: registry)
     }
 
     static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
@@ -222,5 +226,44 @@ public final class UploadRejectionMetrics: Sendable {
     func record(_ kind: UploadRejection.Kind) {
         guard let i = UploadRejection.Kind.allCases.firstIndex(of: kind) else { return }
         counters[i].increment()
+    }
+}
+
+/// Configuration reloads, named as Prometheus names its own (`prometheus_config_last_reload_successful`): a counter
+/// per result, and whether the last one worked, so an alert fires on a configuration that was refused and is not
+/// serving. Both series exist from the start (the configuration loaded at start-up counts as a success).
+public final class ReloadMetrics: Sendable {
+    private let succeeded: Counter
+    private let failed: Counter
+    private let lastSuccess: Gauge
+    private let lastSuccessTime: Gauge
+
+    init(registry: PrometheusCollectorRegistry) {
+        let reloads = GatewayMetrics.descriptor("credgate_config_reloads_total",
+                                                "Configuration reloads, by result (a failed one leaves the old configuration serving).")
+        succeeded = registry.makeCounter(descriptor: reloads, labels: [("result", "success")])
+        failed = registry.makeCounter(descriptor: reloads, labels: [("result", "failure")])
+        lastSuccess = registry.makeGauge(
+            descriptor: GatewayMetrics.descriptor("credgate_config_last_reload_success",
+                                                  "1 when the last configuration load (at start or a reload) succeeded, 0 when it was refused."),
+            labels: [])
+        lastSuccessTime = registry.makeGauge(
+            descriptor: GatewayMetrics.descriptor("credgate_config_last_reload_success_timestamp_seconds",
+                                                  "Unix time of the last successful configuration load."),
+            labels: [])
+        lastSuccess.set(to: 1)
+        lastSuccessTime.set(to: Date().timeIntervalSince1970)
+    }
+
+    /// Counts one reload.
+    func record(success: Bool) {
+        if success {
+            succeeded.increment()
+            lastSuccess.set(to: 1)
+            lastSuccessTime.set(to: Date().timeIntervalSince1970)
+        } else {
+            failed.increment()
+            lastSuccess.set(to: 0)
+        }
     }
 }

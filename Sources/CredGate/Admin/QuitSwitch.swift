@@ -5,9 +5,20 @@ import NIOConcurrencyHelpers
 /// true`: anyone who can reach credgate could otherwise stop it.
 public final class QuitSwitch: Sendable {
     public let enabled: Bool
-    private let handler = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+    private let handler: NIOLockedValueBox<(@Sendable () -> Void)?>
 
-    public init(enabled: Bool = false) { self.enabled = enabled }
+    public init(enabled: Bool = false) {
+        self.enabled = enabled
+        self.handler = NIOLockedValueBox(nil)
+    }
+
+    private init(enabled: Bool, handler: NIOLockedValueBox<(@Sendable () -> Void)?>) {
+        self.enabled = enabled
+        self.handler = handler
+    }
+
+    /// The switch after a reload that may have turned it on or off: the same action.
+    func with(enabled: Bool) -> QuitSwitch { QuitSwitch(enabled: enabled, handler: handler) }
 
     /// What a quit request does (the command line: the same drain as SIGTERM).
     public func onRequest(_ action: @escaping @Sendable () -> Void) {

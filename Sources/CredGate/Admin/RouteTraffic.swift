@@ -73,22 +73,40 @@ public final class RouteTraffic: Sendable {
 
     public init() {}
 
+    /// Counters of routes a reload replaced, by name: added to the current routes of the same name (a request
+    /// that started before the reload may still be counting into them).
+    private let replaced = NIOLockedValueBox<[String: [RouteCounters]]>([:])
+
     /// Publishes the routes, in table order. A route that appears more than once (the same compiled value in two
-    /// entries) is counted once.
-    public func publish(_ routes: [(name: String, counters: RouteCounters)]) {
+    /// entries) is counted once. `keepingPrevious` (a reload): the counts of the routes published before go on
+    /// under their names, for the names still published; a route the reload removed is no longer shown.
+    public func publish(_ routes: [(name: String, counters: RouteCounters)], keepingPrevious: Bool = false) {
         var seen = Set<ObjectIdentifier>()
         let unique = routes.filter { seen.insert(ObjectIdentifier($0.counters)).inserted }
-        entries.withLockedValue { $0 = unique.map { Entry(name: $0.name, counters: $0.counters) } }
+        let old = entries.withLockedValue { entries in
+            defer { entries = unique.map { Entry(name: $0.name, counters: $0.counters) } }
+            return entries
+        }
+        guard keepingPrevious else { return }
+        let names = Set(unique.map(\.name))
+        replaced.withLockedValue { replaced in
+            for entry in old where names.contains(entry.name) { replaced[entry.name, default: []].append(entry.counters) }
+            replaced = replaced.filter { names.contains($0.key) }
+        }
     }
 
     /// Counts per route name, in table order; routes sharing a name are added up.
     public func snapshot() -> [(route: String, traffic: RouteTrafficSnapshot)] {
         let all = entries.withLockedValue { $0 }
+        let earlier = replaced.withLockedValue { $0 }
         var order: [String] = []
         var byName: [String: RouteTrafficSnapshot] = [:]
         for entry in all {
-            if byName[entry.name] == nil { order.append(entry.name) }
-            byName[entry.name] = (byName[entry.name] ?? RouteTrafficSnapshot()) + entry.counters.snapshot
+            if byName[entry.name] == nil {
+                order.append(entry.name)
+                byName[entry.name] = (earlier[entry.name] ?? []).reduce(RouteTrafficSnapshot()) { $0 + $1.snapshot }
+            }
+            byName[entry.name] = byName[entry.name]! + entry.counters.snapshot
         }
         return order.map { ($0, byName[$0]!) }
     }

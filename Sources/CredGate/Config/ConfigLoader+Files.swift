@@ -6,15 +6,32 @@ import Yams
 /// Each file with routes is one listener (its own `listen:` port and its own routes, as an nginx `server` block
 /// or an Envoy listener), so every SDK keeps a plain base URL (`http://127.0.0.1:8081/v1`). Upstream,
 /// credential and route names are shared by the whole process and may not clash; the process-wide sections
-/// (`presign_cache`, `spool`, `log`, `shutdown`, `admin`) may be written in one file only. Every file is interpolated with
-/// the same environment, and only the files given are read: a user of one platform never sets another's
-/// variables.
+/// (`presign_cache`, `spool`, `log`, `shutdown`, `admin`, `reload`) may be written in one file only. Every file is
+/// interpolated with the same environment, and only the files given are read: a user of one platform never sets
+/// another's variables.
 extension ConfigLoader {
     /// Reads the files at `paths`, in order, each after the files it includes; messages name the file when
     /// there is more than one.
     public static func load(
         paths: [String], environment: [String: String], readFile: (String) throws -> String = ConfigLoader.readTextFile
     ) throws(ConfigError) -> GatewayConfig {
+        var secretFiles: [String] = []
+        return try load(paths: paths, environment: environment, readFile: readFile, secretFiles: &secretFiles)
+    }
+
+    /// ``load(paths:environment:readFile:)``, also saying which `VAR_FILE` secrets it read, in the order first
+    /// read, without repeats. They are filled in whether or not the configuration has problems: a secret file
+    /// that is missing now (a Kubernetes Secret being rotated) is still worth watching.
+    public static func load(
+        paths: [String], environment: [String: String], readFile: (String) throws -> String = ConfigLoader.readTextFile,
+        secretFiles: inout [String]
+    ) throws(ConfigError) -> GatewayConfig {
+        final class Used {
+            var paths: [String] = []
+            func add(_ path: String) { if !paths.contains(path) { paths.append(path) } }
+        }
+        let used = Used()
+        defer { secretFiles = used.paths }
         var issues: [ConfigIssue] = []
         var files: [(path: String, root: Node)] = []
         var visiting: [String] = []
@@ -72,7 +89,8 @@ extension ConfigLoader {
             var n = 2
             while !names.insert(name).inserted { name = "\(base)-\(n)"; n += 1 }
             let result = withoutActuallyEscaping(readFile) { readFile -> ([ConfigIssue], Document?) in
-                let walker = ConfigWalker(interpolator: Interpolator(environment: environment, readFile: readFile))
+                let interpolator = Interpolator(environment: environment, readFile: readFile, secretFileUsed: used.add)
+                let walker = ConfigWalker(interpolator: interpolator)
                 let document = document(root, walker, name: name)
                 return (walker.issues, document)
             }
@@ -110,6 +128,7 @@ extension ConfigLoader {
         var log: (LogConfig, String)?
         var shutdown: (ShutdownConfig, String)?
         var admin: (AdminConfig, String)?
+        var reload: (ReloadConfig, String)?
 
         func once<T>(_ slot: inout (T, String)?, _ value: T?, _ key: String, _ path: String) {
             guard let value else { return }
@@ -142,6 +161,7 @@ extension ConfigLoader {
             once(&log, doc.log, "log", path)
             once(&shutdown, doc.shutdown, "shutdown", path)
             once(&admin, doc.admin, "admin", path)
+            once(&reload, doc.reload, "reload", path)
             guard let listener = doc.listener else { continue }
             for (i, route) in listener.routes.enumerated() {
                 if let first = routeFile[route.name] {
@@ -170,6 +190,7 @@ extension ConfigLoader {
         config.log = log?.0 ?? LogConfig()
         config.shutdown = shutdown?.0 ?? ShutdownConfig()
         config.admin = admin?.0 ?? AdminConfig()
+        config.reload = reload?.0 ?? ReloadConfig()
         return config
     }
 

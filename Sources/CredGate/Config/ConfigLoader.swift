@@ -103,6 +103,7 @@ public enum ConfigLoader {
         config.log = part.log ?? LogConfig()
         config.shutdown = part.shutdown ?? ShutdownConfig()
         config.admin = part.admin ?? AdminConfig()
+        config.reload = part.reload ?? ReloadConfig()
         return config
     }
 
@@ -120,10 +121,11 @@ public enum ConfigLoader {
         var log: LogConfig?
         var shutdown: ShutdownConfig?
         var admin: AdminConfig?
+        var reload: ReloadConfig?
         var wroteEndpoints = false
     }
 
-    static let topLevelKeys = ["include", "listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints", "log", "shutdown", "admin"]
+    static let topLevelKeys = ["include", "listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints", "log", "shutdown", "admin", "reload"]
 
     static func document(_ root: Node, _ w: ConfigWalker, name: String) -> Document? {
         guard let top = w.mapping(root, at: .root, allowed: topLevelKeys) else { return nil }
@@ -148,11 +150,13 @@ public enum ConfigLoader {
         doc.log = top.value("log") { readLog($0, at: $1, w) }
         doc.shutdown = top.value("shutdown") { readShutdown($0, at: $1, w) }
         doc.admin = top.value("admin") { node, at -> AdminConfig? in
-            guard let f = w.mapping(node, at: at, allowed: ["quit_endpoint"]) else { return nil }
+            guard let f = w.mapping(node, at: at, allowed: ["quit_endpoint", "reload_endpoint"]) else { return nil }
             var admin = AdminConfig()
             if let v = f.value("quit_endpoint", { boolean($0, at: $1, w) }) { admin.quitEndpoint = v }
+            if let v = f.value("reload_endpoint", { boolean($0, at: $1, w) }) { admin.reloadEndpoint = v }
             return admin
         }
+        doc.reload = top.value("reload") { readReload($0, at: $1, w) }
         doc.upstreams = upstreams.valid
         doc.credentials = credentials.valid
         if !includeOnly {
@@ -255,6 +259,26 @@ public enum ConfigLoader {
             return nil
         }) { c.delay = v }
         if let v = f.value("grace", { w.duration($0, at: $1) }) { c.grace = v }
+        return c
+    }
+
+    static func readReload(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> ReloadConfig {
+        var c = ReloadConfig()
+        guard let f = w.mapping(node, at: path, allowed: ["secret_files_interval"]) else { return c }
+        // `off` (or `0s`) turns the watching off; a poll more often than every 100 ms would only burn CPU.
+        if let v = f.value("secret_files_interval", { node, at -> TimeAmount?? in
+            guard let scalar = w.scalar(node, at: at) else { return nil }
+            if scalar.value == "off" { return .some(nil) }
+            switch Quantity.duration(scalar.value) {
+            case .success(let amount) where amount == .zero: return .some(nil)
+            case .success(let amount) where amount < .milliseconds(100):
+                w.issue(at, "\(scalar.shown) is too short: at least 100ms, or off")
+            case .success(let amount): return .some(amount)
+            case .failure(.malformed): w.issue(at, "expected a duration (\(Quantity.durationHint)) or off, got \(scalar.shown)")
+            case .failure(.tooLarge): w.issue(at, "\(scalar.shown) is too long a duration")
+            }
+            return nil
+        }) { c.secretFilesInterval = v }
         return c
     }
 

@@ -23,6 +23,8 @@ public struct GatewayConfig: Sendable {
     public var shutdown = ShutdownConfig()
     /// credgate's own endpoints that change its state (`admin:`).
     public var admin = AdminConfig()
+    /// How a running gateway notices changes without a restart (`reload:`).
+    public var reload = ReloadConfig()
 
     /// A configuration with one listener.
     public init(
@@ -76,7 +78,7 @@ public struct ListenerConfig: Sendable {
 }
 
 /// Where and how the gateway listens for its clients.
-public struct ListenConfig: Sendable {
+public struct ListenConfig: Sendable, Equatable {
     public var host: String = "127.0.0.1"
     public var port: Int = 8080
     /// Client connections served at once. At the cap the listener stops accepting (new connections wait in the
@@ -103,7 +105,7 @@ public struct ListenConfig: Sendable {
 }
 
 /// `shutdown:` the graceful drain on SIGTERM or SIGINT.
-public struct ShutdownConfig: Sendable {
+public struct ShutdownConfig: Sendable, Equatable {
     /// How long new connections are still accepted after the signal, with readiness already 503 (Kubernetes
     /// users set a few seconds, while the endpoints stop sending traffic here).
     public var delay: TimeAmount = .zero
@@ -114,15 +116,28 @@ public struct ShutdownConfig: Sendable {
 }
 
 /// `admin:` endpoints under `/credgate/` that are off unless asked for.
-public struct AdminConfig: Sendable {
+public struct AdminConfig: Sendable, Equatable {
     /// `POST /credgate/quitquitquit` drains and stops the gateway (for a Kubernetes Job whose app finished).
     public var quitEndpoint = false
+    /// `POST /credgate/reload` re-reads the configuration as SIGHUP does (what `credgate reload` calls when it has
+    /// no pid file). Off by default: anyone who can reach credgate could otherwise make it re-read its files.
+    public var reloadEndpoint = false
+
+    public init() {}
+}
+
+/// `reload:` what a running gateway re-reads without a restart. SIGHUP, `credgate reload` and
+/// `POST /credgate/reload` (when on) always reload; this section is about the secret files.
+public struct ReloadConfig: Sendable, Equatable {
+    /// How often the `*_FILE` secrets the configuration read are checked for a change (a rotated Kubernetes
+    /// Secret); a change reloads the configuration. `nil` (written `off`): never checked.
+    public var secretFilesInterval: TimeAmount? = .seconds(5)
 
     public init() {}
 }
 
 /// `log:` the access log: one line per request, written off the event loop.
-public struct LogConfig: Sendable {
+public struct LogConfig: Sendable, Equatable {
     /// Whether requests are logged at all (they also need a log level of `info` or lower).
     public var access = true
     /// `json` (one object per line, the container's default) or `text` (for a terminal).
@@ -134,7 +149,7 @@ public struct LogConfig: Sendable {
 }
 
 /// A platform the gateway forwards to.
-public struct UpstreamConfig: Sendable {
+public struct UpstreamConfig: Sendable, Equatable {
     public var name: String
     public var url: UpstreamURL
     /// Time to open the TCP (and TLS) connection.
@@ -190,8 +205,8 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A credential the gateway holds and writes into requests.
-public struct CredentialConfig: Sendable {
-    public enum Kind: Sendable {
+public struct CredentialConfig: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
         /// A static key written into one header.
         case apiKey(header: String, value: Secret)
         /// A session token obtained by logging in, renewed ahead of expiry (see ``JWTSession``).
@@ -294,7 +309,7 @@ public enum RouteTransform: String, Sendable, CaseIterable, Hashable {
 }
 
 /// `presign_cache:`; see ``PresignCache/Configuration``.
-public struct PresignCacheConfig: Sendable {
+public struct PresignCacheConfig: Sendable, Equatable {
     public var maxEntries = 10_000
     public var maxLifetime: TimeAmount = .hours(1)
     /// `nil` (written `0s`): no separate ceiling for URLs signed with temporary credentials.

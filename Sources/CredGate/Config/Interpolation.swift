@@ -11,6 +11,8 @@ import Foundation
 struct Interpolator {
     let environment: [String: String]
     let readFile: (String) throws -> String
+    /// Told the path of every `VAR_FILE` secret read (or tried), so a running gateway can watch them.
+    var secretFileUsed: ((String) -> Void)? = nil
 
     struct Result {
         /// The expanded text; meaningless when `problems` is not empty.
@@ -116,6 +118,7 @@ struct Interpolator {
     private func lookup(_ name: String) -> Lookup {
         if let value = environment[name] { return .value(value) }
         guard let path = environment[name + "_FILE"] else { return .unset }
+        secretFileUsed?(path)
         do {
             var content = try readFile(path)
             while content.last?.isNewline == true { content.removeLast() }

@@ -94,3 +94,25 @@ public struct TokenFormat: Sendable, Equatable {
         return value.dropFirst(prefix.count).dropLast(suffix.count)
     }
 }
+
+/// Two sessions are the same when every setting is, secrets included (``Secret`` compares its value): a reload
+/// keeps a session, its token and its refresh token only when nothing it logs in or renews with changed.
+extension JWTSessionConfig.Call: Equatable {
+    public static func == (a: Self, b: Self) -> Bool {
+        a.method == b.method && a.path == b.path && a.body == b.body
+            && a.headers.count == b.headers.count
+            && zip(a.headers, b.headers).allSatisfy { $0.name == $1.name && $0.value == $1.value }
+            && a.accessTokenPath == b.accessTokenPath && a.refreshTokenPath == b.refreshTokenPath
+            && a.sendAccessToken == b.sendAccessToken
+    }
+}
+
+extension JWTSessionConfig: Equatable {
+    public static func == (a: Self, b: Self) -> Bool {
+        a.upstream == b.upstream && a.login == b.login && a.refresh == b.refresh && a.header == b.header
+            && a.format == b.format && a.defaultLifetime == b.defaultLifetime && a.refreshMargin == b.refreshMargin
+            && a.backoffInitial == b.backoffInitial && a.backoffMax == b.backoffMax
+            && a.circuitFailures == b.circuitFailures && a.circuitOpenFor == b.circuitOpenFor
+            && a.placeholderLogin == b.placeholderLogin && a.requiredForReady == b.requiredForReady
+    }
+}

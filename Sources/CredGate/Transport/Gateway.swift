@@ -8,7 +8,17 @@ import NIOPosix
 /// The running gateway: a listening socket whose connections each get a ``ProxyHandler`` and share, per event
 /// loop, one pool of upstream connections.
 public final class Gateway: Sendable {
-    public let runtime: GatewayRuntime
+    /// The runtime new requests use; ``reload(to:)`` swaps it.
+    public var runtime: GatewayRuntime { runtimes.runtime }
+    let runtimes: RuntimeHolder
+    /// Pool keys of the upstream targets (a reload gives a changed upstream a fresh one).
+    let upstreamKeys: UpstreamKeys
+    /// How a session logs in: through ``sessionClient`` (a reload makes new sessions with it).
+    let sessionTransport: @Sendable (UpstreamConfig) -> any SessionTransport
+    /// One reload at a time (SIGHUP, `credgate reload`, the secret-file watcher may ask at once).
+    let reloading = NIOLock()
+    /// Sessions replaced by reloads, still to be stopped at shutdown if their old runtime has not stopped them.
+    let retiredSessions = NIOLockedValueBox<[WeakSession]>([])
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
     /// One listening socket per listener, in the configuration's order.
@@ -27,10 +37,14 @@ public final class Gateway: Sendable {
     /// Every listener's bound port, in the configuration's order.
     public var ports: [Int] { serverChannels.map { $0.localAddress?.port ?? 0 } }
 
-    private init(runtime: GatewayRuntime, group: any EventLoopGroup, ownsGroup: Bool, serverChannels: [any Channel],
+    private init(runtimes: RuntimeHolder, upstreamKeys: UpstreamKeys,
+                 sessionTransport: @escaping @Sendable (UpstreamConfig) -> any SessionTransport,
+                 group: any EventLoopGroup, ownsGroup: Bool, serverChannels: [any Channel],
                  pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>], sessionClient: HTTPClient, accessLog: AccessLog?,
                  connections: ClientConnections) {
-        self.runtime = runtime
+        self.runtimes = runtimes
+        self.upstreamKeys = upstreamKeys
+        self.sessionTransport = sessionTransport
         self.connections = connections
         self.accessLog = accessLog
         self.sessionClient = sessionClient
@@ -52,10 +66,13 @@ public final class Gateway: Sendable {
         clientConfiguration.httpVersion = .http1Only
         let sessionClient = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: clientConfiguration)
         let runtime: GatewayRuntime
+        let sessionTransport: @Sendable (UpstreamConfig) -> any SessionTransport = { upstream in
+            AsyncHTTPSessionTransport(upstream: upstream, client: sessionClient, logger: logger)
+        }
+        let upstreamKeys = UpstreamKeys(upstreams: config.upstreams.count)
         do {
-            runtime = try GatewayRuntime(config: config, logger: logger, sessionTransport: { upstream in
-                AsyncHTTPSessionTransport(upstream: upstream, client: sessionClient, logger: logger)
-            })
+            runtime = try GatewayRuntime(config: config, logger: logger, sessionTransport: sessionTransport, extraFilters: nil,
+                                         metrics: nil, previous: nil, keys: upstreamKeys)
         } catch {
             try? await sessionClient.shutdown()
             if ownsGroup { try? await group.shutdownGracefully() }
@@ -67,7 +84,8 @@ public final class Gateway: Sendable {
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
         for loop in group.makeIterator() {
             let pool = try await loop.submit {
-                let pool = UpstreamPool(eventLoop: loop, targets: runtime.targets.count)
+                // Room for the upstreams a reload may add or change (``UpstreamKeys``).
+                let pool = UpstreamPool(eventLoop: loop, targets: upstreamKeys.capacity)
                 if let log = accessLog {
                     pool.accessLog = AccessLogBuffer(log: log, eventLoop: loop)
                     pool.accessLog?.start()
@@ -82,11 +100,12 @@ public final class Gateway: Sendable {
         let dropped: (@Sendable () -> Int)? = accessLog.map { log in { @Sendable in log.dropped } }
         runtime.metrics.attach(openConnections: { admissions.reduce(0) { $0 + $1.open } }, accessLogDropped: dropped)
         let connections = ClientConnections()
+        let runtimes = RuntimeHolder(runtime)
         var channels: [any Channel] = []
         for (index, listener) in config.listeners.enumerated() {
             let bootstrap = makeBootstrap(group: group, listen: listener.listen, admission: admissions[index]) { channel in
                 guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value else { throw ChannelError.ioOnClosedChannel }
-                try channel.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, listener: index, pool: pool))
+                try channel.pipeline.syncOperations.addHandler(ProxyHandler(runtimes: runtimes, listener: index, pool: pool))
                 connections.register(channel)
             }
             do {
@@ -100,7 +119,7 @@ public final class Gateway: Sendable {
             }
         }
         for session in runtime.sessions.values { session.start() }
-        return Gateway(runtime: runtime, group: group, ownsGroup: ownsGroup, serverChannels: channels, pools: poolsByLoop,
+        return Gateway(runtimes: runtimes, upstreamKeys: upstreamKeys, sessionTransport: sessionTransport, group: group, ownsGroup: ownsGroup, serverChannels: channels, pools: poolsByLoop,
                        sessionClient: sessionClient, accessLog: accessLog, connections: connections)
     }
 
@@ -132,6 +151,7 @@ public final class Gateway: Sendable {
     public func shutdown() async throws {
         for channel in serverChannels { try? await channel.close() }
         for session in runtime.sessions.values { await session.shutdown() }
+        for session in retiredSessions.withLockedValue({ $0.compactMap(\.session) }) { await session.shutdown() }
         try? await sessionClient.shutdown()
         for (_, pool) in pools {
             try? await pool.eventLoop.submit { pool.value.shutdown() }.get()

@@ -12,9 +12,16 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     typealias OutboundOut = HTTPServerResponsePart
     typealias Machine = ProxyStateMachine<Exchange>
 
-    let runtime: GatewayRuntime
-    /// The listener this connection came in on: its route table and limits.
-    let listener: ListenerRuntime
+    /// Where the current runtime is read, once per request (a reload swaps it).
+    let runtimes: RuntimeHolder
+    /// The runtime of the current (or last) request: an exchange keeps the one it started with.
+    private(set) var runtime: GatewayRuntime
+    /// ``runtime``'s generation in ``runtimes``.
+    private var generation: Int
+    /// Which listener this connection came in on (its index in every runtime).
+    let listenerIndex: Int
+    /// The listener this connection came in on: its route table and limits, from ``runtime``.
+    private(set) var listener: ListenerRuntime
     let pool: UpstreamPool
     var machine = Machine()
     var context: ChannelHandlerContext!
@@ -22,8 +29,14 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     /// After an early answer: how long the rest of the request body is still read and dropped.
     var lingerTimer: Scheduled<Void>?
 
-    init(runtime: GatewayRuntime, listener: Int = 0, pool: UpstreamPool) {
-        self.runtime = runtime
+    convenience init(runtime: GatewayRuntime, listener: Int = 0, pool: UpstreamPool) {
+        self.init(runtimes: RuntimeHolder(runtime), listener: listener, pool: pool)
+    }
+
+    init(runtimes: RuntimeHolder, listener: Int = 0, pool: UpstreamPool) {
+        self.runtimes = runtimes
+        (runtime, generation) = runtimes.snapshot()
+        self.listenerIndex = listener
         self.listener = runtime.listeners[listener]
         self.pool = pool
     }
@@ -180,6 +193,12 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     // MARK: - A request's head
 
     private func receivedHead(_ head: HTTPRequestHead) {
+        // A reload since the last request: this one, and the rest on this connection, take the new routes.
+        if let (newer, generation) = runtimes.newer(than: generation) {
+            self.runtime = newer
+            self.generation = generation
+            self.listener = newer.listeners[listenerIndex]
+        }
         context.triggerUserOutboundEvent(RequestHeadGuard.HeadArrived(), promise: nil)
         let requestID = RequestID.from(head.headers) ?? pool.requestIDs.next()
         let routed: RoutedHead
