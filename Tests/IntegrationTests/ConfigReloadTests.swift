@@ -1,3 +1,4 @@
+import CredGate
 import Foundation
 import Testing
 
@@ -202,5 +203,39 @@ import Testing
         let stale = try await CommandRunner.run(["reload", "--pid-file", pidFile])
         #expect(stale.code == 1 && stale.output.contains("no such process"), "\(stale.output)")
         try? FileManager.default.removeItem(atPath: pidFile)
+    }
+
+    @Test("In process: a session a reload replaced logs in anew, and the old one stops once no request can use it")
+    func aReplacedSessionStops() async throws {
+        try await SessionTests.withGateway { f in
+            #expect(try await send(.GET, f.base + "/api/v1/users/provider-documents/").status == .ok)
+            #expect(await f.sandbox.counters().logins == 1)
+            weak var oldRuntime = f.gateway.runtime
+            weak var oldSession = f.gateway.runtime.sessions["assured_session"]
+            var config = f.gateway.runtime.config
+            guard case .jwtSession(var session)? = config.credentials["assured_session"]?.kind else {
+                Issue.record("no session in the profile")
+                return
+            }
+            session.defaultLifetime = .seconds(1800)
+            config.credentials["assured_session"]?.kind = .jwtSession(session)
+            let outcome = f.gateway.reload(to: config)
+            #expect(outcome.result == .reloaded)
+            #expect(outcome.sessionsNew == ["assured_session"] && outcome.sessionsKept.isEmpty)
+            #expect(f.gateway.runtime.sessions["assured_session"] !== oldSession)
+            #expect(try await send(.GET, f.base + "/api/v1/users/provider-documents/").status == .ok)
+            #expect(await f.sandbox.counters().logins == 2)
+            // Once the connections moved on to the new runtime, the old one is freed and its replaced session
+            // stopped (a running session's renewal task would keep it alive).
+            let released = try await Self.eventually(30) {
+                _ = try await send(.GET, f.base + "/credgate/healthz")
+                return oldRuntime == nil && oldSession == nil
+            }
+            #expect(released, "runtime freed: \(oldRuntime == nil), session stopped: \(oldSession == nil)")
+            // The same configuration again: everything is carried over.
+            let again = f.gateway.reload(to: config)
+            #expect(again.sessionsKept == ["assured_session"] && again.sessionsNew.isEmpty)
+            #expect(await f.sandbox.counters().logins == 2)
+        }
     }
 }
