@@ -104,6 +104,25 @@ struct Serve: AsyncParsableCommand {
             for platform in platforms { try? await platform.shutdown() }
             throw ExitCode(1)
         }
+        gateway.runtime.admin.quit.onRequest {
+            logger.notice("POST /credgate/quitquitquit: draining as for SIGTERM")
+            SignalWaiter.requestTermination()
+        }
+        let reloader = Reloader(gateway: gateway, source: source, secretFiles: loaded.secretFiles, logger: logger)
+        gateway.runtime.admin.reload.onRequest { await reloader.reload(trigger: "POST /credgate/reload") }
+        reloader.startWatchingSecretFiles()
+        SignalWaiter.onHangUp { Task { await reloader.reload(trigger: "SIGHUP") } }
+        let pidFile = pidFile ?? env["CREDGATE_PID_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        if let pidFile {
+            do {
+                try PIDFile.write(pidFile)
+            } catch {
+                printError("credgate: cannot write the pid file '\(pidFile)': \(error.localizedDescription)")
+                try? await gateway.shutdown()
+                for platform in platforms { try? await platform.shutdown() }
+                throw ExitCode(1)
+            }
+        }
         let addresses = zip(config.listeners, gateway.ports).map { listener, port in
             (listener: listener, url: "http://\(listener.listen.host.contains(":") ? "[\(listener.listen.host)]" : listener.listen.host):\(port)")
         }
@@ -128,27 +147,7 @@ struct Serve: AsyncParsableCommand {
             let routes = config.allRoutes.count
             say("credgate \(CredGateVersion.string) listening on \(listening)\(others) with \(routes) route(s)")
         }
-        gateway.runtime.admin.quit.onRequest {
-            logger.notice("POST /credgate/quitquitquit: draining as for SIGTERM")
-            SignalWaiter.requestTermination()
-        }
-        let reloader = Reloader(gateway: gateway, source: source, secretFiles: loaded.secretFiles, logger: logger)
-        gateway.runtime.admin.reload.onRequest { await reloader.reload(trigger: "POST /credgate/reload") }
-        reloader.startWatchingSecretFiles()
-        let pidFile = pidFile ?? env["CREDGATE_PID_FILE"].flatMap { $0.isEmpty ? nil : $0 }
-        if let pidFile {
-            do {
-                try PIDFile.write(pidFile)
-            } catch {
-                printError("credgate: cannot write the pid file '\(pidFile)': \(error.localizedDescription)")
-                try? await gateway.shutdown()
-                for platform in platforms { try? await platform.shutdown() }
-                throw ExitCode(1)
-            }
-        }
-        await SignalWaiter.waitForTermination(onHangUp: {
-            Task { await reloader.reload(trigger: "SIGHUP") }
-        })
+        await SignalWaiter.waitForTermination()
         reloader.stop()
         // The settings of the configuration serving now (a reload may have changed them).
         let shutdown = gateway.runtime.config.shutdown

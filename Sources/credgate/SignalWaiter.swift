@@ -5,22 +5,30 @@ import Foundation
 /// cleanly. A second SIGINT or SIGTERM, while the drain runs, ends the process at once with status 128 + the
 /// signal's number (130 for SIGINT, 143 for SIGTERM), as a shell reports a process killed by it.
 ///
-/// SIGHUP, whose default action would end the process silently, is caught too and handed to `onHangUp`
-/// (reload is not built yet: the caller logs that it ignored it).
+/// SIGHUP, whose default action would end the process silently, is handed to ``onHangUp(_:)`` (the caller
+/// reloads the configuration: ``Reloader``).
 enum SignalWaiter {
-    static func waitForTermination(onHangUp: @escaping @Sendable () -> Void = {}) async {
+    /// From now on SIGHUP runs `action` (on a queue of its own) instead of ending the process. Called before the
+    /// start line, so that a reload asked for as soon as credgate says it listens is neither fatal nor lost.
+    static func onHangUp(_ action: @escaping @Sendable () -> Void) {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "credgate.hangup"))
+        source.setEventHandler(handler: action)
+        source.resume()
+        Retainer.keep([source])
+    }
+
+    static func waitForTermination() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let queue = DispatchQueue(label: "credgate.signals")
             let once = Once(continuation)
             if Retainer.setOnce(once) { _ = once.fire() }  // a quit request came first
             var sources: [any DispatchSourceSignal] = []
-            for sig in [SIGINT, SIGTERM, SIGHUP] {
+            for sig in [SIGINT, SIGTERM] {
                 signal(sig, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
                 source.setEventHandler {
-                    if sig == SIGHUP {
-                        onHangUp()
-                    } else if !once.fire() {
+                    if !once.fire() {
                         let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
                         FileHandle.standardError.write(Data("credgate: second \(name) during the drain, exiting at once\n".utf8))
                         _exit(128 + sig)
@@ -64,7 +72,7 @@ enum SignalWaiter {
         /// A termination asked for before the wait began.
         nonisolated(unsafe) static var requestedEarly = false
         static let lock = NSLock()
-        static func keep(_ s: [any DispatchSourceSignal]) { sources.append(contentsOf: s) }
+        static func keep(_ s: [any DispatchSourceSignal]) { lock.withLock { sources.append(contentsOf: s) } }
         /// Records the waiter; true when a termination was already asked for.
         static func setOnce(_ o: Once) -> Bool { lock.withLock { once = o; return requestedEarly } }
         /// The waiter, or nil (then the request is remembered for it).
