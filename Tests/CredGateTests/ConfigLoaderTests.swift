@@ -123,7 +123,7 @@ private let badConfigs: [BadConfig] = [
     BadConfig(name: "document not a mapping", yaml: "- a\n- b\n", path: "(file)",
               message: "expected a mapping (key: value lines), got a list"),
     BadConfig(name: "unknown top-level key", yaml: config() + "\nlistenn: {}\n", path: "listenn",
-              message: "unknown key 'listenn' (expected one of: include, listen, upstreams, credentials, routes, presign_cache, spool, endpoints, log, shutdown, admin)"),
+              message: "unknown key 'listenn' (expected one of: include, listen, upstreams, credentials, routes, presign_cache, spool, endpoints, log, shutdown, admin, reload)"),
     BadConfig(name: "shutdown grace of zero", yaml: config() + "\nshutdown: {grace: 0s}\n", path: "shutdown.grace",
               message: "must be greater than 0"),
     BadConfig(name: "shutdown delay not a duration", yaml: config() + "\nshutdown: {delay: soon}\n", path: "shutdown.delay",

@@ -94,7 +94,7 @@ public final class GatewayRuntime: Sendable {
             } else {
                 let key: Int
                 if let keys, previous != nil {
-                    guard let free = keys.next(excluding: taken.union(byName.values.map(\.key))) else {
+                    guard let free = keys.next(excluding: taken) else {
                         throw configError("upstreams.\(name)", "too many upstream changes in a short time: connections to the replaced upstreams are still open; try again in a minute, or restart")
                     }
                     key = free
