@@ -99,6 +99,21 @@ import Testing
         #expect(second.sessions["session"] !== first.sessions["session"])
     }
 
+    @Test func aConnectionSeesANewRuntimeOnlyAfterASwap() throws {
+        let keys = UpstreamKeys(upstreams: 1)
+        let first = try Self.runtime(try Self.config(), keys: keys)
+        let holder = RuntimeHolder(first)
+        let (runtime, generation) = holder.snapshot()
+        #expect(runtime === first)
+        #expect(holder.newer(than: generation) == nil)
+        let second = try Self.runtime(try Self.config(key: "key-2"), previous: first, keys: keys)
+        #expect(holder.swap(to: second) === first)
+        let seen = try #require(holder.newer(than: generation))
+        #expect(seen.runtime === second && seen.generation == generation + 1)
+        #expect(holder.newer(than: seen.generation) == nil)
+        #expect(holder.runtime === second)
+    }
+
     @Test func aChangedPresignCacheStartsEmpty() throws {
         let keys = UpstreamKeys(upstreams: 1)
         let first = try Self.runtime(try Self.config(), keys: keys)

@@ -5,8 +5,8 @@ import NIOConcurrencyHelpers
 ///
 /// Each connection reads it once per request, at the request's head, and keeps what it read for the whole
 /// exchange: new requests take the new routes at once, requests in flight finish on the ones they started with.
-/// The read is one relaxed-cost atomic load of a generation number; only when it moved (after a reload) does
-/// a connection take the lock to fetch the new runtime, so the data path stays lock-free in the common case.
+/// The read is one atomic load of a generation number; only when it moved (after a reload) does a connection
+/// take the lock to fetch the new runtime, so the data path takes no lock in the common case.
 public final class RuntimeHolder: Sendable {
     private let generation = ManagedAtomic<Int>(0)
     private let current: NIOLockedValueBox<(runtime: GatewayRuntime, generation: Int)>
