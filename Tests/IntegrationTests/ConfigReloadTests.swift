@@ -135,19 +135,26 @@ import Testing
     @Test("A download in flight when SIGHUP narrows its route finishes intact; the next request on that keep-alive connection takes the new routes")
     func aRequestInFlightFinishesOnItsRoute() async throws {
         let gateway = try await SpawnedGateway.start()
-        let size = 20 * 1024 * 1024
+        let size = 30 * 1024 * 1024
         let finished = DrainTests.Stamp()
-        // One curl, one connection: a download of about 4 s at 5 MB/s (the reload happens in the middle), then the
+        let directory = try DrainTests.scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let partial = directory.appendingPathComponent("download.bin")
+        // One curl, one connection: a download of about 6 s at 5 MB/s (the reload happens in the middle), then the
         // same path again on the same keep-alive connection (%{num_connects} 0: no new one), which the new
         // configuration no longer routes.
         async let transfers = { () async throws -> (status: Int32, output: String) in
             defer { finished.set() }
             return try await runTool(["curl", "-sS", "--limit-rate", "5M",
                                       "-w", "%{http_code} %{size_download} %{num_connects} %header{x-credgate-error}\n",
-                                      "-o", "/dev/null", "\(gateway.base)/api/v1/sandbox/download/?bytes=\(size)",
+                                      "-o", partial.path, "\(gateway.base)/api/v1/sandbox/download/?bytes=\(size)",
                                       "-o", "/dev/null", "\(gateway.base)/api/v1/sandbox/download/?bytes=10"])
         }()
-        try await Task.sleep(for: .seconds(1))
+        // The download is under way once its first bytes are on disk.
+        let started = try await Self.eventually(30) {
+            ((try? FileManager.default.attributesOfItem(atPath: partial.path)[.size] as? Int) ?? 0) > 0
+        }
+        #expect(started, "the download did not start")
         try Self.edit(gateway) { $0.replacingOccurrences(of: "    path: /api/**", with: "    path: /api/v1/users/**") }
         #expect(kill(gateway.pid, SIGHUP) == 0)
         #expect(try await Self.eventually(30) { gateway.log.contains("configuration reloaded") }, "\(gateway.log)")
