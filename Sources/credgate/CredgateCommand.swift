@@ -111,7 +111,10 @@ struct Serve: AsyncParsableCommand {
         let reloader = Reloader(gateway: gateway, source: source, secretFiles: loaded.secretFiles, logger: logger)
         gateway.runtime.admin.reload.onRequest { await reloader.reload(trigger: "POST /credgate/reload") }
         reloader.startWatchingSecretFiles()
-        SignalWaiter.onHangUp { Task { await reloader.reload(trigger: "SIGHUP") } }
+        SignalWaiter.onHangUp {
+            logger.notice("SIGHUP received: reloading the configuration")
+            Task { await reloader.reload(trigger: "SIGHUP") }
+        }
         let pidFile = pidFile ?? env["CREDGATE_PID_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         if let pidFile {
             do {
