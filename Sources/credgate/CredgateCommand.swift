@@ -41,7 +41,7 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var configOptions: ConfigOptions
 
-    @Option(help: "Address to listen on, overriding the config (env CREDGATE_HOST; default 127.0.0.1).")
+    @Option(help: "Address every listener listens on, overriding the config (env CREDGATE_HOST; empty: the config's; default 127.0.0.1).")
     var host: String?
 
     @Option(help: "Port to listen on, overriding the config (env CREDGATE_PORT; default 8080; 0 picks a free one).")
@@ -72,7 +72,8 @@ struct Serve: AsyncParsableCommand {
                 }
                 return format
             },
-            host: host ?? env["CREDGATE_HOST"], port: port ?? env["CREDGATE_PORT"].map(parsePort),
+            // An empty CREDGATE_HOST (`CREDGATE_HOST=` in a pod spec) undoes the image's 0.0.0.0: the files decide.
+            host: (host ?? env["CREDGATE_HOST"]).flatMap { $0.isEmpty ? nil : $0 }, port: port ?? env["CREDGATE_PORT"].map(parsePort),
             shownPaths: configOptions.shownPaths)
         // A reload reads the files as the start did: the same environment, the same overrides, the same sandboxes
         // (those the configuration named at start: the others are stopped below).

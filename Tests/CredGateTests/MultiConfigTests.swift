@@ -212,13 +212,13 @@ import Testing
     @Test func theKubernetesExampleServesBothPlatforms() throws {
         let manifest = try String(contentsOf: Self.root.appendingPathComponent("deploy/kubernetes/sidecar.yaml"), encoding: .utf8)
         let files = Self.configMapFiles(manifest)
-        #expect(files.keys.sorted() == ["credgate.yaml", "wriftai.yaml"])
+        #expect(files.keys.sorted() == ["admin.yaml", "credgate.yaml", "wriftai.yaml"])
         let dir = try Self.directory(files)
-        // As CREDGATE_CONFIG names them in the pod.
-        #expect(manifest.contains("value: /etc/credgate/credgate.yaml,/etc/credgate/wriftai.yaml"))
-        let config = try ConfigLoader.load(paths: [dir.appendingPathComponent("credgate.yaml").path, dir.appendingPathComponent("wriftai.yaml").path],
+        // As CREDGATE_CONFIG names them in the pod: the two platforms, and the listener Prometheus and the probes reach.
+        #expect(manifest.contains("value: /etc/credgate/credgate.yaml,/etc/credgate/wriftai.yaml,/etc/credgate/admin.yaml"))
+        let config = try ConfigLoader.load(paths: ["credgate.yaml", "wriftai.yaml", "admin.yaml"].map { dir.appendingPathComponent($0).path },
                                            environment: Self.environment)
-        #expect(config.listeners.map(\.listen.port) == [8080, 8081])
+        #expect(config.listeners.map(\.listen.port) == [8080, 8081, 9090])
         #expect(config.upstreams["wriftai"]?.mount == "/v1")
     }
 

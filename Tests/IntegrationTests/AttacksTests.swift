@@ -282,8 +282,8 @@ extension AttacksTests {
         }
     }
 
-    /// Item 7: SIGHUP is logged and ignored, never fatal.
-    @Test func sighupIsLoggedAndIgnored() async throws {
+    /// Item 7: SIGHUP is never fatal: it is logged (and reloads the configuration, ``ConfigReloadTests``).
+    @Test func sighupIsLoggedAndNeverFatal() async throws {
         let gateway = try await SpawnedGateway.start()
         do {
             kill(gateway.pid, SIGHUP)

@@ -66,17 +66,18 @@ import Testing
         let uploadDone = Stamp()
         async let download = { () async throws -> (status: Int32, output: String) in
             defer { downloadDone.set() }
-            return try await runTool(["curl", "-sS", "--limit-rate", "50M", "-o", downloaded.path, "-w", "%{http_code} %{size_download}",
+            return try await runTool(["curl", "-sS", "--limit-rate", "32M", "-o", downloaded.path, "-w", "%{http_code} %{size_download}",
                                       "\(base)/api/v1/sandbox/download/?bytes=\(Self.size)"])
         }()
         async let echoed = { () async throws -> (status: Int32, output: String) in
             defer { uploadDone.set() }
-            return try await runTool(["curl", "-sS", "--limit-rate", "50M", "-X", "POST", "-T", upload.path, "-H", "Expect:",
+            return try await runTool(["curl", "-sS", "--limit-rate", "32M", "-X", "POST", "-T", upload.path, "-H", "Expect:",
                                       "-H", "Content-Type: application/octet-stream", "-D", uploadHeaders.path,
                                       "\(base)/api/v1/drain-test/echo/"])
         }()
 
-        // Both transfers take about 4 s at the rate limit; signal once they are under way.
+        // Both transfers take about 6 s at the rate limit (the drain's 2 s delay ends well before them, even on a
+        // loaded machine); signal once they are under way.
         try await Task.sleep(for: .seconds(1))
         let signalled = ContinuousClock.now
         #expect(kill(gateway.pid, SIGTERM) == 0)

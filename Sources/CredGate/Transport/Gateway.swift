@@ -78,6 +78,10 @@ public final class Gateway: Sendable {
             if ownsGroup { try? await group.shutdownGracefully() }
             throw error
         }
+        if config.log.access && logger.logLevel > .info {
+            // The access log is written at the info level: say why it is silent rather than leave it unexplained.
+            logger.notice("access log off: the log level is \(logger.logLevel), above info (set the level to info or lower, or log.access: false to silence this)")
+        }
         let accessLog = config.log.access && logger.logLevel <= .info
             ? AccessLog(format: config.log.format, includeQuery: config.log.query, sink: accessLogSink ?? AccessLog.standardOutput)
             : nil
