@@ -51,10 +51,16 @@ trap cleanup EXIT
 free_port ORIGIN_PORT
 free_port PORT_A
 free_port PORT_B
+# The origin's login answer and presign stand-in (bench/run.sh --shipped) are not used here; their placeholders
+# get inert values.
+NOW=$(date +%s)
 render "$HERE/nginx-origin.conf.in" "$WORK/origin/nginx.conf" WORKERS=auto DIR="$WORK/origin" PORT="$ORIGIN_PORT" \
-    SINK="$WORK/sink" DATA="$WORK/data" KEY="$BENCH_KEY"
-render "$HERE/credgate.yaml.in" "$WORK/a/credgate.yaml" PORT="$PORT_A" ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS"
-render "$HERE/credgate.yaml.in" "$WORK/b/credgate.yaml" PORT="$PORT_B" ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS"
+    SINK="$WORK/sink" DATA="$WORK/data" KEY="$BENCH_KEY" JWT="unused.by.ab" \
+    AMZDAY="$(date -u -d "@$NOW" +%Y%m%d)" AMZDATE="$(date -u -d "@$NOW" +%Y%m%dT%H%M%SZ)"
+render "$HERE/credgate.yaml.in" "$WORK/a/credgate.yaml" PORT="$PORT_A" ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS" ACCESS=false
+render "$HERE/credgate.yaml.in" "$WORK/b/credgate.yaml" PORT="$PORT_B" ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS" ACCESS=false
+# No `log:` section: binaries older than it refuse the key, and --log-level warning below keeps the access log off.
+sed -i '/^log:/d' "$WORK/a/credgate.yaml" "$WORK/b/credgate.yaml"
 "$NGINX" -p "$WORK/origin" -e "$WORK/origin/error.log" -c "$WORK/origin/nginx.conf" >"$WORK/origin/stdout.log" 2>&1 &
 PIDS+=($!)
 env "${ENV_A[@]}" "$BIN_A" serve --config "$WORK/a/credgate.yaml" --log-level warning >"$WORK/a/log" 2>&1 &
