@@ -166,6 +166,12 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
     }
 
     func cancel() {
+        // An answer still awaited gets one (a promise left pending is a leak NIO traps in debug builds).
+        if let finished {
+            self.finished = nil
+            finished.succeed(doomed ?? .problem(.uploadIncomplete(UploadIncomplete(uploadID: nil, reason: "the upload was cancelled.")),
+                                                requestID: settings.requestID))
+        }
         if case .over = phase { return }
         phase = .over
         startTask?.cancel()
@@ -369,6 +375,9 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
 
     /// A part is over: stored (its spool space given back), or failed for good (the upload is doomed).
     private func settled(_ part: Part, _ result: Result<String, PresignedPut.Failure>) {
+        // Whatever the storage did with the body, its promises are over (no-ops when already completed).
+        part.writer.fail(CancellationError())
+        part.bodyDone.fail(CancellationError())
         open[part.index] = nil
         retryURLs[part.index] = nil
         results[part.index] = result
@@ -397,6 +406,7 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
     /// Every part is settled and the body is over: complete the upload, or say what is missing.
     private func conclude(_ plan: Plan) {
         guard let finished else { return }
+        self.finished = nil  // completed here (or by the complete call's task), never by a later cancel()
         if let doomed { return finished.succeed(doomed) }
         var etags: [String] = []
         for index in 0..<plan.partCount {
