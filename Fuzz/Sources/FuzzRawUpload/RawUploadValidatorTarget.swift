@@ -8,7 +8,7 @@ import NIOCore
 ///
 /// Input layout:
 /// ```
-/// byte 0     flags: bit 0 hold-until-end mode (else streaming), bit 1 declare Content-Length = body length,
+/// byte 0     flags: bit 0 unused (it chose a hold-until-end mode the validator no longer has), bit 1 declare Content-Length = body length,
 ///            bits 2-3 limit (25 MiB, 64, 512, 4096 bytes)
 /// byte 1     n = byte & 7: how many chunk sizes follow (0: the body in one chunk)
 /// n bytes    chunk sizes (see fuzzChunks)
@@ -17,7 +17,7 @@ import NIOCore
 /// ```
 /// Besides traps, it checks that an accepted upload is forwarded as the envelope's preamble, the raw bytes
 /// unchanged and the epilogue (so `Content-Length` plus `bodyLengthDelta` is right), that nothing is
-/// forwardable after a rejection or before the end in hold mode, and that chunking does not change the verdict.
+/// forwardable after a rejection or before a decision, and that chunking does not change the verdict.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzRawUploadValidator(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var input = FuzzInput(data, size)
@@ -26,7 +26,6 @@ public func fuzzRawUploadValidator(_ data: UnsafePointer<UInt8>?, _ size: Int) -
     let segment = String(fuzzBytes: input.line())
     let body = input.rest()
     guard let filename = RawUploadValidator.filename(fromPathSegment: segment) else { return 0 }
-    let mode: UploadValidator.Mode = flags & 1 == 0 ? .streaming : .holdUntilEnd
     let contentLength = flags & 2 == 0 ? nil : body.count
     let limit = [UploadValidator.defaultLimit, 64, 512, 4096][Int(flags >> 2) & 3]
 
@@ -34,7 +33,7 @@ public func fuzzRawUploadValidator(_ data: UnsafePointer<UInt8>?, _ size: Int) -
         var validator: RawUploadValidator
         do {
             validator = try RawUploadValidator(filename: filename, contentLength: contentLength, limit: limit,
-                                               mode: mode, boundary: "credgate-fuzz-boundary", uuid: { fixedUUID })
+                                               boundary: "credgate-fuzz-boundary", uuid: { fixedUUID })
         } catch {
             _ = error.gatewayError
             return nil
@@ -43,7 +42,6 @@ public func fuzzRawUploadValidator(_ data: UnsafePointer<UInt8>?, _ size: Int) -
         func collect(_ decision: UploadDecision, finished: Bool) {
             let taken = validator.takeForwardable()
             if decision.plan == nil { fuzzExpect(taken.isEmpty, "bytes forwardable while \(decision)") }
-            if mode == .holdUntilEnd && !finished { fuzzExpect(taken.isEmpty, "hold-until-end released bytes early") }
             for buffer in taken { forwarded += buffer.readableBytesView }
         }
         for chunk in fuzzChunks(body, sizes: sizes) {

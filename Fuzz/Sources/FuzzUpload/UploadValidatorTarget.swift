@@ -9,17 +9,16 @@ import NIOCore
 ///
 /// Input layout:
 /// ```
-/// byte 0     flags: bit 0 hold-until-end mode (else streaming), bit 1 captureFields,
+/// byte 0     flags: bit 0 unused (it chose a hold-until-end mode the validator no longer has), bit 1 captureFields,
 ///            bit 2 declare Content-Length = body length, bits 3-4 limit (25 MiB, 64, 512, 4096 bytes)
 /// byte 1     n = byte & 7: how many chunk sizes follow (0: the body in one chunk)
 /// n bytes    chunk sizes (see fuzzChunks)
 /// line       the request's Content-Type, e.g. multipart/form-data; boundary=B
 /// rest       the body
 /// ```
-/// Besides traps, it checks what the validator promises: nothing forwardable after a rejection or before the
-/// end in hold mode; a final answer from `finish()`; an accepted body forwarded whole with only its head
-/// changed, by exactly `bodyLengthDelta` bytes; the same final answer whatever the chunking; and the same
-/// verdict in both modes.
+/// Besides traps, it checks what the validator promises: nothing forwardable after a rejection or before a
+/// decision; a final answer from `finish()`; an accepted body forwarded whole with only its head changed, by
+/// exactly `bodyLengthDelta` bytes; and the same final answer, forwarded bytes and fields whatever the chunking.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzUploadValidator(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var input = FuzzInput(data, size)
@@ -27,23 +26,18 @@ public func fuzzUploadValidator(_ data: UnsafePointer<UInt8>?, _ size: Int) -> C
     let sizes = input.bytes(Int(input.byte() & 7))
     let contentType = String(fuzzBytes: input.line())
     let body = input.rest()
-    let mode: UploadValidator.Mode = flags & 1 == 0 ? .streaming : .holdUntilEnd
     let options = UploadRun.Options(
         contentType: contentType,
         contentLength: flags & 4 == 0 ? nil : body.count,
         limit: [UploadValidator.defaultLimit, 64, 512, 4096][Int(flags >> 3) & 3],
         captureFields: flags & 2 != 0)
 
-    guard let fuzzed = UploadRun(options, mode: mode, body: body, sizes: sizes) else { return 0 }
-    let whole = UploadRun(options, mode: mode, body: body, sizes: [])!
+    guard let fuzzed = UploadRun(options, body: body, sizes: sizes) else { return 0 }
+    let whole = UploadRun(options, body: body, sizes: [])!
     fuzzExpect(fuzzed.final == whole.final,
                "chunking changed the final decision: \(fuzzed.final) in chunks \(sizes), \(whole.final) whole")
     fuzzExpect(fuzzed.forwarded == whole.forwarded, "chunking changed the forwarded bytes")
     fuzzExpect(fuzzed.fields == whole.fields, "chunking changed the captured fields")
-
-    let other = UploadRun(options, mode: mode == .streaming ? .holdUntilEnd : .streaming, body: body, sizes: [])!
-    fuzzExpect((fuzzed.final.plan == nil) == (other.final.plan == nil),
-               "the modes disagree: \(mode) says \(fuzzed.final), the other \(other.final)")
     return 0
 }
 
@@ -61,12 +55,12 @@ struct UploadRun {
     let fields: [String]
 
     /// Nil when the validator refuses the request head (no body is read then).
-    init?(_ options: Options, mode: UploadValidator.Mode, body: [UInt8], sizes: [UInt8]) {
+    init?(_ options: Options, body: [UInt8], sizes: [UInt8]) {
         var validator: UploadValidator
         do {
             validator = try UploadValidator(
                 contentType: options.contentType, contentLength: options.contentLength, limit: options.limit,
-                mode: mode, captureFields: options.captureFields, uuid: { fixedUUID })
+                captureFields: options.captureFields, uuid: { fixedUUID })
         } catch {
             _ = error.description
             return nil
@@ -81,14 +75,12 @@ struct UploadRun {
             case .needMore:
                 fuzzExpect(taken.isEmpty, "bytes forwardable before a decision")
             case .accept:
-                fuzzExpect(mode == .streaming || finished || taken.isEmpty,
-                           "hold-until-end released bytes before finish()")
+                break
             }
             for buffer in taken { forwarded += buffer.readableBytesView }
         }
         for chunk in fuzzChunks(body, sizes: sizes) {
             let decision = validator.feed(ByteBuffer(bytes: chunk))
-            fuzzExpect(mode == .streaming || decision.plan == nil, "hold-until-end accepted before finish()")
             collect(after: decision, finished: false)
         }
         let final = validator.finish()
@@ -110,8 +102,6 @@ struct UploadRun {
             } else {
                 fuzzExpect(forwarded == body, "changed the body without a file part layout")
             }
-        } else {
-            fuzzExpect(forwarded.isEmpty || mode == .streaming, "hold-until-end forwarded bytes of a rejected upload")
         }
         self.final = final
         self.forwarded = final.plan == nil ? [] : forwarded
