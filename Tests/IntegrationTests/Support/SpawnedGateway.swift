@@ -97,6 +97,7 @@ final class SpawnedGateway: @unchecked Sendable {
         while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         if process.isRunning { kill(pid, SIGKILL) }
         output.fileHandleForReading.readabilityHandler = nil
+        TestLogs.keep(collected.text, from: "spawned-credgate")
         try? FileManager.default.removeItem(at: configDirectory)
         return process.isRunning ? -1 : process.terminationStatus
     }
