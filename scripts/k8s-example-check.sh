@@ -17,19 +17,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
 BIN=${1:-}
-if [[ -z $BIN ]]; then
-    BIN=$("$ROOT/scripts/shipped-build.sh" --bin-path 2>/dev/null || "$ROOT/scripts/shipped-build.sh" | tail -1) || exit 1
-fi
+[[ -n $BIN ]] || BIN=$(shipped_binary "$ROOT") || exit 1
 [[ -x $BIN ]] || { echo "no binary at $BIN"; exit 1; }
 SPEC=${K8S_SPEC:-$ROOT/deploy/kubernetes/sidecar.yaml}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+start_work
 check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 echo "k8s-example-check: $SPEC with $BIN"
 

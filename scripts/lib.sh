@@ -40,3 +40,25 @@ shipped_build_args() { # root
 
 # Whether BINARY links the Swift runtime statically (no libswiftCore.so among what it loads), as the image's does.
 static_swift() { ! ldd "$1" 2>/dev/null | grep -q 'libswiftCore\.so'; }
+
+# The binary the image ships (the Dockerfile's build, scripts/shipped-build.sh), built first if missing: its path.
+shipped_binary() { # root
+    "$1/scripts/shipped-build.sh" --bin-path 2>/dev/null || "$1/scripts/shipped-build.sh" | tail -1
+}
+
+# How a binary is linked, for a script's first line: the memory figures mean the image's only for its build.
+linkage() { # binary
+    if static_swift "$1"; then echo "static Swift stdlib, as the image's"; else echo "WARNING: dynamic Swift runtime, not the image's build"; fi
+}
+
+# A scratch directory WORK and a list PIDS: when the script exits, every process in PIDS is stopped and WORK removed.
+start_work() {
+    WORK=$(mktemp -d)
+    PIDS=()
+    trap stop_work EXIT
+}
+stop_work() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}

@@ -12,27 +12,18 @@
 # mark). Prints the figures and `wriftai-upload-memory: N passed, M failed`. SIZE_MIB and PART_MIB change the sizes.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=${1:-}
-if [[ -z $BIN ]]; then
-    BIN=$("$ROOT/scripts/shipped-build.sh" --bin-path 2>/dev/null || "$ROOT/scripts/shipped-build.sh" | tail -1) || exit 1
-fi
 LIMIT_KIB=$((64 * 1024))
 SIZE_MIB=${SIZE_MIB:-1024}
 PART_MIB=${PART_MIB:-8}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
+BIN=${1:-}
+[[ -n $BIN ]] || BIN=$(shipped_binary "$ROOT") || exit 1
+start_work
 kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$2/status"; }
 
 [[ -x $BIN ]] || { echo "no binary at $BIN (build it: scripts/shipped-build.sh)"; exit 1; }
-if static_swift "$BIN"; then LINKAGE="static Swift stdlib, as the image's"; else LINKAGE="WARNING: dynamic Swift runtime, not the image's build"; fi
+LINKAGE=$(linkage "$BIN")
 echo "wriftai-upload-memory: $BIN ($(du -h "$BIN" | cut -f1), $LINKAGE), ${SIZE_MIB} MiB uploads in ${PART_MIB} MiB parts, bound $((LIMIT_KIB / 1024)) MiB"
 
 TOKEN="wrift-mem-$RANDOM$RANDOM"

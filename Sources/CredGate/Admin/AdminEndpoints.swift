@@ -73,7 +73,8 @@ public struct AdminEndpoints: Sendable {
             return .json(.ok, "{\"removed\":\(removed)}", headers: ["cache-control": "no-store"])
         case (.POST, "/credgate/quitquitquit"):
             // Off: the same answer as any unknown admin path, so a probe learns nothing.
-            guard quit.request() else { return .problem(.adminNotFound(path: String(path)), requestID: requestID) }
+            guard let drain = quit.action() else { return .problem(.adminNotFound(path: String(path)), requestID: requestID) }
+            drain()
             return .json(.ok, "{\"status\":\"draining\"}", headers: ["cache-control": "no-store"])
         default:
             return .problem(.adminNotFound(path: String(path)), requestID: requestID)

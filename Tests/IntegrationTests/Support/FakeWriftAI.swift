@@ -28,6 +28,8 @@ final class FakeWriftAI: Sendable {
     private struct State {
         var api: [Recorded] = []
         var storage: [Recorded] = []
+        /// Paths of requests whose connection closed before their end.
+        var cutOff: [String] = []
         var uploads: [String: Upload] = [:]
         /// Bytes of completed uploads, by id.
         var files: [String: [UInt8]] = [:]
@@ -43,6 +45,7 @@ final class FakeWriftAI: Sendable {
 
     var apiRequests: [Recorded] { state.withLockedValue { $0.api } }
     var storageRequests: [Recorded] { state.withLockedValue { $0.storage } }
+    var cutOffRequests: [String] { state.withLockedValue { $0.cutOff } }
     func file(_ id: String) -> [UInt8]? { state.withLockedValue { $0.files[id] } }
     var apiPort: Int { channels.withLockedValue { $0[0].localAddress!.port! } }
     var storagePort: Int { channels.withLockedValue { $0[1].localAddress!.port! } }
@@ -61,9 +64,9 @@ final class FakeWriftAI: Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
-                        try channel.pipeline.syncOperations.addHandler(WholeRequestHandler { request in
+                        try channel.pipeline.syncOperations.addHandler(WholeRequestHandler({ request in
                             role ? fake.api(request) : fake.storage(request)
-                        })
+                        }, cutOff: { path in fake.state.withLockedValue { $0.cutOff.append(path) } }))
                     }
                 }
                 .bind(host: "127.0.0.1", port: 0).get()
@@ -190,7 +193,18 @@ final class FakeWriftAI: Sendable {
         var head: HTTPRequestHead?
         var body: [UInt8] = []
 
-        init(_ respond: @escaping @Sendable (Recorded) -> Answer) { self.respond = respond }
+        /// Told the path of a request whose connection closed before its end arrived (a cut-off part).
+        let cutOff: @Sendable (String) -> Void
+
+        init(_ respond: @escaping @Sendable (Recorded) -> Answer, cutOff: @escaping @Sendable (String) -> Void = { _ in }) {
+            self.respond = respond
+            self.cutOff = cutOff
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            if let head { cutOff(String(head.uri.split(separator: "?", maxSplits: 1).first ?? "")) }
+            context.fireChannelInactive()
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {

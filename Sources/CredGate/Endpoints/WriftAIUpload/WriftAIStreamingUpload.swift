@@ -65,6 +65,9 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
         let index: Int
         let offset: Int
         let length: Int
+        /// Its presigned URL; whether the storage's answer must carry an `ETag` (the three-step flow).
+        let url: String
+        let requireETag: Bool
         /// The live request's body writer, once AsyncHTTPClient asks for the body.
         let writer: EventLoopPromise<HTTPClient.Body.StreamWriter>
         /// Completed when the part's last byte was written (AsyncHTTPClient then ends the request).
@@ -75,10 +78,12 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
         var liveFailure: PresignedPut.Failure?
         var retry: Task<Void, Never>?
 
-        init(index: Int, offset: Int, length: Int, loop: any EventLoop) {
+        init(index: Int, offset: Int, length: Int, url: String, requireETag: Bool, loop: any EventLoop) {
             self.index = index
             self.offset = offset
             self.length = length
+            self.url = url
+            self.requireETag = requireETag
             self.writer = loop.makePromise()
             self.bodyDone = loop.makePromise()
         }
@@ -298,23 +303,24 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
             return waiter.futureResult.flatMap { self.openPart(index, plan) }
         }
         let offset = index * plan.partSize
-        let part = Part(index: index, offset: offset, length: min(plan.partSize, settings.size - offset), loop: loop)
+        let part = Part(index: index, offset: offset, length: min(plan.partSize, settings.size - offset), url: plan.urls[index],
+                        requireETag: plan.id != nil, loop: loop)
         open[index] = part
-        startLive(part, url: plan.urls[index], requireETag: plan.id != nil)
+        startLive(part)
         return loop.makeSucceededFuture(part)
     }
 
-    private func startLive(_ part: Part, url: String, requireETag: Bool) {
+    private func startLive(_ part: Part) {
         let request: HTTPClient.Request
         do {
             request = try HTTPClient.Request(
-                url: url, method: .PUT, headers: ["content-type": settings.mimeType],
+                url: part.url, method: .PUT, headers: ["content-type": settings.mimeType],
                 body: .stream(contentLength: Int64(part.length)) { [writer = part.writer, done = part.bodyDone] streamWriter in
                     writer.succeed(streamWriter)
                     return done.futureResult
                 })
         } catch {
-            liveFailed(part, .unreachable, url: url, requireETag: requireETag)
+            liveFailed(part, .unreachable)
             return
         }
         let task = client.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: 1 << 20))
@@ -324,45 +330,42 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
             switch result {
             case .success(let response) where (200..<300).contains(response.status.code):
                 let etag = response.headers.first(name: "etag")
-                if requireETag, etag?.isEmpty ?? true {
-                    liveFailed(part, .noETag, url: url, requireETag: requireETag)
+                if part.requireETag, etag?.isEmpty ?? true {
+                    liveFailed(part, .noETag)
                 } else {
                     settled(part, .success(etag ?? ""))
                 }
             case .success(let response):
-                liveFailed(part, .status(Int(response.status.code)), url: url, requireETag: requireETag)
+                liveFailed(part, .status(Int(response.status.code)))
             case .failure:
-                liveFailed(part, .unreachable, url: url, requireETag: requireETag)
+                liveFailed(part, .unreachable)
             }
         }
     }
 
-    private var retryURLs: [Int: (url: String, requireETag: Bool)] = [:]
-
-    private func liveFailed(_ part: Part, _ failure: PresignedPut.Failure, url: String, requireETag: Bool) {
+    private func liveFailed(_ part: Part, _ failure: PresignedPut.Failure) {
         part.liveFailure = failure
         // Nothing more goes to the failed request: a writer still awaited fails, the body ends.
         part.writer.fail(CancellationError())
         part.bodyDone.fail(CancellationError())
-        retryURLs[part.index] = (url, requireETag)
         retryIfSpooled(part)
     }
 
     /// After a write: parts whose live attempt failed and whose bytes are now all in the spool are sent again.
     private func retryPartsNowSpooled() {
-        for part in open.values where part.liveFailure != nil && part.retry == nil { retryIfSpooled(part) }
+        for part in open.values { retryIfSpooled(part) }
     }
 
     private func retryIfSpooled(_ part: Part) {
         guard part.retry == nil, let failure = part.liveFailure, received >= part.offset + part.length else { return }
-        guard settings.partRetries > 0, let file, let (url, requireETag) = retryURLs[part.index] else {
+        guard settings.partRetries > 0, let file else {
             settled(part, .failure(failure))
             return
         }
         var put = PresignedPut(client: client, retries: settings.partRetries - 1)
-        put.requireETag = requireETag
+        put.requireETag = part.requireETag
         let range = SpoolRange(file: file, offset: part.offset, length: part.length)
-        let (length, mimeType, loop) = (part.length, settings.mimeType, loop)
+        let (url, length, mimeType, loop) = (part.url, part.length, settings.mimeType, loop)
         let promise = loop.makePromise(of: Result<String, PresignedPut.Failure>.self)
         part.retry = Task {
             promise.succeed(await put.send(url: url, contentType: mimeType) { .stream(range, length: .known(length)) })
@@ -379,7 +382,6 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
         part.writer.fail(CancellationError())
         part.bodyDone.fail(CancellationError())
         open[part.index] = nil
-        retryURLs[part.index] = nil
         results[part.index] = result
         switch result {
         case .success:
