@@ -12,7 +12,7 @@ VENV=${VENV:-.build/compat-venv}
 SOAK_SECONDS=${SOAK_SECONDS:-16}
 TOKEN_LIFETIME=${TOKEN_LIFETIME:-4}
 
-if [[ ! -x $VENV/bin/python ]]; then
+if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("assured-py")' 2>/dev/null; then
     PY=python3
     if command -v pyenv >/dev/null && pyenv versions --bare 2>/dev/null | grep -qx '3.12.1'; then
         PY="env PYENV_VERSION=3.12.1 python3"
@@ -41,6 +41,11 @@ echo "credgate at $GATEWAY, sandbox at $SANDBOX"
 env -u ASSURED_API_KEY_FILE ASSURED_BASE_URL="$GATEWAY" ASSURED_API_KEY=placeholder-not-a-key \
     ASSURED_USER=app@example.com ASSURED_PASS=placeholder-not-a-password \
     SANDBOX_URL="$SANDBOX" SOAK_SECONDS="$SOAK_SECONDS" TOKEN_LIFETIME="$TOKEN_LIFETIME" \
-    "$VENV/bin/python" Tests/compat/assured_sdk_check.py
+    "$VENV/bin/python" Tests/compat/assured_sdk_check.py || {
+    status=$?
+    echo "the SDK check failed (exit $status); credgate's log (level warning) ends with:"
+    tail -n 30 "$LOG"
+    exit "$status"
+}
 STATUS=$(curl -fsS "$GATEWAY/credgate/status")
 if grep -q 'placeholder-not-a' <<<"$STATUS"; then echo "status shows a placeholder secret"; exit 1; fi
