@@ -9,14 +9,14 @@ import PackageDescription
 /// `main.swift` that hands it to libFuzzer's driver. Build and run them all with `scripts/fuzz.sh` (see
 /// Fuzz/README.md).
 let targets = [
-    "FuzzUpload",  // UploadValidator: multipart bodies in fuzzed chunks, both modes
-    "FuzzRawUpload",  // RawUploadValidator and filename(fromPathSegment:)
-    "FuzzRequestHead",  // ProxyHandler.check / climbsOut / path(of:), RequestID.from
-    "FuzzS3URI",  // S3URI(parsing:)
-    "FuzzPresignedURL",  // PresignedURLExpiry(url:)
-    "FuzzSSN",  // SSNCipher and SSNEncryptionFilter.decodeBody on client JSON
-    "FuzzTokenLifetime",  // TokenLifetime.lifetime(of:) through jwt-kit's parser
-    "FuzzConfig",  // ConfigLoader.parse(yaml:environment:readFile:)
+    "FuzzUpload", // UploadValidator: multipart bodies in fuzzed chunks, both modes
+    "FuzzRawUpload", // RawUploadValidator and filename(fromPathSegment:)
+    "FuzzRequestHead", // ProxyHandler.check / climbsOut / path(of:), RequestID.from
+    "FuzzS3URI", // S3URI(parsing:)
+    "FuzzPresignedURL", // PresignedURLExpiry(url:)
+    "FuzzSSN", // SSNCipher and SSNEncryptionFilter.decodeBody on client JSON
+    "FuzzTokenLifetime", // TokenLifetime.lifetime(of:) through jwt-kit's parser
+    "FuzzConfig", // ConfigLoader.parse(yaml:environment:readFile:)
 ]
 
 let package = Package(

@@ -1,9 +1,10 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Hummingbird
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// A JSON value whose objects keep their key order, so answers read like the platform's
 /// (Django REST Framework writes fields in declaration order, compact, non-ASCII unescaped).
@@ -90,7 +91,9 @@ enum JSONResponses {
     static let contentType = "application/json"
 
     static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
-        Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: value.bytes)))
+        Response(
+            status: status, headers: [.contentType: contentType],
+            body: .init(byteBuffer: ByteBuffer(bytes: value.bytes)))
     }
 
     /// A `Codable` value through Foundation's encoder (keys sorted, slashes unescaped); for the control endpoints.
@@ -98,7 +101,8 @@ enum JSONResponses {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(value)
-        return Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(
+            status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     /// `{"detail": "..."}`.

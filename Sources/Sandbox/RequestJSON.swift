@@ -1,10 +1,11 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Crypto
 import Hummingbird
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// A JSON value as a client sent it, for reading request bodies field by field the way a DRF serializer does
 /// (telling a missing field from a null, a blank or a wrong type).
@@ -57,7 +58,9 @@ struct ReadBody {
 
     /// Reads the whole body, filling `recorded`'s size and digest as the echo does, so the recorder shows
     /// what arrived on every route. On a failed read the size so far is recorded and the error rethrown.
-    static func read(_ request: Request, limit: Int = jsonLimit, recorded: inout RecordedRequest) async throws -> ReadBody {
+    static func read(_ request: Request, limit: Int = jsonLimit, recorded: inout RecordedRequest) async throws
+        -> ReadBody
+    {
         var hasher = SHA256()
         var kept: [UInt8] = []
         var total = 0
@@ -88,12 +91,22 @@ struct ReadBody {
             return .success([:])
         }
         guard let value = try? JSONDecoder().decode(RequestJSON.self, from: Data(bytes)) else {
-            return .failure(ResponseError(JSONResponses.detail(.badRequest, "JSON parse error - the body is not valid JSON")))
+            return .failure(
+                ResponseError(JSONResponses.detail(.badRequest, "JSON parse error - the body is not valid JSON")))
         }
         guard case .object(let object) = value else {
-            return .failure(ResponseError(JSONResponses.json(.badRequest, .object([
-                ("non_field_errors", .array([.string("Invalid data. Expected a dictionary, but got \(value.pythonTypeName).")])),
-            ]))))
+            return .failure(
+                ResponseError(
+                    JSONResponses.json(
+                        .badRequest,
+                        .object([
+                            (
+                                "non_field_errors",
+                                .array([
+                                    .string("Invalid data. Expected a dictionary, but got \(value.pythonTypeName).")
+                                ])
+                            )
+                        ]))))
         }
         return .success(object)
     }

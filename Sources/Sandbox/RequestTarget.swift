@@ -20,7 +20,8 @@ struct RequestTarget: Sendable {
         guard let query, !query.isEmpty else { return [] }
         return query.split(separator: "&", omittingEmptySubsequences: true).map { part in
             if let eq = part.firstIndex(of: "=") {
-                return QueryParameter(name: Self.formDecode(part[..<eq]), value: Self.formDecode(part[part.index(after: eq)...]))
+                return QueryParameter(
+                    name: Self.formDecode(part[..<eq]), value: Self.formDecode(part[part.index(after: eq)...]))
             }
             return QueryParameter(name: Self.formDecode(part), value: "")
         }

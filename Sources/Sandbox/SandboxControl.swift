@@ -25,7 +25,8 @@ final class SandboxState: Sendable {
         presigner = Presigner(accessKeyID: options.presignAccessKeyID)
         // Whole seconds, as the URL carries them; an out-of-range option is brought into S3's range.
         let lifetime = Int(options.presignLifetime.components.seconds)
-        presign = PresignSettings(.init(lifetime: min(max(lifetime, 1), Presigner.maximumLifetime), form: options.presignForm))
+        presign = PresignSettings(
+            .init(lifetime: min(max(lifetime, 1), Presigner.maximumLifetime), form: options.presignForm))
     }
 }
 
@@ -70,7 +71,9 @@ extension SandboxState {
 
     /// Changes what is given (nil keeps it): lifetime in whole seconds (1 to 604800, S3's limit), the form, and a
     /// delay before each presign answer (0 to 60 s).
-    func setPresign(lifetime: Int?, form: PresignForm?, delay: Duration?) async throws(SandboxControlError) -> PresignSettings.Values {
+    func setPresign(lifetime: Int?, form: PresignForm?, delay: Duration?) async throws(SandboxControlError)
+        -> PresignSettings.Values
+    {
         if let lifetime, !(1...Presigner.maximumLifetime).contains(lifetime) {
             throw .invalid("lifetime_seconds must be between 1 and \(Presigner.maximumLifetime)")
         }
@@ -126,8 +129,10 @@ extension SandboxResponder {
             guard let raw = value("seconds") else {
                 return JSONResponses.fieldError(.badRequest, field: "seconds", "This field is required.")
             }
-            guard let seconds = Double(raw.trimmingASCIIWhitespace()), seconds.isFinite, seconds > 0, seconds < 1e9 else {
-                return JSONResponses.fieldError(.badRequest, field: "seconds", "A positive number of seconds is required.")
+            guard let seconds = Double(raw.trimmingASCIIWhitespace()), seconds.isFinite, seconds > 0, seconds < 1e9
+            else {
+                return JSONResponses.fieldError(
+                    .badRequest, field: "seconds", "A positive number of seconds is required.")
             }
             do throws(SandboxControlError) {
                 try await state.setAccessLifetime(.milliseconds(Int64((seconds * 1000).rounded())))
@@ -201,11 +206,13 @@ extension SandboxResponder {
 
     static func presignSettingsAnswer(_ values: PresignSettings.Values) -> Response {
         let delay = values.delay.components
-        return JSONResponses.json(.ok, .object([
-            ("lifetime_seconds", .int(values.lifetime)),
-            ("form", .string(values.form.rawValue)),
-            ("delay_ms", .int(Int(delay.seconds) * 1000 + Int(delay.attoseconds / 1_000_000_000_000_000))),
-        ]))
+        return JSONResponses.json(
+            .ok,
+            .object([
+                ("lifetime_seconds", .int(values.lifetime)),
+                ("form", .string(values.form.rawValue)),
+                ("delay_ms", .int(Int(delay.seconds) * 1000 + Int(delay.attoseconds / 1_000_000_000_000_000))),
+            ]))
     }
 
     /// `POST /sandbox/fail-presigns`, `/sandbox/fail-provider-documents` `{"count"?: 1, "status"?: 500}`: the next
@@ -234,7 +241,9 @@ extension SandboxResponder {
 
     /// A control's parameters: the JSON body's members, and query parameters for names the body does not have
     /// (so `?count=2` works as on the older controls).
-    static func controlFields(_ request: Request, target: RequestTarget) async throws -> Result<[String: RequestJSON], ResponseError> {
+    static func controlFields(_ request: Request, target: RequestTarget) async throws -> Result<
+        [String: RequestJSON], ResponseError
+    > {
         var scratch = RecordedRequest(method: request.method.rawValue, uri: "", headers: [])
         var fields: [String: RequestJSON]
         switch try await ReadBody.read(request, recorded: &scratch).jsonObject() {

@@ -28,7 +28,10 @@ extension SandboxServer {
         let server = try await SandboxServer.start(SandboxOptions(apiKey: key, user: user, password: password))
         return SandboxPlatform(
             upstream: "assured", baseURL: server.baseURL,
-            environment: ["ASSURED_BASE_URL": server.baseURL, "ASSURED_API_KEY": key, "ASSURED_USER": user, "ASSURED_PASS": password],
+            environment: [
+                "ASSURED_BASE_URL": server.baseURL, "ASSURED_API_KEY": key, "ASSURED_USER": user,
+                "ASSURED_PASS": password,
+            ],
             unset: ["ASSURED_API_KEY_FILE", "ASSURED_USER_FILE", "ASSURED_PASS_FILE"],
             example: "/api/v1/users/providers-list/",
             shutdown: { try await server.shutdown() })
@@ -53,9 +56,13 @@ extension SandboxServer {
         let server = try await S3SandboxServer.start()
         return SandboxPlatform(
             upstream: "s3", baseURL: server.baseURL,
-            environment: ["S3_ENDPOINT_URL": server.baseURL, "S3_BUCKET": server.bucket, "AWS_ACCESS_KEY_ID": server.accessKeyID,
-                          "AWS_SECRET_ACCESS_KEY": server.secretAccessKey, "AWS_REGION": server.region, "AWS_SESSION_TOKEN": ""],
-            unset: ["AWS_ACCESS_KEY_ID_FILE", "AWS_SECRET_ACCESS_KEY_FILE", "AWS_SESSION_TOKEN_FILE", "AWS_REGION_FILE"],
+            environment: [
+                "S3_ENDPOINT_URL": server.baseURL, "S3_BUCKET": server.bucket, "AWS_ACCESS_KEY_ID": server.accessKeyID,
+                "AWS_SECRET_ACCESS_KEY": server.secretAccessKey, "AWS_REGION": server.region, "AWS_SESSION_TOKEN": "",
+            ],
+            unset: [
+                "AWS_ACCESS_KEY_ID_FILE", "AWS_SECRET_ACCESS_KEY_FILE", "AWS_SESSION_TOKEN_FILE", "AWS_REGION_FILE",
+            ],
             example: "/credgate/v1/s3/download/example.txt",
             shutdown: { try await server.shutdown() })
     }

@@ -50,9 +50,11 @@ struct SandboxResponder: HTTPResponder {
         await state.counters.count(route: "\(request.method.rawValue) \(assured.template ?? target.path)")
         // Every request is recorded once, after its handler has read (or declined to read) the body, and also
         // when reading the body failed.
-        var recorded = RecordedRequest(method: request.method.rawValue, uri: rawTarget, headers: Self.headerPairs(request))
+        var recorded = RecordedRequest(
+            method: request.method.rawValue, uri: rawTarget, headers: Self.headerPairs(request))
         do {
-            let response = try await dispatch(request, target: target, route: assured, context: context, recorded: &recorded)
+            let response = try await dispatch(
+                request, target: target, route: assured, context: context, recorded: &recorded)
             await recorder.record(recorded)
             return response
         } catch {
@@ -123,7 +125,8 @@ struct SandboxResponder: HTTPResponder {
         case (_, .providerDocuments):
             let check = await authenticate(request)
             guard case .user = check else { return rejection(check) }
-            return try await providerDocuments(request, method: method, target: target, context: context, recorded: &recorded)
+            return try await providerDocuments(
+                request, method: method, target: target, context: context, recorded: &recorded)
 
         case (_, .providerDocument(let id)):
             let check = await authenticate(request)
@@ -159,12 +162,14 @@ struct SandboxResponder: HTTPResponder {
         let query = target.parameters
         let page = LimitOffsetPage(query: query, count: items.count)
         let base = origin(request, context: context) + target.path
-        return JSONResponses.json(.ok, .object([
-            ("count", .int(page.count)),
-            ("next", .optional(page.nextLink(base: base, query: query))),
-            ("previous", .optional(page.previousLink(base: base, query: query))),
-            ("results", .array(Array(page.slice(items)))),
-        ]))
+        return JSONResponses.json(
+            .ok,
+            .object([
+                ("count", .int(page.count)),
+                ("next", .optional(page.nextLink(base: base, query: query))),
+                ("previous", .optional(page.previousLink(base: base, query: query))),
+                ("results", .array(Array(page.slice(items)))),
+            ]))
     }
 
     /// `GET /api/v1/sandbox/download/?bytes=N`: N deterministic bytes in 64 KiB chunks. Each write waits for the
@@ -182,7 +187,8 @@ struct SandboxResponder: HTTPResponder {
             var remaining = total
             while remaining > 0 {
                 let n = min(remaining, chunk.readableBytes)
-                try await writer.write(n == chunk.readableBytes ? chunk : chunk.getSlice(at: chunk.readerIndex, length: n)!)
+                try await writer.write(
+                    n == chunk.readableBytes ? chunk : chunk.getSlice(at: chunk.readerIndex, length: n)!)
                 remaining -= n
             }
             try await writer.finish(nil)
@@ -207,13 +213,15 @@ struct SandboxResponder: HTTPResponder {
         let digest = hasher.finalize().hexString
         recorded.bodyBytes = total
         recorded.bodySHA256 = digest
-        return JSONResponses.json(.ok, .object([
-            ("method", .string(request.method.rawValue)),
-            ("path", .string(target.path)),
-            ("query", .optional(target.query)),  // null when the target had no `?`
-            ("body_bytes", .int(total)),
-            ("body_sha256", .string(digest)),
-        ]))
+        return JSONResponses.json(
+            .ok,
+            .object([
+                ("method", .string(request.method.rawValue)),
+                ("path", .string(target.path)),
+                ("query", .optional(target.query)), // null when the target had no `?`
+                ("body_bytes", .int(total)),
+                ("body_sha256", .string(digest)),
+            ]))
     }
 
     // MARK: Helpers
@@ -249,16 +257,17 @@ struct SandboxResponder: HTTPResponder {
 
     /// Host header characters Django's `get_host` would let through (name, IPv4, bracketed IPv6, port).
     static func isPlausibleHost(_ host: String) -> Bool {
-        !host.isEmpty && host.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: ":"),
-                UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "_"):
-                true
-            default:
-                false
+        !host.isEmpty
+            && host.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: ":"),
+                    UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "_"):
+                    true
+                default:
+                    false
+                }
             }
-        }
     }
 
     /// Header fields in arrival order; `Host` (moved to `:authority` by the HTTP/1 decoder) first.

@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// Test controls, the same as the HTTP ones under `/sandbox/`, for tests holding the server in-process.
@@ -66,8 +66,9 @@ extension SandboxServer {
     public func presignedURL(for s3URL: String) async -> String? {
         guard let (bucket, key) = SandboxResponder.s3Location(s3URL) else { return nil }
         let settings = await state.presign.values
-        return state.presigner.url(origin: baseURL, bucket: bucket, key: key, form: settings.form,
-                                   lifetime: settings.lifetime, now: Int(Date().timeIntervalSince1970))
+        return state.presigner.url(
+            origin: baseURL, bucket: bucket, key: key, form: settings.form,
+            lifetime: settings.lifetime, now: Int(Date().timeIntervalSince1970))
     }
 
     /// Changes how presigned URLs are made from now on; nil keeps a setting. `lifetime` is taken in whole seconds

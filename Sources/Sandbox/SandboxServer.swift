@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Hummingbird
 import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// An emulator of the Assured Platform API on a loopback port, for tests and for `credgate serve --sandbox`.
 ///
@@ -121,7 +122,8 @@ public final class SandboxServer: Sendable {
 
     /// Runs in the foreground until SIGINT or SIGTERM, after printing one line saying where it listens.
     public static func run(_ options: SandboxOptions) async throws {
-        let app = makeApplication(options, recorder: RequestRecorder(), state: SandboxState(options: options)) { listener in
+        let app = makeApplication(options, recorder: RequestRecorder(), state: SandboxState(options: options)) {
+            listener in
             let port = listener.port ?? options.port
             writeLine(
                 "credgate sandbox (Assured Platform emulator) listening on \(baseURL(host: options.host, port: port))"

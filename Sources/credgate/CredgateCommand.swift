@@ -10,17 +10,21 @@ struct CredgateCommand: AsyncParsableCommand {
         commandName: "credgate",
         abstract: "A local gateway that holds an API platform's credentials so that apps don't have to.",
         version: CredGateVersion.string,
-        subcommands: [Serve.self, CheckConfig.self, StatusCommand.self, WaitCommand.self, ReloadCommand.self, DoctorCommand.self,
-                      SandboxCommand.self],
+        subcommands: [
+            Serve.self, CheckConfig.self, StatusCommand.self, WaitCommand.self, ReloadCommand.self, DoctorCommand.self,
+            SandboxCommand.self,
+        ],
         defaultSubcommand: Serve.self
     )
 }
 
 /// Options shared by the commands that read a configuration.
 struct ConfigOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "Configuration file; give it once per platform profile to serve several, each on its own listener (env CREDGATE_CONFIG, comma-separated).",
-        valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Configuration file; give it once per platform profile to serve several, each on its own listener (env CREDGATE_CONFIG, comma-separated).",
+            valueName: "path"))
     var config: [String] = []
 
     var resolvedPaths: [String] {
@@ -41,13 +45,19 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var configOptions: ConfigOptions
 
-    @Option(help: "Address every listener listens on, overriding the config (env CREDGATE_HOST; empty: the config's; default 127.0.0.1).")
+    @Option(
+        help:
+            "Address every listener listens on, overriding the config (env CREDGATE_HOST; empty: the config's; default 127.0.0.1)."
+    )
     var host: String?
 
     @Option(help: "Port to listen on, overriding the config (env CREDGATE_PORT; default 8080; 0 picks a free one).")
     var port: Int?
 
-    @Flag(help: "Start the built-in platform emulators (the Assured sandbox) on free loopback ports and point their upstreams at them.")
+    @Flag(
+        help:
+            "Start the built-in platform emulators (the Assured sandbox) on free loopback ports and point their upstreams at them."
+    )
     var sandbox = false
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env CREDGATE_LOG_LEVEL).")
@@ -56,8 +66,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Access log format: json or text, overriding the config's log.format (env CREDGATE_LOG_FORMAT).")
     var logFormat: String?
 
-    @Option(help: ArgumentHelp(
-        "Write the process id to this file while serving, for `credgate reload` (env CREDGATE_PID_FILE).", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Write the process id to this file while serving, for `credgate reload` (env CREDGATE_PID_FILE).",
+            valueName: "path"))
     var pidFile: String?
 
     func run() async throws {
@@ -73,12 +85,14 @@ struct Serve: AsyncParsableCommand {
                 return format
             },
             // An empty CREDGATE_HOST (`CREDGATE_HOST=` in a pod spec) undoes the image's 0.0.0.0: the files decide.
-            host: (host ?? env["CREDGATE_HOST"]).flatMap { $0.isEmpty ? nil : $0 }, port: port ?? env["CREDGATE_PORT"].map(parsePort),
+            host: (host ?? env["CREDGATE_HOST"]).flatMap { $0.isEmpty ? nil : $0 },
+            port: port ?? env["CREDGATE_PORT"].map(parsePort),
             shownPaths: configOptions.shownPaths)
         // A reload reads the files as the start did: the same environment, the same overrides, the same sandboxes
         // (those the configuration named at start: the others are stopped below).
         let pointedAt = LockedPlatforms(platforms)
-        let source = ConfigSource(paths: configOptions.resolvedPaths, environment: environment) { config throws(ConfigError) in
+        let source = ConfigSource(paths: configOptions.resolvedPaths, environment: environment) {
+            config throws(ConfigError) in
             try overrides.apply(to: SandboxLauncher.pointed(config, at: pointedAt.platforms))
         }
         let loaded = source.load()
@@ -128,10 +142,16 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let addresses = zip(config.listeners, gateway.ports).map { listener, port in
-            (listener: listener, url: "http://\(listener.listen.host.contains(":") ? "[\(listener.listen.host)]" : listener.listen.host):\(port)")
+            (
+                listener: listener,
+                url:
+                    "http://\(listener.listen.host.contains(":") ? "[\(listener.listen.host)]" : listener.listen.host):\(port)"
+            )
         }
         for (listener, url) in addresses {
-            logger.notice("credgate listening", metadata: ["address": "\(url)", "listener": "\(listener.name)", "routes": "\(listener.routes.count)"])
+            logger.notice(
+                "credgate listening",
+                metadata: ["address": "\(url)", "listener": "\(listener.name)", "routes": "\(listener.routes.count)"])
         }
         // Scripts read "listening on URL" (the first listener's), "and NAME on URL" for the others, and "sandbox at
         // URL" from this line (Tests/compat/run-assured-py.sh, run-wriftai.sh).
@@ -139,12 +159,16 @@ struct Serve: AsyncParsableCommand {
         let listening = addresses[0].url
         if !platforms.isEmpty {
             for platform in platforms {
-                logger.notice("sandbox platform started", metadata: ["upstream": "\(platform.upstream)", "address": "\(platform.baseURL)"])
+                logger.notice(
+                    "sandbox platform started",
+                    metadata: ["upstream": "\(platform.upstream)", "address": "\(platform.baseURL)"])
             }
             let sandboxes = platforms.map { "'\($0.upstream)' to the sandbox at \($0.baseURL)" }.joined(separator: ", ")
             say("credgate \(CredGateVersion.string) listening on \(listening)\(others), forwarding \(sandboxes)")
             for platform in platforms {
-                let url = addresses.first { $0.listener.routes.contains { $0.upstream == platform.upstream } }?.url ?? listening
+                let url =
+                    addresses.first { $0.listener.routes.contains { $0.upstream == platform.upstream } }?.url
+                    ?? listening
                 say("try: curl \(url)\(platform.example)")
             }
         } else {
@@ -155,9 +179,11 @@ struct Serve: AsyncParsableCommand {
         reloader.stop()
         // The settings of the configuration serving now (a reload may have changed them).
         let shutdown = gateway.runtime.config.shutdown
-        logger.notice("credgate draining: readiness is 503; a second SIGTERM or SIGINT exits at once", metadata: [
-            "delay": "\(shutdown.delay)", "grace": "\(shutdown.grace)",
-        ])
+        logger.notice(
+            "credgate draining: readiness is 503; a second SIGTERM or SIGINT exits at once",
+            metadata: [
+                "delay": "\(shutdown.delay)", "grace": "\(shutdown.grace)",
+            ])
         let cut = try await gateway.drain(delay: shutdown.delay, grace: shutdown.grace)
         logger.notice("credgate stopped", metadata: ["connections_cut": "\(cut)"])
         if let pidFile { PIDFile.remove(pidFile) }
@@ -180,7 +206,13 @@ struct Serve: AsyncParsableCommand {
             if let port {
                 // With several listeners, --port 0 gives each a free port; another port fits one listener only.
                 guard config.listeners.count == 1 || port == 0 else {
-                    throw ConfigError(issues: [ConfigIssue(path: "--port", message: "--port (CREDGATE_PORT) sets one listener's port, but \(shownPaths) has \(config.listeners.count) listeners: set each file's listen.port, or use --port 0 for free ports")])
+                    throw ConfigError(issues: [
+                        ConfigIssue(
+                            path: "--port",
+                            message:
+                                "--port (CREDGATE_PORT) sets one listener's port, but \(shownPaths) has \(config.listeners.count) listeners: set each file's listen.port, or use --port 0 for free ports"
+                        )
+                    ])
                 }
                 for i in config.listeners.indices { config.listeners[i].listen.port = port }
             }
@@ -216,11 +248,16 @@ struct CheckConfig: ParsableCommand {
 
     func run() throws {
         do {
-            let config = try ConfigLoader.load(paths: configOptions.resolvedPaths, environment: ProcessInfo.processInfo.environment)
-            print("\(configOptions.shownPaths): OK (\(config.upstreams.count) upstream(s), \(config.credentials.count) credential(s), \(config.allRoutes.count) route(s))")
+            let config = try ConfigLoader.load(
+                paths: configOptions.resolvedPaths, environment: ProcessInfo.processInfo.environment)
+            print(
+                "\(configOptions.shownPaths): OK (\(config.upstreams.count) upstream(s), \(config.credentials.count) credential(s), \(config.allRoutes.count) route(s))"
+            )
             if config.listeners.count > 1 {
                 for listener in config.listeners {
-                    print("  listener \(listener.name): \(listener.listen.host):\(listener.listen.port), \(listener.routes.count) route(s)")
+                    print(
+                        "  listener \(listener.name): \(listener.listen.host):\(listener.listen.port), \(listener.routes.count) route(s)"
+                    )
                 }
             }
         } catch {

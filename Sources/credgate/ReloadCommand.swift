@@ -15,12 +15,19 @@ import NIOCore
 struct ReloadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reload",
-        abstract: "Make a running gateway re-read its configuration without a restart (SIGHUP through its pid file, else POST /credgate/reload).")
+        abstract:
+            "Make a running gateway re-read its configuration without a restart (SIGHUP through its pid file, else POST /credgate/reload)."
+    )
 
-    @Option(help: ArgumentHelp("The pid file `serve --pid-file` writes (env CREDGATE_PID_FILE): send it SIGHUP.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "The pid file `serve --pid-file` writes (env CREDGATE_PID_FILE): send it SIGHUP.", valueName: "path"))
     var pidFile: String?
 
-    @Option(help: "The gateway's address, when there is no pid file (env CREDGATE_URL; default http://127.0.0.1:8080, or CREDGATE_HOST/CREDGATE_PORT).")
+    @Option(
+        help:
+            "The gateway's address, when there is no pid file (env CREDGATE_URL; default http://127.0.0.1:8080, or CREDGATE_HOST/CREDGATE_PORT)."
+    )
     var url: String?
 
     func run() async throws {
@@ -45,7 +52,9 @@ struct ReloadCommand: AsyncParsableCommand {
             printError("credgate reload: cannot signal pid \(pid) from \(pidFile): \(reason)")
             throw ExitCode(1)
         }
-        say("credgate reload: sent SIGHUP to pid \(pid); the outcome is in its log and in credgate_config_reloads_total at /credgate/metrics")
+        say(
+            "credgate reload: sent SIGHUP to pid \(pid); the outcome is in its log and in credgate_config_reloads_total at /credgate/metrics"
+        )
     }
 
     private func request(base: String) async throws {
@@ -64,7 +73,9 @@ struct ReloadCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if status == 404 {
-            printError("credgate reload: \(base) has no reload endpoint: set admin.reload_endpoint: true in its configuration, or use --pid-file")
+            printError(
+                "credgate reload: \(base) has no reload endpoint: set admin.reload_endpoint: true in its configuration, or use --pid-file"
+            )
             throw ExitCode(1)
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
@@ -72,7 +83,9 @@ struct ReloadCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         func problems(_ key: String) -> [String] {
-            (object[key] as? [[String: Any]] ?? []).map { "\($0["path"] as? String ?? "?"): \($0["message"] as? String ?? "")" }
+            (object[key] as? [[String: Any]] ?? []).map {
+                "\($0["path"] as? String ?? "?"): \($0["message"] as? String ?? "")"
+            }
         }
         func names(_ key: String) -> String {
             let list = object[key] as? [String] ?? []
@@ -80,11 +93,15 @@ struct ReloadCommand: AsyncParsableCommand {
         }
         switch object["status"] as? String {
         case "reloaded":
-            say("credgate at \(base) reloaded its configuration (sessions kept: \(names("sessions_kept")); logging in again: \(names("sessions_new")))")
+            say(
+                "credgate at \(base) reloaded its configuration (sessions kept: \(names("sessions_kept")); logging in again: \(names("sessions_new")))"
+            )
             for line in problems("needs_restart") { say("  not applied until a restart: \(line)") }
         case "failed":
             let listed = problems("problems")
-            printError("credgate reload: \(base) refused the new configuration and keeps serving the old one; \(listed.count) problem(s):")
+            printError(
+                "credgate reload: \(base) refused the new configuration and keeps serving the old one; \(listed.count) problem(s):"
+            )
             for line in listed { printError("  \(line)") }
             throw ExitCode(1)
         case "draining":

@@ -21,7 +21,8 @@ enum SandboxLauncher {
         for platform in platforms {
             if let url = URLComponents(string: platform.baseURL), var upstream = config.upstreams[platform.upstream] {
                 let path = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
-                upstream.url = UpstreamURL(scheme: .http, host: url.host ?? "127.0.0.1", port: url.port ?? 80, basePath: path)
+                upstream.url = UpstreamURL(
+                    scheme: .http, host: url.host ?? "127.0.0.1", port: url.port ?? 80, basePath: path)
                 config.upstreams[platform.upstream] = upstream
             }
         }

@@ -22,7 +22,7 @@ enum SignalWaiter {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let queue = DispatchQueue(label: "credgate.signals")
             let once = Once(continuation)
-            if Retainer.setOnce(once) { _ = once.fire() }  // a quit request came first
+            if Retainer.setOnce(once) { _ = once.fire() } // a quit request came first
             var sources: [any DispatchSourceSignal] = []
             for sig in [SIGINT, SIGTERM] {
                 signal(sig, SIG_IGN)
@@ -30,7 +30,8 @@ enum SignalWaiter {
                 source.setEventHandler {
                     if !once.fire() {
                         let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
-                        FileHandle.standardError.write(Data("credgate: second \(name) during the drain, exiting at once\n".utf8))
+                        FileHandle.standardError.write(
+                            Data("credgate: second \(name) during the drain, exiting at once\n".utf8))
                         _exit(128 + sig)
                     }
                 }
@@ -74,7 +75,12 @@ enum SignalWaiter {
         static let lock = NSLock()
         static func keep(_ s: [any DispatchSourceSignal]) { lock.withLock { sources.append(contentsOf: s) } }
         /// Records the waiter; true when a termination was already asked for.
-        static func setOnce(_ o: Once) -> Bool { lock.withLock { once = o; return requestedEarly } }
+        static func setOnce(_ o: Once) -> Bool {
+            lock.withLock {
+                once = o
+                return requestedEarly
+            }
+        }
         /// The waiter, or nil (then the request is remembered for it).
         static func currentOnce() -> Once? {
             lock.withLock {

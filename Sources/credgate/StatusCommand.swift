@@ -9,9 +9,13 @@ import NIOCore
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show a running gateway's readiness, credentials (state, expiry, last refresh and error), presign cache and requests per route.")
+        abstract:
+            "Show a running gateway's readiness, credentials (state, expiry, last refresh and error), presign cache and requests per route."
+    )
 
-    @Option(help: "The gateway's address (env CREDGATE_URL; default http://127.0.0.1:8080, or CREDGATE_HOST/CREDGATE_PORT).")
+    @Option(
+        help: "The gateway's address (env CREDGATE_URL; default http://127.0.0.1:8080, or CREDGATE_HOST/CREDGATE_PORT)."
+    )
     var url: String?
 
     @Flag(help: "Print the raw JSON.")
@@ -23,7 +27,8 @@ struct StatusCommand: AsyncParsableCommand {
         let body: ByteBuffer
         defer { _ = client.shutdown() }
         do {
-            let response = try await client.execute(HTTPClientRequest(url: base + "/credgate/status"), timeout: .seconds(5))
+            let response = try await client.execute(
+                HTTPClientRequest(url: base + "/credgate/status"), timeout: .seconds(5))
             guard response.status == .ok else {
                 printError("credgate status: \(base) answered \(response.status.code)")
                 throw ExitCode(1)
@@ -72,17 +77,25 @@ struct StatusReport {
 
     /// `ready`, or `NOT READY` with the gateway's own sentence.
     var readiness: String {
-        guard let r = object["readiness"] as? [String: Any], let status = r["status"] as? String else { return "readiness unknown" }
+        guard let r = object["readiness"] as? [String: Any], let status = r["status"] as? String else {
+            return "readiness unknown"
+        }
         if status == "ok" {
             let ignored = (r["not_required"] as? [String]) ?? []
-            return ignored.isEmpty ? "ready" : "ready (not waiting for \(ignored.joined(separator: ", ")): required_for_ready is false)"
+            return ignored.isEmpty
+                ? "ready" : "ready (not waiting for \(ignored.joined(separator: ", ")): required_for_ready is false)"
         }
         return "NOT READY: \(r["detail"] as? String ?? status)"
     }
 
     var credentials: [String] {
         let rows = (object["credentials"] as? [[String: Any]]) ?? []
-        var table = [["CREDENTIAL", "KIND", "STATE", "EXPIRES IN", "LAST REFRESH", "LOGINS", "REFRESHES", "FAILURES", "LAST ERROR"]]
+        var table = [
+            [
+                "CREDENTIAL", "KIND", "STATE", "EXPIRES IN", "LAST REFRESH", "LOGINS", "REFRESHES", "FAILURES",
+                "LAST ERROR",
+            ]
+        ]
         for row in rows {
             func text(_ key: String) -> String {
                 guard let value = row[key], !(value is NSNull) else { return "-" }
@@ -107,7 +120,9 @@ struct StatusReport {
         guard let c = object["presign_cache"] as? [String: Any] else { return nil }
         let hits = c["hits"] as? Int ?? 0
         let misses = c["misses"] as? Int ?? 0
-        let rate = hits + misses == 0 ? "no lookups yet" : String(format: "hit rate %.0f%%", 100 * Double(hits) / Double(hits + misses))
+        let rate =
+            hits + misses == 0
+            ? "no lookups yet" : String(format: "hit rate %.0f%%", 100 * Double(hits) / Double(hits + misses))
         return "PRESIGN CACHE  \(rate) (\(hits) hit\(hits == 1 ? "" : "s"), \(misses) miss\(misses == 1 ? "" : "es")), "
             + "\(c["entries"] as? Int ?? 0) of \(c["capacity"] as? Int ?? 0) entries, \(c["evictions"] as? Int ?? 0) evicted, "
             + "\(c["platform_calls"] as? Int ?? 0) platform call(s)"
@@ -124,9 +139,11 @@ struct StatusReport {
                 idle += 1
                 continue
             }
-            table.append([row["route"] as? String ?? "?", String(requests), String(row["errors"] as? Int ?? 0),
-                          String(row["client_errors"] as? Int ?? 0), String(row["server_errors"] as? Int ?? 0),
-                          String(row["cut_short"] as? Int ?? 0)])
+            table.append([
+                row["route"] as? String ?? "?", String(requests), String(row["errors"] as? Int ?? 0),
+                String(row["client_errors"] as? Int ?? 0), String(row["server_errors"] as? Int ?? 0),
+                String(row["cut_short"] as? Int ?? 0),
+            ])
         }
         var lines = table.count > 1 ? Self.render(table) : ["no requests since start"]
         if idle > 0, table.count > 1 { lines.append("(\(idle) other route\(idle == 1 ? "" : "s") had no requests)") }

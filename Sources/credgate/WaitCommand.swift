@@ -12,7 +12,9 @@ struct WaitCommand: AsyncParsableCommand {
         commandName: "wait",
         abstract: "Wait until a running gateway is ready; exits 0 as soon as it is, 1 on timeout.")
 
-    @Option(help: "The gateway's address (env CREDGATE_URL; default http://127.0.0.1:8080, or CREDGATE_HOST/CREDGATE_PORT).")
+    @Option(
+        help: "The gateway's address (env CREDGATE_URL; default http://127.0.0.1:8080, or CREDGATE_HOST/CREDGATE_PORT)."
+    )
     var url: String?
 
     @Option(help: ArgumentHelp("How long to wait, written as in the config: 500ms, 30s, 1m.", valueName: "duration"))
@@ -69,7 +71,8 @@ struct WaitCommand: AsyncParsableCommand {
             if response.status == .ok { return .ready }
             // The gateway says why in `detail` (names and states, never a secret).
             if let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
-               let detail = object["detail"] as? String {
+                let detail = object["detail"] as? String
+            {
                 return .notReady("\(detail) (readiness answered \(response.status.code))")
             }
             return .notReady("readiness answered \(response.status.code)")

@@ -8,10 +8,12 @@ import Testing
 /// The access log's writer: formats, the query rule, and dropping (never blocking) when it falls behind.
 @Suite struct AccessLogFormatTests {
     static func record(target: String = "/api/v1/x/?token=abc", error: String? = nil) -> AccessRecord {
-        AccessRecord(startedAtNanos: 1_764_650_619_123_456_789, requestID: "0123456789abcdef0123456789abcdef", route: "assured-api",
-                     method: "GET", target: target, status: 200, bytesIn: 0, bytesOut: 42, durationNanos: 1_234_567,
-                     upstream: "assured", connectNanos: 0, firstByteNanos: 1_000_000, credentials: ["assured_key"],
-                     cache: nil, error: error, outcome: nil)
+        AccessRecord(
+            startedAtNanos: 1_764_650_619_123_456_789, requestID: "0123456789abcdef0123456789abcdef",
+            route: "assured-api",
+            method: "GET", target: target, status: 200, bytesIn: 0, bytesOut: 42, durationNanos: 1_234_567,
+            upstream: "assured", connectNanos: 0, firstByteNanos: 1_000_000, credentials: ["assured_key"],
+            cache: nil, error: error, outcome: nil)
     }
 
     @Test func jsonLinesAreValidJSONWithoutTheQuery() throws {
@@ -37,16 +39,21 @@ import Testing
         var buffer = ByteBuffer()
         log.write(Self.record(target: "/a b\r\nX: y"), into: &buffer)
         let line = String(buffer: buffer)
-        #expect(line == "2025-12-02T04:43:39.123Z GET /a%20b%0D%0AX:%20y 200 0 42 1.234ms assured-api 0123456789abcdef0123456789abcdef\n")
+        #expect(
+            line
+                == "2025-12-02T04:43:39.123Z GET /a%20b%0D%0AX:%20y 200 0 42 1.234ms assured-api 0123456789abcdef0123456789abcdef\n"
+        )
     }
 
     @Test func aWriterThatFallsBehindDropsAndCountsInsteadOfBlocking() throws {
         let gate = DispatchSemaphore(value: 0)
         let written = NIOLockedValueBox(0)
-        let log = AccessLog(format: .json, includeQuery: false, maxPending: 4, sink: { buffer in
-            written.withLockedValue { $0 += String(buffer: buffer).split(separator: "\n").count }
-            gate.wait()
-        })
+        let log = AccessLog(
+            format: .json, includeQuery: false, maxPending: 4,
+            sink: { buffer in
+                written.withLockedValue { $0 += String(buffer: buffer).split(separator: "\n").count }
+                gate.wait()
+            })
         log.submit([Self.record()])
         // The writer takes the first record and blocks in the sink.
         for _ in 0..<200 where written.withLockedValue({ $0 }) == 0 { usleep(5_000) }

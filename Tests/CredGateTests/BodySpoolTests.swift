@@ -9,7 +9,7 @@ import _CryptoExtras
 @testable import CredGate
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // MARK: - Helpers
@@ -30,12 +30,14 @@ private final class SpoolRig: @unchecked Sendable {
 
     /// Runs `body` with a fresh rig, then closes the spool, stops the loop and removes the directory.
     static func with(memoryLimit: Int, directory: String? = nil, _ body: (SpoolRig) async throws -> Void) async throws {
-        let ownDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-spool-\(UUID())").path
+        let ownDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-spool-\(UUID())")
+            .path
         try FileManager.default.createDirectory(atPath: ownDirectory, withIntermediateDirectories: false)
         let rig = SpoolRig(directory: directory ?? ownDirectory)
         try await rig.loop.submit {
-            rig.spool = BodySpool(directory: rig.directory, memoryLimit: memoryLimit, fileIO: rig.fileIO,
-                                  allocator: ByteBufferAllocator(), eventLoop: rig.loop)
+            rig.spool = BodySpool(
+                directory: rig.directory, memoryLimit: memoryLimit, fileIO: rig.fileIO,
+                allocator: ByteBufferAllocator(), eventLoop: rig.loop)
         }.get()
         do {
             try await body(rig)
@@ -117,7 +119,8 @@ private struct ContentGenerator {
                 var word = next()
                 withUnsafeBytes(of: &word) { word in
                     let n = min(8, count - i)
-                    UnsafeMutableRawBufferPointer(rebasing: raw[i..<(i + n)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: word[0..<n]))
+                    UnsafeMutableRawBufferPointer(rebasing: raw[i..<(i + n)]).copyMemory(
+                        from: UnsafeRawBufferPointer(rebasing: word[0..<n]))
                 }
                 i += 8
             }
@@ -245,10 +248,10 @@ private func expectSpoolError<T>(_ expected: BodySpoolError, _ body: () async th
             let fd = try #require(try await rig.value { $0.fileDescriptorForTesting })
 
             #if os(Linux)
-            let raw = try #require(FileManager.default.contents(atPath: "/proc/self/fd/\(fd)"))
-            #expect(raw.count == body.utf8.count)
-            #expect(raw.range(of: Data("SECRET-PATIENT".utf8)) == nil)
-            #expect(raw.range(of: Data("%PDF".utf8)) == nil)
+                let raw = try #require(FileManager.default.contents(atPath: "/proc/self/fd/\(fd)"))
+                #expect(raw.count == body.utf8.count)
+                #expect(raw.range(of: Data("SECRET-PATIENT".utf8)) == nil)
+                #expect(raw.range(of: Data("%PDF".utf8)) == nil)
             #endif
 
             // No directory entry ever names it: nothing in the spool directory, no link to the inode.
@@ -264,7 +267,8 @@ private func expectSpoolError<T>(_ expected: BodySpoolError, _ body: () async th
 
     @Test func theFallbackFileIsUnlinkedAtOnce() async throws {
         try await SpoolRig.with(memoryLimit: 0) { rig in
-            let handle = try await BodySpool.openThenUnlink(in: rig.directory, fileIO: rig.fileIO, eventLoop: rig.loop).get()
+            let handle = try await BodySpool.openThenUnlink(in: rig.directory, fileIO: rig.fileIO, eventLoop: rig.loop)
+                .get()
             defer { try? handle.close() }
             #expect(rig.directoryEntries.isEmpty)
             let links = try handle.withUnsafeFileDescriptor { fd -> nlink_t in
@@ -285,7 +289,7 @@ private func expectSpoolError<T>(_ expected: BodySpoolError, _ body: () async th
             try await rig.on { $0.finish() }
             #expect(try await rig.value { $0.isOnDisk } == (memoryLimit == 0))
 
-            final class Pacer: @unchecked Sendable {  // touched on the loop only
+            final class Pacer: @unchecked Sendable { // touched on the loop only
                 var collector = Collector()
                 var outstanding = false
                 var overlapped = false
@@ -300,7 +304,7 @@ private func expectSpoolError<T>(_ expected: BodySpoolError, _ body: () async th
                     pacer.collector.add(chunk)
                     let promise = loop.makePromise(of: Void.self)
                     if pacer.first == nil {
-                        pacer.first = promise  // held by the test: a stalled upstream
+                        pacer.first = promise // held by the test: a stalled upstream
                     } else {
                         loop.scheduleTask(in: .milliseconds(1)) {
                             pacer.outstanding = false
@@ -396,7 +400,7 @@ private func expectSpoolError<T>(_ expected: BodySpoolError, _ body: () async th
         for block in 0..<5 {
             let counter = SpoolCipher.counterBlock(initial: (high, low), plus: UInt64(block))
             let piece = try AES._CTR.encrypt(zeros[0..<16], using: key, nonce: AES._CTR.Nonce(nonceBytes: counter))
-            #expect(piece == keystream[keystream.startIndex + 16 * block ..< keystream.startIndex + 16 * (block + 1)])
+            #expect(piece == keystream[keystream.startIndex + 16 * block..<keystream.startIndex + 16 * (block + 1)])
         }
     }
 }

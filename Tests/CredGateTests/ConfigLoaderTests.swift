@@ -66,31 +66,32 @@ private func parsed(
 }
 
 /// The Assured session as issue 3 describes it: every key set.
-private let sessionYAML = credentialsYAML + "\n" + """
-      assured_session:
-        kind: jwt_session
-        upstream: assured
-        login:
-          method: POST
-          path: /api/v1/users/login/
-          body: '{"email": "${ASSURED_USER}", "password": "${ASSURED_PASS}", "remember": true}'
-          headers: {x-api-key: "${ASSURED_API_KEY}"}
-          access_token: data.jwt.access
-          refresh_token: data.jwt.refresh
-        refresh:
-          path: /api/v1/users/token/refresh/
-          body: '{"refresh": "{refresh_token}"}'
-          access_token: access
-          refresh_token: refresh
-          send_access_token: true
-        header: Authorization
-        format: "Bearer {token}"
-        default_lifetime: 1h
-        refresh_margin: 60s
-        backoff: {initial: 1s, max: 5m}
-        circuit_breaker: {failures: 5, open_for: 5m}
-        placeholder_login: true
-    """
+private let sessionYAML =
+    credentialsYAML + "\n" + """
+          assured_session:
+            kind: jwt_session
+            upstream: assured
+            login:
+              method: POST
+              path: /api/v1/users/login/
+              body: '{"email": "${ASSURED_USER}", "password": "${ASSURED_PASS}", "remember": true}'
+              headers: {x-api-key: "${ASSURED_API_KEY}"}
+              access_token: data.jwt.access
+              refresh_token: data.jwt.refresh
+            refresh:
+              path: /api/v1/users/token/refresh/
+              body: '{"refresh": "{refresh_token}"}'
+              access_token: access
+              refresh_token: refresh
+              send_access_token: true
+            header: Authorization
+            format: "Bearer {token}"
+            default_lifetime: 1h
+            refresh_margin: 60s
+            backoff: {initial: 1s, max: 5m}
+            circuit_breaker: {failures: 5, open_for: 5m}
+            placeholder_login: true
+        """
 
 private let sessionEnv = baseEnv.merging(["ASSURED_USER": "user@example.com", "ASSURED_PASS": "pw-\(marker)"]) { $1 }
 
@@ -116,276 +117,429 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
 
 private let badConfigs: [BadConfig] = [
     // Structure
-    BadConfig(name: "not YAML", yaml: "routes: [a, b\nupstreams: {}\n", path: "line 2, column 10",
-              message: "not valid YAML: while parsing a flow sequence (line 1), did not find expected ',' or ']'"),
-    BadConfig(name: "empty file", yaml: "# nothing\n", path: "(file)",
-              message: "the file is empty: it needs 'upstreams' and 'routes'"),
-    BadConfig(name: "document not a mapping", yaml: "- a\n- b\n", path: "(file)",
-              message: "expected a mapping (key: value lines), got a list"),
-    BadConfig(name: "unknown top-level key", yaml: config() + "\nlistenn: {}\n", path: "listenn",
-              message: "unknown key 'listenn' (expected one of: include, listen, upstreams, credentials, routes, presign_cache, spool, endpoints, log, shutdown, admin, reload)"),
-    BadConfig(name: "shutdown grace of zero", yaml: config() + "\nshutdown: {grace: 0s}\n", path: "shutdown.grace",
-              message: "must be greater than 0"),
-    BadConfig(name: "shutdown delay not a duration", yaml: config() + "\nshutdown: {delay: soon}\n", path: "shutdown.delay",
-              message: "expected a duration (\(Quantity.durationHint)), got 'soon'"),
-    BadConfig(name: "unknown shutdown key", yaml: config() + "\nshutdown: {graze: 5s}\n", path: "shutdown.graze",
-              message: "unknown key 'graze' (expected one of: delay, grace)"),
-    BadConfig(name: "unknown route key", yaml: config(routes: """
-        routes:
-          - name: a
-            pathh: /api/**
-            path: /api/**
-            upstream: assured
-        """), path: "routes[0].pathh",
-              message: "unknown key 'pathh' (expected one of: name, methods, path, upstream, credentials, max_body_bytes, replay_max_body_bytes, transforms, forward_cookies, raw_path, idle_timeout, retry)"),
-    BadConfig(name: "unknown transform", yaml: config(routes: """
-        routes:
-          - name: a
-            path: /api/**
-            upstream: assured
-            transforms: [ssn_encrypt]
-        """), path: "routes[0].transforms[0]",
-              message: "unknown transform 'ssn_encrypt' (expected one of: ssn_encryption, upload_validation, presign_cache, rewrite_links)"),
-    BadConfig(name: "missing required key", yaml: config(routes: """
-        routes:
-          - name: a
-            upstream: assured
-        """), path: "routes[0]", message: "missing required key 'path'"),
-    BadConfig(name: "missing upstreams", yaml: config(upstreams: ""), path: "(file)",
-              message: "missing required key 'upstreams'"),
-    BadConfig(name: "missing url", yaml: config(upstreams: "upstreams:\n  assured:\n    connect_timeout: 5s"),
-              path: "upstreams.assured", message: "missing required key 'url'"),
-    BadConfig(name: "key without value", yaml: config(upstreams: "upstreams:\n  assured:\n    url:"),
-              path: "upstreams.assured.url", message: "has no value"),
-    BadConfig(name: "upstream without definition", yaml: config(upstreams: "upstreams:\n  assured:"),
-              path: "upstreams.assured", message: "expected a mapping (key: value lines), got nothing"),
-    BadConfig(name: "wrong type: list for mapping", yaml: config(listen: "listen: [1, 2]"), path: "listen",
-              message: "expected a mapping (key: value lines), got a list"),
-    BadConfig(name: "wrong type: mapping for list", yaml: config(routes: "routes:\n  name: a"), path: "routes",
-              message: "expected a list, got a mapping"),
-    BadConfig(name: "wrong type: mapping for value", yaml: config(listen: "listen:\n  host: {a: b}"),
-              path: "listen.host", message: "expected a single value, got a mapping"),
-    BadConfig(name: "no routes", yaml: config(routes: "routes: []"), path: "routes",
-              message: "at least one route is required"),
+    BadConfig(
+        name: "not YAML", yaml: "routes: [a, b\nupstreams: {}\n", path: "line 2, column 10",
+        message: "not valid YAML: while parsing a flow sequence (line 1), did not find expected ',' or ']'"),
+    BadConfig(
+        name: "empty file", yaml: "# nothing\n", path: "(file)",
+        message: "the file is empty: it needs 'upstreams' and 'routes'"),
+    BadConfig(
+        name: "document not a mapping", yaml: "- a\n- b\n", path: "(file)",
+        message: "expected a mapping (key: value lines), got a list"),
+    BadConfig(
+        name: "unknown top-level key", yaml: config() + "\nlistenn: {}\n", path: "listenn",
+        message:
+            "unknown key 'listenn' (expected one of: include, listen, upstreams, credentials, routes, presign_cache, spool, endpoints, log, shutdown, admin, reload)"
+    ),
+    BadConfig(
+        name: "shutdown grace of zero", yaml: config() + "\nshutdown: {grace: 0s}\n", path: "shutdown.grace",
+        message: "must be greater than 0"),
+    BadConfig(
+        name: "shutdown delay not a duration", yaml: config() + "\nshutdown: {delay: soon}\n", path: "shutdown.delay",
+        message: "expected a duration (\(Quantity.durationHint)), got 'soon'"),
+    BadConfig(
+        name: "unknown shutdown key", yaml: config() + "\nshutdown: {graze: 5s}\n", path: "shutdown.graze",
+        message: "unknown key 'graze' (expected one of: delay, grace)"),
+    BadConfig(
+        name: "unknown route key",
+        yaml: config(
+            routes: """
+                routes:
+                  - name: a
+                    pathh: /api/**
+                    path: /api/**
+                    upstream: assured
+                """), path: "routes[0].pathh",
+        message:
+            "unknown key 'pathh' (expected one of: name, methods, path, upstream, credentials, max_body_bytes, replay_max_body_bytes, transforms, forward_cookies, raw_path, idle_timeout, retry)"
+    ),
+    BadConfig(
+        name: "unknown transform",
+        yaml: config(
+            routes: """
+                routes:
+                  - name: a
+                    path: /api/**
+                    upstream: assured
+                    transforms: [ssn_encrypt]
+                """), path: "routes[0].transforms[0]",
+        message:
+            "unknown transform 'ssn_encrypt' (expected one of: ssn_encryption, upload_validation, presign_cache, rewrite_links)"
+    ),
+    BadConfig(
+        name: "missing required key",
+        yaml: config(
+            routes: """
+                routes:
+                  - name: a
+                    upstream: assured
+                """), path: "routes[0]", message: "missing required key 'path'"),
+    BadConfig(
+        name: "missing upstreams", yaml: config(upstreams: ""), path: "(file)",
+        message: "missing required key 'upstreams'"),
+    BadConfig(
+        name: "missing url", yaml: config(upstreams: "upstreams:\n  assured:\n    connect_timeout: 5s"),
+        path: "upstreams.assured", message: "missing required key 'url'"),
+    BadConfig(
+        name: "key without value", yaml: config(upstreams: "upstreams:\n  assured:\n    url:"),
+        path: "upstreams.assured.url", message: "has no value"),
+    BadConfig(
+        name: "upstream without definition", yaml: config(upstreams: "upstreams:\n  assured:"),
+        path: "upstreams.assured", message: "expected a mapping (key: value lines), got nothing"),
+    BadConfig(
+        name: "wrong type: list for mapping", yaml: config(listen: "listen: [1, 2]"), path: "listen",
+        message: "expected a mapping (key: value lines), got a list"),
+    BadConfig(
+        name: "wrong type: mapping for list", yaml: config(routes: "routes:\n  name: a"), path: "routes",
+        message: "expected a list, got a mapping"),
+    BadConfig(
+        name: "wrong type: mapping for value", yaml: config(listen: "listen:\n  host: {a: b}"),
+        path: "listen.host", message: "expected a single value, got a mapping"),
+    BadConfig(
+        name: "no routes", yaml: config(routes: "routes: []"), path: "routes",
+        message: "at least one route is required"),
 
     // Variables
-    BadConfig(name: "unset variable", yaml: config(), env: [:], path: "credentials.assured_key.value",
-              message: "environment variable ASSURED_API_KEY is not set (set it, or ASSURED_API_KEY_FILE)"),
-    BadConfig(name: "unreadable _FILE", yaml: config(), env: ["ASSURED_API_KEY_FILE": "/run/secrets/missing"],
-              path: "credentials.assured_key.value",
-              message: "cannot read ASSURED_API_KEY_FILE '/run/secrets/missing': no such file"),
-    BadConfig(name: "unterminated reference", yaml: config(listen: "listen:\n  host: ${HOST"), path: "listen.host",
-              message: "unterminated '${' (write '$$' for a literal '$')"),
-    BadConfig(name: "bad variable name", yaml: config(listen: "listen:\n  host: ${1HOST}"), path: "listen.host",
-              message: "must hold a variable name", exact: false),
+    BadConfig(
+        name: "unset variable", yaml: config(), env: [:], path: "credentials.assured_key.value",
+        message: "environment variable ASSURED_API_KEY is not set (set it, or ASSURED_API_KEY_FILE)"),
+    BadConfig(
+        name: "unreadable _FILE", yaml: config(), env: ["ASSURED_API_KEY_FILE": "/run/secrets/missing"],
+        path: "credentials.assured_key.value",
+        message: "cannot read ASSURED_API_KEY_FILE '/run/secrets/missing': no such file"),
+    BadConfig(
+        name: "unterminated reference", yaml: config(listen: "listen:\n  host: ${HOST"), path: "listen.host",
+        message: "unterminated '${' (write '$$' for a literal '$')"),
+    BadConfig(
+        name: "bad variable name", yaml: config(listen: "listen:\n  host: ${1HOST}"), path: "listen.host",
+        message: "must hold a variable name", exact: false),
 
     // Listen
-    BadConfig(name: "port out of range", yaml: config(listen: "listen:\n  port: 70000"), path: "listen.port",
-              message: "70000 is out of range: must be between 0 and 65535"),
-    BadConfig(name: "port not a number, from the environment",
-              yaml: config(listen: "listen:\n  port: ${PORT}"), env: baseEnv.merging(["PORT": "\(marker)-80"]) { $1 },
-              path: "listen.port", message: "expected an integer, got the expansion of '${PORT}'"),
-    BadConfig(name: "bad duration", yaml: config(listen: "listen:\n  idle_timeout: 5 sec"),
-              path: "listen.idle_timeout", message: "expected a duration (\(Quantity.durationHint)), got '5 sec'"),
-    BadConfig(name: "zero duration", yaml: config(listen: "listen:\n  idle_timeout: 0s"),
-              path: "listen.idle_timeout", message: "must be greater than 0"),
-    BadConfig(name: "bad size", yaml: config(listen: "listen:\n  max_header_bytes: 32XB"),
-              path: "listen.max_header_bytes", message: "expected a size (\(Quantity.sizeHint)), got '32XB'"),
-    BadConfig(name: "negative count", yaml: config(listen: "listen:\n  max_connections: -1"),
-              path: "listen.max_connections", message: "-1 is out of range: must be at least 1"),
+    BadConfig(
+        name: "port out of range", yaml: config(listen: "listen:\n  port: 70000"), path: "listen.port",
+        message: "70000 is out of range: must be between 0 and 65535"),
+    BadConfig(
+        name: "port not a number, from the environment",
+        yaml: config(listen: "listen:\n  port: ${PORT}"), env: baseEnv.merging(["PORT": "\(marker)-80"]) { $1 },
+        path: "listen.port", message: "expected an integer, got the expansion of '${PORT}'"),
+    BadConfig(
+        name: "bad duration", yaml: config(listen: "listen:\n  idle_timeout: 5 sec"),
+        path: "listen.idle_timeout", message: "expected a duration (\(Quantity.durationHint)), got '5 sec'"),
+    BadConfig(
+        name: "zero duration", yaml: config(listen: "listen:\n  idle_timeout: 0s"),
+        path: "listen.idle_timeout", message: "must be greater than 0"),
+    BadConfig(
+        name: "bad size", yaml: config(listen: "listen:\n  max_header_bytes: 32XB"),
+        path: "listen.max_header_bytes", message: "expected a size (\(Quantity.sizeHint)), got '32XB'"),
+    BadConfig(
+        name: "negative count", yaml: config(listen: "listen:\n  max_connections: -1"),
+        path: "listen.max_connections", message: "-1 is out of range: must be at least 1"),
 
     // Upstreams
-    BadConfig(name: "bad scheme", yaml: config(), env: baseEnv.merging(["ASSURED_BASE_URL": "ftp://\(marker).example"]) { $1 },
-              path: "upstreams.assured.url",
-              message: "the expansion of '${ASSURED_BASE_URL:-https://demo-backend.withassured.com}' is not a usable "
-                  + "upstream URL: the scheme must be http or https"),
-    BadConfig(name: "URL without host", yaml: config(upstreams: "upstreams:\n  assured:\n    url: https:///api"),
-              path: "upstreams.assured.url", message: "'https:///api' is not a usable upstream URL: a host is required"),
-    BadConfig(name: "URL with query", yaml: config(upstreams: "upstreams:\n  assured:\n    url: https://a.example/?x=1"),
-              path: "upstreams.assured.url", message: "a query ('?') or fragment ('#') is not allowed", exact: false),
-    BadConfig(name: "URL with a password", yaml: config(upstreams: "upstreams:\n  assured:\n    url: https://u:\(marker)@a.example"),
-              path: "upstreams.assured.url",
-              message: "not a usable upstream URL: user info ('user:password@') is not allowed: put secrets in a credential"),
-    BadConfig(name: "URL port", yaml: config(upstreams: "upstreams:\n  assured:\n    url: http://a.example:0"),
-              path: "upstreams.assured.url", message: "the port must be between 1 and 65535", exact: false),
-    BadConfig(name: "bad upstream name", yaml: config(upstreams: "upstreams:\n  my upstream:\n    url: https://a.example"),
-              path: "upstreams['my upstream']", message: "bad name 'my upstream' (use letters, digits, '_', '-' and '.')"),
-    BadConfig(name: "CA file on http", yaml: config(upstreams: "upstreams:\n  assured:\n    url: http://a.example\n    ca_file: /ca.pem"),
-              files: ["/ca.pem": "-----BEGIN CERTIFICATE-----"],
-              path: "upstreams.assured.ca_file", message: "a CA file applies only to an https upstream"),
-    BadConfig(name: "CA file missing", yaml: config(upstreams: "upstreams:\n  assured:\n    url: https://a.example\n    ca_file: /ca.pem"),
-              path: "upstreams.assured.ca_file", message: "cannot read CA file '/ca.pem': no such file"),
-    BadConfig(name: "duplicate upstream name (YAML duplicate key)",
-              yaml: config(upstreams: "upstreams:\n  assured:\n    url: https://a.example\n  assured:\n    url: https://b.example"),
-              path: "line 3, column 3",
-              message: "duplicate key 'assured' in one mapping (a key, or an upstream or credential name, may appear only once)"),
+    BadConfig(
+        name: "bad scheme", yaml: config(),
+        env: baseEnv.merging(["ASSURED_BASE_URL": "ftp://\(marker).example"]) { $1 },
+        path: "upstreams.assured.url",
+        message: "the expansion of '${ASSURED_BASE_URL:-https://demo-backend.withassured.com}' is not a usable "
+            + "upstream URL: the scheme must be http or https"),
+    BadConfig(
+        name: "URL without host", yaml: config(upstreams: "upstreams:\n  assured:\n    url: https:///api"),
+        path: "upstreams.assured.url", message: "'https:///api' is not a usable upstream URL: a host is required"),
+    BadConfig(
+        name: "URL with query", yaml: config(upstreams: "upstreams:\n  assured:\n    url: https://a.example/?x=1"),
+        path: "upstreams.assured.url", message: "a query ('?') or fragment ('#') is not allowed", exact: false),
+    BadConfig(
+        name: "URL with a password",
+        yaml: config(upstreams: "upstreams:\n  assured:\n    url: https://u:\(marker)@a.example"),
+        path: "upstreams.assured.url",
+        message: "not a usable upstream URL: user info ('user:password@') is not allowed: put secrets in a credential"),
+    BadConfig(
+        name: "URL port", yaml: config(upstreams: "upstreams:\n  assured:\n    url: http://a.example:0"),
+        path: "upstreams.assured.url", message: "the port must be between 1 and 65535", exact: false),
+    BadConfig(
+        name: "bad upstream name", yaml: config(upstreams: "upstreams:\n  my upstream:\n    url: https://a.example"),
+        path: "upstreams['my upstream']", message: "bad name 'my upstream' (use letters, digits, '_', '-' and '.')"),
+    BadConfig(
+        name: "CA file on http",
+        yaml: config(upstreams: "upstreams:\n  assured:\n    url: http://a.example\n    ca_file: /ca.pem"),
+        files: ["/ca.pem": "-----BEGIN CERTIFICATE-----"],
+        path: "upstreams.assured.ca_file", message: "a CA file applies only to an https upstream"),
+    BadConfig(
+        name: "CA file missing",
+        yaml: config(upstreams: "upstreams:\n  assured:\n    url: https://a.example\n    ca_file: /ca.pem"),
+        path: "upstreams.assured.ca_file", message: "cannot read CA file '/ca.pem': no such file"),
+    BadConfig(
+        name: "duplicate upstream name (YAML duplicate key)",
+        yaml: config(
+            upstreams: "upstreams:\n  assured:\n    url: https://a.example\n  assured:\n    url: https://b.example"),
+        path: "line 3, column 3",
+        message:
+            "duplicate key 'assured' in one mapping (a key, or an upstream or credential name, may appear only once)"),
 
     // Credentials
-    BadConfig(name: "unknown credential kind",
-              yaml: config(credentials: "credentials:\n  assured_key:\n    kind: apikey\n    value: x"),
-              path: "credentials.assured_key.kind", message: "unknown credential kind 'apikey' (expected one of: api_key, jwt_session, aws_sigv4)"),
-    BadConfig(name: "unknown credential key",
-              yaml: config(credentials: credentialsYAML + "\n    prefix: Bearer"),
-              path: "credentials.assured_key.prefix", message: "unknown key 'prefix' (expected one of: kind, header, value, probe)"),
-    BadConfig(name: "empty header name",
-              yaml: config(credentials: "credentials:\n  assured_key:\n    kind: api_key\n    header: ''\n    value: v"),
-              path: "credentials.assured_key.header", message: "'' is not a header name: empty"),
-    BadConfig(name: "header name not a token",
-              yaml: config(credentials: "credentials:\n  assured_key:\n    kind: api_key\n    header: 'x api key'\n    value: v"),
-              path: "credentials.assured_key.header",
-              message: "'x api key' is not a header name: not an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"),
-    BadConfig(name: "reserved header",
-              yaml: config(credentials: "credentials:\n  assured_key:\n    kind: api_key\n    header: Content-Length\n    value: v"),
-              path: "credentials.assured_key.header",
-              message: "header 'Content-Length' cannot carry a credential: the gateway manages it"),
-    BadConfig(name: "empty secret", yaml: config(), env: ["ASSURED_API_KEY": ""],
-              path: "credentials.assured_key.value", message: "is empty"),
-    BadConfig(name: "secret with a line break", yaml: config(), env: ["ASSURED_API_KEY": "\(marker)\r\nx-evil: 1"],
-              path: "credentials.assured_key.value",
-              message: "contains characters a header value cannot have (a line break or another control character)"),
-    BadConfig(name: "literal secret with a line break",
-              yaml: config(credentials: "credentials:\n  k:\n    kind: api_key\n    header: x-api-key\n    value: \"\(marker)\\nx\""),
-              path: "credentials.k.value",
-              message: "contains characters a header value cannot have (a line break or another control character)"),
-    BadConfig(name: "duplicate credential name (YAML duplicate key)",
-              yaml: config(credentials: credentialsYAML + "\n  assured_key:\n    kind: api_key\n    header: x\n    value: \(marker)"),
-              path: "line 6, column 3", message: "duplicate key 'assured_key'", exact: false),
+    BadConfig(
+        name: "unknown credential kind",
+        yaml: config(credentials: "credentials:\n  assured_key:\n    kind: apikey\n    value: x"),
+        path: "credentials.assured_key.kind",
+        message: "unknown credential kind 'apikey' (expected one of: api_key, jwt_session, aws_sigv4)"),
+    BadConfig(
+        name: "unknown credential key",
+        yaml: config(credentials: credentialsYAML + "\n    prefix: Bearer"),
+        path: "credentials.assured_key.prefix",
+        message: "unknown key 'prefix' (expected one of: kind, header, value, probe)"),
+    BadConfig(
+        name: "empty header name",
+        yaml: config(credentials: "credentials:\n  assured_key:\n    kind: api_key\n    header: ''\n    value: v"),
+        path: "credentials.assured_key.header", message: "'' is not a header name: empty"),
+    BadConfig(
+        name: "header name not a token",
+        yaml: config(
+            credentials: "credentials:\n  assured_key:\n    kind: api_key\n    header: 'x api key'\n    value: v"),
+        path: "credentials.assured_key.header",
+        message: "'x api key' is not a header name: not an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"),
+    BadConfig(
+        name: "reserved header",
+        yaml: config(
+            credentials: "credentials:\n  assured_key:\n    kind: api_key\n    header: Content-Length\n    value: v"),
+        path: "credentials.assured_key.header",
+        message: "header 'Content-Length' cannot carry a credential: the gateway manages it"),
+    BadConfig(
+        name: "empty secret", yaml: config(), env: ["ASSURED_API_KEY": ""],
+        path: "credentials.assured_key.value", message: "is empty"),
+    BadConfig(
+        name: "secret with a line break", yaml: config(), env: ["ASSURED_API_KEY": "\(marker)\r\nx-evil: 1"],
+        path: "credentials.assured_key.value",
+        message: "contains characters a header value cannot have (a line break or another control character)"),
+    BadConfig(
+        name: "literal secret with a line break",
+        yaml: config(
+            credentials: "credentials:\n  k:\n    kind: api_key\n    header: x-api-key\n    value: \"\(marker)\\nx\""),
+        path: "credentials.k.value",
+        message: "contains characters a header value cannot have (a line break or another control character)"),
+    BadConfig(
+        name: "duplicate credential name (YAML duplicate key)",
+        yaml: config(
+            credentials: credentialsYAML + "\n  assured_key:\n    kind: api_key\n    header: x\n    value: \(marker)"),
+        path: "line 6, column 3", message: "duplicate key 'assured_key'", exact: false),
 
     // Credentials: jwt_session
-    BadConfig(name: "session: unknown upstream", yaml: config(credentials: session(replacing: "upstream: assured", with: "upstream: assurd")),
-              env: sessionEnv, path: "credentials.assured_session.upstream", message: "unknown upstream 'assurd'"),
-    BadConfig(name: "session: missing login", yaml: config(credentials: """
-        credentials:
-          assured_session:
-            kind: jwt_session
-            upstream: assured
-        """, routes: "routes:\n  - {name: a, path: /a, upstream: assured}"), env: sessionEnv,
-              path: "credentials.assured_session", message: "missing required key 'login'"),
-    BadConfig(name: "session: unknown key", yaml: config(credentials: session(replacing: "header: Authorization", with: "headr: Authorization")),
-              env: sessionEnv, path: "credentials.assured_session.headr",
-              message: "unknown key 'headr' (expected one of: kind, upstream, login, refresh, header, format, default_lifetime, "
-                  + "refresh_margin, backoff, circuit_breaker, placeholder_login, required_for_ready)"),
-    BadConfig(name: "session: unknown login key", yaml: config(credentials: session(replacing: "access_token: data.jwt.access", with: "acces_token: data.jwt.access")),
-              env: sessionEnv, path: "credentials.assured_session.login.acces_token",
-              message: "unknown key 'acces_token' (expected one of: method, path, body, headers, access_token, refresh_token)"),
-    BadConfig(name: "session: password breaks the JSON body", yaml: config(credentials: sessionYAML),
-              env: sessionEnv.merging(["ASSURED_PASS": "\(marker)\"x"]) { $1 },
-              path: "credentials.assured_session.login.body",
-              message: "is not valid JSON after expansion (if it is valid as written, a variable's value may hold a '\"' or '\\' that needs escaping)"),
-    BadConfig(name: "session: literal body not JSON",
-              yaml: config(credentials: session(replacing: "body: '{\"email\"", with: "body: '{\"\(marker)\": 1, \"email\" ")
-                  .replacingOccurrences(of: "\"remember\": true}'", with: "\"remember\": true'")),
-              env: sessionEnv, path: "credentials.assured_session.login.body", message: "is not valid JSON after expansion",
-              exact: false),
-    BadConfig(name: "session: unset password", yaml: config(credentials: sessionYAML), env: baseEnv.merging(["ASSURED_USER": "user-\(marker)@example.com"]) { $1 },
-              path: "credentials.assured_session.login.body",
-              message: "environment variable ASSURED_PASS is not set (set it, or ASSURED_PASS_FILE)"),
-    BadConfig(name: "session: refresh body not JSON", yaml: config(credentials: session(replacing: #"'{"refresh": "{refresh_token}"}'"#, with: "'{refresh_token}'")),
-              env: sessionEnv, path: "credentials.assured_session.refresh.body", message: "is not valid JSON after expansion"),
-    BadConfig(name: "session: format without {token}", yaml: config(credentials: session(replacing: "format: \"Bearer {token}\"", with: "format: Bearer")),
-              env: sessionEnv, path: "credentials.assured_session.format",
-              message: "'Bearer' must contain {token}, where the token goes (such as 'Bearer {token}')"),
-    BadConfig(name: "session: refresh_token never obtained", yaml: config(credentials: session(replacing: "refresh_token: data.jwt.refresh", with: "")),
-              env: sessionEnv, path: "credentials.assured_session.refresh.body",
-              message: "uses {refresh_token}, but login.refresh_token does not say where the login answer holds one"),
-    BadConfig(name: "session: bad dotted path", yaml: config(credentials: session(replacing: "data.jwt.access", with: "data..access")),
-              env: sessionEnv, path: "credentials.assured_session.login.access_token",
-              message: "'data..access' is not a dotted path of keys (such as data.jwt.access)"),
-    BadConfig(name: "session: relative path", yaml: config(credentials: session(replacing: "path: /api/v1/users/login/", with: "path: api/v1/users/login/")),
-              env: sessionEnv, path: "credentials.assured_session.login.path", message: "'api/v1/users/login/' must start with '/'"),
-    BadConfig(name: "session: path with a space", yaml: config(credentials: session(replacing: "path: /api/v1/users/login/", with: "path: /api/v1/users/log in/")),
-              env: sessionEnv, path: "credentials.assured_session.login.path", message: "is not a request path", exact: false),
-    BadConfig(name: "session: bad method", yaml: config(credentials: session(replacing: "method: POST", with: "method: 'PO ST'")),
-              env: sessionEnv, path: "credentials.assured_session.login.method",
-              message: "'PO ST' is not an HTTP method (a token such as GET or POST)"),
-    BadConfig(name: "session: not a boolean", yaml: config(credentials: session(replacing: "placeholder_login: true", with: "placeholder_login: yes")),
-              env: sessionEnv, path: "credentials.assured_session.placeholder_login", message: "expected true or false, got 'yes'"),
-    BadConfig(name: "session: no circuit", yaml: config(credentials: session(replacing: "failures: 5", with: "failures: 0")),
-              env: sessionEnv, path: "credentials.assured_session.circuit_breaker.failures",
-              message: "0 is out of range: must be between 1 and 1000"),
-    BadConfig(name: "session: backoff max below initial", yaml: config(credentials: session(replacing: "max: 5m", with: "max: 500ms")),
-              env: sessionEnv, path: "credentials.assured_session.backoff.max",
-              message: "backoff.max must be at least backoff.initial (default initial 1s, max 5m)"),
-    BadConfig(name: "session: unknown backoff key", yaml: config(credentials: session(replacing: "initial: 1s", with: "first: 1s")),
-              env: sessionEnv, path: "credentials.assured_session.backoff.first",
-              message: "unknown key 'first' (expected one of: initial, max)"),
-    BadConfig(name: "session: zero lifetime", yaml: config(credentials: session(replacing: "default_lifetime: 1h", with: "default_lifetime: 0s")),
-              env: sessionEnv, path: "credentials.assured_session.default_lifetime", message: "must be greater than 0"),
-    BadConfig(name: "session: reserved login header", yaml: config(credentials: session(replacing: "x-api-key: ", with: "Content-Length: ")),
-              env: sessionEnv, path: "credentials.assured_session.login.headers.Content-Length",
-              message: "header 'Content-Length' is managed by the gateway"),
-    BadConfig(name: "session: login header with a line break", yaml: config(credentials: sessionYAML),
-              env: sessionEnv.merging(["ASSURED_API_KEY": "\(marker)\r\nx: 1"]) { $1 },
-              path: "credentials.assured_session.login.headers.x-api-key",
-              message: "contains characters a header value cannot have (a line break or another control character)"),
-    BadConfig(name: "session and key both write Authorization", yaml: config(
-                  credentials: sessionYAML + "\n  other:\n    kind: api_key\n    header: authorization\n    value: \(marker)",
-                  routes: "routes:\n  - {name: a, path: /a, upstream: assured, credentials: [assured_session, other]}"),
-              env: sessionEnv, path: "routes[0].credentials[1]",
-              message: "credentials 'assured_session' and 'other' both write header 'authorization'"),
+    BadConfig(
+        name: "session: unknown upstream",
+        yaml: config(credentials: session(replacing: "upstream: assured", with: "upstream: assurd")),
+        env: sessionEnv, path: "credentials.assured_session.upstream", message: "unknown upstream 'assurd'"),
+    BadConfig(
+        name: "session: missing login",
+        yaml: config(
+            credentials: """
+                credentials:
+                  assured_session:
+                    kind: jwt_session
+                    upstream: assured
+                """, routes: "routes:\n  - {name: a, path: /a, upstream: assured}"), env: sessionEnv,
+        path: "credentials.assured_session", message: "missing required key 'login'"),
+    BadConfig(
+        name: "session: unknown key",
+        yaml: config(credentials: session(replacing: "header: Authorization", with: "headr: Authorization")),
+        env: sessionEnv, path: "credentials.assured_session.headr",
+        message:
+            "unknown key 'headr' (expected one of: kind, upstream, login, refresh, header, format, default_lifetime, "
+            + "refresh_margin, backoff, circuit_breaker, placeholder_login, required_for_ready)"),
+    BadConfig(
+        name: "session: unknown login key",
+        yaml: config(
+            credentials: session(replacing: "access_token: data.jwt.access", with: "acces_token: data.jwt.access")),
+        env: sessionEnv, path: "credentials.assured_session.login.acces_token",
+        message: "unknown key 'acces_token' (expected one of: method, path, body, headers, access_token, refresh_token)"
+    ),
+    BadConfig(
+        name: "session: password breaks the JSON body", yaml: config(credentials: sessionYAML),
+        env: sessionEnv.merging(["ASSURED_PASS": "\(marker)\"x"]) { $1 },
+        path: "credentials.assured_session.login.body",
+        message:
+            "is not valid JSON after expansion (if it is valid as written, a variable's value may hold a '\"' or '\\' that needs escaping)"
+    ),
+    BadConfig(
+        name: "session: literal body not JSON",
+        yaml: config(
+            credentials: session(replacing: "body: '{\"email\"", with: "body: '{\"\(marker)\": 1, \"email\" ")
+                .replacingOccurrences(of: "\"remember\": true}'", with: "\"remember\": true'")),
+        env: sessionEnv, path: "credentials.assured_session.login.body", message: "is not valid JSON after expansion",
+        exact: false),
+    BadConfig(
+        name: "session: unset password", yaml: config(credentials: sessionYAML),
+        env: baseEnv.merging(["ASSURED_USER": "user-\(marker)@example.com"]) { $1 },
+        path: "credentials.assured_session.login.body",
+        message: "environment variable ASSURED_PASS is not set (set it, or ASSURED_PASS_FILE)"),
+    BadConfig(
+        name: "session: refresh body not JSON",
+        yaml: config(credentials: session(replacing: #"'{"refresh": "{refresh_token}"}'"#, with: "'{refresh_token}'")),
+        env: sessionEnv, path: "credentials.assured_session.refresh.body", message: "is not valid JSON after expansion"),
+    BadConfig(
+        name: "session: format without {token}",
+        yaml: config(credentials: session(replacing: "format: \"Bearer {token}\"", with: "format: Bearer")),
+        env: sessionEnv, path: "credentials.assured_session.format",
+        message: "'Bearer' must contain {token}, where the token goes (such as 'Bearer {token}')"),
+    BadConfig(
+        name: "session: refresh_token never obtained",
+        yaml: config(credentials: session(replacing: "refresh_token: data.jwt.refresh", with: "")),
+        env: sessionEnv, path: "credentials.assured_session.refresh.body",
+        message: "uses {refresh_token}, but login.refresh_token does not say where the login answer holds one"),
+    BadConfig(
+        name: "session: bad dotted path",
+        yaml: config(credentials: session(replacing: "data.jwt.access", with: "data..access")),
+        env: sessionEnv, path: "credentials.assured_session.login.access_token",
+        message: "'data..access' is not a dotted path of keys (such as data.jwt.access)"),
+    BadConfig(
+        name: "session: relative path",
+        yaml: config(credentials: session(replacing: "path: /api/v1/users/login/", with: "path: api/v1/users/login/")),
+        env: sessionEnv, path: "credentials.assured_session.login.path",
+        message: "'api/v1/users/login/' must start with '/'"),
+    BadConfig(
+        name: "session: path with a space",
+        yaml: config(
+            credentials: session(replacing: "path: /api/v1/users/login/", with: "path: /api/v1/users/log in/")),
+        env: sessionEnv, path: "credentials.assured_session.login.path", message: "is not a request path", exact: false),
+    BadConfig(
+        name: "session: bad method",
+        yaml: config(credentials: session(replacing: "method: POST", with: "method: 'PO ST'")),
+        env: sessionEnv, path: "credentials.assured_session.login.method",
+        message: "'PO ST' is not an HTTP method (a token such as GET or POST)"),
+    BadConfig(
+        name: "session: not a boolean",
+        yaml: config(credentials: session(replacing: "placeholder_login: true", with: "placeholder_login: yes")),
+        env: sessionEnv, path: "credentials.assured_session.placeholder_login",
+        message: "expected true or false, got 'yes'"),
+    BadConfig(
+        name: "session: no circuit", yaml: config(credentials: session(replacing: "failures: 5", with: "failures: 0")),
+        env: sessionEnv, path: "credentials.assured_session.circuit_breaker.failures",
+        message: "0 is out of range: must be between 1 and 1000"),
+    BadConfig(
+        name: "session: backoff max below initial",
+        yaml: config(credentials: session(replacing: "max: 5m", with: "max: 500ms")),
+        env: sessionEnv, path: "credentials.assured_session.backoff.max",
+        message: "backoff.max must be at least backoff.initial (default initial 1s, max 5m)"),
+    BadConfig(
+        name: "session: unknown backoff key",
+        yaml: config(credentials: session(replacing: "initial: 1s", with: "first: 1s")),
+        env: sessionEnv, path: "credentials.assured_session.backoff.first",
+        message: "unknown key 'first' (expected one of: initial, max)"),
+    BadConfig(
+        name: "session: zero lifetime",
+        yaml: config(credentials: session(replacing: "default_lifetime: 1h", with: "default_lifetime: 0s")),
+        env: sessionEnv, path: "credentials.assured_session.default_lifetime", message: "must be greater than 0"),
+    BadConfig(
+        name: "session: reserved login header",
+        yaml: config(credentials: session(replacing: "x-api-key: ", with: "Content-Length: ")),
+        env: sessionEnv, path: "credentials.assured_session.login.headers.Content-Length",
+        message: "header 'Content-Length' is managed by the gateway"),
+    BadConfig(
+        name: "session: login header with a line break", yaml: config(credentials: sessionYAML),
+        env: sessionEnv.merging(["ASSURED_API_KEY": "\(marker)\r\nx: 1"]) { $1 },
+        path: "credentials.assured_session.login.headers.x-api-key",
+        message: "contains characters a header value cannot have (a line break or another control character)"),
+    BadConfig(
+        name: "session and key both write Authorization",
+        yaml: config(
+            credentials: sessionYAML + "\n  other:\n    kind: api_key\n    header: authorization\n    value: \(marker)",
+            routes: "routes:\n  - {name: a, path: /a, upstream: assured, credentials: [assured_session, other]}"),
+        env: sessionEnv, path: "routes[0].credentials[1]",
+        message: "credentials 'assured_session' and 'other' both write header 'authorization'"),
 
     // Routes
-    BadConfig(name: "duplicate route name", yaml: config(routes: """
-        routes:
-          - {name: a, path: /a, upstream: assured}
-          - {name: a, path: /b, upstream: assured}
-        """), path: "routes[1].name", message: "duplicate route name 'a' (first used by routes[0])"),
-    BadConfig(name: "unknown upstream", yaml: config(routes: "routes:\n  - {name: a, path: /a, upstream: assurd}"),
-              path: "routes[0].upstream", message: "unknown upstream 'assurd'"),
-    BadConfig(name: "unknown credential", yaml: config(routes: """
-        routes:
-          - {name: a, path: /a, upstream: assured, credentials: [assured_key]}
-          - {name: b, path: /b, upstream: assured}
-          - {name: c, path: /c, upstream: assured}
-          - {name: d, path: /d, upstream: assured, credentials: [assured_kee]}
-        """), path: "routes[3].credentials[0]", message: "unknown credential 'assured_kee'"),
-    BadConfig(name: "credential listed twice",
-              yaml: config(routes: "routes:\n  - {name: a, path: /a, upstream: assured, credentials: [assured_key, assured_key]}"),
-              path: "routes[0].credentials[1]", message: "credential 'assured_key' is listed twice"),
-    BadConfig(name: "two credentials write one header",
-              yaml: config(credentials: credentialsYAML + "\n  other:\n    kind: api_key\n    header: X-API-Key\n    value: \(marker)",
-                           routes: "routes:\n  - {name: a, path: /a, upstream: assured, credentials: [assured_key, other]}"),
-              path: "routes[0].credentials[1]", message: "credentials 'assured_key' and 'other' both write header 'x-api-key'"),
-    BadConfig(name: "bad method", yaml: config(routes: "routes:\n  - {name: a, methods: [GET, 'GE T'], path: /a, upstream: assured}"),
-              path: "routes[0].methods[1]", message: "'GE T' is not an HTTP method (a token such as GET or POST)"),
-    BadConfig(name: "empty method list", yaml: config(routes: "routes:\n  - {name: a, methods: [], path: /a, upstream: assured}"),
-              path: "routes[0].methods",
-              message: "an empty list takes no request: list methods, or write \"*\" or omit the key for every method"),
-    BadConfig(name: "star with methods", yaml: config(routes: "routes:\n  - {name: a, methods: ['*', GET], path: /a, upstream: assured}"),
-              path: "routes[0].methods", message: "\"*\" (every method) cannot be listed with other methods"),
-    BadConfig(name: "bad path pattern", yaml: config(routes: "routes:\n  - {name: a, path: api/**, upstream: assured}"),
-              path: "routes[0].path", message: "bad path pattern 'api/**': a path pattern must start with '/'"),
-    BadConfig(name: "wildcard not last", yaml: config(routes: "routes:\n  - {name: a, path: /**/x, upstream: assured}"),
-              path: "routes[0].path", message: "bad path pattern '/**/x': '**' may only be the last segment"),
-    BadConfig(name: "bad route size", yaml: config(routes: "routes:\n  - {name: a, path: /a, upstream: assured, max_body_bytes: 1TiB}"),
-              path: "routes[0].max_body_bytes", message: "expected a size", exact: false),
-    BadConfig(name: "shadowed route", yaml: config(routes: """
-        routes:
-          - {name: y, path: /api/**, upstream: assured}
-          - {name: z, methods: [GET], path: /other, upstream: assured}
-          - {name: x, methods: [GET, POST], path: '/api/v1/{id}/', upstream: assured}
-        """), path: "routes[2]",
-              message: "route 'x' can never match: every request it takes is taken first by routes[0] ('y')"),
-    BadConfig(name: "shadowed by a route with more methods", yaml: config(routes: """
-        routes:
-          - {name: y, methods: [GET, POST], path: '/a/{id}', upstream: assured}
-          - {name: x, methods: [get], path: /a/b, upstream: assured}
-        """), path: "routes[1]",
-              message: "route 'x' can never match: every request it takes is taken first by routes[0] ('y')"),
+    BadConfig(
+        name: "duplicate route name",
+        yaml: config(
+            routes: """
+                routes:
+                  - {name: a, path: /a, upstream: assured}
+                  - {name: a, path: /b, upstream: assured}
+                """), path: "routes[1].name", message: "duplicate route name 'a' (first used by routes[0])"),
+    BadConfig(
+        name: "unknown upstream", yaml: config(routes: "routes:\n  - {name: a, path: /a, upstream: assurd}"),
+        path: "routes[0].upstream", message: "unknown upstream 'assurd'"),
+    BadConfig(
+        name: "unknown credential",
+        yaml: config(
+            routes: """
+                routes:
+                  - {name: a, path: /a, upstream: assured, credentials: [assured_key]}
+                  - {name: b, path: /b, upstream: assured}
+                  - {name: c, path: /c, upstream: assured}
+                  - {name: d, path: /d, upstream: assured, credentials: [assured_kee]}
+                """), path: "routes[3].credentials[0]", message: "unknown credential 'assured_kee'"),
+    BadConfig(
+        name: "credential listed twice",
+        yaml: config(
+            routes: "routes:\n  - {name: a, path: /a, upstream: assured, credentials: [assured_key, assured_key]}"),
+        path: "routes[0].credentials[1]", message: "credential 'assured_key' is listed twice"),
+    BadConfig(
+        name: "two credentials write one header",
+        yaml: config(
+            credentials: credentialsYAML + "\n  other:\n    kind: api_key\n    header: X-API-Key\n    value: \(marker)",
+            routes: "routes:\n  - {name: a, path: /a, upstream: assured, credentials: [assured_key, other]}"),
+        path: "routes[0].credentials[1]", message: "credentials 'assured_key' and 'other' both write header 'x-api-key'"
+    ),
+    BadConfig(
+        name: "bad method",
+        yaml: config(routes: "routes:\n  - {name: a, methods: [GET, 'GE T'], path: /a, upstream: assured}"),
+        path: "routes[0].methods[1]", message: "'GE T' is not an HTTP method (a token such as GET or POST)"),
+    BadConfig(
+        name: "empty method list",
+        yaml: config(routes: "routes:\n  - {name: a, methods: [], path: /a, upstream: assured}"),
+        path: "routes[0].methods",
+        message: "an empty list takes no request: list methods, or write \"*\" or omit the key for every method"),
+    BadConfig(
+        name: "star with methods",
+        yaml: config(routes: "routes:\n  - {name: a, methods: ['*', GET], path: /a, upstream: assured}"),
+        path: "routes[0].methods", message: "\"*\" (every method) cannot be listed with other methods"),
+    BadConfig(
+        name: "bad path pattern", yaml: config(routes: "routes:\n  - {name: a, path: api/**, upstream: assured}"),
+        path: "routes[0].path", message: "bad path pattern 'api/**': a path pattern must start with '/'"),
+    BadConfig(
+        name: "wildcard not last", yaml: config(routes: "routes:\n  - {name: a, path: /**/x, upstream: assured}"),
+        path: "routes[0].path", message: "bad path pattern '/**/x': '**' may only be the last segment"),
+    BadConfig(
+        name: "bad route size",
+        yaml: config(routes: "routes:\n  - {name: a, path: /a, upstream: assured, max_body_bytes: 1TiB}"),
+        path: "routes[0].max_body_bytes", message: "expected a size", exact: false),
+    BadConfig(
+        name: "shadowed route",
+        yaml: config(
+            routes: """
+                routes:
+                  - {name: y, path: /api/**, upstream: assured}
+                  - {name: z, methods: [GET], path: /other, upstream: assured}
+                  - {name: x, methods: [GET, POST], path: '/api/v1/{id}/', upstream: assured}
+                """), path: "routes[2]",
+        message: "route 'x' can never match: every request it takes is taken first by routes[0] ('y')"),
+    BadConfig(
+        name: "shadowed by a route with more methods",
+        yaml: config(
+            routes: """
+                routes:
+                  - {name: y, methods: [GET, POST], path: '/a/{id}', upstream: assured}
+                  - {name: x, methods: [get], path: /a/b, upstream: assured}
+                """), path: "routes[1]",
+        message: "route 'x' can never match: every request it takes is taken first by routes[0] ('y')"),
     // Checks that need a route's credentials and transforms together: once only `serve` made them (issue 9).
-    BadConfig(name: "ssn_encryption without a session", yaml: config(routes: """
-        routes:
-          - name: a
-            path: /api/**
-            upstream: assured
-            credentials: [assured_key]
-            transforms: [upload_validation, ssn_encryption]
-        """), path: "routes[0].transforms[1]",
-              message: "ssn_encryption needs a jwt_session credential on the route: the SSN is encrypted with its token"),
-    BadConfig(name: "placeholder login on a path that is not plain",
-              yaml: config(credentials: session(replacing: "path: /api/v1/users/login/", with: "path: /api/v1/users/login*/")),
-              env: sessionEnv, path: "credentials.assured_session.placeholder_login",
-              message: "the login path '/api/v1/users/login*/' cannot be answered locally: it is not a plain path"),
+    BadConfig(
+        name: "ssn_encryption without a session",
+        yaml: config(
+            routes: """
+                routes:
+                  - name: a
+                    path: /api/**
+                    upstream: assured
+                    credentials: [assured_key]
+                    transforms: [upload_validation, ssn_encryption]
+                """), path: "routes[0].transforms[1]",
+        message: "ssn_encryption needs a jwt_session credential on the route: the SSN is encrypted with its token"),
+    BadConfig(
+        name: "placeholder login on a path that is not plain",
+        yaml: config(
+            credentials: session(replacing: "path: /api/v1/users/login/", with: "path: /api/v1/users/login*/")),
+        env: sessionEnv, path: "credentials.assured_session.placeholder_login",
+        message: "the login path '/api/v1/users/login*/' cannot be answered locally: it is not a plain path"),
 ]
 
 // MARK: - Errors
@@ -421,19 +575,30 @@ private let badConfigs: [BadConfig] = [
     /// examples, the test suite's own) builds a running gateway's routes without an error; and what only the
     /// runtime used to refuse, the loader refuses with its YAML path (the BadConfig cases above).
     @Test func whatCheckConfigAcceptsServeStarts() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         var sources: [(String, String, [String: String])] = [
             ("test config", config(), baseEnv),
             ("test session config", config(credentials: sessionYAML), sessionEnv),
         ]
-        let shipped = ["Config/credgate.yaml", "Config/wriftai.yaml"] + ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Config/examples").path)) ?? [])
+        let shipped =
+            ["Config/credgate.yaml", "Config/wriftai.yaml"]
+            + ((try? FileManager.default.contentsOfDirectory(
+                atPath: root.appendingPathComponent("Config/examples").path)) ?? [])
             .filter { $0.hasSuffix(".yaml") }.map { "Config/examples/\($0)" }
         // Shipped files are loaded as files (an example may include others).
         var files: [String: String] = [:]
         for file in shipped {
             files[file] = root.appendingPathComponent(file).path
-            sources.append((file, "", ["ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p", "EXAMPLE_TOKEN": "t",
-                                       "WRIFTAI_ACCESS_TOKEN": "w"]))
+            sources.append(
+                (
+                    file, "",
+                    [
+                        "ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p",
+                        "EXAMPLE_TOKEN": "t",
+                        "WRIFTAI_ACCESS_TOKEN": "w",
+                    ]
+                ))
         }
         #expect(sources.count >= 5)
         for (name, yaml, env) in sources {
@@ -449,7 +614,8 @@ private let badConfigs: [BadConfig] = [
                 continue
             }
             do {
-                _ = try GatewayRuntime(config: loaded, logger: Logger(label: "test"), sessionTransport: { _ in FakePlatform() })
+                _ = try GatewayRuntime(
+                    config: loaded, logger: Logger(label: "test"), sessionTransport: { _ in FakePlatform() })
             } catch {
                 Issue.record("\(name): check-config accepts it but serve would refuse it: \(error)")
             }
@@ -476,21 +642,29 @@ private let badConfigs: [BadConfig] = [
                 credentials: [assured_kee]
             """
         let found = issues(yaml, [:])
-        #expect(found.map(\.path) == [
-            "listen.port", "listen.idle_timeout", "upstreams.assured.url", "credentials.assured_key.value",
-            "routes[0].pathh", "routes[0]", "routes[0].upstream", "routes[0].credentials[0]",
-        ])
+        #expect(
+            found.map(\.path) == [
+                "listen.port", "listen.idle_timeout", "upstreams.assured.url", "credentials.assured_key.value",
+                "routes[0].pathh", "routes[0]", "routes[0].upstream", "routes[0].credentials[0]",
+            ])
         #expect(found.last?.description == "routes[0].credentials[0]: unknown credential 'assured_kee'")
-        #expect(found[3].description
-            == "credentials.assured_key.value: environment variable ASSURED_API_KEY is not set (set it, or ASSURED_API_KEY_FILE)")
+        #expect(
+            found[3].description
+                == "credentials.assured_key.value: environment variable ASSURED_API_KEY is not set (set it, or ASSURED_API_KEY_FILE)"
+        )
     }
 
     @Test func missingFile() {
-        #expect(throws: ConfigError.self) { try ConfigLoader.load(path: "/nonexistent/credgate.yaml", environment: [:]) }
+        #expect(throws: ConfigError.self) {
+            try ConfigLoader.load(path: "/nonexistent/credgate.yaml", environment: [:])
+        }
         do {
             _ = try ConfigLoader.load(path: "/nonexistent/credgate.yaml", environment: [:])
         } catch {
-            #expect(error.issues == [ConfigIssue(path: "(file)", message: "cannot read '/nonexistent/credgate.yaml': no such file")])
+            #expect(
+                error.issues == [
+                    ConfigIssue(path: "(file)", message: "cannot read '/nonexistent/credgate.yaml': no such file")
+                ])
         }
     }
 
@@ -565,7 +739,9 @@ private let badConfigs: [BadConfig] = [
 
         let assured = try #require(config.upstreams["assured"])
         #expect(assured.name == "assured")
-        #expect(assured.url == UpstreamURL(scheme: .https, host: "demo-backend.withassured.com", port: 443, basePath: "/base"))
+        #expect(
+            assured.url
+                == UpstreamURL(scheme: .https, host: "demo-backend.withassured.com", port: 443, basePath: "/base"))
         #expect(assured.connectTimeout == .milliseconds(250))
         #expect(assured.responseTimeout == .hours(1))
         #expect(assured.idleTimeout == .seconds(90))
@@ -576,7 +752,10 @@ private let badConfigs: [BadConfig] = [
         #expect(config.upstreams["local"]?.url.hostHeader == "[::1]:9000")
 
         let key = try #require(config.credentials["assured_key"])
-        guard case .apiKey(let header, let value) = key.kind else { Issue.record("not an API key"); return }
+        guard case .apiKey(let header, let value) = key.kind else {
+            Issue.record("not an API key")
+            return
+        }
         #expect(header == "x-api-key")
         #expect(value.reveal() == apiKey)
         #expect(!"\(value)".contains(apiKey))
@@ -637,10 +816,11 @@ private let badConfigs: [BadConfig] = [
         #expect(Quantity.duration("9999999999h") == .failure(.tooLarge))
     }
 
-    @Test(arguments: [
-        ("1024", 1024), ("10KiB", 10 * 1024), ("25MiB", 25 << 20), ("1GiB", 1 << 30), ("1KB", 1000),
-        ("2MB", 2_000_000), ("3GB", 3_000_000_000), ("128 MiB", 128 << 20), ("7B", 7),
-    ] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("1024", 1024), ("10KiB", 10 * 1024), ("25MiB", 25 << 20), ("1GiB", 1 << 30), ("1KB", 1000),
+            ("2MB", 2_000_000), ("3GB", 3_000_000_000), ("128 MiB", 128 << 20), ("7B", 7),
+        ] as [(String, Int64)])
     func sizes(_ text: String, _ expected: Int64) {
         #expect(Quantity.byteSize(text) == .success(expected))
     }
@@ -672,7 +852,8 @@ private let badConfigs: [BadConfig] = [
     }
 
     @Test func lowerCaseMethodsAreUpperCased() throws {
-        let config = try parsed(config(routes: "routes:\n  - {name: a, methods: [get, Post], path: /a, upstream: assured}"))
+        let config = try parsed(
+            config(routes: "routes:\n  - {name: a, methods: [get, Post], path: /a, upstream: assured}"))
         #expect(config.routes[0].methods == ["GET", "POST"])
     }
 
@@ -683,13 +864,15 @@ private let badConfigs: [BadConfig] = [
 
     /// A route after a narrower one is fine; only a full cover shadows.
     @Test func narrowerEarlierRouteDoesNotShadow() throws {
-        let config = try parsed(config(routes: """
-            routes:
-              - {name: a, methods: [GET], path: /api/**, upstream: assured}
-              - {name: c, path: '/api/{id}', upstream: assured}
-              - {name: d, path: /api, upstream: assured}
-              - {name: b, path: /api/**, upstream: assured}
-            """))
+        let config = try parsed(
+            config(
+                routes: """
+                    routes:
+                      - {name: a, methods: [GET], path: /api/**, upstream: assured}
+                      - {name: c, path: '/api/{id}', upstream: assured}
+                      - {name: d, path: /api, upstream: assured}
+                      - {name: b, path: /api/**, upstream: assured}
+                    """))
         #expect(config.routes.count == 4)
     }
 }
@@ -729,10 +912,11 @@ private let badConfigs: [BadConfig] = [
 
     @Test func unsetVariables() {
         let result = expand("${A}/${B}", [:])
-        #expect(result.problems == [
-            "environment variable A is not set (set it, or A_FILE)",
-            "environment variable B is not set (set it, or B_FILE)",
-        ])
+        #expect(
+            result.problems == [
+                "environment variable A is not set (set it, or A_FILE)",
+                "environment variable B is not set (set it, or B_FILE)",
+            ])
     }
 
     @Test func fileVariables() {
@@ -756,7 +940,8 @@ private let badConfigs: [BadConfig] = [
         let configFile = dir.appendingPathComponent("credgate.yaml")
         try config().write(to: configFile, atomically: true, encoding: .utf8)
 
-        let loaded = try ConfigLoader.load(path: configFile.path, environment: ["ASSURED_API_KEY_FILE": secretFile.path])
+        let loaded = try ConfigLoader.load(
+            path: configFile.path, environment: ["ASSURED_API_KEY_FILE": secretFile.path])
         guard case .apiKey(_, let value) = loaded.credentials["assured_key"]?.kind else {
             Issue.record("no credential")
             return
@@ -767,18 +952,24 @@ private let badConfigs: [BadConfig] = [
             _ = try ConfigLoader.load(path: configFile.path, environment: ["ASSURED_API_KEY_FILE": dir.path])
             Issue.record("a directory is not a secret")
         } catch {
-            #expect(error.issues == [ConfigIssue(
-                path: "credentials.assured_key.value",
-                message: "cannot read ASSURED_API_KEY_FILE '\(dir.path)': it is a directory")])
+            #expect(
+                error.issues == [
+                    ConfigIssue(
+                        path: "credentials.assured_key.value",
+                        message: "cannot read ASSURED_API_KEY_FILE '\(dir.path)': it is a directory")
+                ])
         }
     }
 
     @Test func interpolationInEveryScalar() throws {
         let env = baseEnv.merging(["PORT": "9090", "UP": "assured", "ROUTE_PATH": "/v2/**"]) { $1 }
-        let config = try parsed(config(listen: "listen:\n  port: ${PORT}", routes: """
-            routes:
-              - {name: r, path: '${ROUTE_PATH}', upstream: '${UP}', max_body_bytes: '${SIZE:-1MiB}'}
-            """), env)
+        let config = try parsed(
+            config(
+                listen: "listen:\n  port: ${PORT}",
+                routes: """
+                    routes:
+                      - {name: r, path: '${ROUTE_PATH}', upstream: '${UP}', max_body_bytes: '${SIZE:-1MiB}'}
+                    """), env)
         #expect(config.listen.port == 9090)
         #expect(config.routes[0].path.description == "/v2/**")
         #expect(config.routes[0].upstream == "assured")
@@ -795,7 +986,9 @@ private let badConfigs: [BadConfig] = [
 
     private static let assuredProfile = root.appendingPathComponent("Config/credgate.yaml").path
 
-    static let profileEnvironment = ["ASSURED_API_KEY": apiKey, "ASSURED_USER": "user@example.com", "ASSURED_PASS": "pw"]
+    static let profileEnvironment = [
+        "ASSURED_API_KEY": apiKey, "ASSURED_USER": "user@example.com", "ASSURED_PASS": "pw",
+    ]
 
     @Test func assuredProfileParses() throws {
         let config = try ConfigLoader.load(path: Self.assuredProfile, environment: Self.profileEnvironment)
@@ -826,9 +1019,11 @@ private let badConfigs: [BadConfig] = [
     }
 
     @Test func assuredProfileTakesTheBaseURLFromTheEnvironment() throws {
-        let config = try ConfigLoader.load(path: Self.assuredProfile, environment: Self.profileEnvironment.merging([
-            "ASSURED_BASE_URL": "http://127.0.0.1:9999",
-        ]) { $1 })
+        let config = try ConfigLoader.load(
+            path: Self.assuredProfile,
+            environment: Self.profileEnvironment.merging([
+                "ASSURED_BASE_URL": "http://127.0.0.1:9999"
+            ]) { $1 })
         #expect(config.upstreams["assured"]?.url == UpstreamURL(scheme: .http, host: "127.0.0.1", port: 9999))
     }
 
@@ -837,14 +1032,18 @@ private let badConfigs: [BadConfig] = [
             _ = try ConfigLoader.load(path: Self.assuredProfile, environment: [:])
             Issue.record("loaded without ASSURED_API_KEY")
         } catch {
-            #expect(error.issues == [
-                ConfigIssue(path: "credentials.assured_key.value",
-                            message: "environment variable ASSURED_API_KEY is not set (set it, or ASSURED_API_KEY_FILE)"),
-                ConfigIssue(path: "credentials.assured_session.login.body",
-                            message: "environment variable ASSURED_USER is not set (set it, or ASSURED_USER_FILE)"),
-                ConfigIssue(path: "credentials.assured_session.login.body",
-                            message: "environment variable ASSURED_PASS is not set (set it, or ASSURED_PASS_FILE)"),
-            ])
+            #expect(
+                error.issues == [
+                    ConfigIssue(
+                        path: "credentials.assured_key.value",
+                        message: "environment variable ASSURED_API_KEY is not set (set it, or ASSURED_API_KEY_FILE)"),
+                    ConfigIssue(
+                        path: "credentials.assured_session.login.body",
+                        message: "environment variable ASSURED_USER is not set (set it, or ASSURED_USER_FILE)"),
+                    ConfigIssue(
+                        path: "credentials.assured_session.login.body",
+                        message: "environment variable ASSURED_PASS is not set (set it, or ASSURED_PASS_FILE)"),
+                ])
         }
     }
 
@@ -852,10 +1051,13 @@ private let badConfigs: [BadConfig] = [
     @Test func documentedExampleParses() throws {
         let doc = try String(contentsOf: Self.root.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
         let example = try #require(doc.components(separatedBy: "```yaml\n").last?.components(separatedBy: "```").first)
-        let config = try parsed(example, ["ASSURED_API_KEY": apiKey, "INTERNAL_TOKEN": "t"],
-                                files: ["/etc/credgate/internal-ca.pem": "-----BEGIN CERTIFICATE-----\n"])
+        let config = try parsed(
+            example, ["ASSURED_API_KEY": apiKey, "INTERNAL_TOKEN": "t"],
+            files: ["/etc/credgate/internal-ca.pem": "-----BEGIN CERTIFICATE-----\n"])
         #expect(config.routes.map(\.name) == ["assured-login", "assured-api", "internal"])
-        #expect(config.upstreams["internal"]?.url == UpstreamURL(scheme: .https, host: "internal.example.com", port: 8443, basePath: "/v2"))
+        #expect(
+            config.upstreams["internal"]?.url
+                == UpstreamURL(scheme: .https, host: "internal.example.com", port: 8443, basePath: "/v2"))
     }
 
     @Test func minimalExampleParses() throws {
@@ -886,8 +1088,9 @@ private let badConfigs: [BadConfig] = [
         #expect(session.upstream == "assured")
         #expect(session.login.method == "POST")
         #expect(session.login.path == "/api/v1/users/login/")
-        #expect(session.login.body.reveal()
-            == #"{"email": "user@example.com", "password": "pw-\#(marker)", "remember": true}"#)
+        #expect(
+            session.login.body.reveal()
+                == #"{"email": "user@example.com", "password": "pw-\#(marker)", "remember": true}"#)
         #expect(session.login.headers.map(\.name) == ["x-api-key"])
         #expect(session.login.headers.first?.value.reveal() == apiKey)
         #expect(session.login.accessTokenPath == "data.jwt.access")
@@ -896,7 +1099,7 @@ private let badConfigs: [BadConfig] = [
         let refresh = try #require(session.refresh)
         #expect(refresh.method == "POST")
         #expect(refresh.path == "/api/v1/users/token/refresh/")
-        #expect(refresh.body.reveal() == #"{"refresh": "{refresh_token}"}"#)  // not a ${...}: left for call time
+        #expect(refresh.body.reveal() == #"{"refresh": "{refresh_token}"}"#) // not a ${...}: left for call time
         #expect(refresh.accessTokenPath == "access")
         #expect(refresh.refreshTokenPath == "refresh")
         #expect(refresh.sendAccessToken)
@@ -912,17 +1115,18 @@ private let badConfigs: [BadConfig] = [
     }
 
     @Test func defaults() throws {
-        let yaml = config(credentials: """
-            credentials:
-              assured_key: {kind: api_key, header: x-api-key, value: k}
-              s:
-                kind: jwt_session
-                upstream: assured
-                login:
-                  path: /login
-                  body: '{"user": "u", "password": "${ASSURED_PASS}"}'
-                  access_token: token
-            """)
+        let yaml = config(
+            credentials: """
+                credentials:
+                  assured_key: {kind: api_key, header: x-api-key, value: k}
+                  s:
+                    kind: jwt_session
+                    upstream: assured
+                    login:
+                      path: /login
+                      body: '{"user": "u", "password": "${ASSURED_PASS}"}'
+                      access_token: token
+                """)
         let config = try parsed(yaml, sessionEnv)
         guard case .jwtSession(let session) = config.credentials["s"]?.kind else {
             Issue.record("not a session")
@@ -945,15 +1149,17 @@ private let badConfigs: [BadConfig] = [
     }
 
     @Test func customHeaderIsLowerCasedInHeaderNames() throws {
-        let yaml = config(credentials: session(replacing: "header: Authorization", with: "header: X-Session-Token")
-            .replacingOccurrences(of: "format: \"Bearer {token}\"", with: "format: \"{token}\""))
+        let yaml = config(
+            credentials: session(replacing: "header: Authorization", with: "header: X-Session-Token")
+                .replacingOccurrences(of: "format: \"Bearer {token}\"", with: "format: \"{token}\""))
         let config = try parsed(yaml, sessionEnv)
         #expect(config.credentials["assured_session"]?.headerNames == ["x-session-token"])
     }
 
     /// Messages about the body never show it, whatever went wrong.
     @Test func bodyIssuesNeverShowTheBody() {
-        let found = issues(config(credentials: sessionYAML), sessionEnv.merging(["ASSURED_PASS": "a\"\(marker)"]) { $1 })
+        let found = issues(
+            config(credentials: sessionYAML), sessionEnv.merging(["ASSURED_PASS": "a\"\(marker)"]) { $1 })
         #expect(found.count == 1)
         #expect(!found.description.contains(marker))
         #expect(!found.description.contains("user@example.com"))

@@ -18,15 +18,24 @@ import Testing
     }
 
     @Test func knownErrorsAreFixedSentences() {
-        #expect(AsyncHTTPSessionTransport.describe(IOError(errnoCode: ECONNREFUSED, reason: "connect")) == "connection refused")
-        #expect(AsyncHTTPSessionTransport.describe(IOError(errnoCode: ECONNRESET, reason: "read")) == "the connection was reset")
-        #expect(AsyncHTTPSessionTransport.describe(ChannelError.ioOnClosedChannel) == "the connection closed before the answer")
-        #expect(AsyncHTTPSessionTransport.describe(NIOTooManyBytesError(maxBytes: 1 << 20)).hasPrefix("the answer is larger than"))
+        #expect(
+            AsyncHTTPSessionTransport.describe(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
+                == "connection refused")
+        #expect(
+            AsyncHTTPSessionTransport.describe(IOError(errnoCode: ECONNRESET, reason: "read"))
+                == "the connection was reset")
+        #expect(
+            AsyncHTTPSessionTransport.describe(ChannelError.ioOnClosedChannel)
+                == "the connection closed before the answer")
+        #expect(
+            AsyncHTTPSessionTransport.describe(NIOTooManyBytesError(maxBytes: 1 << 20)).hasPrefix(
+                "the answer is larger than"))
     }
 
     @Test func aFollowUpCallPassesOnTheTransportsSentenceAndTheFiltersRefusal() {
         #expect(FollowUpCall.describe(SessionTransportError("connect timed out")) == "connect timed out")
-        let unavailable = SessionUnavailable(retryAfter: .seconds(3), reason: "login circuit open after 5 consecutive failures")
+        let unavailable = SessionUnavailable(
+            retryAfter: .seconds(3), reason: "login circuit open after 5 consecutive failures")
         #expect(FollowUpCall.describe(unavailable) == "login circuit open after 5 consecutive failures")
         #expect(FollowUpCall.describe(CancellationError()) == "cancelled")
     }

@@ -93,13 +93,19 @@ actor FakePlatform: SessionTransport {
             case .accept:
                 let access = mint("access", lifetime: accessLifetime)
                 let refresh = mint("refresh", lifetime: 86_400)
-                return (200, [("content-type", "application/json")], json([
-                    "data": ["id": 7, "email": "a@example.com", "jwt": ["access": access, "refresh": refresh]],
-                    "msg": "ok",
-                ]))
+                return (
+                    200, [("content-type", "application/json")],
+                    json([
+                        "data": ["id": 7, "email": "a@example.com", "jwt": ["access": access, "refresh": refresh]],
+                        "msg": "ok",
+                    ])
+                )
             case .reject(let status, let retryAfter):
                 let headers = retryAfter.map { [("Retry-After", "\($0)")] } ?? []
-                return (status, headers, json(["detail": "No active account found with the given credentials \(sessionMarker)"]))
+                return (
+                    status, headers,
+                    json(["detail": "No active account found with the given credentials \(sessionMarker)"])
+                )
             case .unreachable:
                 throw FakeConnectionError()
             }
@@ -108,7 +114,10 @@ actor FakePlatform: SessionTransport {
             guard refreshAccepted else {
                 return (401, [], json(["detail": "Token is invalid or expired", "code": "token_not_valid"]))
             }
-            return (200, [], json(["access": mint("access", lifetime: accessLifetime), "refresh": mint("refresh", lifetime: 86_400)]))
+            return (
+                200, [],
+                json(["access": mint("access", lifetime: accessLifetime), "refresh": mint("refresh", lifetime: 86_400)])
+            )
         default:
             return (404, [], [])
         }
@@ -126,7 +135,9 @@ func assuredSessionConfig(
 ) -> JWTSessionConfig {
     var login = JWTSessionConfig.Call(
         path: "/api/v1/users/login/",
-        body: Secret(#"{"email": "a@example.com", "password": "\#(SessionCall.jsonEscaped(sessionPassword))", "remember": true}"#),
+        body: Secret(
+            #"{"email": "a@example.com", "password": "\#(SessionCall.jsonEscaped(sessionPassword))", "remember": true}"#
+        ),
         accessTokenPath: "data.jwt.access", refreshTokenPath: "data.jwt.refresh")
     login.headers = [(name: "x-api-key", value: Secret(sessionAPIKey))]
     var config = JWTSessionConfig(upstream: "assured", login: login)

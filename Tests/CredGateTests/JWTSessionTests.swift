@@ -10,11 +10,11 @@ import Testing
 
 @Suite struct JWTSessionRuleTests {
     @Test(arguments: [
-        (10_080, 1_008),  // the platform's 2.8 h token: 10%, renewed ~17 minutes early
-        (3_600, 360),     // 1 h: 10%
-        (300, 60),        // 10% is 30 s: raised to 60 s
-        (100, 50),        // 60 s would be more than half: half
-        (4, 2),           // a 4 s test token: renewed after 2 s
+        (10_080, 1_008), // the platform's 2.8 h token: 10%, renewed ~17 minutes early
+        (3_600, 360), // 1 h: 10%
+        (300, 60), // 10% is 30 s: raised to 60 s
+        (100, 50), // 60 s would be more than half: half
+        (4, 2), // a 4 s test token: renewed after 2 s
     ])
     func defaultRefreshMargin(lifetime: Int, margin: Int) {
         #expect(TokenLifetime.refreshMargin(lifetime: .seconds(lifetime)) == .seconds(margin))
@@ -100,7 +100,10 @@ import Testing
         #expect((try? ok.get())?.accessToken == "A")
         #expect((try? ok.get())?.refreshToken == "R")
 
-        guard case .failure(let denied) = call.read(status: 429, headers: [("retry-after", "7")], body: body(["x": sessionMarker])) else {
+        guard
+            case .failure(let denied) = call.read(
+                status: 429, headers: [("retry-after", "7")], body: body(["x": sessionMarker]))
+        else {
             Issue.record("429 accepted")
             return
         }
@@ -168,10 +171,11 @@ extension Result where Failure == SessionCall.Failure {
             }
             return try await group.reduce(into: Set<Int>()) { $0.insert($1) }
         }
-        #expect(await eventually {
-            let logins = await platform.loginCalls
-            return logins == 1 && callers.withLockedValue { $0 } == 100
-        })
+        #expect(
+            await eventually {
+                let logins = await platform.loginCalls
+                return logins == 1 && callers.withLockedValue { $0 } == 100
+            })
         // A few turns of the scheduler for the last callers to reach the shared flight.
         for _ in 0..<50 { await Task.yield() }
         try await Task.sleep(for: .milliseconds(5))
@@ -201,7 +205,7 @@ extension Result where Failure == SessionCall.Failure {
 
         var generations: Set<Int> = [first.generation]
         var renewedAt: [Duration] = []
-        for _ in 0..<100 {  // 10 s, 100 ms at a time
+        for _ in 0..<100 { // 10 s, 100 ms at a time
             try await step(clock, by: .milliseconds(100))
             let token = try #require(session.currentToken(), "no token at \(clock.now - start)")
             #expect(token.expiresAt - clock.now >= .milliseconds(1500), "a token near its end at \(clock.now - start)")
@@ -238,7 +242,7 @@ extension Result where Failure == SessionCall.Failure {
         #expect(session.currentToken() == nil)
         #expect(session.status().state == "no_token")
         #expect(session.status().expiresInSeconds == nil)
-        #expect(session.unavailable() == nil)  // nothing holds the next caller back
+        #expect(session.unavailable() == nil) // nothing holds the next caller back
 
         let next = try await session.validToken()
         #expect(next.generation == token.generation + 1)
@@ -286,7 +290,7 @@ extension Result where Failure == SessionCall.Failure {
         let status = session.status()
         #expect(status.refreshFailures == 1)
         #expect(status.logins == 2)
-        #expect(status.lastError == nil)  // the login that followed succeeded
+        #expect(status.lastError == nil) // the login that followed succeeded
         await session.shutdown()
     }
 
@@ -295,10 +299,10 @@ extension Result where Failure == SessionCall.Failure {
         let session = manualSession(platform, clock: ManualClock())
         let old = try await session.validToken()
         session.rejected(old)
-        let new = try await session.validToken()  // by refresh
+        let new = try await session.validToken() // by refresh
         #expect(new.generation == old.generation + 1)
         #expect(await platform.refreshCalls == 1)
-        session.rejected(old)  // a late 401 of a request that carried the old token
+        session.rejected(old) // a late 401 of a request that carried the old token
         #expect(session.currentToken()?.generation == new.generation)
         session.rejected(new)
         #expect(session.currentToken() == nil)
@@ -325,7 +329,8 @@ extension Result where Failure == SessionCall.Failure {
         let clock = ManualClock()
         let jitter = NIOLockedValueBox([0.0, 1.0, 0.5, 0.25])
         let session = manualSession(
-            platform, clock: clock, config: assuredSessionConfig(backoff: (.seconds(1), .seconds(4)), circuit: (10, .seconds(300))),
+            platform, clock: clock,
+            config: assuredSessionConfig(backoff: (.seconds(1), .seconds(4)), circuit: (10, .seconds(300))),
             random: { jitter.withLockedValue { $0.removeFirst() } })
         let delays: [Duration] = [.milliseconds(500), .seconds(2), .seconds(3), .milliseconds(2500)]
         for (attempt, delay) in delays.enumerated() {
@@ -397,7 +402,7 @@ extension Result where Failure == SessionCall.Failure {
         try await step(clock, by: .seconds(60) - .milliseconds(1))
         #expect(await platform.loginCalls == 6)
         try await step(clock, by: .milliseconds(1))
-        #expect(await platform.loginCalls == 7)  // one half-open try, which succeeded
+        #expect(await platform.loginCalls == 7) // one half-open try, which succeeded
         #expect(session.currentToken() != nil)
         #expect(session.unavailable() == nil)
         let status = session.status()
@@ -452,7 +457,7 @@ extension Result where Failure == SessionCall.Failure {
         let session = manualSession(platform, clock: ManualClock(), logger: logs.logger(), name: "assured_session")
         let first = try await session.validToken()
         session.rejected(first)
-        _ = try await session.validToken()  // refresh
+        _ = try await session.validToken() // refresh
         await platform.set(refreshAccepted: false)
         await platform.set(login: .reject(status: 401))
         session.rejected(session.currentToken()!)
@@ -472,10 +477,13 @@ extension Result where Failure == SessionCall.Failure {
 
         let minted = await platform.minted
         #expect(minted.count == 4)
-        let secrets = [sessionMarker, sessionPassword, sessionAPIKey, "correct"] + minted
-            + minted.map { String($0.split(separator: ".")[1]) }  // any token's payload alone
-        for (what, haystack) in [("status", Array(json)), ("logs", Array(logs.text.utf8)),
-                                 ("unavailable", Array("\(try #require(session.unavailable()))".utf8))] {
+        let secrets =
+            [sessionMarker, sessionPassword, sessionAPIKey, "correct"] + minted
+            + minted.map { String($0.split(separator: ".")[1]) } // any token's payload alone
+        for (what, haystack) in [
+            ("status", Array(json)), ("logs", Array(logs.text.utf8)),
+            ("unavailable", Array("\(try #require(session.unavailable()))".utf8)),
+        ] {
             #expect(!haystack.isEmpty)
             for secret in secrets {
                 #expect(haystack.firstRange(of: Array(secret.utf8)) == nil, "\(what) holds a secret")

@@ -13,7 +13,8 @@ extension PresignCache {
     ///
     /// `fetch` runs in a task of its own, so a caller that goes away does not cancel it for the others.
     func value(for key: PresignCacheKey, fetch: @escaping Fetch) async throws -> PresignCacheOutcome {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PresignCacheOutcome, any Error>) in
+        try await withCheckedThrowingContinuation {
+            (continuation: CheckedContinuation<PresignCacheOutcome, any Error>) in
             let claim = self.claim(key: key) { result in continuation.resume(with: result.map { .miss($0) }) }
             switch claim {
             case .hit(let hit):

@@ -10,10 +10,14 @@ enum PresignBotocoreVectors {
     static let signedAt = Date(timeIntervalSince1970: 1_795_256_100)
     static let expiresAt = Date(timeIntervalSince1970: 1_795_259_700)
 
-    static let sigV4 = "https://assured-bucket.s3.us-east-2.amazonaws.com/docs/license%201.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20261121%2Fus-east-2%2Fs3%2Faws4_request&X-Amz-Date=20261121T101500Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=35a829d767aed105cb716e0fe40bbfdec4985b9fcb950ad8c964c743dcfab907"
-    static let sigV4Token = "https://assured-bucket.s3.us-east-2.amazonaws.com/docs/license%201.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20261121%2Fus-east-2%2Fs3%2Faws4_request&X-Amz-Date=20261121T101500Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Security-Token=FQoGZXIvYXdzE%2B%2Ftoken%3D&X-Amz-Signature=98ba41b1998fbe92e1d3f9e2459071f1328428eca1f1b447e43453eb274979ee"
-    static let sigV2 = "https://assured-bucket.s3.us-east-2.amazonaws.com/docs/license%201.pdf?AWSAccessKeyId=AKIDEXAMPLE&Signature=Zl9wCSZzl2oYZmgXHrQC%2BvtPFvc%3D&Expires=1795259700"
-    static let sigV2Token = "https://assured-bucket.s3.us-east-2.amazonaws.com/docs/license%201.pdf?AWSAccessKeyId=AKIDEXAMPLE&Signature=Oy%2FVZMGTuLzZ3CSRSvwagD83zDw%3D&x-amz-security-token=FQoGZXIvYXdzE%2B%2Ftoken%3D&Expires=1795259700"
+    static let sigV4 =
+        "https://assured-bucket.s3.us-east-2.amazonaws.com/docs/license%201.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20261121%2Fus-east-2%2Fs3%2Faws4_request&X-Amz-Date=20261121T101500Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=35a829d767aed105cb716e0fe40bbfdec4985b9fcb950ad8c964c743dcfab907"
+    static let sigV4Token =
+        "https://assured-bucket.s3.us-east-2.amazonaws.com/docs/license%201.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20261121%2Fus-east-2%2Fs3%2Faws4_request&X-Amz-Date=20261121T101500Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Security-Token=FQoGZXIvYXdzE%2B%2Ftoken%3D&X-Amz-Signature=98ba41b1998fbe92e1d3f9e2459071f1328428eca1f1b447e43453eb274979ee"
+    static let sigV2 =
+        "https://assured-bucket.s3.us-east-2.amazonaws.com/docs/license%201.pdf?AWSAccessKeyId=AKIDEXAMPLE&Signature=Zl9wCSZzl2oYZmgXHrQC%2BvtPFvc%3D&Expires=1795259700"
+    static let sigV2Token =
+        "https://assured-bucket.s3.us-east-2.amazonaws.com/docs/license%201.pdf?AWSAccessKeyId=AKIDEXAMPLE&Signature=Oy%2FVZMGTuLzZ3CSRSvwagD83zDw%3D&x-amz-security-token=FQoGZXIvYXdzE%2B%2Ftoken%3D&Expires=1795259700"
 
     /// A SigV4 URL in the same shape, signed at 2026-11-21T10:15:00Z (``signedAt``) for `expires` seconds.
     static func sigV4(expires: Int, token: Bool = false) -> String {
@@ -43,8 +47,9 @@ enum PresignBotocoreVectors {
         #expect(expiry.usesTemporaryCredentials)
         // Temporary credentials may lapse first: the lower ceiling applies, from receipt.
         let received = V.signedAt.addingTimeInterval(2)
-        #expect(expiry.expiry(receivedAt: received, maximumLifetime: 86_400, temporaryCredentialsMaximumLifetime: 600)
-            == received.addingTimeInterval(600))
+        #expect(
+            expiry.expiry(receivedAt: received, maximumLifetime: 86_400, temporaryCredentialsMaximumLifetime: 600)
+                == received.addingTimeInterval(600))
         #expect(expiry.expiry(receivedAt: received, maximumLifetime: 86_400) == V.expiresAt)
     }
 
@@ -61,7 +66,8 @@ enum PresignBotocoreVectors {
 
     @Test func valuesArePercentDecoded() throws {
         // `%5A` is "Z", `%33` is "3": decoded before they are read.
-        let url = "https://h/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20261121T101500%5A&X-Amz-Expires=%33600"
+        let url =
+            "https://h/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20261121T101500%5A&X-Amz-Expires=%33600"
             + "&X-Amz-Signature=abc"
         #expect(PresignedURLExpiry(url: url)?.expiresAt == V.expiresAt)
         let v2 = "https://h/k?AWSAccessKeyId=AK%49D&Signature=a%2Bb%3D&Expires=%31795259700#fragment"
@@ -69,7 +75,8 @@ enum PresignBotocoreVectors {
     }
 
     @Test func fragmentAndParameterOrderDoNotMatter() {
-        let url = "https://h/k?X-Amz-Signature=abc&X-Amz-Expires=3600&X-Amz-Date=20261121T101500Z"
+        let url =
+            "https://h/k?X-Amz-Signature=abc&X-Amz-Expires=3600&X-Amz-Date=20261121T101500Z"
             + "&X-Amz-Algorithm=AWS4-HMAC-SHA256#X-Amz-Expires=1"
         #expect(PresignedURLExpiry(url: url)?.expiresAt == V.expiresAt)
     }
@@ -124,46 +131,54 @@ enum PresignBotocoreVectors {
         #expect(PresignedURLExpiry.amzDate("20240229T235959Z") == Date(timeIntervalSince1970: 1_709_251_199))
         #expect(PresignedURLExpiry.amzDate("19991231T000000Z") == Date(timeIntervalSince1970: 946_598_400))
         #expect(PresignedURLExpiry.amzDate("19700101T000000Z") == Date(timeIntervalSince1970: 0))
-        #expect(PresignedURLExpiry.amzDate("21000229T000000Z") == nil)  // 2100 is not a leap year
-        #expect(PresignedURLExpiry.amzDate("20000229T000000Z") != nil)  // 2000 is
+        #expect(PresignedURLExpiry.amzDate("21000229T000000Z") == nil) // 2100 is not a leap year
+        #expect(PresignedURLExpiry.amzDate("20000229T000000Z") != nil) // 2000 is
     }
 
     @Test func cappedByTheConfiguredMaximum() {
         let received = V.signedAt.addingTimeInterval(1)
         // The URL's own expiry when it comes first...
-        #expect(PresignedURLExpiry.expiry(of: V.sigV4, receivedAt: received, maximumLifetime: 86_400)
-            == V.expiresAt)
-        #expect(PresignedURLExpiry.expiry(of: V.sigV2, receivedAt: received, maximumLifetime: 86_400)
-            == V.expiresAt)
+        #expect(
+            PresignedURLExpiry.expiry(of: V.sigV4, receivedAt: received, maximumLifetime: 86_400)
+                == V.expiresAt)
+        #expect(
+            PresignedURLExpiry.expiry(of: V.sigV2, receivedAt: received, maximumLifetime: 86_400)
+                == V.expiresAt)
         // ...else the ceiling, counted from receipt.
-        #expect(PresignedURLExpiry.expiry(of: V.sigV4, receivedAt: received, maximumLifetime: 600)
-            == received.addingTimeInterval(600))
-        #expect(PresignedURLExpiry.expiry(of: V.sigV2, receivedAt: received, maximumLifetime: 600)
-            == received.addingTimeInterval(600))
+        #expect(
+            PresignedURLExpiry.expiry(of: V.sigV4, receivedAt: received, maximumLifetime: 600)
+                == received.addingTimeInterval(600))
+        #expect(
+            PresignedURLExpiry.expiry(of: V.sigV2, receivedAt: received, maximumLifetime: 600)
+                == received.addingTimeInterval(600))
         // The temporary-credentials ceiling applies only when a token is present.
-        #expect(PresignedURLExpiry.expiry(
-            of: V.sigV4, receivedAt: received, maximumLifetime: 86_400, temporaryCredentialsMaximumLifetime: 60)
-            == V.expiresAt)
-        #expect(PresignedURLExpiry.expiry(
-            of: V.sigV2Token, receivedAt: received, maximumLifetime: 86_400, temporaryCredentialsMaximumLifetime: 60)
-            == received.addingTimeInterval(60))
+        #expect(
+            PresignedURLExpiry.expiry(
+                of: V.sigV4, receivedAt: received, maximumLifetime: 86_400, temporaryCredentialsMaximumLifetime: 60)
+                == V.expiresAt)
+        #expect(
+            PresignedURLExpiry.expiry(
+                of: V.sigV2Token, receivedAt: received, maximumLifetime: 86_400, temporaryCredentialsMaximumLifetime: 60
+            )
+                == received.addingTimeInterval(60))
         // A week-long SigV4 URL, the longest S3 accepts, is readable and capped.
         let week = PresignBotocoreVectors.sigV4(expires: 604_800)
         #expect(PresignedURLExpiry(url: week)?.expiresAt == V.signedAt.addingTimeInterval(604_800))
-        #expect(PresignedURLExpiry.expiry(of: week, receivedAt: received, maximumLifetime: 3600)
-            == received.addingTimeInterval(3600))
+        #expect(
+            PresignedURLExpiry.expiry(of: week, receivedAt: received, maximumLifetime: 3600)
+                == received.addingTimeInterval(3600))
     }
 }
 
 @Suite struct PresignCacheWindowTests {
     @Test(arguments: [
-        (3_600.0, 360.0),    // an hour: 10%, so served for 54 minutes
-        (6, 3),              // 60 s would be more than half: half, served for 3 seconds
-        (300, 60),           // 10% is 30 s: raised to 60 s
-        (100, 50),           // 60 s is more than half: half
+        (3_600.0, 360.0), // an hour: 10%, so served for 54 minutes
+        (6, 3), // 60 s would be more than half: half, served for 3 seconds
+        (300, 60), // 10% is 30 s: raised to 60 s
+        (100, 50), // 60 s is more than half: half
         (120, 60),
-        (36_000, 3_600),     // 10 h: 10%
-        (604_800, 60_480),   // a week
+        (36_000, 3_600), // 10 h: 10%
+        (604_800, 60_480), // a week
         (0, 0),
         (-5, 0),
     ])
@@ -173,13 +188,16 @@ enum PresignBotocoreVectors {
 
     @Test func servedUntilTheMarginBeforeExpiry() {
         let received = Date(timeIntervalSince1970: 1_795_256_100)
-        #expect(PresignServingWindow.serveUntil(receivedAt: received, expiresAt: received.addingTimeInterval(3600))
-            == received.addingTimeInterval(54 * 60))
-        #expect(PresignServingWindow.serveUntil(receivedAt: received, expiresAt: received.addingTimeInterval(6))
-            == received.addingTimeInterval(3))
+        #expect(
+            PresignServingWindow.serveUntil(receivedAt: received, expiresAt: received.addingTimeInterval(3600))
+                == received.addingTimeInterval(54 * 60))
+        #expect(
+            PresignServingWindow.serveUntil(receivedAt: received, expiresAt: received.addingTimeInterval(6))
+                == received.addingTimeInterval(3))
         // Already expired, or expiring on arrival: not cached at all.
         #expect(PresignServingWindow.serveUntil(receivedAt: received, expiresAt: received) == nil)
-        #expect(PresignServingWindow.serveUntil(receivedAt: received, expiresAt: received.addingTimeInterval(-1))
-            == nil)
+        #expect(
+            PresignServingWindow.serveUntil(receivedAt: received, expiresAt: received.addingTimeInterval(-1))
+                == nil)
     }
 }

@@ -189,22 +189,23 @@ private enum PresignFixtures {
         let cache = PresignCache(
             configuration: .init(maximumLifetime: 600, temporaryCredentialsMaximumLifetime: 120), now: { F.start })
         guard case .miss(let plain) = try await cache.value(for: F.key("plain"), fetch: { F.answer() }),
-              case .miss(let temporary) = try await cache.value(
-                  for: F.key("token"), fetch: { F.answer(token: true) })
+            case .miss(let temporary) = try await cache.value(
+                for: F.key("token"), fetch: { F.answer(token: true) })
         else {
             Issue.record("expected misses")
             return
         }
-        #expect(plain.secondsLeft == 540)      // capped to 600 s: margin 60 s
-        #expect(temporary.secondsLeft == 60)   // capped to 120 s: margin 60 s
+        #expect(plain.secondsLeft == 540) // capped to 600 s: margin 60 s
+        #expect(temporary.secondsLeft == 60) // capped to 120 s: margin 60 s
         #expect(cache.lookup(key: F.key("plain"))?.expiresAt == F.start.addingTimeInterval(600))
     }
 
     @Test func sigV2AnswersAreCachedToo() async throws {
         // The botocore SigV2 vector expires at start + 3600 like the SigV4 one.
         let cache = PresignCache(now: { F.start })
-        guard case .miss(let fetched) = try await cache.value(
-            for: F.key(), fetch: { (200, F.body(PresignBotocoreVectors.sigV2)) })
+        guard
+            case .miss(let fetched) = try await cache.value(
+                for: F.key(), fetch: { (200, F.body(PresignBotocoreVectors.sigV2)) })
         else {
             Issue.record("expected a miss")
             return
@@ -303,9 +304,10 @@ private enum PresignFixtures {
             var outcomes: [PresignCacheOutcome] = []
             for try await outcome in group { outcomes.append(outcome) }
             #expect(outcomes.count == 100)
-            let expected = PresignCacheOutcome.miss(PresignCacheFetched(
-                status: 200, body: F.answer().body, presignedURL: PresignBotocoreVectors.sigV4(expires: 3600),
-                isStored: true, secondsLeft: 3240))
+            let expected = PresignCacheOutcome.miss(
+                PresignCacheFetched(
+                    status: 200, body: F.answer().body, presignedURL: PresignBotocoreVectors.sigV4(expires: 3600),
+                    isStored: true, secondsLeft: 3240))
             #expect(outcomes.allSatisfy { $0 == expected })
         }
         #expect(await calls.count == 1)
@@ -492,7 +494,7 @@ private enum PresignFixtures {
         // A deterministic pseudo-random mix of reads, writes and removals, checked against an array kept in
         // recency order: every index fix-up of the linked list is exercised, including the hole-filling move.
         var table = LRUTable<Int, Int>(capacity: 5)
-        var model: [(key: Int, value: Int)] = []  // most recent first
+        var model: [(key: Int, value: Int)] = [] // most recent first
         var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
         func next(_ bound: Int) -> Int {
             seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407

@@ -21,7 +21,9 @@ import Testing
         var table: [String: [String]] = [:]
         for line in lines[(start + 2)...] {
             guard line.hasPrefix("|") else { break }
-            let cells = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false).map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
             #expect(cells.count >= 4, "row: \(line)")
             guard cells.count >= 4 else { continue }
             let code = cells[2].trimmingCharacters(in: CharacterSet(charactersIn: "`"))
@@ -95,9 +97,11 @@ import Testing
     }
 
     @Test func headersThatBelongToAnError() {
-        let notAllowed = LocalResponse.problem(.methodNotAllowed(method: "PUT", allowed: ["GET", "POST"]), requestID: "r")
+        let notAllowed = LocalResponse.problem(
+            .methodNotAllowed(method: "PUT", allowed: ["GET", "POST"]), requestID: "r")
         #expect(notAllowed.headers["allow"] == ["GET, POST"])
-        let unavailable = LocalResponse.problem(.sessionUnavailable(reason: "login circuit open", retryAfterSeconds: 7), requestID: "r")
+        let unavailable = LocalResponse.problem(
+            .sessionUnavailable(reason: "login circuit open", retryAfterSeconds: 7), requestID: "r")
         #expect(unavailable.status == .serviceUnavailable)
         #expect(unavailable.headers["retry-after"] == ["7"])
         #expect(unavailable.headers["x-credgate-error"] == ["session-unavailable"])
@@ -109,15 +113,20 @@ import Testing
             upload: Array(#"{"file_url":"s3://b/k.pdf"}"#.utf8), fileURL: "s3://b/k.pdf",
             attachPath: "/credgate/v1/provider-documents", attachBody: #"{"provider":"p"}"#)
         let refused = LocalResponse.problem(
-            .attachFailed(.refused(platformStatus: 400, platformAnswer: Array("not json".utf8), stored: stored)), requestID: "r")
+            .attachFailed(.refused(platformStatus: 400, platformAnswer: Array("not json".utf8), stored: stored)),
+            requestID: "r")
         #expect(refused.status.code == 400)
         #expect(refused.headers["x-credgate-error"] == ["attach-failed"])
-        let detail = "The file was uploaded, but the platform refused to attach it to the provider (status 400). Nothing is "
+        let detail =
+            "The file was uploaded, but the platform refused to attach it to the provider (status 400). Nothing is "
             + "lost: the file is stored at file_url; fix what the platform's answer names and attach it with POST "
             + "/credgate/v1/provider-documents and the body in 'retry'."
-        #expect(String(buffer: refused.body) == #"{"type":"urn:credgate:error:attach-failed","title":"File uploaded but not attached","status":400,"#
-            + #""detail":"\#(detail)","request_id":"r","file_url":"s3://b/k.pdf","file":{"file_url":"s3://b/k.pdf"},"#
-            + #""platform_status":400,"platform_answer":"not json","retry":{"method":"POST","body":{"provider":"p"}}}"#)
+        #expect(
+            String(buffer: refused.body)
+                == #"{"type":"urn:credgate:error:attach-failed","title":"File uploaded but not attached","status":400,"#
+                + #""detail":"\#(detail)","request_id":"r","file_url":"s3://b/k.pdf","file":{"file_url":"s3://b/k.pdf"},"#
+                + #""platform_status":400,"platform_answer":"not json","retry":{"method":"POST","body":{"provider":"p"}}}"#
+        )
 
         let serverError = GatewayError.attachFailed(.refused(platformStatus: 500, platformAnswer: [], stored: stored))
         #expect(serverError.status == .badGateway)

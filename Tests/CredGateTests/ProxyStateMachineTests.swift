@@ -47,15 +47,19 @@ struct Rig {
     init(maxBody: Int64 = 1 << 20, extraFilter: (any RequestFilter)? = nil) throws {
         var upstream = UpstreamConfig(name: "up", url: UpstreamURL(scheme: .http, host: "upstream.test", port: 8000))
         upstream.responseTimeout = .seconds(10)
-        var route = RouteConfig(name: "api", methods: nil, path: try PathPattern("/api/**"), upstream: "up", credentials: ["key"])
+        var route = RouteConfig(
+            name: "api", methods: nil, path: try PathPattern("/api/**"), upstream: "up", credentials: ["key"])
         route.maxBodyBytes = maxBody
         let config = GatewayConfig(
             upstreams: ["up": upstream],
-            credentials: ["key": CredentialConfig(name: "key", kind: .apiKey(header: "x-api-key", value: Secret("k-123")))],
+            credentials: [
+                "key": CredentialConfig(name: "key", kind: .apiKey(header: "x-api-key", value: Secret("k-123")))
+            ],
             routes: [route])
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let runtime = try GatewayRuntime(config: config, logger: logger, extraFilters: extraFilter.map { f in { _ in [f] } })
+        let runtime = try GatewayRuntime(
+            config: config, logger: logger, extraFilters: extraFilter.map { f in { _ in [f] } })
         self.runtime = runtime
         connector = EmbeddedConnector(loop: loop)
         pool = UpstreamPool(eventLoop: loop, targets: 1, connector: connector)
@@ -64,8 +68,12 @@ struct Rig {
         _ = try client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
     }
 
-    func request(_ method: HTTPMethod = .GET, _ uri: String, headers: HTTPHeaders = ["host": "gw"], body: [String] = [], end: Bool = true) throws {
-        try client.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)))
+    func request(
+        _ method: HTTPMethod = .GET, _ uri: String, headers: HTTPHeaders = ["host": "gw"], body: [String] = [],
+        end: Bool = true
+    ) throws {
+        try client.writeInbound(
+            HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)))
         for chunk in body { try client.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: chunk))) }
         if end { try client.writeInbound(HTTPServerRequestPart.end(nil)) }
     }
@@ -77,9 +85,13 @@ struct Rig {
         return parts
     }
 
-    func answer(_ index: Int = 0, status: HTTPResponseStatus = .ok, headers: HTTPHeaders = ["content-length": "2"], body: String? = "{}", end: Bool = true) throws {
+    func answer(
+        _ index: Int = 0, status: HTTPResponseStatus = .ok, headers: HTTPHeaders = ["content-length": "2"],
+        body: String? = "{}", end: Bool = true
+    ) throws {
         let upstream = connector.opened[index]
-        try upstream.writeInbound(HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
+        try upstream.writeInbound(
+            HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
         if let body { try upstream.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: body))) }
         if end { try upstream.writeInbound(HTTPClientResponsePart.end(nil)) }
         upstream.pipeline.fireChannelReadComplete()
@@ -108,7 +120,8 @@ extension HTTPClientRequestPart {
 @Suite struct ProxyStateMachineTests {
     @Test func forwardsThenPoolsTheConnectionAndReusesIt() throws {
         let rig = try Rig()
-        try rig.request(.GET, "/api/v1/x/?a=1", headers: ["host": "gw", "x-api-key": "client", "authorization": "Bearer t"])
+        try rig.request(
+            .GET, "/api/v1/x/?a=1", headers: ["host": "gw", "x-api-key": "client", "authorization": "Bearer t"])
         let sent = try rig.upstreamParts()
         let head = try #require(sent.first?.head)
         #expect(head.uri == "/api/v1/x/?a=1")
@@ -135,7 +148,8 @@ extension HTTPClientRequestPart {
     @Test func bodyArrivingWhileConnectingIsKeptInOrder() throws {
         let rig = try Rig()
         rig.connector.holdNext = true
-        try rig.request(.POST, "/api/v1/upload/", headers: ["host": "gw", "content-length": "6"], body: ["abc", "def"])
+        try rig.request(
+            .POST, "/api/v1/upload/", headers: ["host": "gw", "content-length": "6"], body: ["abc", "def"])
         #expect(try rig.upstreamParts().isEmpty)
         rig.connector.deferred!.succeed(rig.connector.opened[0])
         let sent = try rig.upstreamParts()
@@ -146,7 +160,9 @@ extension HTTPClientRequestPart {
 
     @Test func earlyAnswerAbandonsTheUploadAndClosesBothSides() throws {
         let rig = try Rig()
-        try rig.request(.POST, "/api/v1/files/handle/", headers: ["host": "gw", "content-length": "100"], body: ["part1"], end: false)
+        try rig.request(
+            .POST, "/api/v1/files/handle/", headers: ["host": "gw", "content-length": "100"], body: ["part1"],
+            end: false)
         _ = try rig.upstreamParts()
         try rig.answer(status: .unauthorized, headers: ["content-length": "2"], body: "no")
         let out = try rig.clientParts()
@@ -231,7 +247,9 @@ extension HTTPClientRequestPart {
 
     @Test func chunkedBodyOverTheLimitIs413AndNothingMoreIsForwarded() throws {
         let rig = try Rig(maxBody: 8)
-        try rig.request(.POST, "/api/v1/x/", headers: ["host": "gw", "transfer-encoding": "chunked"], body: ["12345", "67890"], end: false)
+        try rig.request(
+            .POST, "/api/v1/x/", headers: ["host": "gw", "transfer-encoding": "chunked"], body: ["12345", "67890"],
+            end: false)
         let out = try rig.clientParts()
         #expect(out.first?.head?.status == .payloadTooLarge)
         #expect(!rig.connector.opened[0].isActive)

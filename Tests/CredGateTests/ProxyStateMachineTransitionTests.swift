@@ -82,15 +82,21 @@ private func closed() -> Machine {
 
     @Test func idleAnswersBeforeRoutingAndDropsTheBody() {
         var keep = Machine()
-        #expect(keep.answeredBeforeRouting(keepAlive: true, hasBody: false) == .writeLocal(close: false, linger: false, idle: false))
+        #expect(
+            keep.answeredBeforeRouting(keepAlive: true, hasBody: false)
+                == .writeLocal(close: false, linger: false, idle: false))
         #expect(keep.phase == "discarding(close: false)")
 
         var withBody = Machine()
-        #expect(withBody.answeredBeforeRouting(keepAlive: true, hasBody: true) == .writeLocal(close: true, linger: true, idle: false))
+        #expect(
+            withBody.answeredBeforeRouting(keepAlive: true, hasBody: true)
+                == .writeLocal(close: true, linger: true, idle: false))
         #expect(withBody.phase == "discarding(close: true)")
 
         var noKeepAlive = Machine()
-        #expect(noKeepAlive.answeredBeforeRouting(keepAlive: false, hasBody: false) == .writeLocal(close: true, linger: false, idle: false))
+        #expect(
+            noKeepAlive.answeredBeforeRouting(keepAlive: false, hasBody: false)
+                == .writeLocal(close: true, linger: false, idle: false))
         #expect(noKeepAlive.phase == "discarding(close: true)")
     }
 

@@ -9,7 +9,8 @@ import Testing
 /// a socket.
 @Suite struct ReadinessTests {
     static let valid = CredentialStatus(name: "s1", kind: "jwt_session", state: "valid", expiresInSeconds: 600)
-    static let failing = CredentialStatus(name: "s2", kind: "jwt_session", state: "backing_off", lastError: "login answered 401")
+    static let failing = CredentialStatus(
+        name: "s2", kind: "jwt_session", state: "backing_off", lastError: "login answered 401")
     static let key = CredentialStatus.staticKey(name: "k")
 
     @Test func readyWhenEverySessionHoldsAValidToken() {
@@ -31,10 +32,14 @@ import Testing
         #expect(r.blockers.count == 1)
         let b = r.blockers[0]
         #expect(b.credential == "s2" && b.state == "backing_off" && b.lastError == "login answered 401")
-        #expect(b.reason == "session 's2' holds no valid token: logins are failing and the next attempt waits (backoff); last error: login answered 401")
+        #expect(
+            b.reason
+                == "session 's2' holds no valid token: logins are failing and the next attempt waits (backoff); last error: login answered 401"
+        )
         #expect(r.summary == b.reason)
         let fresh = CredentialStatus(name: "s3", kind: "jwt_session", state: "logging_in")
-        #expect(Readiness(credentials: [fresh], notRequired: [], draining: false).blockers.first?.reason
+        #expect(
+            Readiness(credentials: [fresh], notRequired: [], draining: false).blockers.first?.reason
                 == "session 's3' holds no valid token: it is logging in")
     }
 
@@ -92,7 +97,9 @@ import Testing
     }
 
     @Test func routeTrafficAddsUpRoutesOfOneNameAndCountsASharedRouteOnce() async {
-        let a = RouteCounters(), b = RouteCounters(), c = RouteCounters()
+        let a = RouteCounters()
+        let b = RouteCounters()
+        let c = RouteCounters()
         a.record(status: 200, cutShort: false)
         b.record(status: 500, cutShort: false)
         c.record(status: 404, cutShort: false)
@@ -125,7 +132,8 @@ import Testing
         """
 
     static func session(_ line: String) throws(ConfigError) -> JWTSessionConfig? {
-        let config = try ConfigLoader.parse(yaml: sessionYAML.replacingOccurrences(of: "REQUIRED", with: line), environment: [:])
+        let config = try ConfigLoader.parse(
+            yaml: sessionYAML.replacingOccurrences(of: "REQUIRED", with: line), environment: [:])
         guard case .jwtSession(let s) = config.credentials["s"]?.kind else { return nil }
         return s
     }
@@ -138,7 +146,10 @@ import Testing
         do {
             _ = try Self.session("    required_for_ready: no")
         } catch {
-            #expect(error.issues.map(\.description) == ["credentials.s.required_for_ready: expected true or false, got 'no'"])
+            #expect(
+                error.issues.map(\.description) == [
+                    "credentials.s.required_for_ready: expected true or false, got 'no'"
+                ])
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import Testing
+
 @testable import CredGate
 
 /// Reload without a restart, without a socket: what a reload may change (``ReloadCheck``), what a new runtime
@@ -22,13 +23,17 @@ import Testing
           - {name: api, path: /api/**, upstream: platform, credentials: [key, session], transforms: [presign_cache]}
         """
 
-    static func config(_ yaml: String = yaml, key: String = "key-1", password: String = "pw-1") throws -> GatewayConfig {
+    static func config(_ yaml: String = yaml, key: String = "key-1", password: String = "pw-1") throws -> GatewayConfig
+    {
         try ConfigLoader.parse(yaml: yaml, environment: ["KEY": key, "PASSWORD": password])
     }
 
-    static func runtime(_ config: GatewayConfig, previous: GatewayRuntime? = nil, keys: UpstreamKeys) throws -> GatewayRuntime {
-        try GatewayRuntime(config: config, logger: Logger(label: "test"), sessionTransport: { _ in MultiConfigTests.NeverTransport() },
-                           extraFilters: nil, metrics: nil, previous: previous, keys: keys)
+    static func runtime(_ config: GatewayConfig, previous: GatewayRuntime? = nil, keys: UpstreamKeys) throws
+        -> GatewayRuntime
+    {
+        try GatewayRuntime(
+            config: config, logger: Logger(label: "test"), sessionTransport: { _ in MultiConfigTests.NeverTransport() },
+            extraFilters: nil, metrics: nil, previous: previous, keys: keys)
     }
 
     // MARK: - What a reload may change
@@ -71,7 +76,8 @@ import Testing
         let keys = UpstreamKeys(upstreams: 1)
         let first = try Self.runtime(try Self.config(), keys: keys)
         // A new route, same credentials: the same session (its token), target, cache and placeholders.
-        let withRoute = try Self.config(Self.yaml + "\n  - {name: more, path: /more/**, upstream: platform, credentials: [key]}")
+        let withRoute = try Self.config(
+            Self.yaml + "\n  - {name: more, path: /more/**, upstream: platform, credentials: [key]}")
         let second = try Self.runtime(withRoute, previous: first, keys: keys)
         #expect(second.sessions["session"] === first.sessions["session"])
         #expect(second.targets[0] === first.targets[0])
@@ -83,7 +89,8 @@ import Testing
         // A rotated API key leaves the session alone; a rotated password replaces it.
         let rotatedKey = try Self.runtime(try Self.config(key: "key-2"), previous: second, keys: keys)
         #expect(rotatedKey.sessions["session"] === first.sessions["session"])
-        let rotatedPassword = try Self.runtime(try Self.config(key: "key-2", password: "pw-2"), previous: rotatedKey, keys: keys)
+        let rotatedPassword = try Self.runtime(
+            try Self.config(key: "key-2", password: "pw-2"), previous: rotatedKey, keys: keys)
         #expect(rotatedPassword.sessions["session"] !== first.sessions["session"])
         #expect(rotatedPassword.targets[0] === first.targets[0])
     }
@@ -161,7 +168,8 @@ import Testing
     }
 
     @Test func aLoadSaysWhichSecretFilesItReadAndWhatTheyHeld() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-reload-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "credgate-reload-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("credgate.yaml")
@@ -188,8 +196,11 @@ import Testing
 
     @Test func sessionSettingsCompareTheirSecrets() throws {
         guard case .jwtSession(let a)? = try Self.config().credentials["session"]?.kind,
-              case .jwtSession(let b)? = try Self.config(password: "pw-2").credentials["session"]?.kind
-        else { Issue.record("no session"); return }
+            case .jwtSession(let b)? = try Self.config(password: "pw-2").credentials["session"]?.kind
+        else {
+            Issue.record("no session")
+            return
+        }
         #expect(a == a)
         #expect(a != b)
         // The description never shows the value compared.

@@ -35,7 +35,10 @@ private func pattern(_ text: String) throws -> PathPattern { try PathPattern(tex
         #expect(!p.matches("/api/v1/usersx"))
         #expect(!p.matches("/api/v1"))
         #expect(!p.matches("/api/v1/users/x"))
-        #expect(p.matches("/API/v1/users"), "literal segments match in any ASCII case (a case-insensitive platform must not let a spelling skip a route)")
+        #expect(
+            p.matches("/API/v1/users"),
+            "literal segments match in any ASCII case (a case-insensitive platform must not let a spelling skip a route)"
+        )
         #expect(p.matches("/api/V1/Users"))
         #expect(!p.matches("/api/v1/usérs"))
     }
@@ -117,8 +120,10 @@ private func pattern(_ text: String) throws -> PathPattern { try PathPattern(tex
     /// `covers` must agree with `matches`: whenever it claims a cover, every sample path the later pattern
     /// matches is matched by the earlier one.
     @Test func coversAgreesWithMatches() throws {
-        let patterns = try ["/", "/**", "/a", "/a/", "/a/**", "/a/{x}", "/a/{x}/", "/a/{x}/**", "/{x}", "/{x}/**",
-                            "/a/b", "/a/b/**", "/{x}/b", "/a//b"].map(pattern)
+        let patterns = try [
+            "/", "/**", "/a", "/a/", "/a/**", "/a/{x}", "/a/{x}/", "/a/{x}/**", "/{x}", "/{x}/**",
+            "/a/b", "/a/b/**", "/{x}/b", "/a//b",
+        ].map(pattern)
         let paths = ["/", "//", "/a", "/a/", "/a//", "/a/b", "/a/b/", "/a/b/c", "/a//b", "/b", "/b/b", "/a/c/d/"]
         for earlier in patterns {
             for later in patterns where earlier.covers(later) {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import CredGate
 
 /// The pure pieces of the S3 links: request parsing, key and name sanitising, UUID names, answers; and the
@@ -12,7 +13,12 @@ import Testing
     }()
 
     static func parse(_ json: String) throws(S3LinkRequest.Problem) -> S3LinkRequest {
-        try S3LinkRequest.parse(json: Array(json.utf8), config: config, newName: { S3ObjectName.newKey(for: $0, prefix: "", uuid: UUID(uuidString: "4F0C2D9B-7E11-4A55-9C3D-1E2F3A4B5C6D")!) })
+        try S3LinkRequest.parse(
+            json: Array(json.utf8), config: config,
+            newName: {
+                S3ObjectName.newKey(
+                    for: $0, prefix: "", uuid: UUID(uuidString: "4F0C2D9B-7E11-4A55-9C3D-1E2F3A4B5C6D")!)
+            })
     }
 
     @Test func uploadWithAFilenameGetsAUUIDKeepingTheExtension() throws {
@@ -38,27 +44,39 @@ import Testing
 
     @Test func expiryForms() throws {
         #expect(try Self.parse(#"{"operation": "download", "key": "uploads/a", "expire_minutes": 5}"#).expiresIn == 300)
-        #expect(try Self.parse(#"{"operation": "download", "key": "uploads/a", "expires_in": 604800}"#).expiresIn == 604800)
-        for bad in [#""expires_in": 0"#, #""expires_in": -1"#, #""expires_in": 604801"#, #""expires_in": "60""#,
-                    #""expires_in": true"#, #""expire_minutes": 0"#, #""expires_in": 2.5"#] {
-            #expect(throws: S3LinkRequest.Problem.self) { try Self.parse(#"{"operation": "download", "key": "uploads/a", "# + bad + "}") }
+        #expect(
+            try Self.parse(#"{"operation": "download", "key": "uploads/a", "expires_in": 604800}"#).expiresIn == 604800)
+        for bad in [
+            #""expires_in": 0"#, #""expires_in": -1"#, #""expires_in": 604801"#, #""expires_in": "60""#,
+            #""expires_in": true"#, #""expire_minutes": 0"#, #""expires_in": 2.5"#,
+        ] {
+            #expect(throws: S3LinkRequest.Problem.self) {
+                try Self.parse(#"{"operation": "download", "key": "uploads/a", "# + bad + "}")
+            }
         }
     }
 
     @Test func keysOutsideThePrefixOrWithDotSegmentsAreRefused() {
-        for key in ["other/a", "uploads/../x", "uploads//x", "/uploads/x", "uploads/./x", "uploads/", "uploads/a\u{7}"] {
+        for key in ["other/a", "uploads/../x", "uploads//x", "/uploads/x", "uploads/./x", "uploads/", "uploads/a\u{7}"]
+        {
             #expect(throws: S3LinkRequest.Problem.self) { try S3LinkRequest.checkKey(key, config: Self.config) }
         }
         #expect(throws: Never.self) { try S3LinkRequest.checkKey("uploads/a b+c/ü.pdf", config: Self.config) }
     }
 
     @Test func downloadOptionsBecomeResponseParameters() throws {
-        let r = try Self.parse(#"{"operation": "download", "key": "uploads/a.pdf", "download_filename": "../Quarterly report.pdf", "content_type": "application/pdf"}"#)
+        let r = try Self.parse(
+            #"{"operation": "download", "key": "uploads/a.pdf", "download_filename": "../Quarterly report.pdf", "content_type": "application/pdf"}"#
+        )
         #expect(r.downloadFilename == "Quarterly report.pdf")
-        let signer = S3LinkSigner(credentials: .init(accessKeyID: "AKID", secretAccessKey: Secret("s"), region: "us-east-1"),
-                                  endpoint: .aws(region: "us-east-1"), config: Self.config)
+        let signer = S3LinkSigner(
+            credentials: .init(accessKeyID: "AKID", secretAccessKey: Secret("s"), region: "us-east-1"),
+            endpoint: .aws(region: "us-east-1"), config: Self.config)
         let link = try signer.sign(r, at: Date(timeIntervalSince1970: 1_700_000_000))
-        #expect(link.url.hasPrefix("https://s3.us-east-1.amazonaws.com/app-bucket/uploads/a.pdf?response-content-disposition=attachment%3B%20filename%3D%22Quarterly%20report.pdf%22&response-content-type=application%2Fpdf&X-Amz-Algorithm="))
+        #expect(
+            link.url.hasPrefix(
+                "https://s3.us-east-1.amazonaws.com/app-bucket/uploads/a.pdf?response-content-disposition=attachment%3B%20filename%3D%22Quarterly%20report.pdf%22&response-content-type=application%2Fpdf&X-Amz-Algorithm="
+            ))
         #expect(S3LinkSigner.attachment("résumé.pdf") == "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf")
         let json = S3LinkSigner.answer(url: link.url, method: "GET", key: r.key, expiresAt: link.expiresAt, headers: [])
         #expect(json.contains(#""expires_at":"2023-11-14T22:28:20Z""#))
@@ -67,9 +85,12 @@ import Testing
     @Test func virtualHostLinks() throws {
         var config = Self.config
         config.addressing = .virtualHost
-        let signer = S3LinkSigner(credentials: .init(accessKeyID: "AKID", secretAccessKey: Secret("s"), region: "eu-west-1"),
-                                  endpoint: .aws(region: "eu-west-1"), config: config)
-        let link = try signer.sign(S3LinkRequest(operation: .remove, key: "uploads/x", expiresIn: 60), at: Date(timeIntervalSince1970: 1_700_000_000))
+        let signer = S3LinkSigner(
+            credentials: .init(accessKeyID: "AKID", secretAccessKey: Secret("s"), region: "eu-west-1"),
+            endpoint: .aws(region: "eu-west-1"), config: config)
+        let link = try signer.sign(
+            S3LinkRequest(operation: .remove, key: "uploads/x", expiresIn: 60),
+            at: Date(timeIntervalSince1970: 1_700_000_000))
         #expect(link.url.hasPrefix("https://app-bucket.s3.eu-west-1.amazonaws.com/uploads/x?X-Amz-Algorithm="))
         #expect(link.method == "DELETE")
     }
@@ -94,25 +115,46 @@ import Testing
         """
 
     @Test func theStandardAWSVariablesAreRead() throws {
-        let config = try ConfigLoader.parse(yaml: Self.yaml, environment: [
-            "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY_FILE": "/run/secrets/aws", "AWS_DEFAULT_REGION": "eu-central-1",
-            "S3_BUCKET": "b-1"], readFile: { _ in "from-file\n" })
-        guard case .awsSigV4(let c)? = config.credentials["aws"]?.kind else { Issue.record("no aws credential"); return }
-        #expect(c.secretAccessKey.reveal() == "from-file" && c.sessionToken == nil && c.region == "eu-central-1" && c.service == "s3")
+        let config = try ConfigLoader.parse(
+            yaml: Self.yaml,
+            environment: [
+                "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY_FILE": "/run/secrets/aws",
+                "AWS_DEFAULT_REGION": "eu-central-1",
+                "S3_BUCKET": "b-1",
+            ], readFile: { _ in "from-file\n" })
+        guard case .awsSigV4(let c)? = config.credentials["aws"]?.kind else {
+            Issue.record("no aws credential")
+            return
+        }
+        #expect(
+            c.secretAccessKey.reveal() == "from-file" && c.sessionToken == nil && c.region == "eu-central-1"
+                && c.service == "s3")
         #expect(config.upstreams["s3"]?.url.host == "s3.eu-central-1.amazonaws.com")
         #expect(config.endpoints.s3?.bucket == "b-1" && config.endpoints.s3?.defaultLifetime == 300)
-        let withRegion = try ConfigLoader.parse(yaml: Self.yaml, environment: [
-            "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "ap-south-1", "AWS_DEFAULT_REGION": "eu-central-1",
-            "AWS_SESSION_TOKEN": "tok", "S3_BUCKET": "b-1", "S3_ENDPOINT_URL": "http://127.0.0.1:9000"])
-        guard case .awsSigV4(let c2)? = withRegion.credentials["aws"]?.kind else { Issue.record("no aws credential"); return }
+        let withRegion = try ConfigLoader.parse(
+            yaml: Self.yaml,
+            environment: [
+                "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "ap-south-1",
+                "AWS_DEFAULT_REGION": "eu-central-1",
+                "AWS_SESSION_TOKEN": "tok", "S3_BUCKET": "b-1", "S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+            ])
+        guard case .awsSigV4(let c2)? = withRegion.credentials["aws"]?.kind else {
+            Issue.record("no aws credential")
+            return
+        }
         #expect(c2.region == "ap-south-1" && c2.sessionToken?.reveal() == "tok")
         #expect(withRegion.upstreams["s3"]?.url.port == 9000)
     }
 
     @Test func problemsHaveTheirYAMLPaths() {
-        let yaml = Self.yaml.replacingOccurrences(of: "link_lifetime: 5m", with: "link_lifetime: 8d, addressing: sideways, extra_buckets: [Bad_Name]")
+        let yaml = Self.yaml.replacingOccurrences(
+            of: "link_lifetime: 5m", with: "link_lifetime: 8d, addressing: sideways, extra_buckets: [Bad_Name]")
         do {
-            _ = try ConfigLoader.parse(yaml: yaml, environment: ["AWS_ACCESS_KEY_ID": "AK ID", "AWS_SECRET_ACCESS_KEY": "", "AWS_REGION": "EU", "S3_BUCKET": "b-1"])
+            _ = try ConfigLoader.parse(
+                yaml: yaml,
+                environment: [
+                    "AWS_ACCESS_KEY_ID": "AK ID", "AWS_SECRET_ACCESS_KEY": "", "AWS_REGION": "EU", "S3_BUCKET": "b-1",
+                ])
             Issue.record("accepted")
         } catch {
             let text = error.issues.map { "\($0.path): \($0.message)" }.joined(separator: "\n")
@@ -127,8 +169,10 @@ import Testing
 
     @Test func anAWSRouteNeedsEndpointsS3AndABareEndpoint() {
         let noS3 = Self.yaml.components(separatedBy: "endpoints:")[0]
-        let env = ["AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "eu-west-1", "S3_BUCKET": "b-1",
-                   "S3_ENDPOINT_URL": "https://minio.example/base"]
+        let env = [
+            "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "eu-west-1", "S3_BUCKET": "b-1",
+            "S3_ENDPOINT_URL": "https://minio.example/base",
+        ]
         do {
             _ = try ConfigLoader.parse(yaml: noS3, environment: env)
             Issue.record("accepted")

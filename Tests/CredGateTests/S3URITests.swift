@@ -4,7 +4,7 @@ import Testing
 
 @Suite struct S3URITests {
     static let longBucket = String(repeating: "a", count: 63)
-    static let longKey = String(repeating: "k", count: 1018) + "é.pdf"  // 1018 + 2 + 4 = 1024 bytes of UTF-8
+    static let longKey = String(repeating: "k", count: 1018) + "é.pdf" // 1018 + 2 + 4 = 1024 bytes of UTF-8
 
     @Test(arguments: [
         ("s3://assured-bucket/docs/1b4e-c9.pdf", "assured-bucket", "docs/1b4e-c9.pdf"),
@@ -12,10 +12,10 @@ import Testing
         ("s3://123/k", "123", "k"),
         ("s3://my.bucket-name.v2/a/b/c.pdf", "my.bucket-name.v2", "a/b/c.pdf"),
         ("s3://bucket//leading/slash", "bucket", "/leading/slash"),
-        ("s3://bucket/100%25?x=1#frag", "bucket", "100%25?x=1#frag"),  // a key, not a URL: kept as written
+        ("s3://bucket/100%25?x=1#frag", "bucket", "100%25?x=1#frag"), // a key, not a URL: kept as written
         ("s3://bucket/ключ-ü.pdf", "bucket", "ключ-ü.pdf"),
         ("s3://\(longBucket)/\(longKey)", longBucket, longKey),
-        ("s3://1.2.3/k", "1.2.3", "k"),  // three numbers is not an IP address
+        ("s3://1.2.3/k", "1.2.3", "k"), // three numbers is not an IP address
         ("s3://1.2.3.4x/k", "1.2.3.4x", "k"),
     ])
     func valid(text: String, bucket: String, key: String) throws {
@@ -58,11 +58,15 @@ import Testing
         ("s3://sthree-bucket/k", .bucketReservedPrefix("sthree-bucket", "sthree-")),
         ("s3://amzn-s3-demo-bucket/k", .bucketReservedPrefix("amzn-s3-demo-bucket", "amzn-s3-demo-")),
         ("s3://mine-s3alias/k", .bucketReservedSuffix("mine-s3alias", "-s3alias", usedFor: "access point aliases")),
-        ("s3://mine--ol-s3/k",
-         .bucketReservedSuffix("mine--ol-s3", "--ol-s3", usedFor: "Object Lambda access point aliases")),
+        (
+            "s3://mine--ol-s3/k",
+            .bucketReservedSuffix("mine--ol-s3", "--ol-s3", usedFor: "Object Lambda access point aliases")
+        ),
         ("s3://mine.mrap/k", .bucketReservedSuffix("mine.mrap", ".mrap", usedFor: "Multi-Region Access Points")),
-        ("s3://b--usw2-az1--x-s3/k",
-         .bucketReservedSuffix("b--usw2-az1--x-s3", "--x-s3", usedFor: "directory buckets")),
+        (
+            "s3://b--usw2-az1--x-s3/k",
+            .bucketReservedSuffix("b--usw2-az1--x-s3", "--x-s3", usedFor: "directory buckets")
+        ),
         ("s3://bucket/" + String(repeating: "k", count: 1025), .keyTooLong(bytes: 1025)),
         ("s3://bucket/" + String(repeating: "é", count: 513), .keyTooLong(bytes: 1026)),
     ])
@@ -77,22 +81,30 @@ import Testing
     }
 
     @Test func reasonsReadAsSentences() {
-        #expect(S3URI.Problem.forbiddenCharacter(" ", position: 15).description
-            == "The S3 URI contains a space at character 15; S3 URIs may not contain spaces, line breaks or other "
-            + "whitespace or control characters.")
-        #expect(S3URI.Problem.forbiddenCharacter("\u{7}", position: 3).description.contains(
-            "a control character (U+0007)"))
-        #expect(S3URI.Problem.forbiddenCharacter("\u{A0}", position: 3).description.contains(
-            "a whitespace character (U+00A0)"))
-        #expect(S3URI.Problem.bucketCharacter("My-Bucket", "M").description
-            == "The bucket name \"My-Bucket\" contains \"M\" (bucket names are all lowercase); bucket names may only "
-            + "contain lowercase letters, digits, dots and hyphens.")
-        #expect(S3URI.Problem.bucketLength("b", 1).description
-            == "The bucket name \"b\" is 1 character long; bucket names are 3 to 63 characters long.")
-        #expect(S3URI.Problem.missingKey.description
-            == "The S3 URI names a bucket but no object; expected s3://<bucket>/<key> with a key after the bucket name.")
-        #expect(S3URI.Problem.keyTooLong(bytes: 1025).description
-            == "The object key is 1025 bytes long in UTF-8; S3 object keys are at most 1024 bytes.")
+        #expect(
+            S3URI.Problem.forbiddenCharacter(" ", position: 15).description
+                == "The S3 URI contains a space at character 15; S3 URIs may not contain spaces, line breaks or other "
+                + "whitespace or control characters.")
+        #expect(
+            S3URI.Problem.forbiddenCharacter("\u{7}", position: 3).description.contains(
+                "a control character (U+0007)"))
+        #expect(
+            S3URI.Problem.forbiddenCharacter("\u{A0}", position: 3).description.contains(
+                "a whitespace character (U+00A0)"))
+        #expect(
+            S3URI.Problem.bucketCharacter("My-Bucket", "M").description
+                == "The bucket name \"My-Bucket\" contains \"M\" (bucket names are all lowercase); bucket names may only "
+                + "contain lowercase letters, digits, dots and hyphens.")
+        #expect(
+            S3URI.Problem.bucketLength("b", 1).description
+                == "The bucket name \"b\" is 1 character long; bucket names are 3 to 63 characters long.")
+        #expect(
+            S3URI.Problem.missingKey.description
+                == "The S3 URI names a bucket but no object; expected s3://<bucket>/<key> with a key after the bucket name."
+        )
+        #expect(
+            S3URI.Problem.keyTooLong(bytes: 1025).description
+                == "The object key is 1025 bytes long in UTF-8; S3 object keys are at most 1024 bytes.")
     }
 
     @Test func equalURIsAreOneKey() throws {

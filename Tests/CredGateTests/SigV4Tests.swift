@@ -27,8 +27,11 @@ import Testing
         let headerSigning = vectors.headerSigning
         for credentials in ["example", "session"] {
             #expect(headerSigning.contains { $0.payloadHash == "UNSIGNED-PAYLOAD" && $0.credentials == credentials })
-            #expect(headerSigning.contains { $0.payloadHash != "UNSIGNED-PAYLOAD" && $0.body != nil
-                && $0.credentials == credentials })
+            #expect(
+                headerSigning.contains {
+                    $0.payloadHash != "UNSIGNED-PAYLOAD" && $0.body != nil
+                        && $0.credentials == credentials
+                })
         }
     }
 
@@ -48,7 +51,9 @@ import Testing
 
         #expect(presigned.url == vector.url)
         #expect(presigned.method == vector.method)
-        #expect(presigned.expiresAt == Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down) + Double(vector.expires)))
+        #expect(
+            presigned.expiresAt
+                == Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down) + Double(vector.expires)))
         #expect(presigned.requiredHeaders.map { [$0.name, $0.value] } == vector.headers)
     }
 
@@ -86,7 +91,8 @@ import Testing
 
         // Computed with Python's hmac from the same inputs (the page prints the signature, not the key).
         let key = credentials.signingKey(at: timestamp)
-        #expect(AWSSigV4.hexLowercase(key.bytes()) == "dbb893acc010964918f1fd433add87c70e8b0db6be30c1fbeafefa5ec6ba8378")
+        #expect(
+            AWSSigV4.hexLowercase(key.bytes()) == "dbb893acc010964918f1fd433add87c70e8b0db6be30c1fbeafefa5ec6ba8378")
 
         let canonicalQuery = AWSSigV4.canonicalQuery([
             .init("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
@@ -98,35 +104,39 @@ import Testing
         let canonicalRequest = AWSSigV4.canonicalRequest(
             method: "GET", path: "/test.txt", canonicalQuery: canonicalQuery, canonicalHeaders: headers.canonical,
             signedHeaders: headers.signedHeaders, payloadHash: AWSSigV4.unsignedPayload)
-        #expect(canonicalRequest == """
-            GET
-            /test.txt
-            X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host
-            host:examplebucket.s3.amazonaws.com
+        #expect(
+            canonicalRequest == """
+                GET
+                /test.txt
+                X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host
+                host:examplebucket.s3.amazonaws.com
 
-            host
-            UNSIGNED-PAYLOAD
-            """)
+                host
+                UNSIGNED-PAYLOAD
+                """)
         let stringToSign = AWSSigV4.stringToSign(
             timestamp: timestamp, scope: credentials.scope(at: timestamp), canonicalRequest: canonicalRequest)
-        #expect(stringToSign == """
-            AWS4-HMAC-SHA256
-            20130524T000000Z
-            20130524/us-east-1/s3/aws4_request
-            3bfa292879f6447bbcda7001decf97f4a54dc650c8942174ae0a9121cf58ad04
-            """)
-        #expect(AWSSigV4.signature(stringToSign: stringToSign, signingKey: key)
-            == "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404")
+        #expect(
+            stringToSign == """
+                AWS4-HMAC-SHA256
+                20130524T000000Z
+                20130524/us-east-1/s3/aws4_request
+                3bfa292879f6447bbcda7001decf97f4a54dc650c8942174ae0a9121cf58ad04
+                """)
+        #expect(
+            AWSSigV4.signature(stringToSign: stringToSign, signingKey: key)
+                == "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404")
 
         let address = try AWSSigV4.S3ObjectAddress(
             endpoint: AWSSigV4.S3Endpoint(parsing: "https://s3.amazonaws.com"), bucket: "examplebucket",
             key: "test.txt", style: .virtualHost)
         let presigned = try AWSSigV4.presign(
             .init(method: "GET", address: address, expires: 86400), credentials: credentials, at: timestamp.date)
-        #expect(presigned.url == "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256"
-            + "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
-            + "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
-            + "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404")
+        #expect(
+            presigned.url == "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                + "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+                + "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
+                + "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404")
     }
 
     /// "Signature Calculations for the Authorization Header: Transferring Payload in a Single Chunk", the
@@ -141,9 +151,11 @@ import Testing
         let signed = AWSSigV4.sign(
             .init(method: "GET", address: address, headers: [.init("Range", "bytes=0-9")], payloadHash: .empty),
             credentials: credentials, at: Date(timeIntervalSince1970: 1_369_353_600))
-        #expect(signed.authorization == "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
-            + "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
-            + "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+        #expect(
+            signed.authorization
+                == "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+                + "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
+                + "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
         #expect(signed.contentSHA256 == AWSSigV4.emptyPayloadSHA256)
         #expect(signed.fields.map(\.name) == ["X-Amz-Date", "X-Amz-Content-SHA256", "Authorization"])
     }
@@ -154,7 +166,8 @@ import Testing
         let key = AWSSigV4.signingKey(
             secret: Secret("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), date: "20150830", region: "us-east-1",
             service: "iam")
-        #expect(AWSSigV4.hexLowercase(key.bytes()) == "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9")
+        #expect(
+            AWSSigV4.hexLowercase(key.bytes()) == "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9")
         #expect(String(describing: key) == "<redacted>")
     }
 
@@ -167,7 +180,7 @@ import Testing
         ("-._~", false, "-._~"),
         ("!*'()", false, "%21%2A%27%28%29"),
         ("é€🔑", false, "%C3%A9%E2%82%AC%F0%9F%94%91"),
-        ("%20", false, "%2520"),  // a literal percent is data, encoded once more
+        ("%20", false, "%2520"), // a literal percent is data, encoded once more
         ("", false, ""),
     ])
     func uriEncoding(text: String, keepingSlashes: Bool, encoded: String) {
@@ -191,7 +204,7 @@ import Testing
         ("", ""),
         ("   ", ""),
         ("plain", "plain"),
-        ("\u{A0}x\u{1C}y\u{3000}", "x y"),  // Python's str.split() whitespace, as botocore trims
+        ("\u{A0}x\u{1C}y\u{3000}", "x y"), // Python's str.split() whitespace, as botocore trims
         ("a\r\n b", "a b"),
     ])
     func trimAll(value: String, trimmed: String) {
@@ -207,15 +220,16 @@ import Testing
         #expect(signed == "host;x-amz-meta-a;x-amz-meta-b")
     }
 
-    @Test(arguments: [
-        (0, "19700101T000000Z"),
-        (-1, "19691231T235959Z"),
-        (951_782_400, "20000229T000000Z"),
-        (1_709_251_199, "20240229T235959Z"),
-        (1_709_251_200, "20240301T000000Z"),
-        (4_107_542_400, "21000301T000000Z"),  // 2100 is not a leap year
-        (253_402_300_799, "99991231T235959Z"),
-    ] as [(Int64, String)])
+    @Test(
+        arguments: [
+            (0, "19700101T000000Z"),
+            (-1, "19691231T235959Z"),
+            (951_782_400, "20000229T000000Z"),
+            (1_709_251_199, "20240229T235959Z"),
+            (1_709_251_200, "20240301T000000Z"),
+            (4_107_542_400, "21000301T000000Z"), // 2100 is not a leap year
+            (253_402_300_799, "99991231T235959Z"),
+        ] as [(Int64, String)])
     func timestamps(epochSeconds: Int64, amzDate: String) {
         let timestamp = AWSSigV4.Timestamp(epochSeconds: epochSeconds)
         #expect(timestamp.amzDate == amzDate)
@@ -227,14 +241,18 @@ import Testing
         #expect(AWSSigV4.Timestamp(Date(timeIntervalSince1970: -0.5)).amzDate == "19691231T235959Z")
     }
 
-    @Test(arguments: [
-        ("https://s3.eu-west-1.amazonaws.com", "https", "s3.eu-west-1.amazonaws.com", nil, "s3.eu-west-1.amazonaws.com"),
-        ("http://127.0.0.1:9000/", "http", "127.0.0.1", 9000, "127.0.0.1:9000"),
-        ("HTTPS://Storage.Example.com:443", "https", "Storage.Example.com", 443, "storage.example.com"),
-        ("http://minio:80", "http", "minio", 80, "minio"),
-        ("http://[::1]:9000", "http", "[::1]", 9000, "[::1]:9000"),
-        ("https://[2001:db8::1]", "https", "[2001:db8::1]", nil, "[2001:db8::1]"),
-    ] as [(String, String, String, Int?, String)])
+    @Test(
+        arguments: [
+            (
+                "https://s3.eu-west-1.amazonaws.com", "https", "s3.eu-west-1.amazonaws.com", nil,
+                "s3.eu-west-1.amazonaws.com"
+            ),
+            ("http://127.0.0.1:9000/", "http", "127.0.0.1", 9000, "127.0.0.1:9000"),
+            ("HTTPS://Storage.Example.com:443", "https", "Storage.Example.com", 443, "storage.example.com"),
+            ("http://minio:80", "http", "minio", 80, "minio"),
+            ("http://[::1]:9000", "http", "[::1]", 9000, "[::1]:9000"),
+            ("https://[2001:db8::1]", "https", "[2001:db8::1]", nil, "[2001:db8::1]"),
+        ] as [(String, String, String, Int?, String)])
     func endpoints(text: String, scheme: String, host: String, port: Int?, signedHost: String) throws {
         let endpoint = try AWSSigV4.S3Endpoint(parsing: text)
         #expect(endpoint.scheme == scheme)
@@ -269,9 +287,11 @@ import Testing
         #expect(virtual.host == "my-bucket.s3.eu-west-1.amazonaws.com")
         // The bucket itself; and a key that looks like a path is still only a key.
         #expect(try AWSSigV4.S3ObjectAddress(endpoint: aws, bucket: "b", key: "", style: .path).path == "/b")
-        #expect(try AWSSigV4.S3ObjectAddress(endpoint: aws, bucket: "my-bucket", key: "", style: .virtualHost).path == "/")
-        #expect(try AWSSigV4.S3ObjectAddress(endpoint: aws, bucket: "b", key: "/x/../y//z", style: .path).path
-            == "/b//x/../y//z")
+        #expect(
+            try AWSSigV4.S3ObjectAddress(endpoint: aws, bucket: "my-bucket", key: "", style: .virtualHost).path == "/")
+        #expect(
+            try AWSSigV4.S3ObjectAddress(endpoint: aws, bucket: "b", key: "/x/../y//z", style: .path).path
+                == "/b//x/../y//z")
         // A non-default port is in the URL and in the signed host; a default one only in the URL.
         let local = try AWSSigV4.S3Endpoint(parsing: "https://store.example.com:443")
         let address = try AWSSigV4.S3ObjectAddress(endpoint: local, bucket: "my-bucket", key: "k", style: .virtualHost)
@@ -297,7 +317,8 @@ import Testing
 
     @Test func dottedBucketIsAHostNameOverPlainHTTPOnlyAndNeverOnAnIPAddress() throws {
         let endpoint = AWSSigV4.S3Endpoint(scheme: "http", host: "localhost", port: 9000)
-        let address = try AWSSigV4.S3ObjectAddress(endpoint: endpoint, bucket: "my.bucket", key: "k", style: .virtualHost)
+        let address = try AWSSigV4.S3ObjectAddress(
+            endpoint: endpoint, bucket: "my.bucket", key: "k", style: .virtualHost)
         #expect(address.description == "http://my.bucket.localhost:9000/k")
         for ip in ["127.0.0.1", "[::1]"] {
             let endpoint = AWSSigV4.S3Endpoint(scheme: "http", host: ip, port: 9000)
@@ -305,8 +326,9 @@ import Testing
             #expect(throws: AWSSigV4.SigningError.virtualHostOnIPAddress(ip)) {
                 try AWSSigV4.S3ObjectAddress(endpoint: endpoint, bucket: "my-bucket", key: "k", style: .virtualHost)
             }
-            #expect(try AWSSigV4.S3ObjectAddress(endpoint: endpoint, bucket: "my-bucket", key: "k", style: .path)
-                .description == "http://\(ip):9000/my-bucket/k")
+            #expect(
+                try AWSSigV4.S3ObjectAddress(endpoint: endpoint, bucket: "my-bucket", key: "k", style: .path)
+                    .description == "http://\(ip):9000/my-bucket/k")
         }
         #expect(throws: AWSSigV4.SigningError.invalidBucket("a/b")) {
             try AWSSigV4.S3ObjectAddress(endpoint: endpoint, bucket: "a/b", key: "k", style: .path)
@@ -327,7 +349,8 @@ import Testing
     /// A client behind the gateway sends its own signature, token, date and host; none of them may change what
     /// is signed, and its token must never reach the wire.
     @Test func callerCopiesOfSignerHeadersAreIgnored() throws {
-        let address = try AWSSigV4.S3ObjectAddress(endpoint: .aws(region: "eu-west-1"), bucket: "b", key: "k", style: .path)
+        let address = try AWSSigV4.S3ObjectAddress(
+            endpoint: .aws(region: "eu-west-1"), bucket: "b", key: "k", style: .path)
         let date = Date(timeIntervalSince1970: 1_778_312_125)
         let clean = AWSSigV4.SignableRequest(
             method: "PUT", address: address, headers: [.init("Content-Type", "text/plain")], payloadHash: .unsigned)
@@ -352,10 +375,12 @@ import Testing
     }
 
     @Test func presignedUploadLinkNamesTheHeadersToSend() throws {
-        let address = try AWSSigV4.S3ObjectAddress(endpoint: .aws(region: "eu-west-1"), bucket: "b", key: "k.pdf", style: .path)
+        let address = try AWSSigV4.S3ObjectAddress(
+            endpoint: .aws(region: "eu-west-1"), bucket: "b", key: "k.pdf", style: .path)
         let presigned = try AWSSigV4.presign(
-            .init(method: "put", address: address, expires: 900,
-                  signedHeaders: [.init("Content-Type", "application/pdf"), .init("User-Agent", "x")]),
+            .init(
+                method: "put", address: address, expires: 900,
+                signedHeaders: [.init("Content-Type", "application/pdf"), .init("User-Agent", "x")]),
             credentials: Self.session, at: Date(timeIntervalSince1970: 1_778_312_125.75))
         #expect(presigned.method == "PUT")
         #expect(presigned.requiredHeaders == [.init("Content-Type", "application/pdf")])
@@ -375,8 +400,10 @@ import Testing
         var dumped = ""
         dump(Self.session, to: &dumped)
         let signed = AWSSigV4.sign(
-            .init(method: "GET", address: try AWSSigV4.S3ObjectAddress(
-                endpoint: .aws(region: "eu-west-1"), bucket: "b", key: "k", style: .path), payloadHash: .empty),
+            .init(
+                method: "GET",
+                address: try AWSSigV4.S3ObjectAddress(
+                    endpoint: .aws(region: "eu-west-1"), bucket: "b", key: "k", style: .path), payloadHash: .empty),
             credentials: Self.session, at: Date(timeIntervalSince1970: 0))
         for text in [
             String(describing: Self.session), String(reflecting: Self.session), "\(Self.session)", dumped,
@@ -403,7 +430,9 @@ struct SigV4Vectors: Decodable, Sendable {
         let sessionToken: String?
 
         enum CodingKeys: String, CodingKey {
-            case accessKeyID = "access_key_id", secretAccessKey = "secret_access_key", sessionToken = "session_token"
+            case accessKeyID = "access_key_id"
+            case secretAccessKey = "secret_access_key"
+            case sessionToken = "session_token"
         }
     }
 
@@ -437,7 +466,9 @@ struct SigV4Vectors: Decodable, Sendable {
 
         enum CodingKeys: String, CodingKey {
             case name, credentials, time, region, service, endpoint, addressing, bucket, key, method, url
-            case payloadHash = "payload_hash", body, headers, query, expectedHeaders = "expected_headers"
+            case payloadHash = "payload_hash"
+            case body, headers, query
+            case expectedHeaders = "expected_headers"
         }
 
         var testDescription: String { name }
@@ -455,7 +486,8 @@ struct SigV4Vectors: Decodable, Sendable {
     let headerSigning: [HeaderSigning]
 
     enum CodingKeys: String, CodingKey {
-        case credentials, times, presign, headerSigning = "header_signing"
+        case credentials, times, presign
+        case headerSigning = "header_signing"
     }
 
     static let fileURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

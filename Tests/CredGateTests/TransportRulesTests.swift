@@ -32,11 +32,22 @@ import Testing
         #expect(ProxyHandler.check(head(.CONNECT, "example.com:443"), maxHeaderBytes: 1 << 16) == .notAProxy("CONNECT"))
         #expect(ProxyHandler.check(head("http://example.com/api/"), maxHeaderBytes: 1 << 16)?.code == "not-a-proxy")
         #expect(ProxyHandler.check(head("*"), maxHeaderBytes: 1 << 16)?.code == "not-a-proxy")
-        #expect(ProxyHandler.check(head(.POST, "/api/", ["content-length": "3", "transfer-encoding": "chunked"]), maxHeaderBytes: 1 << 16)?.code == "malformed-request")
-        #expect(ProxyHandler.check(head(.POST, "/api/", ["content-length": "3", "Content-Length": "4"]), maxHeaderBytes: 1 << 16)?.code == "malformed-request")
-        #expect(ProxyHandler.check(head(.POST, "/api/", ["transfer-encoding": "gzip, chunked"]), maxHeaderBytes: 1 << 16)?.code == "malformed-request")
-        #expect(ProxyHandler.check(head("/api/", ["x-big": String(repeating: "a", count: 200)]), maxHeaderBytes: 100) == .headersTooLarge(limit: 100))
-        #expect(ProxyHandler.check(head("/api/v1/x/?q=..%2F.."), maxHeaderBytes: 1 << 16) == nil, "the query is not a path")
+        #expect(
+            ProxyHandler.check(
+                head(.POST, "/api/", ["content-length": "3", "transfer-encoding": "chunked"]), maxHeaderBytes: 1 << 16)?
+                .code == "malformed-request")
+        #expect(
+            ProxyHandler.check(
+                head(.POST, "/api/", ["content-length": "3", "Content-Length": "4"]), maxHeaderBytes: 1 << 16)?.code
+                == "malformed-request")
+        #expect(
+            ProxyHandler.check(head(.POST, "/api/", ["transfer-encoding": "gzip, chunked"]), maxHeaderBytes: 1 << 16)?
+                .code == "malformed-request")
+        #expect(
+            ProxyHandler.check(head("/api/", ["x-big": String(repeating: "a", count: 200)]), maxHeaderBytes: 100)
+                == .headersTooLarge(limit: 100))
+        #expect(
+            ProxyHandler.check(head("/api/v1/x/?q=..%2F.."), maxHeaderBytes: 1 << 16) == nil, "the query is not a path")
         #expect(ProxyHandler.check(head("/api/v1/x/"), maxHeaderBytes: 1 << 16) == nil)
     }
 
@@ -55,12 +66,18 @@ import Testing
     }
 
     @Test func upstreamHeadSetsHostForwardingHeadersAndBasePath() throws {
-        var upstream = UpstreamConfig(name: "u", url: UpstreamURL(scheme: .https, host: "api.example.com", port: 443, basePath: "/v1"))
+        var upstream = UpstreamConfig(
+            name: "u", url: UpstreamURL(scheme: .https, host: "api.example.com", port: 443, basePath: "/v1"))
         upstream.connectTimeout = .seconds(1)
         let target = try UpstreamTarget(key: 0, config: upstream)
-        let client = head(.POST, "/models?x=1", ["host": "localhost:8080", "transfer-encoding": "chunked", "expect": "100-continue",
-                                                "x-forwarded-proto": "https", "x-forwarded-host": "evil"])
-        let out = HeaderHygiene.upstreamHead(from: client, target: target, requestID: "rid", clientAddress: "127.0.0.1", hasBody: true)
+        let client = head(
+            .POST, "/models?x=1",
+            [
+                "host": "localhost:8080", "transfer-encoding": "chunked", "expect": "100-continue",
+                "x-forwarded-proto": "https", "x-forwarded-host": "evil",
+            ])
+        let out = HeaderHygiene.upstreamHead(
+            from: client, target: target, requestID: "rid", clientAddress: "127.0.0.1", hasBody: true)
         #expect(out.uri == "/v1/models?x=1")
         #expect(out.version == .http1_1)
         #expect(out.headers["host"] == ["api.example.com"])
@@ -73,8 +90,10 @@ import Testing
     }
 
     @Test func clientHeadForHTTP10AndClose() {
-        let upstream = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["connection": "keep-alive", "content-length": "2"])
-        let closing = HeaderHygiene.clientHead(from: upstream, clientVersion: .http1_1, requestID: "r", closeAfter: true)
+        let upstream = HTTPResponseHead(
+            version: .http1_1, status: .ok, headers: ["connection": "keep-alive", "content-length": "2"])
+        let closing = HeaderHygiene.clientHead(
+            from: upstream, clientVersion: .http1_1, requestID: "r", closeAfter: true)
         #expect(closing.headers["connection"] == ["close"])
         let old = HeaderHygiene.clientHead(from: upstream, clientVersion: .http1_0, requestID: "r", closeAfter: false)
         #expect(old.version == .http1_0)
@@ -84,17 +103,20 @@ import Testing
 
     @Test func problemBodiesAreValidJSONWithEveryField() throws {
         let errors: [GatewayError] = [
-            .noRoute(method: "GET", path: "/x\"y"), .methodNotAllowed(method: "PUT", allowed: ["GET", "POST"]), .notAProxy("CONNECT"),
+            .noRoute(method: "GET", path: "/x\"y"), .methodNotAllowed(method: "PUT", allowed: ["GET", "POST"]),
+            .notAProxy("CONNECT"),
             .pathTraversal, .malformedRequest("bad\nline"), .headersTooLarge(limit: 10), .bodyTooLarge(limit: 5),
             .upstreamUnreachable(upstream: "u", reason: "refused"), .upstreamReset(upstream: "u"),
-            .upstreamTimeout(upstream: "u", phase: "connect"), .tooManyConnections(limit: 3), .adminNotFound(path: "/credgate/x"),
+            .upstreamTimeout(upstream: "u", phase: "connect"), .tooManyConnections(limit: 3),
+            .adminNotFound(path: "/credgate/x"),
         ]
         var codes = Set<String>()
         for error in errors {
             let response = LocalResponse.problem(error, requestID: "req-1")
             #expect(response.headers["content-type"] == ["application/problem+json"])
             #expect(response.headers["x-credgate-error"] == [error.code])
-            let json = try #require(try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any])
+            let json = try #require(
+                try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any])
             #expect(json["type"] as? String == "urn:credgate:error:\(error.code)")
             #expect(json["status"] as? Int == Int(error.status.code))
             #expect((json["title"] as? String)?.isEmpty == false)
@@ -103,7 +125,9 @@ import Testing
             codes.insert(error.code)
         }
         #expect(codes.count == errors.count, "codes are distinct")
-        #expect(LocalResponse.problem(.methodNotAllowed(method: "PUT", allowed: ["GET", "POST"]), requestID: "r").headers["allow"] == ["GET, POST"])
+        #expect(
+            LocalResponse.problem(.methodNotAllowed(method: "PUT", allowed: ["GET", "POST"]), requestID: "r").headers[
+                "allow"] == ["GET, POST"])
     }
 
     @Test func jsonQuotingEscapesControlCharacters() {
@@ -114,7 +138,8 @@ import Testing
         #expect(RequestID.from(["x-request-id": "abc-123"]) == "abc-123")
         #expect(RequestID.from(["x-request-id": "has space"]) == nil)
         #expect(RequestID.from(["x-request-id": String(repeating: "a", count: 129)]) == nil)
-        let a = RequestID.generate(), b = RequestID.generate()
+        let a = RequestID.generate()
+        let b = RequestID.generate()
         #expect(a.count == 32 && b.count == 32 && a != b)
     }
 
@@ -134,8 +159,11 @@ import Testing
 
 /// Issue 8.5: the path a route is matched on.
 @Suite struct RequestPathTests {
-    @Test(arguments: ["/", "/api/v1/users/", "/api/v1/x", "/api/v1/.well-known/", "/api/v1/report..pdf", "/api/v1/a%20b/", "/api/v1/%C3%A9/",
-                      "/api/v1/%25/", "/api/v1/...", "/api/v1/a,b=c:d@e!f$g&h'i(j)k*l+m/"])
+    @Test(arguments: [
+        "/", "/api/v1/users/", "/api/v1/x", "/api/v1/.well-known/", "/api/v1/report..pdf", "/api/v1/a%20b/",
+        "/api/v1/%C3%A9/",
+        "/api/v1/%25/", "/api/v1/...", "/api/v1/a,b=c:d@e!f$g&h'i(j)k*l+m/",
+    ])
     func pathsWithNothingToNormaliseAreUsedAsSent(path: String) {
         #expect(RequestPath.normalize(path[...]) == .unchanged)
     }
@@ -145,8 +173,11 @@ import Testing
         #expect(RequestPath.normalize("/%41%7a%30%2D%2e%5F%7E/x%20y") == .normalized("/Az0-._~/x%20y"))
     }
 
-    @Test(arguments: ["/a/..", "/a/../b", "/./a", "/a/%2e%2E/b", "/a/.%2e/", "/a/%252e%252e/", "/a/%25252e/", "/a/%ef%bc%8e%ef%bc%8e/",
-                      "/a/\u{FF0E}/"])
+    @Test(arguments: [
+        "/a/..", "/a/../b", "/./a", "/a/%2e%2E/b", "/a/.%2e/", "/a/%252e%252e/", "/a/%25252e/",
+        "/a/%ef%bc%8e%ef%bc%8e/",
+        "/a/\u{FF0E}/",
+    ])
     func dotSegmentsInAnyEncodingClimbOut(path: String) {
         // Refused either way: as a dot segment, or (a raw full-width dot, triple encoding) as unsafe.
         switch RequestPath.normalize(path[...]) {
@@ -156,8 +187,11 @@ import Testing
         #expect(ProxyHandler.climbsOut(path[...]))
     }
 
-    @Test(arguments: ["/a%2Fb", "/a%2fb", "/a%5cb", "/a\\b", "/a;b", "/a/..;/b", "/a%3Bb", "/a%00", "//a", "/a//b", "/a/%zz", "/a/%2", "/a b",
-                      "/a/%c0%ae%c0%ae/", "/a/%ff/", "/a/%25%32%66/", "/a/%252F/"])
+    @Test(arguments: [
+        "/a%2Fb", "/a%2fb", "/a%5cb", "/a\\b", "/a;b", "/a/..;/b", "/a%3Bb", "/a%00", "//a", "/a//b", "/a/%zz", "/a/%2",
+        "/a b",
+        "/a/%c0%ae%c0%ae/", "/a/%ff/", "/a/%25%32%66/", "/a/%252F/",
+    ])
     func pathsWithNoSafeReadingAreRefused(path: String) {
         guard case .refused(let why) = RequestPath.normalize(path[...]) else {
             Issue.record("\(path) was not refused: \(RequestPath.normalize(path[...]))")
@@ -172,8 +206,12 @@ import Testing
             for h in host { headers.add(name: "host", value: h) }
             return ProxyHandler.hostProblem(HTTPRequestHead(version: version, method: .GET, uri: "/", headers: headers))
         }
-        for good in ["localhost", "127.0.0.1:8080", "[::1]:8080", "api.example.com", "a-b_c.example"] { #expect(check([good]) == nil, "\(good)") }
-        for bad in ["", "a b", "a%0d%0ab", "a:99999x", "a:123456", "[::1", "a/b", "a\u{7F}"] { #expect(check([bad]) != nil, "\(bad)") }
+        for good in ["localhost", "127.0.0.1:8080", "[::1]:8080", "api.example.com", "a-b_c.example"] {
+            #expect(check([good]) == nil, "\(good)")
+        }
+        for bad in ["", "a b", "a%0d%0ab", "a:99999x", "a:123456", "[::1", "a/b", "a\u{7F}"] {
+            #expect(check([bad]) != nil, "\(bad)")
+        }
         #expect(check([]) != nil)
         #expect(check([], .http1_0) == nil)
         #expect(check(["a", "b"]) != nil)

@@ -8,11 +8,17 @@ import Testing
 // MARK: - Fixtures
 
 private enum Sample {
-    static let pdf: [UInt8] = Array("%PDF-1.7\n%\u{E2}\u{E3}\u{CF}\u{D3}\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n".utf8)
-    static let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
-                               0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4]
-    static let jpeg: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 0x4A, 0x46, 0x49, 0x46, 0x00, 0x01, 0x0D, 0x0A, 0x2D, 0x2D,
-                                0xFF, 0xD9]
+    static let pdf: [UInt8] = Array(
+        "%PDF-1.7\n%\u{E2}\u{E3}\u{CF}\u{D3}\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+            .utf8)
+    static let png: [UInt8] = [
+        0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+        0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4,
+    ]
+    static let jpeg: [UInt8] = [
+        0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 0x4A, 0x46, 0x49, 0x46, 0x00, 0x01, 0x0D, 0x0A, 0x2D, 0x2D,
+        0xFF, 0xD9,
+    ]
     /// What a renamed .docx starts with.
     static let docx: [UInt8] = [0x50, 0x4B, 0x03, 0x04, 0x14, 0x00, 0x06, 0x00, 0x08, 0x00, 0x00, 0x00, 0x21, 0x00]
     static let uuid = UUID(uuidString: "1B4E28BA-2FA1-11D2-883F-0016D3CCA427")!
@@ -27,8 +33,10 @@ private func bytes(_ buffers: ByteBuffer...) -> [UInt8] {
 }
 
 /// A body as the SDK sends it: `name` field (unless nil), the file part, the closing line.
-private func sdkBody(name: String? = "1b4e.pdf", filename: String? = "license.pdf", contentType: String? = "application/pdf",
-                     data: [UInt8] = Sample.pdf) -> [UInt8] {
+private func sdkBody(
+    name: String? = "1b4e.pdf", filename: String? = "license.pdf", contentType: String? = "application/pdf",
+    data: [UInt8] = Sample.pdf
+) -> [UInt8] {
     var out: [UInt8] = []
     if let name { out += bytes(writer.field("name", name)) }
     out += bytes(writer.filePart(filename: filename, contentType: contentType, data: data))
@@ -50,7 +58,9 @@ private struct Outcome: Equatable {
 }
 
 /// Feeds `body` cut at `cuts` (offsets), then finishes.
-private func run(_ body: [UInt8], cuts: [Int], contentType: String = contentType, limit: Int = UploadValidator.defaultLimit) throws -> Outcome {
+private func run(
+    _ body: [UInt8], cuts: [Int], contentType: String = contentType, limit: Int = UploadValidator.defaultLimit
+) throws -> Outcome {
     var validator = try UploadValidator(contentType: contentType, limit: limit, uuid: { Sample.uuid })
     var outcome = Outcome(decision: .needMore, forwarded: [])
     var start = 0
@@ -64,12 +74,16 @@ private func run(_ body: [UInt8], cuts: [Int], contentType: String = contentType
     return outcome
 }
 
-private func run(_ body: [UInt8], chunkSize: Int = .max, contentType: String = contentType, limit: Int = UploadValidator.defaultLimit) throws -> Outcome {
+private func run(
+    _ body: [UInt8], chunkSize: Int = .max, contentType: String = contentType, limit: Int = UploadValidator.defaultLimit
+) throws -> Outcome {
     let cuts = chunkSize >= body.count ? [] : Array(stride(from: chunkSize, to: body.count, by: chunkSize))
     return try run(body, cuts: cuts, contentType: contentType, limit: limit)
 }
 
-private func rejection(_ body: [UInt8], contentType: String = contentType, limit: Int = UploadValidator.defaultLimit) throws -> UploadRejection? {
+private func rejection(_ body: [UInt8], contentType: String = contentType, limit: Int = UploadValidator.defaultLimit)
+    throws -> UploadRejection?
+{
     try run(body, contentType: contentType, limit: limit).decision.rejection
 }
 
@@ -116,7 +130,10 @@ private final class ParsedParts {
         #expect(FileType(mimeType: "IMAGE/JPG; q=1") == .jpeg)
         #expect(FileType(mimeType: "application/pdf") == .pdf)
         #expect(FileType(mimeType: "text/plain") == nil)
-        for generic in [nil, "", "  ", "application/octet-stream", "Binary/Octet-Stream", "application/octet-stream; charset=binary"] {
+        for generic in [
+            nil, "", "  ", "application/octet-stream", "Binary/Octet-Stream",
+            "application/octet-stream; charset=binary",
+        ] {
             #expect(FileType.isGenericMIMEType(generic), "\(generic ?? "nil")")
         }
         #expect(!FileType.isGenericMIMEType("image/png"))
@@ -155,14 +172,20 @@ private final class ParsedParts {
 
     @Test func missingNameGetsAUUIDKeepingTheExtension() throws {
         let body = sdkBody(name: nil, filename: "Scan.PDF")
-        var validator = try UploadValidator(contentType: contentType)  // real random UUIDs
+        var validator = try UploadValidator(contentType: contentType) // real random UUIDs
         _ = validator.feed(ByteBuffer(bytes: body))
         let plan = try #require(validator.finish().plan)
         let name = try #require(plan.generatedName)
-        #expect(name.wholeMatch(of: /[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.pdf/) != nil, "\(name)")
+        #expect(
+            name.wholeMatch(of: /[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.pdf/) != nil,
+            "\(name)")
         #expect(plan.nameMissing && plan.needsRewrite)
 
-        let forwarded = bytes(validator.takeForwardable().reduce(into: ByteBuffer()) { acc, next in var n = next; acc.writeBuffer(&n) })
+        let forwarded = bytes(
+            validator.takeForwardable().reduce(into: ByteBuffer()) { acc, next in
+                var n = next
+                acc.writeBuffer(&n)
+            })
         #expect(forwarded.count == body.count + plan.bodyLengthDelta)
         let parts = try ParsedParts(forwarded, boundary: writer.boundary).parts
         #expect(parts.count == 2)
@@ -180,7 +203,9 @@ private final class ParsedParts {
         #expect(plan.correctedContentType == nil)
     }
 
-    @Test(arguments: [nil, "", "application/octet-stream", "binary/octet-stream", "Application/Octet-Stream; charset=binary"])
+    @Test(arguments: [
+        nil, "", "application/octet-stream", "binary/octet-stream", "Application/Octet-Stream; charset=binary",
+    ])
     func genericDeclaredTypeIsCorrected(_ declared: String?) throws {
         let body = sdkBody(filename: "chart.png", contentType: declared, data: Sample.png)
         let outcome = try run(body)
@@ -203,22 +228,31 @@ private final class ParsedParts {
     @Test func bothRewritesAtOnceOnABodyOpeningWithoutCRLF() throws {
         // Hand-built: no preamble, file first, no Content-Type, lower-case header names.
         let text = "--XyZ\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\nx-extra: kept\r\n\r\n"
-        let body = Array(text.utf8) + Sample.jpeg + Array("\r\n--XyZ\r\ncontent-disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--XyZ--\r\n".utf8)
+        let body =
+            Array(text.utf8) + Sample.jpeg
+            + Array("\r\n--XyZ\r\ncontent-disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--XyZ--\r\n".utf8)
         let outcome = try run(body, contentType: "multipart/form-data; boundary=XyZ")
         let plan = try #require(outcome.decision.plan)
-        #expect(plan.filePart == MultipartPartLayout(index: 0, delimiterOffset: 0, delimiterHasLeadingCRLF: false,
-                                                     headersOffset: 7, dataOffset: text.utf8.count))
+        #expect(
+            plan.filePart
+                == MultipartPartLayout(
+                    index: 0, delimiterOffset: 0, delimiterHasLeadingCRLF: false,
+                    headersOffset: 7, dataOffset: text.utf8.count))
         let parts = try ParsedParts(outcome.forwarded, boundary: "XyZ").parts
         #expect(parts.count == 3)
         #expect(parts[0].body == Array("\(Sample.generated).jpg".utf8))
-        #expect(parts[1].headers == ["content-disposition": "form-data; name=\"file\"; filename=\"a.jpg\"",
-                                     "x-extra": "kept", "content-type": "image/jpeg"])
+        #expect(
+            parts[1].headers == [
+                "content-disposition": "form-data; name=\"file\"; filename=\"a.jpg\"",
+                "x-extra": "kept", "content-type": "image/jpeg",
+            ])
         #expect(parts[1].body == Sample.jpeg)
         #expect(parts[2].body == Array("hi".utf8))
     }
 
     @Test func preambleQuotedBoundaryAndExtendedFilename() throws {
-        let text = "ignored preamble\r\n--a b'c\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9.PDF\r\n\r\n"
+        let text =
+            "ignored preamble\r\n--a b'c\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9.PDF\r\n\r\n"
         let body = Array(text.utf8) + Sample.pdf + Array("\r\n--a b'c--".utf8)
         let outcome = try run(body, contentType: "Multipart/Form-Data; charset=utf-8; Boundary=\"a b'c\"")
         let plan = try #require(outcome.decision.plan)
@@ -245,15 +279,16 @@ private final class ParsedParts {
     }
 
     @Test func nameAfterTheFilePart() throws {
-        let body = bytes(writer.filePart(filename: "a.pdf", contentType: "application/pdf", data: Sample.pdf),
-                         writer.field("name", "mine.pdf"), writer.closing)
+        let body = bytes(
+            writer.filePart(filename: "a.pdf", contentType: "application/pdf", data: Sample.pdf),
+            writer.field("name", "mine.pdf"), writer.closing)
         // Streaming decides before seeing it: a generated name goes first, the client's (read last by Django) after.
         let streamed = try #require(try run(body).decision.plan)
         #expect(streamed.generatedName == Sample.generated + ".pdf" && streamed.clientName == nil)
     }
 
     @Test func nameOfExactly255BytesIsFine() throws {
-        let name = String(repeating: "é", count: 127) + "a"  // 255 UTF-8 bytes
+        let name = String(repeating: "é", count: 127) + "a" // 255 UTF-8 bytes
         #expect(try run(sdkBody(name: name)).decision.plan?.clientName == name)
     }
 }
@@ -261,7 +296,9 @@ private final class ParsedParts {
 // MARK: - Rejections
 
 @Suite struct UploadValidatorRejectionTests {
-    private func initRejection(contentType: String?, contentLength: Int? = nil, limit: Int = UploadValidator.defaultLimit) -> UploadRejection? {
+    private func initRejection(
+        contentType: String?, contentLength: Int? = nil, limit: Int = UploadValidator.defaultLimit
+    ) -> UploadRejection? {
         do throws(UploadRejection) {
             _ = try UploadValidator(contentType: contentType, contentLength: contentLength, limit: limit)
             return nil
@@ -284,7 +321,9 @@ private final class ParsedParts {
         ]
         for (header, status, code) in cases {
             let rejection = initRejection(contentType: header)
-            #expect(rejection?.status == status && rejection?.code == code, "\(header ?? "nil"): \(String(describing: rejection))")
+            #expect(
+                rejection?.status == status && rejection?.code == code,
+                "\(header ?? "nil"): \(String(describing: rejection))")
         }
         #expect(initRejection(contentType: "multipart/form-data; boundary=" + String(repeating: "x", count: 70)) == nil)
     }
@@ -292,7 +331,9 @@ private final class ParsedParts {
     @Test func declaredLengthOverTheLimit() {
         let rejection = initRejection(contentType: contentType, contentLength: 30 * 1024 * 1024)
         #expect(rejection?.status == 413 && rejection?.code == "upload-too-large")
-        #expect(rejection?.detail == "The upload is 30 MiB, which is over this route's limit of 25 MiB; it was not uploaded.")
+        #expect(
+            rejection?.detail
+                == "The upload is 30 MiB, which is over this route's limit of 25 MiB; it was not uploaded.")
         #expect(initRejection(contentType: contentType, contentLength: 0)?.code == "upload-missing-file")
     }
 
@@ -300,19 +341,24 @@ private final class ParsedParts {
         let r = try rejection(bytes(writer.field("name", "x.pdf"), writer.closing))
         #expect(r?.status == 422 && r?.code == "upload-missing-file")
         #expect(try rejection([])?.code == "upload-missing-file")
-        let other = try rejection(bytes(writer.filePart(field: "document", filename: "a.pdf", contentType: nil, data: Sample.pdf), writer.closing))
+        let other = try rejection(
+            bytes(
+                writer.filePart(field: "document", filename: "a.pdf", contentType: nil, data: Sample.pdf),
+                writer.closing))
         #expect(other?.code == "upload-missing-file")
         #expect(other?.detail.contains("'document'") == true)
     }
 
     @Test func severalFileParts() throws {
-        let two = bytes(writer.filePart(filename: "a.pdf", contentType: nil, data: Sample.pdf),
-                        writer.filePart(filename: "b.pdf", contentType: nil, data: Sample.pdf), writer.closing)
+        let two = bytes(
+            writer.filePart(filename: "a.pdf", contentType: nil, data: Sample.pdf),
+            writer.filePart(filename: "b.pdf", contentType: nil, data: Sample.pdf), writer.closing)
         let r = try rejection(two)
         #expect(r?.status == 422 && r?.code == "upload-multiple-files")
         // A file under another field name counts too.
-        let sneaky = bytes(writer.filePart(filename: "a.pdf", contentType: nil, data: Sample.pdf),
-                           writer.filePart(field: "extra", filename: "b.png", contentType: nil, data: Sample.png), writer.closing)
+        let sneaky = bytes(
+            writer.filePart(filename: "a.pdf", contentType: nil, data: Sample.pdf),
+            writer.filePart(field: "extra", filename: "b.png", contentType: nil, data: Sample.png), writer.closing)
         #expect(try rejection(sneaky)?.code == "upload-multiple-files")
     }
 
@@ -356,14 +402,36 @@ private final class ParsedParts {
         let cases: [(String, [UInt8])] = [
             ("truncated before the closing line", Array(good.dropLast(bytes(writer.closing).count))),
             ("truncated inside the file", Array(good.prefix(good.count - 40))),
-            ("closing line with one hyphen", Array(good.dropLast(bytes(writer.closing).count)) + Array("--\(writer.boundary)-x".utf8)),
+            (
+                "closing line with one hyphen",
+                Array(good.dropLast(bytes(writer.closing).count)) + Array("--\(writer.boundary)-x".utf8)
+            ),
             ("another boundary", Array(sdkBody().map { $0 == UInt8(ascii: "7") ? UInt8(ascii: "8") : $0 })),
-            ("header without a colon", Array("--\(writer.boundary)\r\nContent-Disposition form-data\r\n\r\nx\r\n--\(writer.boundary)--".utf8)),
-            ("part without Content-Disposition", Array("--\(writer.boundary)\r\nContent-Type: text/plain\r\n\r\nx\r\n--\(writer.boundary)--".utf8)),
-            ("bad delimiter line", Array("--\(writer.boundary)\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--\(writer.boundary)x\r\n".utf8)),
+            (
+                "header without a colon",
+                Array("--\(writer.boundary)\r\nContent-Disposition form-data\r\n\r\nx\r\n--\(writer.boundary)--".utf8)
+            ),
+            (
+                "part without Content-Disposition",
+                Array("--\(writer.boundary)\r\nContent-Type: text/plain\r\n\r\nx\r\n--\(writer.boundary)--".utf8)
+            ),
+            (
+                "bad delimiter line",
+                Array(
+                    "--\(writer.boundary)\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--\(writer.boundary)x\r\n"
+                        .utf8)
+            ),
             ("closing at once", Array("--\(writer.boundary)--\r\n".utf8)),
-            ("headers too long", Array("--\(writer.boundary)\r\nX-Long: \(String(repeating: "a", count: 17_000))\r\n\r\n".utf8)),
-            ("attachment, not form-data", Array("--\(writer.boundary)\r\nContent-Disposition: attachment; name=\"file\"\r\n\r\nx\r\n--\(writer.boundary)--".utf8)),
+            (
+                "headers too long",
+                Array("--\(writer.boundary)\r\nX-Long: \(String(repeating: "a", count: 17_000))\r\n\r\n".utf8)
+            ),
+            (
+                "attachment, not form-data",
+                Array(
+                    "--\(writer.boundary)\r\nContent-Disposition: attachment; name=\"file\"\r\n\r\nx\r\n--\(writer.boundary)--"
+                        .utf8)
+            ),
         ]
         for (what, body) in cases {
             let r = try rejection(body)
@@ -375,19 +443,27 @@ private final class ParsedParts {
     /// chunk it arrives in, in any part, and whatever the byte.
     @Test func headerNameBytesThatAreNotTokenCharactersAreRefusedBeforeTheParser() throws {
         let b = writer.boundary
-        for byte in [UInt8(0x80), 0x81, 0xC3, 0xFE, 0xFF, 0x00, 0x01, 0x7F, UInt8(ascii: " "), UInt8(ascii: "\""), UInt8(ascii: "@")] {
+        for byte in [
+            UInt8(0x80), 0x81, 0xC3, 0xFE, 0xFF, 0x00, 0x01, 0x7F, UInt8(ascii: " "), UInt8(ascii: "\""),
+            UInt8(ascii: "@"),
+        ] {
             let first = Array("--\(b)\r\nX".utf8) + [byte] + Array(": 1\r\n\r\nx\r\n--\(b)--\r\n".utf8)
-            let later = bytes(writer.field("name", "a.pdf")) + Array("--\(b)\r\nContent-Type: text/plain\r\n".utf8) + [byte]
+            let later =
+                bytes(writer.field("name", "a.pdf")) + Array("--\(b)\r\nContent-Type: text/plain\r\n".utf8) + [byte]
                 + Array(": 1\r\n\r\nx\r\n--\(b)--\r\n".utf8)
             for body in [first, later] {
                 for chunkSize in [1, 7, .max] {
                     let r = try run(body, chunkSize: chunkSize).decision.rejection
-                    #expect(r?.code == "upload-malformed" && r?.detail.contains("header name") == true, "byte \(byte): \(String(describing: r))")
+                    #expect(
+                        r?.code == "upload-malformed" && r?.detail.contains("header name") == true,
+                        "byte \(byte): \(String(describing: r))")
                 }
             }
         }
         // In a value (a UTF-8 file name) the same bytes are fine.
-        let utf8Name = bytes(writer.filePart(filename: "Ärztin-Zulassung.pdf", contentType: "application/pdf", data: Sample.pdf)) + bytes(writer.closing)
+        let utf8Name =
+            bytes(writer.filePart(filename: "Ärztin-Zulassung.pdf", contentType: "application/pdf", data: Sample.pdf))
+            + bytes(writer.closing)
         #expect(try run(utf8Name, chunkSize: 3).decision.plan != nil)
     }
 
@@ -418,24 +494,27 @@ private final class ParsedParts {
     @Test func nameThatIsNotUTF8() throws {
         var body = bytes(writer.field("name", "x.pdf"))
         body[body.count - 4] = 0xFF
-        let r = try rejection(body + bytes(writer.filePart(filename: "a.pdf", contentType: nil, data: Sample.pdf), writer.closing))
+        let r = try rejection(
+            body + bytes(writer.filePart(filename: "a.pdf", contentType: nil, data: Sample.pdf), writer.closing))
         #expect(r?.code == "upload-invalid-name" && r?.detail.contains("UTF-8") == true)
     }
 
     @Test func lateRejectionAfterAnEarlyAccept() throws {
-        let body = bytes(writer.filePart(filename: "a.pdf", contentType: nil, data: Sample.pdf),
-                         writer.filePart(field: "file", filename: "b.pdf", contentType: nil, data: Sample.pdf), writer.closing)
+        let body = bytes(
+            writer.filePart(filename: "a.pdf", contentType: nil, data: Sample.pdf),
+            writer.filePart(field: "file", filename: "b.pdf", contentType: nil, data: Sample.pdf), writer.closing)
         let firstPart = bytes(writer.filePart(filename: "a.pdf", contentType: nil, data: Sample.pdf)).count
         let streamed = try run(body, cuts: [firstPart])
-        #expect(streamed.early.first?.plan != nil)  // already forwarding...
-        #expect(streamed.decision.rejection?.code == "upload-multiple-files")  // ...so the upstream must be aborted
+        #expect(streamed.early.first?.plan != nil) // already forwarding...
+        #expect(streamed.decision.rejection?.code == "upload-multiple-files") // ...so the upstream must be aborted
     }
 
     @Test func everyKindHasItsStatus() {
         let expected: [UploadRejection.Kind: Int] = [
             .notMultipart: 415, .unsupportedType: 415, .contentMismatch: 415, .tooLarge: 413,
             .missingBoundary: 400, .invalidBoundary: 400, .malformed: 400,
-            .missingFile: 422, .multipleFiles: 422, .emptyFile: 422, .missingFilename: 422, .invalidName: 422, .invalidFilename: 422, .invalidField: 422,
+            .missingFile: 422, .multipleFiles: 422, .emptyFile: 422, .missingFilename: 422, .invalidName: 422,
+            .invalidFilename: 422, .invalidField: 422,
         ]
         for kind in UploadRejection.Kind.allCases {
             #expect(kind.status == expected[kind])
@@ -449,20 +528,46 @@ private final class ParsedParts {
 // MARK: - Chunking and memory
 
 /// A PDF whose content keeps almost containing the delimiter.
-private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundary.dropLast())X\r\n\r\r\n-\r\n--\r\nx--\(writer.boundary)\r\n--\(writer.boundary.prefix(9))".utf8)
+private let nearDelimiters: [UInt8] =
+    Sample.pdf
+    + Array(
+        "\r\n--\(writer.boundary.dropLast())X\r\n\r\r\n-\r\n--\r\nx--\(writer.boundary)\r\n--\(writer.boundary.prefix(9))"
+            .utf8)
     + [0x0D] + Array("\r\n--\(writer.boundary.dropLast())".utf8)
 
 @Suite struct UploadValidatorStreamingTests {
     static let bodies: [(String, [UInt8], String)] = [
         ("accept as is", sdkBody(), writer.contentType),
-        ("accept, name added and type fixed", sdkBody(name: nil, filename: "a.PNG", contentType: "application/octet-stream", data: Sample.png), writer.contentType),
-        ("accept, JPEG with CRLF-- inside", sdkBody(filename: "a.jpeg", contentType: nil, data: Sample.jpeg), writer.contentType),
-        ("accept, short boundary, file first", Array("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n\r\n".utf8) + Sample.png + Array("\r\n--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nn.png\r\n--b--\r\n".utf8), "multipart/form-data; boundary=b"),
-        ("accept, file full of near-delimiters, then fields", bytes(writer.filePart(filename: "a.pdf", contentType: nil, data: nearDelimiters),
-                                                             writer.field("name", "late.pdf"), writer.field("note", "x"), writer.closing), writer.contentType),
+        (
+            "accept, name added and type fixed",
+            sdkBody(name: nil, filename: "a.PNG", contentType: "application/octet-stream", data: Sample.png),
+            writer.contentType
+        ),
+        (
+            "accept, JPEG with CRLF-- inside", sdkBody(filename: "a.jpeg", contentType: nil, data: Sample.jpeg),
+            writer.contentType
+        ),
+        (
+            "accept, short boundary, file first",
+            Array("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n\r\n".utf8) + Sample.png
+                + Array("\r\n--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nn.png\r\n--b--\r\n".utf8),
+            "multipart/form-data; boundary=b"
+        ),
+        (
+            "accept, file full of near-delimiters, then fields",
+            bytes(
+                writer.filePart(filename: "a.pdf", contentType: nil, data: nearDelimiters),
+                writer.field("name", "late.pdf"), writer.field("note", "x"), writer.closing), writer.contentType
+        ),
         ("mismatch", sdkBody(filename: "a.pdf", data: Sample.png), writer.contentType),
         ("docx", sdkBody(filename: "a.docx", data: Sample.docx), writer.contentType),
-        ("two files", bytes(writer.filePart(filename: "a.pdf", contentType: nil, data: Sample.pdf), writer.filePart(filename: "b.pdf", contentType: nil, data: Sample.pdf), writer.closing), writer.contentType),
+        (
+            "two files",
+            bytes(
+                writer.filePart(filename: "a.pdf", contentType: nil, data: Sample.pdf),
+                writer.filePart(filename: "b.pdf", contentType: nil, data: Sample.pdf), writer.closing),
+            writer.contentType
+        ),
         ("empty file", sdkBody(data: []), writer.contentType),
         ("accept, short file", sdkBody(filename: "a.jpg", data: [0xFF, 0xD8, 0xFF]), writer.contentType),
         ("unclosed", Array(sdkBody().dropLast(8)), writer.contentType),
@@ -485,15 +590,20 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
 
     @Test func fieldsAfterALongFileAreStillRead() throws {
         // The file's content is skipped by the fast framing scan; the parser rejoins at its closing delimiter.
-        let body = bytes(writer.filePart(filename: "a.pdf", contentType: "application/pdf", data: nearDelimiters + [UInt8](repeating: 0x0D, count: 300_000) + nearDelimiters),
-                         writer.field("name", "late.pdf"), writer.closing)
+        let body = bytes(
+            writer.filePart(
+                filename: "a.pdf", contentType: "application/pdf",
+                data: nearDelimiters + [UInt8](repeating: 0x0D, count: 300_000) + nearDelimiters),
+            writer.field("name", "late.pdf"), writer.closing)
         for chunk in [1000, 4096, 65536] {
             let streamed = try run(body, chunkSize: chunk)
             #expect(streamed.decision.plan?.generatedName != nil)
             #expect(streamed.forwarded.count == body.count + (streamed.decision.plan?.bodyLengthDelta ?? -1))
         }
-        let twoFiles = bytes(writer.filePart(filename: "a.pdf", contentType: nil, data: nearDelimiters + [UInt8](repeating: 0x41, count: 200_000)),
-                             writer.filePart(filename: "b.pdf", contentType: nil, data: Sample.pdf), writer.closing)
+        let twoFiles = bytes(
+            writer.filePart(
+                filename: "a.pdf", contentType: nil, data: nearDelimiters + [UInt8](repeating: 0x41, count: 200_000)),
+            writer.filePart(filename: "b.pdf", contentType: nil, data: Sample.pdf), writer.closing)
         #expect(try run(twoFiles, chunkSize: 8192).decision.rejection?.code == "upload-multiple-files")
     }
 
@@ -533,7 +643,8 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
         #expect(peak <= 64 * 1024 + 512, "never more than the chunk in hand")
         #expect(peakAfterTake <= FileType.sniffLength)
         let delta = try #require(accepted?.bodyLengthDelta)
-        #expect(forwarded == UploadValidator.defaultLimit + delta, "streamed until the limit: the upstream must be aborted")
+        #expect(
+            forwarded == UploadValidator.defaultLimit + delta, "streamed until the limit: the upstream must be aborted")
     }
 }
 
@@ -551,7 +662,8 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
 
     @Test func rawEnvelopeRoundTripsThroughMultipartKit() throws {
         let writer = MultipartWriter()
-        let envelope = writer.rawUploadEnvelope(filename: "my \"scan\".PDF", type: .pdf, name: Sample.generated + ".pdf")
+        let envelope = writer.rawUploadEnvelope(
+            filename: "my \"scan\".PDF", type: .pdf, name: Sample.generated + ".pdf")
         let body = Sample.pdf + Array("\r\n--not-the-boundary\r\n".utf8) + (0...255).map { UInt8($0) }
         let all = bytes(envelope.preamble) + body + bytes(envelope.epilogue)
         #expect(envelope.contentLength(bodyLength: body.count) == all.count)
@@ -560,8 +672,11 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
         #expect(parts.count == 2)
         #expect(parts[0].headers == ["Content-Disposition".lowercased(): "form-data; name=\"name\""])
         #expect(parts[0].body == Array((Sample.generated + ".pdf").utf8))
-        #expect(parts[1].headers == ["content-disposition": "form-data; name=\"file\"; filename=\"my %22scan%22.PDF\"",
-                                     "content-type": "application/pdf"])
+        #expect(
+            parts[1].headers == [
+                "content-disposition": "form-data; name=\"file\"; filename=\"my %22scan%22.PDF\"",
+                "content-type": "application/pdf",
+            ])
         #expect(parts[1].body == body)
         // And the validator accepts what the writer makes.
         var validator = try UploadValidator(contentType: envelope.contentType, contentLength: all.count)
@@ -570,8 +685,9 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
     }
 
     @Test func writtenPartsRoundTrip() throws {
-        let body = bytes(writer.field("name", "n.png"), writer.field("note", "two\r\nlines"),
-                         writer.filePart(filename: "x.png", contentType: "image/png", data: Sample.png), writer.closing)
+        let body = bytes(
+            writer.field("name", "n.png"), writer.field("note", "two\r\nlines"),
+            writer.filePart(filename: "x.png", contentType: "image/png", data: Sample.png), writer.closing)
         let parts = try ParsedParts(body, boundary: writer.boundary).parts
         #expect(parts.map(\.body) == [Array("n.png".utf8), Array("two\r\nlines".utf8), Sample.png])
     }
@@ -593,10 +709,14 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
 }
 
 @Suite struct RawUploadValidatorTests {
-    private func run(_ filename: String, _ body: [UInt8], chunkSize: Int = .max, limit: Int = UploadValidator.defaultLimit)
-        throws -> (UploadDecision, [UInt8], RawUploadValidator) {
-        var validator = try RawUploadValidator(filename: filename, contentLength: nil, limit: limit,
-                                               boundary: "raw-boundary", uuid: { Sample.uuid })
+    private func run(
+        _ filename: String, _ body: [UInt8], chunkSize: Int = .max, limit: Int = UploadValidator.defaultLimit
+    )
+        throws -> (UploadDecision, [UInt8], RawUploadValidator)
+    {
+        var validator = try RawUploadValidator(
+            filename: filename, contentLength: nil, limit: limit,
+            boundary: "raw-boundary", uuid: { Sample.uuid })
         var forwarded: [UInt8] = []
         var start = 0
         while start < body.count {
@@ -626,7 +746,10 @@ private let nearDelimiters: [UInt8] = Sample.pdf + Array("\r\n--\(writer.boundar
 
     @Test func rawRejections() throws {
         func initCode(_ filename: String, contentLength: Int? = nil) -> String? {
-            do throws(UploadRejection) { _ = try RawUploadValidator(filename: filename, contentLength: contentLength); return nil } catch { return error.code }
+            do throws(UploadRejection) {
+                _ = try RawUploadValidator(filename: filename, contentLength: contentLength)
+                return nil
+            } catch { return error.code }
         }
         #expect(initCode("contract.docx") == "upload-unsupported-type")
         #expect(initCode("../etc/passwd.pdf") == "upload-invalid-filename")

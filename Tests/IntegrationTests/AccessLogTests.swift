@@ -8,7 +8,10 @@ import Testing
 /// secret by default.
 @Suite struct AccessLogTests {
     /// The shipped profile against the sandbox, its access log captured.
-    static func withGateway(log: (inout LogConfig) -> Void = { _ in }, _ body: (SessionTests.Fixture, @Sendable () -> [String]) async throws -> Void) async throws {
+    static func withGateway(
+        log: (inout LogConfig) -> Void = { _ in },
+        _ body: (SessionTests.Fixture, @Sendable () -> [String]) async throws -> Void
+    ) async throws {
         let lines = NIOLockedValueBox<[String]>([])
         let sink: @Sendable (ByteBuffer) -> Void = { buffer in
             lines.withLockedValue { $0 += String(buffer: buffer).split(separator: "\n").map(String.init) }
@@ -48,7 +51,8 @@ import Testing
             #expect(list["upstream_first_byte_ms"] != nil && !(list["upstream_first_byte_ms"] is NSNull))
             #expect((list["request_id"] as? String)?.count == 32)
             #expect((list["time"] as? String)?.hasSuffix("Z") == true)
-            let documents = try #require(records.first { ($0["path"] as? String) == "/api/v1/users/provider-documents/" })
+            let documents = try #require(
+                records.first { ($0["path"] as? String) == "/api/v1/users/provider-documents/" })
             #expect(documents["credentials"] as? [String] == ["assured_key", "assured_session"])
             let missing = try #require(records.first { ($0["path"] as? String) == "/nowhere" })
             #expect(missing["status"] as? Int == 404)
@@ -71,7 +75,10 @@ import Testing
     }
 
     @Test func textLinesAndTheQueryWhenAllowed() async throws {
-        try await Self.withGateway(log: { $0.format = .text; $0.query = true }) { f, lines in
+        try await Self.withGateway(log: {
+            $0.format = .text
+            $0.query = true
+        }) { f, lines in
             _ = try await send(.GET, f.base + "/api/v1/users/providers-list/?limit=1")
             let text = try await Self.eventually(lines, count: 1)
             let line = try #require(text.first)

@@ -1,6 +1,6 @@
 import CredGate
-import NIOConcurrencyHelpers
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Sandbox
@@ -16,7 +16,8 @@ import Testing
         let r = try await send(.GET, f.base + "/credgate/healthz")
         #expect(r.status == .ok, "the gateway no longer serves", sourceLocation: sourceLocation)
         let forwarded = try await send(.GET, f.base + "/api/v1/users/providers-list/?limit=1")
-        #expect(forwarded.status == .ok, "a forwarded request failed: \(forwarded.text)", sourceLocation: sourceLocation)
+        #expect(
+            forwarded.status == .ok, "a forwarded request failed: \(forwarded.text)", sourceLocation: sourceLocation)
     }
 
     /// The session is logged in and pooled connections exist, so only the request under test can add bytes at
@@ -36,10 +37,13 @@ import Testing
             try await FilesTests.expectNothingReachesPlatform(f) {
                 var body = Array("--B\r\nX".utf8)
                 body.append(byte)
-                body += Array(": 1\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n%PDF-1.7 hello\r\n--B--\r\n".utf8)
+                body += Array(
+                    ": 1\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n%PDF-1.7 hello\r\n--B--\r\n"
+                        .utf8)
                 for chunked in [false, true] {
-                    let r = try await sendBytes(.POST, f.base + FilesTests.uploadPath,
-                                                headers: ["content-type": "multipart/form-data; boundary=B"], body: body, chunked: chunked)
+                    let r = try await sendBytes(
+                        .POST, f.base + FilesTests.uploadPath,
+                        headers: ["content-type": "multipart/form-data; boundary=B"], body: body, chunked: chunked)
                     #expect(r.status == .badRequest, "\(r.status): \(r.text)")
                     #expect(FilesTests.problemCode(r) == "upload-malformed")
                     #expect(r.headers.first(name: "content-type") == "application/problem+json")
@@ -66,9 +70,9 @@ import Testing
 // MARK: - Raw sockets
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A blocking TCP client socket on loopback, for what no HTTP client does: connections that never speak, heads
@@ -78,16 +82,18 @@ final class RawSocket: @unchecked Sendable {
 
     init(port: Int) throws {
         #if canImport(Glibc)
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
-        fd = socket(AF_INET, SOCK_STREAM, 0)
+            fd = socket(AF_INET, SOCK_STREAM, 0)
         #endif
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         if result != 0 {
             close(fd)
@@ -103,9 +109,9 @@ final class RawSocket: @unchecked Sendable {
         var sent = 0
         while sent < bytes.count {
             #if canImport(Glibc)
-            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             #else
-            let n = bytes[sent...].withUnsafeBytes { Darwin.send(fd, $0.baseAddress, $0.count, 0) }
+                let n = bytes[sent...].withUnsafeBytes { Darwin.send(fd, $0.baseAddress, $0.count, 0) }
             #endif
             if n <= 0 { return }
             sent += n
@@ -150,7 +156,9 @@ extension AttacksTests {
     /// Item 2: at the connection cap the listener pauses (no descriptor per waiting connection), connections over
     /// a peer's cap get 503 at once and are closed, and everything returns to baseline.
     @Test func connectionsOverTheCapsAreRefusedAtOnceAndCostNoDescriptors() async throws {
-        let gateway = try await SpawnedGateway.start(listen: ["max_connections: 20", "max_connections_per_peer: 0", "header_timeout: 30s"])
+        let gateway = try await SpawnedGateway.start(listen: [
+            "max_connections: 20", "max_connections_per_peer: 0", "header_timeout: 30s",
+        ])
         do {
             let warm = try await send(.GET, gateway.base + "/api/v1/users/providers-list/?limit=1")
             #expect(warm.status == .ok)
@@ -225,7 +233,8 @@ extension AttacksTests {
             }
             let (slowText, closedAfterSlow) = await slow.readAll(seconds: 10)
             slowClosed = closedAfterSlow
-            #expect(slowClosed, "the slow head's connection was still open after \(Date().timeIntervalSince(started)) s")
+            #expect(
+                slowClosed, "the slow head's connection was still open after \(Date().timeIntervalSince(started)) s")
             #expect(slowText.hasPrefix("HTTP/1.1 408"), "\(slowText)")
             let (silentText, silentClosed) = await silent.readAll(seconds: 10)
             #expect(silentClosed)
@@ -303,7 +312,8 @@ extension AttacksTests {
     /// where they were.
     @Test func descriptorsAndMemoryReturnToBaselineAfterAbuse() async throws {
         // Pooled upstream connections expire at once, so that only leaks stay above the baseline.
-        let gateway = try await SpawnedGateway.start(listen: ["header_timeout: 2s"], replacing: ["# pool_idle_timeout: 30s": "pool_idle_timeout: 500ms"])
+        let gateway = try await SpawnedGateway.start(
+            listen: ["header_timeout: 2s"], replacing: ["# pool_idle_timeout: 30s": "pool_idle_timeout: 500ms"])
         do {
             for _ in 0..<3 { _ = try await send(.GET, gateway.base + "/api/v1/users/providers-list/?limit=1") }
             _ = try await send(.GET, gateway.base + "/api/v1/users/provider-documents/?limit=1")
@@ -319,7 +329,9 @@ extension AttacksTests {
                 // Aborted uploads: half a declared body, then gone.
                 for _ in 0..<20 {
                     let s = try RawSocket(port: gateway.port)
-                    s.send("POST /api/v1/files/handle/ HTTP/1.1\r\nHost: a\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n%PDF-1.7 " + String(repeating: "x", count: 20000))
+                    s.send(
+                        "POST /api/v1/files/handle/ HTTP/1.1\r\nHost: a\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n%PDF-1.7 "
+                            + String(repeating: "x", count: 20000))
                 }
                 // Clients that send a request and vanish before the answer.
                 for _ in 0..<20 {
@@ -356,7 +368,8 @@ extension AttacksTests {
 extension AttacksTests {
     /// A gateway in front of a scripted upstream that records every request head it receives.
     static func withRecordingUpstream(
-        reaction: @escaping @Sendable (TestUpstream.Request) -> TestUpstream.Reaction = { _ in .respond(.ok, body: "{}") },
+        reaction: @escaping @Sendable (TestUpstream.Request) -> TestUpstream.Reaction = { _ in .respond(.ok, body: "{}")
+        },
         configure: (inout GatewayConfig) -> Void = { _ in },
         _ body: (GatewayFixture, TestUpstream, @Sendable () -> [HTTPRequestHead]) async throws -> Void
     ) async throws {
@@ -366,7 +379,9 @@ extension AttacksTests {
             return reaction(request)
         }
         do {
-            try await GatewayFixture.with(config: TestConfig.assured(url: "http://127.0.0.1:\(upstream.port)", configure: configure)) { f in
+            try await GatewayFixture.with(
+                config: TestConfig.assured(url: "http://127.0.0.1:\(upstream.port)", configure: configure)
+            ) { f in
                 try await body(f, upstream, { heads.withLockedValue { $0 } })
             }
         } catch {
@@ -381,7 +396,8 @@ extension AttacksTests {
     @Test func theConnectionHeaderCannotRemoveTheInjectedCredential() async throws {
         try await Self.withRecordingUpstream { f, _, heads in
             for named in ["x-api-key", "X-API-KEY, close", "host", "content-length", "authorization"] {
-                let r = try await send(.GET, f.base + "/api/v1/x/", headers: ["connection": named, "x-api-key": "mine"])
+                let r = try await send(
+                    .GET, f.base + "/api/v1/x/", headers: ["connection": named, "x-api-key": "mine"])
                 #expect(r.status == .badRequest, "\(named): \(r.status)")
                 #expect(r.headers.first(name: "x-credgate-error") == "connection-names-protected-header")
             }
@@ -421,8 +437,9 @@ extension AttacksTests {
                 try await FilesTests.expectNothingReachesPlatform(f) {
                     // Raw bytes: an HTTP client would re-encode some of these paths.
                     let socket = try RawSocket(port: f.gateway.port)
-                    socket.send("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: \(png.contentType)\r\n"
-                                + "Content-Length: \(png.bytes.count)\r\n\r\n")
+                    socket.send(
+                        "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: \(png.contentType)\r\n"
+                            + "Content-Length: \(png.bytes.count)\r\n\r\n")
                     socket.send(png.bytes)
                     let (text, _) = await socket.readAll(seconds: 5)
                     #expect(text.firstStatus == status, "\(path): \(text)")
@@ -438,7 +455,9 @@ extension AttacksTests {
     /// byte for byte; a `raw_path` route takes what others refuse, as sent.
     @Test func normalisedPathsAreForwardedNormalisedAndRawRoutesOptOut() async throws {
         try await Self.withRecordingUpstream(configure: { config in
-            var raw = RouteConfig(name: "raw", methods: nil, path: try! PathPattern("/raw/**"), upstream: "assured", credentials: ["assured_key"])
+            var raw = RouteConfig(
+                name: "raw", methods: nil, path: try! PathPattern("/raw/**"), upstream: "assured",
+                credentials: ["assured_key"])
             raw.rawPath = true
             config.routes.insert(raw, at: 0)
         }) { f, _, heads in
@@ -447,7 +466,10 @@ extension AttacksTests {
             _ = try await send(.GET, f.base + "/raw/a%2Fb;c")
             let refused = try await send(.GET, f.base + "/api/a%2Fb")
             #expect(refused.status == .badRequest)
-            #expect(heads().map(\.uri) == ["/api/v1/users/providers-list/?q=%2e%2e", "/api/v1/users/a%20b/%C3%A9/?x=1", "/raw/a%2Fb;c"])
+            #expect(
+                heads().map(\.uri) == [
+                    "/api/v1/users/providers-list/?q=%2e%2e", "/api/v1/users/a%20b/%C3%A9/?x=1", "/raw/a%2Fb;c",
+                ])
         }
     }
 
@@ -455,14 +477,18 @@ extension AttacksTests {
     /// `Via` says credgate, and cookies stay home unless the route allows them.
     @Test func forwardingHeadersAreTheGatewaysOwn() async throws {
         try await Self.withRecordingUpstream(configure: { config in
-            var cookies = RouteConfig(name: "cookies", methods: nil, path: try! PathPattern("/with-cookies/**"), upstream: "assured", credentials: ["assured_key"])
+            var cookies = RouteConfig(
+                name: "cookies", methods: nil, path: try! PathPattern("/with-cookies/**"), upstream: "assured",
+                credentials: ["assured_key"])
             cookies.forwardCookies = true
             config.routes.insert(cookies, at: 0)
         }) { f, _, heads in
-            let r = try await send(.GET, f.base + "/api/v1/x/", headers: [
-                "x-forwarded-for": "6.6.6.6", "forwarded": "for=6.6.6.6", "x-real-ip": "6.6.6.6", "via": "1.1 evil",
-                "x-forwarded-host": "evil.example", "cookie": "sessionid=abc",
-            ])
+            let r = try await send(
+                .GET, f.base + "/api/v1/x/",
+                headers: [
+                    "x-forwarded-for": "6.6.6.6", "forwarded": "for=6.6.6.6", "x-real-ip": "6.6.6.6", "via": "1.1 evil",
+                    "x-forwarded-host": "evil.example", "cookie": "sessionid=abc",
+                ])
             #expect(r.status == .ok)
             let head = try #require(heads().last)
             #expect(head.headers["x-forwarded-for"] == ["127.0.0.1"])
@@ -498,8 +524,9 @@ extension AttacksTests {
         try await Self.withRecordingUpstream(configure: { config in
             config.routes[0].maxBodyBytes = 100_000
         }) { f, upstream, _ in
-            let r = try await sendBytes(.POST, f.base + "/api/v1/x/", headers: ["content-type": "application/octet-stream"],
-                                        body: [UInt8](repeating: 0x61, count: 400_000), chunked: true)
+            let r = try await sendBytes(
+                .POST, f.base + "/api/v1/x/", headers: ["content-type": "application/octet-stream"],
+                body: [UInt8](repeating: 0x61, count: 400_000), chunked: true)
             #expect(r.status == .payloadTooLarge)
             let detail = try #require(try r.json()["detail"] as? String)
             if detail.contains("already forwarded") {
@@ -507,10 +534,13 @@ extension AttacksTests {
             } else {
                 #expect(detail.contains("nothing was forwarded"), "\(detail)")
                 try await Task.sleep(for: .milliseconds(200))
-                #expect(upstream.bodyBytes == 0, "the sentence says nothing was forwarded, but \(upstream.bodyBytes) bytes were")
+                #expect(
+                    upstream.bodyBytes == 0,
+                    "the sentence says nothing was forwarded, but \(upstream.bodyBytes) bytes were")
             }
             // Declared too large: refused before anything goes out, and the sentence says so.
-            let declared = try await sendBytes(.POST, f.base + "/api/v1/x/", body: [UInt8](repeating: 0x61, count: 200_000))
+            let declared = try await sendBytes(
+                .POST, f.base + "/api/v1/x/", body: [UInt8](repeating: 0x61, count: 200_000))
             #expect(declared.status == .payloadTooLarge)
             #expect(try declared.json()["detail"] as? String ?? "" == GatewayError.bodyTooLarge(limit: 100_000).detail)
         }
@@ -521,7 +551,8 @@ extension AttacksTests {
         try await Self.withRecordingUpstream(reaction: { _ in
             .raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
         }) { f, _, heads in
-            let r = try await send(.GET, f.base + "/api/v1/socket/", headers: ["upgrade": "websocket", "connection": "upgrade"])
+            let r = try await send(
+                .GET, f.base + "/api/v1/socket/", headers: ["upgrade": "websocket", "connection": "upgrade"])
             #expect(r.status == .badGateway)
             #expect(r.headers.first(name: "x-credgate-error") == "upgrade-refused")
             #expect(heads().last?.headers.contains(name: "upgrade") == false, "Upgrade is hop-by-hop: never forwarded")

@@ -5,10 +5,14 @@ import Testing
 
 /// The `credgate` executable as a user runs it.
 @Suite struct CLITests {
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     static func binary() throws -> URL {
-        for candidate in [".build/debug/credgate", ".build/x86_64-unknown-linux-gnu/debug/credgate", ".build/aarch64-unknown-linux-gnu/debug/credgate"] {
+        for candidate in [
+            ".build/debug/credgate", ".build/x86_64-unknown-linux-gnu/debug/credgate",
+            ".build/aarch64-unknown-linux-gnu/debug/credgate",
+        ] {
             let url = packageRoot.appendingPathComponent(candidate)
             if FileManager.default.isExecutableFile(atPath: url.path) { return url }
         }
@@ -26,8 +30,10 @@ import Testing
         process.executableURL = try binary()
         process.arguments = arguments
         process.currentDirectoryURL = packageRoot
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_") }
-            .merging(environment) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.filter {
+            !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_")
+        }
+        .merging(environment) { $1 }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -88,7 +94,7 @@ import Testing
         #expect(downCode == 1)
         #expect(downOutput.contains("no gateway answering"))
 
-        process.terminate()  // SIGTERM, as docker stop sends
+        process.terminate() // SIGTERM, as docker stop sends
         let stopped = Date().addingTimeInterval(10)
         while process.isRunning, Date() < stopped { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!process.isRunning)
@@ -101,20 +107,23 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let bad = dir.appendingPathComponent("bad.yaml")
         try """
-            upstreams:
-              assured: {url: "ftp://nowhere"}
-            credentials:
-              assured_key: {kind: api_key, header: x-api-key, value: "${SECRET_FOR_CLI_TEST}"}
-            routes:
-              - {name: a, path: "/api/**", upstream: assured, credentials: [assured_kee]}
-            """.write(to: bad, atomically: true, encoding: .utf8)
-        let (status, output) = try Self.run(["check-config", "--config", bad.path], environment: ["SECRET_FOR_CLI_TEST": "hunter2-do-not-print"])
+        upstreams:
+          assured: {url: "ftp://nowhere"}
+        credentials:
+          assured_key: {kind: api_key, header: x-api-key, value: "${SECRET_FOR_CLI_TEST}"}
+        routes:
+          - {name: a, path: "/api/**", upstream: assured, credentials: [assured_kee]}
+        """.write(to: bad, atomically: true, encoding: .utf8)
+        let (status, output) = try Self.run(
+            ["check-config", "--config", bad.path], environment: ["SECRET_FOR_CLI_TEST": "hunter2-do-not-print"])
         #expect(status == 1)
         #expect(output.contains("upstreams.assured.url:"))
         #expect(output.contains("routes[0].credentials[0]: unknown credential 'assured_kee'"))
         #expect(!output.contains("hunter2"))
 
-        let (okStatus, okOutput) = try Self.run(["check-config", "--config", "Config/credgate.yaml"], environment: ["ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p"])
+        let (okStatus, okOutput) = try Self.run(
+            ["check-config", "--config", "Config/credgate.yaml"],
+            environment: ["ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p"])
         #expect(okStatus == 0, "\(okOutput)")
 
         // serve refuses to start on the same errors.
@@ -126,10 +135,15 @@ import Testing
     @Test func servesSeveralProfilesEachOnItsOwnListener() async throws {
         // --sandbox starts the WriftAI emulator too, whose variables replace these.
         let (process, text) = try Self.startServing(
-            ["serve", "--sandbox", "--config", "Config/credgate.yaml", "--config", "Config/wriftai.yaml", "--port", "0", "--log-level", "warning"],
+            [
+                "serve", "--sandbox", "--config", "Config/credgate.yaml", "--config", "Config/wriftai.yaml", "--port",
+                "0", "--log-level", "warning",
+            ],
             environment: ["WRIFTAI_ACCESS_TOKEN": "cli-test-token", "WRIFTAI_API_BASE_URL": "http://127.0.0.1:1/v1"])
         defer { if process.isRunning { process.terminate() } }
-        let match = try #require(text.firstMatch(of: #/listening on http://127\.0\.0\.1:(\d+), and wriftai on http://127\.0\.0\.1:(\d+)/#), "\(text)")
+        let match = try #require(
+            text.firstMatch(of: #/listening on http://127\.0\.0\.1:(\d+), and wriftai on http://127\.0\.0\.1:(\d+)/#),
+            "\(text)")
         let assured = "http://127.0.0.1:\(match.output.1)"
         let wriftai = "http://127.0.0.1:\(match.output.2)"
         #expect(assured != wriftai)
@@ -148,23 +162,29 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let other = dir.appendingPathComponent("other.yaml")
         try """
-            listen: {port: 8081}
-            upstreams:
-              wriftai: {url: "https://example.com"}
-            routes:
-              - {name: other, path: "/other/**", upstream: wriftai}
-            """.write(to: other, atomically: true, encoding: .utf8)
-        let environment = ["ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p", "WRIFTAI_ACCESS_TOKEN": "t"]
-        let (status, output) = try Self.run(["check-config", "--config", "Config/examples/combined.yaml", "--config", other.path], environment: environment)
+        listen: {port: 8081}
+        upstreams:
+          wriftai: {url: "https://example.com"}
+        routes:
+          - {name: other, path: "/other/**", upstream: wriftai}
+        """.write(to: other, atomically: true, encoding: .utf8)
+        let environment = [
+            "ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p", "WRIFTAI_ACCESS_TOKEN": "t",
+        ]
+        let (status, output) = try Self.run(
+            ["check-config", "--config", "Config/examples/combined.yaml", "--config", other.path],
+            environment: environment)
         #expect(status == 1)
         #expect(output.contains("\(other.path) upstreams.wriftai: upstream 'wriftai' is also defined in"))
         #expect(output.contains("\(other.path) listen.port: port 8081 on 127.0.0.1 is also the listener of"))
-        let (okStatus, okOutput) = try Self.run(["check-config", "--config", "Config/examples/combined.yaml"], environment: environment)
+        let (okStatus, okOutput) = try Self.run(
+            ["check-config", "--config", "Config/examples/combined.yaml"], environment: environment)
         #expect(okStatus == 0, "\(okOutput)")
         #expect(okOutput.contains("listener credgate: 127.0.0.1:8080"))
         #expect(okOutput.contains("listener wriftai: 127.0.0.1:8081"))
         // One port cannot be two listeners'.
-        let (portStatus, portOutput) = try Self.run(["serve", "--config", "Config/examples/combined.yaml", "--port", "9999"], environment: environment)
+        let (portStatus, portOutput) = try Self.run(
+            ["serve", "--config", "Config/examples/combined.yaml", "--port", "9999"], environment: environment)
         #expect(portStatus != 0)
         #expect(portOutput.contains("has 2 listeners"))
     }

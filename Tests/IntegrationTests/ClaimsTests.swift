@@ -35,26 +35,37 @@ import Testing
             try? await sandbox.shutdown()
             throw error
         }
-        defer { Task { try? await proxy.shutdown(); try? await sandbox.shutdown() } }
+        defer {
+            Task {
+                try? await proxy.shutdown()
+                try? await sandbox.shutdown()
+            }
+        }
 
         let profile = CLITests.packageRoot.appendingPathComponent("Config/credgate.yaml").path
-        var config = try ConfigLoader.load(path: profile, environment: [
-            "ASSURED_BASE_URL": "http://127.0.0.1:\(proxy.port)", "ASSURED_API_KEY": Self.key,
-            "ASSURED_USER": Self.userA, "ASSURED_PASS": Self.passwordA,
-        ])
+        var config = try ConfigLoader.load(
+            path: profile,
+            environment: [
+                "ASSURED_BASE_URL": "http://127.0.0.1:\(proxy.port)", "ASSURED_API_KEY": Self.key,
+                "ASSURED_USER": Self.userA, "ASSURED_PASS": Self.passwordA,
+            ])
         config.listen.port = 0
         config.listen.threads = 2
         guard case .jwtSession(var sessionB) = config.credentials["assured_session"]?.kind else {
             Issue.record("the profile has no assured_session")
             return
         }
-        sessionB.login.body = Secret(#"{"email": "\#(Self.userB)", "password": "\#(Self.passwordB)", "remember": true}"#)
+        sessionB.login.body = Secret(
+            #"{"email": "\#(Self.userB)", "password": "\#(Self.passwordB)", "remember": true}"#)
         sessionB.placeholderLogin = false
         config.credentials["session_b"] = CredentialConfig(name: "session_b", kind: .jwtSession(sessionB))
-        for (name, prefix, credentials) in [("presign-as-b", "/b", ["assured_key", "session_b"]),
-                                            ("presign-as-a-again", "/c", ["assured_key", "assured_session"])] {
-            var route = RouteConfig(name: name, methods: ["POST"], path: try PathPattern(prefix + Self.presignPath),
-                                    upstream: "assured", credentials: credentials)
+        for (name, prefix, credentials) in [
+            ("presign-as-b", "/b", ["assured_key", "session_b"]),
+            ("presign-as-a-again", "/c", ["assured_key", "assured_session"]),
+        ] {
+            var route = RouteConfig(
+                name: name, methods: ["POST"], path: try PathPattern(prefix + Self.presignPath),
+                upstream: "assured", credentials: credentials)
             route.transforms = [.presignCache]
             config.routes.insert(route, at: 0)
         }
@@ -62,8 +73,9 @@ import Testing
         try await GatewayFixture.with(config: config) { f in
             let s3URL = "s3://assured-sandbox-files/per-user/license.pdf"
             func presign(_ prefix: String) async throws -> (cache: String?, url: String?) {
-                let r = try await send(.POST, f.base + prefix + Self.presignPath, headers: ["content-type": "application/json"],
-                                       body: #"{"s3_url": "\#(s3URL)", "presigned_url": ""}"#)
+                let r = try await send(
+                    .POST, f.base + prefix + Self.presignPath, headers: ["content-type": "application/json"],
+                    body: #"{"s3_url": "\#(s3URL)", "presigned_url": ""}"#)
                 #expect(r.status == .ok, "\(prefix): \(r.text)")
                 return (r.headers.first(name: "x-cache"), try r.json()["presigned_url"] as? String)
             }
@@ -112,8 +124,10 @@ import Testing
             // A connection is pooled; a POST with a body takes it.
             #expect(try await send(.GET, f.base + "/api/v1/warm/").status == .ok)
             let body = String(repeating: "x", count: 4000)
-            let raw = try await RawClient.exchange(port: f.port, "POST /api/v1/upload/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                + "Content-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
+            let raw = try await RawClient.exchange(
+                port: f.port,
+                "POST /api/v1/upload/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    + "Content-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
             #expect(raw.firstStatus == 502, "\(raw.prefix(300))")
             #expect(raw.lowercased().contains("x-credgate-error: upstream-reset"))
 
@@ -141,8 +155,9 @@ import Testing
             let before = await sandbox.counters().bytesReceived
             let recorded = await sandbox.recorder.all().count
 
-            let r = try await send(.POST, f.base + "/api/v1/users/providers/", headers: ["content-type": "application/json"],
-                                   body: #"{"first_name": "Ada"}"#)
+            let r = try await send(
+                .POST, f.base + "/api/v1/users/providers/", headers: ["content-type": "application/json"],
+                body: #"{"first_name": "Ada"}"#)
             #expect(r.status == .methodNotAllowed)
             #expect(r.headers.first(name: "allow") == "GET")
             #expect(r.headers.first(name: "content-type") == "application/problem+json")
@@ -209,7 +224,9 @@ final class PrefixStrippingProxy: Sendable {
                 guard let head else { return }
                 self.head = nil
                 var uri = head.uri
-                if let prefix = prefixes.first(where: { uri.hasPrefix($0 + "/") }) { uri = String(uri.dropFirst(prefix.count)) }
+                if let prefix = prefixes.first(where: { uri.hasPrefix($0 + "/") }) {
+                    uri = String(uri.dropFirst(prefix.count))
+                }
                 var request = HTTPClientRequest(url: target + uri)
                 request.method = head.method
                 var headers = head.headers
@@ -223,12 +240,17 @@ final class PrefixStrippingProxy: Sendable {
                     return (response.status, response.headers, try await response.body.collect(upTo: 16 << 20))
                 }
                 answer.futureResult.assumeIsolated().whenComplete { [self] result in
-                    let (status, received, bytes) = (try? result.get()) ?? (.badGateway, [:], ByteBuffer(string: "proxy: no answer"))
+                    let (status, received, bytes) =
+                        (try? result.get()) ?? (.badGateway, [:], ByteBuffer(string: "proxy: no answer"))
                     var headers = received
-                    for name in ["connection", "content-length", "transfer-encoding", "keep-alive"] { headers.remove(name: name) }
+                    for name in ["connection", "content-length", "transfer-encoding", "keep-alive"] {
+                        headers.remove(name: name)
+                    }
                     headers.add(name: "content-length", value: String(bytes.readableBytes))
                     if !keepAlive { headers.add(name: "connection", value: "close") }
-                    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+                    context.write(
+                        wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+                        promise: nil)
                     context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
                     let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
                     if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }

@@ -19,7 +19,8 @@ import Testing
 
     /// The sandbox's address, from the start line ("... to the sandbox at http://127.0.0.1:PORT").
     static func sandbox(_ gateway: SpawnedGateway) throws -> String {
-        let match = try #require(gateway.log.firstMatch(of: #/to the sandbox at (http://127\.0\.0\.1:\d+)/#), "\(gateway.log)")
+        let match = try #require(
+            gateway.log.firstMatch(of: #/to the sandbox at (http://127\.0\.0\.1:\d+)/#), "\(gateway.log)")
         return String(match.output.1)
     }
 
@@ -27,7 +28,9 @@ import Testing
         try await send(.GET, sandbox + "/sandbox/counters").json()["logins"] as? Int ?? -1
     }
 
-    static func configFile(_ gateway: SpawnedGateway) -> URL { gateway.configDirectory.appendingPathComponent("credgate.yaml") }
+    static func configFile(_ gateway: SpawnedGateway) -> URL {
+        gateway.configDirectory.appendingPathComponent("credgate.yaml")
+    }
 
     /// Rewrites the running gateway's configuration file (atomically, as an editor or a ConfigMap update does).
     static func edit(_ gateway: SpawnedGateway, _ change: (String) -> String) throws {
@@ -55,8 +58,10 @@ import Testing
     }
 
     static func presign(_ gateway: SpawnedGateway) async throws -> SimpleResponse {
-        try await send(.POST, gateway.base + "/api/v1/files/presign-s3-url/presign_s3_url/", headers: ["content-type": "application/json"],
-                       body: #"{"s3_url": "s3://assured-sandbox-files/reload/license.pdf", "presigned_url": ""}"#)
+        try await send(
+            .POST, gateway.base + "/api/v1/files/presign-s3-url/presign_s3_url/",
+            headers: ["content-type": "application/json"],
+            body: #"{"s3_url": "s3://assured-sandbox-files/reload/license.pdf", "presigned_url": ""}"#)
     }
 
     static func eventually(_ seconds: Int, _ body: () async throws -> Bool) async throws -> Bool {
@@ -67,7 +72,8 @@ import Testing
     func sighupServesANewRoute() async throws {
         let gateway = try await SpawnedGateway.start()
         let sandbox = try Self.sandbox(gateway)
-        #expect(try await Self.eventually(30) { try await send(.GET, gateway.base + "/credgate/readiness").status == .ok })
+        #expect(
+            try await Self.eventually(30) { try await send(.GET, gateway.base + "/credgate/readiness").status == .ok })
         let miss = try await Self.presign(gateway)
         #expect(miss.status == .ok && miss.headers.first(name: "x-cache") == "MISS", "\(miss.text)")
         let url = try miss.json()["presigned_url"] as? String
@@ -98,7 +104,9 @@ import Testing
         #expect(try await gateway.stop() == 0)
     }
 
-    @Test("SIGHUP with a broken file: the old configuration keeps serving; each problem is logged at its YAML path and counted")
+    @Test(
+        "SIGHUP with a broken file: the old configuration keeps serving; each problem is logged at its YAML path and counted"
+    )
     func aBrokenFileKeepsTheOldConfiguration() async throws {
         let gateway = try await SpawnedGateway.start()
         let original = try String(contentsOf: Self.configFile(gateway), encoding: .utf8)
@@ -108,7 +116,8 @@ import Testing
         }
         #expect(kill(gateway.pid, SIGHUP) == 0)
         #expect(try await Self.eventually(30) { gateway.log.contains("configuration reload failed") }, "\(gateway.log)")
-        #expect(try await Self.eventually(10) { gateway.log.contains("routes[0].retries: unknown key") }, "\(gateway.log)")
+        #expect(
+            try await Self.eventually(10) { gateway.log.contains("routes[0].retries: unknown key") }, "\(gateway.log)")
         #expect(gateway.log.contains("upstreams.assured.connect_timeout:"), "\(gateway.log)")
         #expect(gateway.log.contains("the previous configuration keeps serving"))
         #expect(try await Self.metric(gateway, #"credgate_config_reloads_total{result="failure"}"#) == 1)
@@ -132,7 +141,9 @@ import Testing
         #expect(try await gateway.stop() == 0)
     }
 
-    @Test("A download in flight when SIGHUP narrows its route finishes intact; the next request on that keep-alive connection takes the new routes")
+    @Test(
+        "A download in flight when SIGHUP narrows its route finishes intact; the next request on that keep-alive connection takes the new routes"
+    )
     func aRequestInFlightFinishesOnItsRoute() async throws {
         let gateway = try await SpawnedGateway.start()
         let size = 30 * 1024 * 1024
@@ -145,10 +156,12 @@ import Testing
         // configuration no longer routes.
         async let transfers = { () async throws -> (status: Int32, output: String) in
             defer { finished.set() }
-            return try await runTool(["curl", "-sS", "--limit-rate", "5M",
-                                      "-w", "%{http_code} %{size_download} %{num_connects} %header{x-credgate-error}\n",
-                                      "-o", partial.path, "\(gateway.base)/api/v1/sandbox/download/?bytes=\(size)",
-                                      "-o", "/dev/null", "\(gateway.base)/api/v1/sandbox/download/?bytes=10"])
+            return try await runTool([
+                "curl", "-sS", "--limit-rate", "5M",
+                "-w", "%{http_code} %{size_download} %{num_connects} %header{x-credgate-error}\n",
+                "-o", partial.path, "\(gateway.base)/api/v1/sandbox/download/?bytes=\(size)",
+                "-o", "/dev/null", "\(gateway.base)/api/v1/sandbox/download/?bytes=10",
+            ])
         }()
         // The download is under way once its first bytes are on disk.
         let started = try await Self.eventually(30) {
@@ -164,8 +177,9 @@ import Testing
         #expect(status == 0, "\(output)")
         let lines = output.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
         #expect(lines.first == ["200", "\(size)", "1"], "the download in flight: \(output)")
-        #expect(lines.dropFirst().first.map { $0.count == 4 ? [$0[0], $0[2], $0[3]] : $0 } == ["404", "0", "no-route"],
-                "the next request on the kept-alive connection: \(output)")
+        #expect(
+            lines.dropFirst().first.map { $0.count == 4 ? [$0[0], $0[2], $0[3]] : $0 } == ["404", "0", "no-route"],
+            "the next request on the kept-alive connection: \(output)")
         // The download was still running when the new configuration took over.
         #expect(finished.instant.map { $0 > reloaded } == true)
         #expect(try await gateway.stop() == 0)
@@ -173,28 +187,38 @@ import Testing
 
     @Test("credgate reload: through the pid file (SIGHUP), and through POST /credgate/reload with the outcome")
     func reloadCommand() async throws {
-        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-\(UUID().uuidString).pid").path
-        let gateway = try await SpawnedGateway.start(replacing: ["\nupstreams:": "\nadmin: {reload_endpoint: true}\nupstreams:"],
-                                                     arguments: ["--pid-file", pidFile])
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-\(UUID().uuidString).pid")
+            .path
+        let gateway = try await SpawnedGateway.start(
+            replacing: ["\nupstreams:": "\nadmin: {reload_endpoint: true}\nupstreams:"],
+            arguments: ["--pid-file", pidFile])
         let written = try String(contentsOfFile: pidFile, encoding: .utf8)
         #expect(written == "\(gateway.pid)\n")
 
         try Self.edit(gateway) { Self.addingRoute($0) }
         let signalled = try await CommandRunner.run(["reload", "--pid-file", pidFile])
-        #expect(signalled.code == 0 && signalled.output.contains("sent SIGHUP to pid \(gateway.pid)"), "\(signalled.output)")
+        #expect(
+            signalled.code == 0 && signalled.output.contains("sent SIGHUP to pid \(gateway.pid)"), "\(signalled.output)"
+        )
         #expect(try await Self.eventually(30) { try await Self.routed(gateway, "/reload-test/x") }, "\(gateway.log)")
 
         // At the admin address the answer is the outcome: applied before the command returns.
         try Self.edit(gateway) {
-            Self.addingRoute($0, "\n  - {name: reload-two, path: /reload-two/**, upstream: assured, credentials: [assured_key]}")
+            Self.addingRoute(
+                $0, "\n  - {name: reload-two, path: /reload-two/**, upstream: assured, credentials: [assured_key]}")
         }
         let requested = try await CommandRunner.run(["reload", "--url", gateway.base])
         #expect(requested.code == 0, "\(requested.output)")
-        #expect(requested.output.contains("reloaded its configuration (sessions kept: assured_session"), "\(requested.output)")
+        #expect(
+            requested.output.contains("reloaded its configuration (sessions kept: assured_session"),
+            "\(requested.output)")
         #expect(try await Self.routed(gateway, "/reload-two/x"))
 
         // A refused one: exit 1, every problem at its YAML path, the old configuration still serving.
-        try Self.edit(gateway) { $0.replacingOccurrences(of: "\nroutes:", with: "\nroutes:\n  - {name: bad, path: /bad/**, upstream: nowhere}") }
+        try Self.edit(gateway) {
+            $0.replacingOccurrences(
+                of: "\nroutes:", with: "\nroutes:\n  - {name: bad, path: /bad/**, upstream: nowhere}")
+        }
         let refused = try await CommandRunner.run(["reload", "--url", gateway.base])
         #expect(refused.code == 1, "\(refused.output)")
         #expect(refused.output.contains("keeps serving the old one"), "\(refused.output)")

@@ -20,10 +20,15 @@ import Testing
         try await sandbox.shutdown()
     }
 
-    static func doctor(_ sandbox: SandboxServer, key: String = key, password: String = password) async throws -> CommandRunner.Result {
-        try await CommandRunner.run(["doctor", "--config", "Config/credgate.yaml"], environment: [
-            "ASSURED_BASE_URL": sandbox.baseURL, "ASSURED_API_KEY": key, "ASSURED_USER": user, "ASSURED_PASS": password,
-        ])
+    static func doctor(_ sandbox: SandboxServer, key: String = key, password: String = password) async throws
+        -> CommandRunner.Result
+    {
+        try await CommandRunner.run(
+            ["doctor", "--config", "Config/credgate.yaml"],
+            environment: [
+                "ASSURED_BASE_URL": sandbox.baseURL, "ASSURED_API_KEY": key, "ASSURED_USER": user,
+                "ASSURED_PASS": password,
+            ])
     }
 
     /// The table row of `credential`.

@@ -18,7 +18,8 @@ import Testing
     }
 
     static func scratchDirectory() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-drain-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "credgate-drain-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         return directory
     }
@@ -31,8 +32,10 @@ import Testing
 
     /// `curl -w '%{http_code}'` for readiness on a new connection: "000" when the connection is refused.
     static func readiness(_ base: String) async throws -> String {
-        let (_, output) = try await runTool(["curl", "-s", "-o", "/dev/null", "--max-time", "5", "-w", "%{http_code}",
-                                             "\(base)/credgate/readiness"])
+        let (_, output) = try await runTool([
+            "curl", "-s", "-o", "/dev/null", "--max-time", "5", "-w", "%{http_code}",
+            "\(base)/credgate/readiness",
+        ])
         return output
     }
 
@@ -49,7 +52,9 @@ import Testing
         func set() { lock.withLock { value = ContinuousClock.now } }
     }
 
-    @Test("200 MiB download and 200 MiB upload in flight at SIGTERM complete intact; readiness 503; listener closed; exit 0")
+    @Test(
+        "200 MiB download and 200 MiB upload in flight at SIGTERM complete intact; readiness 503; listener closed; exit 0"
+    )
     func transfersInFlightComplete() async throws {
         let gateway = try await Self.start(delay: "2s", grace: "20s")
         let directory = try Self.scratchDirectory()
@@ -66,14 +71,18 @@ import Testing
         let uploadDone = Stamp()
         async let download = { () async throws -> (status: Int32, output: String) in
             defer { downloadDone.set() }
-            return try await runTool(["curl", "-sS", "--limit-rate", "32M", "-o", downloaded.path, "-w", "%{http_code} %{size_download}",
-                                      "\(base)/api/v1/sandbox/download/?bytes=\(Self.size)"])
+            return try await runTool([
+                "curl", "-sS", "--limit-rate", "32M", "-o", downloaded.path, "-w", "%{http_code} %{size_download}",
+                "\(base)/api/v1/sandbox/download/?bytes=\(Self.size)",
+            ])
         }()
         async let echoed = { () async throws -> (status: Int32, output: String) in
             defer { uploadDone.set() }
-            return try await runTool(["curl", "-sS", "--limit-rate", "32M", "-X", "POST", "-T", upload.path, "-H", "Expect:",
-                                      "-H", "Content-Type: application/octet-stream", "-D", uploadHeaders.path,
-                                      "\(base)/api/v1/drain-test/echo/"])
+            return try await runTool([
+                "curl", "-sS", "--limit-rate", "32M", "-X", "POST", "-T", upload.path, "-H", "Expect:",
+                "-H", "Content-Type: application/octet-stream", "-D", uploadHeaders.path,
+                "\(base)/api/v1/drain-test/echo/",
+            ])
         }()
 
         // Both transfers take about 6 s at the rate limit (the drain's 2 s delay ends well before them, even on a
@@ -128,8 +137,10 @@ import Testing
         let gateway = try await Self.start(delay: "0s", grace: "25s")
         let base = gateway.base
         // A slow download (about 40 s) that holds the drain open for longer than this test waits.
-        async let download = runTool(["curl", "-sS", "--limit-rate", "5M", "-o", "/dev/null", "-w", "%{size_download}",
-                                      "\(base)/api/v1/sandbox/download/?bytes=\(Self.size)"])
+        async let download = runTool([
+            "curl", "-sS", "--limit-rate", "5M", "-o", "/dev/null", "-w", "%{size_download}",
+            "\(base)/api/v1/sandbox/download/?bytes=\(Self.size)",
+        ])
         try await Task.sleep(for: .seconds(1))
         #expect(kill(gateway.pid, SIGTERM) == 0)
         // The first signal drains: the process is still running, waiting for the download.

@@ -17,16 +17,19 @@ import Testing
     // MARK: - Helpers
 
     static func upload(_ f: Fixture, _ body: MultipartBody, chunked: Bool = false) async throws -> SimpleResponse {
-        try await sendBytes(.POST, f.base + uploadPath, headers: ["content-type": body.contentType], body: body.bytes, chunked: chunked)
+        try await sendBytes(
+            .POST, f.base + uploadPath, headers: ["content-type": body.contentType], body: body.bytes, chunked: chunked)
     }
 
     static func presign(_ f: Fixture, _ s3URL: String) async throws -> SimpleResponse {
-        try await send(.POST, f.base + presignPath, headers: ["content-type": "application/json"],
-                       body: #"{"s3_url": "\#(s3URL)", "presigned_url": ""}"#)
+        try await send(
+            .POST, f.base + presignPath, headers: ["content-type": "application/json"],
+            body: #"{"s3_url": "\#(s3URL)", "presigned_url": ""}"#)
     }
 
     static func control(_ f: Fixture, _ path: String, _ json: String) async throws {
-        let r = try await send(.POST, f.sandbox.baseURL + path, headers: ["content-type": "application/json"], body: json)
+        let r = try await send(
+            .POST, f.sandbox.baseURL + path, headers: ["content-type": "application/json"], body: json)
         #expect(r.status.code < 300, "\(path): \(r.text)")
     }
 
@@ -35,8 +38,10 @@ import Testing
     }
 
     /// Runs `request` and checks that the sandbox's sockets received not one byte meanwhile.
-    static func expectNothingReachesPlatform(_ f: Fixture, _ request: () async throws -> Void,
-                                              sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    static func expectNothingReachesPlatform(
+        _ f: Fixture, _ request: () async throws -> Void,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
         let before = await f.sandbox.counters().bytesReceived
         try await request()
         // Anything on its way would have arrived by now.
@@ -59,7 +64,8 @@ import Testing
             #expect(r.status == .created, "\(r.text)")
             let record = try r.json()
             let name = try #require(record["name"] as? String)
-            #expect(name.hasSuffix(".pdf") && UUID(uuidString: String(name.dropLast(4))) != nil, "generated name \(name)")
+            #expect(
+                name.hasSuffix(".pdf") && UUID(uuidString: String(name.dropLast(4))) != nil, "generated name \(name)")
             let metadata = try #require(record["storage_metadata"] as? [String: Any])
             #expect(metadata["content_type"] as? String == "application/pdf")
             #expect(metadata["sha256"] as? String == Samples.sha256(pdf))
@@ -90,17 +96,80 @@ import Testing
                 return body
             }
             let cases: [(String, MultipartBody, Int, String, Bool)] = [
-                ("png named .pdf", form { $0.file("scan.pdf", Samples.png); $0.close() }, 415, "upload-content-mismatch", false),
-                ("renamed .docx", form { $0.file("cv.docx", Samples.docx); $0.close() }, 415, "upload-unsupported-type", false),
-                ("docx named .pdf", form { $0.file("cv.pdf", Samples.docx); $0.close() }, 415, "upload-content-mismatch", false),
-                ("no file part", form { $0.field("name", "x.pdf"); $0.close() }, 422, "upload-missing-file", false),
-                ("two files", form { $0.file("a.pdf", pdf); $0.file("b.pdf", pdf, field: "file2"); $0.close() }, 422, "upload-multiple-files", false),
-                ("second file after a large first", form { $0.file("a.pdf", Samples.pdf(600_000)); $0.file("b.pdf", pdf, field: "other"); $0.close() }, 422, "upload-multiple-files", true),
-                ("empty file", form { $0.file("a.pdf", []); $0.close() }, 422, "upload-empty-file", false),
-                ("bad name field", form { $0.field("name", "../../etc/passwd.pdf"); $0.file("a.pdf", pdf); $0.close() }, 422, "upload-invalid-name", false),
+                (
+                    "png named .pdf",
+                    form {
+                        $0.file("scan.pdf", Samples.png)
+                        $0.close()
+                    }, 415, "upload-content-mismatch", false
+                ),
+                (
+                    "renamed .docx",
+                    form {
+                        $0.file("cv.docx", Samples.docx)
+                        $0.close()
+                    }, 415, "upload-unsupported-type", false
+                ),
+                (
+                    "docx named .pdf",
+                    form {
+                        $0.file("cv.pdf", Samples.docx)
+                        $0.close()
+                    }, 415, "upload-content-mismatch", false
+                ),
+                (
+                    "no file part",
+                    form {
+                        $0.field("name", "x.pdf")
+                        $0.close()
+                    }, 422, "upload-missing-file", false
+                ),
+                (
+                    "two files",
+                    form {
+                        $0.file("a.pdf", pdf)
+                        $0.file("b.pdf", pdf, field: "file2")
+                        $0.close()
+                    }, 422, "upload-multiple-files", false
+                ),
+                (
+                    "second file after a large first",
+                    form {
+                        $0.file("a.pdf", Samples.pdf(600_000))
+                        $0.file("b.pdf", pdf, field: "other")
+                        $0.close()
+                    }, 422, "upload-multiple-files", true
+                ),
+                (
+                    "empty file",
+                    form {
+                        $0.file("a.pdf", [])
+                        $0.close()
+                    }, 422, "upload-empty-file", false
+                ),
+                (
+                    "bad name field",
+                    form {
+                        $0.field("name", "../../etc/passwd.pdf")
+                        $0.file("a.pdf", pdf)
+                        $0.close()
+                    }, 422, "upload-invalid-name", false
+                ),
                 ("no closing boundary", form { $0.file("a.pdf", pdf) }, 400, "upload-malformed", false),
-                ("over the limit, chunked", form { $0.file("big.pdf", Samples.pdf(1_500_000)); $0.close() }, 413, "", true),
-                ("over the limit, declared", form { $0.file("big.pdf", Samples.pdf(1_500_000)); $0.close() }, 413, "", false),
+                (
+                    "over the limit, chunked",
+                    form {
+                        $0.file("big.pdf", Samples.pdf(1_500_000))
+                        $0.close()
+                    }, 413, "", true
+                ),
+                (
+                    "over the limit, declared",
+                    form {
+                        $0.file("big.pdf", Samples.pdf(1_500_000))
+                        $0.close()
+                    }, 413, "", false
+                ),
             ]
             for (label, body, status, code, chunked) in cases {
                 try await Self.expectNothingReachesPlatform(f) {
@@ -114,9 +183,11 @@ import Testing
             }
             // No boundary, and not multipart at all.
             try await Self.expectNothingReachesPlatform(f) {
-                let r = try await sendBytes(.POST, f.base + Self.uploadPath, headers: ["content-type": "multipart/form-data"], body: pdf)
+                let r = try await sendBytes(
+                    .POST, f.base + Self.uploadPath, headers: ["content-type": "multipart/form-data"], body: pdf)
                 #expect(r.status == .badRequest && Self.problemCode(r) == "upload-missing-boundary", "\(r.text)")
-                let r2 = try await sendBytes(.POST, f.base + Self.uploadPath, headers: ["content-type": "application/pdf"], body: pdf)
+                let r2 = try await sendBytes(
+                    .POST, f.base + Self.uploadPath, headers: ["content-type": "application/pdf"], body: pdf)
                 #expect(r2.status.code == 415 && Self.problemCode(r2) == "upload-not-multipart", "\(r2.text)")
             }
             // Still healthy afterwards.
@@ -139,7 +210,9 @@ import Testing
             let logins = await f.sandbox.counters().logins
             let r = try await Self.upload(f, form)
             #expect(r.status == .created, "\(r.text)")
-            #expect(try r.json()["storage_metadata"].flatMap { ($0 as? [String: Any])?["sha256"] as? String } == Samples.sha256(small))
+            #expect(
+                try r.json()["storage_metadata"].flatMap { ($0 as? [String: Any])?["sha256"] as? String }
+                    == Samples.sha256(small))
             #expect(await f.sandbox.counters().logins == logins + 1)
             #expect(await f.sandbox.storedObjectKeys().count == 1)
 
@@ -173,12 +246,16 @@ import Testing
             #expect(try hit.json()["presigned_url"] as? String == url)
             #expect(hit.headers.first(name: "age").flatMap { Int($0) }.map { $0 >= 0 && $0 < 5 } == true)
             // An hour-long URL is served for 54 minutes.
-            let maxAge = hit.headers.first(name: "cache-control").flatMap { $0.split(separator: "=").last }.flatMap { Int($0) }
+            let maxAge = hit.headers.first(name: "cache-control").flatMap { $0.split(separator: "=").last }.flatMap {
+                Int($0)
+            }
             #expect(maxAge.map { $0 > 3200 && $0 <= 3240 } == true, "\(hit.headers)")
             #expect(hit.headers.first(name: "cache-control")?.hasPrefix("private") == true)
             #expect(await Self.platformCalls(f, Self.presignRoute) == 1)
             // Another file is another entry.
-            #expect(try await Self.presign(f, "s3://assured-sandbox-files/a/other.pdf").headers.first(name: "x-cache") == "MISS")
+            #expect(
+                try await Self.presign(f, "s3://assured-sandbox-files/a/other.pdf").headers.first(name: "x-cache")
+                    == "MISS")
             #expect(await Self.platformCalls(f, Self.presignRoute) == 2)
         }
     }
@@ -192,7 +269,9 @@ import Testing
             let hit = try await Self.presign(f, "s3://assured-sandbox-files/v2.pdf")
             #expect(hit.headers.first(name: "x-cache") == "HIT")
             // 1200 s: margin 120 s, so about 1080 s.
-            let maxAge = hit.headers.first(name: "cache-control").flatMap { $0.split(separator: "=").last }.flatMap { Int($0) }
+            let maxAge = hit.headers.first(name: "cache-control").flatMap { $0.split(separator: "=").last }.flatMap {
+                Int($0)
+            }
             #expect(maxAge.map { $0 > 1060 && $0 <= 1080 } == true, "\(hit.headers)")
         }
     }
@@ -271,10 +350,13 @@ import Testing
         try await SessionTests.withGateway(configure: { $0.presignCache.maxEntries = 3 }) { f in
             for name in ["1", "2", "3"] { _ = try await Self.presign(f, "s3://assured-sandbox-files/\(name).pdf") }
             // Touch 1, so 2 is the least recently used when 4 comes in.
-            #expect(try await Self.presign(f, "s3://assured-sandbox-files/1.pdf").headers.first(name: "x-cache") == "HIT")
+            #expect(
+                try await Self.presign(f, "s3://assured-sandbox-files/1.pdf").headers.first(name: "x-cache") == "HIT")
             _ = try await Self.presign(f, "s3://assured-sandbox-files/4.pdf")
-            #expect(try await Self.presign(f, "s3://assured-sandbox-files/2.pdf").headers.first(name: "x-cache") == "MISS")
-            #expect(try await Self.presign(f, "s3://assured-sandbox-files/4.pdf").headers.first(name: "x-cache") == "HIT")
+            #expect(
+                try await Self.presign(f, "s3://assured-sandbox-files/2.pdf").headers.first(name: "x-cache") == "MISS")
+            #expect(
+                try await Self.presign(f, "s3://assured-sandbox-files/4.pdf").headers.first(name: "x-cache") == "HIT")
             let status = try await send(.GET, f.base + "/credgate/status").json()
             let cache = try #require(status["presign_cache"] as? [String: Any])
             #expect(cache["entries"] as? Int == 3 && cache["capacity"] as? Int == 3)
@@ -282,7 +364,8 @@ import Testing
             let cleared = try await send(.DELETE, f.base + "/credgate/v1/cache/presign")
             #expect(cleared.status == .ok)
             #expect(try cleared.json()["removed"] as? Int == 3)
-            #expect(try await Self.presign(f, "s3://assured-sandbox-files/4.pdf").headers.first(name: "x-cache") == "MISS")
+            #expect(
+                try await Self.presign(f, "s3://assured-sandbox-files/4.pdf").headers.first(name: "x-cache") == "MISS")
         }
     }
 
@@ -302,7 +385,8 @@ import Testing
             ]
             for body in bodies {
                 try await Self.expectNothingReachesPlatform(f) {
-                    let r = try await send(.POST, f.base + Self.presignPath, headers: ["content-type": "application/json"], body: body)
+                    let r = try await send(
+                        .POST, f.base + Self.presignPath, headers: ["content-type": "application/json"], body: body)
                     #expect(r.status.code == 422, "\(body): \(r.text)")
                     #expect(Self.problemCode(r) == "invalid-presign-request")
                 }
@@ -314,7 +398,8 @@ import Testing
 
     @Test func curlRawUploadThenCurlDownloadRedirect() async throws {
         try await SessionTests.withGateway { f in
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-curl-\(UUID().uuidString)")
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "credgate-curl-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: dir) }
             let pdf = Samples.pdf(300_000)
@@ -323,7 +408,8 @@ import Testing
 
             let up = try await runTool(["curl", "-sS", "-T", file.path, f.base + "/credgate/v1/files/license.pdf"])
             #expect(up.status == 0)
-            let record = try #require(try JSONSerialization.jsonObject(with: Data(up.output.utf8)) as? [String: Any], "\(up.output)")
+            let record = try #require(
+                try JSONSerialization.jsonObject(with: Data(up.output.utf8)) as? [String: Any], "\(up.output)")
             let fileURL = try #require(record["file_url"] as? String, "\(up.output)")
             let metadata = try #require(record["storage_metadata"] as? [String: Any])
             #expect(metadata["sha256"] as? String == Samples.sha256(pdf))
@@ -334,14 +420,20 @@ import Testing
             let png = dir.appendingPathComponent("scan.pdf")
             try Data(Samples.png).write(to: png)
             try await Self.expectNothingReachesPlatform(f) {
-                let bad = try await runTool(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T", png.path, f.base + "/credgate/v1/files/scan.pdf"])
+                let bad = try await runTool([
+                    "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T", png.path,
+                    f.base + "/credgate/v1/files/scan.pdf",
+                ])
                 #expect(bad.output == "415")
             }
 
             // The download redirect: curl -L fetches the bytes.
             let out = dir.appendingPathComponent("out.pdf")
-            let down = try await runTool(["curl", "-sS", "-L", "-G", "--data-urlencode", "s3_url=\(fileURL)", "-o", out.path, "-w", "%{http_code}",
-                                    f.base + "/credgate/v1/files/download"])
+            let down = try await runTool([
+                "curl", "-sS", "-L", "-G", "--data-urlencode", "s3_url=\(fileURL)", "-o", out.path, "-w",
+                "%{http_code}",
+                f.base + "/credgate/v1/files/download",
+            ])
             #expect(down.output == "200")
             #expect(Samples.sha256(Array(try Data(contentsOf: out))) == Samples.sha256(pdf))
 
@@ -386,13 +478,15 @@ import Testing
             // Missing a document field: refused before anything is uploaded.
             let incomplete = form(provider: nil)
             try await Self.expectNothingReachesPlatform(f) {
-                let r = try await sendBytes(.POST, endpoint, headers: ["content-type": incomplete.contentType], body: incomplete.bytes)
+                let r = try await sendBytes(
+                    .POST, endpoint, headers: ["content-type": incomplete.contentType], body: incomplete.bytes)
                 #expect(r.status.code == 422 && Self.problemCode(r) == "upload-invalid-field", "\(r.text)")
             }
 
             // The second step fails: the answer says so and keeps the file_url; the step is retried alone.
             try await Self.control(f, "/sandbox/fail-provider-documents", #"{"count": 1, "status": 500}"#)
-            let failed = try await sendBytes(.POST, endpoint, headers: ["content-type": body.contentType], body: body.bytes)
+            let failed = try await sendBytes(
+                .POST, endpoint, headers: ["content-type": body.contentType], body: body.bytes)
             #expect(failed.status.code == 502, "\(failed.text)")
             #expect(Self.problemCode(failed) == "attach-failed")
             let problem = try failed.json()
@@ -401,8 +495,9 @@ import Testing
             #expect(problem["platform_status"] as? Int == 500)
             let retry = try #require((problem["retry"] as? [String: Any])?["body"] as? [String: Any])
             #expect(retry["document_url"] as? String == fileURL)
-            let retried = try await send(.POST, f.base + "/api/v1/users/provider-documents/", headers: ["content-type": "application/json"],
-                                         body: String(decoding: try JSONSerialization.data(withJSONObject: retry), as: UTF8.self))
+            let retried = try await send(
+                .POST, f.base + "/api/v1/users/provider-documents/", headers: ["content-type": "application/json"],
+                body: String(decoding: try JSONSerialization.data(withJSONObject: retry), as: UTF8.self))
             #expect(retried.status == .created, "\(retried.text)")
         }
     }

@@ -12,10 +12,12 @@ import Testing
 @Suite struct ForwardingTests {
     @Test func injectsTheKeyAndStripsClientCredentials() async throws {
         try await GatewayFixture.withSandbox { f in
-            let response = try await send(.GET, f.base + "/api/v1/users/providers-list/", headers: [
-                "x-api-key": "client-supplied-key", "X-API-KEY": "another", "Authorization": "Bearer client-token",
-                "Proxy-Authorization": "Basic Zm9vOmJhcg==",
-            ])
+            let response = try await send(
+                .GET, f.base + "/api/v1/users/providers-list/",
+                headers: [
+                    "x-api-key": "client-supplied-key", "X-API-KEY": "another", "Authorization": "Bearer client-token",
+                    "Proxy-Authorization": "Basic Zm9vOmJhcg==",
+                ])
             #expect(response.status == .ok)
             let recorded = try #require(await f.sandbox!.recorder.last())
             #expect(recorded.headerValues("x-api-key") == [TestConfig.apiKey])
@@ -23,9 +25,13 @@ import Testing
             #expect(recorded.headerValues("proxy-authorization").isEmpty)
 
             // Every /api/ route gets the key, whatever its method.
-            for (method, path) in [(HTTPMethod.POST, "/api/v1/users/create-providers/"), (.PATCH, "/api/v1/users/provider-personal-info/42/"),
-                                   (.PUT, "/api/v1/anything/"), (.DELETE, "/api/v1/users/practice-location-provider/7/")] {
-                let r = try await send(method, f.base + path, headers: ["x-api-key": "wrong"], body: method == .DELETE ? nil : "{}")
+            for (method, path) in [
+                (HTTPMethod.POST, "/api/v1/users/create-providers/"),
+                (.PATCH, "/api/v1/users/provider-personal-info/42/"),
+                (.PUT, "/api/v1/anything/"), (.DELETE, "/api/v1/users/practice-location-provider/7/"),
+            ] {
+                let r = try await send(
+                    method, f.base + path, headers: ["x-api-key": "wrong"], body: method == .DELETE ? nil : "{}")
                 #expect(r.status.code < 300, "\(method) \(path)")
                 let rec = try #require(await f.sandbox!.recorder.last())
                 #expect(rec.uri == path)
@@ -55,7 +61,8 @@ import Testing
                 // unreserved characters is forwarded normalised (ibid.).
             ]
             for target in targets {
-                let raw = try await RawClient.exchange(port: f.port, "GET \(target) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                let raw = try await RawClient.exchange(
+                    port: f.port, "GET \(target) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                 #expect(raw.firstStatus == 200, "\(target): \(raw.prefix(200))")
                 let recorded = try #require(await f.sandbox!.recorder.last())
                 #expect(recorded.uri == target)
@@ -65,7 +72,9 @@ import Testing
 
     @Test func hopByHopHeadersAreDroppedAndForwardingHeadersAdded() async throws {
         try await GatewayFixture.withSandbox { f in
-            let raw = try await RawClient.exchange(port: f.port, """
+            let raw = try await RawClient.exchange(
+                port: f.port,
+                """
                 GET /api/v1/echo/ HTTP/1.1\r
                 Host: gateway.local:8080\r
                 Connection: keep-alive, X-Hop\r
@@ -84,7 +93,10 @@ import Testing
             #expect(raw.firstStatus == 200)
             #expect(raw.lowercased().contains("x-request-id: client-chosen-id-123"))
             let recorded = try #require(await f.sandbox!.recorder.last())
-            for name in ["connection", "x-hop", "keep-alive", "te", "upgrade", "proxy-connection", "trailer", "transfer-encoding"] {
+            for name in [
+                "connection", "x-hop", "keep-alive", "te", "upgrade", "proxy-connection", "trailer",
+                "transfer-encoding",
+            ] {
                 #expect(recorded.headerValues(name).isEmpty, "\(name) was forwarded")
             }
             #expect(recorded.header("host") == "127.0.0.1:\(URLComponents(string: f.sandbox!.baseURL)!.port!)")
@@ -110,8 +122,12 @@ import Testing
 
     @Test func hopByHopHeadersInAnswersAreDropped() async throws {
         let upstream = try await TestUpstream.start { _ in
-            .respond(.ok, headers: ["Connection": "X-Bar", "X-Bar": "1", "Keep-Alive": "timeout=5", "Upgrade": "h2c",
-                                    "Proxy-Authenticate": "Basic", "Trailer": "X-Sum", "X-Kept": "yes"], body: "{}")
+            .respond(
+                .ok,
+                headers: [
+                    "Connection": "X-Bar", "X-Bar": "1", "Keep-Alive": "timeout=5", "Upgrade": "h2c",
+                    "Proxy-Authenticate": "Basic", "Trailer": "X-Sum", "X-Kept": "yes",
+                ], body: "{}")
         }
         defer { Task { try? await upstream.shutdown() } }
         try await GatewayFixture.with(config: TestConfig.assured(url: "http://127.0.0.1:\(upstream.port)")) { f in
@@ -134,12 +150,15 @@ import Testing
             request.body = .stream(PayloadSequence(total: size), length: .known(Int64(size)))
             let response = try await httpClient.execute(request, timeout: .seconds(120))
             #expect(response.status == .ok)
-            let echo = try JSONSerialization.jsonObject(with: Data(buffer: try await response.body.collect(upTo: 1 << 20))) as? [String: Any]
+            let echo =
+                try JSONSerialization.jsonObject(with: Data(buffer: try await response.body.collect(upTo: 1 << 20)))
+                as? [String: Any]
             #expect(echo?["body_bytes"] as? Int == size)
             #expect(echo?["body_sha256"] as? String == SandboxPayload.sha256Hex(count: size))
 
             // Down: streamed from the sandbox, hashed as it arrives.
-            let down = try await httpClient.execute(HTTPClientRequest(url: f.base + "/api/v1/sandbox/download/?bytes=\(size)"), timeout: .seconds(120))
+            let down = try await httpClient.execute(
+                HTTPClientRequest(url: f.base + "/api/v1/sandbox/download/?bytes=\(size)"), timeout: .seconds(120))
             #expect(down.status == .ok)
             var hasher = SHA256()
             var received = 0
@@ -148,13 +167,15 @@ import Testing
                 chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
             }
             #expect(received == size)
-            #expect(hasher.finalize().map { String(format: "%02x", $0) }.joined() == SandboxPayload.sha256Hex(count: size))
+            #expect(
+                hasher.finalize().map { String(format: "%02x", $0) }.joined() == SandboxPayload.sha256Hex(count: size))
         }
     }
 
     @Test func redirectsAreReturnedNotFollowed() async throws {
         let upstream = try await TestUpstream.start { request in
-            request.head.uri.hasPrefix("/api/v1/moved") ? .respond(.found, headers: ["Location": "/api/v1/elsewhere/"]) : .respond(.ok, body: "followed")
+            request.head.uri.hasPrefix("/api/v1/moved")
+                ? .respond(.found, headers: ["Location": "/api/v1/elsewhere/"]) : .respond(.ok, body: "followed")
         }
         defer { Task { try? await upstream.shutdown() } }
         try await GatewayFixture.with(config: TestConfig.assured(url: "http://127.0.0.1:\(upstream.port)")) { f in
@@ -168,7 +189,9 @@ import Testing
     @Test func headAnd204AnswersAreFramedCorrectly() async throws {
         try await GatewayFixture.withSandbox { f in
             // Pipelined on one connection: if a body were wrongly framed, the next answer would be garbled.
-            let raw = try await RawClient.exchange(port: f.port, """
+            let raw = try await RawClient.exchange(
+                port: f.port,
+                """
                 HEAD /api/v1/users/providers-list/ HTTP/1.1\r
                 Host: x\r
                 \r
@@ -204,7 +227,9 @@ import Testing
             #expect(raw.statuses.count == 11, "\(raw)")
             var position = raw.startIndex
             for i in 0..<10 {
-                let range = try #require(raw.range(of: "\"path\":\"/api/v1/order/\(i)/\"", range: position..<raw.endIndex), "answer \(i) out of order")
+                let range = try #require(
+                    raw.range(of: "\"path\":\"/api/v1/order/\(i)/\"", range: position..<raw.endIndex),
+                    "answer \(i) out of order")
                 position = range.upperBound
             }
         }
@@ -212,7 +237,9 @@ import Testing
 
     @Test func expectContinueIsAnswered() async throws {
         try await GatewayFixture.withSandbox { f in
-            let raw = try await RawClient.exchange(port: f.port, """
+            let raw = try await RawClient.exchange(
+                port: f.port,
+                """
                 POST /api/v1/upload-ish/ HTTP/1.1\r
                 Host: x\r
                 Content-Length: 5\r
@@ -226,7 +253,9 @@ import Testing
         }
         // And the whole exchange, with the body sent after the 100.
         try await GatewayFixture.withSandbox { f in
-            let raw = try await RawClient.exchange(port: f.port, """
+            let raw = try await RawClient.exchange(
+                port: f.port,
+                """
                 POST /api/v1/upload-ish/ HTTP/1.1\r
                 Host: x\r
                 Content-Length: 5\r
@@ -280,8 +309,12 @@ struct PayloadSequence: AsyncSequence, Sendable {
                 let r = try await send(.GET, next)
                 #expect(r.status == .ok, "\(r.text)")
                 let json = try r.json()
-                for item in json["results"] as? [[String: Any]] ?? [] { if let id = item["id"] as? String { ids.insert(id) } }
-                if let previous = json["previous"] as? String { #expect(previous.hasPrefix(f.base + "/"), "\(previous)") }
+                for item in json["results"] as? [[String: Any]] ?? [] {
+                    if let id = item["id"] as? String { ids.insert(id) }
+                }
+                if let previous = json["previous"] as? String {
+                    #expect(previous.hasPrefix(f.base + "/"), "\(previous)")
+                }
                 url = json["next"] as? String
                 pages += 1
             }
@@ -298,8 +331,13 @@ struct PayloadSequence: AsyncSequence, Sendable {
             let me = "http://127.0.0.1:\(port.withLockedValue { $0 })"
             switch request.head.uri {
             case "/api/v1/moved/": return .respond(.found, headers: ["location": me + "/api/v1/new/?a=1"])
-            case "/api/v1/created/": return .respond(.created, headers: ["location": me + "/api/v1/things/7/", "content-type": "application/json"], body: "{}")
-            case "/api/v1/elsewhere/": return .respond(.found, headers: ["location": "https://bucket.s3.amazonaws.com/key?X-Amz-Signature=abc"])
+            case "/api/v1/created/":
+                return .respond(
+                    .created, headers: ["location": me + "/api/v1/things/7/", "content-type": "application/json"],
+                    body: "{}")
+            case "/api/v1/elsewhere/":
+                return .respond(
+                    .found, headers: ["location": "https://bucket.s3.amazonaws.com/key?X-Amz-Signature=abc"])
             default: return .respond(.found, headers: ["location": me + "0/lookalike/"])
             }
         }
@@ -312,7 +350,8 @@ struct PayloadSequence: AsyncSequence, Sendable {
             let created = try await send(.POST, f.base + "/api/v1/created/", body: "{}")
             #expect(created.headers.first(name: "location") == "http://\(host)/api/v1/things/7/")
             let elsewhere = try await send(.GET, f.base + "/api/v1/elsewhere/")
-            #expect(elsewhere.headers.first(name: "location") == "https://bucket.s3.amazonaws.com/key?X-Amz-Signature=abc")
+            #expect(
+                elsewhere.headers.first(name: "location") == "https://bucket.s3.amazonaws.com/key?X-Amz-Signature=abc")
             let lookalike = try await send(.GET, f.base + "/api/v1/lookalike/")
             #expect(lookalike.headers.first(name: "location") == "http://127.0.0.1:\(upstream.port)0/lookalike/")
         }

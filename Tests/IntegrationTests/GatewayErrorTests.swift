@@ -12,7 +12,10 @@ import Testing
 /// What the gateway answers itself, and what it refuses to forward.
 @Suite struct GatewayErrorTests {
     /// Asserts a raw answer is a gateway problem with this status and code.
-    func expectProblem(_ raw: String, _ status: Int, _ code: String, hasBody: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectProblem(
+        _ raw: String, _ status: Int, _ code: String, hasBody: Bool = true,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(raw.firstStatus == status, "\(raw.prefix(300))", sourceLocation: sourceLocation)
         let lower = raw.lowercased()
         #expect(lower.contains("content-type: application/problem+json"), sourceLocation: sourceLocation)
@@ -28,9 +31,18 @@ import Testing
             let cases: [(String, Int, String)] = [
                 ("GET /not-api/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404, "no-route"),
                 ("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404, "no-route"),
-                ("GET http://elsewhere.example/api/v1/users/ HTTP/1.1\r\nHost: elsewhere.example\r\nConnection: close\r\n\r\n", 404, "not-a-proxy"),
-                ("GET http://127.0.0.1:\(f.port)/api/v1/users/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404, "not-a-proxy"),
-                ("CONNECT elsewhere.example:443 HTTP/1.1\r\nHost: elsewhere.example:443\r\nConnection: close\r\n\r\n", 404, "not-a-proxy"),
+                (
+                    "GET http://elsewhere.example/api/v1/users/ HTTP/1.1\r\nHost: elsewhere.example\r\nConnection: close\r\n\r\n",
+                    404, "not-a-proxy"
+                ),
+                (
+                    "GET http://127.0.0.1:\(f.port)/api/v1/users/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    404, "not-a-proxy"
+                ),
+                (
+                    "CONNECT elsewhere.example:443 HTTP/1.1\r\nHost: elsewhere.example:443\r\nConnection: close\r\n\r\n",
+                    404, "not-a-proxy"
+                ),
                 ("OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404, "not-a-proxy"),
                 ("GET /credgate/nothing-here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404, "admin-not-found"),
             ]
@@ -45,24 +57,29 @@ import Testing
     @Test func pathsThatClimbOutOfARouteAreRefused() async throws {
         try await GatewayFixture.withSandbox { f in
             for path in ["/api/../admin/", "/api/v1/../../etc/passwd", "/api/v1/%2e%2e/%2E%2E/admin", "/api/./v1/"] {
-                let raw = try await RawClient.exchange(port: f.port, "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                let raw = try await RawClient.exchange(
+                    port: f.port, "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 expectProblem(raw, 400, "path-traversal")
             }
             // Encoded separators are refused before any dot segment could be read out of them.
             for path in ["/api/v1/a/..%2f..%2fadmin", "/api/v1/x%2F%2E%2E%2Fy", "/api/v1/a%5c..%5cb", "/api/v1/%00/"] {
-                let raw = try await RawClient.exchange(port: f.port, "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                let raw = try await RawClient.exchange(
+                    port: f.port, "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 expectProblem(raw, 400, "unsafe-path")
             }
             #expect(await f.sandbox!.recorder.all().isEmpty)
             // Dots inside a segment are fine.
-            let ok = try await RawClient.exchange(port: f.port, "GET /api/v1/files/report..v2.pdf/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let ok = try await RawClient.exchange(
+                port: f.port, "GET /api/v1/files/report..v2.pdf/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             #expect(ok.firstStatus == 200)
         }
     }
 
     @Test func contentLengthWithTransferEncodingIsRejected() async throws {
         try await GatewayFixture.withSandbox { f in
-            let raw = try await RawClient.exchange(port: f.port, """
+            let raw = try await RawClient.exchange(
+                port: f.port,
+                """
                 POST /api/v1/x/ HTTP/1.1\r
                 Host: x\r
                 Content-Length: 4\r
@@ -84,14 +101,20 @@ import Testing
     @Test func bodyOverTheRouteLimitIsRefusedWith413() async throws {
         try await GatewayFixture.withSandbox(configure: { $0.routes[0].maxBodyBytes = 1000 }) { f in
             // Declared length over the limit: refused before anything is forwarded.
-            let declared = try await RawClient.exchange(port: f.port, "POST /api/v1/x/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n" + String(repeating: "a", count: 1001))
+            let declared = try await RawClient.exchange(
+                port: f.port,
+                "POST /api/v1/x/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n"
+                    + String(repeating: "a", count: 1001))
             expectProblem(declared, 413, "body-too-large")
             #expect(declared.lowercased().contains("connection: close"))
             #expect(await f.sandbox!.recorder.all().isEmpty)
 
             // Chunked, over the limit only as it streams.
             let chunk = String(repeating: "b", count: 600)
-            let chunked = try await RawClient.exchange(port: f.port, "POST /api/v1/y/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n\(chunk)\r\n258\r\n\(chunk)\r\n0\r\n\r\n")
+            let chunked = try await RawClient.exchange(
+                port: f.port,
+                "POST /api/v1/y/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n\(chunk)\r\n258\r\n\(chunk)\r\n0\r\n\r\n"
+            )
             expectProblem(chunked, 413, "body-too-large")
 
             // At the limit: forwarded.
@@ -102,7 +125,10 @@ import Testing
 
     @Test func oversizedHeadersGet431() async throws {
         try await GatewayFixture.withSandbox(configure: { $0.listen.maxHeaderBytes = 2048 }) { f in
-            let raw = try await RawClient.exchange(port: f.port, "GET /api/v1/x/ HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "z", count: 3000))\r\nConnection: close\r\n\r\n")
+            let raw = try await RawClient.exchange(
+                port: f.port,
+                "GET /api/v1/x/ HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "z", count: 3000))\r\nConnection: close\r\n\r\n"
+            )
             expectProblem(raw, 431, "headers-too-large")
             #expect(await f.sandbox!.recorder.all().isEmpty)
         }
@@ -112,7 +138,8 @@ import Testing
         // Port 1 (tcpmux): nothing listens there, and no test binds it (a port freed a moment ago could be taken
         // by another test's server in a parallel run).
         try await GatewayFixture.with(config: TestConfig.assured(url: "http://127.0.0.1:1")) { f in
-            let raw = try await RawClient.exchange(port: f.port, "GET /api/v1/x/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let raw = try await RawClient.exchange(
+                port: f.port, "GET /api/v1/x/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             expectProblem(raw, 502, "upstream-unreachable")
             #expect(raw.contains("upstream 'assured'"))
         }
@@ -121,7 +148,9 @@ import Testing
     @Test func slowUpstreamGives504() async throws {
         let upstream = try await TestUpstream.start { _ in .silent }
         defer { Task { try? await upstream.shutdown() } }
-        let config = TestConfig.assured(url: "http://127.0.0.1:\(upstream.port)") { $0.upstreams["assured"]!.responseTimeout = .milliseconds(300) }
+        let config = TestConfig.assured(url: "http://127.0.0.1:\(upstream.port)") {
+            $0.upstreams["assured"]!.responseTimeout = .milliseconds(300)
+        }
         try await GatewayFixture.with(config: config) { f in
             let started = ContinuousClock.now
             let response = try await send(.GET, f.base + "/api/v1/slow/")
@@ -147,7 +176,9 @@ import Testing
 
     @Test(arguments: [true, false])
     func earlyAnswerDuringALargeUploadLeavesTheGatewayHealthy(closeAfterAnswer: Bool) async throws {
-        let upstream = try await TestUpstream.start { _ in .respondEarly(.unauthorized, body: "{\"detail\":\"Invalid API key\"}", close: closeAfterAnswer) }
+        let upstream = try await TestUpstream.start { _ in
+            .respondEarly(.unauthorized, body: "{\"detail\":\"Invalid API key\"}", close: closeAfterAnswer)
+        }
         defer { Task { try? await upstream.shutdown() } }
         try await GatewayFixture.with(config: TestConfig.assured(url: "http://127.0.0.1:\(upstream.port)")) { f in
             let size = 100 * 1024 * 1024
@@ -206,13 +237,19 @@ import Testing
         let fixtures = try #require(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
         let cert = try NIOSSLCertificate.fromPEMFile(fixtures.appendingPathComponent("server.pem").path)
         let key = try NIOSSLPrivateKey(file: fixtures.appendingPathComponent("server.key").path, format: .pem)
-        let tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: cert.map { .certificate($0) }, privateKey: .privateKey(key)))
-        let upstream = try await TestUpstream.start(tls: tls) { request in .respond(.ok, body: "{\"tls\":true,\"host\":\"\(request.head.headers.first(name: "host") ?? "")\"}") }
+        let tls = try NIOSSLContext(
+            configuration: .makeServerConfiguration(
+                certificateChain: cert.map { .certificate($0) }, privateKey: .privateKey(key)))
+        let upstream = try await TestUpstream.start(tls: tls) { request in
+            .respond(.ok, body: "{\"tls\":true,\"host\":\"\(request.head.headers.first(name: "host") ?? "")\"}")
+        }
         defer { Task { try? await upstream.shutdown() } }
 
         let caFile = fixtures.appendingPathComponent("ca.pem").path
         for host in ["localhost", "127.0.0.1"] {
-            let config = TestConfig.assured(url: "https://\(host):\(upstream.port)") { $0.upstreams["assured"]!.caFile = caFile }
+            let config = TestConfig.assured(url: "https://\(host):\(upstream.port)") {
+                $0.upstreams["assured"]!.caFile = caFile
+            }
             try await GatewayFixture.with(config: config) { f in
                 let response = try await send(.GET, f.base + "/api/v1/secure/")
                 #expect(response.status == .ok, "\(host): \(response.text)")
@@ -232,10 +269,13 @@ import Testing
     @Test func connectionsOverTheCapWaitForASlot() async throws {
         try await GatewayFixture.withSandbox(configure: { $0.listen.maxConnections = 2 }) { f in
             let holders = try await (0..<2).asyncMap { _ in
-                try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: f.port).get()
+                try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(
+                    host: "127.0.0.1", port: f.port
+                ).get()
             }
             try await Task.sleep(for: .milliseconds(200))
-            async let waiting = RawClient.exchange(port: f.port, "GET /api/v1/x/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", idle: .seconds(5))
+            async let waiting = RawClient.exchange(
+                port: f.port, "GET /api/v1/x/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", idle: .seconds(5))
             try await Task.sleep(for: .milliseconds(800))
             for h in holders { try await h.close() }
             let raw = try await waiting
@@ -256,7 +296,8 @@ import Testing
 
     @Test func malformedRequestsGet400() async throws {
         try await GatewayFixture.withSandbox { f in
-            let raw = try await RawClient.exchange(port: f.port, "GET /api/v1/x/ HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n")
+            let raw = try await RawClient.exchange(
+                port: f.port, "GET /api/v1/x/ HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n")
             expectProblem(raw, 400, "malformed-request")
             #expect(await f.sandbox!.recorder.all().isEmpty)
         }

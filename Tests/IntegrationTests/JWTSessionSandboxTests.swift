@@ -6,12 +6,13 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import Sandbox
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A ``JWTSession`` configured from YAML, talking to the sandbox's login and refresh through
 /// ``AsyncHTTPSessionTransport`` over a real loopback socket.
@@ -53,15 +54,18 @@ struct JWTSessionSandboxTests {
             """
         // The password is JSON-escaped in the variable, as the configuration reference asks.
         let escaped = password.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        let config = try ConfigLoader.parse(yaml: yaml, environment: [
-            "ASSURED_USER": email, "ASSURED_PASS": escaped, "ASSURED_API_KEY": apiKey,
-        ])
+        let config = try ConfigLoader.parse(
+            yaml: yaml,
+            environment: [
+                "ASSURED_USER": email, "ASSURED_PASS": escaped, "ASSURED_API_KEY": apiKey,
+            ])
         guard case .jwtSession(let sessionConfig) = config.credentials["assured_session"]?.kind,
-              let upstream = config.upstreams["assured"]
+            let upstream = config.upstreams["assured"]
         else { throw ConfigError(issues: []) }
         let transport = AsyncHTTPSessionTransport(upstream: upstream, client: client)
-        let session = JWTSession(name: "assured_session", config: sessionConfig, transport: transport,
-                                 logger: Logger(label: "test.session"))
+        let session = JWTSession(
+            name: "assured_session", config: sessionConfig, transport: transport,
+            logger: Logger(label: "test.session"))
         return (session, transport)
     }
 
@@ -72,8 +76,9 @@ struct JWTSessionSandboxTests {
         var options = SandboxOptions(apiKey: Self.apiKey, user: Self.email, password: Self.password)
         options.accessLifetime = .seconds(8)
         let sandbox = try await SandboxServer.start(options)
-        let client = HTTPClient(eventLoopGroupProvider: .singleton,
-                                configuration: AsyncHTTPSessionTransport.makeClientConfiguration())
+        let client = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: AsyncHTTPSessionTransport.makeClientConfiguration())
         let (session, transport) = try Self.session(port: sandbox.port, client: client)
         do {
             session.start()
@@ -129,9 +134,11 @@ struct JWTSessionSandboxTests {
     }
 
     @Test func wrongPasswordIsUnavailableThenRecovers() async throws {
-        let sandbox = try await SandboxServer.start(SandboxOptions(apiKey: Self.apiKey, user: Self.email, password: Self.password))
-        let client = HTTPClient(eventLoopGroupProvider: .singleton,
-                                configuration: AsyncHTTPSessionTransport.makeClientConfiguration())
+        let sandbox = try await SandboxServer.start(
+            SandboxOptions(apiKey: Self.apiKey, user: Self.email, password: Self.password))
+        let client = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: AsyncHTTPSessionTransport.makeClientConfiguration())
         // The first retry waits 2 to 4 s (half of 4 s for sure, the rest jitter): the checks right after the
         // failure hold through a 2 s stall, and the test waits out exactly the delay the session announced.
         let (session, _) = try Self.session(port: sandbox.port, client: client, backoff: "{initial: 4s, max: 4s}")
@@ -173,31 +180,38 @@ struct JWTSessionSandboxTests {
 
     /// A minimal session for `upstream`, whose login answers a token at `token`.
     static func scriptedSession(_ upstream: UpstreamConfig, client: HTTPClient) -> JWTSession {
-        let login = JWTSessionConfig.Call(path: "/login", body: Secret(#"{"user": "u"}"#), accessTokenPath: "token",
-                                          refreshTokenPath: nil)
+        let login = JWTSessionConfig.Call(
+            path: "/login", body: Secret(#"{"user": "u"}"#), accessTokenPath: "token",
+            refreshTokenPath: nil)
         var config = JWTSessionConfig(upstream: upstream.name, login: login)
         config.backoffInitial = .seconds(10)
         config.backoffMax = .seconds(10)
-        return JWTSession(name: "scripted", config: config, transport: AsyncHTTPSessionTransport(upstream: upstream, client: client),
-                          logger: Logger(label: "test.session"))
+        return JWTSession(
+            name: "scripted", config: config, transport: AsyncHTTPSessionTransport(upstream: upstream, client: client),
+            logger: Logger(label: "test.session"))
     }
 
     @Test func tlsWithTheUpstreamsCAFile() async throws {
         let fixtures = try #require(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
         let cert = try NIOSSLCertificate.fromPEMFile(fixtures.appendingPathComponent("server.pem").path)
         let key = try NIOSSLPrivateKey(file: fixtures.appendingPathComponent("server.key").path, format: .pem)
-        let tls = try NIOSSLContext(configuration: .makeServerConfiguration(
-            certificateChain: cert.map { .certificate($0) }, privateKey: .privateKey(key)))
+        let tls = try NIOSSLContext(
+            configuration: .makeServerConfiguration(
+                certificateChain: cert.map { .certificate($0) }, privateKey: .privateKey(key)))
         let server = try await TestUpstream.start(tls: tls) { request in
             request.head.uri == "/base/login" ? .respond(.ok, body: #"{"token": "opaque-token"}"#) : .respond(.notFound)
         }
-        let client = HTTPClient(eventLoopGroupProvider: .singleton,
-                                configuration: AsyncHTTPSessionTransport.makeClientConfiguration())
-        var upstream = UpstreamConfig(name: "secure", url: UpstreamURL(scheme: .https, host: "localhost", port: server.port,
-                                                                       basePath: "/base"))
+        let client = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: AsyncHTTPSessionTransport.makeClientConfiguration())
+        var upstream = UpstreamConfig(
+            name: "secure",
+            url: UpstreamURL(
+                scheme: .https, host: "localhost", port: server.port,
+                basePath: "/base"))
         upstream.caFile = fixtures.appendingPathComponent("ca.pem").path
         let trusted = Self.scriptedSession(upstream, client: client)
-        upstream.caFile = nil  // the system trust store does not know the test CA
+        upstream.caFile = nil // the system trust store does not know the test CA
         let untrusted = Self.scriptedSession(upstream, client: client)
         do {
             let token = try await trusted.validToken()
@@ -206,7 +220,9 @@ struct JWTSessionSandboxTests {
                 _ = try await untrusted.validToken()
                 Issue.record("a certificate from an unknown CA was accepted")
             } catch {
-                #expect(error.reason.contains("login could not connect: TLS certificate not trusted (see the upstream's ca_file)"))
+                #expect(
+                    error.reason.contains(
+                        "login could not connect: TLS certificate not trusted (see the upstream's ca_file)"))
             }
         } catch {
             Issue.record(error)
@@ -221,9 +237,11 @@ struct JWTSessionSandboxTests {
         let server = try await TestUpstream.start { _ in
             .respond(.found, headers: ["location": "/elsewhere"], body: #"{"token": "t"}"#)
         }
-        let client = HTTPClient(eventLoopGroupProvider: .singleton,
-                                configuration: AsyncHTTPSessionTransport.makeClientConfiguration())
-        let upstream = UpstreamConfig(name: "plain", url: UpstreamURL(scheme: .http, host: "127.0.0.1", port: server.port))
+        let client = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: AsyncHTTPSessionTransport.makeClientConfiguration())
+        let upstream = UpstreamConfig(
+            name: "plain", url: UpstreamURL(scheme: .http, host: "127.0.0.1", port: server.port))
         let session = Self.scriptedSession(upstream, client: client)
         do {
             _ = try await session.validToken()
@@ -248,14 +266,18 @@ struct JWTSessionSandboxTests {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
         }
         #expect(bound)
         let port = Int(UInt16(bigEndian: address.sin_port))
-        let client = HTTPClient(eventLoopGroupProvider: .singleton,
-                                configuration: AsyncHTTPSessionTransport.makeClientConfiguration())
+        let client = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: AsyncHTTPSessionTransport.makeClientConfiguration())
         let session = Self.scriptedSession(
-            UpstreamConfig(name: "gone", url: UpstreamURL(scheme: .http, host: "127.0.0.1", port: port)), client: client)
+            UpstreamConfig(name: "gone", url: UpstreamURL(scheme: .http, host: "127.0.0.1", port: port)), client: client
+        )
         await #expect(throws: SessionUnavailable.self) { try await session.validToken() }
         #expect(session.status().lastError == "login could not connect: connection refused")
         await session.shutdown()

@@ -25,8 +25,9 @@ import Testing
         configure: (inout GatewayConfig) -> Void = { _ in },
         _ body: (SessionTests.Fixture) async throws -> Void
     ) async throws {
-        try await SessionTests.withGateway(lifetime: lifetime, account: (key, user, password), logLevel: level,
-                                           configure: configure, body)
+        try await SessionTests.withGateway(
+            lifetime: lifetime, account: (key, user, password), logLevel: level,
+            configure: configure, body)
     }
 
     @Test(arguments: [Logger.Level.trace, .debug, .info, .notice, .warning, .error])
@@ -39,8 +40,9 @@ import Testing
             let documents = try await send(.GET, f.base + "/api/v1/users/provider-documents/?limit=1")
             #expect(documents.status == .ok, "\(documents.text)")
             let ssnPath = "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(profileID)/"
-            let patch = try await send(.PATCH, f.base + ssnPath, headers: ["content-type": "application/json"],
-                                       body: #"{"ssn": "\#(Self.ssns[0])"}"#)
+            let patch = try await send(
+                .PATCH, f.base + ssnPath, headers: ["content-type": "application/json"],
+                body: #"{"ssn": "\#(Self.ssns[0])"}"#)
             #expect(patch.status == .ok, "\(patch.text)")
             let back = try await send(.GET, f.base + "/api/v1/users/retrieve-update-provider-ssn/\(profileID)/")
             #expect(try back.json()["ssn"] as? String == Self.ssns[0].filter(\.isNumber))
@@ -52,8 +54,9 @@ import Testing
                 try await Task.sleep(for: .milliseconds(100))
             }
             #expect(await f.sandbox.counters().refreshes >= 1, "the session refreshed its token")
-            let after = try await send(.PATCH, f.base + ssnPath, headers: ["content-type": "application/json"],
-                                       body: #"{"ssn": "\#(Self.ssns[1])"}"#)
+            let after = try await send(
+                .PATCH, f.base + ssnPath, headers: ["content-type": "application/json"],
+                body: #"{"ssn": "\#(Self.ssns[1])"}"#)
             #expect(after.status == .ok, "\(after.text)")
 
             // Every token revoked: the next JWT request gets 401, the refresh is refused, a new login follows.
@@ -65,8 +68,11 @@ import Testing
                 relogin = try await send(.GET, f.base + "/api/v1/users/provider-documents/?limit=1")
             }
             #expect(relogin.status == .ok, "\(relogin.text)")
-            #expect(try await send(.POST, f.base + "/api/v1/users/login/", headers: ["content-type": "application/json"],
-                                   body: #"{"email": "sdk@example.com", "password": "placeholder"}"#).status == .ok)
+            #expect(
+                try await send(
+                    .POST, f.base + "/api/v1/users/login/", headers: ["content-type": "application/json"],
+                    body: #"{"email": "sdk@example.com", "password": "placeholder"}"#
+                ).status == .ok)
             let status = try await send(.GET, f.base + "/credgate/status")
             answers += status.text
 
@@ -74,7 +80,9 @@ import Testing
             #expect(tokens.count >= 6, "a login, a refresh and a login again: \(tokens.count) tokens")
             let used = await f.sandbox.recorder.all().compactMap { $0.header("authorization") }
                 .map { String($0.dropFirst("Bearer ".count)) }
-            let secrets = [Self.key, Self.password, Self.user] + Self.ssns + Self.ssns.map { $0.filter(\.isNumber) } + tokens + used
+            let secrets =
+                [Self.key, Self.password, Self.user] + Self.ssns + Self.ssns.map { $0.filter(\.isNumber) } + tokens
+                + used
             let log = f.logs.text
             if level <= .info { #expect(!log.isEmpty, "the access log and session lines were captured") }
             let leaks = SecretSearch.leaks(of: secrets, in: log)
@@ -88,11 +96,14 @@ import Testing
     /// (A configuration built in code skips the loader's checks; the header stands for any such error text.)
     @Test func anErrorQuotingAHeaderValueReachesNeitherStatusNorAnswersNorLog() async throws {
         let secret = "sk-HEADER-LEAK-3f9c0d2e"
-        try await Self.withGateway(level: .trace, lifetime: .seconds(600), configure: { config in
-            SessionTests.withSession(&config) { session in
-                session.login.headers.append((name: "x-client-secret", value: Secret(secret + "\u{7}")))
+        try await Self.withGateway(
+            level: .trace, lifetime: .seconds(600),
+            configure: { config in
+                SessionTests.withSession(&config) { session in
+                    session.login.headers.append((name: "x-client-secret", value: Secret(secret + "\u{7}")))
+                }
             }
-        }) { f in
+        ) { f in
             let deadline = ContinuousClock.now + .seconds(5)
             var status = ""
             while ContinuousClock.now < deadline {

@@ -15,7 +15,8 @@ import Testing
             if try await runTool(candidate + ["-c", "import prometheus_client"]).status == 0 { return candidate }
         }
         throw MetricsTestError(
-            "no Python with prometheus_client: PYENV_VERSION=3.12.1 python3 -m venv .build/metrics-venv && .build/metrics-venv/bin/pip install prometheus-client")
+            "no Python with prometheus_client: PYENV_VERSION=3.12.1 python3 -m venv .build/metrics-venv && .build/metrics-venv/bin/pip install prometheus-client"
+        )
     }
 
     struct MetricsTestError: Error, CustomStringConvertible {
@@ -29,14 +30,16 @@ import Testing
         let response = try await send(.GET, base + "/credgate/metrics")
         #expect(response.status == .ok)
         #expect(response.headers.first(name: "content-type") == "text/plain; version=0.0.4; charset=utf-8")
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-metrics-\(UUID().uuidString).txt")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "credgate-metrics-\(UUID().uuidString).txt")
         try Data(response.text.utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         let script = CLITests.packageRoot.appendingPathComponent("Tests/compat/parse_metrics.py").path
-        let run = try await runTool(["sh", "-c", #"script="$1"; file="$2"; shift 2; "$@" "$script" < "$file""#, "sh", script, file.path]
-                                    + python)
+        let run = try await runTool(
+            ["sh", "-c", #"script="$1"; file="$2"; shift 2; "$@" "$script" < "$file""#, "sh", script, file.path]
+                + python)
         guard run.status == 0,
-              let object = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any]
+            let object = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any]
         else {
             throw MetricsTestError("the exposition did not parse (status \(run.status)):\n\(response.text)")
         }
@@ -53,13 +56,18 @@ import Testing
             _ = try await ReadinessProbeTests.poll(f.base + "/credgate/readiness") { $0.status == .ok }
             let before = try await Self.scrape(f.base, python: python).samples
 
-            for _ in 0..<3 { #expect(try await send(.GET, f.base + "/api/v1/users/providers-list/?limit=1").status == .ok) }
+            for _ in 0..<3 {
+                #expect(try await send(.GET, f.base + "/api/v1/users/providers-list/?limit=1").status == .ok)
+            }
             #expect(try await send(.GET, f.base + "/no-such-route/12345").status.code == 404)
-            #expect(try await send(.GET, f.base + "/api/v1/users/provider-documents/no-such-document/").status.code == 404)
+            #expect(
+                try await send(.GET, f.base + "/api/v1/users/provider-documents/no-such-document/").status.code == 404)
             let presign = f.base + "/api/v1/files/presign-s3-url/presign_s3_url/"
             let json: HTTPHeaders = ["content-type": "application/json"]
             for _ in 0..<2 {
-                let r = try await send(.POST, presign, headers: json, body: #"{"s3_url": "s3://assured-sandbox-files/m.pdf", "presigned_url": ""}"#)
+                let r = try await send(
+                    .POST, presign, headers: json,
+                    body: #"{"s3_url": "s3://assured-sandbox-files/m.pdf", "presigned_url": ""}"#)
                 #expect(r.status == .ok, "\(r.text)")
             }
             let upload = try await send(.POST, f.base + "/api/v1/files/handle/", headers: json, body: "{}")
@@ -89,7 +97,9 @@ import Testing
             #expect(after["credgate_presign_cache_evictions_total"] == 0)
 
             #expect(delta(#"credgate_upload_rejections_total{reason="upload-not-multipart"}"#) == 1, "\(text)")
-            #expect(after[#"credgate_upload_rejections_total{reason="upload-content-mismatch"}"#] == 0, "every reason shows, from 0")
+            #expect(
+                after[#"credgate_upload_rejections_total{reason="upload-content-mismatch"}"#] == 0,
+                "every reason shows, from 0")
 
             #expect(after["credgate_access_log_dropped_total"] != nil, "\(text)")
             #expect((after["credgate_client_connections"] ?? 0) >= 1)
@@ -117,7 +127,9 @@ import Testing
         try await ReadinessProbeTests.withGateway(failLogins: 1) { f in
             _ = try await ReadinessProbeTests.poll(f.base + "/credgate/readiness", seconds: 15) { $0.status == .ok }
             let (samples, text) = try await Self.scrape(f.base, python: python)
-            #expect((samples[#"credgate_credential_failures_total{credential="assured_session",operation="login"}"#] ?? 0) >= 1, "\(text)")
+            #expect(
+                (samples[#"credgate_credential_failures_total{credential="assured_session",operation="login"}"#] ?? 0)
+                    >= 1, "\(text)")
             #expect(samples[#"credgate_credential_state{credential="assured_session",state="valid"}"#] == 1)
         }
     }

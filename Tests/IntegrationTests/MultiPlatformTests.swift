@@ -10,7 +10,8 @@ import Testing
 /// Two platforms from one process, through real sockets: the shipped combined example (the Assured and WriftAI
 /// profiles, each on its own listener), the Assured sandbox behind one and a recording upstream behind the other.
 @Suite struct MultiPlatformTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     /// What the WriftAI stand-in received: method, path and the Authorization header.
     final class Seen: Sendable {
@@ -18,7 +19,9 @@ import Testing
     }
 
     static func withBoth(
-        wriftai react: @escaping @Sendable (TestUpstream.Request) -> TestUpstream.Reaction = { _ in .respond(.ok, body: #"{"items": []}"#) },
+        wriftai react: @escaping @Sendable (TestUpstream.Request) -> TestUpstream.Reaction = { _ in
+            .respond(.ok, body: #"{"items": []}"#)
+        },
         _ body: (_ assured: String, _ wriftai: String, _ wriftaiUpstream: Int, _ seen: Seen) async throws -> Void
     ) async throws {
         let seen = Seen()
@@ -28,17 +31,22 @@ import Testing
         }
         let sandbox = try await SandboxServer.start(SandboxOptions(apiKey: TestConfig.apiKey))
         do {
-            var config = try ConfigLoader.load(paths: [Self.root.appendingPathComponent("Config/examples/combined.yaml").path], environment: [
-                "ASSURED_BASE_URL": sandbox.baseURL, "ASSURED_API_KEY": TestConfig.apiKey, "ASSURED_USER": "u@example.com",
-                "ASSURED_PASS": "pw", "WRIFTAI_API_BASE_URL": "http://127.0.0.1:\(upstream.port)/v1", "WRIFTAI_ACCESS_TOKEN": "wriftai-secret-7",
-            ])
+            var config = try ConfigLoader.load(
+                paths: [Self.root.appendingPathComponent("Config/examples/combined.yaml").path],
+                environment: [
+                    "ASSURED_BASE_URL": sandbox.baseURL, "ASSURED_API_KEY": TestConfig.apiKey,
+                    "ASSURED_USER": "u@example.com",
+                    "ASSURED_PASS": "pw", "WRIFTAI_API_BASE_URL": "http://127.0.0.1:\(upstream.port)/v1",
+                    "WRIFTAI_ACCESS_TOKEN": "wriftai-secret-7",
+                ])
             for i in config.listeners.indices {
                 config.listeners[i].listen.port = 0
                 config.listeners[i].listen.threads = 2
             }
             let gateway = try await Gateway.start(config: config, logger: testLogger)
             do {
-                try await body("http://127.0.0.1:\(gateway.ports[0])", "http://127.0.0.1:\(gateway.ports[1])", upstream.port, seen)
+                try await body(
+                    "http://127.0.0.1:\(gateway.ports[0])", "http://127.0.0.1:\(gateway.ports[1])", upstream.port, seen)
             } catch {
                 try? await gateway.shutdown()
                 throw error
@@ -60,8 +68,9 @@ import Testing
             #expect(providers.status == .ok)
             // WriftAI: the client's Authorization replaced by the bearer token; /v1/models reaches <base>/models,
             // which is /v1/models on this upstream (its base URL ends in /v1).
-            let models = try await send(.GET, wriftai + "/v1/models?page_size=2",
-                                        headers: ["Authorization": "Bearer client-should-not-pass"])
+            let models = try await send(
+                .GET, wriftai + "/v1/models?page_size=2",
+                headers: ["Authorization": "Bearer client-should-not-pass"])
             #expect(models.status == .ok)
             let requests = seen.requests.withLockedValue { $0 }
             #expect(requests.count == 1)
@@ -80,9 +89,12 @@ import Testing
     @Test func aRateLimitGainsRetryAfterAndKeepsItsReset() async throws {
         let reset = Int(Date().timeIntervalSince1970) + 30
         try await Self.withBoth(wriftai: { _ in
-            .respond(.tooManyRequests, headers: ["x-ratelimit-reset": "\(reset)", "content-type": "application/json"], body: #"{"detail": "slow down"}"#)
+            .respond(
+                .tooManyRequests, headers: ["x-ratelimit-reset": "\(reset)", "content-type": "application/json"],
+                body: #"{"detail": "slow down"}"#)
         }) { _, wriftai, _, seen in
-            let r = try await httpClient.execute(HTTPClientRequest(url: wriftai + "/v1/predictions"), timeout: .seconds(30))
+            let r = try await httpClient.execute(
+                HTTPClientRequest(url: wriftai + "/v1/predictions"), timeout: .seconds(30))
             #expect(r.status == .tooManyRequests)
             #expect(r.headers["x-ratelimit-reset"] == ["\(reset)"])
             let retryAfter = try #require(r.headers.first(name: "retry-after").flatMap { Int($0) })
@@ -97,8 +109,14 @@ import Testing
     @Test func theUpstreamsOwnLinksComeBackUnderTheMount() async throws {
         try await Self.withBoth(wriftai: { request in
             let port = request.head.headers.first(name: "host")?.split(separator: ":").last.map(String.init) ?? "0"
-            return .respond(.created, headers: ["location": "http://127.0.0.1:\(port)/v1/predictions/p-1", "content-type": "application/json"],
-                            body: #"{"id": "p-1", "next": "http://127.0.0.1:\#(port)/v1/predictions?cursor=2", "url": "https://storage.example/v1/x"}"#)
+            return .respond(
+                .created,
+                headers: [
+                    "location": "http://127.0.0.1:\(port)/v1/predictions/p-1", "content-type": "application/json",
+                ],
+                body:
+                    #"{"id": "p-1", "next": "http://127.0.0.1:\#(port)/v1/predictions?cursor=2", "url": "https://storage.example/v1/x"}"#
+            )
         }) { _, wriftai, upstreamPort, _ in
             var request = HTTPClientRequest(url: wriftai + "/v1/predictions")
             request.method = .POST

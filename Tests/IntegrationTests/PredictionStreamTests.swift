@@ -11,7 +11,8 @@ import Testing
 /// on the stream route (`idle_timeout: off`) and is on a route that keeps it, and a client that leaves closes the
 /// platform's stream at once.
 @Suite(.serialized) struct PredictionStreamTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     static let token = "wriftai-stream-token-3"
 
     struct Fixture {
@@ -20,13 +21,17 @@ import Testing
     }
 
     /// The WriftAI profile with the upstream's idle timeout at `idle` (the stream route keeps `idle_timeout: off`).
-    static func withGateway(idle: TimeAmount = .seconds(1), configure: (inout GatewayConfig) -> Void = { _ in },
-                            _ body: (Fixture) async throws -> Void) async throws {
+    static func withGateway(
+        idle: TimeAmount = .seconds(1), configure: (inout GatewayConfig) -> Void = { _ in },
+        _ body: (Fixture) async throws -> Void
+    ) async throws {
         let sandbox = try await WriftAISandboxServer.start(WriftAISandboxOptions(accessToken: token))
         do {
-            var config = try ConfigLoader.load(paths: [root.appendingPathComponent("Config/wriftai.yaml").path], environment: [
-                "WRIFTAI_API_BASE_URL": sandbox.apiBaseURL, "WRIFTAI_ACCESS_TOKEN": token,
-            ])
+            var config = try ConfigLoader.load(
+                paths: [root.appendingPathComponent("Config/wriftai.yaml").path],
+                environment: [
+                    "WRIFTAI_API_BASE_URL": sandbox.apiBaseURL, "WRIFTAI_ACCESS_TOKEN": token,
+                ])
             config.listen.port = 0
             config.listen.threads = 2
             config.upstreams["wriftai"]?.idleTimeout = idle
@@ -43,8 +48,9 @@ import Testing
 
     /// Creates a prediction through the gateway and returns its id.
     static func createPrediction(_ f: Fixture) async throws -> String {
-        let r = try await send(.POST, f.base + "/v1/predictions", headers: ["content-type": "application/json"],
-                               body: #"{"model": "sandbox/echo", "input": {"prompt": "hi"}, "stream": true}"#)
+        let r = try await send(
+            .POST, f.base + "/v1/predictions", headers: ["content-type": "application/json"],
+            body: #"{"model": "sandbox/echo", "input": {"prompt": "hi"}, "stream": true}"#)
         #expect(r.status == .created || r.status == .ok, "\(String(buffer: r.body))")
         return try #require(try r.json()["id"] as? String)
     }
@@ -82,7 +88,8 @@ import Testing
     @Test func eachEventReachesCurlAsItIsEmitted() async throws {
         try await Self.withGateway { f in
             let id = try await Self.createPrediction(f)
-            let (lines, code) = try await Self.curlLines(f.base + "/v1/predictions/\(id)/stream?events=5&interval_ms=300")
+            let (lines, code) = try await Self.curlLines(
+                f.base + "/v1/predictions/\(id)/stream?events=5&interval_ms=300")
             #expect(code == 0)
             var latencies: [Double] = []
             for (arrived, line) in lines where line.hasPrefix("data: ") && line.contains("emitted_at") {
@@ -108,15 +115,19 @@ import Testing
         // The upstream's idle timeout is 1 s; the stream pauses 2.5 s before its output.
         try await Self.withGateway(idle: .seconds(1)) { f in
             let id = try await Self.createPrediction(f)
-            let (lines, code) = try await Self.curlLines(f.base + "/v1/predictions/\(id)/stream?delays_ms=2500&final_ms=0")
+            let (lines, code) = try await Self.curlLines(
+                f.base + "/v1/predictions/\(id)/stream?delays_ms=2500&final_ms=0")
             #expect(code == 0)
             #expect(lines.contains { $0.1 == "event: output" })
             #expect(lines.contains { $0.1 == "event: done" })
         }
         // The same stream on a route that keeps the upstream's idle timeout is cut after 1 s of silence.
-        try await Self.withGateway(idle: .seconds(1), configure: { config in
-            config.routes[0].idleTimeout = .upstream
-        }) { f in
+        try await Self.withGateway(
+            idle: .seconds(1),
+            configure: { config in
+                config.routes[0].idleTimeout = .upstream
+            }
+        ) { f in
             let id = try await Self.createPrediction(f)
             let (lines, _) = try await Self.curlLines(f.base + "/v1/predictions/\(id)/stream?delays_ms=2500&final_ms=0")
             #expect(lines.contains { $0.1 == "event: init" })
@@ -128,7 +139,8 @@ import Testing
         try await Self.withGateway { f in
             let id = try await Self.createPrediction(f)
             // curl gives up after 1 s of a 20 s stream.
-            _ = try await Self.curlLines(f.base + "/v1/predictions/\(id)/stream?events=2&interval_ms=10000&heartbeat_ms=200", maxTime: 1)
+            _ = try await Self.curlLines(
+                f.base + "/v1/predictions/\(id)/stream?events=2&interval_ms=10000&heartbeat_ms=200", maxTime: 1)
             // The sandbox notices at its next write or check: the gateway closed its side at once.
             let deadline = ContinuousClock.now + .seconds(5)
             var counters = await f.sandbox.counters()

@@ -7,7 +7,9 @@ import Testing
 /// admin path (and keeps serving) otherwise. Against the real binary, as a Kubernetes Job would use it.
 @Suite struct QuitEndpointTests {
     @Test func theQuitEndpointDrainsAndExitsWhenTurnedOn() async throws {
-        let gateway = try await SpawnedGateway.start(replacing: ["\nupstreams:": "\nadmin: {quit_endpoint: true}\nupstreams:"])
+        let gateway = try await SpawnedGateway.start(replacing: [
+            "\nupstreams:": "\nadmin: {quit_endpoint: true}\nupstreams:"
+        ])
         var request = HTTPClientRequest(url: gateway.base + "/credgate/quitquitquit")
         request.method = .POST
         let response = try await httpClient.execute(request, timeout: .seconds(10))

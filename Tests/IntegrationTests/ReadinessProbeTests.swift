@@ -1,13 +1,14 @@
 import CredGate
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
 import Sandbox
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// `/credgate/readiness` through real sockets: 503 while a session holds no valid token (with the reason), 200
 /// once it does; `required_for_ready: false` opts a session out; `startup` and `liveness` never depend on the
@@ -42,9 +43,12 @@ import Testing
         do {
             if failLogins > 0 { try await sandbox.failLogins(failLogins, status: 401) }
             let profile = CLITests.packageRoot.appendingPathComponent("Config/credgate.yaml").path
-            var config = try ConfigLoader.load(path: profile, environment: [
-                "ASSURED_BASE_URL": sandbox.baseURL, "ASSURED_API_KEY": key, "ASSURED_USER": user, "ASSURED_PASS": password,
-            ])
+            var config = try ConfigLoader.load(
+                path: profile,
+                environment: [
+                    "ASSURED_BASE_URL": sandbox.baseURL, "ASSURED_API_KEY": key, "ASSURED_USER": user,
+                    "ASSURED_PASS": password,
+                ])
             config.listen.port = 0
             config.listen.threads = 2
             configure(&config)
@@ -66,7 +70,9 @@ import Testing
     }
 
     /// Polls `url` every 50 ms for up to `seconds` until `done` holds; returns the last answer.
-    static func poll(_ url: String, seconds: Double = 8, until done: (SimpleResponse) throws -> Bool) async throws -> SimpleResponse {
+    static func poll(_ url: String, seconds: Double = 8, until done: (SimpleResponse) throws -> Bool) async throws
+        -> SimpleResponse
+    {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         var last = try await send(.GET, url)
         while try !done(last), ContinuousClock.now < deadline {
@@ -92,10 +98,13 @@ import Testing
 
     @Test func notReadyUntilTheSessionLogsInThenReady() async throws {
         // Three failed logins with short backoffs: at least ~0.5 s without a token, then a login succeeds.
-        try await Self.withGateway(failLogins: 3, session: { s in
-            s.backoffInitial = .milliseconds(200)
-            s.backoffMax = .milliseconds(400)
-        }) { f in
+        try await Self.withGateway(
+            failLogins: 3,
+            session: { s in
+                s.backoffInitial = .milliseconds(200)
+                s.backoffMax = .milliseconds(400)
+            }
+        ) { f in
             let first = try await send(.GET, f.base + "/credgate/readiness")
             #expect(first.status == .serviceUnavailable, "\(first.text)")
             #expect(first.headers.first(name: "content-type") == "application/json")
@@ -112,7 +121,9 @@ import Testing
             #expect(json["draining"] as? Bool == false)
             let blocker = try Self.blocker(failing)
             #expect(blocker["credential"] as? String == "assured_session")
-            #expect(["logging_in", "backing_off", "no_token"].contains(blocker["state"] as? String ?? ""), "\(failing.text)")
+            #expect(
+                ["logging_in", "backing_off", "no_token"].contains(blocker["state"] as? String ?? ""), "\(failing.text)"
+            )
             #expect((blocker["last_error"] as? String)?.contains("401") == true, "\(failing.text)")
             #expect((blocker["reason"] as? String)?.contains("assured_session") == true)
             #expect((json["detail"] as? String)?.contains("assured_session") == true)
@@ -135,7 +146,9 @@ import Testing
             }
             #expect(r.status == .serviceUnavailable)
             let blocker = try Self.blocker(r)
-            #expect(["backing_off", "circuit_open", "logging_in", "no_token"].contains(blocker["state"] as? String ?? ""), "\(r.text)")
+            #expect(
+                ["backing_off", "circuit_open", "logging_in", "no_token"].contains(blocker["state"] as? String ?? ""),
+                "\(r.text)")
             #expect(!r.text.contains("pw-WRONG") && !r.text.contains(Self.password) && !r.text.contains(Self.key))
             try await Self.expectProbesUp(f)
             // Routes with only the API key keep working: not ready is advice to the load balancer, not a refusal.
@@ -145,22 +158,26 @@ import Testing
             let status = try await send(.GET, f.base + "/credgate/status").json()
             let readiness = try #require(status["readiness"] as? [String: Any])
             #expect(readiness["status"] as? String == "not_ready")
-            #expect(((readiness["not_ready"] as? [[String: Any]])?.first?["credential"]) as? String == "assured_session")
+            #expect(
+                ((readiness["not_ready"] as? [[String: Any]])?.first?["credential"]) as? String == "assured_session")
         }
     }
 
     @Test func aSessionWhoseUpstreamRefusesIsNotReady() async throws {
         let refusing = try RefusingPort()
         defer { refusing.close() }
-        try await Self.withGateway(configure: { config in
-            // Short timeouts: the session's HTTP client retries a refused connection until they pass.
-            config.upstreams["nowhere"] = TestConfig.upstream("nowhere", url: "http://127.0.0.1:\(refusing.port)") {
-                $0.connectTimeout = .milliseconds(300)
-                $0.responseTimeout = .milliseconds(300)
+        try await Self.withGateway(
+            configure: { config in
+                // Short timeouts: the session's HTTP client retries a refused connection until they pass.
+                config.upstreams["nowhere"] = TestConfig.upstream("nowhere", url: "http://127.0.0.1:\(refusing.port)") {
+                    $0.connectTimeout = .milliseconds(300)
+                    $0.responseTimeout = .milliseconds(300)
+                }
+            },
+            session: { s in
+                s.upstream = "nowhere"
             }
-        }, session: { s in
-            s.upstream = "nowhere"
-        }) { f in
+        ) { f in
             let r = try await Self.poll(f.base + "/credgate/readiness") { r in
                 (try Self.blocker(r)["last_error"] as? String) != nil
             }
@@ -173,15 +190,21 @@ import Testing
     }
 
     @Test func requiredForReadyFalseMakesItReadyRegardless() async throws {
-        try await Self.withGateway(password: "pw-WRONG-optional-77d0", session: { s in
-            s.requiredForReady = false
-        }) { f in
+        try await Self.withGateway(
+            password: "pw-WRONG-optional-77d0",
+            session: { s in
+                s.requiredForReady = false
+            }
+        ) { f in
             // Wait for the failed login, so that "ready" is not merely "before the first attempt".
             let status = try await Self.poll(f.base + "/credgate/status") { r in
                 let credentials = try r.json()["credentials"] as? [[String: Any]] ?? []
                 return credentials.contains { $0["name"] as? String == "assured_session" && $0["last_error"] is String }
             }
-            let session = try #require((try status.json()["credentials"] as? [[String: Any]])?.first { $0["name"] as? String == "assured_session" })
+            let session = try #require(
+                (try status.json()["credentials"] as? [[String: Any]])?.first {
+                    $0["name"] as? String == "assured_session"
+                })
             #expect(session["state"] as? String != "valid")
             let r = try await send(.GET, f.base + "/credgate/readiness")
             #expect(r.status == .ok, "\(r.text)")
@@ -207,7 +230,9 @@ final class RefusingPort: Sendable {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
         }
         guard bound else {
             Glibc.close(fd)

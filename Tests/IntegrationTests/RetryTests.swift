@@ -37,17 +37,29 @@ import Testing
     }
 
     @Test func anIdempotentRequestIsRetriedUntilItSucceeds() async throws {
-        try await Self.withUpstream(failures: 2, retry: { $0.attempts = 2; $0.initialBackoff = .milliseconds(50) }) { base, requests in
+        try await Self.withUpstream(
+            failures: 2,
+            retry: {
+                $0.attempts = 2
+                $0.initialBackoff = .milliseconds(50)
+            }
+        ) { base, requests in
             let started = ContinuousClock.now
             let r = try await send(.GET, base + "/api/things")
             #expect(r.status == .ok)
             #expect(requests() == 3)
-            #expect(ContinuousClock.now - started >= .milliseconds(150))  // 50 ms, then 100 ms of backoff
+            #expect(ContinuousClock.now - started >= .milliseconds(150)) // 50 ms, then 100 ms of backoff
         }
     }
 
     @Test func retriesStopAtTheirCountAndTheLastAnswerGoesToTheClient() async throws {
-        try await Self.withUpstream(failures: 5, retry: { $0.attempts = 2; $0.initialBackoff = .milliseconds(10) }) { base, requests in
+        try await Self.withUpstream(
+            failures: 5,
+            retry: {
+                $0.attempts = 2
+                $0.initialBackoff = .milliseconds(10)
+            }
+        ) { base, requests in
             let r = try await send(.PUT, base + "/api/things/1", body: #"{"a": 1}"#)
             #expect(r.status == .serviceUnavailable)
             #expect(requests() == 3)
@@ -55,7 +67,13 @@ import Testing
     }
 
     @Test func postIsNeverRetried() async throws {
-        try await Self.withUpstream(failures: 1, retry: { $0.attempts = 3; $0.initialBackoff = .milliseconds(10) }) { base, requests in
+        try await Self.withUpstream(
+            failures: 1,
+            retry: {
+                $0.attempts = 3
+                $0.initialBackoff = .milliseconds(10)
+            }
+        ) { base, requests in
             let r = try await send(.POST, base + "/api/things", body: #"{"a": 1}"#)
             #expect(r.status == .serviceUnavailable)
             #expect(requests() == 1)
@@ -71,8 +89,13 @@ import Testing
     }
 
     @Test func theRateLimitResetIsHonouredWithinMaxWait() async throws {
-        try await Self.withUpstream(failures: 1, status: .tooManyRequests, headers: ["retry-after": "1"],
-                                    retry: { $0.attempts = 1; $0.maxWait = .seconds(2) }) { base, requests in
+        try await Self.withUpstream(
+            failures: 1, status: .tooManyRequests, headers: ["retry-after": "1"],
+            retry: {
+                $0.attempts = 1
+                $0.maxWait = .seconds(2)
+            }
+        ) { base, requests in
             let started = ContinuousClock.now
             let r = try await send(.GET, base + "/api/things")
             #expect(r.status == .ok)
@@ -81,8 +104,13 @@ import Testing
         }
         // Asked to wait longer than max_wait: passed on at once with the platform's Retry-After.
         let reset = Int(Date().timeIntervalSince1970) + 60
-        try await Self.withUpstream(failures: 1, status: .tooManyRequests, headers: ["x-ratelimit-reset": "\(reset)"],
-                                    retry: { $0.attempts = 2; $0.maxWait = .seconds(5) }) { base, requests in
+        try await Self.withUpstream(
+            failures: 1, status: .tooManyRequests, headers: ["x-ratelimit-reset": "\(reset)"],
+            retry: {
+                $0.attempts = 2
+                $0.maxWait = .seconds(5)
+            }
+        ) { base, requests in
             let r = try await httpClient.execute(HTTPClientRequest(url: base + "/api/things"), timeout: .seconds(30))
             #expect(r.status == .tooManyRequests)
             #expect(r.headers.first(name: "retry-after").flatMap { Int($0) }.map { $0 >= 55 && $0 <= 60 } == true)

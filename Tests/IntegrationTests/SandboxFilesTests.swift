@@ -28,8 +28,9 @@ struct SandboxFilesTests {
                 .field("name", "given name.pdf"),
                 .file("file", filename: "Scan 1.pdf", contentType: "application/pdf", content),
             ])
-            let response = try await client.files(.POST, sandbox.baseURL + Self.uploadPath, bearer: token,
-                                                  contentType: "multipart/form-data; boundary=\(Self.boundary)", body: body)
+            let response = try await client.files(
+                .POST, sandbox.baseURL + Self.uploadPath, bearer: token,
+                contentType: "multipart/form-data; boundary=\(Self.boundary)", body: body)
             #expect(response.status == .created, "\(response.text)")
             let record = try response.object()
             let id = try #require(record["id"] as? String)
@@ -63,10 +64,13 @@ struct SandboxFilesTests {
     @Test func uploadWithoutANameGetsAUUIDWithTheOriginalExtensionAndKeepsTheContentTypeAsSent() async throws {
         try await withFiles { sandbox, client, token in
             let content = Array("\u{89}PNG\r\n\u{1a}\n fake".utf8)
-            for (filename, type, ext) in [("C:\\scans\\photo.PNG", "image/png; charset=binary", ".PNG"), ("README", nil, "")] {
+            for (filename, type, ext) in [
+                ("C:\\scans\\photo.PNG", "image/png; charset=binary", ".PNG"), ("README", nil, ""),
+            ] {
                 let body = Self.multipart([.file("file", filename: filename, contentType: type, content)])
-                let response = try await client.files(.POST, sandbox.baseURL + Self.uploadPath, bearer: token,
-                                                      contentType: "multipart/form-data; boundary=\"\(Self.boundary)\"", body: body)
+                let response = try await client.files(
+                    .POST, sandbox.baseURL + Self.uploadPath, bearer: token,
+                    contentType: "multipart/form-data; boundary=\"\(Self.boundary)\"", body: body)
                 #expect(response.status == .created, "\(response.text)")
                 let record = try response.object()
                 let name = try #require(record["name"] as? String)
@@ -90,27 +94,46 @@ struct SandboxFilesTests {
             let multipart = "multipart/form-data; boundary=\(Self.boundary)"
             let cases: [([Part], [String: [String]])] = [
                 ([.field("name", "a.pdf")], ["file": ["No file was submitted."]]),
-                ([.field("file", "just text")], ["file": ["The submitted data was not a file. Check the encoding type on the form."]]),
-                ([.file("file", filename: "", contentType: "application/pdf", Array("x".utf8))], ["file": ["No file was submitted."]]),
-                ([.file("file", filename: "empty.pdf", contentType: "application/pdf", [])], ["file": ["The submitted file is empty."]]),
-                ([.field("name", " "), .file("file", filename: "a.pdf", contentType: nil, Array("x".utf8))], ["name": ["This field may not be blank."]]),
+                (
+                    [.field("file", "just text")],
+                    ["file": ["The submitted data was not a file. Check the encoding type on the form."]]
+                ),
+                (
+                    [.file("file", filename: "", contentType: "application/pdf", Array("x".utf8))],
+                    ["file": ["No file was submitted."]]
+                ),
+                (
+                    [.file("file", filename: "empty.pdf", contentType: "application/pdf", [])],
+                    ["file": ["The submitted file is empty."]]
+                ),
+                (
+                    [.field("name", " "), .file("file", filename: "a.pdf", contentType: nil, Array("x".utf8))],
+                    ["name": ["This field may not be blank."]]
+                ),
             ]
             for (parts, expected) in cases {
-                let response = try await client.files(.POST, url, bearer: token, contentType: multipart, body: Self.multipart(parts))
+                let response = try await client.files(
+                    .POST, url, bearer: token, contentType: multipart, body: Self.multipart(parts))
                 #expect(response.status == .badRequest, "\(response.text)")
                 #expect(try response.object() as? [String: [String]] == expected)
             }
             // No boundary, a body that ends inside its part, and a broken part header: DRF's parse error.
-            let noBoundary = try await client.files(.POST, url, bearer: token, contentType: "multipart/form-data",
-                                                    body: Self.multipart([.field("name", "a")]))
+            let noBoundary = try await client.files(
+                .POST, url, bearer: token, contentType: "multipart/form-data",
+                body: Self.multipart([.field("name", "a")]))
             #expect(noBoundary.status == .badRequest)
             #expect((try noBoundary.object()["detail"] as? String)?.hasPrefix("Multipart form parse error") == true)
-            let whole = Self.multipart([.file("file", filename: "a.pdf", contentType: nil, Array(repeating: 0x41, count: 1000))])
-            let truncated = try await client.files(.POST, url, bearer: token, contentType: multipart, body: Array(whole.prefix(600)))
+            let whole = Self.multipart([
+                .file("file", filename: "a.pdf", contentType: nil, Array(repeating: 0x41, count: 1000))
+            ])
+            let truncated = try await client.files(
+                .POST, url, bearer: token, contentType: multipart, body: Array(whole.prefix(600)))
             #expect(truncated.status == .badRequest)
             #expect((try truncated.object()["detail"] as? String)?.hasPrefix("Multipart form parse error") == true)
             let broken = Array("--\(Self.boundary)\r\nBad Header Name: x\r\n\r\nabc\r\n--\(Self.boundary)--\r\n".utf8)
-            #expect(try await client.files(.POST, url, bearer: token, contentType: multipart, body: broken).status == .badRequest)
+            #expect(
+                try await client.files(.POST, url, bearer: token, contentType: multipart, body: broken).status
+                    == .badRequest)
 
             #expect(await sandbox.storedObjectKeys().isEmpty)
             // The route still needs the JWT.
@@ -142,10 +165,15 @@ struct SandboxFilesTests {
             let before = Date()
             let presigned = try await client.presign(sandbox, token, fileURL)
             let key = String(fileURL.dropFirst("s3://\(Self.bucket)/".count))
-            let prefix = sandbox.baseURL + "/sandbox-s3/\(Self.bucket)/" + key.replacingOccurrences(of: " ", with: "%20") + "?"
+            let prefix =
+                sandbox.baseURL + "/sandbox-s3/\(Self.bucket)/" + key.replacingOccurrences(of: " ", with: "%20") + "?"
             #expect(presigned.hasPrefix(prefix), "\(presigned)")
             let query = String(presigned.dropFirst(prefix.count))
-            let match = try #require(query.wholeMatch(of: #/X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIASANDBOXEXAMPLE42%2F(\d{8})%2Fus-east-2%2Fs3%2Faws4_request&X-Amz-Date=(\d{8})T(\d{6})Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=[0-9a-f]{64}/#))
+            let match = try #require(
+                query.wholeMatch(
+                    of:
+                        #/X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIASANDBOXEXAMPLE42%2F(\d{8})%2Fus-east-2%2Fs3%2Faws4_request&X-Amz-Date=(\d{8})T(\d{6})Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=[0-9a-f]{64}/#
+                ))
             #expect(match.output.1 == match.output.2)
             // The gateway's own reader of presigned URLs sees a SigV4 link signed now, for 3600 s.
             let expiry = try #require(PresignedURLExpiry(url: presigned))
@@ -184,13 +212,17 @@ struct SandboxFilesTests {
             let missing = try await client.files(.POST, url, bearer: token, json: ["presigned_url": ""])
             #expect(missing.status == .badRequest)
             #expect(try missing.object() as? [String: [String]] == ["s3_url": ["This field is required."]])
-            let notS3 = try await client.files(.POST, url, bearer: token, json: ["s3_url": "https://bucket/key", "presigned_url": ""])
+            let notS3 = try await client.files(
+                .POST, url, bearer: token, json: ["s3_url": "https://bucket/key", "presigned_url": ""])
             #expect(notS3.status == .badRequest)
             #expect(try notS3.object()["s3_url"] is [String])
             #expect(try await client.files(.POST, url, json: ["s3_url": "s3://b/k"]).status == .unauthorized)
 
             // Presigning never looks for the object; fetching it does.
-            for (s3URL, key) in [("s3://\(Self.bucket)/never-uploaded.pdf", "never-uploaded.pdf"), ("s3://other-bucket/docs/a.pdf", "docs/a.pdf")] {
+            for (s3URL, key) in [
+                ("s3://\(Self.bucket)/never-uploaded.pdf", "never-uploaded.pdf"),
+                ("s3://other-bucket/docs/a.pdf", "docs/a.pdf"),
+            ] {
                 let presigned = try await client.presign(sandbox, token, s3URL)
                 let missingObject = try await client.files(.GET, presigned, key: nil)
                 #expect(missingObject.status == .notFound)
@@ -209,11 +241,11 @@ struct SandboxFilesTests {
 
             let lastHex = presigned.last!
             let variants = [
-                String(presigned.dropLast()) + (lastHex == "0" ? "1" : "0"),  // one signature digit
-                presigned.replacingOccurrences(of: "X-Amz-Expires=3600", with: "X-Amz-Expires=7200"),  // a longer life
-                presigned.replacingOccurrences(of: "a.pdf?", with: "b.pdf?"),  // another object
-                String(presigned[..<presigned.range(of: "&X-Amz-Signature=")!.lowerBound]),  // no signature
-                presigned + "&response-content-type=text%2Fhtml",  // an unsigned extra parameter
+                String(presigned.dropLast()) + (lastHex == "0" ? "1" : "0"), // one signature digit
+                presigned.replacingOccurrences(of: "X-Amz-Expires=3600", with: "X-Amz-Expires=7200"), // a longer life
+                presigned.replacingOccurrences(of: "a.pdf?", with: "b.pdf?"), // another object
+                String(presigned[..<presigned.range(of: "&X-Amz-Signature=")!.lowerBound]), // no signature
+                presigned + "&response-content-type=text%2Fhtml", // an unsigned extra parameter
             ]
             for variant in variants {
                 let refused = try await client.files(.GET, variant, key: nil)
@@ -223,10 +255,14 @@ struct SandboxFilesTests {
             }
             let unsigned = try await client.files(.GET, String(presigned[..<presigned.firstIndex(of: "?")!]), key: nil)
             #expect(unsigned.status == .forbidden && unsigned.text.contains("<Code>AccessDenied</Code>"))
-            let otherKeyID = try await client.files(.GET, presigned.replacingOccurrences(of: "AKIASANDBOXEXAMPLE42", with: "AKIAOTHER"), key: nil)
+            let otherKeyID = try await client.files(
+                .GET, presigned.replacingOccurrences(of: "AKIASANDBOXEXAMPLE42", with: "AKIAOTHER"), key: nil)
             #expect(otherKeyID.status == .forbidden && otherKeyID.text.contains("<Code>InvalidAccessKeyId</Code>"))
-            let badDate = try await client.files(.GET, presigned.replacingOccurrences(of: "X-Amz-Date=", with: "X-Amz-Date=x"), key: nil)
-            #expect(badDate.status == .badRequest && badDate.text.contains("<Code>AuthorizationQueryParametersError</Code>"))
+            let badDate = try await client.files(
+                .GET, presigned.replacingOccurrences(of: "X-Amz-Date=", with: "X-Amz-Date=x"), key: nil)
+            #expect(
+                badDate.status == .badRequest && badDate.text.contains("<Code>AuthorizationQueryParametersError</Code>")
+            )
             // A URL made by another sandbox (another secret) is refused too.
             try await withSandboxAndClient(SandboxOptions(apiKey: Self.apiKey)) { other, _ in
                 let foreign = try #require(await other.presignedURL(for: fileURL))
@@ -242,7 +278,8 @@ struct SandboxFilesTests {
     @Test func anExpiredSigV4URLIs403() async throws {
         try await withFiles { sandbox, client, token in
             let fileURL = try await Self.upload(client, sandbox, token, name: "a.pdf", content: Array("%PDF".utf8))
-            let set = try await client.files(.POST, sandbox.baseURL + "/sandbox/presign", key: nil, json: ["lifetime_seconds": 1])
+            let set = try await client.files(
+                .POST, sandbox.baseURL + "/sandbox/presign", key: nil, json: ["lifetime_seconds": 1])
             #expect(set.status == .ok)
             #expect(try set.object()["lifetime_seconds"] as? Int == 1)
             #expect(try set.object()["form"] as? String == "v4")
@@ -251,13 +288,21 @@ struct SandboxFilesTests {
             try await Task.sleep(for: .milliseconds(2_100))
             let expired = try await client.files(.GET, presigned, key: nil)
             #expect(expired.status == .forbidden)
-            #expect(expired.text.contains("<Code>AccessDenied</Code><Message>Request has expired</Message><X-Amz-Expires>1</X-Amz-Expires>"))
+            #expect(
+                expired.text.contains(
+                    "<Code>AccessDenied</Code><Message>Request has expired</Message><X-Amz-Expires>1</X-Amz-Expires>"))
 
             // A fresh one with the default lifetime works.
             try await sandbox.setPresign(lifetime: .seconds(3600))
-            #expect(try await client.files(.GET, try await client.presign(sandbox, token, fileURL), key: nil).status == .ok)
-            for bad in [["lifetime_seconds": 0], ["lifetime_seconds": 604_801], ["form": "v3"], ["delay_ms": -1], ["lifetime_seconds": "soon"]] as [[String: Any]] {
-                #expect(try await client.files(.POST, sandbox.baseURL + "/sandbox/presign", key: nil, json: bad).status == .badRequest, "\(bad)")
+            #expect(
+                try await client.files(.GET, try await client.presign(sandbox, token, fileURL), key: nil).status == .ok)
+            for bad in [
+                ["lifetime_seconds": 0], ["lifetime_seconds": 604_801], ["form": "v3"], ["delay_ms": -1],
+                ["lifetime_seconds": "soon"],
+            ] as [[String: Any]] {
+                #expect(
+                    try await client.files(.POST, sandbox.baseURL + "/sandbox/presign", key: nil, json: bad).status
+                        == .badRequest, "\(bad)")
             }
             await #expect(throws: (any Error).self) { try await sandbox.setPresign(lifetime: .zero) }
         }
@@ -271,8 +316,10 @@ struct SandboxFilesTests {
             let fileURL = try await Self.upload(client, sandbox, token, name: "v2.pdf", content: content)
             let presigned = try await client.presign(sandbox, token, fileURL)
             let query = String(presigned[presigned.index(after: presigned.firstIndex(of: "?")!)...])
-            let match = try #require(query.wholeMatch(of: #/AWSAccessKeyId=AKIASANDBOXEXAMPLE42&Signature=([A-Za-z0-9%]{28,84})&Expires=(\d+)/#))
-            #expect(match.output.1.hasSuffix("%3D"))  // base64 padding of a 20-byte HMAC, escaped as boto3 does
+            let match = try #require(
+                query.wholeMatch(
+                    of: #/AWSAccessKeyId=AKIASANDBOXEXAMPLE42&Signature=([A-Za-z0-9%]{28,84})&Expires=(\d+)/#))
+            #expect(match.output.1.hasSuffix("%3D")) // base64 padding of a 20-byte HMAC, escaped as boto3 does
             let expires = try #require(Int(match.output.2))
             #expect(abs(Double(expires) - Date().timeIntervalSince1970 - 3600) < 3)
             let expiry = try #require(PresignedURLExpiry(url: presigned))
@@ -280,7 +327,8 @@ struct SandboxFilesTests {
 
             #expect(try await client.files(.GET, presigned, key: nil).body == content)
             let tampered = presigned.replacingOccurrences(of: "Expires=\(expires)", with: "Expires=\(expires + 60)")
-            #expect(try await client.files(.GET, tampered, key: nil).text.contains("<Code>SignatureDoesNotMatch</Code>"))
+            #expect(
+                try await client.files(.GET, tampered, key: nil).text.contains("<Code>SignatureDoesNotMatch</Code>"))
 
             let set = try await client.files(.POST, sandbox.baseURL + "/sandbox/presign?lifetime_seconds=1", key: nil)
             #expect(set.status == .ok)
@@ -295,7 +343,9 @@ struct SandboxFilesTests {
             try await sandbox.setPresign(lifetime: .seconds(60), form: .v4)
             #expect(try await client.presign(sandbox, token, fileURL).contains("X-Amz-Expires=60"))
             let settings = try await client.files(.GET, sandbox.baseURL + "/sandbox/presign", key: nil).object()
-            #expect(settings["form"] as? String == "v4" && settings["lifetime_seconds"] as? Int == 60 && settings["delay_ms"] as? Int == 0)
+            #expect(
+                settings["form"] as? String == "v4" && settings["lifetime_seconds"] as? Int == 60
+                    && settings["delay_ms"] as? Int == 0)
         }
     }
 
@@ -303,12 +353,14 @@ struct SandboxFilesTests {
 
     @Test func failPresignsAnswersTheInjectedStatusThenRecovers() async throws {
         try await withFiles { sandbox, client, token in
-            let control = try await client.files(.POST, sandbox.baseURL + "/sandbox/fail-presigns", key: nil, json: ["count": 2, "status": 503])
+            let control = try await client.files(
+                .POST, sandbox.baseURL + "/sandbox/fail-presigns", key: nil, json: ["count": 2, "status": 503])
             #expect(control.status == .ok)
             #expect(try control.object() as? [String: Int] == ["count": 2, "status": 503])
             let url = sandbox.baseURL + Self.presignPath
             for _ in 0..<2 {
-                let failed = try await client.files(.POST, url, bearer: token, json: ["s3_url": "s3://b/k.pdf", "presigned_url": ""])
+                let failed = try await client.files(
+                    .POST, url, bearer: token, json: ["s3_url": "s3://b/k.pdf", "presigned_url": ""])
                 #expect(failed.status == .serviceUnavailable)
                 #expect(try failed.object() as? [String: String] == ["detail": "Injected presign failure."])
             }
@@ -317,15 +369,22 @@ struct SandboxFilesTests {
 
             // In Swift too; the defaults are one call and 500; count 0 cancels.
             try await sandbox.failPresigns(1)
-            #expect(try await client.files(.POST, url, bearer: token, json: ["s3_url": "s3://b/k.pdf"]).status == .internalServerError)
+            #expect(
+                try await client.files(.POST, url, bearer: token, json: ["s3_url": "s3://b/k.pdf"]).status
+                    == .internalServerError)
             try await sandbox.failPresigns(5, status: 502)
             try await sandbox.failPresigns(0)
             #expect(try await client.files(.POST, url, bearer: token, json: ["s3_url": "s3://b/k.pdf"]).status == .ok)
             let defaults = try await client.files(.POST, sandbox.baseURL + "/sandbox/fail-presigns", key: nil)
             #expect(try defaults.object() as? [String: Int] == ["count": 1, "status": 500])
             try await sandbox.failPresigns(0)
-            #expect(try await client.files(.POST, sandbox.baseURL + "/sandbox/fail-presigns", key: nil, json: ["status": 200]).status == .badRequest)
-            #expect(try await client.files(.GET, sandbox.baseURL + "/sandbox/fail-presigns", key: nil).status == .methodNotAllowed)
+            #expect(
+                try await client.files(
+                    .POST, sandbox.baseURL + "/sandbox/fail-presigns", key: nil, json: ["status": 200]
+                ).status == .badRequest)
+            #expect(
+                try await client.files(.GET, sandbox.baseURL + "/sandbox/fail-presigns", key: nil).status
+                    == .methodNotAllowed)
             await #expect(throws: (any Error).self) { try await sandbox.failPresigns(-1) }
         }
     }
@@ -334,13 +393,16 @@ struct SandboxFilesTests {
         try await withFiles { sandbox, client, token in
             // 1 s each: overlapping calls take about 1 s, one after another 6 s; a loaded 2-core machine's stalls
             // of a second or two keep the two apart.
-            let set = try await client.files(.POST, sandbox.baseURL + "/sandbox/presign", key: nil, json: ["delay_ms": 1000])
+            let set = try await client.files(
+                .POST, sandbox.baseURL + "/sandbox/presign", key: nil, json: ["delay_ms": 1000])
             #expect(try set.object()["delay_ms"] as? Int == 1000)
             let url = sandbox.baseURL + Self.presignPath
             let start = ContinuousClock.now
             try await withThrowingTaskGroup(of: HTTPResponseStatus.self) { group in
                 for _ in 0..<6 {
-                    group.addTask { try await client.files(.POST, url, bearer: token, json: ["s3_url": "s3://b/same.pdf"]).status }
+                    group.addTask {
+                        try await client.files(.POST, url, bearer: token, json: ["s3_url": "s3://b/same.pdf"]).status
+                    }
                 }
                 for try await status in group { #expect(status == .ok) }
             }
@@ -353,11 +415,14 @@ struct SandboxFilesTests {
 
     @Test func failProviderDocumentsFailsTheNextPostsAndStoresNothing() async throws {
         try await withFiles { sandbox, client, token in
-            let control = try await client.files(.POST, sandbox.baseURL + "/sandbox/fail-provider-documents", key: nil,
-                                                 json: ["count": 1, "status": 500])
+            let control = try await client.files(
+                .POST, sandbox.baseURL + "/sandbox/fail-provider-documents", key: nil,
+                json: ["count": 1, "status": 500])
             #expect(try control.object() as? [String: Int] == ["count": 1, "status": 500])
             let documents = sandbox.baseURL + "/api/v1/users/provider-documents/"
-            let document: [String: Any] = ["provider": "p-1", "document_url": "s3://\(Self.bucket)/x.pdf", "document_name": "License"]
+            let document: [String: Any] = [
+                "provider": "p-1", "document_url": "s3://\(Self.bucket)/x.pdf", "document_name": "License",
+            ]
             let failed = try await client.files(.POST, documents, bearer: token, json: document)
             #expect(failed.status == .internalServerError)
             #expect(try failed.object() as? [String: String] == ["detail": "Injected provider-document failure."])
@@ -365,8 +430,10 @@ struct SandboxFilesTests {
             #expect(try await client.files(.POST, documents, bearer: token, json: document).status == .created)
 
             try await sandbox.failProviderDocuments(2, status: 422)
-            #expect(try await client.files(.POST, documents, bearer: token, json: document).status == .unprocessableEntity)
-            #expect(try await client.files(.POST, documents, bearer: token, json: document).status == .unprocessableEntity)
+            #expect(
+                try await client.files(.POST, documents, bearer: token, json: document).status == .unprocessableEntity)
+            #expect(
+                try await client.files(.POST, documents, bearer: token, json: document).status == .unprocessableEntity)
             #expect(try await client.files(.POST, documents, bearer: token, json: document).status == .created)
             // Reads are not failed.
             try await sandbox.failProviderDocuments(1)
@@ -379,10 +446,12 @@ struct SandboxFilesTests {
             let content = Array("%PDF-1.4 attached".utf8)
             let fileURL = try await Self.upload(client, sandbox, token, name: "license.pdf", content: content)
             let documents = sandbox.baseURL + "/api/v1/users/provider-documents/"
-            let created = try await client.files(.POST, documents, bearer: token, json: [
-                "id": "", "provider": "p-9", "document_name": "License", "document_type": "license",
-                "document_url": fileURL, "presigned_document_url": "",
-            ])
+            let created = try await client.files(
+                .POST, documents, bearer: token,
+                json: [
+                    "id": "", "provider": "p-9", "document_name": "License", "document_type": "license",
+                    "document_url": fileURL, "presigned_document_url": "",
+                ])
             #expect(created.status == .created)
             let document = try created.object()
             let presigned = try #require(document["presigned_document_url"] as? String)
@@ -394,11 +463,13 @@ struct SandboxFilesTests {
             let listed = try #require((list["results"] as? [[String: Any]])?.first)
             let listedURL = try #require(listed["presigned_document_url"] as? String)
             #expect(try await client.files(.GET, listedURL, key: nil).body == content)
-            let one = try await client.files(.GET, documents + "\(document["id"] as? String ?? "")/", bearer: token).object()
+            let one = try await client.files(.GET, documents + "\(document["id"] as? String ?? "")/", bearer: token)
+                .object()
             #expect((one["presigned_document_url"] as? String)?.contains("X-Amz-Signature=") == true)
 
             // Not an s3:// URL: nothing to presign.
-            let plain = try await client.files(.POST, documents, bearer: token, json: ["provider": "p-9", "document_url": "https://example.com/a.pdf"])
+            let plain = try await client.files(
+                .POST, documents, bearer: token, json: ["provider": "p-9", "document_url": "https://example.com/a.pdf"])
             #expect(try plain.object()["presigned_document_url"] as? String == "")
         }
     }
@@ -420,7 +491,8 @@ struct SandboxFilesTests {
             _ = try await RawClient.exchange(port: sandbox.port, garbage, idle: .milliseconds(300))
             #expect(await sandbox.counters().bytesReceived - after.bytesReceived == garbage.utf8.count)
 
-            #expect(try await client.files(.DELETE, sandbox.baseURL + "/sandbox/counters", key: nil).status == .noContent)
+            #expect(
+                try await client.files(.DELETE, sandbox.baseURL + "/sandbox/counters", key: nil).status == .noContent)
             let reset = await sandbox.counters()
             #expect(reset.bytesReceived == 0 && reset.connections == 0)
             #expect(reset == SandboxCounters())
@@ -429,7 +501,8 @@ struct SandboxFilesTests {
             let served = try await client.files(.GET, sandbox.baseURL + "/sandbox/counters", key: nil).object()
             #expect((served["bytes_received"] as? Int ?? 0) > 0)
             #expect(served["connections"] is Int)
-            let decoded = try JSONDecoder().decode(SandboxCounters.self, from: JSONSerialization.data(withJSONObject: served))
+            let decoded = try JSONDecoder().decode(
+                SandboxCounters.self, from: JSONSerialization.data(withJSONObject: served))
             #expect(decoded.bytesReceived == served["bytes_received"] as? Int)
         }
     }
@@ -450,7 +523,8 @@ struct SandboxFilesTests {
             case .field(let name, let value):
                 body += Array("Content-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)".utf8)
             case .file(let name, let filename, let contentType, let content):
-                var head = "Content-Disposition: form-data; name=\"\(name)\"; filename=\"\(filename.replacingOccurrences(of: "\\", with: "\\\\"))\"\r\n"
+                var head =
+                    "Content-Disposition: form-data; name=\"\(name)\"; filename=\"\(filename.replacingOccurrences(of: "\\", with: "\\\\"))\"\r\n"
                 if let contentType { head += "Content-Type: \(contentType)\r\n" }
                 body += Array((head + "\r\n").utf8) + content
             }
@@ -464,7 +538,10 @@ struct SandboxFilesTests {
         var state: UInt64 = 0x5eed
         var bytes = SandboxTests.SeededChunks.bytes(state: &state, count: count)
         // The near-miss boundary ends in a byte that cannot complete it.
-        let traps = [Array("\r\n".utf8), Array("\r\n--".utf8), Array("\r\n--\(boundary.dropLast())Z".utf8), Array("\r\r\n-".utf8)]
+        let traps = [
+            Array("\r\n".utf8), Array("\r\n--".utf8), Array("\r\n--\(boundary.dropLast())Z".utf8),
+            Array("\r\r\n-".utf8),
+        ]
         var at = 17
         var i = 0
         while at + 64 < count {
@@ -477,10 +554,15 @@ struct SandboxFilesTests {
     }
 
     /// Uploads `content` as `name` and returns its `file_url`.
-    static func upload(_ client: HTTPClient, _ sandbox: SandboxServer, _ token: String, name: String, content: [UInt8]) async throws -> String {
-        let response = try await client.files(.POST, sandbox.baseURL + uploadPath, bearer: token,
-                                              contentType: "multipart/form-data; boundary=\(boundary)",
-                                              body: multipart([.field("name", name), .file("file", filename: name, contentType: "application/pdf", content)]))
+    static func upload(_ client: HTTPClient, _ sandbox: SandboxServer, _ token: String, name: String, content: [UInt8])
+        async throws -> String
+    {
+        let response = try await client.files(
+            .POST, sandbox.baseURL + uploadPath, bearer: token,
+            contentType: "multipart/form-data; boundary=\(boundary)",
+            body: multipart([
+                .field("name", name), .file("file", filename: name, contentType: "application/pdf", content),
+            ]))
         guard response.status == .created, let fileURL = try response.object()["file_url"] as? String else {
             throw FilesTestError.status(response.status.code, response.text)
         }
@@ -492,15 +574,20 @@ struct SandboxFilesTests {
     }
 
     /// A sandbox, a client, and an access token of the default account.
-    func withFiles(_ options: SandboxOptions = SandboxOptions(apiKey: SandboxFilesTests.apiKey),
-                   _ body: (SandboxServer, HTTPClient, String) async throws -> Void) async throws {
+    func withFiles(
+        _ options: SandboxOptions = SandboxOptions(apiKey: SandboxFilesTests.apiKey),
+        _ body: (SandboxServer, HTTPClient, String) async throws -> Void
+    ) async throws {
         try await withSandboxAndClient(options) { sandbox, client in
             try await body(sandbox, client, try await SandboxSessionTests.login(client, sandbox))
         }
     }
 }
 
-enum FilesTestError: Error { case status(UInt, String), notAnObject }
+enum FilesTestError: Error {
+    case status(UInt, String)
+    case notAnObject
+}
 
 /// An answer read to its end.
 struct FilesResponse {
@@ -510,7 +597,9 @@ struct FilesResponse {
     var text: String { String(decoding: body, as: UTF8.self) }
 
     func object() throws -> [String: Any] {
-        guard let object = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { throw FilesTestError.notAnObject }
+        guard let object = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            throw FilesTestError.notAnObject
+        }
         return object
     }
 }
@@ -540,13 +629,15 @@ extension HTTPClient {
         }
         let response = try await execute(request, timeout: .seconds(60))
         let collected = try await response.body.collect(upTo: 64 << 20)
-        return FilesResponse(status: response.status, headers: response.headers, body: Array(collected.readableBytesView))
+        return FilesResponse(
+            status: response.status, headers: response.headers, body: Array(collected.readableBytesView))
     }
 
     /// Presigns `s3URL`, expecting success: the URL.
     fileprivate func presign(_ sandbox: SandboxServer, _ token: String, _ s3URL: String) async throws -> String {
-        let response = try await files(.POST, sandbox.baseURL + SandboxFilesTests.presignPath, bearer: token,
-                                       json: ["s3_url": s3URL, "presigned_url": ""])
+        let response = try await files(
+            .POST, sandbox.baseURL + SandboxFilesTests.presignPath, bearer: token,
+            json: ["s3_url": s3URL, "presigned_url": ""])
         guard response.status == .ok, let url = try response.object()["presigned_url"] as? String else {
             throw FilesTestError.status(response.status.code, response.text)
         }

@@ -21,8 +21,9 @@ struct SandboxSessionTests {
         try await withSession { sandbox, client in
             // The API key is not needed, and accepted when sent (the SDK sends it).
             for key in [nil, Self.apiKey] {
-                let response = try await client.session(.POST, sandbox.baseURL + "/api/v1/users/login/", key: key,
-                                                        json: ["email": Self.email, "password": Self.password, "remember": true])
+                let response = try await client.session(
+                    .POST, sandbox.baseURL + "/api/v1/users/login/", key: key,
+                    json: ["email": Self.email, "password": Self.password, "remember": true])
                 #expect(response.status == .ok)
                 #expect(response.headers.first(name: "content-type") == "application/json")
                 let object = try await response.sessionObject()
@@ -50,11 +51,16 @@ struct SandboxSessionTests {
     @Test func loginWithBadCredentialsOrFieldsIsRefused() async throws {
         try await withSession { sandbox, client in
             let login = sandbox.baseURL + "/api/v1/users/login/"
-            for credentials in [["email": Self.email, "password": "wrong"], ["email": "nobody@example.com", "password": Self.password],
-                                ["email": Self.email.uppercased(), "password": Self.password]] {
+            for credentials in [
+                ["email": Self.email, "password": "wrong"], ["email": "nobody@example.com", "password": Self.password],
+                ["email": Self.email.uppercased(), "password": Self.password],
+            ] {
                 let response = try await client.session(.POST, login, json: credentials)
                 #expect(response.status == .unauthorized)
-                #expect(try await response.sessionObject() as? [String: String] == ["detail": "No active account found with the given credentials"])
+                #expect(
+                    try await response.sessionObject() as? [String: String] == [
+                        "detail": "No active account found with the given credentials"
+                    ])
             }
 
             let missing = try await client.session(.POST, login, json: ["remember": true])
@@ -82,8 +88,12 @@ struct SandboxSessionTests {
         options.accessLifetime = .seconds(60)
         try await withSession(options) { sandbox, client throws in
             let login = sandbox.baseURL + "/api/v1/users/login/"
-            #expect(try await client.session(.POST, login, json: ["email": "ops@clinic.test", "password": "s3cret"]).status == .ok)
-            #expect(try await client.session(.POST, login, json: ["email": Self.email, "password": Self.password]).status == .unauthorized)
+            #expect(
+                try await client.session(.POST, login, json: ["email": "ops@clinic.test", "password": "s3cret"]).status
+                    == .ok)
+            #expect(
+                try await client.session(.POST, login, json: ["email": Self.email, "password": Self.password]).status
+                    == .unauthorized)
         }
         // The description never shows a password or the key.
         #expect(!options.description.contains("s3cret") && !options.description.contains(Self.apiKey))
@@ -118,13 +128,19 @@ struct SandboxSessionTests {
             // The lifetime can change at run time, over HTTP and in Swift; tokens already out keep theirs.
             let set = try await client.session(.POST, sandbox.baseURL + "/sandbox/access-lifetime?seconds=5", key: nil)
             #expect(set.status == .ok)
-            let five = try await keys.unverified(try await client.sessionLogin(sandbox).tokens.access, as: TestClaims.self)
+            let five = try await keys.unverified(
+                try await client.sessionLogin(sandbox).tokens.access, as: TestClaims.self)
             #expect(five.exp - five.iat == 5)
             try await sandbox.setAccessLifetime(.seconds(10_080))
-            let long = try await keys.unverified(try await client.sessionLogin(sandbox).tokens.access, as: TestClaims.self)
+            let long = try await keys.unverified(
+                try await client.sessionLogin(sandbox).tokens.access, as: TestClaims.self)
             #expect(long.exp - long.iat == 10_080)
-            #expect(try await client.session(.POST, sandbox.baseURL + "/sandbox/access-lifetime?seconds=-1", key: nil).status == .badRequest)
-            #expect(try await client.session(.POST, sandbox.baseURL + "/sandbox/access-lifetime", key: nil).status == .badRequest)
+            #expect(
+                try await client.session(.POST, sandbox.baseURL + "/sandbox/access-lifetime?seconds=-1", key: nil)
+                    .status == .badRequest)
+            #expect(
+                try await client.session(.POST, sandbox.baseURL + "/sandbox/access-lifetime", key: nil).status
+                    == .badRequest)
             await #expect(throws: (any Error).self) { try await sandbox.setAccessLifetime(.zero) }
         }
     }
@@ -139,7 +155,10 @@ struct SandboxSessionTests {
             let (tokens, _) = try await client.sessionLogin(sandbox)
             let documents = sandbox.baseURL + "/api/v1/users/provider-documents/"
             #expect(try await client.session(.GET, documents, bearer: tokens.access).status == .ok)
-            #expect(try await client.session(.POST, sandbox.baseURL + "/api/v1/users/token/verify/", json: ["token": tokens.access]).status == .ok)
+            #expect(
+                try await client.session(
+                    .POST, sandbox.baseURL + "/api/v1/users/token/verify/", json: ["token": tokens.access]
+                ).status == .ok)
 
             // Expired once `exp <= now` (PyJWT); a little past it for the wall clock's resolution.
             let exp = try await JWTKeyCollection().unverified(tokens.access, as: TestClaims.self).exp
@@ -152,11 +171,18 @@ struct SandboxSessionTests {
             #expect(body["detail"] as? String == "Given token not valid for any token type")
             #expect(body["code"] as? String == "token_not_valid")
             let messages = try #require(body["messages"] as? [[String: String]])
-            #expect(messages == [["token_class": "AccessToken", "token_type": "access", "message": "Token is invalid or expired"]])
+            #expect(
+                messages == [
+                    ["token_class": "AccessToken", "token_type": "access", "message": "Token is invalid or expired"]
+                ])
 
-            let verify = try await client.session(.POST, sandbox.baseURL + "/api/v1/users/token/verify/", json: ["token": tokens.access])
+            let verify = try await client.session(
+                .POST, sandbox.baseURL + "/api/v1/users/token/verify/", json: ["token": tokens.access])
             #expect(verify.status == .unauthorized)
-            #expect(try await verify.sessionObject() as? [String: String] == ["detail": "Token is invalid or expired", "code": "token_not_valid"])
+            #expect(
+                try await verify.sessionObject() as? [String: String] == [
+                    "detail": "Token is invalid or expired", "code": "token_not_valid",
+                ])
 
             // The refresh token outlives it and brings a working access token.
             let renewed = try await client.sessionRefresh(sandbox, tokens.refresh)
@@ -172,22 +198,31 @@ struct SandboxSessionTests {
 
             let none = try await client.session(.GET, documents)
             #expect(none.status == .unauthorized)
-            #expect(try await none.sessionObject() as? [String: String] == ["detail": "Authentication credentials were not provided."])
+            #expect(
+                try await none.sessionObject() as? [String: String] == [
+                    "detail": "Authentication credentials were not provided."
+                ])
             // Another scheme counts as no credentials, as in simplejwt.
             let basic = try await client.session(.GET, documents, headers: [("Authorization", "Basic dXNlcjpwYXNz")])
-            #expect(try await basic.sessionObject() as? [String: String] == ["detail": "Authentication credentials were not provided."])
+            #expect(
+                try await basic.sessionObject() as? [String: String] == [
+                    "detail": "Authentication credentials were not provided."
+                ])
             let malformed = try await client.session(.GET, documents, headers: [("Authorization", "Bearer a b")])
             #expect(malformed.status == .unauthorized)
             #expect(try await malformed.sessionObject()["code"] as? String == "bad_authorization_header")
 
             // Signed with another secret, or not signed at all: refused although the claims look right.
             let now = Int(Date().timeIntervalSince1970)
-            let claims = TestClaims(token_type: "access", exp: now + 600, iat: now, jti: String(repeating: "a", count: 32), user_id: userID)
-            let forger = await JWTKeyCollection().add(hmac: HMACKey(from: "not the sandbox secret, but 32+ bytes long"), digestAlgorithm: .sha256)
+            let claims = TestClaims(
+                token_type: "access", exp: now + 600, iat: now, jti: String(repeating: "a", count: 32), user_id: userID)
+            let forger = await JWTKeyCollection().add(
+                hmac: HMACKey(from: "not the sandbox secret, but 32+ bytes long"), digestAlgorithm: .sha256)
             let forged = try await forger.sign(claims)
             #expect(try await client.session(.GET, documents, bearer: forged).status == .unauthorized)
             let parts = tokens.access.split(separator: ".")
-            #expect(try await client.session(.GET, documents, bearer: "\(parts[0]).\(parts[1]).").status == .unauthorized)
+            #expect(
+                try await client.session(.GET, documents, bearer: "\(parts[0]).\(parts[1]).").status == .unauthorized)
             #expect(try await client.session(.GET, documents, bearer: "not-a-jwt").status == .unauthorized)
 
             let wrongType = try await client.session(.GET, documents, bearer: tokens.refresh)
@@ -206,7 +241,8 @@ struct SandboxSessionTests {
             let refreshURL = sandbox.baseURL + "/api/v1/users/token/refresh/"
 
             // No key needed; an Authorization header (even a stale one) does no harm.
-            let rotated = try await client.session(.POST, refreshURL, key: nil, bearer: first.access, json: ["refresh": first.refresh])
+            let rotated = try await client.session(
+                .POST, refreshURL, key: nil, bearer: first.access, json: ["refresh": first.refresh])
             #expect(rotated.status == .ok)
             let pair = try #require(try await rotated.sessionObject() as? [String: String])
             #expect(Array(pair.keys).sorted() == ["access", "refresh"])
@@ -217,18 +253,30 @@ struct SandboxSessionTests {
 
             let reused = try await client.session(.POST, refreshURL, json: ["refresh": first.refresh])
             #expect(reused.status == .unauthorized)
-            #expect(try await reused.sessionObject() as? [String: String] == ["detail": "Token is blacklisted", "code": "token_not_valid"])
+            #expect(
+                try await reused.sessionObject() as? [String: String] == [
+                    "detail": "Token is blacklisted", "code": "token_not_valid",
+                ])
 
             let third = try await client.sessionRefresh(sandbox, second.refresh)
-            #expect(try await client.session(.GET, sandbox.baseURL + "/api/v1/users/provider-documents/", bearer: third.access).status == .ok)
+            #expect(
+                try await client.session(
+                    .GET, sandbox.baseURL + "/api/v1/users/provider-documents/", bearer: third.access
+                ).status == .ok)
             // The access token issued before the rotation stays valid until it expires, as in simplejwt.
-            #expect(try await client.session(.GET, sandbox.baseURL + "/api/v1/users/provider-documents/", bearer: first.access).status == .ok)
+            #expect(
+                try await client.session(
+                    .GET, sandbox.baseURL + "/api/v1/users/provider-documents/", bearer: first.access
+                ).status == .ok)
 
             let wrongType = try await client.session(.POST, refreshURL, json: ["refresh": third.access])
             #expect(try await wrongType.sessionObject()["detail"] as? String == "Token has wrong type")
             let invalid = try await client.session(.POST, refreshURL, json: ["refresh": "garbage"])
             #expect(invalid.status == .unauthorized)
-            #expect(try await invalid.sessionObject() as? [String: String] == ["detail": "Token is invalid or expired", "code": "token_not_valid"])
+            #expect(
+                try await invalid.sessionObject() as? [String: String] == [
+                    "detail": "Token is invalid or expired", "code": "token_not_valid",
+                ])
             let missing = try await client.session(.POST, refreshURL, json: [:])
             #expect(missing.status == .badRequest)
             #expect(try await missing.sessionObject()["refresh"] as? [String] == ["This field is required."])
@@ -236,7 +284,9 @@ struct SandboxSessionTests {
             // Ten concurrent uses of one refresh token: exactly one wins.
             let statuses = try await withThrowingTaskGroup(of: UInt.self) { group in
                 for _ in 0..<10 {
-                    group.addTask { try await client.session(.POST, refreshURL, json: ["refresh": third.refresh]).status.code }
+                    group.addTask {
+                        try await client.session(.POST, refreshURL, json: ["refresh": third.refresh]).status.code
+                    }
                 }
                 return try await group.reduce(into: [UInt]()) { $0.append($1) }
             }
@@ -264,7 +314,10 @@ struct SandboxSessionTests {
             #expect(refused.status == .unauthorized)
             let messages = try await refused.sessionObject()["messages"] as? [[String: String]]
             #expect(messages?.first?["message"] == "Token is blacklisted")
-            #expect(try await client.session(.POST, sandbox.baseURL + "/api/v1/users/token/refresh/", json: ["refresh": old.refresh]).status == .unauthorized)
+            #expect(
+                try await client.session(
+                    .POST, sandbox.baseURL + "/api/v1/users/token/refresh/", json: ["refresh": old.refresh]
+                ).status == .unauthorized)
 
             // Tokens issued after the revocation work, even within the same second.
             let (fresh, _) = try await client.sessionLogin(sandbox)
@@ -279,7 +332,8 @@ struct SandboxSessionTests {
             let login = sandbox.baseURL + "/api/v1/users/login/"
             let good: [String: Any] = ["email": Self.email, "password": Self.password]
 
-            let set = try await client.session(.POST, sandbox.baseURL + "/sandbox/fail-logins?count=2&status=429", key: nil)
+            let set = try await client.session(
+                .POST, sandbox.baseURL + "/sandbox/fail-logins?count=2&status=429", key: nil)
             #expect(set.status == .ok)
             for _ in 0..<2 {
                 let throttled = try await client.session(.POST, login, json: good)
@@ -297,11 +351,20 @@ struct SandboxSessionTests {
             _ = try await client.session(.POST, sandbox.baseURL + "/sandbox/fail-logins?count=1", key: nil)
             let refused = try await client.session(.POST, login, json: good)
             #expect(refused.status == .unauthorized)
-            #expect(try await refused.sessionObject() as? [String: String] == ["detail": "No active account found with the given credentials"])
+            #expect(
+                try await refused.sessionObject() as? [String: String] == [
+                    "detail": "No active account found with the given credentials"
+                ])
 
-            #expect(try await client.session(.POST, sandbox.baseURL + "/sandbox/fail-logins?count=1&status=200", key: nil).status == .badRequest)
-            #expect(try await client.session(.POST, sandbox.baseURL + "/sandbox/fail-logins?count=x", key: nil).status == .badRequest)
-            #expect(try await client.session(.GET, sandbox.baseURL + "/sandbox/fail-logins", key: nil).status == .methodNotAllowed)
+            #expect(
+                try await client.session(.POST, sandbox.baseURL + "/sandbox/fail-logins?count=1&status=200", key: nil)
+                    .status == .badRequest)
+            #expect(
+                try await client.session(.POST, sandbox.baseURL + "/sandbox/fail-logins?count=x", key: nil).status
+                    == .badRequest)
+            #expect(
+                try await client.session(.GET, sandbox.baseURL + "/sandbox/fail-logins", key: nil).status
+                    == .methodNotAllowed)
             await #expect(throws: (any Error).self) { try await sandbox.failLogins(1, status: 302) }
 
             let counters = await sandbox.counters()
@@ -314,12 +377,17 @@ struct SandboxSessionTests {
     @Test func uploadPresignAndDocumentsNeedBothTheKeyAndTheJWT() async throws {
         try await withSession { sandbox, client in
             let (tokens, _) = try await client.sessionLogin(sandbox)
-            for path in ["/api/v1/files/presign-s3-url/presign_s3_url/", "/api/v1/files/handle/", "/api/v1/users/provider-documents/"] {
+            for path in [
+                "/api/v1/files/presign-s3-url/presign_s3_url/", "/api/v1/files/handle/",
+                "/api/v1/users/provider-documents/",
+            ] {
                 let url = sandbox.baseURL + path
                 let body = Array("{\"s3_url\":\"s3://bucket/key\",\"presigned_url\":\"\"}".utf8)
                 let keyOnly = try await client.session(.POST, url, body: body)
                 #expect(keyOnly.status == .unauthorized, "\(path)")
-                #expect(try await keyOnly.sessionObject()["detail"] as? String == "Authentication credentials were not provided.")
+                #expect(
+                    try await keyOnly.sessionObject()["detail"] as? String
+                        == "Authentication credentials were not provided.")
                 let jwtOnly = try await client.session(.POST, url, key: nil, bearer: tokens.access, body: body)
                 #expect(jwtOnly.status == .unauthorized)
                 #expect(try await jwtOnly.sessionObject()["detail"] as? String == "Invalid API key")
@@ -327,16 +395,21 @@ struct SandboxSessionTests {
                 #expect(wrongKey.status == .unauthorized)
             }
             // With both, presign answers a presigned URL, and a body that is not multipart is still echoed by upload.
-            let presign = try await client.session(.POST, sandbox.baseURL + "/api/v1/files/presign-s3-url/presign_s3_url/",
-                                                   bearer: tokens.access, json: ["s3_url": "s3://b/k", "presigned_url": ""])
+            let presign = try await client.session(
+                .POST, sandbox.baseURL + "/api/v1/files/presign-s3-url/presign_s3_url/",
+                bearer: tokens.access, json: ["s3_url": "s3://b/k", "presigned_url": ""])
             #expect(presign.status == .ok)
-            #expect((try await presign.sessionObject()["presigned_url"] as? String)?.contains("/sandbox-s3/b/k?X-Amz-Algorithm=") == true)
-            let upload = try await client.session(.POST, sandbox.baseURL + "/api/v1/files/handle/", bearer: tokens.access, body: Array(repeating: 0x25, count: 1000))
+            #expect(
+                (try await presign.sessionObject()["presigned_url"] as? String)?.contains(
+                    "/sandbox-s3/b/k?X-Amz-Algorithm=") == true)
+            let upload = try await client.session(
+                .POST, sandbox.baseURL + "/api/v1/files/handle/", bearer: tokens.access,
+                body: Array(repeating: 0x25, count: 1000))
             #expect(upload.status == .ok)
             #expect(try await upload.sessionObject()["body_bytes"] as? Int == 1000)
             // Refused requests are recorded too, without their bodies.
             let recorded = await sandbox.recorder.all()
-            #expect(recorded.count == 12)  // login, 3 × 3 refusals, presign, upload
+            #expect(recorded.count == 12) // login, 3 × 3 refusals, presign, upload
             #expect(recorded[1].bodyBytes == 0)
         }
     }
@@ -350,10 +423,13 @@ struct SandboxSessionTests {
             var ids: [String] = []
             for (i, provider) in [Self.profileID, Self.profileID, other].enumerated() {
                 // As the SDK sends it: an empty id and presigned URL, nulls for unset fields.
-                let created = try await client.session(.POST, documents, bearer: tokens.access, json: [
-                    "id": "", "provider": provider, "document_name": "license-\(i).pdf", "document_type": "license",
-                    "document_url": "s3://assured-bucket/docs/\(i).pdf", "presigned_document_url": "", "expiry_date": NSNull(),
-                ])
+                let created = try await client.session(
+                    .POST, documents, bearer: tokens.access,
+                    json: [
+                        "id": "", "provider": provider, "document_name": "license-\(i).pdf", "document_type": "license",
+                        "document_url": "s3://assured-bucket/docs/\(i).pdf", "presigned_document_url": "",
+                        "expiry_date": NSNull(),
+                    ])
                 #expect(created.status == .created)
                 let document = try await created.sessionObject()
                 #expect(UUID(uuidString: document["id"] as? String ?? "") != nil)
@@ -361,12 +437,16 @@ struct SandboxSessionTests {
                 #expect(document["document_name"] as? String == "license-\(i).pdf")
                 #expect(document["document_type"] as? String == "license")
                 #expect(document["document_url"] as? String == "s3://assured-bucket/docs/\(i).pdf")
-                #expect((document["presigned_document_url"] as? String)?.contains("/sandbox-s3/assured-bucket/docs/\(i).pdf?X-Amz-") == true)
+                #expect(
+                    (document["presigned_document_url"] as? String)?.contains(
+                        "/sandbox-s3/assured-bucket/docs/\(i).pdf?X-Amz-") == true)
                 #expect(document["created_at"] is String)
                 ids.append(document["id"] as! String)
             }
 
-            let page = try await client.session(.GET, documents + "?provider=\(Self.profileID)&limit=1", bearer: tokens.access).sessionObject()
+            let page = try await client.session(
+                .GET, documents + "?provider=\(Self.profileID)&limit=1", bearer: tokens.access
+            ).sessionObject()
             #expect(page["count"] as? Int == 2)
             #expect((page["results"] as? [[String: Any]])?.first?["id"] as? String == ids[0])
             #expect(page["next"] as? String == documents + "?limit=1&offset=1&provider=\(Self.profileID)")
@@ -377,17 +457,20 @@ struct SandboxSessionTests {
             let one = try await client.session(.GET, documents + ids[2] + "/", bearer: tokens.access)
             #expect(one.status == .ok)
             #expect(try await one.sessionObject()["provider"] as? String == other)
-            #expect(try await client.session(.DELETE, documents + ids[2] + "/", bearer: tokens.access).status == .noContent)
+            #expect(
+                try await client.session(.DELETE, documents + ids[2] + "/", bearer: tokens.access).status == .noContent)
             #expect(try await client.session(.GET, documents + ids[2] + "/", bearer: tokens.access).status == .notFound)
             #expect(try await client.session(.GET, documents + ids[2] + "/").status == .unauthorized)
 
             let missing = try await client.session(.POST, documents, bearer: tokens.access, json: ["provider": other])
             #expect(missing.status == .badRequest)
             #expect(try await missing.sessionObject()["document_url"] as? [String] == ["This field is required."])
-            let long = try await client.session(.POST, documents, bearer: tokens.access,
-                                                json: ["provider": other, "document_url": "s3://b/" + String(repeating: "k", count: 500)])
+            let long = try await client.session(
+                .POST, documents, bearer: tokens.access,
+                json: ["provider": other, "document_url": "s3://b/" + String(repeating: "k", count: 500)])
             #expect(long.status == .badRequest)
-            #expect(try await client.session(.PUT, documents, bearer: tokens.access, json: [:]).status == .methodNotAllowed)
+            #expect(
+                try await client.session(.PUT, documents, bearer: tokens.access, json: [:]).status == .methodNotAllowed)
 
             let counters = await sandbox.counters()
             #expect(counters.route("POST", "/api/v1/users/provider-documents/") == 5)
@@ -423,7 +506,7 @@ struct SandboxSessionTests {
         #expect(SSNCipher.decrypt(expected, token: token) == "123456789")
         #expect(SSNCipher.decrypt(expected, token: token + "x") != "123456789")
         #expect(SSNCipher.decrypt("not base64!", token: token) == nil)
-        #expect(SSNCipher.decrypt(Data(iv).base64EncodedString(), token: token) == nil)  // an IV and nothing else
+        #expect(SSNCipher.decrypt(Data(iv).base64EncodedString(), token: token) == nil) // an IV and nothing else
         // A fresh IV every time.
         #expect(SSNCipher.encrypt(ssn: "123456789", token: token) != SSNCipher.encrypt(ssn: "123456789", token: token))
     }
@@ -435,18 +518,26 @@ struct SandboxSessionTests {
             let ciphertext = SSNCipher.encrypt(ssn: "123456789", token: tokens.access)
 
             for key in [Self.apiKey, "wrong", ""] {
-                let withKey = try await client.session(.PATCH, url, key: key, bearer: tokens.access, json: ["ssn": ciphertext])
+                let withKey = try await client.session(
+                    .PATCH, url, key: key, bearer: tokens.access, json: ["ssn": ciphertext])
                 #expect(withKey.status == .forbidden)
-                #expect(try await withKey.sessionObject() as? [String: String] == ["detail": "API key authentication is not allowed on this endpoint."])
+                #expect(
+                    try await withKey.sessionObject() as? [String: String] == [
+                        "detail": "API key authentication is not allowed on this endpoint."
+                    ])
             }
             #expect(try await client.session(.GET, url).status == .forbidden)
             #expect(try await client.session(.GET, url, key: nil).status == .unauthorized)
             #expect(await sandbox.storedSSN(profileID: Self.profileID) == nil)
             #expect(try await client.session(.GET, url, key: nil, bearer: tokens.access).status == .notFound)
 
-            let patched = try await client.session(.PATCH, url, key: nil, bearer: tokens.access, json: ["ssn": ciphertext])
+            let patched = try await client.session(
+                .PATCH, url, key: nil, bearer: tokens.access, json: ["ssn": ciphertext])
             #expect(patched.status == .ok)
-            #expect(try await patched.sessionObject() as? [String: String] == ["profile_id": Self.profileID, "ssn": ciphertext])
+            #expect(
+                try await patched.sessionObject() as? [String: String] == [
+                    "profile_id": Self.profileID, "ssn": ciphertext,
+                ])
             #expect(await sandbox.storedSSN(profileID: Self.profileID) == "123456789")
 
             // GET answers ciphertext under the caller's token, with a new IV.
@@ -457,7 +548,8 @@ struct SandboxSessionTests {
             #expect(read["profile_id"] as? String == Self.profileID)
 
             let counters = await sandbox.counters()
-            #expect(counters.route("PATCH", "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/{profile_id}/") == 4)
+            #expect(
+                counters.route("PATCH", "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/{profile_id}/") == 4)
             #expect(counters.jwtRejections == 1)
         }
     }
@@ -465,12 +557,14 @@ struct SandboxSessionTests {
     @Test func ssnWriteIsReadBackInClearThroughThePlaintextRoute() async throws {
         try await withSession { sandbox, client in
             let (first, _) = try await client.sessionLogin(sandbox)
-            let encrypted = sandbox.baseURL + "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(Self.profileID)/"
+            let encrypted =
+                sandbox.baseURL + "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(Self.profileID)/"
             let plain = sandbox.baseURL + "/api/v1/users/retrieve-update-provider-ssn/\(Self.profileID)/"
             #expect(try await client.session(.GET, plain, bearer: first.access).status == .notFound)
 
-            let write = try await client.session(.PATCH, encrypted, key: nil, bearer: first.access,
-                                                 json: ["ssn": SSNCipher.encrypt(ssn: "987654321", token: first.access)])
+            let write = try await client.session(
+                .PATCH, encrypted, key: nil, bearer: first.access,
+                json: ["ssn": SSNCipher.encrypt(ssn: "987654321", token: first.access)])
             #expect(write.status == .ok)
 
             // Read back with another session's token; the key may come along on this route.
@@ -478,13 +572,20 @@ struct SandboxSessionTests {
             for key in [nil, Self.apiKey] {
                 let read = try await client.session(.GET, plain, key: key, bearer: second.access)
                 #expect(read.status == .ok)
-                #expect(try await read.sessionObject() as? [String: String] == ["profile_id": Self.profileID, "ssn": "987654321"])
+                #expect(
+                    try await read.sessionObject() as? [String: String] == [
+                        "profile_id": Self.profileID, "ssn": "987654321",
+                    ])
             }
             #expect(try await client.session(.GET, plain).status == .unauthorized)
             #expect(try await client.session(.GET, plain, key: "wrong", bearer: second.access).status == .unauthorized)
-            let update = try await client.session(.PATCH, plain, key: nil, bearer: second.access, json: ["ssn": "111223333"])
+            let update = try await client.session(
+                .PATCH, plain, key: nil, bearer: second.access, json: ["ssn": "111223333"])
             #expect(update.status == .badRequest)
-            #expect(try await update.sessionObject() as? [String: String] == ["detail": "SSN is not updatable via this endpoint."])
+            #expect(
+                try await update.sessionObject() as? [String: String] == [
+                    "detail": "SSN is not updatable via this endpoint."
+                ])
             #expect(await sandbox.storedSSN(profileID: Self.profileID) == "987654321")
         }
     }
@@ -494,18 +595,21 @@ struct SandboxSessionTests {
             let (tokens, _) = try await client.sessionLogin(sandbox)
             let (other, _) = try await client.sessionLogin(sandbox)
             let url = sandbox.baseURL + "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(Self.profileID)/"
-            _ = try await client.session(.PATCH, url, key: nil, bearer: tokens.access, json: ["ssn": SSNCipher.encrypt(ssn: "123456789", token: tokens.access)])
+            _ = try await client.session(
+                .PATCH, url, key: nil, bearer: tokens.access,
+                json: ["ssn": SSNCipher.encrypt(ssn: "123456789", token: tokens.access)])
 
             let invalid = [
-                SSNCipher.encrypt(ssn: "12345678", token: tokens.access),      // eight digits
-                SSNCipher.encrypt(ssn: "123-45-6789", token: tokens.access),   // dashes are the client's to strip
+                SSNCipher.encrypt(ssn: "12345678", token: tokens.access), // eight digits
+                SSNCipher.encrypt(ssn: "123-45-6789", token: tokens.access), // dashes are the client's to strip
                 SSNCipher.encrypt(ssn: "12345678a", token: tokens.access),
-                SSNCipher.encrypt(ssn: "555667777", token: other.access),      // keyed by another token
+                SSNCipher.encrypt(ssn: "555667777", token: other.access), // keyed by another token
                 "not base64 at all",
-                "123456789",                                                   // plaintext where ciphertext belongs
+                "123456789", // plaintext where ciphertext belongs
             ]
             for ssn in invalid {
-                let response = try await client.session(.PATCH, url, key: nil, bearer: tokens.access, json: ["ssn": ssn])
+                let response = try await client.session(
+                    .PATCH, url, key: nil, bearer: tokens.access, json: ["ssn": ssn])
                 #expect(response.status == .badRequest, "\(ssn)")
                 #expect(try await response.sessionObject() as? [String: [String]] == ["ssn": ["Invalid SSN."]])
             }
@@ -521,11 +625,14 @@ struct SandboxSessionTests {
     @Test func countersAreServedOverHTTPAndInSwift() async throws {
         try await withSession { sandbox, client in
             let (tokens, _) = try await client.sessionLogin(sandbox)
-            _ = try await client.session(.POST, sandbox.baseURL + "/api/v1/users/login/", json: ["email": Self.email, "password": "x"])
+            _ = try await client.session(
+                .POST, sandbox.baseURL + "/api/v1/users/login/", json: ["email": Self.email, "password": "x"])
             _ = try await client.sessionRefresh(sandbox, tokens.refresh)
             _ = try await client.session(.GET, sandbox.baseURL + "/api/v1/users/provider-documents/")
             _ = try await client.session(.GET, sandbox.baseURL + "/api/v1/users/providers-list/?limit=1")
-            _ = try await client.session(.GET, sandbox.baseURL + "/api/v1/users/retrieve-update-provider-ssn/abc/", key: nil, bearer: tokens.access)
+            _ = try await client.session(
+                .GET, sandbox.baseURL + "/api/v1/users/retrieve-update-provider-ssn/abc/", key: nil,
+                bearer: tokens.access)
             _ = try await client.session(.DELETE, sandbox.baseURL + "/api/v1/users/practice-location-provider/7/")
 
             let response = try await client.session(.GET, sandbox.baseURL + "/sandbox/counters", key: nil)
@@ -535,19 +642,21 @@ struct SandboxSessionTests {
             #expect(object["login_failures"] as? Int == 1)
             #expect(object["refreshes"] as? Int == 1)
             #expect(object["jwt_rejections"] as? Int == 1)
-            #expect(object["routes"] as? [String: Int] == [
-                "POST /api/v1/users/login/": 2,
-                "POST /api/v1/users/token/refresh/": 1,
-                "GET /api/v1/users/provider-documents/": 1,
-                "GET /api/v1/users/providers-list/": 1,
-                "GET /api/v1/users/retrieve-update-provider-ssn/{profile_id}/": 1,
-                "DELETE /api/v1/users/practice-location-provider/{id}/": 1,
-            ])
+            #expect(
+                object["routes"] as? [String: Int] == [
+                    "POST /api/v1/users/login/": 2,
+                    "POST /api/v1/users/token/refresh/": 1,
+                    "GET /api/v1/users/provider-documents/": 1,
+                    "GET /api/v1/users/providers-list/": 1,
+                    "GET /api/v1/users/retrieve-update-provider-ssn/{profile_id}/": 1,
+                    "DELETE /api/v1/users/practice-location-provider/{id}/": 1,
+                ])
             let swift = await sandbox.counters()
             #expect(swift.logins == 1 && swift.refreshes == 1 && swift.routes.count == 6)
 
             // Control routes are neither counted nor recorded; counters reset over HTTP too.
-            #expect(try await client.session(.DELETE, sandbox.baseURL + "/sandbox/counters", key: nil).status == .noContent)
+            #expect(
+                try await client.session(.DELETE, sandbox.baseURL + "/sandbox/counters", key: nil).status == .noContent)
             #expect(await sandbox.counters() == SandboxCounters())
             #expect(await sandbox.recorder.all().count == 7)
         }
@@ -575,8 +684,10 @@ struct SandboxSessionTests {
         try await client.sessionLogin(sandbox).tokens.access
     }
 
-    func withSession(_ options: SandboxOptions = SandboxOptions(apiKey: SandboxSessionTests.apiKey),
-                     _ body: (SandboxServer, HTTPClient) async throws -> Void) async throws {
+    func withSession(
+        _ options: SandboxOptions = SandboxOptions(apiKey: SandboxSessionTests.apiKey),
+        _ body: (SandboxServer, HTTPClient) async throws -> Void
+    ) async throws {
         try await withSandboxAndClient(options, body)
     }
 }
@@ -608,9 +719,12 @@ extension HTTPClient {
     }
 
     /// Logs in as the default account (sending the key, as the SDK does): the tokens and the user's id.
-    fileprivate func sessionLogin(_ sandbox: SandboxServer) async throws -> (tokens: (access: String, refresh: String), userID: String) {
-        let response = try await session(.POST, sandbox.baseURL + "/api/v1/users/login/",
-                                         json: ["email": SandboxSessionTests.email, "password": SandboxSessionTests.password])
+    fileprivate func sessionLogin(_ sandbox: SandboxServer) async throws -> (
+        tokens: (access: String, refresh: String), userID: String
+    ) {
+        let response = try await session(
+            .POST, sandbox.baseURL + "/api/v1/users/login/",
+            json: ["email": SandboxSessionTests.email, "password": SandboxSessionTests.password])
         guard response.status == .ok else { throw SessionTestError.status(response.status.code) }
         let data = try await response.sessionObject()["data"] as? [String: Any]
         guard let jwt = data?["jwt"] as? [String: String], let access = jwt["access"], let refresh = jwt["refresh"],
@@ -620,23 +734,32 @@ extension HTTPClient {
     }
 
     /// Refreshes, expecting success: the new pair.
-    fileprivate func sessionRefresh(_ sandbox: SandboxServer, _ refresh: String) async throws -> (access: String, refresh: String) {
-        let response = try await session(.POST, sandbox.baseURL + "/api/v1/users/token/refresh/", key: nil, json: ["refresh": refresh])
+    fileprivate func sessionRefresh(_ sandbox: SandboxServer, _ refresh: String) async throws -> (
+        access: String, refresh: String
+    ) {
+        let response = try await session(
+            .POST, sandbox.baseURL + "/api/v1/users/token/refresh/", key: nil, json: ["refresh": refresh])
         guard response.status == .ok else { throw SessionTestError.status(response.status.code) }
-        guard let pair = try await response.sessionObject() as? [String: String], let access = pair["access"], let next = pair["refresh"] else {
+        guard let pair = try await response.sessionObject() as? [String: String], let access = pair["access"],
+            let next = pair["refresh"]
+        else {
             throw SessionTestError.shape
         }
         return (access, next)
     }
 }
 
-enum SessionTestError: Error { case status(UInt), shape, notAnObject }
+enum SessionTestError: Error {
+    case status(UInt)
+    case shape, notAnObject
+}
 
 extension HTTPClientResponse {
     /// The body parsed as a JSON object.
     fileprivate func sessionObject() async throws -> [String: Any] {
         let buffer = try await body.collect(upTo: 16 << 20)
-        guard let object = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
+        guard let object = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]
+        else {
             throw SessionTestError.notAnObject
         }
         return object

@@ -16,16 +16,19 @@ struct SandboxTests {
 
     @Test func requestsWithoutOrWithAWrongKeyGet401AndAreRecorded() async throws {
         try await withSandbox { sandbox, client in
-            let missing = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/users/providers-list/", key: nil)
+            let missing = try await client.sandboxSend(
+                .GET, sandbox.baseURL + "/api/v1/users/providers-list/", key: nil)
             #expect(missing.status.code == 401)
             #expect(try await missing.sandboxObject() as? [String: String] == ["detail": "Invalid API key"])
             #expect(missing.headers.first(name: "content-type") == "application/json")
 
-            let wrong = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/users/providers-list/?limit=5", key: "nope")
+            let wrong = try await client.sandboxSend(
+                .GET, sandbox.baseURL + "/api/v1/users/providers-list/?limit=5", key: "nope")
             #expect(wrong.status.code == 401)
 
             // A key differing only in its last byte, and a doubled header holding the right key, fail too.
-            let almost = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/x/", key: String(Self.apiKey.dropLast()) + "X")
+            let almost = try await client.sandboxSend(
+                .GET, sandbox.baseURL + "/api/v1/x/", key: String(Self.apiKey.dropLast()) + "X")
             #expect(almost.status.code == 401)
             var doubled = HTTPClientRequest(url: sandbox.baseURL + "/api/v1/x/")
             doubled.headers.add(name: "x-api-key", value: Self.apiKey)
@@ -33,8 +36,9 @@ struct SandboxTests {
             #expect(try await client.execute(doubled, timeout: .seconds(10)).status.code == 401)
 
             // A rejected upload is not read, and the connection still serves the next request.
-            let upload = try await client.sandboxSend(.POST, sandbox.baseURL + "/api/v1/files/handle/", key: "nope",
-                                               body: Array(repeating: 0x41, count: 300_000))
+            let upload = try await client.sandboxSend(
+                .POST, sandbox.baseURL + "/api/v1/files/handle/", key: "nope",
+                body: Array(repeating: 0x41, count: 300_000))
             #expect(upload.status.code == 401)
             let after = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/users/providers-list/")
             #expect(after.status.code == 200)
@@ -75,7 +79,9 @@ struct SandboxTests {
             // Fields in the platform's order, compact, like DRF's renderer.
             let raw = try await client.sandboxSend(.GET, list + "?limit=1").body.collect(upTo: 1 << 20)
             let text = String(decoding: raw.readableBytesView, as: UTF8.self)
-            #expect(text.hasPrefix("{\"count\":57,\"next\":\"\(list)?limit=1&offset=1\",\"previous\":null,\"results\":[{\"id\":\""))
+            #expect(
+                text.hasPrefix(
+                    "{\"count\":57,\"next\":\"\(list)?limit=1&offset=1\",\"previous\":null,\"results\":[{\"id\":\""))
 
             // Follow `next` to the end: every provider once, the last page's `next` is null.
             var ids: [String] = []
@@ -102,7 +108,8 @@ struct SandboxTests {
             let capped = try await client.sandboxSend(.GET, list + "?limit=500").sandboxObject()
             #expect((capped["results"] as? [Any])?.count == 57)
             #expect(capped["next"] is NSNull)
-            let tail = try await client.sandboxSend(.GET, list + "?zeta=a%20b&limit=25&offset=50&active=true").sandboxObject()
+            let tail = try await client.sandboxSend(.GET, list + "?zeta=a%20b&limit=25&offset=50&active=true")
+                .sandboxObject()
             #expect((tail["results"] as? [Any])?.count == 7)
             #expect(tail["next"] is NSNull)
             #expect(tail["previous"] as? String == list + "?active=true&limit=25&offset=25&zeta=a+b")
@@ -115,11 +122,15 @@ struct SandboxTests {
             viaGateway.headers.add(name: "Host", value: "gateway.local:8443")
             viaGateway.headers.add(name: "x-api-key", value: Self.apiKey)
             let proxied = try await client.execute(viaGateway, timeout: .seconds(10)).sandboxObject()
-            #expect(proxied["next"] as? String == "http://gateway.local:8443/api/v1/users/providers-list/?limit=20&offset=20")
+            #expect(
+                proxied["next"] as? String
+                    == "http://gateway.local:8443/api/v1/users/providers-list/?limit=20&offset=20")
 
             // Ids are the same in every sandbox.
             try await withSandbox { other, otherClient in
-                let again = try await otherClient.sandboxSend(.GET, other.baseURL + "/api/v1/users/providers-list/?limit=100").sandboxObject()
+                let again = try await otherClient.sandboxSend(
+                    .GET, other.baseURL + "/api/v1/users/providers-list/?limit=100"
+                ).sandboxObject()
                 let otherIds = (again["results"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
                 #expect(otherIds == ids)
             }
@@ -131,7 +142,10 @@ struct SandboxTests {
     @Test func echoReportsMethodPathAndQueryByteExact() async throws {
         try await withSandbox { sandbox, _ in
             let cases: [(method: String, target: String, path: String, query: String?)] = [
-                ("GET", "/api/v1/users/provider-personal-info/a%2Fb/?x=1&x=2&y=%2F&z&w=", "/api/v1/users/provider-personal-info/a%2Fb/", "x=1&x=2&y=%2F&z&w="),
+                (
+                    "GET", "/api/v1/users/provider-personal-info/a%2Fb/?x=1&x=2&y=%2F&z&w=",
+                    "/api/v1/users/provider-personal-info/a%2Fb/", "x=1&x=2&y=%2F&z&w="
+                ),
                 ("PATCH", "/api/v1/credentialing/requests/42/", "/api/v1/credentialing/requests/42/", nil),
                 ("GET", "/api/v1/credentialing/requests/42", "/api/v1/credentialing/requests/42", nil),
                 ("PUT", "/api/v1//double//slash/?", "/api/v1//double//slash/", ""),
@@ -141,7 +155,8 @@ struct SandboxTests {
                 let body: [UInt8] = c.method == "GET" ? [] : Array("{\"a\":1}".utf8)
                 let reply = try await RawHTTP.exchange(
                     port: sandbox.port,
-                    head: "\(c.method) \(c.target) HTTP/1.1\r\nHost: 127.0.0.1:\(sandbox.port)\r\nx-api-key: \(Self.apiKey)\r\n"
+                    head:
+                        "\(c.method) \(c.target) HTTP/1.1\r\nHost: 127.0.0.1:\(sandbox.port)\r\nx-api-key: \(Self.apiKey)\r\n"
                         + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n",
                     body: body
                 )
@@ -166,10 +181,15 @@ struct SandboxTests {
             // Headers are recorded in arrival order with their case; Host first.
             _ = try await RawHTTP.exchange(
                 port: sandbox.port,
-                head: "GET /api/v1/h/ HTTP/1.1\r\nX-B: 1\r\nhost: example.test\r\nx-api-key: \(Self.apiKey)\r\nX-A: 2\r\nx-b: 3\r\nConnection: close\r\n\r\n"
+                head:
+                    "GET /api/v1/h/ HTTP/1.1\r\nX-B: 1\r\nhost: example.test\r\nx-api-key: \(Self.apiKey)\r\nX-A: 2\r\nx-b: 3\r\nConnection: close\r\n\r\n"
             )
             let recorded = try #require(await sandbox.recorder.last())
-            #expect(recorded.headers == [["Host", "example.test"], ["X-B", "1"], ["x-api-key", Self.apiKey], ["X-A", "2"], ["x-b", "3"], ["Connection", "close"]])
+            #expect(
+                recorded.headers == [
+                    ["Host", "example.test"], ["X-B", "1"], ["x-api-key", Self.apiKey], ["X-A", "2"], ["x-b", "3"],
+                    ["Connection", "close"],
+                ])
             #expect(recorded.headerValues("x-b") == ["1", "3"])
         }
     }
@@ -182,7 +202,8 @@ struct SandboxTests {
             request.method = .POST
             request.headers.add(name: "x-api-key", value: Self.apiKey)
             // The upload route needs the session JWT as well as the key.
-            request.headers.add(name: "Authorization", value: "Bearer \(try await SandboxSessionTests.login(client, sandbox))")
+            request.headers.add(
+                name: "Authorization", value: "Bearer \(try await SandboxSessionTests.login(client, sandbox))")
             request.headers.add(name: "content-type", value: "application/octet-stream")
             request.body = .stream(SeededChunks(seed: 42, total: size), length: .known(Int64(size)))
             let response = try await client.execute(request, timeout: .seconds(120))
@@ -214,7 +235,8 @@ struct SandboxTests {
     @Test(arguments: [20 * 1024 * 1024, 100_003, 0])
     func downloadStreamsDeterministicBytes(size: Int) async throws {
         try await withSandbox { sandbox, client in
-            let response = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/sandbox/download/?bytes=\(size)")
+            let response = try await client.sandboxSend(
+                .GET, sandbox.baseURL + "/api/v1/sandbox/download/?bytes=\(size)")
             #expect(response.status.code == 200)
             #expect(response.headers.first(name: "content-length") == String(size))
             #expect(response.headers.first(name: "content-type") == "application/octet-stream")
@@ -237,7 +259,8 @@ struct SandboxTests {
         try await withSandbox { sandbox, _ in
             let reply = try await RawHTTP.exchange(
                 port: sandbox.port,
-                head: "HEAD /api/v1/sandbox/download/?bytes=5000000000 HTTP/1.1\r\nHost: x\r\nx-api-key: \(Self.apiKey)\r\nConnection: close\r\n\r\n"
+                head:
+                    "HEAD /api/v1/sandbox/download/?bytes=5000000000 HTTP/1.1\r\nHost: x\r\nx-api-key: \(Self.apiKey)\r\nConnection: close\r\n\r\n"
             )
             #expect(reply.status == 200)
             #expect(reply.head.lowercased().contains("content-length: 5000000000"))
@@ -259,7 +282,9 @@ struct SandboxTests {
 
     @Test func deletingAPracticeLocationProviderAnswers204() async throws {
         try await withSandbox { sandbox, client in
-            let response = try await client.sandboxSend(.DELETE, sandbox.baseURL + "/api/v1/users/practice-location-provider/3f0c9a52-1f7e-4a1b-9c11-2b1a8f3e9d10/")
+            let response = try await client.sandboxSend(
+                .DELETE,
+                sandbox.baseURL + "/api/v1/users/practice-location-provider/3f0c9a52-1f7e-4a1b-9c11-2b1a8f3e9d10/")
             #expect(response.status.code == 204)
             #expect(response.headers.first(name: "content-length") == nil)
             #expect(response.headers.first(name: "transfer-encoding") == nil)
@@ -267,7 +292,8 @@ struct SandboxTests {
             #expect(await sandbox.recorder.last()?.method == "DELETE")
 
             // Without the id segment it is not that route: the echo answers.
-            let other = try await client.sandboxSend(.DELETE, sandbox.baseURL + "/api/v1/users/practice-location-provider/")
+            let other = try await client.sandboxSend(
+                .DELETE, sandbox.baseURL + "/api/v1/users/practice-location-provider/")
             #expect(other.status.code == 200)
         }
     }
@@ -275,7 +301,8 @@ struct SandboxTests {
     @Test func controlEndpointsListAndResetTheRecorder() async throws {
         try await withSandbox { sandbox, client in
             _ = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v1/users/providers-list/?limit=2")
-            _ = try await client.sandboxSend(.POST, sandbox.baseURL + "/api/v1/users/invite-providers/", body: Array("[{}]".utf8))
+            _ = try await client.sandboxSend(
+                .POST, sandbox.baseURL + "/api/v1/users/invite-providers/", body: Array("[{}]".utf8))
             let outside = try await client.sandboxSend(.GET, sandbox.baseURL + "/api/v2/nothing/", key: nil)
             #expect(outside.status.code == 404)
             #expect(try await outside.sandboxObject()["detail"] as? String == "Not found.")
@@ -286,8 +313,12 @@ struct SandboxTests {
             // The control endpoints need no key and are not recorded themselves.
             let listed = try await client.sandboxSend(.GET, sandbox.baseURL + "/sandbox/requests", key: nil)
             #expect(listed.status.code == 200)
-            let decoded = try JSONDecoder().decode([RecordedRequest].self, from: Data(try await listed.body.collect(upTo: 1 << 20).readableBytesView))
-            #expect(decoded.map(\.uri) == ["/api/v1/users/providers-list/?limit=2", "/api/v1/users/invite-providers/", "/api/v2/nothing/"])
+            let decoded = try JSONDecoder().decode(
+                [RecordedRequest].self, from: Data(try await listed.body.collect(upTo: 1 << 20).readableBytesView))
+            #expect(
+                decoded.map(\.uri) == [
+                    "/api/v1/users/providers-list/?limit=2", "/api/v1/users/invite-providers/", "/api/v2/nothing/",
+                ])
             #expect(decoded[1].bodyBytes == 4)
             #expect(decoded[1].bodySHA256 == SHA256.hash(data: Array("[{}]".utf8)).sandboxHex)
             #expect(decoded == (await sandbox.recorder.all()))
@@ -332,7 +363,8 @@ struct SandboxTests {
         try await b.shutdown()
         // Once shut down, the port refuses connections.
         await #expect(throws: (any Error).self) {
-            _ = try await RawHTTP.exchange(port: a.port, head: "GET /sandbox/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            _ = try await RawHTTP.exchange(
+                port: a.port, head: "GET /sandbox/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         }
     }
 
@@ -344,9 +376,11 @@ struct SandboxTests {
     }
 }
 
-fileprivate extension HTTPClient {
+extension HTTPClient {
     /// Sends a request with the test key (or the given one; nil sends none).
-    func sandboxSend(_ method: HTTPMethod, _ url: String, key: String? = SandboxTests.apiKey, body: [UInt8]? = nil) async throws -> HTTPClientResponse {
+    fileprivate func sandboxSend(
+        _ method: HTTPMethod, _ url: String, key: String? = SandboxTests.apiKey, body: [UInt8]? = nil
+    ) async throws -> HTTPClientResponse {
         var request = HTTPClientRequest(url: url)
         request.method = method
         if let key { request.headers.add(name: "x-api-key", value: key) }
@@ -355,148 +389,156 @@ fileprivate extension HTTPClient {
     }
 }
 
-fileprivate extension HTTPClientResponse {
-    enum SandboxJSONError: Error { case notAnObject }
+extension HTTPClientResponse {
+    fileprivate enum SandboxJSONError: Error { case notAnObject }
 
     /// The body parsed as a JSON object.
-    func sandboxObject() async throws -> [String: Any] {
+    fileprivate func sandboxObject() async throws -> [String: Any] {
         let buffer = try await body.collect(upTo: 16 << 20)
-        guard let object = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
+        guard let object = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]
+        else {
             throw SandboxJSONError.notAnObject
         }
         return object
     }
 }
 
-fileprivate extension Sequence where Element == UInt8 {
-    var sandboxHex: String { map { String(format: "%02x", $0) }.joined() }
+extension Sequence where Element == UInt8 {
+    fileprivate var sandboxHex: String { map { String(format: "%02x", $0) }.joined() }
 }
 
 extension SandboxTests {
-/// A deterministic pseudo-random body, generated chunk by chunk (SplitMix64), so a big upload never sits in memory.
-struct SeededChunks: AsyncSequence, Sendable {
-    typealias Element = ByteBuffer
-    let seed: UInt64
-    let total: Int
-    static let chunkSize = 61_440  // not a power of two, so chunk edges fall anywhere on the server side
+    /// A deterministic pseudo-random body, generated chunk by chunk (SplitMix64), so a big upload never sits in memory.
+    struct SeededChunks: AsyncSequence, Sendable {
+        typealias Element = ByteBuffer
+        let seed: UInt64
+        let total: Int
+        static let chunkSize = 61_440 // not a power of two, so chunk edges fall anywhere on the server side
 
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var state: UInt64
-        var remaining: Int
-        mutating func next() async -> ByteBuffer? {
-            guard remaining > 0 else { return nil }
-            let n = Swift.min(remaining, SeededChunks.chunkSize)
-            remaining -= n
-            var buffer = ByteBuffer()
-            buffer.writeBytes(SeededChunks.bytes(state: &state, count: n))
-            return buffer
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(state: seed, remaining: total) }
-
-    static func bytes(state: inout UInt64, count: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        var i = 0
-        while i < count {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            for k in 0..<8 where i + k < count {
-                out[i + k] = UInt8(truncatingIfNeeded: z >> (8 * UInt64(k)))
+        struct AsyncIterator: AsyncIteratorProtocol {
+            var state: UInt64
+            var remaining: Int
+            mutating func next() async -> ByteBuffer? {
+                guard remaining > 0 else { return nil }
+                let n = Swift.min(remaining, SeededChunks.chunkSize)
+                remaining -= n
+                var buffer = ByteBuffer()
+                buffer.writeBytes(SeededChunks.bytes(state: &state, count: n))
+                return buffer
             }
-            i += 8
         }
-        return out
-    }
 
-    static func sha256Hex(seed: UInt64, total: Int) -> String {
-        var hasher = SHA256()
-        var state = seed
-        var remaining = total
-        while remaining > 0 {
-            let n = Swift.min(remaining, chunkSize)
-            hasher.update(data: bytes(state: &state, count: n))
-            remaining -= n
-        }
-        return hasher.finalize().sandboxHex
-    }
-}
+        func makeAsyncIterator() -> AsyncIterator { AsyncIterator(state: seed, remaining: total) }
 
-/// One HTTP/1.1 exchange over a plain blocking socket, for targets and header orders no client library rewrites.
-/// It runs on its own thread so it never blocks the concurrency pool the sandbox's handlers need.
-enum RawHTTP {
-    struct Reply {
-        var status: Int
-        var head: String
-        var body: [UInt8]
-    }
-
-    enum Failure: Error { case socket(Int32), connect(Int32), malformed(String) }
-
-    static func exchange(port: Int, head: String, body: [UInt8] = []) async throws -> Reply {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(with: Result { try exchangeBlocking(port: port, bytes: Array(head.utf8) + body) })
+        static func bytes(state: inout UInt64, count: Int) -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: count)
+            var i = 0
+            while i < count {
+                state &+= 0x9E37_79B9_7F4A_7C15
+                var z = state
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                z ^= z >> 31
+                for k in 0..<8 where i + k < count {
+                    out[i + k] = UInt8(truncatingIfNeeded: z >> (8 * UInt64(k)))
+                }
+                i += 8
             }
-            thread.start()
+            return out
+        }
+
+        static func sha256Hex(seed: UInt64, total: Int) -> String {
+            var hasher = SHA256()
+            var state = seed
+            var remaining = total
+            while remaining > 0 {
+                let n = Swift.min(remaining, chunkSize)
+                hasher.update(data: bytes(state: &state, count: n))
+                remaining -= n
+            }
+            return hasher.finalize().sandboxHex
         }
     }
 
-    private static func exchangeBlocking(port: Int, bytes: [UInt8]) throws -> Reply {
-        // POSIX calls are module-qualified: a test helper named `send` elsewhere in this module would shadow them.
-        #if canImport(Glibc)
-        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-        let fd = Darwin.socket(AF_INET, SOCK_STREAM, 0)
-        #endif
-        guard fd >= 0 else { throw Failure.socket(errno) }
-        defer { _ = sysClose(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sysConnect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    /// One HTTP/1.1 exchange over a plain blocking socket, for targets and header orders no client library rewrites.
+    /// It runs on its own thread so it never blocks the concurrency pool the sandbox's handlers need.
+    enum RawHTTP {
+        struct Reply {
+            var status: Int
+            var head: String
+            var body: [UInt8]
         }
-        guard connected == 0 else { throw Failure.connect(errno) }
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { sysSend(fd, $0.baseAddress! + sent, $0.count - sent, 0) }
-            guard n > 0 else { throw Failure.socket(errno) }
-            sent += n
+
+        enum Failure: Error {
+            case socket(Int32)
+            case connect(Int32)
+            case malformed(String)
         }
-        var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { sysRecv(fd, $0.baseAddress!, $0.count, 0) }
-            if n < 0 { throw Failure.socket(errno) }
-            if n == 0 { break }
-            received += chunk[0..<n]
+
+        static func exchange(port: Int, head: String, body: [UInt8] = []) async throws -> Reply {
+            try await withCheckedThrowingContinuation { continuation in
+                let thread = Thread {
+                    continuation.resume(
+                        with: Result { try exchangeBlocking(port: port, bytes: Array(head.utf8) + body) })
+                }
+                thread.start()
+            }
         }
-        guard let split = received.firstRange(of: Array("\r\n\r\n".utf8)) else {
-            throw Failure.malformed(String(decoding: received, as: UTF8.self))
+
+        private static func exchangeBlocking(port: Int, bytes: [UInt8]) throws -> Reply {
+            // POSIX calls are module-qualified: a test helper named `send` elsewhere in this module would shadow them.
+            #if canImport(Glibc)
+                let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            #else
+                let fd = Darwin.socket(AF_INET, SOCK_STREAM, 0)
+            #endif
+            guard fd >= 0 else { throw Failure.socket(errno) }
+            defer { _ = sysClose(fd) }
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sysConnect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard connected == 0 else { throw Failure.connect(errno) }
+            var sent = 0
+            while sent < bytes.count {
+                let n = bytes.withUnsafeBytes { sysSend(fd, $0.baseAddress! + sent, $0.count - sent, 0) }
+                guard n > 0 else { throw Failure.socket(errno) }
+                sent += n
+            }
+            var received: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { sysRecv(fd, $0.baseAddress!, $0.count, 0) }
+                if n < 0 { throw Failure.socket(errno) }
+                if n == 0 { break }
+                received += chunk[0..<n]
+            }
+            guard let split = received.firstRange(of: Array("\r\n\r\n".utf8)) else {
+                throw Failure.malformed(String(decoding: received, as: UTF8.self))
+            }
+            let head = String(decoding: received[..<split.lowerBound], as: UTF8.self)
+            let statusText = head.split(separator: " ", maxSplits: 2).dropFirst().first.map(String.init) ?? ""
+            guard let status = Int(statusText) else { throw Failure.malformed(head) }
+            return Reply(status: status, head: head, body: Array(received[split.upperBound...]))
         }
-        let head = String(decoding: received[..<split.lowerBound], as: UTF8.self)
-        let statusText = head.split(separator: " ", maxSplits: 2).dropFirst().first.map(String.init) ?? ""
-        guard let status = Int(statusText) else { throw Failure.malformed(head) }
-        return Reply(status: status, head: head, body: Array(received[split.upperBound...]))
     }
-}
 }
 
 #if canImport(Glibc)
-private let sysConnect = Glibc.connect
-private let sysSend = Glibc.send
-private let sysRecv = Glibc.recv
-private let sysClose = Glibc.close
+    private let sysConnect = Glibc.connect
+    private let sysSend = Glibc.send
+    private let sysRecv = Glibc.recv
+    private let sysClose = Glibc.close
 #else
-private let sysConnect = Darwin.connect
-private let sysSend = Darwin.send
-private let sysRecv = Darwin.recv
-private let sysClose = Darwin.close
+    private let sysConnect = Darwin.connect
+    private let sysSend = Darwin.send
+    private let sysRecv = Darwin.recv
+    private let sysClose = Darwin.close
 #endif

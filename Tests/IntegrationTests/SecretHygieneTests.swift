@@ -13,16 +13,20 @@ import Testing
         let sandbox = try await SandboxServer.start(SandboxOptions(apiKey: key))
         defer { Task { try? await sandbox.shutdown() } }
         let config = TestConfig.assured(url: sandbox.baseURL, key: key) { $0.routes[0].maxBodyBytes = 100 }
-        let gateway = try await Gateway.start(config: config, logger: capture.logger(), accessLogSink: capture.accessSink)
+        let gateway = try await Gateway.start(
+            config: config, logger: capture.logger(), accessLogSink: capture.accessSink)
         let base = "http://127.0.0.1:\(gateway.port)"
         var seen = ""
         for (method, path, body) in [
             ("GET", "/api/v1/users/providers-list/", nil), ("POST", "/api/v1/x/", String(repeating: "a", count: 500)),
-            ("GET", "/nothing", nil), ("GET", "/api/../x", nil), ("GET", "/credgate/healthz", nil), ("GET", "/credgate/status", nil),
+            ("GET", "/nothing", nil), ("GET", "/api/../x", nil), ("GET", "/credgate/healthz", nil),
+            ("GET", "/credgate/status", nil),
             ("GET", "/credgate/unknown", nil), ("PUT", "/api/v1/y/", "{}"),
         ] as [(String, String, String?)] {
-            let raw = try await RawClient.exchange(port: gateway.port, "\(method) \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                + (body.map { "Content-Length: \($0.utf8.count)\r\n\r\n\($0)" } ?? "\r\n"))
+            let raw = try await RawClient.exchange(
+                port: gateway.port,
+                "\(method) \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    + (body.map { "Content-Length: \($0.utf8.count)\r\n\r\n\($0)" } ?? "\r\n"))
             seen += raw
         }
         // Upstream down: the 502 must not leak it either.

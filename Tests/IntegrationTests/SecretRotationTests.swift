@@ -16,12 +16,14 @@ import Testing
         private var version = 0
 
         init(_ values: [String: String]) throws {
-            directory = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-secret-\(UUID().uuidString)")
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "credgate-secret-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             try write(values)
             for key in values.keys {
-                try FileManager.default.createSymbolicLink(atPath: directory.appendingPathComponent(key).path,
-                                                           withDestinationPath: "..data/\(key)")
+                try FileManager.default.createSymbolicLink(
+                    atPath: directory.appendingPathComponent(key).path,
+                    withDestinationPath: "..data/\(key)")
             }
         }
 
@@ -42,7 +44,8 @@ import Testing
             try FileManager.default.createSymbolicLink(atPath: temporary, withDestinationPath: name)
             #expect(rename(temporary, directory.appendingPathComponent("..data").path) == 0)
             if version > 1 {
-                try? FileManager.default.removeItem(at: directory.appendingPathComponent("..2026_12_02_v\(version - 1)"))
+                try? FileManager.default.removeItem(
+                    at: directory.appendingPathComponent("..2026_12_02_v\(version - 1)"))
             }
         }
 
@@ -109,9 +112,14 @@ import Testing
                 case .end:
                     guard let head else { return }
                     let (status, answer) = respond(head)
-                    var headers: HTTPHeaders = ["content-type": "application/json", "content-length": String(answer.utf8.count)]
+                    var headers: HTTPHeaders = [
+                        "content-type": "application/json", "content-length": String(answer.utf8.count),
+                    ]
                     if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
-                    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+                    context.write(
+                        wrapOutboundOut(
+                            .head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
+                        promise: nil)
                     context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: answer)))), promise: nil)
                     context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
                 }
@@ -120,7 +128,9 @@ import Testing
             private func respond(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String) {
                 switch (head.method, head.uri) {
                 case (.POST, "/login"):
-                    let sent = (try? JSONSerialization.jsonObject(with: Data(String(buffer: body).utf8)) as? [String: Any])?["password"] as? String
+                    let sent =
+                        (try? JSONSerialization.jsonObject(with: Data(String(buffer: body).utf8)) as? [String: Any])?[
+                            "password"] as? String
                     return state.withLockedValue { s in
                         guard let sent, sent == s.password else {
                             s.refused += 1
@@ -145,8 +155,11 @@ import Testing
     }
 
     /// The gateway as a process, with a configuration whose key and password are read from `secret`'s files.
-    static func startGateway(platform: LoginPlatform, secret: MountedSecret) async throws -> (Process, SpawnedGateway.LockedText, String, URL) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-rotation-\(UUID().uuidString)")
+    static func startGateway(platform: LoginPlatform, secret: MountedSecret) async throws -> (
+        Process, SpawnedGateway.LockedText, String, URL
+    ) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "credgate-rotation-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let config = """
             listen: {host: 127.0.0.1, port: 0}
@@ -172,8 +185,10 @@ import Testing
         process.executableURL = try CLITests.binary()
         process.arguments = ["serve", "--config", file.path, "--log-level", "debug"]
         process.currentDirectoryURL = CLITests.packageRoot
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CREDGATE_") && !$0.key.hasPrefix("PLATFORM_") }
-            .merging(["PLATFORM_KEY_FILE": secret.path("key"), "PLATFORM_PASSWORD_FILE": secret.path("password")]) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.filter {
+            !$0.key.hasPrefix("CREDGATE_") && !$0.key.hasPrefix("PLATFORM_")
+        }
+        .merging(["PLATFORM_KEY_FILE": secret.path("key"), "PLATFORM_PASSWORD_FILE": secret.path("password")]) { $1 }
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out
@@ -207,7 +222,9 @@ import Testing
     /// What `/whoami` says credgate sent.
     static func whoami(_ base: String) async throws -> [String: String] {
         let response = try await send(.GET, base + "/whoami")
-        return (try? JSONSerialization.jsonObject(with: Data(response.text.utf8)) as? [String: String]) ?? ["status": "\(response.status.code)"]
+        return (try? JSONSerialization.jsonObject(with: Data(response.text.utf8)) as? [String: String]) ?? [
+            "status": "\(response.status.code)"
+        ]
     }
 
     /// Polls `body` until it returns true or `seconds` pass (generous: the machine may be busy).

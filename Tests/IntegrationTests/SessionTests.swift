@@ -47,16 +47,19 @@ import Testing
         let logs = LogCapture()
         let gateway: Gateway
         do {
-            config = try ConfigLoader.load(path: profile, environment: [
-                "ASSURED_BASE_URL": sandbox.baseURL, "ASSURED_API_KEY": key, "ASSURED_USER": user,
-                "ASSURED_PASS": account?.password ?? password,
-            ])
+            config = try ConfigLoader.load(
+                path: profile,
+                environment: [
+                    "ASSURED_BASE_URL": sandbox.baseURL, "ASSURED_API_KEY": key, "ASSURED_USER": user,
+                    "ASSURED_PASS": account?.password ?? password,
+                ])
             config.listen.port = 0
             config.listen.threads = 2
             configure(&config)
             var logger = logs.logger()
             logger.logLevel = logLevel
-            gateway = try await Gateway.start(config: config, logger: logger, accessLogSink: accessLogSink ?? logs.accessSink)
+            gateway = try await Gateway.start(
+                config: config, logger: logger, accessLogSink: accessLogSink ?? logs.accessSink)
         } catch {
             try? await sandbox.shutdown()
             throw error
@@ -81,9 +84,10 @@ import Testing
 
     @Test func jwtRoutesGetBothCredentialsAndSSNRoutesTheJWTOnly() async throws {
         try await Self.withGateway { f in
-            let presign = try await send(.POST, f.base + "/api/v1/files/presign-s3-url/presign_s3_url/",
-                                         headers: ["content-type": "application/json", "authorization": "Bearer client-junk"],
-                                         body: #"{"s3_url": "s3://bucket/key.pdf", "presigned_url": ""}"#)
+            let presign = try await send(
+                .POST, f.base + "/api/v1/files/presign-s3-url/presign_s3_url/",
+                headers: ["content-type": "application/json", "authorization": "Bearer client-junk"],
+                body: #"{"s3_url": "s3://bucket/key.pdf", "presigned_url": ""}"#)
             #expect(presign.status.code < 300, "\(presign.text)")
             let p = try #require(await f.sandbox.recorder.last())
             #expect(p.headerValues("x-api-key") == [Self.key])
@@ -99,13 +103,16 @@ import Testing
             var form = MultipartBody()
             form.file("license.pdf", Samples.pdf(1000))
             form.close()
-            let upload = try await sendBytes(.POST, f.base + "/api/v1/files/handle/", headers: ["content-type": form.contentType], body: form.bytes)
+            let upload = try await sendBytes(
+                .POST, f.base + "/api/v1/files/handle/", headers: ["content-type": form.contentType], body: form.bytes)
             #expect(upload.status.code < 300, "\(upload.text)")
             #expect(try #require(await f.sandbox.recorder.last()).header("authorization") == bearer)
 
             let profileID = try await f.providerProfileID()
-            let ssn = try await send(.PATCH, f.base + "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(profileID)/",
-                                     headers: ["content-type": "application/json", "x-api-key": "client-key"], body: #"{"ssn": "123-45-6789"}"#)
+            let ssn = try await send(
+                .PATCH, f.base + "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(profileID)/",
+                headers: ["content-type": "application/json", "x-api-key": "client-key"],
+                body: #"{"ssn": "123-45-6789"}"#)
             #expect(ssn.status == .ok, "\(ssn.text)")
             let s = try #require(await f.sandbox.recorder.last())
             #expect(s.headerValues("x-api-key").isEmpty, "the platform rejects the key on SSN routes")
@@ -117,10 +124,15 @@ import Testing
         try await Self.withGateway { f in
             let profileID = try await f.providerProfileID()
             let path = "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(profileID)/"
-            for (input, stored) in [("123-45-6789", "123456789"), ("987 65 4321", "987654321"), ("111223333", "111223333")] {
-                let r = try await send(.PATCH, f.base + path, headers: ["content-type": "application/json"], body: #"{"ssn": "\#(input)"}"#)
+            for (input, stored) in [
+                ("123-45-6789", "123456789"), ("987 65 4321", "987654321"), ("111223333", "111223333"),
+            ] {
+                let r = try await send(
+                    .PATCH, f.base + path, headers: ["content-type": "application/json"], body: #"{"ssn": "\#(input)"}"#
+                )
                 #expect(r.status == .ok, "\(r.text)")
-                let back = try await send(.GET, f.base + "/api/v1/users/retrieve-update-provider-ssn/\(profileID)/").json()
+                let back = try await send(.GET, f.base + "/api/v1/users/retrieve-update-provider-ssn/\(profileID)/")
+                    .json()
                 #expect(back["ssn"] as? String == stored)
             }
             // What went over the wire was ciphertext, never the digits.
@@ -128,7 +140,10 @@ import Testing
             #expect(wire.bodyBytes > 30)
 
             let before = await f.sandbox.recorder.count(path: path)
-            for bad in [#"{"ssn": "12-34"}"#, #"{"ssn": "1234567890"}"#, #"{"ssn": 123456789}"#, #"{"other": 1}"#, "not json", #"{"ssn": "abc-de-fghi"}"#] {
+            for bad in [
+                #"{"ssn": "12-34"}"#, #"{"ssn": "1234567890"}"#, #"{"ssn": 123456789}"#, #"{"other": 1}"#, "not json",
+                #"{"ssn": "abc-de-fghi"}"#,
+            ] {
                 let r = try await send(.PATCH, f.base + path, headers: ["content-type": "application/json"], body: bad)
                 #expect(r.status.code == 422, "\(bad): \(r.text)")
                 #expect(r.headers.first(name: "content-type") == "application/problem+json")
@@ -138,7 +153,8 @@ import Testing
 
             // Ciphertext that is not a placeholder's passes through untouched (here the platform cannot read it).
             let foreign = try SSNCipher.encrypt("123456789", token: "some-other-token")
-            let r = try await send(.PATCH, f.base + path, headers: ["content-type": "application/json"], body: #"{"ssn": "\#(foreign)"}"#)
+            let r = try await send(
+                .PATCH, f.base + path, headers: ["content-type": "application/json"], body: #"{"ssn": "\#(foreign)"}"#)
             #expect(r.status == .badRequest)
             #expect(r.headers["x-credgate-error"].isEmpty, "the platform's own answer")
         }
@@ -151,7 +167,8 @@ import Testing
     @Test func continuousRequestsAcrossSeveralShortLifetimesNeverFail() async throws {
         try await Self.withGateway(lifetime: .seconds(6)) { f in
             let profileID = try await f.providerProfileID()
-            _ = try await send(.GET, f.base + "/api/v1/users/provider-documents/?limit=1")  // the session's first login is done
+            // the session's first login is done
+            _ = try await send(.GET, f.base + "/api/v1/users/provider-documents/?limit=1")
             let start = await f.sandbox.counters()
             #expect(start.logins == 1)
             let end = ContinuousClock.now + .milliseconds(6_500)
@@ -163,8 +180,11 @@ import Testing
                         while ContinuousClock.now < end {
                             let r: SimpleResponse
                             if worker == 0 {
-                                r = try await send(.PATCH, f.base + "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(profileID)/",
-                                                   headers: ["content-type": "application/json"], body: #"{"ssn": "123-45-\#(String(format: "%04d", i % 10000))"}"#)
+                                r = try await send(
+                                    .PATCH,
+                                    f.base + "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(profileID)/",
+                                    headers: ["content-type": "application/json"],
+                                    body: #"{"ssn": "123-45-\#(String(format: "%04d", i % 10000))"}"#)
                             } else {
                                 r = try await send(.GET, f.base + "/api/v1/users/provider-documents/?limit=1")
                             }
@@ -180,7 +200,9 @@ import Testing
             #expect(failures.isEmpty, "\(failures.prefix(5))")
             let counters = await f.sandbox.counters()
             #expect(counters.logins - start.logins == 0, "the first login happened at start-up; refreshes did the rest")
-            #expect(counters.refreshes - start.refreshes >= 1, "a 6 s token is renewed 3 s early: about 2 renewals in 6.5 s")
+            #expect(
+                counters.refreshes - start.refreshes >= 1, "a 6 s token is renewed 3 s early: about 2 renewals in 6.5 s"
+            )
             #expect(counters.jwtRejections == start.jwtRejections)
         }
     }
@@ -207,11 +229,18 @@ import Testing
             let results = try await withThrowingTaskGroup(of: (UInt, String).self) { group in
                 for i in 0..<30 {
                     group.addTask {
-                        let r = i % 3 == 0
-                            ? try await send(.PATCH, f.base + "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(profileID)/",
-                                             headers: ["content-type": "application/json"], body: #"{"ssn": "555-44-3333"}"#)
-                            : try await send(.POST, f.base + "/api/v1/users/provider-documents/", headers: ["content-type": "application/json"],
-                                             body: #"{"provider": "p-\#(i)", "document_name": "License", "document_type": "license", "document_url": "s3://b/k\#(i).pdf"}"#)
+                        let r =
+                            i % 3 == 0
+                            ? try await send(
+                                .PATCH,
+                                f.base + "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(profileID)/",
+                                headers: ["content-type": "application/json"], body: #"{"ssn": "555-44-3333"}"#)
+                            : try await send(
+                                .POST, f.base + "/api/v1/users/provider-documents/",
+                                headers: ["content-type": "application/json"],
+                                body:
+                                    #"{"provider": "p-\#(i)", "document_name": "License", "document_type": "license", "document_url": "s3://b/k\#(i).pdf"}"#
+                            )
                         return (r.status.code, r.text)
                     }
                 }
@@ -234,13 +263,18 @@ import Testing
         }) { f in
             _ = try await send(.GET, f.base + "/api/v1/users/provider-documents/")
             _ = await f.sandbox.revokeTokens()
-            let big = #"{"provider": "p", "document_name": "\#(String(repeating: "x", count: 2000))", "document_type": "license", "document_url": "s3://b/k.pdf"}"#
-            let r = try await send(.POST, f.base + "/api/v1/users/provider-documents/", headers: ["content-type": "application/json"], body: big)
+            let big =
+                #"{"provider": "p", "document_name": "\#(String(repeating: "x", count: 2000))", "document_type": "license", "document_url": "s3://b/k.pdf"}"#
+            let r = try await send(
+                .POST, f.base + "/api/v1/users/provider-documents/", headers: ["content-type": "application/json"],
+                body: big)
             #expect(r.status == .unauthorized)
             #expect(r.headers.first(name: "x-credgate-error") == "session-rejected-not-replayed")
             #expect(r.text.contains("replay cap of 1024 bytes"))
             // The session was renewed meanwhile: sending it again works.
-            let again = try await send(.POST, f.base + "/api/v1/users/provider-documents/", headers: ["content-type": "application/json"], body: big)
+            let again = try await send(
+                .POST, f.base + "/api/v1/users/provider-documents/", headers: ["content-type": "application/json"],
+                body: big)
             #expect(again.status == .created, "\(again.text)")
         }
     }
@@ -268,7 +302,10 @@ import Testing
                     // API-key routes keep working meanwhile.
                     #expect(try await send(.GET, f.base + "/api/v1/users/providers-list/?limit=1").status == .ok)
                 } else if r.status == .ok {
-                    if sawUnavailable { recovered = true; break }
+                    if sawUnavailable {
+                        recovered = true
+                        break
+                    }
                 }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -278,14 +315,17 @@ import Testing
     }
 
     @Test func aWrongPasswordCannotFloodTheLoginEndpoint() async throws {
-        try await Self.withGateway(password: "wrong-password-ZZZ", configure: { config in
-            Self.withSession(&config) {
-                $0.backoffInitial = .milliseconds(100)
-                $0.backoffMax = .milliseconds(400)
-                $0.circuitFailures = 3
-                $0.circuitOpenFor = .seconds(60)
+        try await Self.withGateway(
+            password: "wrong-password-ZZZ",
+            configure: { config in
+                Self.withSession(&config) {
+                    $0.backoffInitial = .milliseconds(100)
+                    $0.backoffMax = .milliseconds(400)
+                    $0.circuitFailures = 3
+                    $0.circuitOpenFor = .seconds(60)
+                }
             }
-        }) { f in
+        ) { f in
             var codes: [UInt] = []
             for _ in 0..<40 {
                 let r = try await send(.GET, f.base + "/api/v1/users/provider-documents/")
@@ -310,23 +350,29 @@ import Testing
             _ = try await send(.GET, f.base + "/api/v1/users/provider-documents/?limit=1")
             let logins = await f.sandbox.counters().logins
             #expect(logins == 1)
-            let login = try await send(.POST, f.base + "/api/v1/users/login/", headers: ["content-type": "application/json", "x-api-key": "placeholder"],
-                                       body: #"{"email": "anyone@example.com", "password": "placeholder", "remember": true}"#)
+            let login = try await send(
+                .POST, f.base + "/api/v1/users/login/",
+                headers: ["content-type": "application/json", "x-api-key": "placeholder"],
+                body: #"{"email": "anyone@example.com", "password": "placeholder", "remember": true}"#)
             #expect(login.status == .ok)
-            let placeholder = try #require((((try login.json()["data"] as? [String: Any])?["jwt"]) as? [String: Any])?["access"] as? String)
+            let placeholder = try #require(
+                (((try login.json()["data"] as? [String: Any])?["jwt"]) as? [String: Any])?["access"] as? String)
             #expect(await f.sandbox.counters().logins == logins, "answered by credgate, not the platform")
 
             // The SDK encrypts with the placeholder and sends it as its bearer token.
             let profileID = try await f.providerProfileID()
             let ciphertext = try SSNCipher.encrypt("222334444", token: placeholder)
-            let r = try await send(.PATCH, f.base + "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(profileID)/",
-                                   headers: ["content-type": "application/json", "authorization": "Bearer \(placeholder)"],
-                                   body: #"{"ssn": "\#(ciphertext)"}"#)
+            let r = try await send(
+                .PATCH, f.base + "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/\(profileID)/",
+                headers: ["content-type": "application/json", "authorization": "Bearer \(placeholder)"],
+                body: #"{"ssn": "\#(ciphertext)"}"#)
             #expect(r.status == .ok, "\(r.text)")
             let wire = try #require(await f.sandbox.recorder.last())
             #expect(wire.header("authorization") != "Bearer \(placeholder)", "the placeholder never leaves")
-            let back = try await send(.GET, f.base + "/api/v1/users/retrieve-update-provider-ssn/\(profileID)/",
-                                      headers: ["authorization": "Bearer \(placeholder)"]).json()
+            let back = try await send(
+                .GET, f.base + "/api/v1/users/retrieve-update-provider-ssn/\(profileID)/",
+                headers: ["authorization": "Bearer \(placeholder)"]
+            ).json()
             #expect(back["ssn"] as? String == "222334444")
         }
     }
@@ -346,7 +392,9 @@ import Testing
             #expect((session["expires_in_seconds"] as? Int ?? 0) > 500)
             #expect((session["logins"] as? Int ?? 0) + (session["refreshes"] as? Int ?? 0) >= 2)
             // Every token the platform ever saw, plus the password and the key.
-            let tokens = await f.sandbox.recorder.all().compactMap { $0.header("authorization") }.map { String($0.dropFirst("Bearer ".count)) }
+            let tokens = await f.sandbox.recorder.all().compactMap { $0.header("authorization") }.map {
+                String($0.dropFirst("Bearer ".count))
+            }
             #expect(!tokens.isEmpty)
             for secret in tokens + [Self.password, Self.key] {
                 #expect(!status.text.contains(secret))

@@ -16,14 +16,19 @@ import Testing
         try await ReadinessProbeTests.withGateway { f in
             _ = try await ReadinessProbeTests.poll(f.base + "/credgate/readiness") { $0.status == .ok }
             // assured-api: two answers; assured-provider-documents: one 404 of the platform's.
-            for _ in 0..<2 { #expect(try await send(.GET, f.base + "/api/v1/users/providers-list/?limit=1").status == .ok) }
-            #expect(try await send(.GET, f.base + "/api/v1/users/provider-documents/no-such-document/").status.code == 404)
+            for _ in 0..<2 {
+                #expect(try await send(.GET, f.base + "/api/v1/users/providers-list/?limit=1").status == .ok)
+            }
+            #expect(
+                try await send(.GET, f.base + "/api/v1/users/provider-documents/no-such-document/").status.code == 404)
             // assured-presign: one refused by credgate (422), then a miss and a hit.
             let presign = f.base + "/api/v1/files/presign-s3-url/presign_s3_url/"
             let json: HTTPHeaders = ["content-type": "application/json"]
             #expect(try await send(.POST, presign, headers: json, body: #"{"s3_url": "not-s3"}"#).status.code == 422)
             for _ in 0..<2 {
-                let r = try await send(.POST, presign, headers: json, body: #"{"s3_url": "s3://assured-sandbox-files/a.pdf", "presigned_url": ""}"#)
+                let r = try await send(
+                    .POST, presign, headers: json,
+                    body: #"{"s3_url": "s3://assured-sandbox-files/a.pdf", "presigned_url": ""}"#)
                 #expect(r.status == .ok, "\(r.text)")
             }
 
@@ -31,17 +36,24 @@ import Testing
             #expect(run.code == 0, "\(run.output)")
             let out = run.output
             #expect(out.contains(": ready"), "\(out)")
-            for column in ["CREDENTIAL", "KIND", "STATE", "EXPIRES IN", "LAST REFRESH", "LAST ERROR", "ROUTE", "REQUESTS", "ERRORS", "4XX", "5XX"] {
+            for column in [
+                "CREDENTIAL", "KIND", "STATE", "EXPIRES IN", "LAST REFRESH", "LAST ERROR", "ROUTE", "REQUESTS",
+                "ERRORS", "4XX", "5XX",
+            ] {
                 #expect(out.contains(column), "no \(column) column: \(out)")
             }
             let session = try #require(Self.row(out, "assured_session"), "\(out)")
             #expect(session[1] == "jwt_session" && session[2] == "valid", "\(session)")
-            #expect(session[3].hasSuffix("m") || session[3].hasSuffix("h") || session[4].hasSuffix("m"), "expires in, for a person: \(session)")
+            #expect(
+                session[3].hasSuffix("m") || session[3].hasSuffix("h") || session[4].hasSuffix("m"),
+                "expires in, for a person: \(session)")
             #expect(out.contains("ago"), "last refresh, relative: \(out)")
             #expect(out.contains("hit rate 50% (1 hit, 1 miss)"), "\(out)")
             // ROUTE  REQUESTS  ERRORS  4XX  5XX  CUT SHORT
             #expect(Self.row(out, "assured-api") == ["assured-api", "2", "0", "0", "0", "0"], "\(out)")
-            #expect(Self.row(out, "assured-provider-documents") == ["assured-provider-documents", "1", "1", "1", "0", "0"], "\(out)")
+            #expect(
+                Self.row(out, "assured-provider-documents") == ["assured-provider-documents", "1", "1", "1", "0", "0"],
+                "\(out)")
             #expect(Self.row(out, "assured-presign") == ["assured-presign", "3", "1", "1", "0", "0"], "\(out)")
             #expect(Self.row(out, "assured-upload") == nil, "routes without requests are summed up, not listed: \(out)")
 
@@ -53,10 +65,13 @@ import Testing
             // --json: the same data, as the gateway gives it.
             let raw = try await CommandRunner.run(["status", "--url", f.base, "--json"])
             #expect(raw.code == 0)
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(raw.output.utf8)) as? [String: Any], "\(raw.output)")
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(raw.output.utf8)) as? [String: Any], "\(raw.output)")
             let routes = try #require(object["routes"] as? [[String: Any]])
             let documents = try #require(routes.first { $0["route"] as? String == "assured-provider-documents" })
-            #expect(documents["requests"] as? Int == 1 && documents["errors"] as? Int == 1 && documents["client_errors"] as? Int == 1)
+            #expect(
+                documents["requests"] as? Int == 1 && documents["errors"] as? Int == 1
+                    && documents["client_errors"] as? Int == 1)
             let presignRoute = try #require(routes.first { $0["route"] as? String == "assured-presign" })
             #expect(presignRoute["requests"] as? Int == 3 && presignRoute["client_errors"] as? Int == 1)
             let cache = try #require(object["presign_cache"] as? [String: Any])

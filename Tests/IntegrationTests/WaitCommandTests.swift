@@ -14,16 +14,20 @@ import Testing
             #expect(run.elapsed < .seconds(20), "exits as soon as it is ready, not after its timeout: \(run.elapsed)")
 
             // The address from CREDGATE_URL, as `credgate status` reads it.
-            let fromEnvironment = try await CommandRunner.run(["wait", "--timeout", "5s"], environment: ["CREDGATE_URL": f.base])
+            let fromEnvironment = try await CommandRunner.run(
+                ["wait", "--timeout", "5s"], environment: ["CREDGATE_URL": f.base])
             #expect(fromEnvironment.code == 0, "\(fromEnvironment.output)")
         }
     }
 
     @Test func waitsForTheSessionToLogIn() async throws {
-        try await ReadinessProbeTests.withGateway(failLogins: 3, session: { s in
-            s.backoffInitial = .milliseconds(200)
-            s.backoffMax = .milliseconds(400)
-        }) { f in
+        try await ReadinessProbeTests.withGateway(
+            failLogins: 3,
+            session: { s in
+                s.backoffInitial = .milliseconds(200)
+                s.backoffMax = .milliseconds(400)
+            }
+        ) { f in
             let run = try await CommandRunner.run(["wait", "--url", f.base, "--timeout", "25s"])
             #expect(run.code == 0, "ready before its timeout: \(run.output)")
             #expect(await f.sandbox.counters().logins >= 1)

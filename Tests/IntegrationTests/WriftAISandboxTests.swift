@@ -18,10 +18,12 @@ struct WriftAISandboxTests {
     @Test func theBearerTokenIsRequiredAndAWrongOneIsA401Problem() async throws {
         try await withWriftAI { (sandbox, client) async throws in
             let url = sandbox.apiBaseURL + "/user"
-            for (authorization, detail) in [(nil, "Authentication credentials were not provided."),
-                                            ("Bearer wrong-token", "Invalid access token."),
-                                            ("Basic \(Self.token)", "Invalid access token."),
-                                            ("Bearer \(Self.token)x", "Invalid access token.")] {
+            for (authorization, detail) in [
+                (nil, "Authentication credentials were not provided."),
+                ("Bearer wrong-token", "Invalid access token."),
+                ("Basic \(Self.token)", "Invalid access token."),
+                ("Bearer \(Self.token)x", "Invalid access token."),
+            ] {
                 let response = try await client.wriftai(.GET, url, authorization: authorization)
                 #expect(response.status == .unauthorized)
                 #expect(response.headers["content-type"].first == "application/problem+json")
@@ -39,7 +41,9 @@ struct WriftAISandboxTests {
             #expect(recorded.count == 5 && recorded.last?.header("authorization") == "Bearer \(Self.token)")
             // Unknown paths are 404 problems, after the token check.
             #expect(try await client.wriftai(.GET, sandbox.apiBaseURL + "/nothing-here").status == .notFound)
-            #expect(try await client.wriftai(.GET, sandbox.apiBaseURL + "/nothing-here", authorization: nil).status == .unauthorized)
+            #expect(
+                try await client.wriftai(.GET, sandbox.apiBaseURL + "/nothing-here", authorization: nil).status
+                    == .unauthorized)
         }
     }
 
@@ -60,20 +64,29 @@ struct WriftAISandboxTests {
                 names += items.compactMap { $0["name"] as? String }
                 for item in items {
                     let owner = try #require(item["owner"] as? [String: Any])
-                    #expect(owner["name"] as? String == "sandbox" && item["id"] is String && item["visibility"] as? String == "public")
+                    #expect(
+                        owner["name"] as? String == "sandbox" && item["id"] is String
+                            && item["visibility"] as? String == "public")
                 }
                 pages.append(page)
                 cursor = page["next_cursor"] as? String
             } while cursor != nil && pages.count < 10
             #expect(pages.count == 3)
             #expect(names == ["echo", "uppercase", "reverse", "word-count", "slow-stream"])
-            #expect(pages[0]["previous_cursor"] is NSNull && pages[1]["previous_cursor"] is String && pages[2]["next_cursor"] is NSNull)
+            #expect(
+                pages[0]["previous_cursor"] is NSNull && pages[1]["previous_cursor"] is String
+                    && pages[2]["next_cursor"] is NSNull)
             // The previous cursor of page 2 leads back to page 1.
-            let back = try await client.wriftai(.GET, sandbox.apiBaseURL + "/models?page_size=2&cursor=\(pages[1]["previous_cursor"] as! String)")
+            let back = try await client.wriftai(
+                .GET, sandbox.apiBaseURL + "/models?page_size=2&cursor=\(pages[1]["previous_cursor"] as! String)")
             #expect((try back.object()["items"] as? [[String: Any]])?.first?["name"] as? String == "echo")
 
-            #expect(try await client.wriftai(.GET, sandbox.apiBaseURL + "/models?cursor=not-a-cursor!").status == .badRequest)
-            #expect(try await client.wriftai(.GET, sandbox.apiBaseURL + "/models?page_size=0").status == .unprocessableEntity)
+            #expect(
+                try await client.wriftai(.GET, sandbox.apiBaseURL + "/models?cursor=not-a-cursor!").status
+                    == .badRequest)
+            #expect(
+                try await client.wriftai(.GET, sandbox.apiBaseURL + "/models?page_size=0").status
+                    == .unprocessableEntity)
             let model = try await client.wriftai(.GET, sandbox.apiBaseURL + "/models/sandbox/echo")
             #expect(model.status == .ok)
             #expect((try model.object()["latest_version"] as? [String: Any])?["number"] as? Int == 1)
@@ -90,11 +103,17 @@ struct WriftAISandboxTests {
             #expect(nextURL == sandbox.apiBaseURL + "/models?cursor=\(first["next_cursor"] as! String)&page_size=2")
             let second = try await client.wriftai(.GET, nextURL).object()
             #expect((second["items"] as? [[String: Any]])?.first?["name"] as? String == "reverse")
-            #expect(second["previous_url"] as? String == sandbox.apiBaseURL + "/models?cursor=\(second["previous_cursor"] as! String)&page_size=2")
+            #expect(
+                second["previous_url"] as? String == sandbox.apiBaseURL
+                    + "/models?cursor=\(second["previous_cursor"] as! String)&page_size=2")
             #expect(first["previous_url"] is NSNull)
-            let pagesControl = try await client.wriftai(.POST, sandbox.baseURL + "/sandbox/pages", authorization: nil, json: ["urls": false])
+            let pagesControl = try await client.wriftai(
+                .POST, sandbox.baseURL + "/sandbox/pages", authorization: nil, json: ["urls": false])
             #expect(try pagesControl.object()["urls"] as? Bool == false)
-            #expect(Set(try await client.wriftai(.GET, sandbox.apiBaseURL + "/models").object().keys) == ["items", "next_cursor", "previous_cursor"])
+            #expect(
+                Set(try await client.wriftai(.GET, sandbox.apiBaseURL + "/models").object().keys) == [
+                    "items", "next_cursor", "previous_cursor",
+                ])
         }
     }
 
@@ -103,8 +122,9 @@ struct WriftAISandboxTests {
     @Test func predictionsAreCreatedListedFetchedAndCancelled() async throws {
         try await withWriftAI { (sandbox, client) async throws in
             try await sandbox.setStream(.every(.seconds(30), count: 2))
-            let created = try await client.wriftai(.POST, sandbox.apiBaseURL + "/predictions",
-                                                   json: ["model": "sandbox/echo", "input": ["prompt": "hi", "n": 2.5]])
+            let created = try await client.wriftai(
+                .POST, sandbox.apiBaseURL + "/predictions",
+                json: ["model": "sandbox/echo", "input": ["prompt": "hi", "n": 2.5]])
             #expect(created.status == .created, "\(created.text)")
             let prediction = try created.object()
             let id = try #require(prediction["id"] as? String)
@@ -133,10 +153,14 @@ struct WriftAISandboxTests {
                 (["model": "echo", "input": [:] as [String: Any]], .unprocessableEntity),
             ]
             for (body, status) in bodies {
-                #expect(try await client.wriftai(.POST, sandbox.apiBaseURL + "/predictions", json: body).status == status, "\(body)")
+                #expect(
+                    try await client.wriftai(.POST, sandbox.apiBaseURL + "/predictions", json: body).status == status,
+                    "\(body)")
             }
             #expect(try await client.wriftai(.GET, sandbox.apiBaseURL + "/predictions/prd_nope").status == .notFound)
-            #expect(try await client.wriftai(.POST, sandbox.apiBaseURL + "/predictions/prd_nope/cancel").status == .notFound)
+            #expect(
+                try await client.wriftai(.POST, sandbox.apiBaseURL + "/predictions/prd_nope/cancel").status == .notFound
+            )
         }
     }
 
@@ -144,8 +168,9 @@ struct WriftAISandboxTests {
         try await withWriftAI { (sandbox, client) async throws in
             try await sandbox.setStream(.every(.milliseconds(200), count: 2))
             let start = ContinuousClock.now
-            let response = try await client.wriftai(.POST, sandbox.apiBaseURL + "/predictions",
-                                                    headers: ["Prefer": "wait"], json: ["model": "sandbox/echo:1", "input": ["x": 1]])
+            let response = try await client.wriftai(
+                .POST, sandbox.apiBaseURL + "/predictions",
+                headers: ["Prefer": "wait"], json: ["model": "sandbox/echo:1", "input": ["x": 1]])
             #expect(ContinuousClock.now - start >= .milliseconds(350))
             let prediction = try response.object()
             #expect(prediction["status"] as? String == "succeeded")
@@ -187,11 +212,13 @@ struct WriftAISandboxTests {
             // A fresh timeline from the query: one event at once, one after a 2.5 s pause, with keep-alive
             // comments (which the SDK skips) in the pause.
             let start = ContinuousClock.now
-            let events = try await client.readEvents(sandbox.apiBaseURL + "/predictions/\(id)/stream?delays_ms=50,2500&heartbeat_ms=500")
+            let events = try await client.readEvents(
+                sandbox.apiBaseURL + "/predictions/\(id)/stream?delays_ms=50,2500&heartbeat_ms=500")
             let outputs = events.list.filter { $0.event == "output" }
             try #require(outputs.count == 2)
             #expect(events.list.last?.event == "done")
-            #expect((outputs[1].data["emitted_at"] as? Int ?? 0) - (outputs[0].data["emitted_at"] as? Int ?? 0) >= 2_495)
+            #expect(
+                (outputs[1].data["emitted_at"] as? Int ?? 0) - (outputs[0].data["emitted_at"] as? Int ?? 0) >= 2_495)
             #expect(outputs[1].arrival - outputs[0].arrival >= .milliseconds(1_500))
             #expect(outputs[1].arrival - start < .seconds(10))
             // Four are due in the pause; a loaded machine's late wake-ups may merge some, but never all.
@@ -205,7 +232,8 @@ struct WriftAISandboxTests {
             try await sandbox.setStream(StreamPlan(delays: [.milliseconds(100), .milliseconds(2_500)]))
             let id = try await Self.createPrediction(client, sandbox)
             // Prefer: wait=1: the server closes the connection after 1 s without an event, with no terminal event.
-            let first = try await client.readEvents(sandbox.apiBaseURL + "/predictions/\(id)/stream", headers: ["Prefer": "wait=1"])
+            let first = try await client.readEvents(
+                sandbox.apiBaseURL + "/predictions/\(id)/stream", headers: ["Prefer": "wait=1"])
             #expect(first.list.map(\.event) == ["init", "output"])
             // The SDK reconnects with after_id: the timeline goes on from there.
             let second = try await client.readEvents(sandbox.apiBaseURL + "/predictions/\(id)/stream?after_id=1")
@@ -217,8 +245,9 @@ struct WriftAISandboxTests {
     @Test func createWithWaitAndStreamAnswersTheStreamItself() async throws {
         try await withWriftAI { (sandbox, client) async throws in
             try await sandbox.setStream(.every(.milliseconds(100), count: 2))
-            let events = try await client.readEvents(sandbox.apiBaseURL + "/predictions", method: .POST, headers: ["Prefer": "wait"],
-                                                     json: ["model": "sandbox/echo", "input": ["a": "b"], "stream": true])
+            let events = try await client.readEvents(
+                sandbox.apiBaseURL + "/predictions", method: .POST, headers: ["Prefer": "wait"],
+                json: ["model": "sandbox/echo", "input": ["a": "b"], "stream": true])
             #expect(events.list.map(\.event) == ["init", "output", "output", "done"])
             #expect(events.list.first?.data["id"] is String)
         }
@@ -249,7 +278,8 @@ struct WriftAISandboxTests {
             let upload = try await Self.createUpload(client, sandbox, size: content.count, mimeType: "application/pdf")
             #expect(upload.partSize == 1000 && upload.urls.count == 3)
             for url in upload.urls {
-                #expect(url.hasPrefix(sandbox.baseURL + "/sandbox-s3/\(sandbox.bucket)/uploads/\(upload.id)?partNumber="))
+                #expect(
+                    url.hasPrefix(sandbox.baseURL + "/sandbox-s3/\(sandbox.bucket)/uploads/\(upload.id)?partNumber="))
                 #expect(url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost"))
             }
             var etags: [String] = []
@@ -260,10 +290,12 @@ struct WriftAISandboxTests {
                 etags.append(try #require(response.headers["etag"].first))
             }
             // Completing with the ETags out of order is refused and leaves the upload open.
-            let wrongOrder = try await client.wriftai(.POST, sandbox.apiBaseURL + "/uploads/\(upload.id)/complete",
-                                                      json: ["etags": [etags[1], etags[0], etags[2]]])
+            let wrongOrder = try await client.wriftai(
+                .POST, sandbox.apiBaseURL + "/uploads/\(upload.id)/complete",
+                json: ["etags": [etags[1], etags[0], etags[2]]])
             #expect(wrongOrder.status == .badRequest)
-            let complete = try await client.wriftai(.POST, sandbox.apiBaseURL + "/uploads/\(upload.id)/complete", json: ["etags": etags])
+            let complete = try await client.wriftai(
+                .POST, sandbox.apiBaseURL + "/uploads/\(upload.id)/complete", json: ["etags": etags])
             #expect(complete.status == .ok, "\(complete.text)")
             let downloadURL = try #require(try complete.object()["download_url"] as? String)
             #expect(downloadURL.hasPrefix(sandbox.baseURL + "/sandbox-s3/"))
@@ -273,7 +305,10 @@ struct WriftAISandboxTests {
             #expect(download.headers["content-type"].first == "application/pdf")
             #expect(await sandbox.storedObject(key: "uploads/\(upload.id)")?.bytes == content)
             // The same completion again gets a fresh URL; a tampered download URL is refused.
-            #expect(try await client.wriftai(.POST, sandbox.apiBaseURL + "/uploads/\(upload.id)/complete", json: ["etags": etags]).status == .ok)
+            #expect(
+                try await client.wriftai(
+                    .POST, sandbox.apiBaseURL + "/uploads/\(upload.id)/complete", json: ["etags": etags]
+                ).status == .ok)
             let tampered = downloadURL.replacingOccurrences(of: "X-Amz-Expires=3600", with: "X-Amz-Expires=3601")
             #expect(tampered != downloadURL)
             #expect(try await client.wriftai(.GET, tampered, authorization: nil).status == .forbidden)
@@ -296,7 +331,9 @@ struct WriftAISandboxTests {
 
             let shorter = try await client.put(url, body: Array(part.dropLast()), contentType: "image/png")
             #expect(shorter.status == .forbidden)
-            #expect(shorter.text.contains("<Code>SignatureDoesNotMatch</Code>") && shorter.text.contains("<SignedHeader>Content-Length</SignedHeader>"))
+            #expect(
+                shorter.text.contains("<Code>SignatureDoesNotMatch</Code>")
+                    && shorter.text.contains("<SignedHeader>Content-Length</SignedHeader>"))
             let longer = try await client.put(url, body: part + [0], contentType: "image/png")
             #expect(longer.status == .forbidden)
 
@@ -306,7 +343,8 @@ struct WriftAISandboxTests {
             let noType = try await client.put(url, body: part, contentType: nil)
             #expect(noType.status == .forbidden)
 
-            let withToken = try await client.put(url, body: part, contentType: "image/png", authorization: "Bearer \(Self.token)")
+            let withToken = try await client.put(
+                url, body: part, contentType: "image/png", authorization: "Bearer \(Self.token)")
             #expect(withToken.status == .forbidden)
             #expect(withToken.text.contains("Only one auth mechanism allowed"))
 
@@ -314,14 +352,17 @@ struct WriftAISandboxTests {
             #expect(chunked.status == .lengthRequired)
 
             let tampered = url.replacingOccurrences(of: "partNumber=1", with: "partNumber=2")
-            #expect(try await client.put(tampered, body: Array(part.prefix(500)), contentType: "image/png").status == .forbidden)
+            #expect(
+                try await client.put(tampered, body: Array(part.prefix(500)), contentType: "image/png").status
+                    == .forbidden)
             let unsigned = String(url[..<url.firstIndex(of: "?")!]) + "?partNumber=1&uploadId=\(upload.id)"
             #expect(try await client.put(unsigned, body: part, contentType: "image/png").status == .forbidden)
 
             // Nothing was stored: completing still lacks both parts.
             #expect(await sandbox.counters().partPuts == 0)
             #expect(await sandbox.counters().putRejections == 8)
-            let complete = try await client.wriftai(.POST, sandbox.apiBaseURL + "/uploads/\(upload.id)/complete", json: ["etags": ["x", "y"]])
+            let complete = try await client.wriftai(
+                .POST, sandbox.apiBaseURL + "/uploads/\(upload.id)/complete", json: ["etags": ["x", "y"]])
             #expect(complete.status == .badRequest)
             #expect(complete.text.contains("part(s) 1, 2 of 2 not uploaded"))
             // The right PUT still works.
@@ -345,12 +386,22 @@ struct WriftAISandboxTests {
 
     @Test func uploadRequestsAreValidated() async throws {
         try await withWriftAI { (sandbox, client) async throws in
-            for body: [String: Any] in [["mime_type": "text/plain"], ["size": -1, "mime_type": "text/plain"], ["size": 1.5, "mime_type": "text/plain"],
-                                        ["size": 10], ["size": 10, "mime_type": "plain"]] {
-                #expect(try await client.wriftai(.POST, sandbox.apiBaseURL + "/uploads", json: body).status == .unprocessableEntity, "\(body)")
+            for body: [String: Any] in [
+                ["mime_type": "text/plain"], ["size": -1, "mime_type": "text/plain"],
+                ["size": 1.5, "mime_type": "text/plain"],
+                ["size": 10], ["size": 10, "mime_type": "plain"],
+            ] {
+                #expect(
+                    try await client.wriftai(.POST, sandbox.apiBaseURL + "/uploads", json: body).status
+                        == .unprocessableEntity, "\(body)")
             }
-            #expect(try await client.wriftai(.POST, sandbox.apiBaseURL + "/uploads", json: ["size": 1 << 40, "mime_type": "text/plain"]).status == .payloadTooLarge)
-            #expect(try await client.wriftai(.POST, sandbox.apiBaseURL + "/uploads/upl_nope/complete", json: ["etags": []]).status == .notFound)
+            #expect(
+                try await client.wriftai(
+                    .POST, sandbox.apiBaseURL + "/uploads", json: ["size": 1 << 40, "mime_type": "text/plain"]
+                ).status == .payloadTooLarge)
+            #expect(
+                try await client.wriftai(.POST, sandbox.apiBaseURL + "/uploads/upl_nope/complete", json: ["etags": []])
+                    .status == .notFound)
             #expect(try await client.wriftai(.GET, sandbox.apiBaseURL + "/uploads").status == .methodNotAllowed)
         }
     }
@@ -360,22 +411,33 @@ struct WriftAISandboxTests {
     @Test func theOneStepUploadTakesOnePUTOfExactlyTheDeclaredSizeAndType() async throws {
         try await withWriftAI { (sandbox, client) async throws in
             let content = Array("%PDF-1.7 one step".utf8)
-            let urls = try await client.wriftai(.POST, sandbox.apiBaseURL + "/files/urls",
-                                                json: ["name": "report.pdf", "size": content.count, "resource": "prediction", "mime_type": "application/pdf"])
+            let urls = try await client.wriftai(
+                .POST, sandbox.apiBaseURL + "/files/urls",
+                json: [
+                    "name": "report.pdf", "size": content.count, "resource": "prediction",
+                    "mime_type": "application/pdf",
+                ])
             #expect(urls.status == .ok, "\(urls.text)")
             let uploadURL = try #require(try urls.object()["upload_url"] as? String)
             let downloadURL = try #require(try urls.object()["download_url"] as? String)
             #expect(try await client.wriftai(.GET, downloadURL, authorization: nil).status == .notFound)
-            #expect(try await client.put(uploadURL, body: content + content, contentType: "application/pdf").status == .forbidden)
-            #expect(try await client.put(uploadURL, body: content, contentType: "application/octet-stream").status == .forbidden)
+            #expect(
+                try await client.put(uploadURL, body: content + content, contentType: "application/pdf").status
+                    == .forbidden)
+            #expect(
+                try await client.put(uploadURL, body: content, contentType: "application/octet-stream").status
+                    == .forbidden)
             #expect(try await client.put(uploadURL, body: content, contentType: "application/pdf").status == .ok)
             let download = try await client.wriftai(.GET, downloadURL, authorization: nil)
             #expect(download.status == .ok && download.body == content)
             let key = try #require(await sandbox.storedObjectKeys().first)
             #expect(key.hasPrefix("files/") && key.hasSuffix(".pdf"))
             #expect(await sandbox.counters().singlePuts == 1)
-            #expect(try await client.wriftai(.POST, sandbox.apiBaseURL + "/files/urls",
-                                             json: ["name": "a.pdf", "size": 1, "resource": "model", "mime_type": "application/pdf"]).status == .unprocessableEntity)
+            #expect(
+                try await client.wriftai(
+                    .POST, sandbox.apiBaseURL + "/files/urls",
+                    json: ["name": "a.pdf", "size": 1, "resource": "model", "mime_type": "application/pdf"]
+                ).status == .unprocessableEntity)
         }
     }
 
@@ -395,16 +457,21 @@ struct WriftAISandboxTests {
             }
             #expect(try await client.wriftai(.GET, sandbox.apiBaseURL + "/models").status == .ok)
             // Over HTTP, with no path: the next API request, whatever it is; a wrong token is refused first.
-            let control = try await client.wriftai(.POST, sandbox.baseURL + "/sandbox/rate-limit", authorization: nil,
-                                                   json: ["count": 1, "reset_seconds": 5])
+            let control = try await client.wriftai(
+                .POST, sandbox.baseURL + "/sandbox/rate-limit", authorization: nil,
+                json: ["count": 1, "reset_seconds": 5])
             #expect(control.status == .ok)
-            #expect(try await client.wriftai(.GET, sandbox.apiBaseURL + "/user", authorization: nil).status == .unauthorized)
+            #expect(
+                try await client.wriftai(.GET, sandbox.apiBaseURL + "/user", authorization: nil).status == .unauthorized
+            )
             #expect(try await client.wriftai(.GET, sandbox.apiBaseURL + "/hardware").status == .tooManyRequests)
             #expect(try await client.wriftai(.GET, sandbox.apiBaseURL + "/hardware").status == .ok)
             // A route template: the stream route of any prediction; and the storage.
             try await sandbox.rateLimit(next: 1, path: "/v1/predictions/{id}/stream")
             let id = try await Self.createPrediction(client, sandbox)
-            #expect(try await client.wriftai(.GET, sandbox.apiBaseURL + "/predictions/\(id)/stream").status == .tooManyRequests)
+            #expect(
+                try await client.wriftai(.GET, sandbox.apiBaseURL + "/predictions/\(id)/stream").status
+                    == .tooManyRequests)
             #expect(await sandbox.counters().rateLimited == 4)
         }
     }
@@ -418,22 +485,34 @@ struct WriftAISandboxTests {
             #expect((try counters.object()["routes"] as? [String: Int])?["GET /v1/user"] == 1)
             let requests = try await client.wriftai(.GET, sandbox.baseURL + "/sandbox/requests", authorization: nil)
             #expect((try JSONSerialization.jsonObject(with: Data(requests.body)) as? [Any])?.count == 1)
-            #expect(try await client.wriftai(.DELETE, sandbox.baseURL + "/sandbox/requests", authorization: nil).status == .noContent)
+            #expect(
+                try await client.wriftai(.DELETE, sandbox.baseURL + "/sandbox/requests", authorization: nil).status
+                    == .noContent)
             #expect(await sandbox.recorder.all().isEmpty)
 
-            let stream = try await client.wriftai(.POST, sandbox.baseURL + "/sandbox/stream", authorization: nil,
-                                                  json: ["delays_ms": [100, 3000], "heartbeat_ms": 250])
+            let stream = try await client.wriftai(
+                .POST, sandbox.baseURL + "/sandbox/stream", authorization: nil,
+                json: ["delays_ms": [100, 3000], "heartbeat_ms": 250])
             #expect(try stream.object()["total_ms"] as? Int == 3100)
-            #expect(await sandbox.streamPlan() == StreamPlan(delays: [.milliseconds(100), .milliseconds(3000)], heartbeat: .milliseconds(250)))
-            let every = try await client.wriftai(.POST, sandbox.baseURL + "/sandbox/stream", authorization: nil,
-                                                 json: ["events": 6, "interval_ms": 500])
+            #expect(
+                await sandbox.streamPlan()
+                    == StreamPlan(delays: [.milliseconds(100), .milliseconds(3000)], heartbeat: .milliseconds(250)))
+            let every = try await client.wriftai(
+                .POST, sandbox.baseURL + "/sandbox/stream", authorization: nil,
+                json: ["events": 6, "interval_ms": 500])
             #expect(try every.object()["delays_ms"] as? [Int] == Array(repeating: 500, count: 6))
-            let urls = try await client.wriftai(.POST, sandbox.baseURL + "/sandbox/urls", authorization: nil,
-                                                json: ["lifetime_seconds": 60, "part_size": 4096])
+            let urls = try await client.wriftai(
+                .POST, sandbox.baseURL + "/sandbox/urls", authorization: nil,
+                json: ["lifetime_seconds": 60, "part_size": 4096])
             #expect(try urls.object()["part_size"] as? Int == 4096)
-            #expect(try await client.wriftai(.POST, sandbox.baseURL + "/sandbox/urls", authorization: nil,
-                                             json: ["lifetime_seconds": 0]).status == .badRequest)
-            #expect(try await client.wriftai(.DELETE, sandbox.baseURL + "/sandbox/counters", authorization: nil).status == .noContent)
+            #expect(
+                try await client.wriftai(
+                    .POST, sandbox.baseURL + "/sandbox/urls", authorization: nil,
+                    json: ["lifetime_seconds": 0]
+                ).status == .badRequest)
+            #expect(
+                try await client.wriftai(.DELETE, sandbox.baseURL + "/sandbox/counters", authorization: nil).status
+                    == .noContent)
             #expect(await sandbox.counters().routes.isEmpty)
         }
     }
@@ -493,7 +572,8 @@ struct WriftAISandboxTests {
 
     // MARK: Helpers
 
-    func withWriftAI(partSize: Int? = nil, _ body: (WriftAISandboxServer, HTTPClient) async throws -> Void) async throws {
+    func withWriftAI(partSize: Int? = nil, _ body: (WriftAISandboxServer, HTTPClient) async throws -> Void) async throws
+    {
         var options = WriftAISandboxOptions(accessToken: Self.token)
         if let partSize { options.partSize = partSize }
         let sandbox = try await WriftAISandboxServer.start(options)
@@ -510,7 +590,9 @@ struct WriftAISandboxTests {
     }
 
     /// The counters once `condition` holds, or after 5 s.
-    static func eventually(_ sandbox: WriftAISandboxServer, _ condition: (WriftAISandboxCounters) -> Bool) async -> WriftAISandboxCounters {
+    static func eventually(_ sandbox: WriftAISandboxServer, _ condition: (WriftAISandboxCounters) -> Bool) async
+        -> WriftAISandboxCounters
+    {
         let deadline = ContinuousClock.now + .seconds(5)
         var counters = await sandbox.counters()
         while !condition(counters) && ContinuousClock.now < deadline {
@@ -521,7 +603,8 @@ struct WriftAISandboxTests {
     }
 
     static func createPrediction(_ client: HTTPClient, _ sandbox: WriftAISandboxServer) async throws -> String {
-        let response = try await client.wriftai(.POST, sandbox.apiBaseURL + "/predictions", json: ["model": "sandbox/echo", "input": ["p": "q"]])
+        let response = try await client.wriftai(
+            .POST, sandbox.apiBaseURL + "/predictions", json: ["model": "sandbox/echo", "input": ["p": "q"]])
         return try #require(try response.object()["id"] as? String)
     }
 
@@ -531,12 +614,16 @@ struct WriftAISandboxTests {
         var partSize: Int
     }
 
-    static func createUpload(_ client: HTTPClient, _ sandbox: WriftAISandboxServer, size: Int, mimeType: String) async throws -> CreatedUpload {
-        let response = try await client.wriftai(.POST, sandbox.apiBaseURL + "/uploads", json: ["size": size, "mime_type": mimeType])
+    static func createUpload(_ client: HTTPClient, _ sandbox: WriftAISandboxServer, size: Int, mimeType: String)
+        async throws -> CreatedUpload
+    {
+        let response = try await client.wriftai(
+            .POST, sandbox.apiBaseURL + "/uploads", json: ["size": size, "mime_type": mimeType])
         #expect(response.status == .created, "\(response.text)")
         let object = try response.object()
-        return CreatedUpload(id: try #require(object["id"] as? String), urls: try #require(object["urls"] as? [String]),
-                             partSize: try #require(object["part_size"] as? Int))
+        return CreatedUpload(
+            id: try #require(object["id"] as? String), urls: try #require(object["urls"] as? [String]),
+            partSize: try #require(object["part_size"] as? Int))
     }
 }
 
@@ -588,7 +675,9 @@ extension HTTPClient {
 
     /// A PUT to a presigned URL as the SDK makes it: the exact bytes (so `Content-Length` is their count), a
     /// `Content-Type`, and no `Authorization` unless told.
-    fileprivate func put(_ url: String, body: [UInt8], contentType: String?, authorization: String? = nil) async throws -> WriftAIResponse {
+    fileprivate func put(_ url: String, body: [UInt8], contentType: String?, authorization: String? = nil) async throws
+        -> WriftAIResponse
+    {
         var request = HTTPClientRequest(url: url)
         request.method = .PUT
         if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
@@ -596,7 +685,8 @@ extension HTTPClient {
         request.body = .bytes(body)
         let response = try await execute(request, timeout: .seconds(30))
         let collected = try await response.body.collect(upTo: 1 << 20)
-        return WriftAIResponse(status: response.status, headers: response.headers, body: Array(collected.readableBytesView))
+        return WriftAIResponse(
+            status: response.status, headers: response.headers, body: Array(collected.readableBytesView))
     }
 
     /// A PUT with a chunked body (no `Content-Length`).
@@ -611,7 +701,8 @@ extension HTTPClient {
         request.body = .stream(chunks, length: .unknown)
         let response = try await execute(request, timeout: .seconds(30))
         let collected = try await response.body.collect(upTo: 1 << 20)
-        return WriftAIResponse(status: response.status, headers: response.headers, body: Array(collected.readableBytesView))
+        return WriftAIResponse(
+            status: response.status, headers: response.headers, body: Array(collected.readableBytesView))
     }
 
     /// Reads a server-sent event stream to its end, noting when each event arrived (as the SDK's decoder splits
@@ -637,12 +728,19 @@ extension HTTPClient {
             while let end = pending.range(of: "\n\n") {
                 let block = pending[..<end.lowerBound]
                 pending = String(pending[end.upperBound...])
-                var id = "", event = "", data = ""
+                var id = ""
+                var event = ""
+                var data = ""
                 for line in block.split(separator: "\n") {
-                    if line.hasPrefix(":") { comments += 1 }
-                    else if line.hasPrefix("id: ") { id = String(line.dropFirst(4)) }
-                    else if line.hasPrefix("event: ") { event = String(line.dropFirst(7)) }
-                    else if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
+                    if line.hasPrefix(":") {
+                        comments += 1
+                    } else if line.hasPrefix("id: ") {
+                        id = String(line.dropFirst(4))
+                    } else if line.hasPrefix("event: ") {
+                        event = String(line.dropFirst(7))
+                    } else if line.hasPrefix("data: ") {
+                        data = String(line.dropFirst(6))
+                    }
                 }
                 guard !data.isEmpty else { continue }
                 let object = (try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any]) ?? [:]

@@ -20,15 +20,22 @@ import Testing
     ) async throws {
         let fake = try await FakeWriftAI.start(partSize: partSize, failures: failures)
         // Mounted as the WriftAI profile is: base URL .../v1, clients' /v1/... paths lose the mount.
-        let upstream = mounted
+        let upstream =
+            mounted
             ? TestConfig.upstream("wriftai", url: fake.apiURL + "/v1") { $0.mount = "/v1" }
             : TestConfig.upstream("wriftai", url: fake.apiURL)
         var config = GatewayConfig(
             upstreams: ["wriftai": upstream],
-            credentials: ["wriftai_token": CredentialConfig(
-                name: "wriftai_token", kind: .apiKey(header: "authorization", value: Secret("Bearer \(FakeWriftAI.token)")))],
-            routes: [RouteConfig(name: "wriftai-api", methods: nil, path: try PathPattern("/v1/**"), upstream: "wriftai",
-                                 credentials: ["wriftai_token"])])
+            credentials: [
+                "wriftai_token": CredentialConfig(
+                    name: "wriftai_token",
+                    kind: .apiKey(header: "authorization", value: Secret("Bearer \(FakeWriftAI.token)")))
+            ],
+            routes: [
+                RouteConfig(
+                    name: "wriftai-api", methods: nil, path: try PathPattern("/v1/**"), upstream: "wriftai",
+                    credentials: ["wriftai_token"])
+            ])
         config.listen.port = 0
         config.listen.threads = 2
         var upload = WriftAIUploadConfig(flow: flow)
@@ -47,13 +54,15 @@ import Testing
 
     /// The three-step flow as the fake saw it: `/uploads` and `complete` with the bearer token, every part `PUT`
     /// without it, each with its exact length and the file's type, and the file whole at the end.
-    static func expectThreeSteps(_ fake: FakeWriftAI, _ answer: SimpleResponse, file: [UInt8], mimeType: String) throws {
+    static func expectThreeSteps(_ fake: FakeWriftAI, _ answer: SimpleResponse, file: [UInt8], mimeType: String) throws
+    {
         #expect(answer.status == .created, "\(answer.text)")
         let json = try answer.json()
         let id = try #require(json["id"] as? String, "\(answer.text)")
         #expect(json["size"] as? Int == file.count)
         #expect(json["mime_type"] as? String == mimeType)
-        #expect((json["download_url"] as? String)?.hasPrefix("http://127.0.0.1:\(fake.storagePort)/files/\(id)") == true)
+        #expect(
+            (json["download_url"] as? String)?.hasPrefix("http://127.0.0.1:\(fake.storagePort)/files/\(id)") == true)
         #expect(fake.file(id) == file, "the platform holds the file whole")
 
         let api = fake.apiRequests
@@ -128,7 +137,8 @@ import Testing
     @Test func pngNamedPdfIsRefusedBeforeAnythingLeaves() async throws {
         try await Self.withGateway { f, fake in
             for chunked in [false, true] {
-                let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "scan.pdf", body: Samples.png, chunked: chunked)
+                let answer = try await sendBytes(
+                    .PUT, f.base + Self.endpoint + "scan.pdf", body: Samples.png, chunked: chunked)
                 #expect(answer.status.code == 415, "\(answer.text)")
                 #expect(Self.problemCode(answer) == "upload-content-mismatch")
                 #expect(answer.headers.first(name: "content-type") == "application/problem+json")
@@ -172,7 +182,9 @@ import Testing
             #expect(json["upload_id"] as? String == "upl_1")
             #expect(json["failed_parts"] as? [Int] == [3])
             #expect(json["part_count"] as? Int == 4)
-            #expect(fake.storageRequests.filter { $0.path == "/parts/upl_1/2" }.count == 3, "the first send and two retries")
+            #expect(
+                fake.storageRequests.filter { $0.path == "/parts/upl_1/2" }.count == 3, "the first send and two retries"
+            )
             #expect(!fake.apiRequests.contains { $0.path.hasSuffix("/complete") }, "never completed")
             #expect(!answer.text.contains("X-Signature"), "no presigned URL in the problem")
             #expect(!answer.text.contains(FakeWriftAI.token))
@@ -181,13 +193,16 @@ import Testing
 
     @Test func curlUploadsWithT() async throws {
         try await Self.withGateway { f, fake in
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-wriftai-\(UUID().uuidString)")
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "credgate-wriftai-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: dir) }
             let file = Samples.pdf(Self.partSize * 2 + 500)
             let path = dir.appendingPathComponent("report.pdf")
             try Data(file).write(to: path)
-            let result = try await runTool(["curl", "-sS", "-T", path.path, "-w", "\n%{http_code}", f.base + Self.endpoint + "report.pdf"])
+            let result = try await runTool([
+                "curl", "-sS", "-T", path.path, "-w", "\n%{http_code}", f.base + Self.endpoint + "report.pdf",
+            ])
             #expect(result.status == 0)
             let lines = result.output.split(separator: "\n")
             #expect(lines.last == "201", "\(result.output)")
@@ -202,14 +217,17 @@ import Testing
 
     /// Opens a raw connection and sends the head of `PUT {endpoint}{name}` with `Content-Length: total` and the
     /// first bytes of the body; the caller sends the rest (or closes).
-    static func startUpload(port: Int, name: String, total: Int, first: [UInt8]) async throws -> (any Channel, RawClient.Collector) {
+    static func startUpload(port: Int, name: String, total: Int, first: [UInt8]) async throws -> (
+        any Channel, RawClient.Collector
+    ) {
         let collector = RawClient.Collector(until: nil)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
             }
             .connect(host: "127.0.0.1", port: port).get()
-        let head = "PUT \(endpoint)\(name) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+        let head =
+            "PUT \(endpoint)\(name) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
             + "Content-Length: \(total)\r\n\r\n"
         var buffer = ByteBuffer(string: head)
         buffer.writeBytes(first)
@@ -233,14 +251,19 @@ import Testing
         try await Self.withGateway { f, fake in
             let file = Samples.pdf(Self.partSize * 3 + 12_345)
             let split = Self.partSize + Self.partSize / 2
-            let (channel, collector) = try await Self.startUpload(port: f.port, name: "report.pdf", total: file.count, first: Array(file[..<split]))
+            let (channel, collector) = try await Self.startUpload(
+                port: f.port, name: "report.pdf", total: file.count, first: Array(file[..<split]))
             let firstPartStored = try await Self.eventually {
-                fake.storageRequests.contains { $0.method == .PUT && $0.path.hasSuffix("/0") && $0.body.count == Self.partSize }
+                fake.storageRequests.contains {
+                    $0.method == .PUT && $0.path.hasSuffix("/0") && $0.body.count == Self.partSize
+                }
             }
             #expect(firstPartStored, "the first part went up before the client sent the rest")
             #expect(fake.apiRequests.map(\.path) == ["/v1/uploads"], "the first call went out at the first bytes")
             try await channel.writeAndFlush(ByteBuffer(bytes: file[split...]))
-            _ = try await Self.eventually { collector.snapshot().1.contains("\r\n\r\n{") && collector.snapshot().1.hasSuffix("}") }
+            _ = try await Self.eventually {
+                collector.snapshot().1.contains("\r\n\r\n{") && collector.snapshot().1.hasSuffix("}")
+            }
             try? await channel.close()
             let text = collector.snapshot().1
             #expect(text.firstStatus == 201, "\(text)")
@@ -260,11 +283,14 @@ import Testing
         try await Self.withGateway { f, fake in
             let file = Samples.pdf(Self.partSize * 3)
             let split = Self.partSize + Self.partSize / 2
-            let (channel, _) = try await Self.startUpload(port: f.port, name: "report.pdf", total: file.count, first: Array(file[..<split]))
+            let (channel, _) = try await Self.startUpload(
+                port: f.port, name: "report.pdf", total: file.count, first: Array(file[..<split]))
             #expect(try await Self.eventually { fake.storageRequests.contains { $0.path.hasSuffix("/0") } })
             try await channel.close()
             // The part in flight is cut off at the storage (its PUT connection closed), not left waiting.
-            #expect(try await Self.eventually { fake.cutOffRequests.contains { $0.hasSuffix("/1") } }, "\(fake.cutOffRequests)")
+            #expect(
+                try await Self.eventually { fake.cutOffRequests.contains { $0.hasSuffix("/1") } },
+                "\(fake.cutOffRequests)")
             #expect(!fake.apiRequests.contains { $0.path.hasSuffix("/complete") }, "never completed")
             #expect(!fake.storageRequests.contains { $0.path.hasSuffix("/1") }, "the cut-off part never arrived whole")
             // The gateway still serves a whole upload.
@@ -277,14 +303,22 @@ import Testing
     // MARK: - End to end, against the WriftAI sandbox (presigned URLs with signatures, expiry, exact lengths)
 
     /// A gateway in front of ``WriftAISandboxServer``: `/v1/**` with the bearer token, the endpoint configured.
-    static func withSandbox(flow: WriftAIUploadConfig.Flow = .threeStep, _ body: (GatewayFixture, WriftAISandboxServer) async throws -> Void) async throws {
+    static func withSandbox(
+        flow: WriftAIUploadConfig.Flow = .threeStep, _ body: (GatewayFixture, WriftAISandboxServer) async throws -> Void
+    ) async throws {
         let sandbox = try await WriftAISandboxServer.start(WriftAISandboxOptions(accessToken: FakeWriftAI.token))
         var config = GatewayConfig(
             upstreams: ["wriftai": TestConfig.upstream("wriftai", url: sandbox.baseURL)],
-            credentials: ["wriftai_token": CredentialConfig(
-                name: "wriftai_token", kind: .apiKey(header: "authorization", value: Secret("Bearer \(FakeWriftAI.token)")))],
-            routes: [RouteConfig(name: "wriftai-api", methods: nil, path: try PathPattern("/v1/**"), upstream: "wriftai",
-                                 credentials: ["wriftai_token"])])
+            credentials: [
+                "wriftai_token": CredentialConfig(
+                    name: "wriftai_token",
+                    kind: .apiKey(header: "authorization", value: Secret("Bearer \(FakeWriftAI.token)")))
+            ],
+            routes: [
+                RouteConfig(
+                    name: "wriftai-api", methods: nil, path: try PathPattern("/v1/**"), upstream: "wriftai",
+                    credentials: ["wriftai_token"])
+            ])
         config.listen.port = 0
         config.listen.threads = 2
         config.endpoints.wriftaiUpload = WriftAIUploadConfig(flow: flow)
@@ -299,9 +333,10 @@ import Testing
 
     @Test func sandboxThreeStepUploadOfSeveralParts() async throws {
         try await Self.withSandbox { f, sandbox in
-            let file = Samples.pdf(256 * 1024 * 5 + 777)  // six parts of the sandbox's 256 KiB
+            let file = Samples.pdf(256 * 1024 * 5 + 777) // six parts of the sandbox's 256 KiB
             for chunked in [false, true] {
-                let answer = try await sendBytes(.PUT, f.base + Self.endpoint + "report.pdf", body: file, chunked: chunked)
+                let answer = try await sendBytes(
+                    .PUT, f.base + Self.endpoint + "report.pdf", body: file, chunked: chunked)
                 #expect(answer.status == .created, "\(answer.text)")
                 let id = try #require(try answer.json()["id"] as? String, "\(answer.text)")
                 let stored = try #require(await sandbox.storedObject(key: "uploads/\(id)"))

@@ -19,7 +19,9 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         // Credential headers are written into every request with HTTPHeaders, which traps on a name that is
         // not ASCII: the loader must have refused any name that is not an RFC 9110 token.
         for name in config.credentials.values.flatMap(\.headerNames) {
-            fuzzExpect(!name.isEmpty && name.utf8.allSatisfy { tokenBytes.contains($0) }, "accepted the header name \(String(reflecting: name))")
+            fuzzExpect(
+                !name.isEmpty && name.utf8.allSatisfy { tokenBytes.contains($0) },
+                "accepted the header name \(String(reflecting: name))")
         }
     } catch {
         fuzzExpect(!error.issues.isEmpty, "a refusal without a problem")
@@ -36,7 +38,7 @@ let environment = [
     "ASSURED_API_KEY": "fuzz-api-key",
     "ASSURED_USER": "provider-admin@example.com",
     "ASSURED_PASS_FILE": "/run/secrets/assured_pass",
-    "EXAMPLE_TOKEN": "fuzz-example-token",  // Config/examples/minimal.yaml
+    "EXAMPLE_TOKEN": "fuzz-example-token", // Config/examples/minimal.yaml
     "EMPTY": "",
 ]
 

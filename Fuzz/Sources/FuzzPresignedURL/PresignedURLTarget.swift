@@ -23,20 +23,25 @@ public func fuzzPresignedURL(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
             return 0
         }
         let lifetime = expiry.expiresAt.timeIntervalSince(signedAt)
-        fuzzExpect(lifetime >= 1 && lifetime <= TimeInterval(PresignedURLExpiry.maximumSigV4Expires),
-                   "a SigV4 lifetime of \(lifetime) s")
+        fuzzExpect(
+            lifetime >= 1 && lifetime <= TimeInterval(PresignedURLExpiry.maximumSigV4Expires),
+            "a SigV4 lifetime of \(lifetime) s")
     case .sigV2:
         fuzzExpect(expiry.signedAt == nil, "a SigV2 expiry with a signing date")
-        fuzzExpect(expiry.expiresAt.timeIntervalSince1970 > 0 && expiry.expiresAt.timeIntervalSince1970 < 253_402_300_800,
-                   "a SigV2 expiry at \(expiry.expiresAt.timeIntervalSince1970)")
+        fuzzExpect(
+            expiry.expiresAt.timeIntervalSince1970 > 0 && expiry.expiresAt.timeIntervalSince1970 < 253_402_300_800,
+            "a SigV2 expiry at \(expiry.expiresAt.timeIntervalSince1970)")
     }
-    let receivedAt = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01
+    let receivedAt = Date(timeIntervalSince1970: 1_767_225_600) // 2026-01-01
     let capped = expiry.expiry(receivedAt: receivedAt, maximumLifetime: 3600, temporaryCredentialsMaximumLifetime: 600)
     fuzzExpect(capped <= expiry.expiresAt, "the capped expiry is later than the URL's")
-    fuzzExpect(capped <= receivedAt.addingTimeInterval(expiry.usesTemporaryCredentials ? 600 : 3600),
-               "the capped expiry is later than the ceiling")
-    fuzzExpect(PresignedURLExpiry.expiry(of: url, receivedAt: receivedAt, maximumLifetime: 3600,
-                                         temporaryCredentialsMaximumLifetime: 600) == capped,
-               "expiry(of:) disagrees with init(url:)")
+    fuzzExpect(
+        capped <= receivedAt.addingTimeInterval(expiry.usesTemporaryCredentials ? 600 : 3600),
+        "the capped expiry is later than the ceiling")
+    fuzzExpect(
+        PresignedURLExpiry.expiry(
+            of: url, receivedAt: receivedAt, maximumLifetime: 3600,
+            temporaryCredentialsMaximumLifetime: 600) == capped,
+        "expiry(of:) disagrees with init(url:)")
     return 0
 }

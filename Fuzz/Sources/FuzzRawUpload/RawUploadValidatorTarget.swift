@@ -32,8 +32,9 @@ public func fuzzRawUploadValidator(_ data: UnsafePointer<UInt8>?, _ size: Int) -
     func run(_ sizes: [UInt8]) -> (final: UploadDecision, forwarded: [UInt8])? {
         var validator: RawUploadValidator
         do {
-            validator = try RawUploadValidator(filename: filename, contentLength: contentLength, limit: limit,
-                                               boundary: "credgate-fuzz-boundary", uuid: { fixedUUID })
+            validator = try RawUploadValidator(
+                filename: filename, contentLength: contentLength, limit: limit,
+                boundary: "credgate-fuzz-boundary", uuid: { fixedUUID })
         } catch {
             _ = error.gatewayError
             return nil
@@ -52,7 +53,8 @@ public func fuzzRawUploadValidator(_ data: UnsafePointer<UInt8>?, _ size: Int) -
         fuzzExpect(final != .needMore, "finish() left the upload undecided")
         if let plan = final.plan {
             let envelope = validator.envelope
-            let expected = Array(envelope.preamble.readableBytesView) + body + Array(envelope.epilogue.readableBytesView)
+            let expected =
+                Array(envelope.preamble.readableBytesView) + body + Array(envelope.epilogue.readableBytesView)
             fuzzExpect(forwarded == expected, "the forwarded body is not preamble + raw bytes + epilogue")
             fuzzExpect(forwarded.count == body.count + plan.bodyLengthDelta, "bodyLengthDelta is wrong")
             fuzzExpect(envelope.contentLength(bodyLength: body.count) == forwarded.count, "contentLength is wrong")
@@ -66,11 +68,13 @@ public func fuzzRawUploadValidator(_ data: UnsafePointer<UInt8>?, _ size: Int) -
     // Accepted or not must not depend on the chunking. Which rejection comes first may: over the limit in the
     // first chunk is a 413 before the first bytes are looked at, while small chunks meet a 415 first (unlike
     // UploadValidator, this type does not promise otherwise).
-    fuzzExpect((fuzzed.final.plan == nil) == (whole.final.plan == nil),
-               "chunking changed the verdict: \(fuzzed.final) vs \(whole.final)")
+    fuzzExpect(
+        (fuzzed.final.plan == nil) == (whole.final.plan == nil),
+        "chunking changed the verdict: \(fuzzed.final) vs \(whole.final)")
     fuzzExpect(fuzzed.forwarded == whole.forwarded, "chunking changed the forwarded bytes")
     return 0
 }
 
 /// Generated names must not depend on the run, or two runs of one input could not be compared.
-let fixedUUID = UUID(uuid: (0x1b, 0x4e, 0x28, 0xba, 0x2f, 0xa1, 0x11, 0xd2, 0x88, 0x3f, 0x00, 0x16, 0xd3, 0xcc, 0x42, 0x7e))
+let fixedUUID = UUID(
+    uuid: (0x1b, 0x4e, 0x28, 0xba, 0x2f, 0xa1, 0x11, 0xd2, 0x88, 0x3f, 0x00, 0x16, 0xd3, 0xcc, 0x42, 0x7e))

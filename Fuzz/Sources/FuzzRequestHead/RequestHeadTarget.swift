@@ -41,22 +41,30 @@ public func fuzzRequestHead(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
     let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
 
     let path = ProxyHandler.path(of: uri)
-    fuzzExpect(uri.utf8.starts(with: path.utf8) && !path.utf8.contains(UInt8(ascii: "?")),
-               "path(of:) is not the part before '?'")
+    fuzzExpect(
+        uri.utf8.starts(with: path.utf8) && !path.utf8.contains(UInt8(ascii: "?")),
+        "path(of:) is not the part before '?'")
     // climbsOut, like the path rules under it, reads origin-form paths only (`check` refuses the other forms).
     if path.utf8.first == UInt8(ascii: "/"), let decoded = String(path).removingPercentEncoding {
-        let dotSegment = decoded.split(separator: "/", omittingEmptySubsequences: false).contains { $0 == "." || $0 == ".." }
-        fuzzExpect(!dotSegment || ProxyHandler.climbsOut(path), "climbsOut missed a dot segment in \(String(reflecting: String(path)))")
+        let dotSegment = decoded.split(separator: "/", omittingEmptySubsequences: false).contains {
+            $0 == "." || $0 == ".."
+        }
+        fuzzExpect(
+            !dotSegment || ProxyHandler.climbsOut(path),
+            "climbsOut missed a dot segment in \(String(reflecting: String(path)))")
     }
 
     // The path a route is matched on must itself be one that needs no more normalising: otherwise what is
     // matched and what the platform reads could differ after all.
-    if case .success(let checked) = ProxyHandler.inspect(head, maxHeaderBytes: maxHeaderBytes, protectedHeaders: protected),
-       let normalized = checked.normalizedPath
+    if case .success(let checked) = ProxyHandler.inspect(
+        head, maxHeaderBytes: maxHeaderBytes, protectedHeaders: protected),
+        let normalized = checked.normalizedPath
     {
-        fuzzExpect(normalized.utf8.first == UInt8(ascii: "/"), "normalised \(String(reflecting: uri)) to a relative path")
-        fuzzExpect(RequestPath.normalize(normalized[...]) == .unchanged,
-                   "normalising \(String(reflecting: String(path))) twice differs from once (\(normalized))")
+        fuzzExpect(
+            normalized.utf8.first == UInt8(ascii: "/"), "normalised \(String(reflecting: uri)) to a relative path")
+        fuzzExpect(
+            RequestPath.normalize(normalized[...]) == .unchanged,
+            "normalising \(String(reflecting: String(path))) twice differs from once (\(normalized))")
         fuzzExpect(checked.unsafePath == nil, "a path both normalised and unsafe")
     }
 
@@ -70,14 +78,16 @@ public func fuzzRequestHead(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
         // The answer to a refused head quotes parts of it: it must still be JSON.
         let response = LocalResponse.problem(verdict, requestID: "fuzz")
         let body = Data(response.body.readableBytesView)
-        fuzzExpect((try? JSONSerialization.jsonObject(with: body)) is [String: Any],
-                   "the problem+json answer for \(verdict) is not a JSON object")
+        fuzzExpect(
+            (try? JSONSerialization.jsonObject(with: body)) is [String: Any],
+            "the problem+json answer for \(verdict) is not a JSON object")
     }
     _ = ProxyHandler.hasBody(head)
 
     if let id = RequestID.from(head.headers) {
-        fuzzExpect(!id.isEmpty && id.utf8.count <= 128 && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F },
-                   "RequestID.from kept an unsafe id")
+        fuzzExpect(
+            !id.isEmpty && id.utf8.count <= 128 && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F },
+            "RequestID.from kept an unsafe id")
     }
 
     var hygienic = head.headers

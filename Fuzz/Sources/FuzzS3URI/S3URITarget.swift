@@ -17,9 +17,13 @@ public func fuzzS3URI(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         fuzzExpect(uri.description == text, "\(String(reflecting: text)) prints back as \(uri.description)")
         fuzzExpect((3...63).contains(uri.bucket.utf8.count), "bucket length \(uri.bucket.utf8.count)")
         fuzzExpect(uri.bucket.utf8.allSatisfy { bucketBytes.contains($0) }, "bucket \(uri.bucket) has a bad byte")
-        fuzzExpect(!uri.key.isEmpty && uri.key.utf8.count <= S3URI.maximumKeyBytes, "key of \(uri.key.utf8.count) bytes")
-        fuzzExpect(!uri.key.unicodeScalars.contains { $0.properties.isWhitespace || $0.properties.generalCategory == .control },
-                   "a key with whitespace or a control character passed")
+        fuzzExpect(
+            !uri.key.isEmpty && uri.key.utf8.count <= S3URI.maximumKeyBytes, "key of \(uri.key.utf8.count) bytes")
+        fuzzExpect(
+            !uri.key.unicodeScalars.contains {
+                $0.properties.isWhitespace || $0.properties.generalCategory == .control
+            },
+            "a key with whitespace or a control character passed")
         fuzzExpect((try? S3URI(parsing: uri.description)) == uri, "the printed URI does not parse to itself")
         fuzzExpect(S3URI(validating: text) == uri, "init(validating:) disagrees with init(parsing:)")
     } catch {

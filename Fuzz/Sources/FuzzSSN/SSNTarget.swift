@@ -25,7 +25,8 @@ public func fuzzSSN(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let text = String(fuzzBytes: rest)
 
     if let digits = SSNCipher.normalize(text) {
-        fuzzExpect(digits.utf8.count == 9 && digits.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }, "normalize kept \(digits)")
+        fuzzExpect(
+            digits.utf8.count == 9 && digits.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }, "normalize kept \(digits)")
         let encrypted = try! SSNCipher.encrypt(digits, token: sessionToken)
         fuzzExpect(SSNCipher.decrypt(encrypted, token: sessionToken) == digits, "the cipher does not round-trip")
     }
@@ -39,18 +40,21 @@ public func fuzzSSN(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         body = ByteBuffer(bytes: rest)
     }
     let original = body
-    var head = HTTPRequestHead(version: .http1_1, method: .PATCH, uri: "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/1/",
-                               headers: ["authorization": "Bearer \(sessionToken)", "content-type": "application/json"])
-    let clientHead = HTTPRequestHead(version: .http1_1, method: .PATCH, uri: head.uri,
-                                     headers: flags & 1 != 0 ? ["authorization": "Bearer \(placeholder)"] : [:])
+    var head = HTTPRequestHead(
+        version: .http1_1, method: .PATCH, uri: "/api/v1/users/retrieve-update-provider-ssn-sym-encrypted/1/",
+        headers: ["authorization": "Bearer \(sessionToken)", "content-type": "application/json"])
+    let clientHead = HTTPRequestHead(
+        version: .http1_1, method: .PATCH, uri: head.uri,
+        headers: flags & 1 != 0 ? ["authorization": "Bearer \(placeholder)"] : [:])
     let context = FilterContext(requestID: "fuzz", routeName: "ssn", eventLoop: loop, clientHead: clientHead)
     // A refusal is a local answer; only a body the filter rewrote has more to check.
     if case .proceed = filter.decodeBody(&body, head: &head, context: context), body != original {
         let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any]
         let ssn = object?["ssn"] as? String
         let plain = ssn.flatMap { SSNCipher.decrypt($0, token: sessionToken) }
-        fuzzExpect(plain.map { SSNCipher.normalize($0) == $0 } == true,
-                   "the rewritten body's ssn is not nine digits under the session token")
+        fuzzExpect(
+            plain.map { SSNCipher.normalize($0) == $0 } == true,
+            "the rewritten body's ssn is not nine digits under the session token")
     }
     return 0
 }
@@ -61,6 +65,7 @@ let sessionToken = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE4OTM0NTYwMDB9.c2Vzc2lvbg"
 let filter = SSNEncryptionFilter(
     session: JWTSessionConfig(
         upstream: "assured",
-        login: .init(path: "/api/v1/users/login/", body: Secret("{}"), accessTokenPath: "access", refreshTokenPath: nil)),
+        login: .init(path: "/api/v1/users/login/", body: Secret("{}"), accessTokenPath: "access", refreshTokenPath: nil)
+    ),
     placeholders: placeholders)
 let loop = EmbeddedEventLoop()

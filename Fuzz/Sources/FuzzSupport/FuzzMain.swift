@@ -1,7 +1,7 @@
 import CLibFuzzer
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A fuzz target's C entry point, `LLVMFuzzerTestOneInput`'s signature.

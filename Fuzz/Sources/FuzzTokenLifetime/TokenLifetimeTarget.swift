@@ -27,10 +27,11 @@ public func fuzzTokenLifetime(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CIn
     let configured = marginByte == 0 ? nil : Duration.seconds(Int(marginByte))
     let margin = TokenLifetime.refreshMargin(lifetime: lifetime, configured: configured)
     fuzzExpect(margin >= .zero, "a negative refresh margin \(margin)")
-    fuzzExpect(lifetime <= .zero ? margin == .zero : margin <= lifetime / 2,
-               "a refresh margin of \(margin) for a lifetime of \(lifetime)")
+    fuzzExpect(
+        lifetime <= .zero ? margin == .zero : margin <= lifetime / 2,
+        "a refresh margin of \(margin) for a lifetime of \(lifetime)")
     return 0
 }
 
 /// A fixed "now", so that `exp - now` lifetimes do not depend on when the fuzzer runs.
-let now = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01
+let now = Date(timeIntervalSince1970: 1_767_225_600) // 2026-01-01

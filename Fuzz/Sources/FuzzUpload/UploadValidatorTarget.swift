@@ -34,8 +34,9 @@ public func fuzzUploadValidator(_ data: UnsafePointer<UInt8>?, _ size: Int) -> C
 
     guard let fuzzed = UploadRun(options, body: body, sizes: sizes) else { return 0 }
     let whole = UploadRun(options, body: body, sizes: [])!
-    fuzzExpect(fuzzed.final == whole.final,
-               "chunking changed the final decision: \(fuzzed.final) in chunks \(sizes), \(whole.final) whole")
+    fuzzExpect(
+        fuzzed.final == whole.final,
+        "chunking changed the final decision: \(fuzzed.final) in chunks \(sizes), \(whole.final) whole")
     fuzzExpect(fuzzed.forwarded == whole.forwarded, "chunking changed the forwarded bytes")
     fuzzExpect(fuzzed.fields == whole.fields, "chunking changed the captured fields")
     return 0
@@ -91,10 +92,12 @@ struct UploadRun {
         if let plan = final.plan {
             fuzzExpect(validator.bytesSeen == body.count, "bytesSeen \(validator.bytesSeen) for \(body.count) bytes")
             fuzzExpect(body.count <= options.limit, "accepted \(body.count) bytes over the limit \(options.limit)")
-            fuzzExpect(forwarded.count == body.count + plan.bodyLengthDelta,
-                       "forwarded \(forwarded.count) bytes for \(body.count) + delta \(plan.bodyLengthDelta)")
-            fuzzExpect(FileType.detect(Array(body[(plan.filePart?.dataOffset ?? 0)...].prefix(FileType.sniffLength)))
-                           == plan.fileType, "accepted a file whose first bytes are not a \(plan.fileType)")
+            fuzzExpect(
+                forwarded.count == body.count + plan.bodyLengthDelta,
+                "forwarded \(forwarded.count) bytes for \(body.count) + delta \(plan.bodyLengthDelta)")
+            fuzzExpect(
+                FileType.detect(Array(body[(plan.filePart?.dataOffset ?? 0)...].prefix(FileType.sniffLength)))
+                    == plan.fileType, "accepted a file whose first bytes are not a \(plan.fileType)")
             if let part = plan.filePart {
                 // Only the head before the file's content may change.
                 let content = body[part.dataOffset...]
@@ -110,4 +113,5 @@ struct UploadRun {
 }
 
 /// Generated names must not depend on the run, or two runs of one input could not be compared.
-let fixedUUID = UUID(uuid: (0x1b, 0x4e, 0x28, 0xba, 0x2f, 0xa1, 0x11, 0xd2, 0x88, 0x3f, 0x00, 0x16, 0xd3, 0xcc, 0x42, 0x7e))
+let fixedUUID = UUID(
+    uuid: (0x1b, 0x4e, 0x28, 0xba, 0x2f, 0xa1, 0x11, 0xd2, 0x88, 0x3f, 0x00, 0x16, 0xd3, 0xcc, 0x42, 0x7e))

@@ -58,8 +58,10 @@ public final class AccessLog: Sendable {
     }
 
     /// - Parameter sink: where formatted batches go (standard output by default).
-    init(format: Format, includeQuery: Bool, maxPending: Int = 8192,
-         sink: @escaping @Sendable (ByteBuffer) -> Void = AccessLog.standardOutput) {
+    init(
+        format: Format, includeQuery: Bool, maxPending: Int = 8192,
+        sink: @escaping @Sendable (ByteBuffer) -> Void = AccessLog.standardOutput
+    ) {
         self.format = format
         self.includeQuery = includeQuery
         self.maxPending = maxPending
@@ -164,7 +166,11 @@ public final class AccessLog: Sendable {
         guard s.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else { return String(s) }
         var out = ""
         for scalar in s.unicodeScalars {
-            if scalar.value <= 0x20 || scalar.value == 0x7F { out += String(format: "%%%02X", scalar.value) } else { out.unicodeScalars.append(scalar) }
+            if scalar.value <= 0x20 || scalar.value == 0x7F {
+                out += String(format: "%%%02X", scalar.value)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
         }
         return out
     }
@@ -184,7 +190,8 @@ public final class AccessLog: Sendable {
         gmtime_r(&seconds, &parts)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
         let ms = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(ms)Z"
+        return
+            "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(ms)Z"
     }
 
     /// Writes a batch to standard output with `write(2)`, whole, retrying on short writes.

@@ -63,9 +63,13 @@ public struct AdminEndpoints: Sendable {
         case (.GET, "/credgate/metrics"):
             guard let metrics else { return .problem(.adminNotFound(path: String(path)), requestID: requestID) }
             let text = metrics.render(credentials: credentialStatus(), presignCache: presignCache)
-            return LocalResponse(status: .ok, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8",
-                                                       "cache-control": "no-store"],
-                                 body: ByteBuffer(bytes: text))
+            return LocalResponse(
+                status: .ok,
+                headers: [
+                    "content-type": "text/plain; version=0.0.4; charset=utf-8",
+                    "cache-control": "no-store",
+                ],
+                body: ByteBuffer(bytes: text))
         case (.DELETE, "/credgate/v1/cache/presign"):
             guard let presignCache else { return .problem(.adminNotFound(path: String(path)), requestID: requestID) }
             let removed = presignCache.count
@@ -73,7 +77,9 @@ public struct AdminEndpoints: Sendable {
             return .json(.ok, "{\"removed\":\(removed)}", headers: ["cache-control": "no-store"])
         case (.POST, "/credgate/quitquitquit"):
             // Off: the same answer as any unknown admin path, so a probe learns nothing.
-            guard let drain = quit.action() else { return .problem(.adminNotFound(path: String(path)), requestID: requestID) }
+            guard let drain = quit.action() else {
+                return .problem(.adminNotFound(path: String(path)), requestID: requestID)
+            }
             drain()
             return .json(.ok, "{\"status\":\"draining\"}", headers: ["cache-control": "no-store"])
         default:
@@ -95,15 +101,19 @@ public struct AdminEndpoints: Sendable {
             let sessions_kept: [String]
             let sessions_new: [String]
         }
-        let status: HTTPResponseStatus = switch outcome.result {
-        case .reloaded: .ok
-        case .failed: .unprocessableEntity
-        case .draining: .serviceUnavailable
-        }
-        return encoded(status, Body(
-            status: outcome.result.rawValue, problems: outcome.problems.map { Problem(path: $0.path, message: $0.message) },
-            needs_restart: outcome.needsRestart.map { Problem(path: $0.path, message: $0.message) },
-            sessions_kept: outcome.sessionsKept, sessions_new: outcome.sessionsNew), pretty: false)
+        let status: HTTPResponseStatus =
+            switch outcome.result {
+            case .reloaded: .ok
+            case .failed: .unprocessableEntity
+            case .draining: .serviceUnavailable
+            }
+        return encoded(
+            status,
+            Body(
+                status: outcome.result.rawValue,
+                problems: outcome.problems.map { Problem(path: $0.path, message: $0.message) },
+                needs_restart: outcome.needsRestart.map { Problem(path: $0.path, message: $0.message) },
+                sessions_kept: outcome.sessionsKept, sessions_new: outcome.sessionsNew), pretty: false)
     }
 
     /// The readiness of the gateway now.
@@ -115,7 +125,9 @@ public struct AdminEndpoints: Sendable {
     /// that says which credential is not ready and why (``ReadinessBody``).
     func readinessResponse() -> LocalResponse {
         let readiness = readiness()
-        guard readiness.isReady else { return Self.encoded(.serviceUnavailable, ReadinessBody(readiness), pretty: false) }
+        guard readiness.isReady else {
+            return Self.encoded(.serviceUnavailable, ReadinessBody(readiness), pretty: false)
+        }
         return .json(.ok, "{\"status\":\"ok\"}", headers: ["cache-control": "no-store"])
     }
 
@@ -190,26 +202,33 @@ public struct AdminEndpoints: Sendable {
         let cache = presignCache.map { c in
             let s = c.statistics
             let lookups = s.hits + s.misses
-            return Cache(entries: c.count, capacity: c.configuration.capacity, hits: s.hits, misses: s.misses,
-                         hit_rate: lookups == 0 ? nil : Double(s.hits) / Double(lookups),
-                         platform_calls: s.fetches, joined: s.joined, stored: s.stored, evictions: s.evictions)
+            return Cache(
+                entries: c.count, capacity: c.configuration.capacity, hits: s.hits, misses: s.misses,
+                hit_rate: lookups == 0 ? nil : Double(s.hits) / Double(lookups),
+                platform_calls: s.fetches, joined: s.joined, stored: s.stored, evictions: s.evictions)
         }
         let routes = traffic.snapshot().map { name, t in
-            Route(route: name, requests: t.requests, errors: t.errors, client_errors: t.clientErrors,
-                  server_errors: t.serverErrors, cut_short: t.cutShort)
+            Route(
+                route: name, requests: t.requests, errors: t.errors, client_errors: t.clientErrors,
+                server_errors: t.serverErrors, cut_short: t.cutShort)
         }
         let credentials = credentialStatus()
-        let readiness = Readiness(credentials: credentials, notRequired: notRequiredForReady, draining: drain.isDraining)
+        let readiness = Readiness(
+            credentials: credentials, notRequired: notRequiredForReady, draining: drain.isDraining)
         let uptime = Int((ContinuousClock.now - startedAt).components.seconds)
-        return Self.encoded(.ok, Body(version: CredGateVersion.string, uptime_seconds: uptime, readiness: ReadinessBody(readiness),
-                                      credentials: credentials, presign_cache: cache, routes: routes), pretty: true)
+        return Self.encoded(
+            .ok,
+            Body(
+                version: CredGateVersion.string, uptime_seconds: uptime, readiness: ReadinessBody(readiness),
+                credentials: credentials, presign_cache: cache, routes: routes), pretty: true)
     }
 
     private static func encoded(_ status: HTTPResponseStatus, _ value: some Encodable, pretty: Bool) -> LocalResponse {
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted] : [.sortedKeys]
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return LocalResponse(status: status, headers: ["content-type": "application/json", "cache-control": "no-store"],
-                             body: ByteBuffer(bytes: data))
+        return LocalResponse(
+            status: status, headers: ["content-type": "application/json", "cache-control": "no-store"],
+            body: ByteBuffer(bytes: data))
     }
 }

@@ -19,7 +19,9 @@ struct AdminFilter: HeadFilter {
 
     /// A reload reads files and builds route tables: it runs off the event loop, and the request waits for it
     /// (called again once it is done, with its outcome in the scratch).
-    private func reload(_ action: @escaping @Sendable () async -> ReloadOutcome, context: FilterContext) -> FilterHeadResult {
+    private func reload(_ action: @escaping @Sendable () async -> ReloadOutcome, context: FilterContext)
+        -> FilterHeadResult
+    {
         if let done = context.scratch[Self.reloadKey]?.withLockedValue({ $0 }) {
             return .stop(AdminEndpoints.reloadResponse(done))
         }

@@ -39,36 +39,49 @@ public enum Doctor {
             switch credential.kind {
             case .jwtSession(let session):
                 guard let upstream = config.upstreams[session.upstream] else { continue }
-                results.append(await login(name, session, upstream: upstream, transport: transport(upstream), logger: logger))
+                results.append(
+                    await login(name, session, upstream: upstream, transport: transport(upstream), logger: logger))
             case .apiKey(let header, let value):
-                let upstreamName = credential.probe?.upstream
+                let upstreamName =
+                    credential.probe?.upstream
                     ?? config.allRoutes.first { $0.credentials.contains(name) }?.upstream
                 guard let upstreamName, let upstream = config.upstreams[upstreamName] else {
-                    results.append(Result(credential: name, kind: "api_key", upstream: "-", outcome: .notChecked, detail: "no route uses it"))
+                    results.append(
+                        Result(
+                            credential: name, kind: "api_key", upstream: "-", outcome: .notChecked,
+                            detail: "no route uses it"))
                     continue
                 }
                 guard let probe = credential.probe else {
-                    results.append(Result(credential: name, kind: "api_key", upstream: upstreamName, outcome: .notChecked,
-                                          detail: "no probe configured (credentials.\(name).probe)"))
+                    results.append(
+                        Result(
+                            credential: name, kind: "api_key", upstream: upstreamName, outcome: .notChecked,
+                            detail: "no probe configured (credentials.\(name).probe)"))
                     continue
                 }
-                results.append(await self.probe(name, probe, headers: [(header, value.reveal())], upstream: upstream,
-                                                transport: transport(upstream)))
+                results.append(
+                    await self.probe(
+                        name, probe, headers: [(header, value.reveal())], upstream: upstream,
+                        transport: transport(upstream)))
             case .awsSigV4:
                 let upstream = config.allRoutes.first { $0.credentials.contains(name) }?.upstream ?? "-"
-                results.append(Result(credential: name, kind: "aws_sigv4", upstream: upstream, outcome: .notChecked,
-                                      detail: "doctor has no check for AWS keys yet"))
+                results.append(
+                    Result(
+                        credential: name, kind: "aws_sigv4", upstream: upstream, outcome: .notChecked,
+                        detail: "doctor has no check for AWS keys yet"))
             }
         }
         return results
     }
 
     private static func login(
-        _ name: String, _ config: JWTSessionConfig, upstream: UpstreamConfig, transport: any SessionTransport, logger: Logger
+        _ name: String, _ config: JWTSessionConfig, upstream: UpstreamConfig, transport: any SessionTransport,
+        logger: Logger
     ) async -> Result {
         let session = JWTSession(name: name, config: config, transport: transport, logger: logger)
         let started = ContinuousClock.now
-        var result = Result(credential: name, kind: "jwt_session", upstream: upstream.name, outcome: .ok, detail: "logged in")
+        var result = Result(
+            credential: name, kind: "jwt_session", upstream: upstream.name, outcome: .ok, detail: "logged in")
         do {
             let token = try await session.validToken()
             result.elapsed = ContinuousClock.now - started
@@ -105,7 +118,8 @@ public enum Doctor {
         } catch {
             result.elapsed = ContinuousClock.now - started
             result.outcome = .failed
-            result.detail = "\(probe.method) \(probe.path): \((error as? SessionTransportError)?.description ?? "no answer")"
+            result.detail =
+                "\(probe.method) \(probe.path): \((error as? SessionTransportError)?.description ?? "no answer")"
         }
         return result
     }

@@ -93,33 +93,43 @@ public final class GatewayMetrics: Sendable {
                 }
                 last[key] = value
             }
-            gauge("credgate_client_connections", "Client connections open now.", [],
-                  Double(sources.openConnections?() ?? 0))
-            counter("credgate_access_log_dropped_total", "Access-log lines dropped because the writer fell behind.", [],
-                    sources.accessLogDropped?() ?? 0)
+            gauge(
+                "credgate_client_connections", "Client connections open now.", [],
+                Double(sources.openConnections?() ?? 0))
+            counter(
+                "credgate_access_log_dropped_total", "Access-log lines dropped because the writer fell behind.", [],
+                sources.accessLogDropped?() ?? 0)
             for c in credentials where c.kind == "jwt_session" {
                 let l = [("credential", c.name)]
                 for state in Self.credentialStates {
-                    gauge("credgate_credential_state", "1 for the session credential's current state, 0 for the others.",
-                          [("credential", c.name), ("state", state)], c.state == state ? 1 : 0)
+                    gauge(
+                        "credgate_credential_state", "1 for the session credential's current state, 0 for the others.",
+                        [("credential", c.name), ("state", state)], c.state == state ? 1 : 0)
                 }
-                gauge("credgate_credential_circuit_open", "1 while the credential's circuit breaker is open.", l,
-                      c.state == "circuit_open" ? 1 : 0)
-                gauge("credgate_credential_expiry_seconds", "Seconds until the held token lapses (0 when none is held).", l,
-                      Double(max(0, c.expiresInSeconds ?? 0)))
+                gauge(
+                    "credgate_credential_circuit_open", "1 while the credential's circuit breaker is open.", l,
+                    c.state == "circuit_open" ? 1 : 0)
+                gauge(
+                    "credgate_credential_expiry_seconds", "Seconds until the held token lapses (0 when none is held).",
+                    l,
+                    Double(max(0, c.expiresInSeconds ?? 0)))
                 counter("credgate_credential_logins_total", "Successful logins of the session credential.", l, c.logins)
-                counter("credgate_credential_refreshes_total", "Successful token refreshes of the session credential.", l,
-                        c.refreshes)
-                counter("credgate_credential_failures_total", "Failed logins and refreshes of the session credential.",
-                        [("credential", c.name), ("operation", "login")], c.loginFailures)
-                counter("credgate_credential_failures_total", "Failed logins and refreshes of the session credential.",
-                        [("credential", c.name), ("operation", "refresh")], c.refreshFailures)
+                counter(
+                    "credgate_credential_refreshes_total", "Successful token refreshes of the session credential.", l,
+                    c.refreshes)
+                counter(
+                    "credgate_credential_failures_total", "Failed logins and refreshes of the session credential.",
+                    [("credential", c.name), ("operation", "login")], c.loginFailures)
+                counter(
+                    "credgate_credential_failures_total", "Failed logins and refreshes of the session credential.",
+                    [("credential", c.name), ("operation", "refresh")], c.refreshFailures)
             }
             if let presignCache {
                 let s = presignCache.statistics
                 counter("credgate_presign_cache_hits_total", "Presign requests answered from the cache.", [], s.hits)
                 counter("credgate_presign_cache_misses_total", "Presign requests not found in the cache.", [], s.misses)
-                counter("credgate_presign_cache_evictions_total", "Presigned URLs evicted to make room.", [], s.evictions)
+                counter(
+                    "credgate_presign_cache_evictions_total", "Presigned URLs evicted to make room.", [], s.evictions)
                 gauge("credgate_presign_cache_entries", "Presigned URLs held now.", [], Double(presignCache.count))
             }
             var buffer: [UInt8] = []
@@ -144,22 +154,27 @@ public final class RouteMetrics: Sendable {
 
     static let methodNames = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"]
     static let statusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"]
-    static let buckets: [Duration] = [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500),
-                                      .milliseconds(2500), .seconds(10), .seconds(60)]
+    static let buckets: [Duration] = [
+        .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500),
+        .milliseconds(2500), .seconds(10), .seconds(60),
+    ]
 
     init(registry: PrometheusCollectorRegistry, route: String) {
         self.registry = registry
         self.route = route
         requests = (0..<(Self.methodNames.count * Self.statusClasses.count)).map { _ in ManagedAtomicLazyReference() }
         duration = registry.makeDurationHistogram(
-            descriptor: GatewayMetrics.descriptor("credgate_request_duration_seconds",
-                                                  "Time from the request head to the end of the answer."),
+            descriptor: GatewayMetrics.descriptor(
+                "credgate_request_duration_seconds",
+                "Time from the request head to the end of the answer."),
             labels: [("route", route)], buckets: Self.buckets)
         bytesIn = registry.makeCounter(
-            descriptor: GatewayMetrics.descriptor("credgate_request_body_bytes_total", "Request body bytes received from clients."),
+            descriptor: GatewayMetrics.descriptor(
+                "credgate_request_body_bytes_total", "Request body bytes received from clients."),
             labels: [("route", route)])
         bytesOut = registry.makeCounter(
-            descriptor: GatewayMetrics.descriptor("credgate_response_body_bytes_total", "Response body bytes sent to clients."),
+            descriptor: GatewayMetrics.descriptor(
+                "credgate_response_body_bytes_total", "Response body bytes sent to clients."),
             labels: [("route", route)])
     }
 
@@ -181,10 +196,16 @@ public final class RouteMetrics: Sendable {
     func record(method: HTTPMethod, status: UInt, bytesIn: Int64, bytesOut: Int64, nanoseconds: Int64) {
         let statusSlot = (1...5).contains(status / 100) ? Int(status / 100) - 1 : 5
         let slot = Self.methodSlot(method) * Self.statusClasses.count + statusSlot
-        let counter = requests[slot].load() ?? requests[slot].storeIfNilThenLoad(registry.makeCounter(
-            descriptor: GatewayMetrics.descriptor("credgate_requests_total", "Requests answered, by route, method and status class."),
-            labels: [("route", route), ("method", Self.methodNames[slot / Self.statusClasses.count]),
-                     ("status_class", Self.statusClasses[statusSlot])]))
+        let counter =
+            requests[slot].load()
+            ?? requests[slot].storeIfNilThenLoad(
+                registry.makeCounter(
+                    descriptor: GatewayMetrics.descriptor(
+                        "credgate_requests_total", "Requests answered, by route, method and status class."),
+                    labels: [
+                        ("route", route), ("method", Self.methodNames[slot / Self.statusClasses.count]),
+                        ("status_class", Self.statusClasses[statusSlot]),
+                    ]))
         counter.increment()
         duration.record(.nanoseconds(max(0, nanoseconds)))
         if bytesIn > 0 { self.bytesIn.increment(by: bytesIn) }
@@ -201,12 +222,14 @@ public final class UpstreamMetrics: Sendable {
 
     init(registry: PrometheusCollectorRegistry, upstream: String) {
         connectFailures = registry.makeCounter(
-            descriptor: GatewayMetrics.descriptor("credgate_upstream_connect_failures_total",
-                                                  "Upstream connections that could not be opened."),
+            descriptor: GatewayMetrics.descriptor(
+                "credgate_upstream_connect_failures_total",
+                "Upstream connections that could not be opened."),
             labels: [("upstream", upstream)])
         staleRetries = registry.makeCounter(
-            descriptor: GatewayMetrics.descriptor("credgate_upstream_stale_retries_total",
-                                                  "Requests retried on a fresh connection after a pooled one was found closed."),
+            descriptor: GatewayMetrics.descriptor(
+                "credgate_upstream_stale_retries_total",
+                "Requests retried on a fresh connection after a pooled one was found closed."),
             labels: [("upstream", upstream)])
     }
 }
@@ -218,7 +241,8 @@ public final class UploadRejectionMetrics: Sendable {
     init(registry: PrometheusCollectorRegistry) {
         counters = UploadRejection.Kind.allCases.map { kind in
             registry.makeCounter(
-                descriptor: GatewayMetrics.descriptor("credgate_upload_rejections_total", "Uploads refused, by rejection code."),
+                descriptor: GatewayMetrics.descriptor(
+                    "credgate_upload_rejections_total", "Uploads refused, by rejection code."),
                 labels: [("reason", kind.rawValue)])
         }
     }
@@ -239,17 +263,20 @@ public final class ReloadMetrics: Sendable {
     private let lastSuccessTime: Gauge
 
     init(registry: PrometheusCollectorRegistry) {
-        let reloads = GatewayMetrics.descriptor("credgate_config_reloads_total",
-                                                "Configuration reloads, by result (a failed one leaves the old configuration serving).")
+        let reloads = GatewayMetrics.descriptor(
+            "credgate_config_reloads_total",
+            "Configuration reloads, by result (a failed one leaves the old configuration serving).")
         succeeded = registry.makeCounter(descriptor: reloads, labels: [("result", "success")])
         failed = registry.makeCounter(descriptor: reloads, labels: [("result", "failure")])
         lastSuccess = registry.makeGauge(
-            descriptor: GatewayMetrics.descriptor("credgate_config_last_reload_success",
-                                                  "1 when the last configuration load (at start or a reload) succeeded, 0 when it was refused."),
+            descriptor: GatewayMetrics.descriptor(
+                "credgate_config_last_reload_success",
+                "1 when the last configuration load (at start or a reload) succeeded, 0 when it was refused."),
             labels: [])
         lastSuccessTime = registry.makeGauge(
-            descriptor: GatewayMetrics.descriptor("credgate_config_last_reload_success_timestamp_seconds",
-                                                  "Unix time of the last successful configuration load."),
+            descriptor: GatewayMetrics.descriptor(
+                "credgate_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful configuration load."),
             labels: [])
         lastSuccess.set(to: 1)
         lastSuccessTime.set(to: Date().timeIntervalSince1970)

@@ -49,9 +49,10 @@ public struct Readiness: Sendable, Equatable {
                 ignored.append(credential.name)
                 continue
             }
-            blockers.append(Blocker(
-                credential: credential.name, state: credential.state, lastError: credential.lastError,
-                reason: Self.reason(credential)))
+            blockers.append(
+                Blocker(
+                    credential: credential.name, state: credential.state, lastError: credential.lastError,
+                    reason: Self.reason(credential)))
         }
         self.blockers = blockers
         self.ignored = ignored
@@ -63,7 +64,8 @@ public struct Readiness: Sendable, Equatable {
         case "logging_in": why = "it is logging in"
         case "refreshing": why = "it is renewing an expired token"
         case "backing_off": why = "logins are failing and the next attempt waits (backoff)"
-        case "circuit_open": why = "logins failed repeatedly and credgate stopped trying for a while (circuit breaker open)"
+        case "circuit_open":
+            why = "logins failed repeatedly and credgate stopped trying for a while (circuit breaker open)"
         default: why = "none obtained yet, or the last one expired or was rejected"
         }
         var sentence = "session '\(c.name)' holds no valid token: \(why)"

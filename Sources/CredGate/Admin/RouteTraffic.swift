@@ -55,8 +55,9 @@ public struct RouteTrafficSnapshot: Sendable, Equatable {
     public var errors: Int { clientErrors + serverErrors + cutShort }
 
     static func + (a: Self, b: Self) -> Self {
-        Self(requests: a.requests + b.requests, clientErrors: a.clientErrors + b.clientErrors,
-             serverErrors: a.serverErrors + b.serverErrors, cutShort: a.cutShort + b.cutShort)
+        Self(
+            requests: a.requests + b.requests, clientErrors: a.clientErrors + b.clientErrors,
+            serverErrors: a.serverErrors + b.serverErrors, cutShort: a.cutShort + b.cutShort)
     }
 }
 
@@ -90,7 +91,9 @@ public final class RouteTraffic: Sendable {
         guard keepingPrevious else { return }
         let names = Set(unique.map(\.name))
         replaced.withLockedValue { replaced in
-            for entry in old where names.contains(entry.name) { replaced[entry.name, default: []].append(entry.counters) }
+            for entry in old where names.contains(entry.name) {
+                replaced[entry.name, default: []].append(entry.counters)
+            }
             replaced = replaced.filter { names.contains($0.key) }
         }
     }

@@ -178,18 +178,21 @@ public final class PresignCache: Sendable {
     }
 
     /// The leader's answer for `key`: decide whether to store it, retire the flight, and tell the waiters.
-    fileprivate func complete(_ flight: PresignCacheFlight, key: PresignCacheKey, status: Int, body: [UInt8]) -> PresignCacheFetched {
+    fileprivate func complete(_ flight: PresignCacheFlight, key: PresignCacheKey, status: Int, body: [UInt8])
+        -> PresignCacheFetched
+    {
         let receivedAt = clock()
         let url = status == 200 ? Self.presignedURL(in: body) : nil
         var entry: Entry?
         if let url, body.count <= configuration.maximumBodyBytes,
-           let expiresAt = PresignedURLExpiry.expiry(
-               of: url, receivedAt: receivedAt, maximumLifetime: configuration.maximumLifetime,
-               temporaryCredentialsMaximumLifetime: configuration.temporaryCredentialsMaximumLifetime),
-           let serveUntil = PresignServingWindow.serveUntil(receivedAt: receivedAt, expiresAt: expiresAt)
+            let expiresAt = PresignedURLExpiry.expiry(
+                of: url, receivedAt: receivedAt, maximumLifetime: configuration.maximumLifetime,
+                temporaryCredentialsMaximumLifetime: configuration.temporaryCredentialsMaximumLifetime),
+            let serveUntil = PresignServingWindow.serveUntil(receivedAt: receivedAt, expiresAt: expiresAt)
         {
-            entry = Entry(body: body, presignedURL: url, receivedAt: receivedAt, expiresAt: expiresAt,
-                          serveUntil: serveUntil)
+            entry = Entry(
+                body: body, presignedURL: url, receivedAt: receivedAt, expiresAt: expiresAt,
+                serveUntil: serveUntil)
         }
         let stored = state.withLockedValue { s -> Bool in
             // A flight that removeAll() forgot stores nothing: its answer may predate the reason for clearing.
@@ -202,7 +205,8 @@ public final class PresignCache: Sendable {
             return kept
         }
         let secondsLeft = stored ? entry.map { Int($0.serveUntil.timeIntervalSince(receivedAt).rounded(.down)) } : nil
-        let fetched = PresignCacheFetched(status: status, body: body, presignedURL: url, isStored: stored, secondsLeft: secondsLeft)
+        let fetched = PresignCacheFetched(
+            status: status, body: body, presignedURL: url, isStored: stored, secondsLeft: secondsLeft)
         flight.finish(.success(fetched))
         return fetched
     }
@@ -221,7 +225,7 @@ public final class PresignCache: Sendable {
             var presigned_url: String
         }
         guard let answer = try? JSONDecoder().decode(Answer.self, from: Data(body)),
-              !answer.presigned_url.isEmpty
+            !answer.presigned_url.isEmpty
         else { return nil }
         return answer.presigned_url
     }

@@ -59,10 +59,12 @@ struct PresignCacheFilter: BodyFilter, ResponseFilter {
             state.joined = nil
             switch joined {
             case .success(let fetched):
-                if fetched.isStored, let hit = cache.lookup(key: state.key) { return .stop(Self.answer(hit, state: state)) }
+                if fetched.isStored, let hit = cache.lookup(key: state.key) {
+                    return .stop(Self.answer(hit, state: state))
+                }
                 return .stop(Self.answer(fetched, state: state))
             case .failure(let error as PresignCacheError) where error == .abandoned:
-                break  // the leading request went away: claim again
+                break // the leading request went away: claim again
             case .failure:
                 return .problem(.presignFailed, context)
             }
@@ -93,7 +95,9 @@ struct PresignCacheFilter: BodyFilter, ResponseFilter {
         context.scratch[Self.stateKey]?.ticket != nil ? Self.answerLimit : nil
     }
 
-    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult {
+    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext)
+        -> ResponseFilterResult
+    {
         guard let state = context.scratch[Self.stateKey], let ticket = state.ticket else { return .proceed }
         state.ticket = nil
         let fetched = ticket.complete(status: Int(head.status.code), body: Array(body.readableBytesView))
@@ -101,7 +105,9 @@ struct PresignCacheFilter: BodyFilter, ResponseFilter {
             return .respondWith(Self.answer(fetched, state: state))
         }
         head.headers.replaceOrAdd(name: "x-cache", value: "MISS")
-        if let seconds = fetched.secondsLeft { head.headers.replaceOrAdd(name: "cache-control", value: "private, max-age=\(seconds)") }
+        if let seconds = fetched.secondsLeft {
+            head.headers.replaceOrAdd(name: "cache-control", value: "private, max-age=\(seconds)")
+        }
         return .proceed
     }
 
@@ -120,11 +126,17 @@ struct PresignCacheFilter: BodyFilter, ResponseFilter {
     /// The answer of a platform call made for this request or shared with it.
     static func answer(_ fetched: PresignCacheFetched, state: State) -> LocalResponse {
         var headers: HTTPHeaders = ["x-cache": "MISS"]
-        if let seconds = fetched.secondsLeft { headers.add(name: "cache-control", value: "private, max-age=\(seconds)") }
-        if state.redirect, let url = fetched.presignedURL, fetched.status == 200 { return redirect(to: url, headers: headers) }
+        if let seconds = fetched.secondsLeft {
+            headers.add(name: "cache-control", value: "private, max-age=\(seconds)")
+        }
+        if state.redirect, let url = fetched.presignedURL, fetched.status == 200 {
+            return redirect(to: url, headers: headers)
+        }
         headers.add(name: "content-type", value: "application/json")
         if fetched.secondsLeft == nil { headers.add(name: "cache-control", value: "no-store") }
-        return LocalResponse(status: HTTPResponseStatus(statusCode: fetched.status), headers: headers, body: ByteBuffer(bytes: fetched.body))
+        return LocalResponse(
+            status: HTTPResponseStatus(statusCode: fetched.status), headers: headers,
+            body: ByteBuffer(bytes: fetched.body))
     }
 
     static func redirect(to url: String, headers: HTTPHeaders) -> LocalResponse {
@@ -141,12 +153,15 @@ struct PresignCacheFilter: BodyFilter, ResponseFilter {
             .failure(.invalidPresignRequest(detail: detail))
         }
         let example = #"Send {"s3_url": "s3://bucket/key", "presigned_url": ""}."#
-        guard let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView), options: [.fragmentsAllowed]),
-              let object = json as? [String: Any]
+        guard
+            let json = try? JSONSerialization.jsonObject(
+                with: Data(body.readableBytesView), options: [.fragmentsAllowed]),
+            let object = json as? [String: Any]
         else { return invalid("The body is not a JSON object. \(example)") }
         let unknown = object.keys.filter { $0 != "s3_url" && $0 != "presigned_url" }.sorted()
         if !unknown.isEmpty {
-            return invalid("The body has fields the presign call does not take: \(unknown.joined(separator: ", ")). \(example)")
+            return invalid(
+                "The body has fields the presign call does not take: \(unknown.joined(separator: ", ")). \(example)")
         }
         if let presigned = object["presigned_url"], !(presigned is String), !(presigned is NSNull) {
             return invalid("'presigned_url' must be a string (the SDK sends \"\").")

@@ -42,20 +42,22 @@ public struct PresignedURLExpiry: Sendable, Hashable {
         switch (looksV4, looksV2) {
         case (true, false):
             guard let algorithm = query.single("X-Amz-Algorithm"), algorithm.hasPrefix("AWS4-"),
-                  query.single("X-Amz-Signature") != nil,
-                  let date = query.single("X-Amz-Date").flatMap(Self.amzDate),
-                  let expires = query.single("X-Amz-Expires").flatMap(Self.decimal),
-                  (1...Self.maximumSigV4Expires).contains(expires)
+                query.single("X-Amz-Signature") != nil,
+                let date = query.single("X-Amz-Date").flatMap(Self.amzDate),
+                let expires = query.single("X-Amz-Expires").flatMap(Self.decimal),
+                (1...Self.maximumSigV4Expires).contains(expires)
             else { return nil }
-            self.init(form: .sigV4, expiresAt: date.addingTimeInterval(TimeInterval(expires)), signedAt: date,
-                      usesTemporaryCredentials: temporary)
+            self.init(
+                form: .sigV4, expiresAt: date.addingTimeInterval(TimeInterval(expires)), signedAt: date,
+                usesTemporaryCredentials: temporary)
         case (false, true):
             guard query.single("AWSAccessKeyId") != nil, query.single("Signature") != nil,
-                  let epoch = query.single("Expires").flatMap(Self.decimal),
-                  epoch > 0, epoch < Self.year10000
+                let epoch = query.single("Expires").flatMap(Self.decimal),
+                epoch > 0, epoch < Self.year10000
             else { return nil }
-            self.init(form: .sigV2, expiresAt: Date(timeIntervalSince1970: TimeInterval(epoch)), signedAt: nil,
-                      usesTemporaryCredentials: temporary)
+            self.init(
+                form: .sigV2, expiresAt: Date(timeIntervalSince1970: TimeInterval(epoch)), signedAt: nil,
+                usesTemporaryCredentials: temporary)
         default:
             return nil
         }
@@ -126,7 +128,7 @@ public struct PresignedURLExpiry: Sendable, Hashable {
         for item in text.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let name = String(parts[0]).removingPercentEncoding,
-                  let value = (parts.count > 1 ? String(parts[1]) : "").removingPercentEncoding
+                let value = (parts.count > 1 ? String(parts[1]) : "").removingPercentEncoding
             else { return nil }
             pairs.append((name, value))
         }
@@ -154,9 +156,9 @@ public struct PresignedURLExpiry: Sendable, Hashable {
             return value
         }
         guard let year = number(0..<4), let month = number(4..<6), let day = number(6..<8),
-              let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15),
-              (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day),
-              (0...23).contains(hour), (0...59).contains(minute), (0...59).contains(second)
+            let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15),
+            (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day),
+            (0...23).contains(hour), (0...59).contains(minute), (0...59).contains(second)
         else { return nil }
         let days = daysSinceEpoch(year: year, month: month, day: day)
         return Date(timeIntervalSince1970: TimeInterval(days * 86_400 + hour * 3_600 + minute * 60 + second))

@@ -40,7 +40,9 @@ extension ConfigLoader {
                 guard let credentials = awsSigV4(w.only(awsSigV4Keys, in: all), w) else { return nil }
                 return CredentialConfig(name: name, kind: .awsSigV4(credentials))
             default:
-                w.issue(path.key("kind"), "unknown credential kind \(kind.shown) "
+                w.issue(
+                    path.key("kind"),
+                    "unknown credential kind \(kind.shown) "
                         + "(expected one of: \(credentialKinds.joined(separator: ", ")))")
                 return nil
             }
@@ -48,7 +50,9 @@ extension ConfigLoader {
     }
 
     /// `probe: {path, method, upstream}` for `credgate doctor`.
-    static func credentialProbe(_ node: Node, at path: ConfigPath, upstreams: [String]?, _ w: ConfigWalker) -> CredentialProbe? {
+    static func credentialProbe(_ node: Node, at path: ConfigPath, upstreams: [String]?, _ w: ConfigWalker)
+        -> CredentialProbe?
+    {
         guard let f = w.mapping(node, at: path, allowed: ["path", "method", "upstream"]) else { return nil }
         let probePath = w.required(f, "path") { node, at -> String? in
             guard let v = w.string(node, at: at) else { return nil }
@@ -135,8 +139,9 @@ extension ConfigLoader {
         let requiredForReady = f.value("required_for_ready") { boolean($0, at: $1, w) }
 
         if let login, let refresh, refresh.body.reveal().contains("{refresh_token}"), login.refreshTokenPath == nil {
-            w.issue(f.path.key("refresh").key("body"),
-                    "uses {refresh_token}, but login.refresh_token does not say where the login answer holds one")
+            w.issue(
+                f.path.key("refresh").key("body"),
+                "uses {refresh_token}, but login.refresh_token does not say where the login answer holds one")
         }
         guard let upstream, let login else { return nil }
         var session = JWTSessionConfig(upstream: upstream, login: login)
@@ -150,8 +155,9 @@ extension ConfigLoader {
             if let max = backoff.max { session.backoffMax = max }
         }
         if session.backoffMax < session.backoffInitial {
-            w.issue(f.path.key("backoff").key(backoff?.max == nil ? "initial" : "max"),
-                    "backoff.max must be at least backoff.initial (default initial 1s, max 5m)")
+            w.issue(
+                f.path.key("backoff").key(backoff?.max == nil ? "initial" : "max"),
+                "backoff.max must be at least backoff.initial (default initial 1s, max 5m)")
         }
         if let circuit {
             if let failures = circuit.failures { session.circuitFailures = failures }
@@ -160,14 +166,17 @@ extension ConfigLoader {
         if let placeholder { session.placeholderLogin = placeholder }
         if let requiredForReady { session.requiredForReady = requiredForReady }
         if session.placeholderLogin, (try? PathPattern(session.placeholderLoginPath)) == nil {
-            w.issue(f.path.key("placeholder_login"),
-                    "the login path '\(session.placeholderLoginPath)' cannot be answered locally: it is not a plain path")
+            w.issue(
+                f.path.key("placeholder_login"),
+                "the login path '\(session.placeholderLoginPath)' cannot be answered locally: it is not a plain path")
         }
         return session
     }
 
     /// `login:` or `refresh:`. The body is a secret (it holds the password after expansion) and is never quoted.
-    static func sessionCall(_ node: Node, at path: ConfigPath, keys: [String], _ w: ConfigWalker) -> JWTSessionConfig.Call? {
+    static func sessionCall(_ node: Node, at path: ConfigPath, keys: [String], _ w: ConfigWalker) -> JWTSessionConfig
+        .Call?
+    {
         guard let f = w.mapping(node, at: path, allowed: keys) else { return nil }
         let method = f.value("method") { node, path -> String? in
             guard let method = w.scalar(node, at: path) else { return nil }
@@ -200,7 +209,9 @@ extension ConfigLoader {
         }
         guard text.value.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }), !text.value.contains("#")
         else {
-            w.issue(path, "\(text.shown) is not a request path (printable ASCII without spaces or '#'; "
+            w.issue(
+                path,
+                "\(text.shown) is not a request path (printable ASCII without spaces or '#'; "
                     + "percent-encode anything else)")
             return nil
         }
@@ -214,7 +225,8 @@ extension ConfigLoader {
         let sample = text.value.replacingOccurrences(of: "{refresh_token}", with: "token")
             .replacingOccurrences(of: "{access_token}", with: "token")
         guard (try? JSONSerialization.jsonObject(with: Data(sample.utf8), options: [.fragmentsAllowed])) != nil else {
-            let hint = text.usedEnvironment
+            let hint =
+                text.usedEnvironment
                 ? " (if it is valid as written, a variable's value may hold a '\"' or '\\' that needs escaping)" : ""
             w.issue(path, "is not valid JSON after expansion\(hint)")
             return nil
@@ -232,7 +244,9 @@ extension ConfigLoader {
         for (key, value) in f.entries {
             let keyPath = path.key(key)
             guard HTTPToken.isValid(key), !reservedHeaders.contains(key.lowercased()) else {
-                w.issue(keyPath, HTTPToken.isValid(key)
+                w.issue(
+                    keyPath,
+                    HTTPToken.isValid(key)
                         ? "header '\(key)' is managed by the gateway" : "'\(key)' is not a header name")
                 valid = false
                 continue
@@ -281,8 +295,10 @@ extension ConfigLoader {
         _ node: Node, at path: ConfigPath, _ w: ConfigWalker
     ) -> (failures: Int?, openFor: TimeAmount?)? {
         guard let f = w.mapping(node, at: path, allowed: ["failures", "open_for"]) else { return nil }
-        return (f.value("failures") { w.integer($0, at: $1, in: 1...1000) },
-                f.value("open_for") { w.duration($0, at: $1) })
+        return (
+            f.value("failures") { w.integer($0, at: $1, in: 1...1000) },
+            f.value("open_for") { w.duration($0, at: $1) }
+        )
     }
 
     /// `true` or `false` (YAML's other spellings, `yes`/`on`..., are refused: they surprise people).

@@ -68,9 +68,11 @@ extension ConfigLoader {
             }
             visiting.append(key)
             for include in includes(of: root) {
-                let resolved = include.hasPrefix("/")
+                let resolved =
+                    include.hasPrefix("/")
                     ? include
-                    : URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(include).standardizedFileURL.path
+                    : URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(include)
+                        .standardizedFileURL.path
                 visit(shown(resolved), from: path)
             }
             visiting.removeLast()
@@ -87,7 +89,10 @@ extension ConfigLoader {
             let base = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
             var name = base
             var n = 2
-            while !names.insert(name).inserted { name = "\(base)-\(n)"; n += 1 }
+            while !names.insert(name).inserted {
+                name = "\(base)-\(n)"
+                n += 1
+            }
             let result = withoutActuallyEscaping(readFile) { readFile -> ([ConfigIssue], Document?) in
                 let interpolator = Interpolator(environment: environment, readFile: readFile, secretFileUsed: used.add)
                 let walker = ConfigWalker(interpolator: interpolator)
@@ -110,7 +115,9 @@ extension ConfigLoader {
 
     /// The `include:` list of a composed file, read leniently (the walker reports a malformed one later).
     private static func includes(of root: Node) -> [String] {
-        guard case .mapping(let top) = root, let node = top["include"], case .sequence(let items) = node else { return [] }
+        guard case .mapping(let top) = root, let node = top["include"], case .sequence(let items) = node else {
+            return []
+        }
         return items.compactMap(\.string)
     }
 
@@ -133,7 +140,12 @@ extension ConfigLoader {
         func once<T>(_ slot: inout (T, String)?, _ value: T?, _ key: String, _ path: String) {
             guard let value else { return }
             if let (_, first) = slot {
-                issues.append(ConfigIssue(path: "\(path) \(key)", message: "already set in \(first): '\(key)' applies to the whole process, so only one file may set it"))
+                issues.append(
+                    ConfigIssue(
+                        path: "\(path) \(key)",
+                        message:
+                            "already set in \(first): '\(key)' applies to the whole process, so only one file may set it"
+                    ))
             } else {
                 slot = (value, path)
             }
@@ -142,7 +154,11 @@ extension ConfigLoader {
         for (path, doc) in documents {
             for (name, upstream) in doc.upstreams.sorted(by: { $0.key < $1.key }) {
                 if let first = definedIn["upstreams.\(name)"] {
-                    issues.append(ConfigIssue(path: "\(path) upstreams.\(name)", message: "upstream '\(name)' is also defined in \(first): names must be unique across files"))
+                    issues.append(
+                        ConfigIssue(
+                            path: "\(path) upstreams.\(name)",
+                            message: "upstream '\(name)' is also defined in \(first): names must be unique across files"
+                        ))
                 } else {
                     definedIn["upstreams.\(name)"] = path
                     upstreams[name] = upstream
@@ -150,7 +166,11 @@ extension ConfigLoader {
             }
             for (name, credential) in doc.credentials.sorted(by: { $0.key < $1.key }) {
                 if let first = definedIn["credentials.\(name)"] {
-                    issues.append(ConfigIssue(path: "\(path) credentials.\(name)", message: "credential '\(name)' is also defined in \(first): names must be unique across files"))
+                    issues.append(
+                        ConfigIssue(
+                            path: "\(path) credentials.\(name)",
+                            message:
+                                "credential '\(name)' is also defined in \(first): names must be unique across files"))
                 } else {
                     definedIn["credentials.\(name)"] = path
                     credentials[name] = credential
@@ -165,22 +185,40 @@ extension ConfigLoader {
             guard let listener = doc.listener else { continue }
             for (i, route) in listener.routes.enumerated() {
                 if let first = routeFile[route.name] {
-                    issues.append(ConfigIssue(path: "\(path) routes[\(i)].name", message: "route '\(route.name)' is also defined in \(first): names must be unique across files"))
+                    issues.append(
+                        ConfigIssue(
+                            path: "\(path) routes[\(i)].name",
+                            message:
+                                "route '\(route.name)' is also defined in \(first): names must be unique across files"))
                 } else {
                     routeFile[route.name] = path
                 }
             }
-            for (other, otherPath) in zip(listeners, listenerFiles) where Self.sameSocket(other.listen, listener.listen) {
-                issues.append(ConfigIssue(path: "\(path) listen.port", message: "port \(listener.listen.port) on \(listener.listen.host) is also the listener of \(otherPath): give each file its own port"))
+            for (other, otherPath) in zip(listeners, listenerFiles) where Self.sameSocket(other.listen, listener.listen)
+            {
+                issues.append(
+                    ConfigIssue(
+                        path: "\(path) listen.port",
+                        message:
+                            "port \(listener.listen.port) on \(listener.listen.host) is also the listener of \(otherPath): give each file its own port"
+                    ))
             }
-            if let first = listeners.first, listener.listen.threads != 0, listener.listen.threads != first.listen.threads {
-                issues.append(ConfigIssue(path: "\(path) listen.threads", message: "threads is process-wide: set it in the first file (\(listenerFiles[0])) only"))
+            if let first = listeners.first, listener.listen.threads != 0,
+                listener.listen.threads != first.listen.threads
+            {
+                issues.append(
+                    ConfigIssue(
+                        path: "\(path) listen.threads",
+                        message: "threads is process-wide: set it in the first file (\(listenerFiles[0])) only"))
             }
             listeners.append(listener)
             listenerFiles.append(path)
         }
         if listeners.isEmpty {
-            issues.append(ConfigIssue(path: documents.first?.path ?? "(file)", message: "no file has routes: include or give at least one platform profile"))
+            issues.append(
+                ConfigIssue(
+                    path: documents.first?.path ?? "(file)",
+                    message: "no file has routes: include or give at least one platform profile"))
         }
         guard issues.isEmpty else { throw ConfigError(issues: issues) }
         var config = GatewayConfig(upstreams: upstreams, credentials: credentials, routes: [])

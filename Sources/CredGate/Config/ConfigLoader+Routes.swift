@@ -19,8 +19,11 @@ extension ConfigLoader {
         var routes: [RouteConfig] = []
         var firstByName: [String: Int] = [:]
         var earlier: [Matcher] = []
-        let keys = ["name", "methods", "path", "upstream", "credentials", "max_body_bytes", "replay_max_body_bytes", "transforms",
-                    "forward_cookies", "raw_path", "idle_timeout", "retry"]
+        let keys = [
+            "name", "methods", "path", "upstream", "credentials", "max_body_bytes", "replay_max_body_bytes",
+            "transforms",
+            "forward_cookies", "raw_path", "idle_timeout", "retry",
+        ]
         for (index, item) in items.enumerated() {
             let path = path.index(index)
             guard let f = w.mapping(item, at: path, allowed: keys) else { continue }
@@ -37,7 +40,8 @@ extension ConfigLoader {
             let methods = f["methods"].map { methodSet($0, at: path.key("methods"), w) } ?? .some(nil)
             let pattern = w.required(f, "path") { pathPattern($0, at: $1, w) }
             let upstream = w.required(f, "upstream") { reference($0, at: $1, in: upstreams.declared, "upstream", w) }
-            let names: [String]? = f["credentials"] == nil
+            let names: [String]? =
+                f["credentials"] == nil
                 ? [] : f.value("credentials") { routeCredentials($0, at: $1, credentials, w) }
             let maxBody = f.value("max_body_bytes") { w.byteSize($0, at: $1, in: 0...Int64.max) }
             let replayMax = f.value("replay_max_body_bytes") { w.byteSize($0, at: $1, in: 0...Int64(Int32.max)) }
@@ -52,7 +56,9 @@ extension ConfigLoader {
 
             guard let name, let methods, let pattern else { continue }
             if let shadow = earlier.first(where: { covers($0, methods, pattern) }) {
-                w.issue(path, "route '\(name)' can never match: every request it takes is taken first by "
+                w.issue(
+                    path,
+                    "route '\(name)' can never match: every request it takes is taken first by "
                         + "routes[\(shadow.index)] ('\(shadow.name)')")
             }
             earlier.append(Matcher(index: index, name: name, methods: methods, pattern: pattern))
@@ -76,18 +82,25 @@ extension ConfigLoader {
 
     /// `retry: {attempts, statuses, max_wait, backoff}`.
     static func readRetry(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> RetryPolicy? {
-        guard let f = w.mapping(node, at: path, allowed: ["attempts", "statuses", "max_wait", "backoff"]) else { return nil }
+        guard let f = w.mapping(node, at: path, allowed: ["attempts", "statuses", "max_wait", "backoff"]) else {
+            return nil
+        }
         var policy = RetryPolicy()
         if let v = f.value("attempts", { w.integer($0, at: $1, in: 0...5) }) { policy.attempts = v }
-        if let v = f.value("statuses", { node, at -> Set<UInt>? in
-            guard let items = w.sequence(node, at: at) else { return nil }
-            var statuses = Set<UInt>()
-            for (i, item) in items.enumerated() {
-                guard let code = w.integer(item, at: at.index(i), in: 400...599) else { return nil }
-                statuses.insert(UInt(code))
-            }
-            return statuses
-        }) { policy.statuses = v }
+        if let v = f.value(
+            "statuses",
+            { node, at -> Set<UInt>? in
+                guard let items = w.sequence(node, at: at) else { return nil }
+                var statuses = Set<UInt>()
+                for (i, item) in items.enumerated() {
+                    guard let code = w.integer(item, at: at.index(i), in: 400...599) else { return nil }
+                    statuses.insert(UInt(code))
+                }
+                return statuses
+            })
+        {
+            policy.statuses = v
+        }
         if let v = f.value("max_wait", { w.duration($0, at: $1) }) { policy.maxWait = v }
         if let v = f.value("backoff", { w.duration($0, at: $1) }) { policy.initialBackoff = v }
         return policy
@@ -103,7 +116,9 @@ extension ConfigLoader {
         for (i, item) in items.enumerated() {
             guard let name = w.scalar(item, at: path.index(i)) else { return nil }
             guard let transform = RouteTransform(rawValue: name.value) else {
-                w.issue(path.index(i), "unknown transform \(name.shown) (expected one of: \(knownTransforms.joined(separator: ", ")))")
+                w.issue(
+                    path.index(i),
+                    "unknown transform \(name.shown) (expected one of: \(knownTransforms.joined(separator: ", ")))")
                 return nil
             }
             if result.contains(transform) {
@@ -117,7 +132,9 @@ extension ConfigLoader {
 
     /// Checks that need a route's credentials and transforms together (and so cannot be made while reading
     /// either): `serve` would otherwise refuse a file `check-config` accepted.
-    static func checkTransforms(_ route: RouteConfig, at path: ConfigPath, credentials: Named<CredentialConfig>, _ w: ConfigWalker) {
+    static func checkTransforms(
+        _ route: RouteConfig, at path: ConfigPath, credentials: Named<CredentialConfig>, _ w: ConfigWalker
+    ) {
         guard let index = route.transforms.firstIndex(of: .ssnEncryption) else { return }
         // A credential that did not load has its own issue; judge only when all of them did.
         guard route.credentials.allSatisfy({ credentials.valid[$0] != nil }) else { return }
@@ -126,8 +143,9 @@ extension ConfigLoader {
             return false
         }
         if !hasSession {
-            w.issue(path.key("transforms").index(index),
-                    "ssn_encryption needs a jwt_session credential on the route: the SSN is encrypted with its token")
+            w.issue(
+                path.key("transforms").index(index),
+                "ssn_encryption needs a jwt_session credential on the route: the SSN is encrypted with its token")
         }
     }
 
@@ -152,7 +170,8 @@ extension ConfigLoader {
             items = [(node, path)]
         }
         guard !items.isEmpty else {
-            w.issue(path, "an empty list takes no request: list methods, or write \"*\" or omit the key for every method")
+            w.issue(
+                path, "an empty list takes no request: list methods, or write \"*\" or omit the key for every method")
             return nil
         }
         var methods = Set<String>()
@@ -210,7 +229,7 @@ extension ConfigLoader {
         guard let items = w.sequence(node, at: path) else { return nil }
         var names: [String] = []
         var valid = true
-        var writers: [String: String] = [:]  // header (lower-cased) -> credential writing it
+        var writers: [String: String] = [:] // header (lower-cased) -> credential writing it
         for (index, item) in items.enumerated() {
             let path = path.index(index)
             guard let name = reference(item, at: path, in: credentials.declared, "credential", w) else {

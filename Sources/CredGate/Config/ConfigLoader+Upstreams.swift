@@ -4,8 +4,10 @@ import Yams
 extension ConfigLoader {
     static func readUpstreams(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> Named<UpstreamConfig> {
         named(node, at: path, w, what: "upstream") { name, node, path in
-            let keys = ["url", "connect_timeout", "response_timeout", "idle_timeout", "ca_file",
-                        "max_idle_connections", "pool_idle_timeout", "mount"]
+            let keys = [
+                "url", "connect_timeout", "response_timeout", "idle_timeout", "ca_file",
+                "max_idle_connections", "pool_idle_timeout", "mount",
+            ]
             guard let f = w.mapping(node, at: path, allowed: keys) else { return nil }
             let url = w.required(f, "url") { upstreamURL($0, at: $1, w) }
             var upstream = url.map { UpstreamConfig(name: name, url: $0) }
@@ -16,15 +18,23 @@ extension ConfigLoader {
                 upstream?.maxIdleConnections = v
             }
             if let v = f.value("pool_idle_timeout", { w.duration($0, at: $1) }) { upstream?.poolIdleTimeout = v }
-            if let v = f.value("mount", { node, at -> String? in
-                guard let v = w.string(node, at: at) else { return nil }
-                let mount = v.hasSuffix("/") ? String(v.dropLast()) : v
-                guard v.hasPrefix("/"), !mount.contains("?"), !mount.contains("*"), !mount.contains("{"), !mount.contains("//") else {
-                    w.issue(at, "must be a literal path starting with '/' (no query, parameter or wildcard), e.g. /v1")
-                    return nil
-                }
-                return mount
-            }) { upstream?.mount = v }
+            if let v = f.value(
+                "mount",
+                { node, at -> String? in
+                    guard let v = w.string(node, at: at) else { return nil }
+                    let mount = v.hasSuffix("/") ? String(v.dropLast()) : v
+                    guard v.hasPrefix("/"), !mount.contains("?"), !mount.contains("*"), !mount.contains("{"),
+                        !mount.contains("//")
+                    else {
+                        w.issue(
+                            at, "must be a literal path starting with '/' (no query, parameter or wildcard), e.g. /v1")
+                        return nil
+                    }
+                    return mount
+                })
+            {
+                upstream?.mount = v
+            }
             if let v = f.value("ca_file", { caFile($0, at: $1, https: url.map { $0.scheme == .https }, w) }) {
                 upstream?.caFile = v
             }

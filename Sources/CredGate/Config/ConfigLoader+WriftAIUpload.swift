@@ -6,14 +6,18 @@ extension ConfigLoader {
         guard let f = w.mapping(node, at: path, allowed: ["flow", "path", "part_concurrency", "part_retries"]) else {
             return nil
         }
-        let flow = f.value("flow") { node, at -> WriftAIUploadConfig.Flow? in
-            guard let v = w.string(node, at: at) else { return nil }
-            guard let flow = WriftAIUploadConfig.Flow(rawValue: v) else {
-                w.issue(at, "expected one of \(WriftAIUploadConfig.Flow.allCases.map(\.rawValue).joined(separator: ", ")), got '\(v)'")
-                return nil
-            }
-            return flow
-        } ?? .threeStep
+        let flow =
+            f.value("flow") { node, at -> WriftAIUploadConfig.Flow? in
+                guard let v = w.string(node, at: at) else { return nil }
+                guard let flow = WriftAIUploadConfig.Flow(rawValue: v) else {
+                    w.issue(
+                        at,
+                        "expected one of \(WriftAIUploadConfig.Flow.allCases.map(\.rawValue).joined(separator: ", ")), got '\(v)'"
+                    )
+                    return nil
+                }
+                return flow
+            } ?? .threeStep
         let platformPath = f.value("path") { node, at -> String? in
             guard let v = w.string(node, at: at) else { return nil }
             guard v.hasPrefix("/"), !v.contains("?"), !v.contains("{"), !v.contains("*") else {

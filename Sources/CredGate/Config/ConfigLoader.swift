@@ -61,17 +61,20 @@ public enum ConfigLoader {
         } catch let error as YamlError {
             switch error {
             case .scanner(let context, let problem, let mark, _),
-                 .parser(let context, let problem, let mark, _),
-                 .composer(let context, let problem, let mark, _):
+                .parser(let context, let problem, let mark, _),
+                .composer(let context, let problem, let mark, _):
                 let during = context.map { "\($0.text) (line \($0.mark.line)), " } ?? ""
-                return .failure(issue(path: "line \(mark.line), column \(mark.column)",
-                                            message: "not valid YAML: \(during)\(problem)"))
+                return .failure(
+                    issue(
+                        path: "line \(mark.line), column \(mark.column)",
+                        message: "not valid YAML: \(during)\(problem)"))
             case .duplicatedKeysInMapping(let duplicates, let context):
                 let keys = duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
-                return .failure(issue(
-                    path: "line \(context.mark.line), column \(context.mark.column)",
-                    message: "duplicate key \(keys) in one mapping (a key, or an upstream or credential name, "
-                        + "may appear only once)"))
+                return .failure(
+                    issue(
+                        path: "line \(context.mark.line), column \(context.mark.column)",
+                        message: "duplicate key \(keys) in one mapping (a key, or an upstream or credential name, "
+                            + "may appear only once)"))
             case .reader(let problem, _, _, _):
                 return .failure(issue(path: "(file)", message: "not valid YAML: \(problem)"))
             default:
@@ -92,11 +95,14 @@ public enum ConfigLoader {
         guard let part = document(root, w, name: "main") else { return nil }
         if !part.includes.isEmpty {
             // Included paths are relative to a file: only ConfigLoader.load(paths:) (the command line) has one.
-            w.issue(ConfigPath.root.key("include"), "includes are read only from a configuration file (credgate --config FILE)")
+            w.issue(
+                ConfigPath.root.key("include"),
+                "includes are read only from a configuration file (credgate --config FILE)")
             return nil
         }
         guard let listener = part.listener else { return nil }
-        var config = GatewayConfig(listen: listener.listen, upstreams: part.upstreams, credentials: part.credentials, routes: listener.routes)
+        var config = GatewayConfig(
+            listen: listener.listen, upstreams: part.upstreams, credentials: part.credentials, routes: listener.routes)
         config.listeners = [listener]
         config.presignCache = part.presignCache ?? PresignCacheConfig()
         config.spool = part.spool ?? SpoolConfig()
@@ -125,24 +131,30 @@ public enum ConfigLoader {
         var wroteEndpoints = false
     }
 
-    static let topLevelKeys = ["include", "listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints", "log", "shutdown", "admin", "reload"]
+    static let topLevelKeys = [
+        "include", "listen", "upstreams", "credentials", "routes", "presign_cache", "spool", "endpoints", "log",
+        "shutdown", "admin", "reload",
+    ]
 
     static func document(_ root: Node, _ w: ConfigWalker, name: String) -> Document? {
         guard let top = w.mapping(root, at: .root, allowed: topLevelKeys) else { return nil }
         var doc = Document()
-        doc.includes = top.value("include") { node, at -> [String]? in
-            guard let items = w.sequence(node, at: at) else { return nil }
-            return items.enumerated().compactMap { i, item in w.string(item, at: at.index(i)) }
-        } ?? []
+        doc.includes =
+            top.value("include") { node, at -> [String]? in
+                guard let items = w.sequence(node, at: at) else { return nil }
+                return items.enumerated().compactMap { i, item in w.string(item, at: at.index(i)) }
+            } ?? []
         let includeOnly = top["include"] != nil && top["routes"] == nil
         let listen = top.value("listen") { readListen($0, at: $1, w) } ?? ListenConfig()
         doc.wroteListen = top["listen"] != nil
-        let upstreams = includeOnly
+        let upstreams =
+            includeOnly
             ? (top.value("upstreams") { readUpstreams($0, at: $1, w) } ?? Named())
             : (w.required(top, "upstreams") { readUpstreams($0, at: $1, w) } ?? Named())
-        let credentials = top.value("credentials") {
-            readCredentials($0, at: $1, upstreams: upstreams.declared, w)
-        } ?? Named()
+        let credentials =
+            top.value("credentials") {
+                readCredentials($0, at: $1, upstreams: upstreams.declared, w)
+            } ?? Named()
         doc.presignCache = top.value("presign_cache") { readPresignCache($0, at: $1, w) }
         doc.spool = top.value("spool") { readSpool($0, at: $1, w) }
         let endpoints = top.value("endpoints") { readEndpoints($0, at: $1, w) } ?? EndpointsConfig()
@@ -160,15 +172,25 @@ public enum ConfigLoader {
         doc.upstreams = upstreams.valid
         doc.credentials = credentials.valid
         if !includeOnly {
-            guard let routes = w.required(top, "routes", { readRoutes($0, at: $1, upstreams: upstreams, credentials: credentials, w) })
+            guard
+                let routes = w.required(
+                    top, "routes", { readRoutes($0, at: $1, upstreams: upstreams, credentials: credentials, w) })
             else { return nil }
             var listener = ListenerConfig(name: name, listen: listen, routes: routes)
             listener.endpoints = endpoints
             checkS3(listener, upstreams: upstreams.valid, credentials: credentials.valid, w)
             doc.listener = listener
         } else {
-            if doc.wroteListen { w.issue(ConfigPath.root.key("listen"), "a file without routes has no listener: put 'listen' in the file whose routes it serves") }
-            if doc.wroteEndpoints { w.issue(ConfigPath.root.key("endpoints"), "a file without routes has no endpoints: put 'endpoints' in the file whose routes they use") }
+            if doc.wroteListen {
+                w.issue(
+                    ConfigPath.root.key("listen"),
+                    "a file without routes has no listener: put 'listen' in the file whose routes it serves")
+            }
+            if doc.wroteEndpoints {
+                w.issue(
+                    ConfigPath.root.key("endpoints"),
+                    "a file without routes has no endpoints: put 'endpoints' in the file whose routes they use")
+            }
         }
         return doc
     }
@@ -178,14 +200,19 @@ public enum ConfigLoader {
         guard let f = w.mapping(node, at: path, allowed: ["access", "format", "query"]) else { return log }
         if let v = f.value("access", { boolean($0, at: $1, w) }) { log.access = v }
         if let v = f.value("query", { boolean($0, at: $1, w) }) { log.query = v }
-        if let v = f.value("format", { node, path -> AccessLog.Format? in
-            guard let text = w.scalar(node, at: path) else { return nil }
-            guard let format = AccessLog.Format(rawValue: text.value) else {
-                w.issue(path, "expected json or text, got \(text.shown)")
-                return nil
-            }
-            return format
-        }) { log.format = v }
+        if let v = f.value(
+            "format",
+            { node, path -> AccessLog.Format? in
+                guard let text = w.scalar(node, at: path) else { return nil }
+                guard let format = AccessLog.Format(rawValue: text.value) else {
+                    w.issue(path, "expected json or text, got \(text.shown)")
+                    return nil
+                }
+                return format
+            })
+        {
+            log.format = v
+        }
         return log
     }
 
@@ -215,8 +242,10 @@ public enum ConfigLoader {
 
     static func readListen(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> ListenConfig {
         var listen = ListenConfig()
-        let keys = ["host", "port", "max_connections", "max_connections_per_peer", "max_header_bytes", "idle_timeout",
-                    "header_timeout", "threads", "trust_forwarded_headers"]
+        let keys = [
+            "host", "port", "max_connections", "max_connections_per_peer", "max_header_bytes", "idle_timeout",
+            "header_timeout", "threads", "trust_forwarded_headers",
+        ]
         guard let f = w.mapping(node, at: path, allowed: keys) else { return listen }
         if let v = f.value("host", { w.string($0, at: $1) }) { listen.host = v }
         if let v = f.value("port", { w.integer($0, at: $1, in: 0...65535) }) { listen.port = v }
@@ -225,7 +254,9 @@ public enum ConfigLoader {
             listen.maxHeaderBytes = Int(v)
         }
         if let v = f.value("idle_timeout", { w.duration($0, at: $1) }) { listen.idleTimeout = v }
-        if let v = f.value("max_connections_per_peer", { w.integer($0, at: $1, in: 0...Int.max) }) { listen.maxConnectionsPerPeer = v }
+        if let v = f.value("max_connections_per_peer", { w.integer($0, at: $1, in: 0...Int.max) }) {
+            listen.maxConnectionsPerPeer = v
+        }
         if let v = f.value("header_timeout", { w.duration($0, at: $1) }) { listen.headerTimeout = v }
         if let v = f.value("trust_forwarded_headers", { boolean($0, at: $1, w) }) { listen.trustForwardedHeaders = v }
         if let v = f.value("threads", { w.integer($0, at: $1, in: 0...Int.max) }) { listen.threads = v }
@@ -236,7 +267,10 @@ public enum ConfigLoader {
 
     static func readPresignCache(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> PresignCacheConfig {
         var c = PresignCacheConfig()
-        guard let f = w.mapping(node, at: path, allowed: ["max_entries", "max_lifetime", "temporary_credentials_max_lifetime"]) else { return c }
+        guard
+            let f = w.mapping(
+                node, at: path, allowed: ["max_entries", "max_lifetime", "temporary_credentials_max_lifetime"])
+        else { return c }
         if let v = f.value("max_entries", { w.integer($0, at: $1, in: 0...10_000_000) }) { c.maxEntries = v }
         if let v = f.value("max_lifetime", { w.duration($0, at: $1) }) { c.maxLifetime = v }
         if let v = f.value("temporary_credentials_max_lifetime", { w.duration($0, at: $1) }) {
@@ -249,15 +283,21 @@ public enum ConfigLoader {
         var c = ShutdownConfig()
         guard let f = w.mapping(node, at: path, allowed: ["delay", "grace"]) else { return c }
         // 0 (the default) is a valid delay: the listener closes at once.
-        if let v = f.value("delay", { node, at -> TimeAmount? in
-            guard let scalar = w.scalar(node, at: at) else { return nil }
-            switch Quantity.duration(scalar.value) {
-            case .success(let amount): return amount
-            case .failure(.malformed): w.issue(at, "expected a duration (\(Quantity.durationHint)), got \(scalar.shown)")
-            case .failure(.tooLarge): w.issue(at, "\(scalar.shown) is too long a duration")
-            }
-            return nil
-        }) { c.delay = v }
+        if let v = f.value(
+            "delay",
+            { node, at -> TimeAmount? in
+                guard let scalar = w.scalar(node, at: at) else { return nil }
+                switch Quantity.duration(scalar.value) {
+                case .success(let amount): return amount
+                case .failure(.malformed):
+                    w.issue(at, "expected a duration (\(Quantity.durationHint)), got \(scalar.shown)")
+                case .failure(.tooLarge): w.issue(at, "\(scalar.shown) is too long a duration")
+                }
+                return nil
+            })
+        {
+            c.delay = v
+        }
         if let v = f.value("grace", { w.duration($0, at: $1) }) { c.grace = v }
         return c
     }
@@ -266,19 +306,25 @@ public enum ConfigLoader {
         var c = ReloadConfig()
         guard let f = w.mapping(node, at: path, allowed: ["secret_files_interval"]) else { return c }
         // `off` (or `0s`) turns the watching off; a poll more often than every 100 ms would only burn CPU.
-        if let v = f.value("secret_files_interval", { node, at -> TimeAmount?? in
-            guard let scalar = w.scalar(node, at: at) else { return nil }
-            if scalar.value == "off" { return .some(nil) }
-            switch Quantity.duration(scalar.value) {
-            case .success(let amount) where amount == .zero: return .some(nil)
-            case .success(let amount) where amount < .milliseconds(100):
-                w.issue(at, "\(scalar.shown) is too short: at least 100ms, or off")
-            case .success(let amount): return .some(amount)
-            case .failure(.malformed): w.issue(at, "expected a duration (\(Quantity.durationHint)) or off, got \(scalar.shown)")
-            case .failure(.tooLarge): w.issue(at, "\(scalar.shown) is too long a duration")
-            }
-            return nil
-        }) { c.secretFilesInterval = v }
+        if let v = f.value(
+            "secret_files_interval",
+            { node, at -> TimeAmount?? in
+                guard let scalar = w.scalar(node, at: at) else { return nil }
+                if scalar.value == "off" { return .some(nil) }
+                switch Quantity.duration(scalar.value) {
+                case .success(let amount) where amount == .zero: return .some(nil)
+                case .success(let amount) where amount < .milliseconds(100):
+                    w.issue(at, "\(scalar.shown) is too short: at least 100ms, or off")
+                case .success(let amount): return .some(amount)
+                case .failure(.malformed):
+                    w.issue(at, "expected a duration (\(Quantity.durationHint)) or off, got \(scalar.shown)")
+                case .failure(.tooLarge): w.issue(at, "\(scalar.shown) is too long a duration")
+                }
+                return nil
+            })
+        {
+            c.secretFilesInterval = v
+        }
         return c
     }
 
@@ -286,13 +332,19 @@ public enum ConfigLoader {
         var c = SpoolConfig()
         guard let f = w.mapping(node, at: path, allowed: ["directory", "memory_limit"]) else { return c }
         if let v = f.value("directory", { w.string($0, at: $1) }) { c.directory = v }
-        if let v = f.value("memory_limit", { w.byteSize($0, at: $1, in: 0...(64 * 1024 * 1024)) }) { c.memoryLimit = Int(v) }
+        if let v = f.value("memory_limit", { w.byteSize($0, at: $1, in: 0...(64 * 1024 * 1024)) }) {
+            c.memoryLimit = Int(v)
+        }
         return c
     }
 
     static func readEndpoints(_ node: Node, at path: ConfigPath, _ w: ConfigWalker) -> EndpointsConfig {
         var c = EndpointsConfig()
-        guard let f = w.mapping(node, at: path, allowed: ["upload_path", "presign_path", "provider_documents_path", "wriftai_upload", "s3"]) else { return c }
+        guard
+            let f = w.mapping(
+                node, at: path,
+                allowed: ["upload_path", "presign_path", "provider_documents_path", "wriftai_upload", "s3"])
+        else { return c }
         func platformPath(_ key: String) -> String? {
             f.value(key) { node, at in
                 guard let v = w.string(node, at: at) else { return nil }

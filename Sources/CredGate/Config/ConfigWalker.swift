@@ -66,8 +66,9 @@ final class ConfigWalker {
     func only(_ allowed: [String], in fields: ConfigFields) -> ConfigFields {
         let known = fields.entries.filter { entry in
             if allowed.contains(entry.key) { return true }
-            issue(fields.path.key(entry.key),
-                  "unknown key '\(entry.key)' (expected one of: \(allowed.joined(separator: ", ")))")
+            issue(
+                fields.path.key(entry.key),
+                "unknown key '\(entry.key)' (expected one of: \(allowed.joined(separator: ", ")))")
             return false
         }
         return ConfigFields(path: fields.path, entries: known)

@@ -4,10 +4,11 @@ enum HTTPToken {
     private static let extra = Set("!#$%&'*+-.^_`|~".unicodeScalars)
 
     static func isValid(_ text: some StringProtocol) -> Bool {
-        !text.isEmpty && text.unicodeScalars.allSatisfy { scalar in
-            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
-                || extra.contains(scalar)
-        }
+        !text.isEmpty
+            && text.unicodeScalars.allSatisfy { scalar in
+                ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+                    || extra.contains(scalar)
+            }
     }
 
     /// Whether `text` may be sent as a header value: no CR, LF, NUL or other control byte but tab, which would

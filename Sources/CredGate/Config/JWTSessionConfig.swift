@@ -90,7 +90,9 @@ public struct TokenFormat: Sendable, Equatable {
 
     /// The token inside a header value written this way, or nil when the value is not.
     public func token(in value: String) -> Substring? {
-        guard value.count >= prefix.count + suffix.count, value.hasPrefix(prefix), value.hasSuffix(suffix) else { return nil }
+        guard value.count >= prefix.count + suffix.count, value.hasPrefix(prefix), value.hasSuffix(suffix) else {
+            return nil
+        }
         return value.dropFirst(prefix.count).dropLast(suffix.count)
     }
 }

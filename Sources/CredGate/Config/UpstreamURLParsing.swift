@@ -23,7 +23,8 @@ extension UpstreamURL {
             let after = authority[authority.index(after: close)...]
             guard after.isEmpty || after.hasPrefix(":") else { return .failure(.host) }
             portText = after.isEmpty ? nil : after.dropFirst()
-            guard !host.isEmpty, host.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit || $0 == ":" || $0 == "." })
+            guard !host.isEmpty,
+                host.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit || $0 == ":" || $0 == "." })
             else { return .failure(.host) }
         } else {
             if let colon = authority.lastIndex(of: ":") {
@@ -39,7 +40,8 @@ extension UpstreamURL {
 
         let port: Int
         if let portText {
-            guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(portText), (1...65535).contains(number)
+            guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(portText),
+                (1...65535).contains(number)
             else {
                 return .failure(.port)
             }

@@ -31,9 +31,13 @@ public struct StripClientCredentials: HeadFilter {
     public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         // One pass to find out whether there is anything to strip (usually not), then the removals.
         let names = self.names
-        guard head.headers.contains(where: { header in
-            names.contains { $0.utf8.count == header.name.utf8.count && HeaderHygiene.equalsLowercased(header.name, $0) }
-        }) else { return .proceed }
+        guard
+            head.headers.contains(where: { header in
+                names.contains {
+                    $0.utf8.count == header.name.utf8.count && HeaderHygiene.equalsLowercased(header.name, $0)
+                }
+            })
+        else { return .proceed }
         for name in names { head.headers.remove(name: name) }
         return .proceed
     }

@@ -47,7 +47,8 @@ public struct JWTSessionFilter: HeadFilter, ReplayFilter {
 
     public func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict {
         // Once per request: a second 401 (after a retry of another filter) goes to the client.
-        guard head.status == .unauthorized, let token = context.scratch[tokenKey], context.scratch[replayedKey] == nil else {
+        guard head.status == .unauthorized, let token = context.scratch[tokenKey], context.scratch[replayedKey] == nil
+        else {
             return .forward
         }
         context.scratch[replayedKey] = true
@@ -57,7 +58,12 @@ public struct JWTSessionFilter: HeadFilter, ReplayFilter {
     }
 
     static func unavailableResponse(_ unavailable: SessionUnavailable, requestID: String) -> LocalResponse {
-        let seconds = max(1, Int((Double(unavailable.retryAfter.components.seconds) + Double(unavailable.retryAfter.components.attoseconds) / 1e18).rounded(.up)))
-        return .problem(.sessionUnavailable(reason: unavailable.reason, retryAfterSeconds: seconds), requestID: requestID)
+        let seconds = max(
+            1,
+            Int(
+                (Double(unavailable.retryAfter.components.seconds) + Double(
+                    unavailable.retryAfter.components.attoseconds) / 1e18).rounded(.up)))
+        return .problem(
+            .sessionUnavailable(reason: unavailable.reason, retryAfterSeconds: seconds), requestID: requestID)
     }
 }

@@ -23,17 +23,23 @@ public struct PlaceholderLoginFilter: HeadFilter, BodyFilter {
 
     public func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? { 64 * 1024 }
 
-    public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+    public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext)
+        -> FilterHeadResult
+    {
         .stop(answer())
     }
 
     func answer() -> LocalResponse {
-        var root: [String: Any] = ["msg": "Login successful (credgate placeholder session: the real session is held by credgate)", "extra_data": [String: Any]()]
+        var root: [String: Any] = [
+            "msg": "Login successful (credgate placeholder session: the real session is held by credgate)",
+            "extra_data": [String: Any](),
+        ]
         Self.set(&root, accessPath, placeholders.mint(type: "access"))
         if let refreshPath { Self.set(&root, refreshPath, placeholders.mint(type: "refresh")) }
         let data = (try? JSONSerialization.data(withJSONObject: root, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return LocalResponse(status: .ok, headers: ["content-type": "application/json", "x-credgate-placeholder": "true"],
-                             body: ByteBuffer(bytes: data))
+        return LocalResponse(
+            status: .ok, headers: ["content-type": "application/json", "x-credgate-placeholder": "true"],
+            body: ByteBuffer(bytes: data))
     }
 
     /// Sets a value at a dotted path, creating the objects on the way.

@@ -19,7 +19,8 @@ public final class PlaceholderTokens: Sendable {
     public func mint(type: String) -> String {
         let now = Int(Date().timeIntervalSince1970)
         let header = #"{"alg":"HS256","typ":"JWT"}"#
-        let payload = #"{"token_type":"\#(type)","exp":\#(now + 10 * 365 * 86400),"iat":\#(now),"jti":"\#(UUID().uuidString.lowercased())","credgate_placeholder":true}"#
+        let payload =
+            #"{"token_type":"\#(type)","exp":\#(now + 10 * 365 * 86400),"iat":\#(now),"jti":"\#(UUID().uuidString.lowercased())","credgate_placeholder":true}"#
         let signingInput = Self.base64url(Data(header.utf8)) + "." + Self.base64url(Data(payload.utf8))
         let signature = HMAC<SHA256>.authenticationCode(for: Data(signingInput.utf8), using: key)
         return signingInput + "." + Self.base64url(Data(signature))

@@ -21,21 +21,28 @@ struct FollowUpCall: Sendable {
         var description: String { reason }
     }
 
-    func send(method: HTTPMethod, path: String, json: String, requestID: String, on loop: any EventLoop) async throws -> Answer {
-        let clientHead = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: [
-            "content-type": "application/json", "accept": "application/json", "x-request-id": requestID,
-        ])
+    func send(method: HTTPMethod, path: String, json: String, requestID: String, on loop: any EventLoop) async throws
+        -> Answer
+    {
+        let clientHead = HTTPRequestHead(
+            version: .http1_1, method: method, uri: path,
+            headers: [
+                "content-type": "application/json", "accept": "application/json", "x-request-id": requestID,
+            ])
         let scratch = RequestScratch()
         for attempt in 0...1 {
-            let context = FilterContext(requestID: requestID, routeName: route.name, eventLoop: loop, clientHead: clientHead,
-                                        attempt: attempt, scratch: scratch)
+            let context = FilterContext(
+                requestID: requestID, routeName: route.name, eventLoop: loop, clientHead: clientHead,
+                attempt: attempt, scratch: scratch)
             let head = try await runHeadFilters(clientHead, context: context)
-            let answer = try await transport.send(method: head.method.rawValue, path: head.uri,
-                                                  headers: head.headers.map { ($0.name, $0.value) }, body: json)
+            let answer = try await transport.send(
+                method: head.method.rawValue, path: head.uri,
+                headers: head.headers.map { ($0.name, $0.value) }, body: json)
             if attempt == 0, route.chain.mayReplay {
                 let verdict = try await loop.submit {
-                    route.chain.upstreamResponded(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status)),
-                                                  context: context)
+                    route.chain.upstreamResponded(
+                        HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status)),
+                        context: context)
                 }.get()
                 if case .replay = verdict { continue }
             }
@@ -64,7 +71,8 @@ struct FollowUpCall: Sendable {
         var next = 0
         var head = clientHead
         while true {
-            let step = try await context.eventLoop.submit { [head, next] () -> (FilterHeadResult, Int, HTTPRequestHead) in
+            let step = try await context.eventLoop.submit {
+                [head, next] () -> (FilterHeadResult, Int, HTTPRequestHead) in
                 var h = head
                 let (result, index) = route.chain.runHead(from: next, head: &h, context: context)
                 return (result, index, h)
@@ -78,7 +86,9 @@ struct FollowUpCall: Sendable {
                 next = step.1
             case .stop(let response):
                 let code = response.headers.first(name: "x-credgate-error").map { " (\($0))" } ?? ""
-                throw Refused(reason: "credgate's filters answered the follow-up call locally with \(response.status.code)\(code).")
+                throw Refused(
+                    reason:
+                        "credgate's filters answered the follow-up call locally with \(response.status.code)\(code).")
             }
         }
     }

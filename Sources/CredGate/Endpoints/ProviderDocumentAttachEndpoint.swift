@@ -37,34 +37,41 @@ struct ProviderDocumentAttachEndpoint: HeadFilter, ResponseFilter {
         (200..<300).contains(head.status.code) ? Self.answerLimit : nil
     }
 
-    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult {
+    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext)
+        -> ResponseFilterResult
+    {
         guard (200..<300).contains(head.status.code),
-              let stage = context.scratch[UploadValidationFilter.stageKey]
+            let stage = context.scratch[UploadValidationFilter.stageKey]
         else { return .proceed }
         let record = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any]
         guard let record, let fileURL = record["file_url"] as? String, !fileURL.isEmpty else {
-            let failure = AttachFailure.noFileURL(uploadStatus: Int(head.status.code), upload: Array(body.readableBytesView))
+            let failure = AttachFailure.noFileURL(
+                uploadStatus: Int(head.status.code), upload: Array(body.readableBytesView))
             return .respondWith(.problem(.attachFailed(failure), requestID: context.requestID))
         }
         var document: [String: String] = [:]
         for field in stage.textFields where field.name != "name" { document[field.name] = field.value }
         document["document_url"] = fileURL
         let json = Self.json(document)
-        let stored = AttachFailure.StoredUpload(upload: Array(body.readableBytesView), fileURL: fileURL,
-                                                attachPath: providerDocumentsPath, attachBody: json)
+        let stored = AttachFailure.StoredUpload(
+            upload: Array(body.readableBytesView), fileURL: fileURL,
+            attachPath: providerDocumentsPath, attachBody: json)
         let requestID = context.requestID
         let call = attach
         let path = providerDocumentsPath
         let promise = context.eventLoop.makePromise(of: LocalResponse.self)
         promise.completeWithTask {
             do {
-                let answer = try await call.send(method: .POST, path: path, json: json, requestID: requestID, on: context.eventLoop)
+                let answer = try await call.send(
+                    method: .POST, path: path, json: json, requestID: requestID, on: context.eventLoop)
                 if (200..<300).contains(answer.status) {
-                    return LocalResponse(status: HTTPResponseStatus(statusCode: answer.status),
-                                         headers: ["content-type": "application/json", "x-credgate-file-url": fileURL],
-                                         body: ByteBuffer(bytes: answer.body))
+                    return LocalResponse(
+                        status: HTTPResponseStatus(statusCode: answer.status),
+                        headers: ["content-type": "application/json", "x-credgate-file-url": fileURL],
+                        body: ByteBuffer(bytes: answer.body))
                 }
-                let failure = AttachFailure.refused(platformStatus: answer.status, platformAnswer: answer.body, stored: stored)
+                let failure = AttachFailure.refused(
+                    platformStatus: answer.status, platformAnswer: answer.body, stored: stored)
                 return .problem(.attachFailed(failure), requestID: requestID)
             } catch {
                 let failure = AttachFailure.unreachable(reason: FollowUpCall.describe(error), stored: stored)
@@ -75,6 +82,8 @@ struct ProviderDocumentAttachEndpoint: HeadFilter, ResponseFilter {
     }
 
     private static func json(_ fields: [String: String]) -> String {
-        "{" + fields.sorted { $0.key < $1.key }.map { "\(JSONString.quote($0.key)):\(JSONString.quote($0.value))" }.joined(separator: ",") + "}"
+        "{"
+            + fields.sorted { $0.key < $1.key }.map { "\(JSONString.quote($0.key)):\(JSONString.quote($0.value))" }
+            .joined(separator: ",") + "}"
     }
 }

@@ -14,7 +14,11 @@ struct RawUploadEndpoint: HeadFilter {
         let path = ProxyHandler.path(of: context.clientHead.uri)
         let segment = String(path.dropFirst(Self.prefix.count))
         guard let filename = RawUploadValidator.filename(fromPathSegment: segment), !filename.isEmpty else {
-            return .problem(UploadRejection(.invalidFilename, "The file name in the URL is not valid percent-encoding. Use /credgate/v1/files/<name>.pdf.").gatewayError, context)
+            return .problem(
+                UploadRejection(
+                    .invalidFilename,
+                    "The file name in the URL is not valid percent-encoding. Use /credgate/v1/files/<name>.pdf."
+                ).gatewayError, context)
         }
         context.scratch[UploadEndpointOptions.key] = UploadEndpointOptions(rawFilename: filename)
         head.method = .POST

@@ -31,7 +31,9 @@ public enum AttachFailure: Sendable, Equatable {
 
     /// The platform's own 4xx when it refused the attach call (the client's fields are at fault), else 502.
     var status: Int {
-        if case .refused(let platformStatus, _, _) = self, (400..<500).contains(platformStatus) { return platformStatus }
+        if case .refused(let platformStatus, _, _) = self, (400..<500).contains(platformStatus) {
+            return platformStatus
+        }
         return 502
     }
 
@@ -41,7 +43,8 @@ public enum AttachFailure: Sendable, Equatable {
             return "The platform stored the upload (status \(uploadStatus)) but its answer has no 'file_url', "
                 + "so credgate could not attach it. The platform's answer is included."
         case .refused(let platformStatus, _, let stored):
-            return "The file was uploaded, but the platform refused to attach it to the provider (status \(platformStatus)). "
+            return
+                "The file was uploaded, but the platform refused to attach it to the provider (status \(platformStatus)). "
                 + "Nothing is lost: the file is stored at file_url; fix what the platform's answer names and attach it with "
                 + "POST \(stored.attachPath) and the body in 'retry'."
         case .unreachable(let reason, let stored):
@@ -58,11 +61,15 @@ public enum AttachFailure: Sendable, Equatable {
         case .refused(let platformStatus, let platformAnswer, let stored):
             return [
                 .string("file_url", stored.fileURL), ProblemMember("file", json: Self.embedded(stored.upload)),
-                .number("platform_status", platformStatus), ProblemMember("platform_answer", json: Self.embedded(platformAnswer)),
+                .number("platform_status", platformStatus),
+                ProblemMember("platform_answer", json: Self.embedded(platformAnswer)),
                 Self.retry(stored),
             ]
         case .unreachable(_, let stored):
-            return [.string("file_url", stored.fileURL), ProblemMember("file", json: Self.embedded(stored.upload)), Self.retry(stored)]
+            return [
+                .string("file_url", stored.fileURL), ProblemMember("file", json: Self.embedded(stored.upload)),
+                Self.retry(stored),
+            ]
         }
     }
 

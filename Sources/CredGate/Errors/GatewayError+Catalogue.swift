@@ -6,8 +6,10 @@ extension GatewayError {
         case noRoute, methodNotAllowed, notAProxy, pathTraversal, unsafePath, badHost, connectionNamesProtectedHeader
         case upgradeRefused, headerTimeout, malformedRequest, headersTooLarge, bodyTooLarge, bodyTooLargeAfterForwarding
         case upstreamUnreachable, upstreamReset, upstreamTimeout, tooManyConnections, tooManyConnectionsFromPeer
-        case adminNotFound, upload, spoolFailed, sessionUnavailable, sessionRejectedNotReplayed, invalidSSN, ssnNoSession
-        case ssnEncryptionFailed, invalidPresignRequest, invalidDownloadRequest, presignFailed, followUpFailed, attachFailed
+        case adminNotFound, upload, spoolFailed, sessionUnavailable, sessionRejectedNotReplayed, invalidSSN,
+            ssnNoSession
+        case ssnEncryptionFailed, invalidPresignRequest, invalidDownloadRequest, presignFailed, followUpFailed,
+            attachFailed
         case uploadIncomplete, invalidS3LinkRequest, s3BucketNotAllowed, s3RequestNotSignable
     }
 
@@ -80,7 +82,8 @@ extension GatewayError {
         case .tooManyConnections: return [.tooManyConnections(limit: 1024)]
         case .tooManyConnectionsFromPeer: return [.tooManyConnectionsFromPeer(limit: 256)]
         case .adminNotFound: return [.adminNotFound(path: "/credgate/nothing")]
-        case .upload: return UploadRejection.Kind.allCases.map { .upload(UploadRejection($0, "The upload was refused.")) }
+        case .upload:
+            return UploadRejection.Kind.allCases.map { .upload(UploadRejection($0, "The upload was refused.")) }
         case .spoolFailed: return [.spoolFailed(reason: "an I/O error")]
         case .sessionUnavailable: return [.sessionUnavailable(reason: "login circuit open", retryAfterSeconds: 30)]
         case .sessionRejectedNotReplayed: return [.sessionRejectedNotReplayed(upstreamStatus: 401, replayCap: 1 << 20)]
@@ -94,15 +97,22 @@ extension GatewayError {
         case .attachFailed:
             return [
                 .attachFailed(.noFileURL(uploadStatus: 201, upload: Array("{}".utf8))),
-                .attachFailed(.refused(platformStatus: 400, platformAnswer: Array(#"{"provider":["bad"]}"#.utf8), stored: stored)),
+                .attachFailed(
+                    .refused(platformStatus: 400, platformAnswer: Array(#"{"provider":["bad"]}"#.utf8), stored: stored)),
                 .attachFailed(.unreachable(reason: "connection refused", stored: stored)),
             ]
         case .uploadIncomplete:
-            return [.uploadIncomplete(UploadIncomplete(uploadID: "upl_1", failedParts: [3], partCount: 4,
-                                                       reason: "a part could not be sent to its upload URL."))]
-        case .invalidS3LinkRequest: return [.invalidS3LinkRequest(detail: "\"expires_in\" must be 1 to 604800 seconds.")]
+            return [
+                .uploadIncomplete(
+                    UploadIncomplete(
+                        uploadID: "upl_1", failedParts: [3], partCount: 4,
+                        reason: "a part could not be sent to its upload URL."))
+            ]
+        case .invalidS3LinkRequest:
+            return [.invalidS3LinkRequest(detail: "\"expires_in\" must be 1 to 604800 seconds.")]
         case .s3BucketNotAllowed: return [.s3BucketNotAllowed(bucket: "other-bucket")]
-        case .s3RequestNotSignable: return [.s3RequestNotSignable(detail: "The body is chunk-signed (STREAMING-AWS4-HMAC-SHA256-PAYLOAD).")]
+        case .s3RequestNotSignable:
+            return [.s3RequestNotSignable(detail: "The body is chunk-signed (STREAMING-AWS4-HMAC-SHA256-PAYLOAD).")]
         }
     }
 }

@@ -76,7 +76,8 @@ public enum GatewayError: Error, Sendable, Equatable {
         case .pathTraversal: (.badRequest, "path-traversal", "Path not allowed")
         case .unsafePath: (.badRequest, "unsafe-path", "Path not allowed")
         case .badHost: (.badRequest, "bad-host", "Bad Host header")
-        case .connectionNamesProtectedHeader: (.badRequest, "connection-names-protected-header", "Connection header not allowed")
+        case .connectionNamesProtectedHeader:
+            (.badRequest, "connection-names-protected-header", "Connection header not allowed")
         case .upgradeRefused: (.badGateway, "upgrade-refused", "Protocol upgrade refused")
         case .headerTimeout: (.requestTimeout, "header-timeout", "Request head too slow")
         case .malformedRequest: (.badRequest, "malformed-request", "Malformed request")
@@ -85,7 +86,8 @@ public enum GatewayError: Error, Sendable, Equatable {
         case .upstreamUnreachable: (.badGateway, "upstream-unreachable", "Upstream unreachable")
         case .upstreamReset: (.badGateway, "upstream-reset", "Upstream connection reset")
         case .upstreamTimeout: (.gatewayTimeout, "upstream-timeout", "Upstream timeout")
-        case .tooManyConnections, .tooManyConnectionsFromPeer: (.serviceUnavailable, "too-many-connections", "Too many connections")
+        case .tooManyConnections, .tooManyConnectionsFromPeer:
+            (.serviceUnavailable, "too-many-connections", "Too many connections")
         case .adminNotFound: (.notFound, "admin-not-found", "No such admin endpoint")
         case .upload(let rejection): (rejection.httpStatus, rejection.code, rejection.title)
         case .spoolFailed: (.insufficientStorage, "spool-failed", "Request body could not be held")
@@ -119,31 +121,41 @@ public enum GatewayError: Error, Sendable, Equatable {
     public var detail: String {
         switch self {
         case .noRoute(let method, let path):
-            return "credgate has no route for \(method) \(path), so the request was not forwarded. Check the routes in the configuration."
+            return
+                "credgate has no route for \(method) \(path), so the request was not forwarded. Check the routes in the configuration."
         case .methodNotAllowed(let method, let allowed):
             return "The route for this path does not take \(method); it takes \(allowed.joined(separator: ", "))."
         case .notAProxy(let what):
-            return "credgate is a gateway to its configured platforms, not a forward proxy: \(what) is refused. Send origin-form requests such as 'GET /api/v1/... HTTP/1.1'."
+            return
+                "credgate is a gateway to its configured platforms, not a forward proxy: \(what) is refused. Send origin-form requests such as 'GET /api/v1/... HTTP/1.1'."
         case .pathTraversal:
-            return "The request path contains '.' or '..' segments (possibly percent-encoded); credgate does not forward paths that climb out of a route."
+            return
+                "The request path contains '.' or '..' segments (possibly percent-encoded); credgate does not forward paths that climb out of a route."
         case .unsafePath(let why):
-            return "The request path cannot be matched to a route safely: \(why). credgate refuses such paths rather than guess how the platform would read them; send the path in its plain form."
+            return
+                "The request path cannot be matched to a route safely: \(why). credgate refuses such paths rather than guess how the platform would read them; send the path in its plain form."
         case .badHost(let why):
-            return "The request's Host header is not acceptable: \(why). HTTP/1.1 requests need exactly one Host header naming a host and an optional port."
+            return
+                "The request's Host header is not acceptable: \(why). HTTP/1.1 requests need exactly one Host header naming a host and an optional port."
         case .connectionNamesProtectedHeader(let name):
-            return "The Connection header names '\(name)', which credgate sets itself and will not drop on a client's say. Remove it from the Connection header."
+            return
+                "The Connection header names '\(name)', which credgate sets itself and will not drop on a client's say. Remove it from the Connection header."
         case .upgradeRefused(let upstream):
-            return "Upstream '\(upstream)' answered 101 Switching Protocols. credgate forwards HTTP requests only and does not relay protocol upgrades (WebSocket, h2c) on any route."
+            return
+                "Upstream '\(upstream)' answered 101 Switching Protocols. credgate forwards HTTP requests only and does not relay protocol upgrades (WebSocket, h2c) on any route."
         case .headerTimeout(let seconds):
-            return "The request head did not arrive within \(seconds) s (listen.header_timeout), so the connection was closed."
+            return
+                "The request head did not arrive within \(seconds) s (listen.header_timeout), so the connection was closed."
         case .malformedRequest(let why):
             return "The request is not valid HTTP/1.1: \(why)."
         case .headersTooLarge(let limit):
             return "The request line and headers exceed the limit of \(limit) bytes."
         case .bodyTooLarge(let limit):
-            return "The request body exceeds this route's limit of \(limit) bytes (max_body_bytes); nothing was forwarded."
+            return
+                "The request body exceeds this route's limit of \(limit) bytes (max_body_bytes); nothing was forwarded."
         case .bodyTooLargeAfterForwarding(let limit, let forwarded):
-            return "The request body exceeds this route's limit of \(limit) bytes (max_body_bytes). It was sent without a length, so "
+            return
+                "The request body exceeds this route's limit of \(limit) bytes (max_body_bytes). It was sent without a length, so "
                 + "credgate had already forwarded \(forwarded) bytes of it when the limit was passed; it then cut the platform's "
                 + "connection, so the platform received an incomplete request and no complete one."
         case .upstreamUnreachable(let upstream, let reason):
@@ -153,18 +165,21 @@ public enum GatewayError: Error, Sendable, Equatable {
         case .upstreamTimeout(let upstream, let phase):
             return "Upstream '\(upstream)' did not answer in time (\(phase))."
         case .tooManyConnectionsFromPeer(let limit):
-            return "credgate is serving its maximum of \(limit) client connections from your address (listen.max_connections_per_peer); close some or try again shortly."
+            return
+                "credgate is serving its maximum of \(limit) client connections from your address (listen.max_connections_per_peer); close some or try again shortly."
         case .tooManyConnections(let limit):
             return "credgate is serving its maximum of \(limit) client connections; try again shortly."
         case .adminNotFound(let path):
-            return "There is no admin endpoint \(path). Paths under /credgate/ are answered by the gateway itself and never forwarded."
+            return
+                "There is no admin endpoint \(path). Paths under /credgate/ are answered by the gateway itself and never forwarded."
         case .upload(let rejection):
             return rejection.detail
         case .spoolFailed(let reason):
             return "credgate keeps an upload whole (encrypted, on local disk) until it has checked it, and could not "
                 + "store this one (\(reason)). Nothing was sent to the platform."
         case .sessionUnavailable(let reason, let seconds):
-            return "credgate cannot get a session token from the platform (\(reason)); it retries on its own. Try again in \(seconds) s."
+            return
+                "credgate cannot get a session token from the platform (\(reason)); it retries on its own. Try again in \(seconds) s."
         case .sessionRejectedNotReplayed(let upstreamStatus, let replayCap):
             return "The platform answered \(upstreamStatus) to the session token credgate sent. credgate renews the "
                 + "session, but did not send this request again: its body is larger than the route's replay cap of "
@@ -172,13 +187,15 @@ public enum GatewayError: Error, Sendable, Equatable {
         case .invalidSSN(let why):
             return why + " Nothing was sent to the platform."
         case .ssnNoSession:
-            return "This route encrypts SSNs but has no session credential to key them with; check the route's credentials."
+            return
+                "This route encrypts SSNs but has no session credential to key them with; check the route's credentials."
         case .ssnEncryptionFailed:
             return "credgate could not encrypt the SSN; nothing was sent."
         case .invalidPresignRequest(let detail):
             return detail
         case .invalidDownloadRequest:
-            return "Say which file with ?s3_url=s3://bucket/key (percent-encode it, for example with curl -G --data-urlencode)."
+            return
+                "Say which file with ?s3_url=s3://bucket/key (percent-encode it, for example with curl -G --data-urlencode)."
         case .presignFailed:
             return "The platform call this request waited for failed. Try again."
         case .followUpFailed(let reason):
@@ -190,7 +207,8 @@ public enum GatewayError: Error, Sendable, Equatable {
         case .invalidS3LinkRequest(let detail):
             return detail + " Nothing was signed."
         case .s3BucketNotAllowed(let bucket):
-            return (bucket.isEmpty ? "The request names no bucket" : "Bucket '\(bucket)' is not one this listener serves")
+            return
+                (bucket.isEmpty ? "The request names no bucket" : "Bucket '\(bucket)' is not one this listener serves")
                 + " (endpoints.s3.bucket, extra_buckets); credgate signs nothing else, so nothing was sent."
         case .s3RequestNotSignable(let detail):
             return detail + " Nothing was sent."

@@ -14,7 +14,9 @@ public struct UploadIncomplete: Sendable, Equatable {
     /// The platform's status when it refused a step.
     public var platformStatus: Int?
 
-    public init(uploadID: String?, failedParts: [Int] = [], partCount: Int = 0, reason: String, platformStatus: Int? = nil) {
+    public init(
+        uploadID: String?, failedParts: [Int] = [], partCount: Int = 0, reason: String, platformStatus: Int? = nil
+    ) {
         self.uploadID = uploadID
         self.failedParts = failedParts
         self.partCount = partCount
@@ -35,7 +37,8 @@ public struct UploadIncomplete: Sendable, Equatable {
     var members: [ProblemMember] {
         var members: [ProblemMember] = []
         if let uploadID { members.append(.string("upload_id", uploadID)) }
-        members.append(ProblemMember("failed_parts", json: "[" + failedParts.map(String.init).joined(separator: ",") + "]"))
+        members.append(
+            ProblemMember("failed_parts", json: "[" + failedParts.map(String.init).joined(separator: ",") + "]"))
         if partCount > 0 { members.append(.number("part_count", partCount)) }
         if let platformStatus { members.append(.number("platform_status", platformStatus)) }
         return members

@@ -115,8 +115,10 @@ public struct FilterContext: Sendable {
     public var attempt: Int
     public var scratch: RequestScratch
 
-    public init(requestID: String, routeName: String, eventLoop: any EventLoop, clientHead: HTTPRequestHead,
-                attempt: Int = 0, scratch: RequestScratch = RequestScratch()) {
+    public init(
+        requestID: String, routeName: String, eventLoop: any EventLoop, clientHead: HTTPRequestHead,
+        attempt: Int = 0, scratch: RequestScratch = RequestScratch()
+    ) {
         self.requestID = requestID
         self.routeName = routeName
         self.eventLoop = eventLoop
@@ -174,7 +176,8 @@ public protocol ResponseFilter: RequestFilter {
     func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int?
     /// Called with the whole answer; may rewrite it (the transport fixes `Content-Length`), replace it, or
     /// replace it later.
-    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult
+    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext)
+        -> ResponseFilterResult
 }
 
 /// A route's filters in order, sorted once by the hooks they implement, with the index of the next head or body
@@ -207,7 +210,8 @@ public struct FilterChain: Sendable {
 
     /// Runs `decodeHead` from head filter `index` on; returns the first result that is not `.proceed` and the
     /// index it came from, or `.proceed` with the count when all passed.
-    public func runHead(from index: Int, head: inout HTTPRequestHead, context: FilterContext) -> (FilterHeadResult, Int) {
+    public func runHead(from index: Int, head: inout HTTPRequestHead, context: FilterContext) -> (FilterHeadResult, Int)
+    {
         var i = index
         while i < heads.count {
             let result = heads[i].decodeHead(&head, context: context)
@@ -230,7 +234,9 @@ public struct FilterChain: Sendable {
     }
 
     /// Runs `decodeBody` from body filter `index` on, like ``runHead(from:head:context:)``.
-    public func runBody(from index: Int, body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> (FilterHeadResult, Int) {
+    public func runBody(from index: Int, body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext)
+        -> (FilterHeadResult, Int)
+    {
         var i = index
         while i < bodies.count {
             let result = bodies[i].decodeBody(&body, head: &head, context: context)
@@ -270,7 +276,9 @@ public struct FilterChain: Sendable {
 
     /// Runs `encodeResponse` from the last filter to the first (the answer travels the chain backwards, as in
     /// Envoy); stops at the first result that is not `.proceed`.
-    public func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult {
+    public func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext)
+        -> ResponseFilterResult
+    {
         for filter in responses.reversed() {
             let result = filter.encodeResponse(&head, body: &body, context: context)
             if case .proceed = result { continue }

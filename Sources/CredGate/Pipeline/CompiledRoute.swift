@@ -26,9 +26,12 @@ public final class CompiledRoute: Sendable {
     /// Prometheus request metrics (`/credgate/metrics`), made once per route name; nil when built without a gateway.
     public let metrics: RouteMetrics?
 
-    init(name: String, target: UpstreamTarget?, chain: FilterChain, maxBodyBytes: Int64, replayMaxBodyBytes: Int,
-         forwardCookies: Bool = false, rawPath: Bool = false, credentialNames: [String] = [], metrics: RouteMetrics? = nil,
-         idleTimeout: RouteIdleTimeout = .upstream, maxReplays: Int = 1) {
+    init(
+        name: String, target: UpstreamTarget?, chain: FilterChain, maxBodyBytes: Int64, replayMaxBodyBytes: Int,
+        forwardCookies: Bool = false, rawPath: Bool = false, credentialNames: [String] = [],
+        metrics: RouteMetrics? = nil,
+        idleTimeout: RouteIdleTimeout = .upstream, maxReplays: Int = 1
+    ) {
         self.maxReplays = max(1, maxReplays)
         self.name = name
         self.target = target

@@ -33,7 +33,8 @@ struct RouteCompiler {
         var platform: [RouteTable<CompiledRoute>.Entry] = []
         // A session's stand-in login is served where its routes are.
         let used = Set(config.listeners[listener].routes.flatMap(\.credentials))
-        for (name, session) in sessions.sorted(by: { $0.key < $1.key }) where session.config.placeholderLogin && used.contains(name) {
+        for (name, session) in sessions.sorted(by: { $0.key < $1.key })
+        where session.config.placeholderLogin && used.contains(name) {
             platform.append(try placeholderLogin(name, session, strip: strip))
         }
         var configured: [(RouteConfig, CompiledRoute)] = []
@@ -45,9 +46,10 @@ struct RouteCompiler {
         let endpoints = endpointRoutes(configured)
         let reserved = RouteTable<CompiledRoute>.Entry(
             methods: nil, pattern: try! PathPattern("/credgate/**"),
-            payload: CompiledRoute(name: "credgate-admin", target: nil, chain: FilterChain([AdminFilter(admin: admin)]),
-                                   maxBodyBytes: 64 * 1024, replayMaxBodyBytes: 0,
-                                   metrics: metrics?.route(named: "credgate-admin")))
+            payload: CompiledRoute(
+                name: "credgate-admin", target: nil, chain: FilterChain([AdminFilter(admin: admin)]),
+                maxBodyBytes: 64 * 1024, replayMaxBodyBytes: 0,
+                metrics: metrics?.route(named: "credgate-admin")))
         return RouteTable(endpoints + [reserved] + platform)
     }
 
@@ -75,45 +77,58 @@ struct RouteCompiler {
             case .awsSigV4(let credentials):
                 // Buckets and endpoint are checked by the loader (an aws_sigv4 route needs endpoints.s3).
                 let s3 = config.listeners[listener].endpoints.s3
-                filters.append(SigV4SigningFilter(credentials: credentials, endpoint: S3Config.endpoint(of: target.config.url),
-                                                  buckets: s3?.reachableBuckets ?? []))
+                filters.append(
+                    SigV4SigningFilter(
+                        credentials: credentials, endpoint: S3Config.endpoint(of: target.config.url),
+                        buckets: s3?.reachableBuckets ?? []))
             }
         }
         for transform in route.transforms {
             switch transform {
             case .uploadValidation:
-                filters.append(UploadValidationFilter(limit: Int(clamping: route.maxBodyBytes), rejections: metrics?.uploadRejections))
+                filters.append(
+                    UploadValidationFilter(
+                        limit: Int(clamping: route.maxBodyBytes), rejections: metrics?.uploadRejections))
             case .presignCache:
-                filters.append(PresignCacheFilter(cache: presignCache, identity: Self.identity(of: route, config: config)))
+                filters.append(
+                    PresignCacheFilter(cache: presignCache, identity: Self.identity(of: route, config: config)))
             case .rewriteLinks:
                 filters.append(LinkRewriteFilter(rewriter: target.links, passedUnchanged: LinkRewriteCounter()))
             case .ssnEncryption:
                 guard let routeSession else {
-                    throw Self.error("routes.\(route.name).transforms",
-                                     "ssn_encryption needs a jwt_session credential on the route: the SSN is encrypted with its token")
+                    throw Self.error(
+                        "routes.\(route.name).transforms",
+                        "ssn_encryption needs a jwt_session credential on the route: the SSN is encrypted with its token"
+                    )
                 }
-                filters.append(SSNEncryptionFilter(session: routeSession.config,
-                                                   placeholders: routeSession.config.placeholderLogin ? placeholders : nil))
+                filters.append(
+                    SSNEncryptionFilter(
+                        session: routeSession.config,
+                        placeholders: routeSession.config.placeholderLogin ? placeholders : nil))
             }
         }
         if let extraFilters { filters += extraFilters(route) }
-        return CompiledRoute(name: route.name, target: target, chain: FilterChain(filters), maxBodyBytes: route.maxBodyBytes,
-                             replayMaxBodyBytes: route.replayMaxBodyBytes, forwardCookies: route.forwardCookies, rawPath: route.rawPath,
-                             credentialNames: route.credentials, metrics: metrics?.route(named: route.name),
-                             idleTimeout: route.idleTimeout, maxReplays: route.retry.attempts)
+        return CompiledRoute(
+            name: route.name, target: target, chain: FilterChain(filters), maxBodyBytes: route.maxBodyBytes,
+            replayMaxBodyBytes: route.replayMaxBodyBytes, forwardCookies: route.forwardCookies, rawPath: route.rawPath,
+            credentialNames: route.credentials, metrics: metrics?.route(named: route.name),
+            idleTimeout: route.idleTimeout, maxReplays: route.retry.attempts)
     }
 
     /// SDK compatibility: the platform's login answered locally with placeholder tokens, ahead of every route.
-    private func placeholderLogin(_ name: String, _ session: JWTSession, strip: StripClientCredentials) throws(ConfigError)
+    private func placeholderLogin(_ name: String, _ session: JWTSession, strip: StripClientCredentials)
+        throws(ConfigError)
         -> RouteTable<CompiledRoute>.Entry
     {
         let path = session.config.placeholderLoginPath
         guard let target = targets[session.config.upstream], let pattern = try? PathPattern(path) else {
-            throw Self.error("credentials.\(name).login.path", "'\(session.config.login.path)' cannot be answered locally")
+            throw Self.error(
+                "credentials.\(name).login.path", "'\(session.config.login.path)' cannot be answered locally")
         }
         let chain = FilterChain([strip, PlaceholderLoginFilter(config: session.config, placeholders: placeholders)])
-        let compiled = CompiledRoute(name: "\(name)-placeholder-login", target: target, chain: chain, maxBodyBytes: 64 * 1024,
-                                     replayMaxBodyBytes: 0, metrics: metrics?.route(named: "\(name)-placeholder-login"))
+        let compiled = CompiledRoute(
+            name: "\(name)-placeholder-login", target: target, chain: chain, maxBodyBytes: 64 * 1024,
+            replayMaxBodyBytes: 0, metrics: metrics?.route(named: "\(name)-placeholder-login"))
         return .init(methods: [session.config.login.method], pattern: pattern, payload: compiled)
     }
 
@@ -122,38 +137,51 @@ struct RouteCompiler {
     /// The `/credgate/v1/` endpoints whose platform route exists, each a copy of that route with one filter in
     /// front.
     private func endpointRoutes(_ configured: [(RouteConfig, CompiledRoute)]) -> [RouteTable<CompiledRoute>.Entry] {
-        let table = RouteTable(configured.map { RouteTable<(RouteConfig, CompiledRoute)>.Entry(methods: $0.0.methods, pattern: $0.0.path, payload: $0) })
+        let table = RouteTable(
+            configured.map {
+                RouteTable<(RouteConfig, CompiledRoute)>.Entry(methods: $0.0.methods, pattern: $0.0.path, payload: $0)
+            })
         func route(_ method: String, _ path: String) -> (config: RouteConfig, compiled: CompiledRoute)? {
             if case .matched(let r) = table.lookup(method: method, path: path[...]) { return r }
             return nil
         }
         func copy(_ base: CompiledRoute, name: String, first: any RequestFilter) -> CompiledRoute {
-            CompiledRoute(name: name, target: base.target, chain: FilterChain([first] + base.chain.filters),
-                          maxBodyBytes: base.maxBodyBytes, replayMaxBodyBytes: base.replayMaxBodyBytes, forwardCookies: base.forwardCookies,
-                          credentialNames: base.credentialNames, metrics: metrics?.route(named: name),
-                          idleTimeout: base.idleTimeout.map { .after($0) } ?? .off, maxReplays: base.maxReplays)
+            CompiledRoute(
+                name: name, target: base.target, chain: FilterChain([first] + base.chain.filters),
+                maxBodyBytes: base.maxBodyBytes, replayMaxBodyBytes: base.replayMaxBodyBytes,
+                forwardCookies: base.forwardCookies,
+                credentialNames: base.credentialNames, metrics: metrics?.route(named: name),
+                idleTimeout: base.idleTimeout.map { .after($0) } ?? .off, maxReplays: base.maxReplays)
         }
         let endpoints = config.listeners[listener].endpoints
         var entries: [RouteTable<CompiledRoute>.Entry] = []
         if let upload = route("POST", endpoints.uploadPath) {
-            entries.append(.init(methods: ["PUT"], pattern: try! PathPattern("/credgate/v1/files/{filename}"),
-                                 payload: copy(upload.compiled, name: "credgate-raw-upload",
-                                               first: RawUploadEndpoint(uploadPath: endpoints.uploadPath))))
+            entries.append(
+                .init(
+                    methods: ["PUT"], pattern: try! PathPattern("/credgate/v1/files/{filename}"),
+                    payload: copy(
+                        upload.compiled, name: "credgate-raw-upload",
+                        first: RawUploadEndpoint(uploadPath: endpoints.uploadPath))))
             if let documents = route("POST", endpoints.providerDocumentsPath), let sessionTransport,
-               let upstream = config.upstreams[documents.config.upstream]
+                let upstream = config.upstreams[documents.config.upstream]
             {
                 let attach = ProviderDocumentAttachEndpoint(
                     uploadPath: endpoints.uploadPath, providerDocumentsPath: endpoints.providerDocumentsPath,
                     attach: FollowUpCall(route: documents.compiled, transport: sessionTransport(upstream)))
-                entries.append(.init(methods: ["POST"], pattern: try! PathPattern(ProviderDocumentAttachEndpoint.path),
-                                     payload: copy(upload.compiled, name: "credgate-upload-and-attach", first: attach)))
+                entries.append(
+                    .init(
+                        methods: ["POST"], pattern: try! PathPattern(ProviderDocumentAttachEndpoint.path),
+                        payload: copy(upload.compiled, name: "credgate-upload-and-attach", first: attach)))
             }
         }
         // The redirect is the presign cache's answer: without the transform there is nothing to redirect with.
         if let presign = route("POST", endpoints.presignPath), presign.config.transforms.contains(.presignCache) {
-            entries.append(.init(methods: ["GET"], pattern: try! PathPattern(PresignDownloadEndpoint.path),
-                                 payload: copy(presign.compiled, name: "credgate-download",
-                                               first: PresignDownloadEndpoint(presignPath: endpoints.presignPath))))
+            entries.append(
+                .init(
+                    methods: ["GET"], pattern: try! PathPattern(PresignDownloadEndpoint.path),
+                    payload: copy(
+                        presign.compiled, name: "credgate-download",
+                        first: PresignDownloadEndpoint(presignPath: endpoints.presignPath))))
         }
         // WriftAI's whole upload in one call: the first platform call goes through the route that serves it (its
         // credentials), and so does the complete call (a follow-up call).
@@ -161,10 +189,13 @@ struct RouteCompiler {
             let complete = sessionTransport.flatMap { make in
                 config.upstreams[start.config.upstream].map { FollowUpCall(route: start.compiled, transport: make($0)) }
             }
-            var endpoint = WriftAIUploadEndpoint(config: wriftai, spool: WriftAIUploadEndpoint.resolved(config.spool), complete: complete)
+            var endpoint = WriftAIUploadEndpoint(
+                config: wriftai, spool: WriftAIUploadEndpoint.resolved(config.spool), complete: complete)
             endpoint.mount = config.upstreams[start.config.upstream]?.mount ?? ""
-            entries.append(.init(methods: ["PUT"], pattern: try! PathPattern(WriftAIUploadEndpoint.pattern),
-                                 payload: copy(start.compiled, name: "credgate-wriftai-upload", first: endpoint)))
+            entries.append(
+                .init(
+                    methods: ["PUT"], pattern: try! PathPattern(WriftAIUploadEndpoint.pattern),
+                    payload: copy(start.compiled, name: "credgate-wriftai-upload", first: endpoint)))
         }
         entries += s3LinkRoutes(configured)
         return entries
@@ -176,17 +207,25 @@ struct RouteCompiler {
         guard let s3 = config.listeners[listener].endpoints.s3 else { return [] }
         for (route, compiled) in configured {
             for name in route.credentials {
-                guard case .awsSigV4(let credentials)? = config.credentials[name]?.kind, let target = compiled.target else { continue }
+                guard case .awsSigV4(let credentials)? = config.credentials[name]?.kind, let target = compiled.target
+                else { continue }
                 let endpoint = S3LinksEndpoint(
-                    signer: S3LinkSigner(credentials: credentials, endpoint: S3Config.endpoint(of: target.config.url), config: s3),
+                    signer: S3LinkSigner(
+                        credentials: credentials, endpoint: S3Config.endpoint(of: target.config.url), config: s3),
                     cache: presignCache)
                 func local(_ routeName: String) -> CompiledRoute {
-                    CompiledRoute(name: routeName, target: target, chain: FilterChain([endpoint]), maxBodyBytes: Int64(S3LinksEndpoint.requestLimit),
-                                  replayMaxBodyBytes: 0, credentialNames: [name], metrics: metrics?.route(named: routeName))
+                    CompiledRoute(
+                        name: routeName, target: target, chain: FilterChain([endpoint]),
+                        maxBodyBytes: Int64(S3LinksEndpoint.requestLimit),
+                        replayMaxBodyBytes: 0, credentialNames: [name], metrics: metrics?.route(named: routeName))
                 }
                 return [
-                    .init(methods: ["POST"], pattern: try! PathPattern(S3LinksEndpoint.linksPath), payload: local("credgate-s3-links")),
-                    .init(methods: ["GET"], pattern: try! PathPattern(S3LinksEndpoint.downloadPattern), payload: local("credgate-s3-download")),
+                    .init(
+                        methods: ["POST"], pattern: try! PathPattern(S3LinksEndpoint.linksPath),
+                        payload: local("credgate-s3-links")),
+                    .init(
+                        methods: ["GET"], pattern: try! PathPattern(S3LinksEndpoint.downloadPattern),
+                        payload: local("credgate-s3-download")),
                 ]
             }
         }
@@ -209,7 +248,10 @@ struct RouteCompiler {
             case .jwtSession(let session):
                 hasher.update(data: Data("session:\(session.login.path):\(session.login.body.reveal())".utf8))
             case .awsSigV4(let credentials):
-                hasher.update(data: Data("aws:\(credentials.accessKeyID):\(credentials.secretAccessKey.reveal()):\(credentials.region)".utf8))
+                hasher.update(
+                    data: Data(
+                        "aws:\(credentials.accessKeyID):\(credentials.secretAccessKey.reveal()):\(credentials.region)"
+                            .utf8))
             case nil:
                 break
             }

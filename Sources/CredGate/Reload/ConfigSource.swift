@@ -10,8 +10,10 @@ public struct ConfigSource: Sendable {
     /// Applied to every configuration loaded; may refuse one with issues of its own.
     public var adjust: @Sendable (GatewayConfig) throws(ConfigError) -> GatewayConfig
 
-    public init(paths: [String], environment: [String: String],
-                adjust: @escaping @Sendable (GatewayConfig) throws(ConfigError) -> GatewayConfig = { $0 }) {
+    public init(
+        paths: [String], environment: [String: String],
+        adjust: @escaping @Sendable (GatewayConfig) throws(ConfigError) -> GatewayConfig = { $0 }
+    ) {
         self.paths = paths
         self.environment = environment
         self.adjust = adjust
@@ -33,21 +35,25 @@ public struct ConfigSource: Sendable {
         var files: [String] = []
         let result: Result<GatewayConfig, ConfigError>
         do throws(ConfigError) {
-            let config = try ConfigLoader.load(paths: paths, environment: environment, readFile: { path in
-                do {
-                    let text = try ConfigLoader.readTextFile(path)
-                    reads.digests[path] = .digest(SecretFileState.digest(text))
-                    return text
-                } catch {
-                    reads.digests[path] = .unreadable
-                    throw error
-                }
-            }, secretFiles: &files)
+            let config = try ConfigLoader.load(
+                paths: paths, environment: environment,
+                readFile: { path in
+                    do {
+                        let text = try ConfigLoader.readTextFile(path)
+                        reads.digests[path] = .digest(SecretFileState.digest(text))
+                        return text
+                    } catch {
+                        reads.digests[path] = .unreadable
+                        throw error
+                    }
+                }, secretFiles: &files)
             result = .success(try adjust(config))
         } catch {
             result = .failure(error)
         }
-        return Loaded(result: result, secretFiles: files.map { SecretFileState(path: $0, content: reads.digests[$0] ?? .unreadable) })
+        return Loaded(
+            result: result,
+            secretFiles: files.map { SecretFileState(path: $0, content: reads.digests[$0] ?? .unreadable) })
     }
 }
 
@@ -65,7 +71,9 @@ public struct SecretFileState: Sendable, Equatable {
 
     /// What the file holds now.
     static func current(_ path: String) -> SecretFileState {
-        guard let text = try? ConfigLoader.readTextFile(path) else { return SecretFileState(path: path, content: .unreadable) }
+        guard let text = try? ConfigLoader.readTextFile(path) else {
+            return SecretFileState(path: path, content: .unreadable)
+        }
         return SecretFileState(path: path, content: .digest(digest(text)))
     }
 

@@ -23,8 +23,9 @@ extension Gateway {
             guard refused.isEmpty else { return ReloadOutcome(result: .failed, problems: refused) }
             let new: GatewayRuntime
             do {
-                new = try GatewayRuntime(config: config, logger: old.logger, sessionTransport: sessionTransport,
-                                         extraFilters: nil, metrics: old.metrics, previous: old, keys: upstreamKeys)
+                new = try GatewayRuntime(
+                    config: config, logger: old.logger, sessionTransport: sessionTransport,
+                    extraFilters: nil, metrics: old.metrics, previous: old, keys: upstreamKeys)
             } catch let error as ConfigError {
                 return ReloadOutcome(result: .failed, problems: error.issues)
             } catch {

@@ -11,31 +11,49 @@
 ///   endpoints, `max_header_bytes`, `trust_forwarded_headers`, `spool`, `presign_cache` (a changed one starts
 ///   empty), `shutdown`, `admin`, `reload`.
 enum ReloadCheck {
-    static func compare(_ old: GatewayConfig, _ new: GatewayConfig) -> (refused: [ConfigIssue], needsRestart: [ConfigIssue]) {
+    static func compare(_ old: GatewayConfig, _ new: GatewayConfig) -> (
+        refused: [ConfigIssue], needsRestart: [ConfigIssue]
+    ) {
         var refused: [ConfigIssue] = []
         var restart: [ConfigIssue] = []
         let oldNames = old.listeners.map(\.name)
         let newNames = new.listeners.map(\.name)
         guard oldNames == newNames else {
             let shown = { (names: [String]) in names.map { "'\($0)'" }.joined(separator: ", ") }
-            refused.append(ConfigIssue(
-                path: "(file)",
-                message: "the listeners changed (running: \(shown(oldNames)); new: \(shown(newNames))): adding, removing or "
-                    + "reordering configuration files with routes needs a restart"))
+            refused.append(
+                ConfigIssue(
+                    path: "(file)",
+                    message:
+                        "the listeners changed (running: \(shown(oldNames)); new: \(shown(newNames))): adding, removing or "
+                        + "reordering configuration files with routes needs a restart"))
             return (refused, restart)
         }
         let several = old.listeners.count > 1
         for (a, b) in zip(old.listeners, new.listeners) {
             func path(_ key: String) -> String { several ? "\(a.name) listen.\(key)" : "listen.\(key)" }
             if a.listen.host != b.listen.host {
-                refused.append(ConfigIssue(path: path("host"), message: "changed from '\(a.listen.host)' to '\(b.listen.host)': the listening socket cannot move without a restart (put it back, or restart credgate)"))
+                refused.append(
+                    ConfigIssue(
+                        path: path("host"),
+                        message:
+                            "changed from '\(a.listen.host)' to '\(b.listen.host)': the listening socket cannot move without a restart (put it back, or restart credgate)"
+                    ))
             }
             if a.listen.port != b.listen.port {
-                refused.append(ConfigIssue(path: path("port"), message: "changed from \(a.listen.port) to \(b.listen.port): the listening socket cannot move without a restart (put it back, or restart credgate)"))
+                refused.append(
+                    ConfigIssue(
+                        path: path("port"),
+                        message:
+                            "changed from \(a.listen.port) to \(b.listen.port): the listening socket cannot move without a restart (put it back, or restart credgate)"
+                    ))
             }
             func fixed<T: Equatable>(_ key: String, _ value: (ListenConfig) -> T) {
                 if value(a.listen) != value(b.listen) {
-                    restart.append(ConfigIssue(path: path(key), message: "changed from \(value(a.listen)) to \(value(b.listen)): applies from the next restart"))
+                    restart.append(
+                        ConfigIssue(
+                            path: path(key),
+                            message:
+                                "changed from \(value(a.listen)) to \(value(b.listen)): applies from the next restart"))
                 }
             }
             fixed("max_connections") { $0.maxConnections }
@@ -45,7 +63,10 @@ enum ReloadCheck {
             fixed("threads") { $0.threads }
         }
         if old.log != new.log {
-            restart.append(ConfigIssue(path: "log", message: "changed: the access log is set up at start and applies from the next restart"))
+            restart.append(
+                ConfigIssue(
+                    path: "log", message: "changed: the access log is set up at start and applies from the next restart"
+                ))
         }
         return (refused, restart)
     }

@@ -66,21 +66,25 @@ public final class Reloader: Sendable {
             logger.notice("configuration reload skipped: credgate is draining", metadata: ["trigger": "\(trigger)"])
         case .failed:
             metrics.reloads.record(success: false)
-            logger.error("configuration reload failed: the previous configuration keeps serving", metadata: [
-                "trigger": "\(trigger)", "problems": "\(outcome.problems.count)",
-            ])
+            logger.error(
+                "configuration reload failed: the previous configuration keeps serving",
+                metadata: [
+                    "trigger": "\(trigger)", "problems": "\(outcome.problems.count)",
+                ])
             for issue in outcome.problems {
                 logger.error("configuration reload problem: \(issue)")
             }
         case .reloaded:
             metrics.reloads.record(success: true)
             let runtime = gateway.runtime
-            logger.notice("configuration reloaded", metadata: [
-                "trigger": "\(trigger)",
-                "routes": "\(runtime.config.allRoutes.count)",
-                "sessions_kept": "\(outcome.sessionsKept.joined(separator: ","))",
-                "sessions_new": "\(outcome.sessionsNew.joined(separator: ","))",
-            ])
+            logger.notice(
+                "configuration reloaded",
+                metadata: [
+                    "trigger": "\(trigger)",
+                    "routes": "\(runtime.config.allRoutes.count)",
+                    "sessions_kept": "\(outcome.sessionsKept.joined(separator: ","))",
+                    "sessions_new": "\(outcome.sessionsNew.joined(separator: ","))",
+                ])
             for issue in outcome.needsRestart {
                 logger.warning("configuration reload: not applied until a restart: \(issue)")
             }

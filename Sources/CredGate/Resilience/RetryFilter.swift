@@ -29,14 +29,18 @@ public struct RetryPolicy: Sendable, Equatable {
     /// `now` is the epoch second (for `x-ratelimit-reset`).
     func wait(after head: HTTPResponseHead, method: HTTPMethod, attempt: Int, now: Int64) -> TimeAmount? {
         guard attempts > 0, attempt < attempts, Self.isIdempotent(method),
-              statuses.contains(head.status.code)
+            statuses.contains(head.status.code)
         else { return nil }
-        let backoff = TimeAmount.nanoseconds(min(maxWait.nanoseconds, initialBackoff.nanoseconds << Int64(min(attempt, 20))))
+        let backoff = TimeAmount.nanoseconds(
+            min(maxWait.nanoseconds, initialBackoff.nanoseconds << Int64(min(attempt, 20))))
         let asked: TimeAmount?
-        if let text = head.headers.first(name: "retry-after"), let seconds = Int64(text.filter { $0 != " " }), seconds >= 0 {
+        if let text = head.headers.first(name: "retry-after"), let seconds = Int64(text.filter { $0 != " " }),
+            seconds >= 0
+        {
             asked = .seconds(seconds)
         } else if let text = head.headers.first(name: "x-ratelimit-reset"),
-                  let seconds = RateLimitHeaders.retryAfterSeconds(reset: text, now: now) {
+            let seconds = RateLimitHeaders.retryAfterSeconds(reset: text, now: now)
+        {
             asked = .seconds(seconds)
         } else {
             asked = nil
@@ -67,8 +71,10 @@ struct RetryFilter: HeadFilter, ReplayFilter {
     }
 
     func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict {
-        guard let wait = policy.wait(after: head, method: context.clientHead.method, attempt: context.attempt,
-                                     now: RateLimitHeaders.epochNow())
+        guard
+            let wait = policy.wait(
+                after: head, method: context.clientHead.method, attempt: context.attempt,
+                now: RateLimitHeaders.epochNow())
         else { return .forward }
         context.scratch[Self.waitKey] = wait
         return .replay

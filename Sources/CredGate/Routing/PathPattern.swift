@@ -40,7 +40,9 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
                 segments.append(.wildcard)
             } else if part.hasPrefix("{") && part.hasSuffix("}") && part.count > 2 {
                 let name = part.dropFirst().dropLast()
-                guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { throw .badSegment(String(part)) }
+                guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+                    throw .badSegment(String(part))
+                }
                 segments.append(.param(String(name)))
             } else if part.contains("{") || part.contains("}") || part.contains("*") || part.contains("?") {
                 throw .badSegment(String(part))
@@ -55,7 +57,7 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
     /// Whether `path` (the request target's path, without the query) matches. `path` must start with `/`.
     public func matches(_ path: Substring) -> Bool {
         var rest = path.utf8.dropFirst()
-        var done = false  // no segment left in the path
+        var done = false // no segment left in the path
         for segment in segments {
             if case .wildcard = segment { return true }
             if done { return false }

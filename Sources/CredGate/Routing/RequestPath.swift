@@ -36,7 +36,9 @@ enum RequestPath {
         var previous: UInt8 = 0
         var plain = true
         for byte in utf8 {
-            if !isUnreserved(byte) && byte != UInt8(ascii: "/") || (byte == UInt8(ascii: "/") && previous == UInt8(ascii: "/")) {
+            if !isUnreserved(byte) && byte != UInt8(ascii: "/")
+                || (byte == UInt8(ascii: "/") && previous == UInt8(ascii: "/"))
+            {
                 plain = false
                 break
             }
@@ -140,7 +142,9 @@ enum RequestPath {
         var changed = false
         var i = 0
         while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let hi = hexValue(bytes[i + 1]), let lo = hexValue(bytes[i + 2]) {
+            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let hi = hexValue(bytes[i + 1]),
+                let lo = hexValue(bytes[i + 2])
+            {
                 out.append(hi << 4 | lo)
                 changed = true
                 i += 3
@@ -155,8 +159,9 @@ enum RequestPath {
     /// RFC 3986 `unreserved`.
     static func isUnreserved(_ c: UInt8) -> Bool {
         switch c {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
             return true
         default:
             return false

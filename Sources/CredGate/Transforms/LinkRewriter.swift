@@ -70,7 +70,11 @@ struct LinkRewriter: Sendable {
         while i < bytes.count {
             if bytes[i] == first, i + from.count <= bytes.count, bytes[i..<(i + from.count)].elementsEqual(from) {
                 let next = i + from.count < bytes.count ? bytes[i + from.count] : nil
-                if next == nil || [UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "\""), UInt8(ascii: "\\")].contains(next!) {
+                if next == nil
+                    || [
+                        UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "\""), UInt8(ascii: "\\"),
+                    ].contains(next!)
+                {
                     if !changed {
                         out.reserveCapacity(bytes.count + 64)
                         out.append(contentsOf: bytes[0..<i])
@@ -106,7 +110,7 @@ struct LinkRewriteFilter: ResponseFilter {
 
     func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int? {
         guard let type = head.headers.first(name: "content-type")?.lowercased(),
-              type.hasPrefix("application/json") || type.contains("+json")
+            type.hasPrefix("application/json") || type.contains("+json")
         else { return nil }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > Self.limit {
             passedUnchanged.increment()
@@ -115,9 +119,11 @@ struct LinkRewriteFilter: ResponseFilter {
         return Self.limit
     }
 
-    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult {
+    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext)
+        -> ResponseFilterResult
+    {
         guard let gateway = LinkRewriter.gatewayBase(clientHost: context.clientHead.headers.first(name: "host")),
-              let rewritten = rewriter.rewriteBody(body, to: gateway)
+            let rewritten = rewriter.rewriteBody(body, to: gateway)
         else { return .proceed }
         body = rewritten
         return .proceed

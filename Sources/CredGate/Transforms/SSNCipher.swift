@@ -18,7 +18,7 @@ public enum SSNCipher {
         guard let data = Data(base64Encoded: encoded), data.count > 16 else { return nil }
         let key = SymmetricKey(data: SHA256.hash(data: Data(token.utf8)))
         guard let nonce = try? AES._CTR.Nonce(nonceBytes: data.prefix(16)),
-              let plain = try? AES._CTR.decrypt(data.dropFirst(16), using: key, nonce: nonce)
+            let plain = try? AES._CTR.decrypt(data.dropFirst(16), using: key, nonce: nonce)
         else { return nil }
         return String(data: plain, encoding: .utf8)
     }

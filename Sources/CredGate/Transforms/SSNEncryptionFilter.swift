@@ -25,11 +25,15 @@ public struct SSNEncryptionFilter: BodyFilter {
         }
     }
 
-    public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+    public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext)
+        -> FilterHeadResult
+    {
         guard var object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any],
-              let ssn = object["ssn"] as? String
+            let ssn = object["ssn"] as? String
         else {
-            return .problem(Self.invalid("The body must be a JSON object with an \"ssn\" string, e.g. {\"ssn\": \"123-45-6789\"}."), context)
+            return .problem(
+                Self.invalid("The body must be a JSON object with an \"ssn\" string, e.g. {\"ssn\": \"123-45-6789\"}."),
+                context)
         }
         guard let token = injectedToken(head) else {
             return .problem(.ssnNoSession, context)
@@ -38,17 +42,21 @@ public struct SSNEncryptionFilter: BodyFilter {
         if let plain = SSNCipher.normalize(ssn) {
             digits = plain
         } else if ssn.allSatisfy({ $0.isNumber || $0 == "-" || $0 == " " }) {
-            return .problem(Self.invalid("\"ssn\" must be nine digits (dashes and spaces are allowed, e.g. 123-45-6789)."), context)
-        } else if let placeholder = clientPlaceholder(context), let decrypted = SSNCipher.decrypt(ssn, token: placeholder) {
+            return .problem(
+                Self.invalid("\"ssn\" must be nine digits (dashes and spaces are allowed, e.g. 123-45-6789)."), context)
+        } else if let placeholder = clientPlaceholder(context),
+            let decrypted = SSNCipher.decrypt(ssn, token: placeholder)
+        {
             // Ciphertext an SDK made with its placeholder token: re-key it for the real session.
             guard let plain = SSNCipher.normalize(decrypted) else {
                 return .problem(Self.invalid("The encrypted \"ssn\" does not hold nine digits."), context)
             }
             digits = plain
         } else if let data = Data(base64Encoded: ssn), data.count > 16 {
-            return .proceed  // already the platform's ciphertext
+            return .proceed // already the platform's ciphertext
         } else {
-            return .problem(Self.invalid("\"ssn\" must be nine digits (dashes and spaces are allowed, e.g. 123-45-6789)."), context)
+            return .problem(
+                Self.invalid("\"ssn\" must be nine digits (dashes and spaces are allowed, e.g. 123-45-6789)."), context)
         }
         guard let encrypted = try? SSNCipher.encrypt(digits, token: token) else {
             return .problem(.ssnEncryptionFailed, context)
@@ -63,7 +71,8 @@ public struct SSNEncryptionFilter: BodyFilter {
     }
 
     private func injectedToken(_ head: HTTPRequestHead) -> String? {
-        guard let value = head.headers.first(name: tokenHeader), let token = tokenFormat.token(in: value), !token.isEmpty
+        guard let value = head.headers.first(name: tokenHeader), let token = tokenFormat.token(in: value),
+            !token.isEmpty
         else { return nil }
         return String(token)
     }
@@ -71,7 +80,7 @@ public struct SSNEncryptionFilter: BodyFilter {
     /// The placeholder token the client itself sent, if it sent one of ours.
     private func clientPlaceholder(_ context: FilterContext) -> String? {
         guard let placeholders, let value = context.clientHead.headers.first(name: tokenHeader),
-              let token = tokenFormat.token(in: value).map(String.init)
+            let token = tokenFormat.token(in: value).map(String.init)
         else { return nil }
         return placeholders.isPlaceholder(token) ? token : nil
     }

@@ -5,11 +5,11 @@ import NIOPosix
 import _CryptoExtras
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Why a spool operation was refused.
@@ -85,8 +85,10 @@ final class BodySpool {
     ///   - directory: Where the unnamed temporary file is created.
     ///   - memoryLimit: Bodies up to this many bytes stay in memory and no file is opened; the first append
     ///     that would pass it moves everything to the file.
-    init(directory: String, memoryLimit: Int, fileIO: NonBlockingFileIO, allocator: ByteBufferAllocator,
-         eventLoop: any EventLoop) {
+    init(
+        directory: String, memoryLimit: Int, fileIO: NonBlockingFileIO, allocator: ByteBufferAllocator,
+        eventLoop: any EventLoop
+    ) {
         self.directory = directory
         self.memoryLimit = max(0, memoryLimit)
         self.fileIO = fileIO
@@ -132,7 +134,8 @@ final class BodySpool {
     /// upstream slows the reading). Can be called again, e.g. to retry on a fresh connection. A failing
     /// handler future ends the read with its error.
     func read(chunkSize: Int = 65_536, _ handler: @escaping (ByteBuffer) -> EventLoopFuture<Void>)
-        -> EventLoopFuture<Void> {
+        -> EventLoopFuture<Void>
+    {
         eventLoop.assertInEventLoop()
         if isClosed { return eventLoop.makeFailedFuture(BodySpoolError.closed) }
         if !finishCalled { return eventLoop.makeFailedFuture(BodySpoolError.readBeforeFinish) }
@@ -242,7 +245,8 @@ final class BodySpool {
         let whole = input.readableBytes & ~15
         if whole > 0 {
             try input.withUnsafeReadableBytes { bytes in
-                try cipher.crypt(UnsafeRawBufferPointer(rebasing: bytes.prefix(whole)), at: encryptedCount, into: &ciphertext)
+                try cipher.crypt(
+                    UnsafeRawBufferPointer(rebasing: bytes.prefix(whole)), at: encryptedCount, into: &ciphertext)
             }
             input.moveReaderIndex(forwardBy: whole)
             encryptedCount += whole
@@ -251,7 +255,9 @@ final class BodySpool {
     }
 
     private func writePartialBlock() -> EventLoopFuture<Void> {
-        guard case .file(let handle) = storage, !partialBlock.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
+        guard case .file(let handle) = storage, !partialBlock.isEmpty else {
+            return eventLoop.makeSucceededVoidFuture()
+        }
         let offset = encryptedCount
         var ciphertext = allocator.buffer(capacity: partialBlock.count)
         do {
@@ -266,8 +272,11 @@ final class BodySpool {
 
     // MARK: - Reading
 
-    private func readMemory(_ body: ByteBuffer, chunkSize: Int, _ handler: @escaping (ByteBuffer) -> EventLoopFuture<Void>)
-        -> EventLoopFuture<Void> {
+    private func readMemory(
+        _ body: ByteBuffer, chunkSize: Int, _ handler: @escaping (ByteBuffer) -> EventLoopFuture<Void>
+    )
+        -> EventLoopFuture<Void>
+    {
         if isClosed { return eventLoop.makeFailedFuture(BodySpoolError.closed) }
         var rest = body
         guard rest.readableBytes > 0, let chunk = rest.readSlice(length: min(chunkSize, rest.readableBytes)) else {
@@ -283,8 +292,11 @@ final class BodySpool {
         var offset = 0
     }
 
-    private func readFile(_ handle: NIOFileHandle, chunkSize: Int, _ handler: @escaping (ByteBuffer) -> EventLoopFuture<Void>)
-        -> EventLoopFuture<Void> {
+    private func readFile(
+        _ handle: NIOFileHandle, chunkSize: Int, _ handler: @escaping (ByteBuffer) -> EventLoopFuture<Void>
+    )
+        -> EventLoopFuture<Void>
+    {
         let cursor = ReadCursor()
         let expected = encryptedCount
         let bound = NIOLoopBound((spool: self, cursor: cursor, handler: handler), eventLoop: eventLoop)
@@ -298,14 +310,18 @@ final class BodySpool {
             if spool.isClosed { return spool.eventLoop.makeFailedFuture(BodySpoolError.closed) }
             var plaintext = spool.allocator.buffer(capacity: ciphertext.readableBytes)
             do {
-                try ciphertext.withUnsafeReadableBytes { try spool.cipher.crypt($0, at: cursor.offset, into: &plaintext) }
+                try ciphertext.withUnsafeReadableBytes {
+                    try spool.cipher.crypt($0, at: cursor.offset, into: &plaintext)
+                }
             } catch {
                 return spool.eventLoop.makeFailedFuture(error)
             }
             cursor.offset += ciphertext.readableBytes
             return handler(plaintext)
         }.assumeIsolated().flatMapThrowing {
-            guard cursor.offset == expected else { throw BodySpoolError.truncated(expected: expected, found: cursor.offset) }
+            guard cursor.offset == expected else {
+                throw BodySpoolError.truncated(expected: expected, found: cursor.offset)
+            }
         }.nonisolated()
     }
 
@@ -316,29 +332,31 @@ final class BodySpool {
     /// random name created exclusively and unlinked at once. Mode 0600 either way; the opening happens on
     /// the file I/O thread pool.
     static func openUnnamedFile(in directory: String, fileIO: NonBlockingFileIO, eventLoop: any EventLoop)
-        -> EventLoopFuture<NIOFileHandle> {
+        -> EventLoopFuture<NIOFileHandle>
+    {
         #if os(Linux)
-        // O_TMPFILE is `__O_TMPFILE | O_DIRECTORY`, a macro Swift does not import; __O_TMPFILE is 020000000
-        // in the generic Linux ABI (x86_64, aarch64).
-        let tmpfile = CInt(0o20_000_000) | O_DIRECTORY
-        return fileIO.openFile(
-            _deprecatedPath: directory, mode: [.read, .write], flags: .posix(flags: tmpfile | O_EXCL, mode: 0o600),
-            eventLoop: eventLoop
-        ).flatMapError { error in
-            // EOPNOTSUPP: the file system has no O_TMPFILE; EISDIR/EINVAL: the kernel does not know the flag.
-            guard let ioError = error as? IOError, [EOPNOTSUPP, EISDIR, EINVAL].contains(ioError.errnoCode) else {
-                return eventLoop.makeFailedFuture(error)
+            // O_TMPFILE is `__O_TMPFILE | O_DIRECTORY`, a macro Swift does not import; __O_TMPFILE is 020000000
+            // in the generic Linux ABI (x86_64, aarch64).
+            let tmpfile = CInt(0o20_000_000) | O_DIRECTORY
+            return fileIO.openFile(
+                _deprecatedPath: directory, mode: [.read, .write], flags: .posix(flags: tmpfile | O_EXCL, mode: 0o600),
+                eventLoop: eventLoop
+            ).flatMapError { error in
+                // EOPNOTSUPP: the file system has no O_TMPFILE; EISDIR/EINVAL: the kernel does not know the flag.
+                guard let ioError = error as? IOError, [EOPNOTSUPP, EISDIR, EINVAL].contains(ioError.errnoCode) else {
+                    return eventLoop.makeFailedFuture(error)
+                }
+                return openThenUnlink(in: directory, fileIO: fileIO, eventLoop: eventLoop)
             }
-            return openThenUnlink(in: directory, fileIO: fileIO, eventLoop: eventLoop)
-        }
         #else
-        return openThenUnlink(in: directory, fileIO: fileIO, eventLoop: eventLoop)
+            return openThenUnlink(in: directory, fileIO: fileIO, eventLoop: eventLoop)
         #endif
     }
 
     /// The `mkstemp` + `unlink` fallback: a new file under a random 128-bit name, unlinked before use.
     static func openThenUnlink(in directory: String, fileIO: NonBlockingFileIO, eventLoop: any EventLoop)
-        -> EventLoopFuture<NIOFileHandle> {
+        -> EventLoopFuture<NIOFileHandle>
+    {
         var random = SystemRandomNumberGenerator()
         let name = [random.next() as UInt64, random.next() as UInt64]
             .map { String($0, radix: 16).leftPadded(to: 16) }.joined()

@@ -71,11 +71,13 @@ final class RefuseHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         let requestID = RequestID.generate()
-        let error: GatewayError = verdict == .overPeerLimit ? .tooManyConnectionsFromPeer(limit: limit) : .tooManyConnections(limit: limit)
+        let error: GatewayError =
+            verdict == .overPeerLimit ? .tooManyConnectionsFromPeer(limit: limit) : .tooManyConnections(limit: limit)
         let response = LocalResponse.problem(error, requestID: requestID)
         var head = "HTTP/1.1 \(response.status.code) \(response.status.reasonPhrase)\r\n"
         for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
-        head += "x-request-id: \(requestID)\r\ncontent-length: \(response.body.readableBytes)\r\nconnection: close\r\nretry-after: 1\r\n\r\n"
+        head +=
+            "x-request-id: \(requestID)\r\ncontent-length: \(response.body.readableBytes)\r\nconnection: close\r\nretry-after: 1\r\n\r\n"
         var bytes = context.channel.allocator.buffer(string: head)
         var body = response.body
         bytes.writeBuffer(&body)

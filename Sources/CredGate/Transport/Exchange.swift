@@ -96,7 +96,9 @@ final class Exchange {
         self.clientKeepAlive = clientHead.isKeepAlive
         self.hasBody = ProxyHandler.hasBody(clientHead)
         self.keepsReplayCopy = route.chain.mayReplay
-        self.expectsContinue = clientHead.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
+        self.expectsContinue = clientHead.headers[canonicalForm: "expect"].contains {
+            $0.lowercased() == "100-continue"
+        }
     }
 
     var connection: UpstreamConnection? {
@@ -119,8 +121,9 @@ final class Exchange {
     }
 
     func filterContext(_ loop: any EventLoop) -> FilterContext {
-        FilterContext(requestID: requestID, routeName: route.name, eventLoop: loop, clientHead: clientHead,
-                      attempt: attempt, scratch: scratch)
+        FilterContext(
+            requestID: requestID, routeName: route.name, eventLoop: loop, clientHead: clientHead,
+            attempt: attempt, scratch: scratch)
     }
 
     /// Keeps a copy of a body chunk for a possible replay, until the route's cap is passed.

@@ -6,8 +6,10 @@ import NIOCore
 extension ProxyHandler {
     /// The deadline in force: the response head's while it is awaited after the request went out whole, else the
     /// idle one (the route's `idle_timeout`; none when it is off: `distantFuture`).
-    static func deadline(awaitingHead: Bool, sentAt: NIODeadline?, lastActivity: NIODeadline,
-                         responseTimeout: TimeAmount, idleTimeout: TimeAmount?) -> NIODeadline {
+    static func deadline(
+        awaitingHead: Bool, sentAt: NIODeadline?, lastActivity: NIODeadline,
+        responseTimeout: TimeAmount, idleTimeout: TimeAmount?
+    ) -> NIODeadline {
         if awaitingHead, let sentAt { return sentAt + responseTimeout }
         guard let idleTimeout else { return .distantFuture }
         return lastActivity + idleTimeout
@@ -30,9 +32,10 @@ extension ProxyHandler {
     }
 
     private func currentDeadline(_ exchange: Exchange) -> NIODeadline {
-        Self.deadline(awaitingHead: machine.awaitingResponseHead, sentAt: exchange.sentAt,
-                      lastActivity: exchange.lastActivity, responseTimeout: exchange.target.config.responseTimeout,
-                      idleTimeout: exchange.route.idleTimeout)
+        Self.deadline(
+            awaitingHead: machine.awaitingResponseHead, sentAt: exchange.sentAt,
+            lastActivity: exchange.lastActivity, responseTimeout: exchange.target.config.responseTimeout,
+            idleTimeout: exchange.route.idleTimeout)
     }
 
     private func timerFired(_ exchange: Exchange) {

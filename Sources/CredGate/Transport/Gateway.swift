@@ -37,11 +37,13 @@ public final class Gateway: Sendable {
     /// Every listener's bound port, in the configuration's order.
     public var ports: [Int] { serverChannels.map { $0.localAddress?.port ?? 0 } }
 
-    private init(runtimes: RuntimeHolder, upstreamKeys: UpstreamKeys,
-                 sessionTransport: @escaping @Sendable (UpstreamConfig) -> any SessionTransport,
-                 group: any EventLoopGroup, ownsGroup: Bool, serverChannels: [any Channel],
-                 pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>], sessionClient: HTTPClient, accessLog: AccessLog?,
-                 connections: ClientConnections) {
+    private init(
+        runtimes: RuntimeHolder, upstreamKeys: UpstreamKeys,
+        sessionTransport: @escaping @Sendable (UpstreamConfig) -> any SessionTransport,
+        group: any EventLoopGroup, ownsGroup: Bool, serverChannels: [any Channel],
+        pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>], sessionClient: HTTPClient, accessLog: AccessLog?,
+        connections: ClientConnections
+    ) {
         self.runtimes = runtimes
         self.upstreamKeys = upstreamKeys
         self.sessionTransport = sessionTransport
@@ -56,8 +58,10 @@ public final class Gateway: Sendable {
 
     /// Binds and starts serving. `group` defaults to a new group with `listen.threads` loops (one per core if 0).
     /// The access log goes to standard output unless `accessLogSink` takes its batches (tests).
-    public static func start(config: GatewayConfig, logger: Logger, group: (any EventLoopGroup)? = nil,
-                             accessLogSink: (@Sendable (ByteBuffer) -> Void)? = nil) async throws -> Gateway {
+    public static func start(
+        config: GatewayConfig, logger: Logger, group: (any EventLoopGroup)? = nil,
+        accessLogSink: (@Sendable (ByteBuffer) -> Void)? = nil
+    ) async throws -> Gateway {
         let ownsGroup = group == nil
         let threads = config.listen.threads > 0 ? config.listen.threads : System.coreCount
         let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -71,8 +75,9 @@ public final class Gateway: Sendable {
         }
         let upstreamKeys = UpstreamKeys(upstreams: config.upstreams.count)
         do {
-            runtime = try GatewayRuntime(config: config, logger: logger, sessionTransport: sessionTransport, extraFilters: nil,
-                                         metrics: nil, previous: nil, keys: upstreamKeys)
+            runtime = try GatewayRuntime(
+                config: config, logger: logger, sessionTransport: sessionTransport, extraFilters: nil,
+                metrics: nil, previous: nil, keys: upstreamKeys)
         } catch {
             try? await sessionClient.shutdown()
             if ownsGroup { try? await group.shutdownGracefully() }
@@ -80,10 +85,15 @@ public final class Gateway: Sendable {
         }
         if config.log.access && logger.logLevel > .info {
             // The access log is written at the info level: say why it is silent rather than leave it unexplained.
-            logger.notice("access log off: the log level is \(logger.logLevel), above info (set the level to info or lower, or log.access: false to silence this)")
+            logger.notice(
+                "access log off: the log level is \(logger.logLevel), above info (set the level to info or lower, or log.access: false to silence this)"
+            )
         }
-        let accessLog = config.log.access && logger.logLevel <= .info
-            ? AccessLog(format: config.log.format, includeQuery: config.log.query, sink: accessLogSink ?? AccessLog.standardOutput)
+        let accessLog =
+            config.log.access && logger.logLevel <= .info
+            ? AccessLog(
+                format: config.log.format, includeQuery: config.log.query,
+                sink: accessLogSink ?? AccessLog.standardOutput)
             : nil
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
         for loop in group.makeIterator() {
@@ -100,16 +110,22 @@ public final class Gateway: Sendable {
             pools[ObjectIdentifier(loop)] = pool
         }
         let poolsByLoop = pools
-        let admissions = config.listeners.map { ConnectionAdmission(limit: $0.listen.maxConnections, perPeer: $0.listen.maxConnectionsPerPeer) }
+        let admissions = config.listeners.map {
+            ConnectionAdmission(limit: $0.listen.maxConnections, perPeer: $0.listen.maxConnectionsPerPeer)
+        }
         let dropped: (@Sendable () -> Int)? = accessLog.map { log in { @Sendable in log.dropped } }
         runtime.metrics.attach(openConnections: { admissions.reduce(0) { $0 + $1.open } }, accessLogDropped: dropped)
         let connections = ClientConnections()
         let runtimes = RuntimeHolder(runtime)
         var channels: [any Channel] = []
         for (index, listener) in config.listeners.enumerated() {
-            let bootstrap = makeBootstrap(group: group, listen: listener.listen, admission: admissions[index]) { channel in
-                guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value else { throw ChannelError.ioOnClosedChannel }
-                try channel.pipeline.syncOperations.addHandler(ProxyHandler(runtimes: runtimes, listener: index, pool: pool))
+            let bootstrap = makeBootstrap(group: group, listen: listener.listen, admission: admissions[index]) {
+                channel in
+                guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value else {
+                    throw ChannelError.ioOnClosedChannel
+                }
+                try channel.pipeline.syncOperations.addHandler(
+                    ProxyHandler(runtimes: runtimes, listener: index, pool: pool))
                 connections.register(channel)
             }
             do {
@@ -119,12 +135,15 @@ public final class Gateway: Sendable {
                 try? await sessionClient.shutdown()
                 accessLog?.shutdown()
                 if ownsGroup { try? await group.shutdownGracefully() }
-                throw ListenError(listener: listener.name, host: listener.listen.host, port: listener.listen.port, underlying: error)
+                throw ListenError(
+                    listener: listener.name, host: listener.listen.host, port: listener.listen.port, underlying: error)
             }
         }
         for session in runtime.sessions.values { session.start() }
-        return Gateway(runtimes: runtimes, upstreamKeys: upstreamKeys, sessionTransport: sessionTransport, group: group, ownsGroup: ownsGroup, serverChannels: channels, pools: poolsByLoop,
-                       sessionClient: sessionClient, accessLog: accessLog, connections: connections)
+        return Gateway(
+            runtimes: runtimes, upstreamKeys: upstreamKeys, sessionTransport: sessionTransport, group: group,
+            ownsGroup: ownsGroup, serverChannels: channels, pools: poolsByLoop,
+            sessionClient: sessionClient, accessLog: accessLog, connections: connections)
     }
 
     /// Graceful drain (SIGTERM): readiness answers 503 at once; new connections are still accepted for `delay`
@@ -144,7 +163,8 @@ public final class Gateway: Sendable {
         }
         let cut = connections.count
         if cut > 0 {
-            runtime.logger.warning("shutdown grace period over: closing connections still in flight", metadata: ["connections": "\(cut)"])
+            runtime.logger.warning(
+                "shutdown grace period over: closing connections still in flight", metadata: ["connections": "\(cut)"])
             connections.closeAll()
         }
         try await shutdown()
@@ -190,7 +210,11 @@ public final class Gateway: Sendable {
                     let sync = channel.pipeline.syncOperations
                     if verdict != .admitted {
                         // Over a cap: answer 503 at once, without waiting for a request, and close.
-                        try sync.addHandler(RefuseHandler(verdict: verdict, limit: verdict == .overPeerLimit ? listen.maxConnectionsPerPeer : listen.maxConnections))
+                        try sync.addHandler(
+                            RefuseHandler(
+                                verdict: verdict,
+                                limit: verdict == .overPeerLimit ? listen.maxConnectionsPerPeer : listen.maxConnections)
+                        )
                         return channel.eventLoop.makeSucceededVoidFuture()
                     }
                     channel.closeFuture.whenComplete { _ in admission.release(peer: peer, listener: channel.parent) }

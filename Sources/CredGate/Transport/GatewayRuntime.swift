@@ -58,8 +58,9 @@ public final class GatewayRuntime: Sendable {
         extraFilters: ((RouteConfig) -> [any RequestFilter])? = nil,
         metrics: GatewayMetrics? = nil
     ) throws {
-        try self.init(config: config, logger: logger, sessionTransport: sessionTransport, extraFilters: extraFilters,
-                      metrics: metrics, previous: nil, keys: nil)
+        try self.init(
+            config: config, logger: logger, sessionTransport: sessionTransport, extraFilters: extraFilters,
+            metrics: metrics, previous: nil, keys: nil)
     }
 
     /// Builds the runtime of `config`; with `previous` (a reload), carries over from it what `config` did not change:
@@ -95,7 +96,10 @@ public final class GatewayRuntime: Sendable {
                 let key: Int
                 if let keys, previous != nil {
                     guard let free = keys.next(excluding: taken) else {
-                        throw configError("upstreams.\(name)", "too many upstream changes in a short time: connections to the replaced upstreams are still open; try again in a minute, or restart")
+                        throw configError(
+                            "upstreams.\(name)",
+                            "too many upstream changes in a short time: connections to the replaced upstreams are still open; try again in a minute, or restart"
+                        )
                     }
                     key = free
                 } else {
@@ -120,14 +124,18 @@ public final class GatewayRuntime: Sendable {
                 throw configError("credentials.\(name).upstream", "unknown upstream '\(sessionConfig.upstream)'")
             }
             if let previous, let old = previous.sessions[name], previous.config.credentials[name] == credential,
-               previous.config.upstreams[sessionConfig.upstream] == upstream {
+                previous.config.upstreams[sessionConfig.upstream] == upstream
+            {
                 sessions[name] = old
                 continue
             }
             guard let sessionTransport else {
-                throw configError("credentials.\(name)", "session credentials need an HTTP client (start the gateway with Gateway.start)")
+                throw configError(
+                    "credentials.\(name)",
+                    "session credentials need an HTTP client (start the gateway with Gateway.start)")
             }
-            sessions[name] = JWTSession(name: name, config: sessionConfig, transport: sessionTransport(upstream), logger: logger)
+            sessions[name] = JWTSession(
+                name: name, config: sessionConfig, transport: sessionTransport(upstream), logger: logger)
         }
         self.sessions = sessions
 
@@ -135,10 +143,13 @@ public final class GatewayRuntime: Sendable {
         if let previous, previous.config.presignCache == config.presignCache {
             presignCache = previous.presignCache
         } else {
-            presignCache = PresignCache(configuration: PresignCache.Configuration(
-                capacity: config.presignCache.maxEntries,
-                maximumLifetime: Double(config.presignCache.maxLifetime.nanoseconds) / 1e9,
-                temporaryCredentialsMaximumLifetime: config.presignCache.temporaryCredentialsMaxLifetime.map { Double($0.nanoseconds) / 1e9 }))
+            presignCache = PresignCache(
+                configuration: PresignCache.Configuration(
+                    capacity: config.presignCache.maxEntries,
+                    maximumLifetime: Double(config.presignCache.maxLifetime.nanoseconds) / 1e9,
+                    temporaryCredentialsMaximumLifetime: config.presignCache.temporaryCredentialsMaxLifetime.map {
+                        Double($0.nanoseconds) / 1e9
+                    }))
         }
         self.presignCache = presignCache
         var spool = config.spool
@@ -146,7 +157,8 @@ public final class GatewayRuntime: Sendable {
             spool.directory = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         }
         self.spool = spool
-        self.protectedHeaders = StripClientCredentials(credentialHeaders: config.credentials.values.flatMap(\.headerNames)).names
+        self.protectedHeaders =
+            StripClientCredentials(credentialHeaders: config.credentials.values.flatMap(\.headerNames)).names
         let credentialNames = config.credentials.keys.sorted()
         let kinds = config.credentials.mapValues { credential -> String in
             switch credential.kind {
@@ -156,10 +168,11 @@ public final class GatewayRuntime: Sendable {
             }
         }
         let sessionsByName = sessions
-        let notRequiredForReady = Set(config.credentials.compactMap { name, credential -> String? in
-            guard case .jwtSession(let session) = credential.kind, !session.requiredForReady else { return nil }
-            return name
-        })
+        let notRequiredForReady = Set(
+            config.credentials.compactMap { name, credential -> String? in
+                guard case .jwtSession(let session) = credential.kind, !session.requiredForReady else { return nil }
+                return name
+            })
         let credentialStatus: @Sendable () -> [CredentialStatus] = {
             credentialNames.map { name in
                 sessionsByName[name]?.status() ?? CredentialStatus.staticKey(name: name, kind: kinds[name] ?? "api_key")
@@ -169,32 +182,38 @@ public final class GatewayRuntime: Sendable {
         if let old = previous?.admin {
             // The same drain flag, route counters, start time and switch handlers: a reload is not a restart.
             admin = AdminEndpoints(
-                credentialStatus: credentialStatus, presignCache: presignCache, notRequiredForReady: notRequiredForReady,
+                credentialStatus: credentialStatus, presignCache: presignCache,
+                notRequiredForReady: notRequiredForReady,
                 drain: old.drain, traffic: old.traffic, metrics: metrics,
                 quit: old.quit.with(enabled: config.admin.quitEndpoint),
                 reload: old.reload.with(enabled: config.admin.reloadEndpoint), startedAt: old.startedAt)
         } else {
-            admin = AdminEndpoints(credentialStatus: credentialStatus, presignCache: presignCache,
-                                   notRequiredForReady: notRequiredForReady, metrics: metrics,
-                                   quit: QuitSwitch(enabled: config.admin.quitEndpoint),
-                                   reload: ReloadSwitch(enabled: config.admin.reloadEndpoint))
+            admin = AdminEndpoints(
+                credentialStatus: credentialStatus, presignCache: presignCache,
+                notRequiredForReady: notRequiredForReady, metrics: metrics,
+                quit: QuitSwitch(enabled: config.admin.quitEndpoint),
+                reload: ReloadSwitch(enabled: config.admin.reloadEndpoint))
         }
         self.admin = admin
         var listeners: [ListenerRuntime] = []
         for index in config.listeners.indices {
             let table = try RouteCompiler(
                 config: config, listener: index, targets: byName, sessions: sessions, placeholders: placeholders,
-                presignCache: presignCache, admin: admin, sessionTransport: sessionTransport, extraFilters: extraFilters,
+                presignCache: presignCache, admin: admin, sessionTransport: sessionTransport,
+                extraFilters: extraFilters,
                 metrics: metrics
             ).compile()
-            listeners.append(ListenerRuntime(name: config.listeners[index].name, listen: config.listeners[index].listen, routes: table))
+            listeners.append(
+                ListenerRuntime(
+                    name: config.listeners[index].name, listen: config.listeners[index].listen, routes: table))
         }
         self.listeners = listeners
         self.routes = listeners[0].routes
         // Every listener's table (the same compiled route in two entries counts once; names are added up). After a
         // reload the counts since start go on: the replaced routes' counters are kept under their names.
-        admin.traffic.publish(listeners.flatMap { $0.routes.entries.map { ($0.payload.name, $0.payload.counters) } },
-                              keepingPrevious: previous != nil)
+        admin.traffic.publish(
+            listeners.flatMap { $0.routes.entries.map { ($0.payload.name, $0.payload.counters) } },
+            keepingPrevious: previous != nil)
     }
 
     /// The sessions a reload replaced stop once no request can use them any more.

@@ -19,7 +19,9 @@ enum HeaderHygiene {
         let named = headers[canonicalForm: "connection"]
         for token in named {
             let t = token.lowercased()
-            if t != "close" && t != "keep-alive" && !(keepingFraming && t == "transfer-encoding") { headers.remove(name: String(t)) }
+            if t != "close" && t != "keep-alive" && !(keepingFraming && t == "transfer-encoding") {
+                headers.remove(name: String(t))
+            }
         }
         for name in hopByHop where !(keepingFraming && name == "transfer-encoding") { headers.remove(name: name) }
     }
@@ -33,7 +35,9 @@ enum HeaderHygiene {
 
     /// Headers about the client's path to the gateway that a client could forge. credgate is the first hop
     /// unless `listen.trust_forwarded_headers` says otherwise, so the client's own are dropped.
-    static let forwardingHeaders = ["forwarded", "x-real-ip", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "via"]
+    static let forwardingHeaders = [
+        "forwarded", "x-real-ip", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "via",
+    ]
 
     /// Whether a header name is always hop-by-hop (ASCII case-insensitive, no allocation).
     static func isHopByHop(_ name: String) -> Bool {
@@ -69,13 +73,14 @@ enum HeaderHygiene {
         let originalHost = headers.first(name: "host")
         let wasChunked = headers.contains(name: "transfer-encoding")
         removeHopByHop(&headers)
-        headers.remove(name: "expect")  // the gateway answered 100-continue itself
+        headers.remove(name: "expect") // the gateway answered 100-continue itself
         if !forwardCookies { headers.remove(name: "cookie") }
         headers.replaceOrAdd(name: "host", value: target.hostHeader)
         if trustForwarded {
             if let clientAddress {
                 let existing = headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
-                headers.replaceOrAdd(name: "x-forwarded-for", value: existing.isEmpty ? clientAddress : existing + ", " + clientAddress)
+                headers.replaceOrAdd(
+                    name: "x-forwarded-for", value: existing.isEmpty ? clientAddress : existing + ", " + clientAddress)
             }
             let via = headers[canonicalForm: "via"].joined(separator: ", ")
             headers.replaceOrAdd(name: "via", value: via.isEmpty ? "1.1 credgate" : via + ", 1.1 credgate")

@@ -93,7 +93,8 @@ extension ProxyHandler {
     private func spoolFailed(_ exchange: Exchange, _ error: any Error) {
         exchange.discardStagedBody()
         let reason = Self.describe(spoolError: error)
-        runtime.logger.error("request body spool failed", metadata: ["request_id": "\(exchange.requestID)", "error": "\(reason)"])
+        runtime.logger.error(
+            "request body spool failed", metadata: ["request_id": "\(exchange.requestID)", "error": "\(reason)"])
         answerForFilter(exchange, .spoolFailed(reason: reason))
     }
 

@@ -34,20 +34,21 @@ extension ProxyHandler {
     private func afterHeadFilters(_ exchange: Exchange) {
         let chain = exchange.route.chain
         if !chain.sinks.isEmpty,
-           let sink = chain.bodySink(for: exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
+            let sink = chain.bodySink(for: exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
         {
             startSinking(exchange, sink)
             return
         }
         if chain.hasBodyStage,
-           let stage = chain.bodyStage(for: exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
+            let stage = chain.bodyStage(for: exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
         {
             startStaging(exchange, stage)
             return
         }
         // A filter that supplies a body the client did not send declares its length in the head it rewrote.
         guard exchange.hasBody || Self.hasBody(exchange.forwardHead),
-              let limit = chain.bodyBufferLimit(for: exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
+            let limit = chain.bodyBufferLimit(
+                for: exchange.forwardHead, context: exchange.filterContext(context.eventLoop))
         else {
             startForwarding(exchange)
             return
@@ -75,7 +76,8 @@ extension ProxyHandler {
     func collect(_ exchange: Exchange, _ buffer: inout ByteBuffer, limit: Int) -> Bool {
         if exchange.collected.readableBytes + buffer.readableBytes > limit {
             abandonUpstream(exchange)
-            finishWithLocal(exchange, .problem(.bodyTooLarge(limit: Int64(limit)), requestID: exchange.requestID), close: true)
+            finishWithLocal(
+                exchange, .problem(.bodyTooLarge(limit: Int64(limit)), requestID: exchange.requestID), close: true)
             return false
         }
         exchange.collected.writeBuffer(&buffer)

@@ -118,7 +118,7 @@ extension ProxyHandler {
         case .sinking:
             sinkReceived(exchange, .body(.byteBuffer(buffer)))
         case .filtering, .bodyFiltering, .connecting:
-            if exchange.spoolReady { break }  // cannot happen: a staged body ended before connecting
+            if exchange.spoolReady { break } // cannot happen: a staged body ended before connecting
             exchange.pending.append(.body(.byteBuffer(buffer)))
         case .detached:
             break
@@ -153,7 +153,8 @@ extension ProxyHandler {
             // connection is cut now, so the platform never sees a complete request).
             let forwarded = exchange.bodyBytesSent
             abandonUpstream(exchange)
-            let error: GatewayError = forwarded > 0
+            let error: GatewayError =
+                forwarded > 0
                 ? .bodyTooLargeAfterForwarding(limit: exchange.route.maxBodyBytes, forwarded: forwarded)
                 : .bodyTooLarge(limit: exchange.route.maxBodyBytes)
             finishWithLocal(exchange, .problem(error, requestID: exchange.requestID), close: true)

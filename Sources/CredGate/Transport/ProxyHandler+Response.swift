@@ -59,12 +59,13 @@ extension ProxyHandler {
             return
         }
         if head.status.code >= 100 && head.status.code < 200 {
-            return  // informational answers (100, 103) stay on the upstream hop
+            return // informational answers (100, 103) stay on the upstream hop
         }
         if exchange.keepsReplayCopy && exchange.attempt < exchange.route.maxReplays,
-           case .replay = exchange.route.chain.upstreamResponded(head, context: exchange.filterContext(context.eventLoop)),
-           // A retry (429, 5xx) of a body too large to keep passes the answer on; a rejected credential says so.
-           !exchange.replayOverflow || head.status == .unauthorized
+            case .replay = exchange.route.chain.upstreamResponded(
+                head, context: exchange.filterContext(context.eventLoop)),
+            // A retry (429, 5xx) of a body too large to keep passes the answer on; a rejected credential says so.
+            !exchange.replayOverflow || head.status == .unauthorized
         {
             replay(exchange, rejectedWith: head)
             return
@@ -72,7 +73,8 @@ extension ProxyHandler {
         exchange.status = head.status.code
         let bodyless = exchange.clientHead.method == .HEAD || head.status == .noContent || head.status == .notModified
         // An HTTP/1.0 client can only find the end of a body with no declared length by the connection closing.
-        let closeRequired = exchange.clientHead.version == .http1_0 && !bodyless
+        let closeRequired =
+            exchange.clientHead.version == .http1_0 && !bodyless
             && !head.headers.contains(name: "content-length")
         if case .stopSendingBody = machine.responseHeadArrived(closeRequired: closeRequired) {
             exchange.pending.removeAll()
@@ -82,7 +84,8 @@ extension ProxyHandler {
         armTimer(exchange)
         exchange.upstreamKeepAlive = head.isKeepAlive
         if !bodyless, exchange.route.chain.inspectsResponses,
-           let limit = exchange.route.chain.responseBufferLimit(for: head, context: exchange.filterContext(context.eventLoop))
+            let limit = exchange.route.chain.responseBufferLimit(
+                for: head, context: exchange.filterContext(context.eventLoop))
         {
             run(machine.responseBuffering())
             exchange.heldResponse = (head, context.channel.allocator.buffer(capacity: 0), limit)
@@ -105,27 +108,35 @@ extension ProxyHandler {
     private func deliverHeld(_ exchange: Exchange, _ upstreamHead: HTTPResponseHead, _ upstreamBody: ByteBuffer) {
         var head = upstreamHead
         var body = upstreamBody
-        switch exchange.route.chain.encodeResponse(&head, body: &body, context: exchange.filterContext(context.eventLoop)) {
+        switch exchange.route.chain.encodeResponse(
+            &head, body: &body, context: exchange.filterContext(context.eventLoop))
+        {
         case .proceed:
             writeWholeAnswer(exchange, head, body, fromUpstream: true)
         case .respondWith(let local):
-            writeWholeAnswer(exchange, HTTPResponseHead(version: .http1_1, status: local.status, headers: local.headers), local.body)
+            writeWholeAnswer(
+                exchange, HTTPResponseHead(version: .http1_1, status: local.status, headers: local.headers), local.body)
         case .respondLater(let future):
             suspend(exchange, until: future) { [self] result in
                 let local: LocalResponse
                 switch result {
                 case .success(let answer): local = answer
                 case .failure(let error):
-                    local = .problem(.followUpFailed(reason: FollowUpCall.describe(error)), requestID: exchange.requestID)
+                    local = .problem(
+                        .followUpFailed(reason: FollowUpCall.describe(error)), requestID: exchange.requestID)
                 }
-                self.writeWholeAnswer(exchange, HTTPResponseHead(version: .http1_1, status: local.status, headers: local.headers), local.body)
+                self.writeWholeAnswer(
+                    exchange, HTTPResponseHead(version: .http1_1, status: local.status, headers: local.headers),
+                    local.body)
             }
         }
     }
 
     /// Writes an answer known whole: the upstream's (its own links pointed at the gateway) or one a filter made
     /// (left exactly as made: a presigned URL in a redirect must stay as signed).
-    private func writeWholeAnswer(_ exchange: Exchange, _ head: HTTPResponseHead, _ body: ByteBuffer, fromUpstream: Bool = false) {
+    private func writeWholeAnswer(
+        _ exchange: Exchange, _ head: HTTPResponseHead, _ body: ByteBuffer, fromUpstream: Bool = false
+    ) {
         var head = head
         HeaderHygiene.setContentLength(&head.headers, body.readableBytes)
         exchange.status = head.status.code

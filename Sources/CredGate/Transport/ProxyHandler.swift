@@ -118,8 +118,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             guard case .answerHeaderTimeout = action else { return run(action) }
             let requestID = RequestID.generate()
             let seconds = timedOut.timeout.nanoseconds / 1_000_000_000
-            writeLocal(.problem(.headerTimeout(seconds: seconds), requestID: requestID), version: .http1_1,
-                       close: true, requestID: requestID)
+            writeLocal(
+                .problem(.headerTimeout(seconds: seconds), requestID: requestID), version: .http1_1,
+                close: true, requestID: requestID)
         } else if event is ClientConnections.FinishAndClose {
             run(machine.finishAndClose())
         } else if case ChannelEvent.inputClosed = event {
@@ -136,7 +137,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     func run(_ action: Machine.Action) {
         switch action {
         case .none, .writeLocal, .answerMalformed, .answerHeaderTimeout, .clientGone, .stopSendingBody,
-             .releaseUpstream:
+            .releaseUpstream:
             break
         case .pauseReading:
             try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
@@ -180,8 +181,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// Parks the exchange (client reads paused) until `future` completes, then resumes on this loop if the
     /// exchange is still the current one.
-    func suspend<Value>(_ exchange: Exchange, until future: EventLoopFuture<Value>,
-                        then resume: @escaping (Result<Value, any Error>) -> Void) {
+    func suspend<Value>(
+        _ exchange: Exchange, until future: EventLoopFuture<Value>,
+        then resume: @escaping (Result<Value, any Error>) -> Void
+    ) {
         run(machine.parked(true))
         future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
             guard self.machine.current === exchange else { return }

@@ -259,16 +259,18 @@ struct ProxyStateMachine<Payload: AnyObject> {
 
     /// The handler routed the head of ``Action/startRequest(_:)`` to an exchange.
     mutating func requestStarted(_ payload: Payload, keepAlive: Bool, hasBody: Bool) -> Action {
-        guard case .idle = state else { return .close }  // cannot happen: heads start only when idle
-        state = .active(Request(payload: payload, keepAlive: keepAlive, hasBody: hasBody,
-                                closeAfter: ending.contains(.draining)))
+        guard case .idle = state else { return .close } // cannot happen: heads start only when idle
+        state = .active(
+            Request(
+                payload: payload, keepAlive: keepAlive, hasBody: hasBody,
+                closeAfter: ending.contains(.draining)))
         return .none
     }
 
     /// The handler answered the head of ``Action/startRequest(_:)`` itself (a bad head, no route): the body that
     /// may follow is dropped, and a body or a client that did not ask to keep the connection closes it.
     mutating func answeredBeforeRouting(keepAlive: Bool, hasBody: Bool) -> Action {
-        guard case .idle = state else { return .close }  // cannot happen: heads start only when idle
+        guard case .idle = state else { return .close } // cannot happen: heads start only when idle
         let close = hasBody || !keepAlive
         state = .discarding(close: close)
         return .writeLocal(close: close, linger: hasBody, idle: false)
@@ -286,7 +288,7 @@ struct ProxyStateMachine<Payload: AnyObject> {
             state = .closed
             return .cancelLingerAndClose
         case .idle, .active, .closed:
-            return .none  // answered (and closed) once the current and queued requests are done
+            return .none // answered (and closed) once the current and queued requests are done
         }
     }
 
@@ -305,7 +307,7 @@ struct ProxyStateMachine<Payload: AnyObject> {
             state = .discarding(close: true)
             return .none
         case .idle, .closed:
-            return .none  // a queued request runs next and closes after its answer; or already closed
+            return .none // a queued request runs next and closes after its answer; or already closed
         }
     }
 
@@ -472,7 +474,7 @@ struct ProxyStateMachine<Payload: AnyObject> {
     /// The gateway answers the request in flight itself (an error or a filter's answer). `close`: the answer
     /// itself requires the connection to close.
     mutating func answeredLocally(close: Bool) -> Action {
-        guard case .active(let request) = state else { return .none }  // cannot happen: only exchanges answer
+        guard case .active(let request) = state else { return .none } // cannot happen: only exchanges answer
         // A body still on its way is dropped, and the connection closed after it: the client may not expect an
         // answer before it has sent everything.
         let complete = request.body.isComplete
@@ -504,7 +506,8 @@ struct ProxyStateMachine<Payload: AnyObject> {
     mutating func updateReading() -> Action {
         var pause = !queue.isEmpty
         if case .active(let request) = state {
-            pause = pause || request.parked || request.spoolWrites > 0
+            pause =
+                pause || request.parked || request.spoolWrites > 0
                 || (request.upstream == .blocked && !request.body.isDropped)
         }
         guard pause != readPaused else { return .none }

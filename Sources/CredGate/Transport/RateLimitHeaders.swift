@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOHTTP1
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A platform's rate-limit answer made readable by any client: WriftAI (and GitHub, and others) say when to try
 /// again in `x-ratelimit-reset`, which curl `--retry`, browsers and generic HTTP clients do not know; the
@@ -17,10 +18,11 @@ enum RateLimitHeaders {
     static let epochThreshold: Int64 = 1_000_000_000
 
     /// Adds `Retry-After` when the answer is a 429 or 503 with `x-ratelimit-reset` and no `Retry-After`.
-    static func addRetryAfter(status: HTTPResponseStatus, headers: inout HTTPHeaders, now: () -> Int64 = Self.epochNow) {
+    static func addRetryAfter(status: HTTPResponseStatus, headers: inout HTTPHeaders, now: () -> Int64 = Self.epochNow)
+    {
         guard status.code == 429 || status.code == 503, !headers.contains(name: "retry-after"),
-              let reset = headers.first(name: "x-ratelimit-reset"),
-              let seconds = retryAfterSeconds(reset: reset, now: now())
+            let reset = headers.first(name: "x-ratelimit-reset"),
+            let seconds = retryAfterSeconds(reset: reset, now: now())
         else { return }
         headers.add(name: "retry-after", value: String(seconds))
     }

@@ -25,8 +25,10 @@ extension ProxyHandler {
     /// Checks a head and looks up its route on `listener`: one lookup, whose answer is a route, or the error a
     /// client gets instead (a bad head, a path with no safe reading, no route, a wrong method, a declared body
     /// over the route's limit).
-    static func route(_ head: HTTPRequestHead, on listener: ListenerRuntime,
-                      protectedHeaders: [String]) -> Result<RoutedHead, GatewayError> {
+    static func route(
+        _ head: HTTPRequestHead, on listener: ListenerRuntime,
+        protectedHeaders: [String]
+    ) -> Result<RoutedHead, GatewayError> {
         let checked: CheckedHead
         switch inspect(head, maxHeaderBytes: listener.listen.maxHeaderBytes, protectedHeaders: protectedHeaders) {
         case .success(let c): checked = c
@@ -80,16 +82,20 @@ extension ProxyHandler {
     }
 
     /// ``check(_:maxHeaderBytes:protectedHeaders:)``, also saying which path to match.
-    static func inspect(_ head: HTTPRequestHead, maxHeaderBytes: Int, protectedHeaders: [String] = []) -> Result<CheckedHead, GatewayError> {
+    static func inspect(_ head: HTTPRequestHead, maxHeaderBytes: Int, protectedHeaders: [String] = []) -> Result<
+        CheckedHead, GatewayError
+    > {
         if head.method == .CONNECT { return .failure(.notAProxy("CONNECT")) }
         guard head.uri.utf8.first == UInt8(ascii: "/") else {
-            return .failure(.notAProxy(head.uri == "*" ? "the asterisk-form target '*'" : "an absolute-form request target"))
+            return .failure(
+                .notAProxy(head.uri == "*" ? "the asterisk-form target '*'" : "an absolute-form request target"))
         }
         var size = head.uri.utf8.count + 16
         for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
         if size > maxHeaderBytes { return .failure(.headersTooLarge(limit: maxHeaderBytes)) }
         if head.headers.contains(name: "transfer-encoding") && head.headers.contains(name: "content-length") {
-            return .failure(.malformedRequest("Content-Length together with Transfer-Encoding is ambiguous (request smuggling)"))
+            return .failure(
+                .malformedRequest("Content-Length together with Transfer-Encoding is ambiguous (request smuggling)"))
         }
         let lengths = head.headers[canonicalForm: "content-length"]
         if lengths.count > 1 || lengths.contains(where: { Int64($0) == nil || Int64($0)! < 0 }) {
@@ -161,8 +167,9 @@ extension ProxyHandler {
 
     private static func isSubDelim(_ c: UInt8) -> Bool {
         switch c {
-        case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
-             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
+        case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("),
+            UInt8(ascii: ")"),
+            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
             return true
         default:
             return false
@@ -176,7 +183,9 @@ extension ProxyHandler {
         for value in headers[canonicalForm: "connection"] {
             let token = value.lowercased()
             if token == "close" || token == "keep-alive" { continue }
-            if token == "host" || token == "content-length" || protected.contains(String(token)) { return String(token) }
+            if token == "host" || token == "content-length" || protected.contains(String(token)) {
+                return String(token)
+            }
         }
         return nil
     }

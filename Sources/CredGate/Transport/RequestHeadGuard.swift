@@ -105,7 +105,8 @@ final class RequestHeadGuard: ChannelDuplexHandler {
         guard tail.count >= 9 else { return false }
         let v = tail[(tail.count - 9)...]
         let prefix = Array(" HTTP/".utf8)
-        return v.prefix(6).elementsEqual(prefix) && isDigit(v[v.startIndex + 6]) && v[v.startIndex + 7] == UInt8(ascii: ".")
+        return v.prefix(6).elementsEqual(prefix) && isDigit(v[v.startIndex + 6])
+            && v[v.startIndex + 7] == UInt8(ascii: ".")
             && isDigit(v[v.startIndex + 8])
     }
 

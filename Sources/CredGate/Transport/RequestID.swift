@@ -4,7 +4,7 @@ import NIOHTTP1
 enum RequestID {
     static func from(_ headers: HTTPHeaders) -> String? {
         guard let id = headers.first(name: "x-request-id"), !id.isEmpty, id.utf8.count <= 128,
-              id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+            id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
         else { return nil }
         return id
     }

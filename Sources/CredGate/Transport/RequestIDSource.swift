@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Random request IDs for the connections of one event loop, without a system call per request: 16 bytes at a
@@ -27,8 +27,10 @@ final class RequestIDSource {
             guard refill() else { return RequestID.generate() }
         }
         let (a, b) = buffer.withUnsafeBytes { raw in
-            (raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self),
-             raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
+            (
+                raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self)
+            )
         }
         offset += 16
         return RequestID.format(a, b)

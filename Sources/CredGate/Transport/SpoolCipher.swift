@@ -27,7 +27,9 @@ struct SpoolCipher: @unchecked Sendable {
             var block = [UInt8](repeating: 0, count: 16)
             block.replaceSubrange(skip..<(skip + count), with: bytes.prefix(count))
             let encrypted = try AES._CTR.encrypt(block, using: key, nonce: nonce(forBlock: offset / 16))
-            _ = encrypted.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0[skip..<(skip + count)])) }
+            _ = encrypted.withUnsafeBytes {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: $0[skip..<(skip + count)]))
+            }
             bytes = UnsafeRawBufferPointer(rebasing: bytes[count...])
             offset += count
         }

@@ -69,7 +69,7 @@ final class UpstreamConnection {
 final class UpstreamHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
-    var connection: UpstreamConnection?  // cleared on close, which breaks the channel <-> connection cycle
+    var connection: UpstreamConnection? // cleared on close, which breaks the channel <-> connection cycle
     weak var pool: UpstreamPool?
     private var reportedClose = false
 
@@ -162,7 +162,9 @@ final class UpstreamPool {
     }
 
     /// A fresh connection, never a pooled one (used to retry after a stale pooled connection).
-    func connect(_ target: UpstreamTarget, _ done: @escaping (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void) {
+    func connect(
+        _ target: UpstreamTarget, _ done: @escaping (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void
+    ) {
         let loopBound = NIOLoopBound((self, done), eventLoop: eventLoop)
         connector.connect(target, on: eventLoop).whenComplete { result in
             let (pool, done) = loopBound.value
@@ -219,7 +221,8 @@ final class UpstreamPool {
         let now = eventLoop.now
         for key in idle.indices where !idle[key].isEmpty {
             idle[key].removeAll { connection in
-                let expired = !connection.isUsable
+                let expired =
+                    !connection.isUsable
                     || now - connection.idleSince >= connection.target.config.poolIdleTimeout
                 if expired {
                     live[ObjectIdentifier(connection)] = nil

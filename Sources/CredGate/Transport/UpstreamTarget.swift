@@ -30,7 +30,7 @@ public final class UpstreamTarget: Sendable {
         self.config = config
         if config.url.scheme == .https {
             var tls = TLSConfiguration.makeClientConfiguration()
-            tls.applicationProtocols = ["http/1.1"]  // HTTP/2 is much slower for bulk bodies here
+            tls.applicationProtocols = ["http/1.1"] // HTTP/2 is much slower for bulk bodies here
             tls.certificateVerification = .fullVerification
             if let caFile = config.caFile {
                 tls.trustRoots = .file(caFile)

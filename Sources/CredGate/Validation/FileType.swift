@@ -94,7 +94,8 @@ public enum FileType: String, Sendable, CaseIterable, Hashable {
     /// Like Python's `Path.suffix` (what the SDK checks): `"scan.final.PDF"` gives `"pdf"`, `".bashrc"` and
     /// `"README"` give `nil`; whatever precedes a `/` or `\` is ignored, as the platform keeps only the base name.
     public static func fileExtension(of filename: some StringProtocol) -> String? {
-        let base = filename.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "/" || $0 == "\\" }).last ?? ""
+        let base =
+            filename.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "/" || $0 == "\\" }).last ?? ""
         guard let dot = base.lastIndex(of: "."), dot != base.startIndex else { return nil }
         let ext = base[base.index(after: dot)...]
         return ext.isEmpty ? nil : ext.lowercased()
@@ -122,12 +123,16 @@ public enum FileType: String, Sendable, CaseIterable, Hashable {
         if starts("GIF87a") || starts("GIF89a") { return "a GIF image" }
         if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return "a TIFF image" }
         if starts("RIFF") { return "a RIFF file (such as a WebP image)" }
-        if b.count >= 8, b[4...7].elementsEqual("ftyp".utf8) { return "an ISO media file (such as a HEIC photo or an MP4 video)" }
+        if b.count >= 8, b[4...7].elementsEqual("ftyp".utf8) {
+            return "an ISO media file (such as a HEIC photo or an MP4 video)"
+        }
         if starts("{\\rtf") { return "an RTF document" }
         if starts([0x7F, 0x45, 0x4C, 0x46]) || starts("MZ") { return "a program" }
         if starts("BM") { return "a BMP image" }
         if starts([0x1F, 0x8B]) { return "a gzip archive" }
-        if starts([0xEF, 0xBB, 0xBF]) || b.allSatisfy({ $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || (0x20...0x7E).contains($0) }) {
+        if starts([0xEF, 0xBB, 0xBF])
+            || b.allSatisfy({ $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || (0x20...0x7E).contains($0) })
+        {
             return "text"
         }
         return "data of an unrecognised format"

@@ -57,7 +57,9 @@ public struct MultipartWriter: Sendable {
     }
 
     /// A whole file part: ``fileHead(field:filename:contentType:)``, the bytes and ``partEnd``.
-    public func filePart(field: String = "file", filename: String?, contentType: String?, data: some Sequence<UInt8>) -> ByteBuffer {
+    public func filePart(field: String = "file", filename: String?, contentType: String?, data: some Sequence<UInt8>)
+        -> ByteBuffer
+    {
         var buffer = fileHead(field: field, filename: filename, contentType: contentType)
         buffer.writeBytes(data)
         buffer.writeString("\r\n")
@@ -81,8 +83,9 @@ public struct MultipartWriter: Sendable {
         var epilogue = partEnd
         var close = closing
         epilogue.writeBuffer(&close)
-        return RawUploadEnvelope(boundary: boundary, contentType: contentType, name: name, filename: filename,
-                                 fileType: type, preamble: preamble, epilogue: epilogue)
+        return RawUploadEnvelope(
+            boundary: boundary, contentType: contentType, name: name, filename: filename,
+            fileType: type, preamble: preamble, epilogue: epilogue)
     }
 
     // MARK: Rewriting a client's body
@@ -144,7 +147,7 @@ public struct MultipartWriter: Sendable {
                 continue
             }
             let line = bytes[lineStart..<i]
-            if line.isEmpty { break }  // the blank line
+            if line.isEmpty { break } // the blank line
             let name = line.prefix { $0 != UInt8(ascii: ":") }
             if String(decoding: name, as: UTF8.self).lowercased() != "content-type" {
                 out.writeBytes(line)

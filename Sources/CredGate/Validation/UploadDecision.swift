@@ -52,9 +52,11 @@ public struct UploadPlan: Sendable, Equatable {
     /// upload becomes multipart); `nil` keeps the client's.
     public var upstreamContentType: String?
 
-    public init(filename: String, fileType: FileType, clientName: String? = nil, generatedName: String? = nil,
-                declaredContentType: String? = nil, correctedContentType: String? = nil,
-                filePart: MultipartPartLayout? = nil, bodyLengthDelta: Int = 0, upstreamContentType: String? = nil) {
+    public init(
+        filename: String, fileType: FileType, clientName: String? = nil, generatedName: String? = nil,
+        declaredContentType: String? = nil, correctedContentType: String? = nil,
+        filePart: MultipartPartLayout? = nil, bodyLengthDelta: Int = 0, upstreamContentType: String? = nil
+    ) {
         self.filename = filename
         self.fileType = fileType
         self.clientName = clientName

@@ -23,7 +23,8 @@ public struct UploadContentType: Sendable, Equatable {
         guard (1...70).contains(bytes.count), bytes.last != 0x20 else { return false }
         return bytes.allSatisfy { byte in
             switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "A")...UInt8(ascii: "Z"):
                 return true
             default:
                 return "'()+_,-./:=? ".utf8.contains(byte)
@@ -46,7 +47,7 @@ struct UploadContentDisposition: Sendable, Equatable {
         var filename: String?
         for parameter in UploadHeaderSyntax.parameters(value) {
             switch parameter.name {
-            case "name": name = String(UploadHeaderSyntax.trim(parameter.value))  // Django strips it
+            case "name": name = String(UploadHeaderSyntax.trim(parameter.value)) // Django strips it
             case "filename": filename = parameter.value
             default: break
             }
@@ -124,7 +125,8 @@ enum UploadHeaderSyntax {
         while let b = iterator.next() {
             if b == UInt8(ascii: "%") {
                 guard let h = iterator.next(), let l = iterator.next(),
-                      let v = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16) else { return nil }
+                    let v = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16)
+                else { return nil }
                 bytes.append(v)
             } else {
                 bytes.append(b)

@@ -27,14 +27,16 @@ struct UploadFraming: Sendable {
             case .boundaryNotFound:
                 return .malformed("the boundary from the Content-Type does not appear at the start of the body")
             case .badDelimiterLine:
-                return .malformed("a boundary line is followed by something other than a line break or the closing '--'")
+                return .malformed(
+                    "a boundary line is followed by something other than a line break or the closing '--'")
             case .emptyMultipart:
                 return .malformed("it closes before its first part")
             case .headersTooLong:
                 return .malformed("a part's headers are longer than \(UploadFraming.maxHeaderBlock / 1024) KiB")
             case .badHeaderName:
-                return .malformed("a part's header name holds a byte that is not allowed there (only ASCII letters, "
-                    + "digits and !#$%&'*+-.^_`|~ are)")
+                return .malformed(
+                    "a part's header name holds a byte that is not allowed there (only ASCII letters, "
+                        + "digits and !#$%&'*+-.^_`|~ are)")
             }
         }
     }
@@ -101,7 +103,9 @@ struct UploadFraming: Sendable {
         case .delimiterLine(_, let seen) where seen == UInt8(ascii: "-"):
             return .malformed("the closing boundary line ends after a single '-' instead of '--'")
         default:
-            return .malformed("the body ends before the closing boundary line '--\(String(decoding: delimiter.dropFirst(4), as: UTF8.self))--'")
+            return .malformed(
+                "the body ends before the closing boundary line '--\(String(decoding: delimiter.dropFirst(4), as: UTF8.self))--'"
+            )
         }
     }
 
@@ -161,9 +165,10 @@ struct UploadFraming: Sendable {
                 case (nil, 0x0D), (nil, UInt8(ascii: "-")):
                     state = .delimiterLine(first: first, seen: byte)
                 case (0x0D, 0x0A):
-                    opening = MultipartPartLayout(index: partCount, delimiterOffset: candidateOffset,
-                                                  delimiterHasLeadingCRLF: candidateHasCRLF,
-                                                  headersOffset: offset + i + 1, dataOffset: -1)
+                    opening = MultipartPartLayout(
+                        index: partCount, delimiterOffset: candidateOffset,
+                        delimiterHasLeadingCRLF: candidateHasCRLF,
+                        headersOffset: offset + i + 1, dataOffset: -1)
                     partCount += 1
                     headerBytes = 0
                     inHeaderName = true
@@ -255,11 +260,12 @@ struct UploadFraming: Sendable {
     /// RFC 9110 `tchar`: ASCII letters, digits and `!#$%&'*+-.^_`|~`.
     static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
         case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
             return true
         default:
             return false

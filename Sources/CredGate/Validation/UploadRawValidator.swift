@@ -32,20 +32,25 @@ public struct RawUploadValidator: Sendable {
     ///   - filename: the `{filename}` path segment, percent-decoded (see ``filename(fromPathSegment:)``).
     ///   - contentLength: the request's `Content-Length`, when it has one: over `limit` or 0 is refused at once.
     ///   - boundary: the boundary of the multipart body sent upstream.
-    public init(filename: String, contentLength: Int? = nil, limit: Int = UploadValidator.defaultLimit,
-                boundary: String = MultipartWriter.makeBoundary(),
-                uuid: @escaping @Sendable () -> UUID = { UUID() }) throws(UploadRejection) {
+    public init(
+        filename: String, contentLength: Int? = nil, limit: Int = UploadValidator.defaultLimit,
+        boundary: String = MultipartWriter.makeBoundary(),
+        uuid: @escaping @Sendable () -> UUID = { UUID() }
+    ) throws(UploadRejection) {
         if let problem = UploadFileName.problem(filename) { throw UploadRejection.invalidFilename(problem) }
         guard let type = FileType(filename: filename) else { throw UploadRejection.unsupportedType(filename: filename) }
-        if let contentLength, contentLength > limit { throw UploadRejection.tooLarge(limit: limit, declared: contentLength) }
+        if let contentLength, contentLength > limit {
+            throw UploadRejection.tooLarge(limit: limit, declared: contentLength)
+        }
         if contentLength == 0 { throw UploadRejection.emptyFile(filename) }
         let name = UploadFileName.generated(for: filename, type: type, uuid: uuid())
         let envelope = MultipartWriter(boundary: boundary).rawUploadEnvelope(filename: filename, type: type, name: name)
         self.limit = limit
         self.envelope = envelope
-        self.plan = UploadPlan(filename: filename, fileType: type, generatedName: name,
-                               correctedContentType: type.mimeType, bodyLengthDelta: envelope.overhead,
-                               upstreamContentType: envelope.contentType)
+        self.plan = UploadPlan(
+            filename: filename, fileType: type, generatedName: name,
+            correctedContentType: type.mimeType, bodyLengthDelta: envelope.overhead,
+            upstreamContentType: envelope.contentType)
     }
 
     /// The file name a `{filename}` path segment stands for (percent-decoded), or `nil` when it does not decode.

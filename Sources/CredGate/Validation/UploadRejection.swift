@@ -43,7 +43,9 @@ public struct UploadRejection: Error, Sendable, Equatable, CustomStringConvertib
             case .notMultipart, .unsupportedType, .contentMismatch: return 415
             case .tooLarge: return 413
             case .missingBoundary, .invalidBoundary, .malformed: return 400
-            case .missingFile, .multipleFiles, .emptyFile, .missingFilename, .invalidName, .invalidFilename, .invalidField: return 422
+            case .missingFile, .multipleFiles, .emptyFile, .missingFilename, .invalidName, .invalidFilename,
+                .invalidField:
+                return 422
             }
         }
 
@@ -95,14 +97,22 @@ extension UploadRejection: GatewayProblem {
 extension UploadRejection {
     static func notMultipart(_ contentType: String?) -> Self {
         let what = contentType.map { "'\(UploadHeaderSyntax.clip($0))'" } ?? "no Content-Type"
-        return .init(.notMultipart, "Uploads must be sent as multipart/form-data with the document in a part named 'file' (for example curl -F file=@license.pdf), but this request has \(what).")
+        return .init(
+            .notMultipart,
+            "Uploads must be sent as multipart/form-data with the document in a part named 'file' (for example curl -F file=@license.pdf), but this request has \(what)."
+        )
     }
 
-    static let missingBoundary = Self(.missingBoundary,
-        "The Content-Type is multipart/form-data but has no boundary parameter, so the parts cannot be told apart. Let your HTTP client set the Content-Type for multipart bodies instead of writing it by hand.")
+    static let missingBoundary = Self(
+        .missingBoundary,
+        "The Content-Type is multipart/form-data but has no boundary parameter, so the parts cannot be told apart. Let your HTTP client set the Content-Type for multipart bodies instead of writing it by hand."
+    )
 
     static func invalidBoundary(_ boundary: String) -> Self {
-        .init(.invalidBoundary, "The multipart boundary '\(UploadHeaderSyntax.clip(boundary))' is not valid: it must be 1 to 70 letters, digits or '()+_,-./:=? characters and must not end with a space.")
+        .init(
+            .invalidBoundary,
+            "The multipart boundary '\(UploadHeaderSyntax.clip(boundary))' is not valid: it must be 1 to 70 letters, digits or '()+_,-./:=? characters and must not end with a space."
+        )
     }
 
     static func malformed(_ what: String) -> Self {
@@ -111,51 +121,80 @@ extension UploadRejection {
 
     static func tooLarge(limit: Int, declared: Int?) -> Self {
         let size = declared.map { "is \(UploadHeaderSyntax.formatBytes($0)), which is" } ?? "is"
-        return .init(.tooLarge, "The upload \(size) over this route's limit of \(UploadHeaderSyntax.formatBytes(limit)); it was not uploaded.")
+        return .init(
+            .tooLarge,
+            "The upload \(size) over this route's limit of \(UploadHeaderSyntax.formatBytes(limit)); it was not uploaded."
+        )
     }
 
-    static let emptyBody = Self(.missingFile,
+    static let emptyBody = Self(
+        .missingFile,
         "The request body is empty: it should be multipart/form-data with the document in a part named 'file'.")
 
-    static let noFilePart = Self(.missingFile,
-        "The upload has no part named 'file': send the document in a form field named 'file' (for example curl -F file=@license.pdf).")
+    static let noFilePart = Self(
+        .missingFile,
+        "The upload has no part named 'file': send the document in a form field named 'file' (for example curl -F file=@license.pdf)."
+    )
 
     static func fileInOtherField(_ field: String) -> Self {
-        .init(.missingFile, "The file was sent in the form field '\(UploadHeaderSyntax.clip(field))', but the platform expects it in a field named 'file'.")
+        .init(
+            .missingFile,
+            "The file was sent in the form field '\(UploadHeaderSyntax.clip(field))', but the platform expects it in a field named 'file'."
+        )
     }
 
-    static let multipleFiles = Self(.multipleFiles,
-        "The upload contains more than one file; the platform takes exactly one file per upload, in the part named 'file'. Upload the files one at a time.")
+    static let multipleFiles = Self(
+        .multipleFiles,
+        "The upload contains more than one file; the platform takes exactly one file per upload, in the part named 'file'. Upload the files one at a time."
+    )
 
     static func emptyFile(_ filename: String) -> Self {
         .init(.emptyFile, "The file '\(UploadHeaderSyntax.clip(filename))' is empty (0 bytes); it was not uploaded.")
     }
 
-    static let missingFilename = Self(.missingFilename,
-        "The 'file' part has no file name, so its type cannot be checked: send it as a file (for example curl -F file=@license.pdf), not as a text field.")
+    static let missingFilename = Self(
+        .missingFilename,
+        "The 'file' part has no file name, so its type cannot be checked: send it as a file (for example curl -F file=@license.pdf), not as a text field."
+    )
 
     /// The SDK's own sentence, so users recognise it: "Unsupported file format: '.docx'. Assured only accepts ...".
     static func unsupportedType(filename: String) -> Self {
         if let ext = FileType.fileExtension(of: filename) {
-            return .init(.unsupportedType, "Unsupported file format: '.\(UploadHeaderSyntax.clip(ext))'. \(FileType.acceptedSentence)")
+            return .init(
+                .unsupportedType,
+                "Unsupported file format: '.\(UploadHeaderSyntax.clip(ext))'. \(FileType.acceptedSentence)")
         }
-        return .init(.unsupportedType, "Unsupported file format: the file name '\(UploadHeaderSyntax.clip(filename))' has no extension. \(FileType.acceptedSentence)")
+        return .init(
+            .unsupportedType,
+            "Unsupported file format: the file name '\(UploadHeaderSyntax.clip(filename))' has no extension. \(FileType.acceptedSentence)"
+        )
     }
 
     static func contentMismatch(filename: String, expected: FileType, firstBytes: [UInt8]) -> Self {
         let name = UploadHeaderSyntax.clip(filename)
         if let actual = FileType.detect(firstBytes) {
-            return .init(.contentMismatch, "The file '\(name)' is named as a \(expected.displayName) but its content is \(actual.phrase); rename it to .\(actual.preferredExtension) or upload the intended file.")
+            return .init(
+                .contentMismatch,
+                "The file '\(name)' is named as a \(expected.displayName) but its content is \(actual.phrase); rename it to .\(actual.preferredExtension) or upload the intended file."
+            )
         }
         let found = FileType.describeContent(firstBytes)
-        return .init(.contentMismatch, "The file '\(name)' is named as a \(expected.displayName) but its content is \(found), not \(expected.phrase). \(FileType.acceptedSentence)")
+        return .init(
+            .contentMismatch,
+            "The file '\(name)' is named as a \(expected.displayName) but its content is \(found), not \(expected.phrase). \(FileType.acceptedSentence)"
+        )
     }
 
     static func invalidName(_ problem: String) -> Self {
-        .init(.invalidName, "The 'name' field \(problem). Send a plain file name such as 'license.pdf', or leave the field out and credgate will generate one.")
+        .init(
+            .invalidName,
+            "The 'name' field \(problem). Send a plain file name such as 'license.pdf', or leave the field out and credgate will generate one."
+        )
     }
 
     static func invalidFilename(_ problem: String) -> Self {
-        .init(.invalidFilename, "The file name in the URL \(problem). Use a plain file name such as /credgate/v1/files/license.pdf.")
+        .init(
+            .invalidFilename,
+            "The file name in the URL \(problem). Use a plain file name such as /credgate/v1/files/license.pdf.")
     }
 }

@@ -22,13 +22,15 @@ struct UploadValidationFilter: HeadFilter, BodyStageFilter {
         do throws(UploadRejection) {
             let stage: UploadStage
             if let filename = options?.rawFilename {
-                stage = UploadStage(.raw(try RawUploadValidator(filename: filename, contentLength: contentLength, limit: limit)),
-                                    requiredFields: [], rejections: rejections)
+                stage = UploadStage(
+                    .raw(try RawUploadValidator(filename: filename, contentLength: contentLength, limit: limit)),
+                    requiredFields: [], rejections: rejections)
             } else {
                 let validator = try UploadValidator(
                     contentType: head.headers.first(name: "content-type"), contentLength: contentLength, limit: limit,
                     captureFields: options?.captureFields ?? false)
-                stage = UploadStage(.multipart(validator), requiredFields: options?.requiredFields ?? [], rejections: rejections)
+                stage = UploadStage(
+                    .multipart(validator), requiredFields: options?.requiredFields ?? [], rejections: rejections)
             }
             context.scratch[Self.stageKey] = stage
             return .proceed
@@ -122,12 +124,15 @@ final class UploadStage: RequestBodyStage, @unchecked Sendable {
         }
         let fields = textFields
         for name in requiredFields where !fields.contains(where: { $0.name == name && !$0.value.isEmpty }) {
-            let detail = "The form has no '\(name)' field. Send the fields \(requiredFields.map { "'\($0)'" }.joined(separator: ", ")) "
+            let detail =
+                "The form has no '\(name)' field. Send the fields \(requiredFields.map { "'\($0)'" }.joined(separator: ", ")) "
                 + "with the file (for example curl -F file=@license.pdf -F \(name)=...). Nothing was uploaded."
             return refuse(UploadRejection(.invalidField, detail))
         }
         self.plan = plan
-        if let contentType = plan.upstreamContentType { head.headers.replaceOrAdd(name: "content-type", value: contentType) }
+        if let contentType = plan.upstreamContentType {
+            head.headers.replaceOrAdd(name: "content-type", value: contentType)
+        }
         return .pass(takeForwardable())
     }
 

@@ -53,11 +53,15 @@ public struct UploadValidator: @unchecked Sendable {
     ///     at once (413), so the body need not even be read.
     ///   - limit: the most body bytes accepted.
     ///   - uuid: where generated names get their UUID (tests make it deterministic).
-    public init(contentType: String?, contentLength: Int? = nil, limit: Int = UploadValidator.defaultLimit,
-                captureFields: Bool = false,
-                uuid: @escaping @Sendable () -> UUID = { UUID() }) throws(UploadRejection) {
+    public init(
+        contentType: String?, contentLength: Int? = nil, limit: Int = UploadValidator.defaultLimit,
+        captureFields: Bool = false,
+        uuid: @escaping @Sendable () -> UUID = { UUID() }
+    ) throws(UploadRejection) {
         let parsed = try UploadContentType(contentType)
-        if let contentLength, contentLength > limit { throw UploadRejection.tooLarge(limit: limit, declared: contentLength) }
+        if let contentLength, contentLength > limit {
+            throw UploadRejection.tooLarge(limit: limit, declared: contentLength)
+        }
         if contentLength == 0 { throw UploadRejection.emptyBody }
         engine = Engine(boundary: parsed.boundary, limit: limit, captureFields: captureFields, uuid: uuid)
     }
@@ -193,7 +197,9 @@ extension UploadValidator {
             if processed == 0 { return reject(.emptyBody) }
             if let problem = framing.endProblem { return reject(problem) }
             guard let file else { return reject(.noFilePart) }
-            guard file.checked, let plan = streamingPlan ?? makePlan() else { return reject(.malformed("the file part is incomplete")) }
+            guard file.checked, let plan = streamingPlan ?? makePlan() else {
+                return reject(.malformed("the file part is incomplete"))
+            }
             if gate.isUndecided { accept(plan) }
             return decision
         }
@@ -261,7 +267,8 @@ extension UploadValidator {
                 filename: file.filename,
                 fileType: file.type,
                 clientName: clientName,
-                generatedName: clientName == nil ? UploadFileName.generated(for: file.filename, type: file.type, uuid: uuid()) : nil,
+                generatedName: clientName == nil
+                    ? UploadFileName.generated(for: file.filename, type: file.type, uuid: uuid()) : nil,
                 declaredContentType: file.declaredContentType,
                 correctedContentType: FileType.isGenericMIMEType(file.declaredContentType) ? file.type.mimeType : nil,
                 filePart: file.layout)
@@ -322,10 +329,22 @@ extension UploadValidator {
         private func classify(_ disposition: UploadContentDisposition) {
             if disposition.filename != nil || disposition.name == "file" {
                 fileParts += 1
-                guard fileParts == 1 else { rejection = .multipleFiles; return }
-                guard disposition.name == "file" else { rejection = .fileInOtherField(disposition.name); return }
-                guard let filename = disposition.filename, !filename.isEmpty else { rejection = .missingFilename; return }
-                guard let type = FileType(filename: filename) else { rejection = .unsupportedType(filename: filename); return }
+                guard fileParts == 1 else {
+                    rejection = .multipleFiles
+                    return
+                }
+                guard disposition.name == "file" else {
+                    rejection = .fileInOtherField(disposition.name)
+                    return
+                }
+                guard let filename = disposition.filename, !filename.isEmpty else {
+                    rejection = .missingFilename
+                    return
+                }
+                guard let type = FileType(filename: filename) else {
+                    rejection = .unsupportedType(filename: filename)
+                    return
+                }
                 file = FileState(partIndex: partIndex, filename: filename, type: type)
                 part.role = .file
             } else if disposition.name == "name" {
@@ -394,9 +413,12 @@ extension UploadValidator {
             case .other:
                 if captureFields, let name = part.disposition?.name {
                     if part.fieldBytes.count > UploadValidator.maxCapturedFieldBytes {
-                        rejection = UploadRejection(.invalidField, "The field '\(name)' is longer than \(UploadValidator.maxCapturedFieldBytes) bytes.")
+                        rejection = UploadRejection(
+                            .invalidField,
+                            "The field '\(name)' is longer than \(UploadValidator.maxCapturedFieldBytes) bytes.")
                     } else if textFields.count >= UploadValidator.maxCapturedFields {
-                        rejection = UploadRejection(.invalidField, "The form has more than \(UploadValidator.maxCapturedFields) fields.")
+                        rejection = UploadRejection(
+                            .invalidField, "The form has more than \(UploadValidator.maxCapturedFields) fields.")
                     } else if let value = String(validating: part.fieldBytes, as: UTF8.self) {
                         textFields.append((name, value))
                     } else {
@@ -416,7 +438,8 @@ extension UploadValidator {
                 file = current
                 streamingPlan = makePlan()
             } else {
-                rejection = .contentMismatch(filename: current.filename, expected: current.type, firstBytes: current.firstBytes)
+                rejection = .contentMismatch(
+                    filename: current.filename, expected: current.type, firstBytes: current.firstBytes)
             }
         }
     }

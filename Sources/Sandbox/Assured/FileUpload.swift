@@ -1,10 +1,11 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Crypto
 import Hummingbird
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// The platform's answer to an upload (a FileRecord), for one stored object.
 struct FileRecord {
@@ -31,19 +32,22 @@ struct FileRecord {
             ("name", .string(name)),
             ("created_at", .string(createdAt)),
             // A subset of the platform's ~26 optional keys: the ones a client reads, and the digest tests check.
-            ("storage_metadata", .object([
-                ("bucket_name", .string(bucket)),
-                ("object_key", .string(key)),
-                ("region", .string(Presigner.region)),
-                ("signature_version", "s3v4"),
-                ("content_type", .optional(contentType)),
-                ("file_size_bytes", .int(size)),
-                ("original_filename", .string(originalFilename)),
-                ("s3_uri", .string(s3URI)),
-                ("sha256", .string(sha256)),
-                ("etag", .string(etag)),
-                ("uploaded_at", .string(createdAt)),
-            ])),
+            (
+                "storage_metadata",
+                .object([
+                    ("bucket_name", .string(bucket)),
+                    ("object_key", .string(key)),
+                    ("region", .string(Presigner.region)),
+                    ("signature_version", "s3v4"),
+                    ("content_type", .optional(contentType)),
+                    ("file_size_bytes", .int(size)),
+                    ("original_filename", .string(originalFilename)),
+                    ("s3_uri", .string(s3URI)),
+                    ("sha256", .string(sha256)),
+                    ("etag", .string(etag)),
+                    ("uploaded_at", .string(createdAt)),
+                ])
+            ),
             ("uploaded_file_uri", .string(s3URI)),
         ])
     }
@@ -60,9 +64,13 @@ extension SandboxResponder {
     ///
     /// A body that is not `multipart/form-data` at all is answered with the echo, as this route did before it
     /// stored files (the platform would answer 415): streaming tests push raw bytes through it.
-    func fileHandle(_ request: Request, method: HTTPRequest.Method, target: RequestTarget, context: Context,
-                    recorded: inout RecordedRequest) async throws -> Response {
-        guard method == .post else { return JSONResponses.methodNotAllowed(request.method, allowed: ["POST", "OPTIONS"]) }
+    func fileHandle(
+        _ request: Request, method: HTTPRequest.Method, target: RequestTarget, context: Context,
+        recorded: inout RecordedRequest
+    ) async throws -> Response {
+        guard method == .post else {
+            return JSONResponses.methodNotAllowed(request.method, allowed: ["POST", "OPTIONS"])
+        }
         guard let boundary = request.headers[.contentType].flatMap(MultipartUpload.boundary(ofContentType:)) else {
             return try await echo(request, target: target, recorded: &recorded)
         }
@@ -106,9 +114,15 @@ extension SandboxResponder {
         var errors: [(String, JSONValue)] = []
         let file = form.files["file"]
         if file == nil {
-            errors.append(("file", .array([form.texts["file"] == nil
-                ? "No file was submitted."
-                : "The submitted data was not a file. Check the encoding type on the form."])))
+            errors.append(
+                (
+                    "file",
+                    .array([
+                        form.texts["file"] == nil
+                            ? "No file was submitted."
+                            : "The submitted data was not a file. Check the encoding type on the form."
+                    ])
+                ))
         } else if file?.bytes.readableBytes == 0 {
             errors.append(("file", .array(["The submitted file is empty."])))
         }
@@ -122,13 +136,17 @@ extension SandboxResponder {
         let name = givenName ?? UUID().uuidString.lowercased() + Self.fileExtension(file.filename)
         let key = "\(id)-\(name)"
         let now = Date()
-        await state.objects.put(bucket: state.bucket, key: key, StoredObject(
-            bytes: file.bytes, contentType: file.contentType, sha256: file.sha256, etag: "\"\(file.md5)\"",
-            lastModified: Int(now.timeIntervalSince1970)
-        ))
+        await state.objects.put(
+            bucket: state.bucket, key: key,
+            StoredObject(
+                bytes: file.bytes, contentType: file.contentType, sha256: file.sha256, etag: "\"\(file.md5)\"",
+                lastModified: Int(now.timeIntervalSince1970)
+            ))
         let record = FileRecord(
-            id: id, name: name, bucket: state.bucket, key: key, originalFilename: file.filename, contentType: file.contentType,
-            size: file.bytes.readableBytes, sha256: file.sha256, etag: "\"\(file.md5)\"", createdAt: now.formatted(.iso8601)
+            id: id, name: name, bucket: state.bucket, key: key, originalFilename: file.filename,
+            contentType: file.contentType,
+            size: file.bytes.readableBytes, sha256: file.sha256, etag: "\"\(file.md5)\"",
+            createdAt: now.formatted(.iso8601)
         )
         return JSONResponses.json(.created, record.json(origin: origin(request, context: context)))
     }

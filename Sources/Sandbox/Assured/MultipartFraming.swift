@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Hummingbird
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Splits a streaming `multipart/form-data` body into parts: each part's header fields, its body bytes as
 /// zero-copy slices of the buffers that arrived, and its end.
@@ -89,18 +90,24 @@ struct MultipartFraming {
                 let view = data.readableBytesView
                 var i = view.startIndex
                 if view[i] == UInt8(ascii: "-") {
-                    guard view.count >= 2 else { carry = data; return }
+                    guard view.count >= 2 else {
+                        carry = data
+                        return
+                    }
                     guard view[i + 1] == UInt8(ascii: "-") else { throw .syntax }
                     state = .epilogue
                     return
                 }
                 while i < view.endIndex && (view[i] == UInt8(ascii: " ") || view[i] == UInt8(ascii: "\t")) { i += 1 }
                 guard i - view.startIndex <= 1024 else { throw .syntax }
-                guard i + 1 < view.endIndex else { carry = data; return }
+                guard i + 1 < view.endIndex else {
+                    carry = data
+                    return
+                }
                 guard view[i] == 13, view[i + 1] == 10 else { throw .syntax }
                 data.moveReaderIndex(to: i + 2)
                 state = .headers
-                headerBytes = [13, 10]  // so an empty header block is found like any other end of headers
+                headerBytes = [13, 10] // so an empty header block is found like any other end of headers
 
             case .headers:
                 let searchFrom = max(0, headerBytes.count - 3)
@@ -172,7 +179,9 @@ struct MultipartFraming {
         var lineStart = block.startIndex
         while lineStart < block.endIndex {
             var lineEnd = lineStart
-            while lineEnd < block.endIndex && !(block[lineEnd] == 13 && lineEnd + 1 < block.endIndex && block[lineEnd + 1] == 10) {
+            while lineEnd < block.endIndex
+                && !(block[lineEnd] == 13 && lineEnd + 1 < block.endIndex && block[lineEnd + 1] == 10)
+            {
                 lineEnd += 1
             }
             let line = block[lineStart..<lineEnd]

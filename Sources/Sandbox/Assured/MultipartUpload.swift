@@ -124,8 +124,9 @@ final class MultipartUpload {
         decideIfNeeded()
         switch current {
         case .file(let field, let filename, let contentType):
-            files[field] = FilePart(filename: filename, contentType: contentType, bytes: fileBytes,
-                                    sha256: sha256.finalize().hexString, md5: md5.finalize().hexString)
+            files[field] = FilePart(
+                filename: filename, contentType: contentType, bytes: fileBytes,
+                sha256: sha256.finalize().hexString, md5: md5.finalize().hexString)
             texts[field] = nil
         case .text(let field):
             texts[field] = String(decoding: textBytes, as: UTF8.self)
@@ -178,7 +179,9 @@ final class MultipartUpload {
     static func boundary(ofContentType value: String) -> String?? {
         let parsed = ContentDisposition(value)
         guard parsed.type == "multipart/form-data" else { return nil }
-        guard let boundary = parsed.parameters["boundary"], (1...70).contains(boundary.utf8.count) else { return .some(nil) }
+        guard let boundary = parsed.parameters["boundary"], (1...70).contains(boundary.utf8.count) else {
+            return .some(nil)
+        }
         return .some(boundary)
     }
 }
@@ -228,7 +231,9 @@ struct ContentDisposition {
             if name.hasSuffix("*") {
                 // RFC 5987: charset'language'percent-encoded; only UTF-8 is decoded, anything else is dropped.
                 let pieces = value.split(separator: "'", maxSplits: 2, omittingEmptySubsequences: false)
-                guard pieces.count == 3, pieces[0].lowercased() == "utf-8", let decoded = S3Encoding.decodePath(pieces[2]) else { continue }
+                guard pieces.count == 3, pieces[0].lowercased() == "utf-8",
+                    let decoded = S3Encoding.decodePath(pieces[2])
+                else { continue }
                 value = decoded
             }
             parameters[name] = value

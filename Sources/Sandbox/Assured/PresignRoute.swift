@@ -1,9 +1,10 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Hummingbird
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 extension SandboxResponder {
     /// `POST /api/v1/files/presign-s3-url/presign_s3_url/` `{"s3_url": "s3://bucket/key", "presigned_url": ""}`
@@ -12,8 +13,12 @@ extension SandboxResponder {
     /// Like S3 presigning, nothing checks that the object exists: the URL is made for any bucket and key, and
     /// fetching it says whether there is something there. The extra `presigned_url` the SDK sends is ignored.
     /// Test controls may delay every answer and fail the next ones (`POST /sandbox/presign`, `/sandbox/fail-presigns`).
-    func presign(_ request: Request, method: HTTPRequest.Method, context: Context, recorded: inout RecordedRequest) async throws -> Response {
-        guard method == .post else { return JSONResponses.methodNotAllowed(request.method, allowed: ["POST", "OPTIONS"]) }
+    func presign(_ request: Request, method: HTTPRequest.Method, context: Context, recorded: inout RecordedRequest)
+        async throws -> Response
+    {
+        guard method == .post else {
+            return JSONResponses.methodNotAllowed(request.method, allowed: ["POST", "OPTIONS"])
+        }
         let body = try await ReadBody.read(request, recorded: &recorded)
         let settings = await state.presign.values
         if settings.delay > .zero {
@@ -40,7 +45,8 @@ extension SandboxResponder {
         guard url.hasPrefix("s3://") else { return nil }
         let rest = url.dropFirst("s3://".count)
         guard let slash = rest.firstIndex(of: "/") else { return nil }
-        let bucket = String(rest[..<slash]), key = String(rest[rest.index(after: slash)...])
+        let bucket = String(rest[..<slash])
+        let key = String(rest[rest.index(after: slash)...])
         guard !bucket.isEmpty, !key.isEmpty else { return nil }
         return (bucket, key)
     }

@@ -32,11 +32,15 @@ struct ProviderDirectory: Sendable {
     let providers: [SandboxProvider]
 
     init(count: Int) {
-        let firstNames = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John", "Radia", "Ken",
-                          "Margaret", "Dennis", "Sophie", "Tim", "Katherine", "Niklaus", "Shafi", "Leslie", "Mary", "Vint"]
-        let lastNames = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "McCarthy", "Perlman",
-                         "Thompson", "Hamilton", "Ritchie", "Wilson", "Berners-Lee", "Johnson", "Wirth", "Goldwasser",
-                         "Lamport", "Keller"]
+        let firstNames = [
+            "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John", "Radia", "Ken",
+            "Margaret", "Dennis", "Sophie", "Tim", "Katherine", "Niklaus", "Shafi", "Leslie", "Mary", "Vint",
+        ]
+        let lastNames = [
+            "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "McCarthy", "Perlman",
+            "Thompson", "Hamilton", "Ritchie", "Wilson", "Berners-Lee", "Johnson", "Wirth", "Goldwasser",
+            "Lamport", "Keller",
+        ]
         providers = (0..<max(0, count)).map { i in
             let first = firstNames[i % firstNames.count]
             let last = lastNames[(i * 7) % lastNames.count]

@@ -1,9 +1,10 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Hummingbird
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// A document associated with a provider (`POST /api/v1/users/provider-documents/`).
 struct ProviderDocument: Sendable {
@@ -61,15 +62,19 @@ extension SandboxResponder {
     /// POST requires `provider` and `document_url` (at most 500 characters); `document_name` and `document_type`
     /// are optional, and the extra fields the SDK sends (`"id": ""`, `"presigned_document_url": ""`, nulls) are
     /// ignored. Any provider id is accepted, listed or not. GET pages like providers-list, filtered by `provider`.
-    func providerDocuments(_ request: Request, method: HTTPRequest.Method, target: RequestTarget, context: Context,
-                           recorded: inout RecordedRequest) async throws -> Response {
+    func providerDocuments(
+        _ request: Request, method: HTTPRequest.Method, target: RequestTarget, context: Context,
+        recorded: inout RecordedRequest
+    ) async throws -> Response {
         switch method {
         case .get:
             let provider = target.parameters.last { $0.name == "provider" }?.value
             let documents = await state.documents.list(provider: provider)
             let settings = await state.presign.values
             let origin = origin(request, context: context)
-            return page(documents.map { json($0, origin: origin, settings: settings) }, request: request, target: target, context: context)
+            return page(
+                documents.map { json($0, origin: origin, settings: settings) }, request: request, target: target,
+                context: context)
         case .post:
             let body = try await ReadBody.read(request, recorded: &recorded)
             if let status = await state.documentFailures.take() {
@@ -83,7 +88,8 @@ extension SandboxResponder {
             let required = FieldValidation.requiredStrings(["provider", "document_url"], in: object)
             guard case .success(let fields) = required else { return required.failureResponse }
             guard fields["document_url"]!.count <= 500 else {
-                return JSONResponses.fieldError(.badRequest, field: "document_url", "Ensure this field has no more than 500 characters.")
+                return JSONResponses.fieldError(
+                    .badRequest, field: "document_url", "Ensure this field has no more than 500 characters.")
             }
             let document = ProviderDocument(
                 id: UUID().uuidString.lowercased(),
@@ -94,20 +100,28 @@ extension SandboxResponder {
                 createdAt: Date().formatted(.iso8601)
             )
             await state.documents.add(document)
-            return JSONResponses.json(.created, json(document, origin: origin(request, context: context), settings: await state.presign.values))
+            return JSONResponses.json(
+                .created,
+                json(document, origin: origin(request, context: context), settings: await state.presign.values))
         default:
             return JSONResponses.methodNotAllowed(request.method, allowed: ["GET", "POST", "HEAD", "OPTIONS"])
         }
     }
 
     /// `GET/DELETE /api/v1/users/provider-documents/{id}/` (API key and JWT already checked).
-    func providerDocument(_ request: Request, method: HTTPRequest.Method, id: String, context: Context) async -> Response {
+    func providerDocument(_ request: Request, method: HTTPRequest.Method, id: String, context: Context) async
+        -> Response
+    {
         switch method {
         case .get:
-            guard let document = await state.documents.get(id) else { return JSONResponses.detail(.notFound, "Not found.") }
-            return JSONResponses.json(.ok, json(document, origin: origin(request, context: context), settings: await state.presign.values))
+            guard let document = await state.documents.get(id) else {
+                return JSONResponses.detail(.notFound, "Not found.")
+            }
+            return JSONResponses.json(
+                .ok, json(document, origin: origin(request, context: context), settings: await state.presign.values))
         case .delete:
-            return await state.documents.delete(id) ? JSONResponses.noContent() : JSONResponses.detail(.notFound, "Not found.")
+            return await state.documents.delete(id)
+                ? JSONResponses.noContent() : JSONResponses.detail(.notFound, "Not found.")
         default:
             return JSONResponses.methodNotAllowed(request.method, allowed: ["GET", "DELETE", "HEAD", "OPTIONS"])
         }
@@ -118,8 +132,9 @@ extension SandboxResponder {
     private func json(_ document: ProviderDocument, origin: String, settings: PresignSettings.Values) -> JSONValue {
         var presigned = ""
         if let (bucket, key) = Self.s3Location(document.documentURL) {
-            presigned = state.presigner.url(origin: origin, bucket: bucket, key: key, form: settings.form,
-                                            lifetime: settings.lifetime, now: Int(Date().timeIntervalSince1970))
+            presigned = state.presigner.url(
+                origin: origin, bucket: bucket, key: key, form: settings.form,
+                lifetime: settings.lifetime, now: Int(Date().timeIntervalSince1970))
         }
         return document.json(presignedDocumentURL: presigned)
     }

@@ -1,11 +1,12 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Crypto
-import _CryptoExtras
 import Hummingbird
+import _CryptoExtras
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// The platform's SSN encryption: AES-256-CTR keyed by the SHA-256 of the access token that travels with the
 /// request, the 16-byte IV being the initial counter block, sent as `base64(iv || ciphertext)` (standard
@@ -18,7 +19,8 @@ public enum SSNCipher {
         let counter = iv ?? randomIV()
         precondition(counter.count == 16, "the IV is one 16-byte AES block")
         // Cannot throw: the key is 32 bytes and the nonce 16, the sizes AES._CTR accepts.
-        let ciphertext = try! AES._CTR.encrypt(Array(ssn.utf8), using: key(token), nonce: AES._CTR.Nonce(nonceBytes: counter))
+        let ciphertext = try! AES._CTR.encrypt(
+            Array(ssn.utf8), using: key(token), nonce: AES._CTR.Nonce(nonceBytes: counter))
         return Data(counter + Array(ciphertext)).base64EncodedString()
     }
 
@@ -62,16 +64,20 @@ extension SandboxResponder {
     /// has already refused an API key). PATCH decrypts `{"ssn"}` with the bearer token and stores the digits;
     /// GET re-encrypts them under the caller's token with a fresh IV. Any profile id is accepted: the sandbox
     /// keeps SSNs for ids it has never listed, so tests need not fetch a provider first.
-    func ssnEncrypted(_ request: Request, method: HTTPRequest.Method, profileID: String, recorded: inout RecordedRequest) async throws -> Response {
+    func ssnEncrypted(
+        _ request: Request, method: HTTPRequest.Method, profileID: String, recorded: inout RecordedRequest
+    ) async throws -> Response {
         let check = await authenticate(request)
         guard case .user(_, let token) = check else { return rejection(check) }
         switch method {
         case .get:
             guard let ssn = await state.ssn.get(profileID) else { return JSONResponses.detail(.notFound, "Not found.") }
-            return JSONResponses.json(.ok, .object([
-                ("profile_id", .string(profileID)),
-                ("ssn", .string(SSNCipher.encrypt(ssn: ssn, token: token))),
-            ]))
+            return JSONResponses.json(
+                .ok,
+                .object([
+                    ("profile_id", .string(profileID)),
+                    ("ssn", .string(SSNCipher.encrypt(ssn: ssn, token: token))),
+                ]))
         case .patch, .put:
             let body = try await ReadBody.read(request, recorded: &recorded)
             let field = body.jsonObject().flatMap { FieldValidation.requiredStrings(["ssn"], in: $0) }

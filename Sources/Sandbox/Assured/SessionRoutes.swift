@@ -15,8 +15,11 @@ extension SandboxResponder {
     ///
     /// The view is exempt from authentication on the platform, so the API key the SDK sends anyway is neither
     /// needed nor checked, and an `Authorization` header is ignored. `remember` is accepted and has no effect.
-    func login(_ request: Request, method: HTTPRequest.Method, recorded: inout RecordedRequest) async throws -> Response {
-        guard method == .post else { return JSONResponses.methodNotAllowed(request.method, allowed: ["POST", "OPTIONS"]) }
+    func login(_ request: Request, method: HTTPRequest.Method, recorded: inout RecordedRequest) async throws -> Response
+    {
+        guard method == .post else {
+            return JSONResponses.methodNotAllowed(request.method, allowed: ["POST", "OPTIONS"])
+        }
         let body = try await ReadBody.read(request, recorded: &recorded)
 
         if let status = await state.sessions.takeInjectedFailure() {
@@ -31,25 +34,39 @@ extension SandboxResponder {
             await state.counters.count(.loginFailure)
             return credentials.failureResponse
         }
-        guard let user = await state.sessions.authenticate(email: fields["email"]!, password: fields["password"]!) else {
+        guard let user = await state.sessions.authenticate(email: fields["email"]!, password: fields["password"]!)
+        else {
             await state.counters.count(.loginFailure)
             return Self.badCredentials
         }
         let tokens = try await state.sessions.issue(for: user)
         await state.counters.count(.login)
-        return JSONResponses.json(.ok, .object([
-            ("data", .object(user.fields + [
-                ("jwt", .object([("access", .string(tokens.access)), ("refresh", .string(tokens.refresh))])),
-            ])),
-            ("msg", "Login successful"),
-            ("extra_data", .object([])),
-        ]))
+        return JSONResponses.json(
+            .ok,
+            .object([
+                (
+                    "data",
+                    .object(
+                        user.fields + [
+                            (
+                                "jwt",
+                                .object([("access", .string(tokens.access)), ("refresh", .string(tokens.refresh))])
+                            )
+                        ])
+                ),
+                ("msg", "Login successful"),
+                ("extra_data", .object([])),
+            ]))
     }
 
     /// `POST /api/v1/users/token/refresh/` `{"refresh"}`: simplejwt with rotation and blacklist-after-rotation.
     /// Authentication-exempt like simplejwt's view: an expired access token sent alongside does no harm.
-    func refresh(_ request: Request, method: HTTPRequest.Method, recorded: inout RecordedRequest) async throws -> Response {
-        guard method == .post else { return JSONResponses.methodNotAllowed(request.method, allowed: ["POST", "OPTIONS"]) }
+    func refresh(_ request: Request, method: HTTPRequest.Method, recorded: inout RecordedRequest) async throws
+        -> Response
+    {
+        guard method == .post else {
+            return JSONResponses.methodNotAllowed(request.method, allowed: ["POST", "OPTIONS"])
+        }
         let body = try await ReadBody.read(request, recorded: &recorded)
         let field = body.jsonObject().flatMap { FieldValidation.requiredStrings(["refresh"], in: $0) }
         guard case .success(let fields) = field else {
@@ -59,7 +76,8 @@ extension SandboxResponder {
         do throws(TokenRejection) {
             let tokens = try await state.sessions.refresh(fields["refresh"]!)
             await state.counters.count(.refresh)
-            return JSONResponses.json(.ok, .object([("access", .string(tokens.access)), ("refresh", .string(tokens.refresh))]))
+            return JSONResponses.json(
+                .ok, .object([("access", .string(tokens.access)), ("refresh", .string(tokens.refresh))]))
         } catch {
             await state.counters.count(.refreshFailure)
             return Self.tokenNotValid(error.message)
@@ -67,8 +85,12 @@ extension SandboxResponder {
     }
 
     /// `POST /api/v1/users/token/verify/` `{"token"}`: 200 `{}` for any valid token of this sandbox, access or refresh.
-    func verify(_ request: Request, method: HTTPRequest.Method, recorded: inout RecordedRequest) async throws -> Response {
-        guard method == .post else { return JSONResponses.methodNotAllowed(request.method, allowed: ["POST", "OPTIONS"]) }
+    func verify(_ request: Request, method: HTTPRequest.Method, recorded: inout RecordedRequest) async throws
+        -> Response
+    {
+        guard method == .post else {
+            return JSONResponses.methodNotAllowed(request.method, allowed: ["POST", "OPTIONS"])
+        }
         let body = try await ReadBody.read(request, recorded: &recorded)
         let field = body.jsonObject().flatMap { FieldValidation.requiredStrings(["token"], in: $0) }
         guard case .success(let fields) = field else { return field.failureResponse }
@@ -94,13 +116,17 @@ extension SandboxResponder {
             case .rejected(let response): return response
             }
         }
-        guard method == .get else { return JSONResponses.methodNotAllowed(request.method, allowed: ["GET", "HEAD", "OPTIONS"]) }
+        guard method == .get else {
+            return JSONResponses.methodNotAllowed(request.method, allowed: ["GET", "HEAD", "OPTIONS"])
+        }
         guard let user else { return JSONResponses.detail(.notFound, "Not found.") }
-        return JSONResponses.json(.ok, .object([
-            ("data", .object(user.fields)),
-            ("msg", "User details fetched successfully"),
-            ("extra_data", .object([])),
-        ]))
+        return JSONResponses.json(
+            .ok,
+            .object([
+                ("data", .object(user.fields)),
+                ("msg", "User details fetched successfully"),
+                ("extra_data", .object([])),
+            ]))
     }
 
     // MARK: The JWT check
@@ -113,23 +139,30 @@ extension SandboxResponder {
         case .absent:
             rejection = Self.unauthorized(.object([("detail", "Authentication credentials were not provided.")]))
         case .malformed:
-            rejection = Self.unauthorized(.object([
-                ("detail", "Authorization header must contain two space-delimited values"),
-                ("code", "bad_authorization_header"),
-            ]))
+            rejection = Self.unauthorized(
+                .object([
+                    ("detail", "Authorization header must contain two space-delimited values"),
+                    ("code", "bad_authorization_header"),
+                ]))
         case .token(let token):
             do throws(TokenRejection) {
                 return .user(try await state.sessions.user(forAccess: token), token: token)
             } catch {
-                rejection = Self.unauthorized(.object([
-                    ("detail", "Given token not valid for any token type"),
-                    ("code", "token_not_valid"),
-                    ("messages", .array([.object([
-                        ("token_class", "AccessToken"),
-                        ("token_type", "access"),
-                        ("message", .string(error.message)),
-                    ])])),
-                ]))
+                rejection = Self.unauthorized(
+                    .object([
+                        ("detail", "Given token not valid for any token type"),
+                        ("code", "token_not_valid"),
+                        (
+                            "messages",
+                            .array([
+                                .object([
+                                    ("token_class", "AccessToken"),
+                                    ("token_type", "access"),
+                                    ("message", .string(error.message)),
+                                ])
+                            ])
+                        ),
+                    ]))
             }
         }
         await state.counters.count(.jwtRejection)
@@ -149,7 +182,9 @@ extension SandboxResponder {
     static func bearer(_ request: Request) -> BearerHeader {
         let values = request.headers[values: .authorization]
         guard !values.isEmpty else { return .absent }
-        let parts = values.joined(separator: ",").split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" })
+        let parts = values.joined(separator: ",").split(whereSeparator: {
+            $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n"
+        })
         guard parts.first == "Bearer" else { return .absent }
         guard parts.count == 2 else { return .malformed }
         return .token(String(parts[1]))
@@ -180,14 +215,19 @@ extension SandboxResponder {
         case 401:
             return badCredentials
         case 429:
-            var response = JSONResponses.detail(.tooManyRequests, "Request was throttled. Expected available in 1 second.")
+            var response = JSONResponses.detail(
+                .tooManyRequests, "Request was throttled. Expected available in 1 second.")
             response.headers[.retryAfter] = "1"
             return response
         case 500:
             return Response(
                 status: .internalServerError,
                 headers: [.contentType: "text/html; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: "\n<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Server Error (500)</title>\n</head>\n<body>\n  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n"))
+                body: .init(
+                    byteBuffer: ByteBuffer(
+                        string:
+                            "\n<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Server Error (500)</title>\n</head>\n<body>\n  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n"
+                    ))
             )
         default:
             return JSONResponses.detail(HTTPResponse.Status(code: status), "Injected login failure.")

@@ -1,10 +1,11 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Crypto
 import JWTKit
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// The claims of the tokens the sandbox issues: simplejwt's set, in its order.
 ///
@@ -44,9 +45,12 @@ struct SandboxUser: Sendable {
         self.email = email
         self.password = Array(password.utf8)
         // Names from the address's local part ("provider-admin" -> Provider Admin), so answers look lived-in.
-        let words = email.split(separator: "@").first.map {
-            $0.split(whereSeparator: { !$0.isLetter }).map { $0.prefix(1).uppercased() + $0.dropFirst().lowercased() }
-        } ?? []
+        let words =
+            email.split(separator: "@").first.map {
+                $0.split(whereSeparator: { !$0.isLetter }).map {
+                    $0.prefix(1).uppercased() + $0.dropFirst().lowercased()
+                }
+            } ?? []
         self.firstName = words.first ?? "Sandbox"
         self.lastName = words.count > 1 ? words.dropFirst().joined(separator: " ") : "User"
     }

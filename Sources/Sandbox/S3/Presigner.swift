@@ -1,9 +1,10 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Crypto
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Makes and checks the sandbox's presigned object URLs.
 ///
@@ -45,23 +46,29 @@ struct Presigner: Sendable {
         switch form {
         case .v4:
             let names = (signedHeaders.map(\.0) + ["host"]).sorted().joined(separator: ";")
-            let parameters = subresources + [
-                ("X-Amz-Algorithm", Self.algorithm),
-                ("X-Amz-Credential", "\(accessKeyID)/\(S3Encoding.scopeDate(epochSeconds: now))/\(Self.region)/s3/aws4_request"),
-                ("X-Amz-Date", S3Encoding.amzDate(epochSeconds: now)),
-                ("X-Amz-Expires", String(lifetime)),
-                ("X-Amz-SignedHeaders", names),
-            ]
+            let parameters =
+                subresources + [
+                    ("X-Amz-Algorithm", Self.algorithm),
+                    (
+                        "X-Amz-Credential",
+                        "\(accessKeyID)/\(S3Encoding.scopeDate(epochSeconds: now))/\(Self.region)/s3/aws4_request"
+                    ),
+                    ("X-Amz-Date", S3Encoding.amzDate(epochSeconds: now)),
+                    ("X-Amz-Expires", String(lifetime)),
+                    ("X-Amz-SignedHeaders", names),
+                ]
             let signature = v4Signature(method: method, path: path, parameters: parameters, headers: signedHeaders)
             return origin + path + "?" + Self.queryString(parameters + [("X-Amz-Signature", signature)])
         case .v2:
             let expires = String(now + lifetime)
             // boto3's order: key id, signature, expiry.
-            return origin + path + "?" + Self.queryString(subresources + [
-                ("AWSAccessKeyId", accessKeyID),
-                ("Signature", v2Signature(method: method, path: path, expires: expires)),
-                ("Expires", expires),
-            ])
+            return origin + path + "?"
+                + Self.queryString(
+                    subresources + [
+                        ("AWSAccessKeyId", accessKeyID),
+                        ("Signature", v2Signature(method: method, path: path, expires: expires)),
+                        ("Expires", expires),
+                    ])
         }
     }
 
@@ -97,10 +104,12 @@ struct Presigner: Sendable {
         }
         if parameters.contains(where: { $0.name.hasPrefix("X-Amz-") }) {
             guard let algorithm = single("X-Amz-Algorithm"), let credential = single("X-Amz-Credential"),
-                let date = single("X-Amz-Date"), let expires = single("X-Amz-Expires"), single("X-Amz-SignedHeaders") != nil
+                let date = single("X-Amz-Date"), let expires = single("X-Amz-Expires"),
+                single("X-Amz-SignedHeaders") != nil
             else {
-                return .malformed("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
-                    + "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
+                return .malformed(
+                    "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
+                        + "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
             }
             guard algorithm == Self.algorithm else {
                 return .malformed("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
@@ -111,14 +120,19 @@ struct Presigner: Sendable {
             guard let lifetime = Self.decimal(expires), (1...Self.maximumLifetime).contains(lifetime) else {
                 return .malformed("X-Amz-Expires must be less than a week (in seconds) that is 604800")
             }
-            guard credential.split(separator: "/", omittingEmptySubsequences: false).first.map(String.init) == accessKeyID else {
+            guard
+                credential.split(separator: "/", omittingEmptySubsequences: false).first.map(String.init) == accessKeyID
+            else {
                 return .unknownAccessKey
             }
             let signed = parameters.filter { $0.name != "X-Amz-Signature" }.map { ($0.name, $0.value) }
-            let headerNames = single("X-Amz-SignedHeaders")!.split(separator: ";").map(String.init).filter { $0 != "host" }
+            let headerNames = single("X-Amz-SignedHeaders")!.split(separator: ";").map(String.init).filter {
+                $0 != "host"
+            }
             let signedHeaders = headerNames.map { ($0, headers($0) ?? "") }
             guard let given = single("X-Amz-Signature"),
-                Self.equalInConstantTime(given, v4Signature(method: method, path: path, parameters: signed, headers: signedHeaders))
+                Self.equalInConstantTime(
+                    given, v4Signature(method: method, path: path, parameters: signed, headers: signedHeaders))
             else {
                 return .signatureMismatch
             }
@@ -126,10 +140,13 @@ struct Presigner: Sendable {
             return now > Double(end) ? .expired(lifetime: lifetime, expiredAt: end) : .valid
         }
         if parameters.contains(where: { ["AWSAccessKeyId", "Signature", "Expires"].contains($0.name) }) {
-            guard let keyID = single("AWSAccessKeyId"), let expires = single("Expires") else { return .signatureMismatch }
+            guard let keyID = single("AWSAccessKeyId"), let expires = single("Expires") else {
+                return .signatureMismatch
+            }
             guard keyID == accessKeyID else { return .unknownAccessKey }
-            guard let given = single("Signature"), Self.equalInConstantTime(given, v2Signature(method: method, path: path, expires: expires)),
-                let end = Self.decimal(expires)  // signed, so what this sandbox wrote: digits
+            guard let given = single("Signature"),
+                Self.equalInConstantTime(given, v2Signature(method: method, path: path, expires: expires)),
+                let end = Self.decimal(expires) // signed, so what this sandbox wrote: digits
             else { return .signatureMismatch }
             return now > Double(end) ? .expired(lifetime: nil, expiredAt: end) : .valid
         }
@@ -138,7 +155,9 @@ struct Presigner: Sendable {
 
     /// Plain decimal digits only (no sign, no spaces), at most 15 of them.
     private static func decimal(_ text: String) -> Int? {
-        guard !text.isEmpty, text.utf8.count <= 15, text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
+        guard !text.isEmpty, text.utf8.count <= 15,
+            text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+        else {
             return nil
         }
         return Int(text)
@@ -149,8 +168,12 @@ struct Presigner: Sendable {
     /// Hex HMAC-SHA256 over the method, the encoded path and the parameters sorted by name (then value), each
     /// encoded (the order they arrive in does not matter, every one of them does), then any signed headers as
     /// `name:value` lines sorted by name.
-    private func v4Signature(method: String, path: String, parameters: [(String, String)], headers: [(String, String)] = []) -> String {
-        let encoded: [(name: String, value: String)] = parameters.map { (S3Encoding.encode($0.0), S3Encoding.encode($0.1)) }
+    private func v4Signature(
+        method: String, path: String, parameters: [(String, String)], headers: [(String, String)] = []
+    ) -> String {
+        let encoded: [(name: String, value: String)] = parameters.map {
+            (S3Encoding.encode($0.0), S3Encoding.encode($0.1))
+        }
         let sorted = encoded.sorted { a, b in a.name == b.name ? a.value < b.value : a.name < b.name }
         let canonical = sorted.map { $0.name + "=" + $0.value }.joined(separator: "&")
         var text = "\(method)\n\(path)\n\(canonical)"
@@ -172,7 +195,8 @@ struct Presigner: Sendable {
     }
 
     private static func equalInConstantTime(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
         guard x.count == y.count else { return false }
         var difference: UInt8 = 0
         for (p, q) in zip(x, y) { difference |= p ^ q }

@@ -38,7 +38,8 @@ enum S3Encoding {
     /// `yyyyMMdd'T'HHmmss'Z'` (SigV4's `X-Amz-Date`) for whole seconds since the epoch, in UTC.
     static func amzDate(epochSeconds: Int) -> String {
         let t = utc(epochSeconds)
-        return pad(t.year, 4) + pad(t.month, 2) + pad(t.day, 2) + "T" + pad(t.hour, 2) + pad(t.minute, 2) + pad(t.second, 2) + "Z"
+        return pad(t.year, 4) + pad(t.month, 2) + pad(t.day, 2) + "T" + pad(t.hour, 2) + pad(t.minute, 2)
+            + pad(t.second, 2) + "Z"
     }
 
     /// `yyyyMMdd`, the date of a credential scope.
@@ -50,19 +51,25 @@ enum S3Encoding {
     /// ISO 8601 with a `Z`, as S3 writes `<Expires>` and `<ServerTime>` in its errors.
     static func iso8601(epochSeconds: Int) -> String {
         let t = utc(epochSeconds)
-        return "\(pad(t.year, 4))-\(pad(t.month, 2))-\(pad(t.day, 2))T\(pad(t.hour, 2)):\(pad(t.minute, 2)):\(pad(t.second, 2))Z"
+        return
+            "\(pad(t.year, 4))-\(pad(t.month, 2))-\(pad(t.day, 2))T\(pad(t.hour, 2)):\(pad(t.minute, 2)):\(pad(t.second, 2))Z"
     }
 
     /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), as S3 writes `Last-Modified`.
     static func httpDate(epochSeconds: Int) -> String {
         let t = utc(epochSeconds)
-        let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]  // 1970-01-01 was a Thursday
+        let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"] // 1970-01-01 was a Thursday
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        let weekday = weekdays[epochSeconds.quotientAndRemainderFlooring(dividingBy: 86_400).0.quotientAndRemainderFlooring(dividingBy: 7).1]
-        return "\(weekday), \(pad(t.day, 2)) \(months[t.month - 1]) \(pad(t.year, 4)) \(pad(t.hour, 2)):\(pad(t.minute, 2)):\(pad(t.second, 2)) GMT"
+        let weekday = weekdays[
+            epochSeconds.quotientAndRemainderFlooring(dividingBy: 86_400).0.quotientAndRemainderFlooring(dividingBy: 7)
+                .1]
+        return
+            "\(weekday), \(pad(t.day, 2)) \(months[t.month - 1]) \(pad(t.year, 4)) \(pad(t.hour, 2)):\(pad(t.minute, 2)):\(pad(t.second, 2)) GMT"
     }
 
-    private static func utc(_ epochSeconds: Int) -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
+    private static func utc(_ epochSeconds: Int) -> (
+        year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int
+    ) {
         let (days, secondsOfDay) = epochSeconds.quotientAndRemainderFlooring(dividingBy: 86_400)
         let (year, month, day) = civil(fromDays: days)
         return (year, month, day, secondsOfDay / 3600, secondsOfDay / 60 % 60, secondsOfDay % 60)

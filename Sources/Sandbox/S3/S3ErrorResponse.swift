@@ -2,19 +2,27 @@ import Hummingbird
 
 /// S3's XML error answers, as a client fetching a presigned URL would get them from AWS.
 enum S3ErrorResponse {
-    static func response(_ status: HTTPResponse.Status, code: String, message: String, extra: [(String, String)] = []) -> Response {
-        var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>\(escape(code))</Code><Message>\(escape(message))</Message>"
+    static func response(_ status: HTTPResponse.Status, code: String, message: String, extra: [(String, String)] = [])
+        -> Response
+    {
+        var xml =
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>\(escape(code))</Code><Message>\(escape(message))</Message>"
         for (name, value) in extra {
             xml += "<\(name)>\(escape(value))</\(name)>"
         }
         // S3 adds request ids; random ones make the body look the part (and carry nothing of the request).
         xml += "<RequestId>\(randomHex(8).uppercased())</RequestId><HostId>\(randomHex(32))</HostId></Error>"
-        return Response(status: status, headers: [.contentType: "application/xml"], body: .init(byteBuffer: ByteBuffer(string: xml)))
+        return Response(
+            status: status, headers: [.contentType: "application/xml"], body: .init(byteBuffer: ByteBuffer(string: xml))
+        )
     }
 
     static var signatureDoesNotMatch: Response {
-        response(.forbidden, code: "SignatureDoesNotMatch",
-                 message: "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
+        response(
+            .forbidden, code: "SignatureDoesNotMatch",
+            message:
+                "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        )
     }
 
     static var accessDenied: Response {
@@ -22,7 +30,9 @@ enum S3ErrorResponse {
     }
 
     static var invalidAccessKeyID: Response {
-        response(.forbidden, code: "InvalidAccessKeyId", message: "The AWS Access Key Id you provided does not exist in our records.")
+        response(
+            .forbidden, code: "InvalidAccessKeyId",
+            message: "The AWS Access Key Id you provided does not exist in our records.")
     }
 
     static func expired(lifetime: Int?, expiredAt: Int, now: Int) -> Response {
@@ -42,8 +52,10 @@ enum S3ErrorResponse {
     }
 
     static func methodNotAllowed(_ method: HTTPRequest.Method) -> Response {
-        var response = response(.methodNotAllowed, code: "MethodNotAllowed", message: "The specified method is not allowed against this resource.",
-                                extra: [("Method", method.rawValue), ("ResourceType", "OBJECT")])
+        var response = response(
+            .methodNotAllowed, code: "MethodNotAllowed",
+            message: "The specified method is not allowed against this resource.",
+            extra: [("Method", method.rawValue), ("ResourceType", "OBJECT")])
         response.headers[.allow] = "GET, HEAD"
         return response
     }

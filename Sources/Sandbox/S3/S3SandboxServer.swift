@@ -1,11 +1,12 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Crypto
 import Hummingbird
 import Logging
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// An S3 emulator on a loopback port for `credgate serve --sandbox` (upstream `s3`) and tests: path-style
 /// `/<bucket>/<key>` with AWS SigV4 checked on every request (header or presigned query, expiry, the signed
@@ -21,8 +22,10 @@ public final class S3SandboxServer: Sendable {
     private let task: Task<Void, any Error>
     private let closeListener: @Sendable () async -> Void
 
-    private init(port: Int, baseURL: String, bucket: String, verifier: S3SigV4Verifier, task: Task<Void, any Error>,
-                 closeListener: @escaping @Sendable () async -> Void) {
+    private init(
+        port: Int, baseURL: String, bucket: String, verifier: S3SigV4Verifier, task: Task<Void, any Error>,
+        closeListener: @escaping @Sendable () async -> Void
+    ) {
         self.port = port
         self.baseURL = baseURL
         self.bucket = bucket
@@ -35,25 +38,32 @@ public final class S3SandboxServer: Sendable {
 
     deinit { task.cancel() }
 
-    public static func start(bucket: String = "sandbox-bucket", region: String = "us-east-1", host: String = "127.0.0.1",
-                             port: Int = 0) async throws -> S3SandboxServer {
-        let verifier = S3SigV4Verifier(accessKeyID: "AKIASANDBOX" + String(UUID().uuidString.prefix(8)).uppercased(),
-                                       secretAccessKey: "sandbox-" + UUID().uuidString.lowercased(), region: region)
+    public static func start(
+        bucket: String = "sandbox-bucket", region: String = "us-east-1", host: String = "127.0.0.1",
+        port: Int = 0
+    ) async throws -> S3SandboxServer {
+        let verifier = S3SigV4Verifier(
+            accessKeyID: "AKIASANDBOX" + String(UUID().uuidString.prefix(8)).uppercased(),
+            secretAccessKey: "sandbox-" + UUID().uuidString.lowercased(), region: region)
         let (listening, continuation) = AsyncThrowingStream<SandboxServer.Listener, any Error>.makeStream()
         var logger = Logger(label: "credgate.sandbox.s3")
         logger.logLevel = .warning
         let store = S3BucketStore()
         // The object the start line's example (`curl -L .../credgate/v1/s3/download/example.txt`) fetches.
         let example = ByteBuffer(string: "Hello from credgate's S3 sandbox.\n")
-        await store.put("example.txt", .init(bytes: example, contentType: "text/plain",
-                                             etag: "\"" + Array(Insecure.MD5.hash(data: example.readableBytesView)).hexString + "\"",
-                                             lastModified: Int(Date().timeIntervalSince1970)))
+        await store.put(
+            "example.txt",
+            .init(
+                bytes: example, contentType: "text/plain",
+                etag: "\"" + Array(Insecure.MD5.hash(data: example.readableBytesView)).hexString + "\"",
+                lastModified: Int(Date().timeIntervalSince1970)))
         let responder = S3SandboxResponder(bucket: bucket, verifier: verifier, store: store)
         let app = Application(
             responder: responder,
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
-                continuation.yield(SandboxServer.Listener(port: channel.localAddress?.port, close: { try? await channel.close() }))
+                continuation.yield(
+                    SandboxServer.Listener(port: channel.localAddress?.port, close: { try? await channel.close() }))
             },
             logger: logger)
         let task = Task {
@@ -67,10 +77,13 @@ public final class S3SandboxServer: Sendable {
         }
         do {
             var iterator = listening.makeAsyncIterator()
-            guard let listener = try await iterator.next() else { throw SandboxServer.StartError.stoppedBeforeListening }
+            guard let listener = try await iterator.next() else {
+                throw SandboxServer.StartError.stoppedBeforeListening
+            }
             let bound = listener.port ?? port
-            return S3SandboxServer(port: bound, baseURL: SandboxServer.baseURL(host: host, port: bound), bucket: bucket,
-                                   verifier: verifier, task: task, closeListener: listener.close)
+            return S3SandboxServer(
+                port: bound, baseURL: SandboxServer.baseURL(host: host, port: bound), bucket: bucket,
+                verifier: verifier, task: task, closeListener: listener.close)
         } catch {
             task.cancel()
             throw error
@@ -99,7 +112,9 @@ actor S3BucketStore {
     func put(_ key: String, _ object: Object) { objects[key] = object }
     func get(_ key: String) -> Object? { objects[key] }
     func delete(_ key: String) { objects[key] = nil }
-    func list(prefix: String) -> [(String, Object)] { objects.filter { $0.key.hasPrefix(prefix) }.sorted { $0.key < $1.key } }
+    func list(prefix: String) -> [(String, Object)] {
+        objects.filter { $0.key.hasPrefix(prefix) }.sorted { $0.key < $1.key }
+    }
 
     func createUpload(key: String, contentType: String) -> String {
         let id = UUID().uuidString.lowercased()

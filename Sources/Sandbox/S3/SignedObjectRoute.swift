@@ -1,9 +1,10 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Hummingbird
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 extension SandboxResponder {
     /// `GET`/`HEAD /sandbox-s3/<bucket>/<key>?<presigned query>`: the sandbox's stand-in for S3 behind presigned
@@ -18,7 +19,8 @@ extension SandboxResponder {
         guard let slash = rest.firstIndex(of: "/"), let bucket = S3Encoding.decodePath(rest[..<slash]),
             let key = S3Encoding.decodePath(rest[rest.index(after: slash)...]), !bucket.isEmpty, !key.isEmpty
         else {
-            return S3ErrorResponse.response(.badRequest, code: "InvalidRequest", message: "The request path names no bucket and key.")
+            return S3ErrorResponse.response(
+                .badRequest, code: "InvalidRequest", message: "The request path names no bucket and key.")
         }
         let now = Date().timeIntervalSince1970
         switch state.presigner.verify(bucket: bucket, key: key, parameters: target.parameters, now: now) {
@@ -53,7 +55,9 @@ extension SandboxResponder {
     static func chunked(_ bytes: ByteBuffer) -> ResponseBody {
         ResponseBody(contentLength: bytes.readableBytes) { writer in
             var rest = bytes
-            while let slice = rest.readSlice(length: min(SandboxPayload.chunkSize, rest.readableBytes)), slice.readableBytes > 0 {
+            while let slice = rest.readSlice(length: min(SandboxPayload.chunkSize, rest.readableBytes)),
+                slice.readableBytes > 0
+            {
                 try await writer.write(slice)
             }
             try await writer.finish(nil)

@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// WriftAI's cursor pagination: query `cursor` and `page_size`, answer `{"items", "next_cursor", "previous_cursor"}`
@@ -23,7 +23,9 @@ struct CursorPage {
         var pageSize = defaultPageSize
         if let raw = query.last(where: { $0.name == "page_size" })?.value {
             guard let n = LimitOffsetPage.positiveInt(raw), (1...maxPageSize).contains(n) else {
-                return .failure(ResponseError(WriftAIProblem.invalid("page_size", "must be a whole number from 1 to \(maxPageSize)")))
+                return .failure(
+                    ResponseError(
+                        WriftAIProblem.invalid("page_size", "must be a whole number from 1 to \(maxPageSize)")))
             }
             pageSize = n
         }
@@ -58,13 +60,15 @@ struct CursorPage {
 
     static func encode(_ offset: Int) -> String {
         Data("o\(offset)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(
+                of: "=", with: "")
     }
 
     static func decode(_ cursor: String) -> Int? {
         var text = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while text.count % 4 != 0 { text += "=" }
-        guard let data = Data(base64Encoded: text), let plain = String(data: data, encoding: .utf8), plain.first == "o" else {
+        guard let data = Data(base64Encoded: text), let plain = String(data: data, encoding: .utf8), plain.first == "o"
+        else {
             return nil
         }
         return LimitOffsetPage.positiveInt(String(plain.dropFirst()))

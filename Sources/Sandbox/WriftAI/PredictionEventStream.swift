@@ -31,9 +31,11 @@ struct PredictionEventStream: Sendable {
             .init("x-accel-buffering")!: "no",
         ]
         let stream = self
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await stream.write(to: &writer)
-        })
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                try await stream.write(to: &writer)
+            })
     }
 
     /// Offsets of every event from the anchor: `init`, the outputs, `done`.
@@ -62,7 +64,9 @@ struct PredictionEventStream: Sendable {
                 // Wait for the event, writing heartbeats, watching for a cancellation and for the idle limit.
                 while true {
                     let now = Date().timeIntervalSince1970
-                    if id > 0 && id < doneID, let prediction = await state.predictions.get(predictionID), prediction.cancelledAt != nil {
+                    if id > 0 && id < doneID, let prediction = await state.predictions.get(predictionID),
+                        prediction.cancelledAt != nil
+                    {
                         cancelled = true
                         break
                     }
@@ -108,10 +112,12 @@ struct PredictionEventStream: Sendable {
         switch id {
         case 0:
             name = "init"
-            data = await state.predictions.get(predictionID)?.details(now: now) ?? .object([("id", .string(predictionID))])
+            data =
+                await state.predictions.get(predictionID)?.details(now: now) ?? .object([("id", .string(predictionID))])
         case doneID:
             name = "done"
-            data = await state.predictions.get(predictionID)?.details(now: max(now, anchor + offsets[doneID]))
+            data =
+                await state.predictions.get(predictionID)?.details(now: max(now, anchor + offsets[doneID]))
                 ?? .object([("id", .string(predictionID))])
         default:
             name = "output"

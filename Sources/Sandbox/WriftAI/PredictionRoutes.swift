@@ -31,7 +31,9 @@ extension WriftAIResponder {
         guard !owner.isEmpty, !name.isEmpty, version.map({ !$0.isEmpty }) ?? true else {
             return WriftAIProblem.invalid("model", "must be owner/name or owner/name:version")
         }
-        guard state.catalogue.model(owner: owner, name: name) != nil else { return WriftAIProblem.notFound("Model not found.") }
+        guard state.catalogue.model(owner: owner, name: name) != nil else {
+            return WriftAIProblem.notFound("Model not found.")
+        }
         guard version == nil || version == "1" else { return WriftAIProblem.notFound("Model version not found.") }
         guard case .object? = object["input"] else { return WriftAIProblem.invalid("input", "an object is required") }
         var stream = false
@@ -50,8 +52,10 @@ extension WriftAIResponder {
             return JSONResponses.json(.created, prediction.details(now: Date().timeIntervalSince1970))
         }
         if stream {
-            return PredictionEventStream(state: state, predictionID: prediction.id, plan: prediction.plan,
-                                         anchor: prediction.createdAt, afterID: nil, idleLimit: prefer).response()
+            return PredictionEventStream(
+                state: state, predictionID: prediction.id, plan: prediction.plan,
+                anchor: prediction.createdAt, afterID: nil, idleLimit: prefer
+            ).response()
         }
         // Wait for the end, or for what the client asked, whichever comes first.
         let remaining = prediction.finishesAt - Date().timeIntervalSince1970
@@ -70,7 +74,9 @@ extension WriftAIResponder {
     /// `final_ms` replace the prediction's timeline with a new one starting now; `heartbeat_ms` adds keep-alive
     /// comments.
     func streamPrediction(_ request: Request, id: String, target: RequestTarget) async -> Response {
-        guard let prediction = await state.predictions.get(id) else { return WriftAIProblem.notFound("Prediction not found.") }
+        guard let prediction = await state.predictions.get(id) else {
+            return WriftAIProblem.notFound("Prediction not found.")
+        }
         let query = target.parameters
         func value(_ name: String) -> String? { query.last { $0.name == name }?.value }
         var plan = prediction.plan
@@ -87,7 +93,9 @@ extension WriftAIResponder {
         }
         let afterID = value("after_id").flatMap { Int($0) }
         let idle = Self.preferWait(request) ?? nil
-        return PredictionEventStream(state: state, predictionID: id, plan: plan, anchor: anchor, afterID: afterID, idleLimit: idle).response()
+        return PredictionEventStream(
+            state: state, predictionID: id, plan: plan, anchor: anchor, afterID: afterID, idleLimit: idle
+        ).response()
     }
 
     /// `Prefer: wait` (nil inside: no limit) or `Prefer: wait=S`; nil when the request has no such preference.
@@ -137,7 +145,9 @@ struct StreamPlanQuery {
                 var list: [Duration] = []
                 for part in raw.split(separator: ",", omittingEmptySubsequences: true) {
                     guard let n = LimitOffsetPage.positiveInt(String(part)), n <= hour, list.count < 10_000 else {
-                        return .failure(ResponseError(WriftAIProblem.invalid("delays_ms", "must be whole numbers of ms, comma-separated")))
+                        return .failure(
+                            ResponseError(
+                                WriftAIProblem.invalid("delays_ms", "must be whole numbers of ms, comma-separated")))
                     }
                     list.append(.milliseconds(n))
                 }

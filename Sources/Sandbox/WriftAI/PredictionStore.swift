@@ -35,21 +35,34 @@ struct SandboxPrediction: Sendable {
             ("status", .string(status)),
             ("updated_at", .string(Self.timestamp(updated))),
             ("setup_time", "0.000"),
-            ("execution_time", status == "succeeded" ? .string(String(format: "%.3f", plan.totalDuration.inSeconds)) : .null),
-            ("model", .object([("owner", .string(owner)), ("name", .string(name)), ("version_number", .int(versionNumber))])),
+            (
+                "execution_time",
+                status == "succeeded" ? .string(String(format: "%.3f", plan.totalDuration.inSeconds)) : .null
+            ),
+            (
+                "model",
+                .object([("owner", .string(owner)), ("name", .string(name)), ("version_number", .int(versionNumber))])
+            ),
         ]
     }
 
     /// `PredictionWithDetails`: what `get`, `create` and `cancel` answer, and the `init`/`done` events carry.
     func details(now: Double) -> JSONValue {
         let status = status(now: now)
-        return .object(summary(now: now) + [
-            ("input", input),
-            ("output", status == "succeeded" ? .object([("echo", input), ("chunks", .int(plan.delays.count))]) : .null),
-            ("error", .null),
-            ("metrics", status == "succeeded" ? .object([("predict_time", .double(plan.totalDuration.inSeconds))]) : .null),
-            ("stream", .bool(stream && status == "started")),
-        ])
+        return .object(
+            summary(now: now) + [
+                ("input", input),
+                (
+                    "output",
+                    status == "succeeded" ? .object([("echo", input), ("chunks", .int(plan.delays.count))]) : .null
+                ),
+                ("error", .null),
+                (
+                    "metrics",
+                    status == "succeeded" ? .object([("predict_time", .double(plan.totalDuration.inSeconds))]) : .null
+                ),
+                ("stream", .bool(stream && status == "started")),
+            ])
     }
 
     static func timestamp(_ seconds: Double) -> String {

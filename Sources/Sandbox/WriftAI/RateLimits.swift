@@ -21,10 +21,12 @@ actor RateLimits {
     /// The `x-ratelimit-reset` (epoch seconds) to throttle this request with, consuming one pending 429 of the
     /// first rule that matches; nil to answer normally. A rule without a path matches API paths only.
     func take(path: String, template: String?, isAPI: Bool, now: Int) -> Int? {
-        guard let index = rules.firstIndex(where: { rule in
-            if let wanted = rule.path { return wanted == path || wanted == template }
-            return isAPI
-        }) else { return nil }
+        guard
+            let index = rules.firstIndex(where: { rule in
+                if let wanted = rule.path { return wanted == path || wanted == template }
+                return isAPI
+            })
+        else { return nil }
         rules[index].remaining -= 1
         let reset = now + rules[index].resetAfter
         if rules[index].remaining <= 0 { rules.remove(at: index) }

@@ -17,7 +17,8 @@ extension WriftAIResponder {
         guard let slash = rest.firstIndex(of: "/"), let bucket = S3Encoding.decodePath(rest[..<slash]),
             let key = S3Encoding.decodePath(rest[rest.index(after: slash)...]), !bucket.isEmpty, !key.isEmpty
         else {
-            return S3ErrorResponse.response(.badRequest, code: "InvalidRequest", message: "The request path names no bucket and key.")
+            return S3ErrorResponse.response(
+                .badRequest, code: "InvalidRequest", message: "The request path names no bucket and key.")
         }
         switch request.method {
         case .get, .head:
@@ -35,7 +36,9 @@ extension WriftAIResponder {
 
     private func download(_ request: Request, target: RequestTarget, bucket: String, key: String) async -> Response {
         let now = Date().timeIntervalSince1970
-        if let refusal = Self.refusal(state.presigner.verify(bucket: bucket, key: key, parameters: target.parameters, now: now), now: now) {
+        if let refusal = Self.refusal(
+            state.presigner.verify(bucket: bucket, key: key, parameters: target.parameters, now: now), now: now)
+        {
             return refusal
         }
         guard bucket == state.bucket, let object = await state.objects.get(bucket: bucket, key: key) else {
@@ -52,11 +55,16 @@ extension WriftAIResponder {
         return Response(status: .ok, headers: headers, body: SandboxResponder.chunked(object.bytes))
     }
 
-    private func put(_ request: Request, target: RequestTarget, bucket: String, key: String, recorded: inout RecordedRequest) async throws -> Response {
+    private func put(
+        _ request: Request, target: RequestTarget, bucket: String, key: String, recorded: inout RecordedRequest
+    ) async throws -> Response {
         guard request.headers[.authorization] == nil else {
-            return S3ErrorResponse.response(.forbidden, code: "AccessDenied", message:
-                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string "
-                + "parameter or the Authorization header should be specified. A presigned URL takes no Authorization header.")
+            return S3ErrorResponse.response(
+                .forbidden, code: "AccessDenied",
+                message:
+                    "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string "
+                    + "parameter or the Authorization header should be specified. A presigned URL takes no Authorization header."
+            )
         }
         // What the URL was signed for: a part of an upload, or a one-step upload's single PUT.
         let query = target.parameters
@@ -68,16 +76,21 @@ extension WriftAIResponder {
         let part: (upload: String, number: Int)?
         if let uploadID = single("uploadId") {
             guard let upload = await state.uploads.upload(uploadID), bucket == state.bucket, key == upload.key else {
-                return S3ErrorResponse.response(.notFound, code: "NoSuchUpload", message:
-                    "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+                return S3ErrorResponse.response(
+                    .notFound, code: "NoSuchUpload",
+                    message:
+                        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
                     extra: [("UploadId", uploadID)])
             }
             guard let number = single("partNumber").flatMap({ Int($0) }), (1...upload.partCount).contains(number) else {
-                return S3ErrorResponse.response(.badRequest, code: "InvalidArgument", message: "Part number must be an integer between 1 and \(upload.partCount), inclusive")
+                return S3ErrorResponse.response(
+                    .badRequest, code: "InvalidArgument",
+                    message: "Part number must be an integer between 1 and \(upload.partCount), inclusive")
             }
             guard upload.completedWith == nil else {
-                return S3ErrorResponse.response(.notFound, code: "NoSuchUpload", message: "The specified upload has been completed.",
-                                                extra: [("UploadId", uploadID)])
+                return S3ErrorResponse.response(
+                    .notFound, code: "NoSuchUpload", message: "The specified upload has been completed.",
+                    extra: [("UploadId", uploadID)])
             }
             expected = (upload.length(ofPart: number), upload.mimeType)
             part = (uploadID, number)
@@ -91,7 +104,8 @@ extension WriftAIResponder {
 
         let now = Date().timeIntervalSince1970
         let signedHeaders = ["content-length": String(expected.length), "content-type": expected.contentType]
-        let verdict = state.presigner.verify(bucket: bucket, key: key, parameters: query, now: now, method: "PUT", headers: { signedHeaders[$0] })
+        let verdict = state.presigner.verify(
+            bucket: bucket, key: key, parameters: query, now: now, method: "PUT", headers: { signedHeaders[$0] })
         if case .expired = verdict {
             // Checked after the headers: they are part of the signature, which S3 checks first.
         } else if let refusal = Self.refusal(verdict, now: now) {
@@ -102,7 +116,9 @@ extension WriftAIResponder {
             return Self.headerMismatch("Content-Type", signed: expected.contentType, given: givenType)
         }
         guard let rawLength = request.headers[.contentLength] else {
-            return S3ErrorResponse.response(.lengthRequired, code: "MissingContentLength", message: "You must provide the Content-Length HTTP header.")
+            return S3ErrorResponse.response(
+                .lengthRequired, code: "MissingContentLength",
+                message: "You must provide the Content-Length HTTP header.")
         }
         guard Int(rawLength) == expected.length else {
             return Self.headerMismatch("Content-Length", signed: String(expected.length), given: rawLength)
@@ -115,19 +131,25 @@ extension WriftAIResponder {
         recorded.bodyBytes = bytes.readableBytes
         recorded.bodySHA256 = Self.sha256(bytes)
         guard bytes.readableBytes == expected.length else {
-            return S3ErrorResponse.response(.badRequest, code: "IncompleteBody", message: "You did not provide the number of bytes specified by the Content-Length HTTP header.")
+            return S3ErrorResponse.response(
+                .badRequest, code: "IncompleteBody",
+                message: "You did not provide the number of bytes specified by the Content-Length HTTP header.")
         }
         bytes = bytes.slice()
         let etag = UploadStore.etag(of: bytes)
         if let part {
-            guard await state.uploads.storePart(uploadID: part.upload, number: part.number, bytes: bytes, etag: etag) else {
-                return S3ErrorResponse.response(.notFound, code: "NoSuchUpload", message: "The specified upload does not exist.")
+            guard await state.uploads.storePart(uploadID: part.upload, number: part.number, bytes: bytes, etag: etag)
+            else {
+                return S3ErrorResponse.response(
+                    .notFound, code: "NoSuchUpload", message: "The specified upload does not exist.")
             }
             await state.counters.count(\.partPuts)
         } else {
-            await state.objects.put(bucket: bucket, key: key, StoredObject(
-                bytes: bytes, contentType: expected.contentType, sha256: Self.sha256(bytes), etag: etag,
-                lastModified: Int(now)))
+            await state.objects.put(
+                bucket: bucket, key: key,
+                StoredObject(
+                    bytes: bytes, contentType: expected.contentType, sha256: Self.sha256(bytes), etag: etag,
+                    lastModified: Int(now)))
             await state.counters.count(\.singlePuts)
         }
         var response = Response(status: .ok, headers: [.eTag: etag])
@@ -143,14 +165,17 @@ extension WriftAIResponder {
         case .signatureMismatch: S3ErrorResponse.signatureDoesNotMatch
         case .unknownAccessKey: S3ErrorResponse.invalidAccessKeyID
         case .malformed(let message): S3ErrorResponse.malformed(message)
-        case .expired(let lifetime, let expiredAt): S3ErrorResponse.expired(lifetime: lifetime, expiredAt: expiredAt, now: Int(now))
+        case .expired(let lifetime, let expiredAt):
+            S3ErrorResponse.expired(lifetime: lifetime, expiredAt: expiredAt, now: Int(now))
         }
     }
 
     /// 403 `SignatureDoesNotMatch` for a signed header sent with another value (or not sent).
     private static func headerMismatch(_ name: String, signed: String, given: String?) -> Response {
-        S3ErrorResponse.response(.forbidden, code: "SignatureDoesNotMatch", message:
-            "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+        S3ErrorResponse.response(
+            .forbidden, code: "SignatureDoesNotMatch",
+            message:
+                "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
             extra: [("SignedHeader", name), ("Signed", signed), ("Provided", given ?? "(none)")])
     }
 }

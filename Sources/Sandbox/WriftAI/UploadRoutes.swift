@@ -24,37 +24,50 @@ extension WriftAIResponder {
         }
         let settings = await state.settings.values
         let id = UploadStore.newID()
-        let upload = SandboxUpload(id: id, size: size, mimeType: mimeType, partSize: settings.partSize, key: "uploads/\(id)")
+        let upload = SandboxUpload(
+            id: id, size: size, mimeType: mimeType, partSize: settings.partSize, key: "uploads/\(id)")
         await state.uploads.add(upload)
         let now = Int(Date().timeIntervalSince1970)
         let origin = storageOrigin(context)
         let urls: [JSONValue] = (1...upload.partCount).map { number in
-            .string(state.presigner.url(
-                origin: origin, bucket: state.bucket, key: upload.key, form: .v4, lifetime: settings.urlLifetime, now: now,
-                method: "PUT", subresources: [("partNumber", String(number)), ("uploadId", id)],
-                signedHeaders: [("content-length", String(upload.length(ofPart: number))), ("content-type", mimeType)]
-            ))
+            .string(
+                state.presigner.url(
+                    origin: origin, bucket: state.bucket, key: upload.key, form: .v4, lifetime: settings.urlLifetime,
+                    now: now,
+                    method: "PUT", subresources: [("partNumber", String(number)), ("uploadId", id)],
+                    signedHeaders: [
+                        ("content-length", String(upload.length(ofPart: number))), ("content-type", mimeType),
+                    ]
+                ))
         }
-        return JSONResponses.json(.created, .object([
-            ("id", .string(id)),
-            ("urls", .array(urls)),
-            ("part_size", .int(upload.partCount == 1 ? size : upload.partSize)),
-        ]))
+        return JSONResponses.json(
+            .created,
+            .object([
+                ("id", .string(id)),
+                ("urls", .array(urls)),
+                ("part_size", .int(upload.partCount == 1 ? size : upload.partSize)),
+            ]))
     }
 
     /// `POST /v1/uploads/{id}/complete` `{"etags": [...]}` (every part's ETag, in part order): 200
     /// `{"download_url"}`, a signed GET URL of the joined file. The same completion again gets a fresh URL;
     /// missing parts, a wrong count or a wrong ETag get 400 and leave the upload open.
-    func completeUpload(_ request: Request, id: String, context: Context, recorded: inout RecordedRequest) async throws -> Response {
+    func completeUpload(_ request: Request, id: String, context: Context, recorded: inout RecordedRequest) async throws
+        -> Response
+    {
         let object: [String: RequestJSON]
         switch try await Self.readObject(request, recorded: &recorded) {
         case .success(let value): object = value
         case .failure(let error): return error.response
         }
-        guard case .array(let items)? = object["etags"] else { return WriftAIProblem.invalid("etags", "a list of strings is required") }
+        guard case .array(let items)? = object["etags"] else {
+            return WriftAIProblem.invalid("etags", "a list of strings is required")
+        }
         var etags: [String] = []
         for item in items {
-            guard case .string(let etag) = item else { return WriftAIProblem.invalid("etags", "a list of strings is required") }
+            guard case .string(let etag) = item else {
+                return WriftAIProblem.invalid("etags", "a list of strings is required")
+            }
             etags.append(etag)
         }
         let upload: SandboxUpload
@@ -68,19 +81,23 @@ extension WriftAIResponder {
         case .completed(let done, let bytes):
             upload = done
             let now = Int(Date().timeIntervalSince1970)
-            await state.objects.put(bucket: state.bucket, key: done.key, StoredObject(
-                bytes: bytes, contentType: done.mimeType, sha256: Self.sha256(bytes),
-                etag: "\"\(Self.sha256(bytes).prefix(32))-\(done.partCount)\"", lastModified: now
-            ))
+            await state.objects.put(
+                bucket: state.bucket, key: done.key,
+                StoredObject(
+                    bytes: bytes, contentType: done.mimeType, sha256: Self.sha256(bytes),
+                    etag: "\"\(Self.sha256(bytes).prefix(32))-\(done.partCount)\"", lastModified: now
+                ))
             await state.counters.count(\.completes)
         }
-        return JSONResponses.json(.ok, .object([("download_url", .string(await downloadURL(key: upload.key, context: context)))]))
+        return JSONResponses.json(
+            .ok, .object([("download_url", .string(await downloadURL(key: upload.key, context: context)))]))
     }
 
     /// `POST /v1/files/urls` `{"name", "size", "resource": "prediction", "mime_type"}` (SDK 0.28's one step):
     /// 200 `{"upload_url", "download_url"}`. The upload URL takes one PUT of exactly `size` bytes with that
     /// `Content-Type`; the download URL serves the file once it is there (404 before).
-    func createFileURLs(_ request: Request, context: Context, recorded: inout RecordedRequest) async throws -> Response {
+    func createFileURLs(_ request: Request, context: Context, recorded: inout RecordedRequest) async throws -> Response
+    {
         let object: [String: RequestJSON]
         switch try await Self.readObject(request, recorded: &recorded) {
         case .success(let value): object = value
@@ -92,7 +109,9 @@ extension WriftAIResponder {
         guard let size = Self.wholeNumber(object["size"]) else {
             return WriftAIProblem.invalid("size", "the exact size in bytes (a whole number) is required")
         }
-        guard case .string("prediction")? = object["resource"] else { return WriftAIProblem.invalid("resource", "must be \"prediction\"") }
+        guard case .string("prediction")? = object["resource"] else {
+            return WriftAIProblem.invalid("resource", "must be \"prediction\"")
+        }
         guard case .string(let mimeType)? = object["mime_type"], Self.isMediaType(mimeType) else {
             return WriftAIProblem.invalid("mime_type", "a MIME type (type/subtype) is required")
         }
@@ -107,17 +126,20 @@ extension WriftAIResponder {
             now: Int(Date().timeIntervalSince1970), method: "PUT",
             signedHeaders: [("content-length", String(size)), ("content-type", mimeType)]
         )
-        return JSONResponses.json(.ok, .object([
-            ("upload_url", .string(uploadURL)),
-            ("download_url", .string(await downloadURL(key: key, context: context))),
-        ]))
+        return JSONResponses.json(
+            .ok,
+            .object([
+                ("upload_url", .string(uploadURL)),
+                ("download_url", .string(await downloadURL(key: key, context: context))),
+            ]))
     }
 
     /// A signed GET URL of a stored file, with the current lifetime.
     func downloadURL(key: String, context: Context) async -> String {
         let lifetime = await state.settings.values.urlLifetime
-        return state.presigner.url(origin: storageOrigin(context), bucket: state.bucket, key: key, form: .v4,
-                                   lifetime: lifetime, now: Int(Date().timeIntervalSince1970))
+        return state.presigner.url(
+            origin: storageOrigin(context), bucket: state.bucket, key: key, form: .v4,
+            lifetime: lifetime, now: Int(Date().timeIntervalSince1970))
     }
 
     /// `type/subtype`, each a non-empty token, parameters allowed.
@@ -132,7 +154,9 @@ extension WriftAIResponder {
         let base = name.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
         guard let dot = base.lastIndex(of: "."), dot != base.startIndex else { return "" }
         let ext = base[base.index(after: dot)...]
-        guard !ext.isEmpty, ext.count <= 16, ext.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else { return "" }
+        guard !ext.isEmpty, ext.count <= 16, ext.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+            return ""
+        }
         return "." + ext
     }
 

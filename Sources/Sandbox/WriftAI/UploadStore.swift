@@ -64,16 +64,19 @@ actor UploadStore {
     func complete(uploadID: String, etags: [String]) -> Completion {
         guard var upload = uploads[uploadID] else { return .notFound }
         if let previous = upload.completedWith {
-            return previous == etags ? .alreadyCompleted(upload) : .invalid("the upload is already completed with other etags")
+            return previous == etags
+                ? .alreadyCompleted(upload) : .invalid("the upload is already completed with other etags")
         }
         let missing = (1...upload.partCount).filter { upload.parts[$0] == nil }
         if !missing.isEmpty {
-            return .invalid("part(s) \(missing.map(String.init).joined(separator: ", ")) of \(upload.partCount) not uploaded")
+            return .invalid(
+                "part(s) \(missing.map(String.init).joined(separator: ", ")) of \(upload.partCount) not uploaded")
         }
         guard etags.count == upload.partCount else {
             return .invalid("expected \(upload.partCount) etag(s), got \(etags.count)")
         }
-        for (index, etag) in etags.enumerated() where Self.unquoted(etag) != Self.unquoted(upload.parts[index + 1]!.etag) {
+        for (index, etag) in etags.enumerated()
+        where Self.unquoted(etag) != Self.unquoted(upload.parts[index + 1]!.etag) {
             return .invalid("etag \(index + 1) does not match part \(index + 1)")
         }
         var joined = ByteBufferAllocator().buffer(capacity: upload.size)

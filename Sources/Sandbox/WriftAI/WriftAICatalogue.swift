@@ -54,18 +54,32 @@ struct WriftAICatalogue: Sendable {
                 ("number", 1),
                 ("release_notes", "First version."),
                 ("created_at", .string(created)),
-                ("schemas", .object([("prediction", .object([
-                    ("input", .object([("type", "object")])),
-                    ("output", .object([("type", "object")])),
-                ]))])),
-                ("compatibilities", .object([
-                    ("openai_chat_completions", false), ("openai_embeddings", false), ("openai_images_generations", false),
-                    ("openai_responses", false), ("anthropic_messages", false),
-                ])),
+                (
+                    "schemas",
+                    .object([
+                        (
+                            "prediction",
+                            .object([
+                                ("input", .object([("type", "object")])),
+                                ("output", .object([("type", "object")])),
+                            ])
+                        )
+                    ])
+                ),
+                (
+                    "compatibilities",
+                    .object([
+                        ("openai_chat_completions", false), ("openai_embeddings", false),
+                        ("openai_images_generations", false),
+                        ("openai_responses", false), ("anthropic_messages", false),
+                    ])
+                ),
             ])
-            let detail = fields + [
-                ("overview", .null), ("latest_version", version), ("source_url", .null), ("license_url", .null), ("paper_url", .null),
-            ]
+            let detail =
+                fields + [
+                    ("overview", .null), ("latest_version", version), ("source_url", .null), ("license_url", .null),
+                    ("paper_url", .null),
+                ]
             return Model(owner: Self.owner, name: name, json: .object(fields), detailJSON: .object(detail))
         }
         hardware = [

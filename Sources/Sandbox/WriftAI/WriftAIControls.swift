@@ -30,7 +30,10 @@ extension WriftAIResponder {
             return JSONResponses.noContent()
         case (.get, "/sandbox/rate-limit"):
             let rules = await state.rateLimits.pending.map { rule in
-                JSONValue.object([("path", .optional(rule.path)), ("count", .int(rule.remaining)), ("reset_seconds", .int(rule.resetAfter))])
+                JSONValue.object([
+                    ("path", .optional(rule.path)), ("count", .int(rule.remaining)),
+                    ("reset_seconds", .int(rule.resetAfter)),
+                ])
             }
             return JSONResponses.json(.ok, .array(rules))
         case (.post, "/sandbox/rate-limit"):
@@ -92,7 +95,8 @@ extension WriftAIResponder {
         } catch {
             return JSONResponses.detail(.badRequest, error.description)
         }
-        return JSONResponses.json(.ok, .object([("count", .int(count)), ("path", .optional(path)), ("reset_seconds", .int(reset))]))
+        return JSONResponses.json(
+            .ok, .object([("count", .int(count)), ("path", .optional(path)), ("reset_seconds", .int(reset))]))
     }
 
     private func streamControl(_ request: Request, target: RequestTarget) async throws -> Response {
@@ -106,10 +110,11 @@ extension WriftAIResponder {
             switch fields[name] {
             case .string(let text)?: text
             case .number(let n)?: n.rounded() == n && n >= 0 ? String(Int(n)) : String(n)
-            case .array(let items)?: items.map { item in
-                if case .number(let n) = item { return n.rounded() == n && n >= 0 ? String(Int(n)) : "x" }
-                return "x"
-            }.joined(separator: ",")
+            case .array(let items)?:
+                items.map { item in
+                    if case .number(let n) = item { return n.rounded() == n && n >= 0 ? String(Int(n)) : "x" }
+                    return "x"
+                }.joined(separator: ",")
             default: nil
             }
         }
@@ -157,15 +162,18 @@ extension WriftAIResponder {
     }
 
     static func streamAnswer(_ plan: StreamPlan) -> Response {
-        JSONResponses.json(.ok, .object([
-            ("delays_ms", .array(plan.delays.map { .int($0.wholeMilliseconds) })),
-            ("final_ms", .int(plan.finalDelay.wholeMilliseconds)),
-            ("heartbeat_ms", plan.heartbeat.map { .int($0.wholeMilliseconds) } ?? .null),
-            ("total_ms", .int(plan.totalDuration.wholeMilliseconds)),
-        ]))
+        JSONResponses.json(
+            .ok,
+            .object([
+                ("delays_ms", .array(plan.delays.map { .int($0.wholeMilliseconds) })),
+                ("final_ms", .int(plan.finalDelay.wholeMilliseconds)),
+                ("heartbeat_ms", plan.heartbeat.map { .int($0.wholeMilliseconds) } ?? .null),
+                ("total_ms", .int(plan.totalDuration.wholeMilliseconds)),
+            ]))
     }
 
     static func urlsAnswer(_ values: WriftAISettings.Values) -> Response {
-        JSONResponses.json(.ok, .object([("lifetime_seconds", .int(values.urlLifetime)), ("part_size", .int(values.partSize))]))
+        JSONResponses.json(
+            .ok, .object([("lifetime_seconds", .int(values.urlLifetime)), ("part_size", .int(values.partSize))]))
     }
 }

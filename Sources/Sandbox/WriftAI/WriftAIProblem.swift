@@ -13,7 +13,9 @@ enum WriftAIProblem {
             ("status", .int(status.code)),
             ("detail", .string(detail)),
         ])
-        return Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: body.bytes)))
+        return Response(
+            status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: body.bytes))
+        )
     }
 
     /// 401 with `WWW-Authenticate: Bearer`, for a missing or wrong token.

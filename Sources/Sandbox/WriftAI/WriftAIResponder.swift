@@ -30,9 +30,11 @@ struct WriftAIResponder: HTTPResponder {
         let route = WriftAIRoute(path: target.path)
         await state.counters.count(route: "\(request.method.rawValue) \(route.template ?? target.path)")
         // Recorded once, after the handler has read (or declined to read) the body; also when reading it failed.
-        var recorded = RecordedRequest(method: request.method.rawValue, uri: rawTarget, headers: SandboxResponder.headerPairs(request))
+        var recorded = RecordedRequest(
+            method: request.method.rawValue, uri: rawTarget, headers: SandboxResponder.headerPairs(request))
         do {
-            let response = try await dispatch(request, target: target, route: route, context: context, recorded: &recorded)
+            let response = try await dispatch(
+                request, target: target, route: route, context: context, recorded: &recorded)
             await recorder.record(recorded)
             return response
         } catch {
@@ -42,13 +44,16 @@ struct WriftAIResponder: HTTPResponder {
     }
 
     private func dispatch(
-        _ request: Request, target: RequestTarget, route: WriftAIRoute, context: Context, recorded: inout RecordedRequest
+        _ request: Request, target: RequestTarget, route: WriftAIRoute, context: Context,
+        recorded: inout RecordedRequest
     ) async throws -> Response {
         let now = Int(Date().timeIntervalSince1970)
         // The storage behind presigned URLs: no bearer token, the signature is the credential. Only 429 rules
         // naming its path apply to it.
         if case .storage = route {
-            if let reset = await state.rateLimits.take(path: target.path, template: route.template, isAPI: false, now: now) {
+            if let reset = await state.rateLimits.take(
+                path: target.path, template: route.template, isAPI: false, now: now)
+            {
                 await state.counters.count(\.rateLimited)
                 return WriftAIProblem.rateLimited(reset: reset)
             }
@@ -72,9 +77,13 @@ struct WriftAIResponder: HTTPResponder {
         case (.get, .models):
             return await page(state.catalogue.models.map(\.json), request: request, target: target, context: context)
         case (.get, .modelsByOwner(let owner)):
-            return await page(state.catalogue.models.filter { $0.owner == owner }.map(\.json), request: request, target: target, context: context)
+            return await page(
+                state.catalogue.models.filter { $0.owner == owner }.map(\.json), request: request, target: target,
+                context: context)
         case (.get, .model(let owner, let name)):
-            guard let model = state.catalogue.model(owner: owner, name: name) else { return WriftAIProblem.notFound("Model not found.") }
+            guard let model = state.catalogue.model(owner: owner, name: name) else {
+                return WriftAIProblem.notFound("Model not found.")
+            }
             return JSONResponses.json(.ok, model.detailJSON)
         case (.get, .hardware):
             return await page(state.catalogue.hardware, request: request, target: target, context: context)
@@ -83,7 +92,9 @@ struct WriftAIResponder: HTTPResponder {
         case (.post, .predictions):
             return try await createPrediction(request, recorded: &recorded)
         case (.get, .prediction(let id)):
-            guard let prediction = await state.predictions.get(id) else { return WriftAIProblem.notFound("Prediction not found.") }
+            guard let prediction = await state.predictions.get(id) else {
+                return WriftAIProblem.notFound("Prediction not found.")
+            }
             return JSONResponses.json(.ok, prediction.details(now: Date().timeIntervalSince1970))
         case (.post, .predictionCancel(let id)):
             guard let prediction = await state.predictions.cancel(id, now: Date().timeIntervalSince1970) else {
@@ -120,7 +131,9 @@ struct WriftAIResponder: HTTPResponder {
     /// Nil when the one `Authorization` field is `Bearer <the token>`; else the 401 to answer (the body unread).
     private func authenticate(_ request: Request) -> Response? {
         let values = request.headers[values: .authorization]
-        guard !values.isEmpty else { return WriftAIProblem.unauthorized("Authentication credentials were not provided.") }
+        guard !values.isEmpty else {
+            return WriftAIProblem.unauthorized("Authentication credentials were not provided.")
+        }
         guard values.count == 1, let space = values[0].firstIndex(of: " "),
             values[0][..<space].lowercased() == "bearer",
             state.isValid(token: values[0][values[0].index(after: space)...].drop(while: { $0 == " " }))
@@ -152,7 +165,9 @@ struct WriftAIResponder: HTTPResponder {
     }
 
     /// The body as a JSON object, or the problem to answer (400 not JSON or not an object, 413 too large).
-    static func readObject(_ request: Request, recorded: inout RecordedRequest) async throws -> Result<[String: RequestJSON], ResponseError> {
+    static func readObject(_ request: Request, recorded: inout RecordedRequest) async throws -> Result<
+        [String: RequestJSON], ResponseError
+    > {
         let body = try await ReadBody.read(request, recorded: &recorded)
         if body.truncated {
             return .failure(ResponseError(WriftAIProblem.response(.contentTooLarge, "Request body too large.")))

@@ -28,7 +28,8 @@ enum WriftAIRoute: Equatable {
             self = .other
             return
         }
-        let segments = path.dropFirst(Self.apiPrefix.count + 1).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let segments = path.dropFirst(Self.apiPrefix.count + 1).split(separator: "/", omittingEmptySubsequences: false)
+            .map(String.init)
         guard !segments.contains(where: \.isEmpty) else {
             self = .other
             return

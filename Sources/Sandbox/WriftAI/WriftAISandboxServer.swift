@@ -32,8 +32,10 @@ public final class WriftAISandboxServer: Sendable {
     /// What the SDK's `WRIFTAI_API_BASE_URL` should be: ``baseURL`` + `/v1`.
     public var apiBaseURL: String { baseURL + WriftAIRoute.apiPrefix }
 
-    private init(port: Int, baseURL: String, recorder: RequestRecorder, state: WriftAIState,
-                 task: Task<Void, any Error>, closeListener: @escaping @Sendable () async -> Void) {
+    private init(
+        port: Int, baseURL: String, recorder: RequestRecorder, state: WriftAIState,
+        task: Task<Void, any Error>, closeListener: @escaping @Sendable () async -> Void
+    ) {
         self.port = port
         self.baseURL = baseURL
         self.recorder = recorder
@@ -60,7 +62,8 @@ public final class WriftAISandboxServer: Sendable {
             server: .countingHTTP1(state.counters.transport),
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),
             onServerRunning: { channel in
-                continuation.yield(SandboxServer.Listener(port: channel.localAddress?.port, close: { try? await channel.close() }))
+                continuation.yield(
+                    SandboxServer.Listener(port: channel.localAddress?.port, close: { try? await channel.close() }))
             },
             logger: logger
         )
@@ -75,10 +78,13 @@ public final class WriftAISandboxServer: Sendable {
         }
         do {
             var iterator = listening.makeAsyncIterator()
-            guard let listener = try await iterator.next() else { throw SandboxServer.StartError.stoppedBeforeListening }
+            guard let listener = try await iterator.next() else {
+                throw SandboxServer.StartError.stoppedBeforeListening
+            }
             let port = listener.port ?? options.port
-            return WriftAISandboxServer(port: port, baseURL: SandboxServer.baseURL(host: options.host, port: port),
-                                        recorder: recorder, state: state, task: task, closeListener: listener.close)
+            return WriftAISandboxServer(
+                port: port, baseURL: SandboxServer.baseURL(host: options.host, port: port),
+                recorder: recorder, state: state, task: task, closeListener: listener.close)
         } catch {
             task.cancel()
             throw error
@@ -145,7 +151,9 @@ extension WriftAISandboxServer {
 
     /// The bytes of a stored file and the content type it was uploaded with; nil when there is none.
     public func storedObject(key: String) async -> (bytes: [UInt8], contentType: String?)? {
-        await state.objects.get(bucket: state.bucket, key: key).map { (Array($0.bytes.readableBytesView), $0.contentType) }
+        await state.objects.get(bucket: state.bucket, key: key).map {
+            (Array($0.bytes.readableBytesView), $0.contentType)
+        }
     }
 
     /// The status a prediction has now (`started`, `succeeded`, `cancelled`); nil when there is none.

@@ -20,12 +20,13 @@ final class WriftAIState: Sendable {
         presigner = Presigner(accessKeyID: options.presignAccessKeyID)
         maxUploadBytes = options.maxUploadBytes
         let lifetime = Int(options.urlLifetime.components.seconds)
-        settings = WriftAISettings(.init(
-            stream: options.stream,
-            urlLifetime: min(max(lifetime, 1), Presigner.maximumLifetime),
-            partSize: max(1, options.partSize),
-            pageURLs: options.pageURLs
-        ))
+        settings = WriftAISettings(
+            .init(
+                stream: options.stream,
+                urlLifetime: min(max(lifetime, 1), Presigner.maximumLifetime),
+                partSize: max(1, options.partSize),
+                pageURLs: options.pageURLs
+            ))
     }
 
     /// Compares a bearer token with the expected one in time independent of where they differ.
@@ -84,7 +85,9 @@ extension WriftAIState {
         guard all.allSatisfy({ $0 >= .zero && $0 <= .seconds(3600) }) else {
             throw .invalid("delays must be between 0 and 3600000 ms")
         }
-        if let heartbeat = plan.heartbeat, heartbeat < .milliseconds(10) { throw .invalid("heartbeat_ms must be 10 or more") }
+        if let heartbeat = plan.heartbeat, heartbeat < .milliseconds(10) {
+            throw .invalid("heartbeat_ms must be 10 or more")
+        }
         await settings.setStream(plan)
     }
 

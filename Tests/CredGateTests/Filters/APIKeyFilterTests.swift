@@ -72,8 +72,10 @@ private let gatewayKey = "sk-APIKEYFILTER-secret-7f3a"
     @Test func theSecretNeverShowsInTheFiltersDescriptions() {
         var dumped = ""
         dump(filter, to: &dumped)
-        for text in [String(describing: filter), String(reflecting: filter), "\(filter)", dumped,
-                     String(describing: [filter] as [any RequestFilter]), String(describing: FilterChain([filter]).filters)] {
+        for text in [
+            String(describing: filter), String(reflecting: filter), "\(filter)", dumped,
+            String(describing: [filter] as [any RequestFilter]), String(describing: FilterChain([filter]).filters),
+        ] {
             #expect(!text.contains(gatewayKey), "\(text)")
             #expect(!text.contains("APIKEYFILTER"), "\(text)")
         }

@@ -9,7 +9,9 @@ import Testing
 /// ``AdminFilter``: the reserved `/credgate/` space as a route whose one filter always answers; nothing there is
 /// ever forwarded. (The readiness and status bodies belong to the admin endpoints' own tests.)
 @Suite struct AdminFilterTests {
-    private func answer(_ method: HTTPMethod, _ uri: String, admin: AdminEndpoints = AdminEndpoints()) throws -> LocalResponse {
+    private func answer(_ method: HTTPMethod, _ uri: String, admin: AdminEndpoints = AdminEndpoints()) throws
+        -> LocalResponse
+    {
         let loop = EmbeddedEventLoop()
         let filter = AdminFilter(admin: admin)
         let client = FilterTest.head(method, uri, ["host": "gw"])
@@ -57,7 +59,8 @@ import Testing
             Issue.record("expected to lead the call")
             return
         }
-        ticket.complete(status: 200, body: Array(#"{"presigned_url": "\#(PresignBotocoreVectors.sigV4(expires: 3600))"}"#.utf8))
+        ticket.complete(
+            status: 200, body: Array(#"{"presigned_url": "\#(PresignBotocoreVectors.sigV4(expires: 3600))"}"#.utf8))
         #expect(cache.count == 1)
         let response = try answer(.DELETE, "/credgate/v1/cache/presign", admin: AdminEndpoints(presignCache: cache))
         #expect(response.status == .ok)
@@ -71,7 +74,8 @@ import Testing
         let client = FilterTest.head(.GET, "/credgate/missing")
         var head = client
         let context = FilterTest.context(client, on: loop, requestID: "0123456789abcdef")
-        let response = try #require(AdminFilter(admin: AdminEndpoints()).decodeHead(&head, context: context).stopResponse)
+        let response = try #require(
+            AdminFilter(admin: AdminEndpoints()).decodeHead(&head, context: context).stopResponse)
         FilterTest.expectProblem(response, status: 404, code: "admin-not-found", requestID: "0123456789abcdef")
     }
 

@@ -24,11 +24,13 @@ enum FilterTest {
 
     /// The context the transport would give a filter for `clientHead` (the head as the client sent it).
     static func context(
-        _ clientHead: HTTPRequestHead, on loop: any EventLoop, attempt: Int = 0, scratch: RequestScratch = RequestScratch(),
+        _ clientHead: HTTPRequestHead, on loop: any EventLoop, attempt: Int = 0,
+        scratch: RequestScratch = RequestScratch(),
         requestID: String = FilterTest.requestID, route: String = "test-route"
     ) -> FilterContext {
-        FilterContext(requestID: requestID, routeName: route, eventLoop: loop, clientHead: clientHead, attempt: attempt,
-                      scratch: scratch)
+        FilterContext(
+            requestID: requestID, routeName: route, eventLoop: loop, clientHead: clientHead, attempt: attempt,
+            scratch: scratch)
     }
 
     /// A response body as text.
@@ -108,14 +110,19 @@ enum FilterTest {
 
 /// Files whose first bytes are what their extension says (or not).
 enum FilterSamples {
-    static let pdf: [UInt8] = Array("%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n".utf8)
-    static let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
-                               0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4]
+    static let pdf: [UInt8] = Array(
+        "%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n".utf8)
+    static let png: [UInt8] = [
+        0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+        0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4,
+    ]
     static let writer = MultipartWriter(boundary: "filterTestBoundary4Kq9zT")
 
     /// A multipart form: text fields in order, then the file part, then the closing line.
-    static func form(fields: [(String, String)] = [("name", "license.pdf")], filename: String = "license.pdf",
-                     contentType: String? = "application/pdf", file: [UInt8] = pdf) -> [UInt8] {
+    static func form(
+        fields: [(String, String)] = [("name", "license.pdf")], filename: String = "license.pdf",
+        contentType: String? = "application/pdf", file: [UInt8] = pdf
+    ) -> [UInt8] {
         var out: [UInt8] = []
         for (name, value) in fields { out += Array(writer.field(name, value).readableBytesView) }
         out += Array(writer.filePart(filename: filename, contentType: contentType, data: file).readableBytesView)

@@ -19,9 +19,11 @@ import Testing
         let session: JWTSession
         let filter: JWTSessionFilter
 
-        init(header: String = "Authorization", format: String = "Bearer {token}",
-             backoff: (TimeAmount, TimeAmount) = (.milliseconds(50), .milliseconds(100)),
-             circuit: (Int, TimeAmount) = (3, .seconds(60))) {
+        init(
+            header: String = "Authorization", format: String = "Bearer {token}",
+            backoff: (TimeAmount, TimeAmount) = (.milliseconds(50), .milliseconds(100)),
+            circuit: (Int, TimeAmount) = (3, .seconds(60))
+        ) {
             var config = assuredSessionConfig(backoff: backoff, circuit: circuit)
             config.header = header
             config.format = format
@@ -31,7 +33,9 @@ import Testing
             filter = JWTSessionFilter(name: "assured_session", session: session, config: config)
         }
 
-        func context(_ client: HTTPRequestHead, attempt: Int = 0, scratch: RequestScratch = RequestScratch()) -> FilterContext {
+        func context(_ client: HTTPRequestHead, attempt: Int = 0, scratch: RequestScratch = RequestScratch())
+            -> FilterContext
+        {
             FilterTest.context(client, on: loop, attempt: attempt, scratch: scratch)
         }
 
@@ -134,7 +138,7 @@ import Testing
         let rig = Rig(backoff: (.seconds(10), .seconds(20)), circuit: (5, .seconds(300)))
         await rig.platform.set(login: .reject(status: 500))
         await #expect(throws: SessionUnavailable.self) { try await rig.session.validToken() }
-        #expect(rig.session.unavailable()?.retryAfter == .milliseconds(7500))  // jitter 0.5 of 10 s
+        #expect(rig.session.unavailable()?.retryAfter == .milliseconds(7500)) // jitter 0.5 of 10 s
 
         var head = Self.client
         let response = try #require(rig.pass(&head, rig.context(Self.client)).stopResponse)
@@ -152,7 +156,8 @@ import Testing
         var head = Self.client
         #expect(rig.pass(&head, rig.context(Self.client, scratch: scratch)).isProceed)
 
-        let verdict = rig.filter.upstreamResponded(FilterTest.responseHead(.unauthorized), context: rig.context(Self.client, scratch: scratch))
+        let verdict = rig.filter.upstreamResponded(
+            FilterTest.responseHead(.unauthorized), context: rig.context(Self.client, scratch: scratch))
         #expect(verdict.isReplay)
         #expect(rig.session.currentToken() == nil, "the rejected token was dropped")
 
@@ -169,14 +174,18 @@ import Testing
         await rig.session.shutdown()
     }
 
-    @Test(arguments: [HTTPResponseStatus.ok, .created, .forbidden, .proxyAuthenticationRequired, .notFound, .internalServerError, .badGateway])
+    @Test(arguments: [
+        HTTPResponseStatus.ok, .created, .forbidden, .proxyAuthenticationRequired, .notFound, .internalServerError,
+        .badGateway,
+    ])
     func otherStatusesAreForwarded(status: HTTPResponseStatus) async throws {
         let rig = Rig()
         let token = try await rig.session.validToken()
         let scratch = RequestScratch()
         var head = Self.client
         #expect(rig.pass(&head, rig.context(Self.client, scratch: scratch)).isProceed)
-        let verdict = rig.filter.upstreamResponded(FilterTest.responseHead(status), context: rig.context(Self.client, scratch: scratch))
+        let verdict = rig.filter.upstreamResponded(
+            FilterTest.responseHead(status), context: rig.context(Self.client, scratch: scratch))
         #expect(!verdict.isReplay)
         #expect(rig.session.currentToken()?.generation == token.generation, "the token is kept")
         await rig.session.shutdown()
@@ -187,7 +196,8 @@ import Testing
     @Test func a401WithoutAnInjectedTokenIsForwarded() async throws {
         let rig = Rig()
         let token = try await rig.session.validToken()
-        let verdict = rig.filter.upstreamResponded(FilterTest.responseHead(.unauthorized), context: rig.context(Self.client))
+        let verdict = rig.filter.upstreamResponded(
+            FilterTest.responseHead(.unauthorized), context: rig.context(Self.client))
         #expect(!verdict.isReplay)
         #expect(rig.session.currentToken()?.generation == token.generation)
         await rig.session.shutdown()
@@ -201,10 +211,11 @@ import Testing
         let scratch = RequestScratch()
         var head = Self.client
         #expect(rig.pass(&head, rig.context(Self.client, scratch: scratch)).isProceed)
-        rig.session.rejected(old)  // another request's 401
+        rig.session.rejected(old) // another request's 401
         let new = try await rig.session.validToken()
 
-        let verdict = rig.filter.upstreamResponded(FilterTest.responseHead(.unauthorized), context: rig.context(Self.client, scratch: scratch))
+        let verdict = rig.filter.upstreamResponded(
+            FilterTest.responseHead(.unauthorized), context: rig.context(Self.client, scratch: scratch))
         #expect(verdict.isReplay)
         #expect(rig.session.currentToken()?.generation == new.generation)
         var replayHead = Self.client
@@ -223,7 +234,9 @@ import Testing
         #expect(rig.pass(&head, rig.context(Self.client, scratch: scratch)).isProceed)
         var dumpedToken = ""
         dump(token, to: &dumpedToken)
-        for text in [String(describing: rig.filter), String(reflecting: rig.filter), String(describing: token), dumpedToken] {
+        for text in [
+            String(describing: rig.filter), String(reflecting: rig.filter), String(describing: token), dumpedToken,
+        ] {
             #expect(!text.contains(token.value.reveal()))
             #expect(!text.contains(sessionPassword))
             #expect(!text.contains(sessionAPIKey))

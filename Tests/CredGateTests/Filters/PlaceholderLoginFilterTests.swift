@@ -19,19 +19,24 @@ import Testing
     }
 
     /// The SDK's login request, as it sends it.
-    private static let loginBody = #"{"email": "someone@example.com", "password": "the SDK's own password", "remember": true}"#
+    private static let loginBody =
+        #"{"email": "someone@example.com", "password": "the SDK's own password", "remember": true}"#
 
     /// Checks the local answer: 200 JSON with placeholder tokens at the configured paths, never the real ones.
     @discardableResult
-    private func expectPlaceholderAnswer(_ response: LocalResponse?, refresh: Bool = true,
-                                         sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+    private func expectPlaceholderAnswer(
+        _ response: LocalResponse?, refresh: Bool = true,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> [String: Any] {
         let response = try #require(response, "the login was not answered locally", sourceLocation: sourceLocation)
         #expect(response.status == .ok, sourceLocation: sourceLocation)
         #expect(response.headers["content-type"] == ["application/json"], sourceLocation: sourceLocation)
         #expect(response.headers["x-credgate-placeholder"] == ["true"], sourceLocation: sourceLocation)
         let root = try #require(FilterTest.json(response), sourceLocation: sourceLocation)
-        #expect((root["msg"] as? String)?.contains("credgate placeholder session") == true, sourceLocation: sourceLocation)
-        let jwt = try #require((root["data"] as? [String: Any])?["jwt"] as? [String: Any], sourceLocation: sourceLocation)
+        #expect(
+            (root["msg"] as? String)?.contains("credgate placeholder session") == true, sourceLocation: sourceLocation)
+        let jwt = try #require(
+            (root["data"] as? [String: Any])?["jwt"] as? [String: Any], sourceLocation: sourceLocation)
         let access = try #require(jwt["access"] as? String, sourceLocation: sourceLocation)
         #expect(placeholders.isPlaceholder(access), sourceLocation: sourceLocation)
         #expect(Self.claims(access)?["token_type"] as? String == "access", sourceLocation: sourceLocation)
@@ -67,7 +72,8 @@ import Testing
 
     /// With a body, the head passes so the body is read (the connection stays usable), and the body is answered:
     /// the request is never forwarded.
-    @Test(arguments: [["content-length": "\(loginBody.utf8.count)"], ["transfer-encoding": "chunked"]] as [HTTPHeaders])
+    @Test(
+        arguments: [["content-length": "\(loginBody.utf8.count)"], ["transfer-encoding": "chunked"]] as [HTTPHeaders])
     func aLoginWithABodyIsAnsweredOnceTheBodyIsRead(headers: HTTPHeaders) throws {
         let loop = EmbeddedEventLoop()
         let filter = filter()
@@ -103,8 +109,9 @@ import Testing
         let loop = EmbeddedEventLoop()
         let client = FilterTest.head(.POST, "/api/v1/users/login/")
         var head = client
-        try expectPlaceholderAnswer(filter(refresh: false).decodeHead(&head, context: FilterTest.context(client, on: loop)).stopResponse,
-                                    refresh: false)
+        try expectPlaceholderAnswer(
+            filter(refresh: false).decodeHead(&head, context: FilterTest.context(client, on: loop)).stopResponse,
+            refresh: false)
     }
 
     /// The configured token paths shape the answer (another platform's login).
@@ -116,7 +123,8 @@ import Testing
         let loop = EmbeddedEventLoop()
         let client = FilterTest.head(.POST, "/login")
         var head = client
-        let response = try #require(filter.decodeHead(&head, context: FilterTest.context(client, on: loop)).stopResponse)
+        let response = try #require(
+            filter.decodeHead(&head, context: FilterTest.context(client, on: loop)).stopResponse)
         let root = try #require(FilterTest.json(response))
         #expect(placeholders.isPlaceholder(try #require(root["token"] as? String)))
         let refresh = ((root["auth"] as? [String: Any])?["refresh"] as? [String: Any])?["value"] as? String
@@ -131,7 +139,8 @@ import Testing
         var accesses: Set<String> = []
         for _ in 0..<3 {
             var head = client
-            let response = try #require(filter().decodeHead(&head, context: FilterTest.context(client, on: loop)).stopResponse)
+            let response = try #require(
+                filter().decodeHead(&head, context: FilterTest.context(client, on: loop)).stopResponse)
             let jwt = (FilterTest.json(response)?["data"] as? [String: Any])?["jwt"] as? [String: Any]
             accesses.insert(try #require(jwt?["access"] as? String))
         }
@@ -149,7 +158,8 @@ import Testing
         try expectPlaceholderAnswer(atHead.stopResponse)
         #expect(index == 1)
 
-        let withBody = FilterTest.head(.POST, "/api/v1/users/login/", ["content-length": "\(Self.loginBody.utf8.count)"])
+        let withBody = FilterTest.head(
+            .POST, "/api/v1/users/login/", ["content-length": "\(Self.loginBody.utf8.count)"])
         let context = FilterTest.context(withBody, on: loop)
         head = withBody
         #expect(chain.runHead(from: 0, head: &head, context: context).0.isProceed)

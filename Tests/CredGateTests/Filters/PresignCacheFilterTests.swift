@@ -42,7 +42,10 @@ private struct PlatformWentAway: Error {}
             return context
         }
 
-        func decode(_ context: FilterContext, _ json: String = PresignCacheFilterTests.requestBody, filter: PresignCacheFilter? = nil)
+        func decode(
+            _ context: FilterContext, _ json: String = PresignCacheFilterTests.requestBody,
+            filter: PresignCacheFilter? = nil
+        )
             -> FilterHeadResult
         {
             var body = ByteBuffer(string: json)
@@ -51,16 +54,21 @@ private struct PlatformWentAway: Error {}
         }
 
         /// The platform's answer reaching the leading request's filter.
-        func respond(_ context: FilterContext, status: HTTPResponseStatus = .ok, body: String = PresignCacheFilterTests.answer)
+        func respond(
+            _ context: FilterContext, status: HTTPResponseStatus = .ok, body: String = PresignCacheFilterTests.answer
+        )
             -> (ResponseFilterResult, HTTPResponseHead, ByteBuffer)
         {
-            var head = FilterTest.responseHead(status, ["content-type": "application/json", "content-length": "\(body.utf8.count)"])
+            var head = FilterTest.responseHead(
+                status, ["content-type": "application/json", "content-length": "\(body.utf8.count)"])
             var buffer = ByteBuffer(string: body)
             let result = filter.encodeResponse(&head, body: &buffer, context: context)
             return (result, head, buffer)
         }
 
-        func state(_ context: FilterContext) -> PresignCacheFilter.State? { context.scratch[PresignCacheFilter.stateKey] }
+        func state(_ context: FilterContext) -> PresignCacheFilter.State? {
+            context.scratch[PresignCacheFilter.stateKey]
+        }
     }
 
     static let requestBody = #"{"s3_url": "s3://assured-bucket/docs/a.pdf", "presigned_url": ""}"#
@@ -104,7 +112,10 @@ private struct PlatformWentAway: Error {}
         #expect(rig.cache.statistics == PresignCache.Statistics(), "the cache was not consulted")
     }
 
-    @Test(arguments: [#"{"s3_url": "s3://assured-bucket/docs/a.pdf"}"#, #"{"s3_url": "s3://assured-bucket/docs/a.pdf", "presigned_url": null}"#])
+    @Test(arguments: [
+        #"{"s3_url": "s3://assured-bucket/docs/a.pdf"}"#,
+        #"{"s3_url": "s3://assured-bucket/docs/a.pdf", "presigned_url": null}"#,
+    ])
     func theSDKsOptionalFieldMayBeLeftOut(body: String) throws {
         let rig = Rig()
         let context = rig.request()
@@ -127,7 +138,7 @@ private struct PlatformWentAway: Error {}
         let (result, head, body) = rig.respond(first)
         #expect(result.isProceed)
         #expect(head.headers["x-cache"] == ["MISS"])
-        #expect(head.headers["cache-control"] == ["private, max-age=3240"])  // an hour less the 6-minute margin
+        #expect(head.headers["cache-control"] == ["private, max-age=3240"]) // an hour less the 6-minute margin
         #expect(FilterTest.text(body) == Self.answer, "the platform's answer is passed on as it is")
         #expect(state.ticket == nil)
         #expect(rig.cache.count == 1)
@@ -191,10 +202,12 @@ private struct PlatformWentAway: Error {}
 
     /// An error is passed on and never stored: the waiting request gets the same error (not cacheable), and the
     /// next request asks the platform again.
-    @Test(arguments: [(HTTPResponseStatus.internalServerError, #"{"detail": "S3 is down"}"#),
-                      (.forbidden, #"{"detail": "no access"}"#),
-                      (.ok, #"{"presigned_url": ""}"#),
-                      (.ok, #"{"presigned_url": "https://assured-bucket.s3.amazonaws.com/a.pdf"}"#)])
+    @Test(arguments: [
+        (HTTPResponseStatus.internalServerError, #"{"detail": "S3 is down"}"#),
+        (.forbidden, #"{"detail": "no access"}"#),
+        (.ok, #"{"presigned_url": ""}"#),
+        (.ok, #"{"presigned_url": "https://assured-bucket.s3.amazonaws.com/a.pdf"}"#),
+    ])
     func errorsAreNotCached(status: HTTPResponseStatus, platformBody: String) throws {
         let rig = Rig()
         let leader = rig.request()
@@ -246,7 +259,7 @@ private struct PlatformWentAway: Error {}
         let waiter = rig.request()
         let future = try #require(rig.decode(waiter).retryFuture)
 
-        rig.state(leader)?.ticket = nil  // the request ended: its ticket is dropped unanswered
+        rig.state(leader)?.ticket = nil // the request ended: its ticket is dropped unanswered
         rig.loop.run()
         #expect(Self.isDone(future))
         #expect(rig.decode(waiter).isProceed)

@@ -31,7 +31,9 @@ import Testing
         #expect(PresignDownloadEndpoint.queryValue("s3_url", in: "/credgate/v1/files/download" + query) == s3URL)
     }
 
-    @Test(arguments: ["", "?", "?s3=s3://b/k", "?S3_URL=s3://b/k", "?s3_url", "?s3_url=", "?s3_url=%ZZ", "?xs3_url=s3://b/k"])
+    @Test(arguments: [
+        "", "?", "?s3=s3://b/k", "?S3_URL=s3://b/k", "?s3_url", "?s3_url=", "?s3_url=%ZZ", "?xs3_url=s3://b/k",
+    ])
     func theQueryHasNoUsableS3URL(query: String) {
         let value = PresignDownloadEndpoint.queryValue("s3_url", in: "/credgate/v1/files/download" + query)
         #expect(value == nil || value == "")
@@ -41,8 +43,9 @@ import Testing
     /// answer with a redirect.
     @Test func theRequestBecomesThePresignCall() throws {
         let loop = EmbeddedEventLoop()
-        let client = Self.download("?s3_url=s3://assured-bucket/docs/a+b%20c.pdf",
-                                   ["host": "gw", "accept": "*/*", "transfer-encoding": "chunked"])
+        let client = Self.download(
+            "?s3_url=s3://assured-bucket/docs/a+b%20c.pdf",
+            ["host": "gw", "accept": "*/*", "transfer-encoding": "chunked"])
         let context = FilterTest.context(client, on: loop)
         var head = client
         #expect(endpoint.decodeHead(&head, context: context).isProceed)
@@ -100,9 +103,11 @@ import Testing
     @Test func withThePresignRouteTheAnswerIsARedirect() throws {
         let loop = EmbeddedEventLoop()
         let cache = PresignCache(now: { PresignBotocoreVectors.signedAt })
-        let chain = FilterChain([endpoint, StripClientCredentials(credentialHeaders: ["x-api-key"]),
-                                 APIKeyFilter(header: "x-api-key", value: Secret("k")),
-                                 PresignCacheFilter(cache: cache, identity: "assured/alice")])
+        let chain = FilterChain([
+            endpoint, StripClientCredentials(credentialHeaders: ["x-api-key"]),
+            APIKeyFilter(header: "x-api-key", value: Secret("k")),
+            PresignCacheFilter(cache: cache, identity: "assured/alice"),
+        ])
         let url = PresignBotocoreVectors.sigV4(expires: 3600)
 
         func request() -> (FilterContext, HTTPRequestHead, FilterHeadResult) {

@@ -59,30 +59,43 @@ private struct RefusingFilter: HeadFilter {
     static let documentsPath = "/api/v1/users/provider-documents/"
     static let fileURL = "s3://assured-bucket/uploads/1b4e.pdf"
     static let uploadAnswer = #"{"id":"file-1","name":"1b4e.pdf","file_url":"\#(fileURL)"}"#
-    static let fields = [("provider", "prov-1"), ("document_name", "Board license"), ("document_type", "license"),
-                         ("name", "license.pdf"), ("expiration_date", "2027-01-31")]
+    static let fields = [
+        ("provider", "prov-1"), ("document_name", "Board license"), ("document_type", "license"),
+        ("name", "license.pdf"), ("expiration_date", "2027-01-31"),
+    ]
 
     /// The provider-documents route the follow-up goes through: stripping, then the API key.
     private static func documentsRoute(_ extra: [any RequestFilter] = []) -> CompiledRoute {
-        let filters: [any RequestFilter] = [StripClientCredentials(credentialHeaders: ["x-api-key"]),
-                                            APIKeyFilter(header: "x-api-key", value: Secret("k-attach"))] + extra
-        return CompiledRoute(name: "provider-documents", target: nil, chain: FilterChain(filters), maxBodyBytes: 1 << 20,
-                             replayMaxBodyBytes: 1 << 20)
+        let filters: [any RequestFilter] =
+            [
+                StripClientCredentials(credentialHeaders: ["x-api-key"]),
+                APIKeyFilter(header: "x-api-key", value: Secret("k-attach")),
+            ] + extra
+        return CompiledRoute(
+            name: "provider-documents", target: nil, chain: FilterChain(filters), maxBodyBytes: 1 << 20,
+            replayMaxBodyBytes: 1 << 20)
     }
 
-    private static func endpoint(_ transport: any SessionTransport, route: CompiledRoute = documentsRoute()) -> ProviderDocumentAttachEndpoint {
-        ProviderDocumentAttachEndpoint(uploadPath: uploadPath, providerDocumentsPath: documentsPath,
-                                       attach: FollowUpCall(route: route, transport: transport))
+    private static func endpoint(_ transport: any SessionTransport, route: CompiledRoute = documentsRoute())
+        -> ProviderDocumentAttachEndpoint
+    {
+        ProviderDocumentAttachEndpoint(
+            uploadPath: uploadPath, providerDocumentsPath: documentsPath,
+            attach: FollowUpCall(route: route, transport: transport))
     }
 
     /// A request through the endpoint and the upload filter, its form checked whole: what the transport has done
     /// by the time the platform answers the upload.
-    private static func uploaded(_ endpoint: ProviderDocumentAttachEndpoint, on loop: any EventLoop,
-                                 fields: [(String, String)] = fields) throws -> FilterContext {
+    private static func uploaded(
+        _ endpoint: ProviderDocumentAttachEndpoint, on loop: any EventLoop,
+        fields: [(String, String)] = fields
+    ) throws -> FilterContext {
         let body = FilterSamples.form(fields: fields)
-        let client = FilterTest.head(.POST, ProviderDocumentAttachEndpoint.path, [
-            "host": "gw", "content-type": FilterSamples.writer.contentType, "content-length": "\(body.count)",
-        ])
+        let client = FilterTest.head(
+            .POST, ProviderDocumentAttachEndpoint.path,
+            [
+                "host": "gw", "content-type": FilterSamples.writer.contentType, "content-length": "\(body.count)",
+            ])
         let context = FilterTest.context(client, on: loop)
         var head = client
         let chain = FilterChain([endpoint, UploadValidationFilter(limit: 1 << 20)])
@@ -94,8 +107,10 @@ private struct RefusingFilter: HeadFilter {
     }
 
     /// The platform's answer to the upload reaching the endpoint.
-    private static func respond(_ endpoint: ProviderDocumentAttachEndpoint, _ context: FilterContext,
-                                status: HTTPResponseStatus = .created, body: String = uploadAnswer)
+    private static func respond(
+        _ endpoint: ProviderDocumentAttachEndpoint, _ context: FilterContext,
+        status: HTTPResponseStatus = .created, body: String = uploadAnswer
+    )
         -> (ResponseFilterResult, HTTPResponseHead, ByteBuffer)
     {
         var head = FilterTest.responseHead(status, ["content-type": "application/json"])
@@ -109,7 +124,8 @@ private struct RefusingFilter: HeadFilter {
     @Test func theRequestBecomesTheUploadAndKeepsTheDocumentFields() throws {
         let loop = EmbeddedEventLoop()
         let endpoint = Self.endpoint(AttachPlatform([]))
-        let client = FilterTest.head(.POST, ProviderDocumentAttachEndpoint.path + "?x=1", ["content-type": "multipart/form-data; boundary=b"])
+        let client = FilterTest.head(
+            .POST, ProviderDocumentAttachEndpoint.path + "?x=1", ["content-type": "multipart/form-data; boundary=b"])
         let context = FilterTest.context(client, on: loop)
         var head = client
         #expect(endpoint.decodeHead(&head, context: context).isProceed)
@@ -130,7 +146,9 @@ private struct RefusingFilter: HeadFilter {
         for status in [HTTPResponseStatus.ok, .created, .accepted] {
             #expect(endpoint.responseBufferLimit(for: FilterTest.responseHead(status), context: context) == 1 << 20)
         }
-        for status in [HTTPResponseStatus.found, .badRequest, .unauthorized, .payloadTooLarge, .internalServerError, .badGateway] {
+        for status in [
+            HTTPResponseStatus.found, .badRequest, .unauthorized, .payloadTooLarge, .internalServerError, .badGateway,
+        ] {
             #expect(endpoint.responseBufferLimit(for: FilterTest.responseHead(status), context: context) == nil)
         }
     }
@@ -178,9 +196,13 @@ private struct RefusingFilter: HeadFilter {
             if isJSON {
                 let file = try #require(members["file"])
                 // Sorted keys: two dictionaries with the same members may iterate in different orders.
-                let reencoded = try JSONSerialization.data(withJSONObject: file, options: [.fragmentsAllowed, .sortedKeys])
+                let reencoded = try JSONSerialization.data(
+                    withJSONObject: file, options: [.fragmentsAllowed, .sortedKeys])
                 let original = try JSONSerialization.jsonObject(with: Data(answer.utf8), options: [.fragmentsAllowed])
-                #expect(reencoded == (try JSONSerialization.data(withJSONObject: original, options: [.fragmentsAllowed, .sortedKeys])))
+                #expect(
+                    reencoded
+                        == (try JSONSerialization.data(
+                            withJSONObject: original, options: [.fragmentsAllowed, .sortedKeys])))
             } else {
                 #expect(members["file"] as? String == answer)
             }
@@ -218,7 +240,10 @@ private struct RefusingFilter: HeadFilter {
         #expect(call.header("x-request-id") == FilterTest.requestID)
         #expect(call.header("content-type") == "application/json")
         // Every text field of the form but `name`, and the uploaded file's URL; keys sorted.
-        #expect(call.body == #"{"document_name":"Board license","document_type":"license","document_url":"\#(Self.fileURL)","expiration_date":"2027-01-31","provider":"prov-1"}"#)
+        #expect(
+            call.body
+                == #"{"document_name":"Board license","document_type":"license","document_url":"\#(Self.fileURL)","expiration_date":"2027-01-31","provider":"prov-1"}"#
+        )
     }
 
     /// The platform refused to attach: its 4xx (the client's fields are at fault) as `attach-failed`, with the
@@ -241,8 +266,11 @@ private struct RefusingFilter: HeadFilter {
         let retry = try #require(members["retry"] as? [String: Any])
         #expect(retry["method"] as? String == "POST")
         let retryBody = try #require(retry["body"] as? [String: String])
-        #expect(retryBody == ["provider": "prov-1", "document_name": "Board license", "document_type": "license",
-                              "expiration_date": "2027-01-31", "document_url": Self.fileURL])
+        #expect(
+            retryBody == [
+                "provider": "prov-1", "document_name": "Board license", "document_type": "license",
+                "expiration_date": "2027-01-31", "document_url": Self.fileURL,
+            ])
         #expect((members["detail"] as? String)?.contains("POST \(Self.documentsPath)") == true)
     }
 
@@ -278,7 +306,9 @@ private struct RefusingFilter: HeadFilter {
         let later = try #require(Self.respond(endpoint, context).0.later)
         let response = try await FilterTest.settle(later, on: loop)
         let members = FilterTest.expectProblem(response, status: 502, code: "attach-failed")
-        #expect((members["detail"] as? String)?.contains("answered the follow-up call locally with 503 (session-unavailable)") == true)
+        #expect(
+            (members["detail"] as? String)?.contains(
+                "answered the follow-up call locally with 503 (session-unavailable)") == true)
         #expect(await platform.calls.isEmpty)
     }
 
@@ -288,11 +318,14 @@ private struct RefusingFilter: HeadFilter {
         var quiet = Logger(label: "test.attach")
         quiet.logLevel = .critical
         let config = assuredSessionConfig()
-        let session = manualSession(sessions, clock: ManualClock(), config: config, logger: quiet, name: "assured_session")
+        let session = manualSession(
+            sessions, clock: ManualClock(), config: config, logger: quiet, name: "assured_session")
         let first = try await session.validToken()
         let route = Self.documentsRoute([JWTSessionFilter(name: "assured_session", session: session, config: config)])
-        let platform = AttachPlatform([.answer(status: 401, body: #"{"detail":"Token is invalid or expired"}"#),
-                                       .answer(status: 201, body: #"{"id":"doc-1"}"#)])
+        let platform = AttachPlatform([
+            .answer(status: 401, body: #"{"detail":"Token is invalid or expired"}"#),
+            .answer(status: 201, body: #"{"id":"doc-1"}"#),
+        ])
         let endpoint = Self.endpoint(platform, route: route)
         let loop = NIOAsyncTestingEventLoop()
         let context = try Self.uploaded(endpoint, on: loop)

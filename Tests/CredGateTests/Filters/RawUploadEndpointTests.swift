@@ -12,7 +12,9 @@ import Testing
     static let uploadPath = "/api/v1/files/handle/"
     let endpoint = RawUploadEndpoint(uploadPath: RawUploadEndpointTests.uploadPath)
 
-    private static func put(_ uri: String, length: Int = FilterSamples.pdf.count, contentType: String? = "application/pdf") -> HTTPRequestHead {
+    private static func put(
+        _ uri: String, length: Int = FilterSamples.pdf.count, contentType: String? = "application/pdf"
+    ) -> HTTPRequestHead {
         var headers: HTTPHeaders = ["host": "gw", "content-length": String(length)]
         if let contentType { headers.add(name: "Content-Type", value: contentType) }
         return FilterTest.head(.PUT, uri, headers)
@@ -43,8 +45,10 @@ import Testing
 
     /// A name that is not valid percent-encoding, or none at all, is refused before anything else runs:
     /// `upload-invalid-filename` (422, the status the catalogue and README give it).
-    @Test(arguments: ["/credgate/v1/files/%ZZ.pdf", "/credgate/v1/files/bad%", "/credgate/v1/files/%C3.pdf", "/credgate/v1/files/",
-                      "/credgate/v1/files/?name=x.pdf"])
+    @Test(arguments: [
+        "/credgate/v1/files/%ZZ.pdf", "/credgate/v1/files/bad%", "/credgate/v1/files/%C3.pdf", "/credgate/v1/files/",
+        "/credgate/v1/files/?name=x.pdf",
+    ])
     func aNameThatDoesNotDecodeIsRefused(uri: String) throws {
         let loop = EmbeddedEventLoop()
         let client = Self.put(uri)
@@ -69,8 +73,10 @@ import Testing
     // MARK: - With the upload route's filters behind it
 
     private func chain() -> FilterChain {
-        FilterChain([endpoint, StripClientCredentials(credentialHeaders: ["x-api-key"]),
-                     APIKeyFilter(header: "x-api-key", value: Secret("k")), UploadValidationFilter(limit: 1 << 20)])
+        FilterChain([
+            endpoint, StripClientCredentials(credentialHeaders: ["x-api-key"]),
+            APIKeyFilter(header: "x-api-key", value: Secret("k")), UploadValidationFilter(limit: 1 << 20),
+        ])
     }
 
     /// `curl -T license.pdf .../credgate/v1/files/license.pdf`: the platform gets a multipart upload of the bytes.

@@ -13,8 +13,10 @@ import Testing
     let filter = SSNEncryptionFilter(session: assuredSessionConfig(), placeholders: nil)
 
     /// The request as the upstream will get it: the session token already injected by the JWT filter.
-    private static func upstreamHead(_ method: HTTPMethod = .PATCH, token: String? = SSNEncryptionFilterTests.token,
-                                     contentType: String = "application/json") -> HTTPRequestHead {
+    private static func upstreamHead(
+        _ method: HTTPMethod = .PATCH, token: String? = SSNEncryptionFilterTests.token,
+        contentType: String = "application/json"
+    ) -> HTTPRequestHead {
         var headers: HTTPHeaders = ["host": "gw", "content-type": contentType]
         if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
         return FilterTest.head(method, "/api/v1/users/providers/p1/", headers)
@@ -26,12 +28,15 @@ import Testing
         var head: HTTPRequestHead
     }
 
-    private func run(_ json: String, filter: SSNEncryptionFilter? = nil, head: HTTPRequestHead = upstreamHead(),
-                     client: HTTPRequestHead? = nil) -> Outcome {
+    private func run(
+        _ json: String, filter: SSNEncryptionFilter? = nil, head: HTTPRequestHead = upstreamHead(),
+        client: HTTPRequestHead? = nil
+    ) -> Outcome {
         let loop = EmbeddedEventLoop()
         var body = ByteBuffer(string: json)
         var head = head
-        let context = FilterTest.context(client ?? FilterTest.head(head.method, head.uri, ["content-type": "application/json"]), on: loop)
+        let context = FilterTest.context(
+            client ?? FilterTest.head(head.method, head.uri, ["content-type": "application/json"]), on: loop)
         let result = (filter ?? self.filter).decodeBody(&body, head: &head, context: context)
         return Outcome(result: result, body: body, head: head)
     }
@@ -178,6 +183,7 @@ import Testing
         }
         // In a chain, the transport holds the largest limit any body filter asks for.
         let post = FilterTest.head(.POST, "/api/ssn/")
-        #expect(FilterChain([filter]).bodyBufferLimit(for: post, context: FilterTest.context(post, on: loop)) == 64 * 1024)
+        #expect(
+            FilterChain([filter]).bodyBufferLimit(for: post, context: FilterTest.context(post, on: loop)) == 64 * 1024)
     }
 }

@@ -30,10 +30,12 @@ import Testing
     /// `Authorization` and `Proxy-Authorization` go even on a route with no credential at all.
     @Test func authorizationAndProxyAuthorizationAreAlwaysRemoved() {
         let bare = StripClientCredentials(credentialHeaders: [])
-        let head = run(bare, [
-            "host": "gw", "Authorization": "Bearer client-jwt", "Proxy-Authorization": "Basic dXNlcjpwdw==",
-            "x-api-key": "kept: no credential writes it",
-        ])
+        let head = run(
+            bare,
+            [
+                "host": "gw", "Authorization": "Bearer client-jwt", "Proxy-Authorization": "Basic dXNlcjpwdw==",
+                "x-api-key": "kept: no credential writes it",
+            ])
         #expect(!head.headers.contains(name: "authorization"))
         #expect(!head.headers.contains(name: "proxy-authorization"))
         #expect(head.headers["x-api-key"] == ["kept: no credential writes it"])
@@ -42,7 +44,8 @@ import Testing
 
     /// Every credential header, in any case, every copy of it.
     @Test(arguments: [
-        "authorization", "Authorization", "AUTHORIZATION", "aUtHoRiZaTiOn", "proxy-authorization", "Proxy-Authorization",
+        "authorization", "Authorization", "AUTHORIZATION", "aUtHoRiZaTiOn", "proxy-authorization",
+        "Proxy-Authorization",
         "PROXY-AUTHORIZATION", "x-api-key", "X-API-KEY", "X-Api-Key", "x-API-key", "x-session-token", "X-Session-Token",
     ])
     func everyCredentialHeaderIsRemovedInAnyCase(name: String) {
@@ -57,17 +60,22 @@ import Testing
     }
 
     @Test func allOfThemAtOnceAndNothingElse() {
-        let head = run(strip, [
-            "Host": "gw", "X-API-KEY": "a", "Authorization": "Bearer b", "X-Request-ID": "r", "proxy-authorization": "c",
-            "x-session-token": "d", "X-Api-Key-Extra": "not a credential header", "Cookie": "sid=1",
-        ])
+        let head = run(
+            strip,
+            [
+                "Host": "gw", "X-API-KEY": "a", "Authorization": "Bearer b", "X-Request-ID": "r",
+                "proxy-authorization": "c",
+                "x-session-token": "d", "X-Api-Key-Extra": "not a credential header", "Cookie": "sid=1",
+            ])
         #expect(head.headers.map(\.name) == ["Host", "X-Request-ID", "X-Api-Key-Extra", "Cookie"])
         #expect(head.headers["x-api-key-extra"] == ["not a credential header"])
     }
 
     /// The usual case: nothing to strip, the head is left exactly as it was (order and case of the headers).
     @Test func aHeadWithoutCredentialsIsUntouched() {
-        let headers: HTTPHeaders = ["Host": "gw", "Content-Type": "application/json", "X-Trace": "1", "content-length": "2"]
+        let headers: HTTPHeaders = [
+            "Host": "gw", "Content-Type": "application/json", "X-Trace": "1", "content-length": "2",
+        ]
         let head = run(strip, headers)
         #expect(head.headers.map(\.name) == headers.map(\.name))
         #expect(head.headers.map(\.value) == headers.map(\.value))
@@ -78,7 +86,8 @@ import Testing
     @Test func inTheChainTheGatewaysKeyReplacesTheClients() {
         let loop = EmbeddedEventLoop()
         let chain = FilterChain([strip, APIKeyFilter(header: "x-api-key", value: Secret("gateway-key"))])
-        let client = FilterTest.head(.GET, "/api/", ["x-api-key": "client-key", "X-API-Key": "second", "authorization": "Bearer x"])
+        let client = FilterTest.head(
+            .GET, "/api/", ["x-api-key": "client-key", "X-API-Key": "second", "authorization": "Bearer x"])
         var head = client
         let (result, index) = chain.runHead(from: 0, head: &head, context: FilterTest.context(client, on: loop))
         #expect(result.isProceed)

@@ -13,7 +13,9 @@ import Testing
     static let limit = 4096
     let filter = UploadValidationFilter(limit: UploadValidationFilterTests.limit)
 
-    private static func uploadHead(contentType: String? = FilterSamples.writer.contentType, length: Int?) -> HTTPRequestHead {
+    private static func uploadHead(contentType: String? = FilterSamples.writer.contentType, length: Int?)
+        -> HTTPRequestHead
+    {
         var headers: HTTPHeaders = ["host": "gw"]
         if let contentType { headers.add(name: "content-type", value: contentType) }
         if let length { headers.add(name: "content-length", value: String(length)) }
@@ -27,7 +29,9 @@ import Testing
         var head: HTTPRequestHead
     }
 
-    private func stream(_ body: [UInt8], through stage: any RequestBodyStage, head: HTTPRequestHead, chunk: Int = 13) -> Run {
+    private func stream(_ body: [UInt8], through stage: any RequestBodyStage, head: HTTPRequestHead, chunk: Int = 13)
+        -> Run
+    {
         var run = Run(head: head)
         var offset = 0
         while offset < body.count {
@@ -59,15 +63,19 @@ import Testing
 
     // MARK: - The head
 
-    @Test(arguments: [
-        (nil, 100, 415, "upload-not-multipart"),
-        ("application/json", 100, 415, "upload-not-multipart"),
-        ("application/octet-stream", nil, 415, "upload-not-multipart"),
-        ("multipart/form-data", 100, 400, "upload-missing-boundary"),
-        ("multipart/form-data; boundary=\"\(String(repeating: "b", count: 71))\"", 100, 400, "upload-invalid-boundary"),
-        (FilterSamples.writer.contentType, limit + 1, 413, "upload-too-large"),
-        (FilterSamples.writer.contentType, 0, 422, "upload-missing-file"),
-    ] as [(String?, Int?, Int, String)])
+    @Test(
+        arguments: [
+            (nil, 100, 415, "upload-not-multipart"),
+            ("application/json", 100, 415, "upload-not-multipart"),
+            ("application/octet-stream", nil, 415, "upload-not-multipart"),
+            ("multipart/form-data", 100, 400, "upload-missing-boundary"),
+            (
+                "multipart/form-data; boundary=\"\(String(repeating: "b", count: 71))\"", 100, 400,
+                "upload-invalid-boundary"
+            ),
+            (FilterSamples.writer.contentType, limit + 1, 413, "upload-too-large"),
+            (FilterSamples.writer.contentType, 0, 422, "upload-missing-file"),
+        ] as [(String?, Int?, Int, String)])
     func theHeadAloneCanRefuse(contentType: String?, length: Int?, status: Int, code: String) {
         let loop = EmbeddedEventLoop()
         let client = Self.uploadHead(contentType: contentType, length: length)
@@ -93,7 +101,9 @@ import Testing
         let run = stream(body, through: stage, head: client, chunk: chunk)
         #expect(run.refusal == nil)
         #expect(run.passed == body)
-        #expect(run.head.headers["content-type"] == [FilterSamples.writer.contentType], "a multipart upload keeps its boundary")
+        #expect(
+            run.head.headers["content-type"] == [FilterSamples.writer.contentType],
+            "a multipart upload keeps its boundary")
         let plan = try #require(context.scratch[UploadValidationFilter.stageKey]?.plan)
         #expect(plan.fileType == .pdf)
         #expect(plan.filename == "license.pdf")
@@ -127,17 +137,23 @@ import Testing
         let run = stream(body, through: try start(client, context), head: client, chunk: chunk)
         let refusal = try #require(run.refusal)
         #expect(run.passed.isEmpty)
-        let members = FilterTest.expectProblem(.problem(refusal, requestID: FilterTest.requestID), status: 415,
-                                               code: "upload-content-mismatch")
-        #expect((members["detail"] as? String)?.contains("'license.pdf' is named as a PDF but its content is a PNG image") == true)
+        let members = FilterTest.expectProblem(
+            .problem(refusal, requestID: FilterTest.requestID), status: 415,
+            code: "upload-content-mismatch")
+        #expect(
+            (members["detail"] as? String)?.contains("'license.pdf' is named as a PDF but its content is a PNG image")
+                == true)
         #expect(context.scratch[UploadValidationFilter.stageKey]?.plan == nil)
     }
 
-    @Test(arguments: [
-        ("report.docx", "application/pdf", FilterSamples.pdf, 415, "upload-unsupported-type"),
-        ("empty.pdf", "application/pdf", [], 422, "upload-empty-file"),
-    ] as [(String, String, [UInt8], Int, String)])
-    func otherFileProblemsAreRefused(filename: String, contentType: String, file: [UInt8], status: Int, code: String) throws {
+    @Test(
+        arguments: [
+            ("report.docx", "application/pdf", FilterSamples.pdf, 415, "upload-unsupported-type"),
+            ("empty.pdf", "application/pdf", [], 422, "upload-empty-file"),
+        ] as [(String, String, [UInt8], Int, String)])
+    func otherFileProblemsAreRefused(filename: String, contentType: String, file: [UInt8], status: Int, code: String)
+        throws
+    {
         let loop = EmbeddedEventLoop()
         let body = FilterSamples.form(filename: filename, contentType: contentType, file: file)
         let client = Self.uploadHead(length: body.count)
@@ -154,7 +170,8 @@ import Testing
         let body = FilterSamples.form(file: FilterSamples.pdf + [UInt8](repeating: 0x20, count: Self.limit))
         var client = Self.uploadHead(length: nil)
         client.headers.add(name: "transfer-encoding", value: "chunked")
-        let run = stream(body, through: try start(client, FilterTest.context(client, on: loop)), head: client, chunk: 512)
+        let run = stream(
+            body, through: try start(client, FilterTest.context(client, on: loop)), head: client, chunk: 512)
         #expect(run.refusal?.code == "upload-too-large")
         #expect(run.refusal?.status == .payloadTooLarge)
     }
@@ -165,7 +182,8 @@ import Testing
     /// file; it is checked against the name's extension and sent wrapped in the platform's multipart form.
     @Test func aRawUploadIsWrappedInMultipart() throws {
         let loop = EmbeddedEventLoop()
-        let client = FilterTest.head(.POST, "/api/v1/files/handle/", ["host": "gw", "content-length": "\(FilterSamples.pdf.count)"])
+        let client = FilterTest.head(
+            .POST, "/api/v1/files/handle/", ["host": "gw", "content-length": "\(FilterSamples.pdf.count)"])
         let context = FilterTest.context(client, on: loop)
         context.scratch[UploadEndpointOptions.key] = UploadEndpointOptions(rawFilename: "Board License.PDF")
         let stage = try start(client, context)
@@ -179,7 +197,9 @@ import Testing
         #expect(run.passed.firstRange(of: FilterSamples.pdf) != nil)
         let boundary = String(contentType.dropFirst("multipart/form-data; boundary=".count))
         #expect(text.hasSuffix("--\(boundary)--\r\n"))
-        #expect(context.scratch[UploadValidationFilter.stageKey]?.plan?.bodyLengthDelta == run.passed.count - FilterSamples.pdf.count)
+        #expect(
+            context.scratch[UploadValidationFilter.stageKey]?.plan?.bodyLengthDelta == run.passed.count
+                - FilterSamples.pdf.count)
     }
 
     @Test func aRawUploadOfTheWrongTypeIsRefused() throws {
@@ -195,15 +215,18 @@ import Testing
         let other = FilterTest.context(client, on: loop)
         other.scratch[UploadEndpointOptions.key] = UploadEndpointOptions(rawFilename: "notes.txt")
         var head = client
-        FilterTest.expectProblem(filter.decodeHead(&head, context: other).stopResponse, status: 415, code: "upload-unsupported-type")
+        FilterTest.expectProblem(
+            filter.decodeHead(&head, context: other).stopResponse, status: 415, code: "upload-unsupported-type")
     }
 
     /// Upload-and-attach sets options to keep the form's text fields and require its document fields; the stage,
     /// under ``UploadValidationFilter/stageKey``, is where that endpoint reads them once the platform answered.
     @Test func theAttachEndpointReadsTheCapturedFieldsFromTheScratch() throws {
         let loop = EmbeddedEventLoop()
-        let fields = [("provider", "prov-1"), ("document_name", "Board license"), ("document_type", "license"),
-                      ("name", "license.pdf"), ("expiration_date", "2027-01-31")]
+        let fields = [
+            ("provider", "prov-1"), ("document_name", "Board license"), ("document_type", "license"),
+            ("name", "license.pdf"), ("expiration_date", "2027-01-31"),
+        ]
         let body = FilterSamples.form(fields: fields)
         let client = Self.uploadHead(length: body.count)
         let context = FilterTest.context(client, on: loop)

@@ -16,8 +16,10 @@ enum CommandRunner {
         process.executableURL = try CLITests.binary()
         process.arguments = arguments
         process.currentDirectoryURL = CLITests.packageRoot
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_") }
-            .merging(environment) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.filter {
+            !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_")
+        }
+        .merging(environment) { $1 }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

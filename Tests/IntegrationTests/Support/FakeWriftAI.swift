@@ -64,9 +64,11 @@ final class FakeWriftAI: Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
-                        try channel.pipeline.syncOperations.addHandler(WholeRequestHandler({ request in
-                            role ? fake.api(request) : fake.storage(request)
-                        }, cutOff: { path in fake.state.withLockedValue { $0.cutOff.append(path) } }))
+                        try channel.pipeline.syncOperations.addHandler(
+                            WholeRequestHandler(
+                                { request in
+                                    role ? fake.api(request) : fake.storage(request)
+                                }, cutOff: { path in fake.state.withLockedValue { $0.cutOff.append(path) } }))
                     }
                 }
                 .bind(host: "127.0.0.1", port: 0).get()
@@ -110,7 +112,9 @@ final class FakeWriftAI: Sendable {
                 return id
             }
             let count = (size + partSize - 1) / partSize
-            let urls = (0..<count).map { "http://127.0.0.1:\(storagePort)/parts/\(id)/\($0)?X-Signature=sig\($0)&X-Expires=3600" }
+            let urls = (0..<count).map {
+                "http://127.0.0.1:\(storagePort)/parts/\(id)/\($0)?X-Signature=sig\($0)&X-Expires=3600"
+            }
             return Self.json(.created, ["id": id, "urls": urls, "part_size": partSize])
         }
         if request.method == .POST, path.count == 4, path[0] == "v1", path[1] == "uploads", path[3] == "complete" {
@@ -121,7 +125,9 @@ final class FakeWriftAI: Sendable {
                 let count = (upload.size + partSize - 1) / partSize
                 let parts = (0..<count).map { upload.parts[$0] }
                 guard parts.allSatisfy({ $0 != nil }) else { return Self.json(.conflict, ["detail": "parts missing"]) }
-                guard etags == parts.map({ Self.etag($0!) }) else { return Self.json(.badRequest, ["detail": "etags do not match"]) }
+                guard etags == parts.map({ Self.etag($0!) }) else {
+                    return Self.json(.badRequest, ["detail": "etags do not match"])
+                }
                 s.files[id] = parts.flatMap { $0! }
                 return Self.json(.ok, ["download_url": "http://127.0.0.1:\(storagePort)/files/\(id)?X-Signature=dl"])
             }
@@ -129,7 +135,7 @@ final class FakeWriftAI: Sendable {
         if request.method == .POST, path == ["v1", "files", "urls"] {
             let body = Self.object(request.body)
             guard let size = body["size"] as? Int, let mime = body["mime_type"] as? String, body["name"] is String,
-                  body["resource"] as? String == "prediction"
+                body["resource"] as? String == "prediction"
             else { return Self.json(.unprocessableEntity, ["detail": "name, size, resource and mime_type required"]) }
             let id = state.withLockedValue { s -> String in
                 s.next += 1
@@ -137,8 +143,12 @@ final class FakeWriftAI: Sendable {
                 s.uploads[id] = Upload(size: size, mimeType: mime)
                 return id
             }
-            return Self.json(.ok, ["upload_url": "http://127.0.0.1:\(storagePort)/one/\(id)?X-Signature=up",
-                                   "download_url": "http://127.0.0.1:\(storagePort)/files/\(id)?X-Signature=dl"])
+            return Self.json(
+                .ok,
+                [
+                    "upload_url": "http://127.0.0.1:\(storagePort)/one/\(id)?X-Signature=up",
+                    "download_url": "http://127.0.0.1:\(storagePort)/files/\(id)?X-Signature=dl",
+                ])
         }
         return Self.json(.notFound, ["detail": "Not found."])
     }
@@ -152,7 +162,10 @@ final class FakeWriftAI: Sendable {
     private func storage(_ request: Recorded) -> Answer {
         state.withLockedValue { $0.storage.append(request) }
         if request.headers.contains(name: "authorization") {
-            return (.badRequest, [:], "<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>")
+            return (
+                .badRequest, [:],
+                "<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>"
+            )
         }
         let path = request.path.split(separator: "/").map(String.init)
         return state.withLockedValue { s -> Answer in
@@ -162,7 +175,7 @@ final class FakeWriftAI: Sendable {
                 guard var upload = s.uploads[id], let index = Int(number) else { return (.notFound, [:], "") }
                 let expected = min(partSize, upload.size - index * partSize)
                 guard request.headers.first(name: "content-length") == String(expected), request.body.count == expected,
-                      request.headers.first(name: "content-type") == upload.mimeType
+                    request.headers.first(name: "content-type") == upload.mimeType
                 else { return (.forbidden, [:], "<Error><Code>SignatureDoesNotMatch</Code></Error>") }
                 if let left = s.failures[index], left > 0 {
                     s.failures[index] = left - 1
@@ -175,8 +188,9 @@ final class FakeWriftAI: Sendable {
             if path.count == 2, path[0] == "one" {
                 let id = path[1]
                 guard let upload = s.uploads[id] else { return (.notFound, [:], "") }
-                guard request.headers.first(name: "content-length") == String(upload.size), request.body.count == upload.size,
-                      request.headers.first(name: "content-type") == upload.mimeType
+                guard request.headers.first(name: "content-length") == String(upload.size),
+                    request.body.count == upload.size,
+                    request.headers.first(name: "content-type") == upload.mimeType
                 else { return (.forbidden, [:], "<Error><Code>SignatureDoesNotMatch</Code></Error>") }
                 s.files[id] = request.body
                 return (.ok, ["etag": Self.etag(request.body)], "")
@@ -196,7 +210,9 @@ final class FakeWriftAI: Sendable {
         /// Told the path of a request whose connection closed before its end arrived (a cut-off part).
         let cutOff: @Sendable (String) -> Void
 
-        init(_ respond: @escaping @Sendable (Recorded) -> Answer, cutOff: @escaping @Sendable (String) -> Void = { _ in }) {
+        init(
+            _ respond: @escaping @Sendable (Recorded) -> Answer, cutOff: @escaping @Sendable (String) -> Void = { _ in }
+        ) {
             self.respond = respond
             self.cutOff = cutOff
         }
@@ -218,8 +234,13 @@ final class FakeWriftAI: Sendable {
                 let answer = respond(Recorded(method: head.method, uri: head.uri, headers: head.headers, body: body))
                 var headers = answer.headers
                 headers.replaceOrAdd(name: "content-length", value: String(answer.body.utf8.count))
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
-                if !answer.body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: answer.body)))), promise: nil) }
+                context.write(
+                    wrapOutboundOut(
+                        .head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))),
+                    promise: nil)
+                if !answer.body.isEmpty {
+                    context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: answer.body)))), promise: nil)
+                }
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
                 self.head = nil
                 body = []

@@ -11,7 +11,9 @@ import Sandbox
 enum TestConfig {
     static let apiKey = "test-key-5f0c2d9b7e"
 
-    static func upstream(_ name: String = "assured", url: String, configure: (inout UpstreamConfig) -> Void = { _ in }) -> UpstreamConfig {
+    static func upstream(_ name: String = "assured", url: String, configure: (inout UpstreamConfig) -> Void = { _ in })
+        -> UpstreamConfig
+    {
         let components = URLComponents(string: url)!
         var upstream = UpstreamConfig(
             name: name,
@@ -25,11 +27,20 @@ enum TestConfig {
     }
 
     /// The Assured profile's shape: one upstream, the API key, every `/api/` path.
-    static func assured(url: String, key: String = apiKey, configure: (inout GatewayConfig) -> Void = { _ in }) -> GatewayConfig {
+    static func assured(url: String, key: String = apiKey, configure: (inout GatewayConfig) -> Void = { _ in })
+        -> GatewayConfig
+    {
         var config = GatewayConfig(
             upstreams: ["assured": upstream(url: url)],
-            credentials: ["assured_key": CredentialConfig(name: "assured_key", kind: .apiKey(header: "x-api-key", value: Secret(key)))],
-            routes: [RouteConfig(name: "assured-api", methods: nil, path: try! PathPattern("/api/**"), upstream: "assured", credentials: ["assured_key"])]
+            credentials: [
+                "assured_key": CredentialConfig(
+                    name: "assured_key", kind: .apiKey(header: "x-api-key", value: Secret(key)))
+            ],
+            routes: [
+                RouteConfig(
+                    name: "assured-api", methods: nil, path: try! PathPattern("/api/**"), upstream: "assured",
+                    credentials: ["assured_key"])
+            ]
         )
         config.listen.port = 0
         config.listen.threads = 2
@@ -54,7 +65,8 @@ struct GatewayFixture {
         let sandbox = try await SandboxServer.start(SandboxOptions(apiKey: sandboxKey ?? key))
         let fixture: GatewayFixture
         do {
-            let gateway = try await Gateway.start(config: TestConfig.assured(url: sandbox.baseURL, key: key, configure: configure), logger: testLogger)
+            let gateway = try await Gateway.start(
+                config: TestConfig.assured(url: sandbox.baseURL, key: key, configure: configure), logger: testLogger)
             fixture = GatewayFixture(gateway: gateway, sandbox: sandbox)
         } catch {
             try? await sandbox.shutdown()
@@ -111,7 +123,9 @@ struct SimpleResponse {
     }
 }
 
-func send(_ method: HTTPMethod = .GET, _ url: String, headers: HTTPHeaders = [:], body: String? = nil) async throws -> SimpleResponse {
+func send(_ method: HTTPMethod = .GET, _ url: String, headers: HTTPHeaders = [:], body: String? = nil) async throws
+    -> SimpleResponse
+{
     var request = HTTPClientRequest(url: url)
     request.method = method
     request.headers = headers
@@ -122,7 +136,9 @@ func send(_ method: HTTPMethod = .GET, _ url: String, headers: HTTPHeaders = [:]
 }
 
 /// Starts a sandbox and an HTTP client of its own, runs `body`, and always shuts both down.
-func withSandboxAndClient(_ options: SandboxOptions, _ body: (SandboxServer, HTTPClient) async throws -> Void) async throws {
+func withSandboxAndClient(_ options: SandboxOptions, _ body: (SandboxServer, HTTPClient) async throws -> Void)
+    async throws
+{
     let sandbox = try await SandboxServer.start(options)
     let client = HTTPClient(eventLoopGroupProvider: .singleton)
     do {

@@ -13,7 +13,10 @@ struct MultipartBody {
         append("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n")
     }
 
-    mutating func file(_ filename: String, _ content: [UInt8], contentType: String? = "application/octet-stream", field: String = "file") {
+    mutating func file(
+        _ filename: String, _ content: [UInt8], contentType: String? = "application/octet-stream",
+        field: String = "file"
+    ) {
         var head = "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(field)\"; filename=\"\(filename)\"\r\n"
         if let contentType { head += "Content-Type: \(contentType)\r\n" }
         append(head + "\r\n")
@@ -32,9 +35,11 @@ enum Samples {
     /// A small PDF-looking file (magic bytes and some content).
     static func pdf(_ size: Int = 4096) -> [UInt8] {
         var bytes = Array("%PDF-1.7\n".utf8)
-        var x: UInt32 = 2463534242
+        var x: UInt32 = 2_463_534_242
         while bytes.count < size {
-            x ^= x << 13; x ^= x >> 17; x ^= x << 5
+            x ^= x << 13
+            x ^= x >> 17
+            x ^= x << 5
             bytes.append(UInt8(truncatingIfNeeded: x))
         }
         return bytes
@@ -49,12 +54,16 @@ enum Samples {
 }
 
 /// Sends raw bytes (optionally in chunks with no Content-Length, so the request is chunked).
-func sendBytes(_ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:], body: [UInt8], chunked: Bool = false) async throws -> SimpleResponse {
+func sendBytes(_ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:], body: [UInt8], chunked: Bool = false)
+    async throws -> SimpleResponse
+{
     var request = HTTPClientRequest(url: url)
     request.method = method
     request.headers = headers
     if chunked {
-        let chunks = stride(from: 0, to: body.count, by: 64 * 1024).map { ByteBuffer(bytes: body[$0..<min($0 + 64 * 1024, body.count)]) }
+        let chunks = stride(from: 0, to: body.count, by: 64 * 1024).map {
+            ByteBuffer(bytes: body[$0..<min($0 + 64 * 1024, body.count)])
+        }
         let stream = AsyncStream<ByteBuffer> { continuation in
             for chunk in chunks { continuation.yield(chunk) }
             continuation.finish()

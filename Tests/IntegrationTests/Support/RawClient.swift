@@ -8,8 +8,10 @@ enum RawClient {
     /// Writes `request`, then reads until the server closes or `idle` passes with no byte (or `until` is seen).
     /// Before the first byte the wait is at least `firstByte`: on a loaded 2-core machine the first answer (a new
     /// upstream connection, a cold sandbox) can take seconds, which is not the silence `idle` is about.
-    static func exchange(port: Int, _ request: String, idle: TimeAmount = .milliseconds(1500), firstByte: TimeAmount = .seconds(10),
-                         until: String? = nil) async throws -> String {
+    static func exchange(
+        port: Int, _ request: String, idle: TimeAmount = .milliseconds(1500), firstByte: TimeAmount = .seconds(10),
+        until: String? = nil
+    ) async throws -> String {
         let collector = Collector(until: until)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in

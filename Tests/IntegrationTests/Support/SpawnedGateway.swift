@@ -15,11 +15,15 @@ final class SpawnedGateway: @unchecked Sendable {
 
     /// Starts `credgate serve --sandbox` with `listen` (YAML lines, indented by two spaces) in place of the
     /// profile's `listen:` block.
-    static func start(listen: [String] = [], replacing: [String: String] = [:], arguments: [String] = [],
-                      logLevel: String = "notice") async throws -> SpawnedGateway {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-spawn-\(UUID().uuidString)")
+    static func start(
+        listen: [String] = [], replacing: [String: String] = [:], arguments: [String] = [],
+        logLevel: String = "notice"
+    ) async throws -> SpawnedGateway {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "credgate-spawn-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let profile = try String(contentsOf: CLITests.packageRoot.appendingPathComponent("Config/credgate.yaml"), encoding: .utf8)
+        let profile = try String(
+            contentsOf: CLITests.packageRoot.appendingPathComponent("Config/credgate.yaml"), encoding: .utf8)
         let rest = profile[profile.range(of: "\nupstreams:")!.lowerBound...]
         var config = "listen:\n  host: 127.0.0.1\n" + listen.map { "  \($0)\n" }.joined() + rest
         for (old, new) in replacing {
@@ -31,9 +35,12 @@ final class SpawnedGateway: @unchecked Sendable {
 
         let process = Process()
         process.executableURL = try CLITests.binary()
-        process.arguments = ["serve", "--sandbox", "--config", configURL.path, "--port", "0", "--log-level", logLevel] + arguments
+        process.arguments =
+            ["serve", "--sandbox", "--config", configURL.path, "--port", "0", "--log-level", logLevel] + arguments
         process.currentDirectoryURL = CLITests.packageRoot
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_") }
+        process.environment = ProcessInfo.processInfo.environment.filter {
+            !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_")
+        }
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out
@@ -45,8 +52,11 @@ final class SpawnedGateway: @unchecked Sendable {
         }
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
-            if let match = collected.text.firstMatch(of: #/listening on http://127\.0\.0\.1:(\d+)/#), let port = Int(match.output.1) {
-                return SpawnedGateway(process: process, port: port, configDirectory: directory, output: out, collected: collected)
+            if let match = collected.text.firstMatch(of: #/listening on http://127\.0\.0\.1:(\d+)/#),
+                let port = Int(match.output.1)
+            {
+                return SpawnedGateway(
+                    process: process, port: port, configDirectory: directory, output: out, collected: collected)
             }
             if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(50))
@@ -74,7 +84,7 @@ final class SpawnedGateway: @unchecked Sendable {
     /// Resident memory of the gateway process, in KiB (`VmRSS`).
     func rssKiB() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
         else { return -1 }
         return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
     }

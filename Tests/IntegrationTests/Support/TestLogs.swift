@@ -6,7 +6,9 @@ import Foundation
 /// both for every secret the tests configure and for any issued token.
 enum TestLogs {
     static func keep(_ text: String, from source: String) {
-        guard let directory = ProcessInfo.processInfo.environment["CREDGATE_TEST_LOG_DIR"], !directory.isEmpty, !text.isEmpty else { return }
+        guard let directory = ProcessInfo.processInfo.environment["CREDGATE_TEST_LOG_DIR"], !directory.isEmpty,
+            !text.isEmpty
+        else { return }
         let url = URL(fileURLWithPath: directory).appendingPathComponent("\(source)-\(UUID().uuidString).log")
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try? Data(text.utf8).write(to: url)

@@ -42,7 +42,9 @@ final class TestUpstream: Sendable {
         self.state = state
     }
 
-    static func start(tls: NIOSSLContext? = nil, react: @escaping @Sendable (Request) -> Reaction) async throws -> TestUpstream {
+    static func start(tls: NIOSSLContext? = nil, react: @escaping @Sendable (Request) -> Reaction) async throws
+        -> TestUpstream
+    {
         let state = NIOLockedValueBox((connections: 0, requests: 0, bodyBytes: 0))
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -75,7 +77,10 @@ final class TestUpstream: Sendable {
         var answered = false
         var bodyBytesOfRequest = 0
 
-        init(connection: Int, state: NIOLockedValueBox<(connections: Int, requests: Int, bodyBytes: Int)>, react: @escaping @Sendable (Request) -> Reaction) {
+        init(
+            connection: Int, state: NIOLockedValueBox<(connections: Int, requests: Int, bodyBytes: Int)>,
+            react: @escaping @Sendable (Request) -> Reaction
+        ) {
             self.connection = connection
             self.state = state
             self.react = react
@@ -113,7 +118,8 @@ final class TestUpstream: Sendable {
                     write(context, status, headers, body, close: close)
                 case .raw(let bytes):
                     // Bypass the HTTP encoder: write from its position towards the socket.
-                    if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+                    if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+                    {
                         encoder.writeAndFlush(NIOAny(ByteBuffer(string: bytes)), promise: nil)
                     }
                 default:
@@ -122,12 +128,18 @@ final class TestUpstream: Sendable {
             }
         }
 
-        private func write(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ headers: HTTPHeaders, _ body: String, close: Bool) {
+        private func write(
+            _ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ headers: HTTPHeaders, _ body: String,
+            close: Bool
+        ) {
             var h = headers
             h.replaceOrAdd(name: "content-length", value: String(body.utf8.count))
             if close { h.replaceOrAdd(name: "connection", value: "close") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: h))), promise: nil)
-            if !body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil) }
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: h))), promise: nil)
+            if !body.isEmpty {
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+            }
             let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
             if close {
                 let channel = context.channel

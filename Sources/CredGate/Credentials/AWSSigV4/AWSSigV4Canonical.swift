@@ -69,7 +69,8 @@ extension AWSSigV4 {
     /// The same, for pairs already encoded (the presigner's own `X-Amz-*` parameters among them).
     static func canonicalQuery(encoded pairs: [(name: String, value: String)]) -> String {
         pairs.sorted { a, b in
-            a.name == b.name ? a.value.utf8.lexicographicallyPrecedes(b.value.utf8)
+            a.name == b.name
+                ? a.value.utf8.lexicographicallyPrecedes(b.value.utf8)
                 : a.name.utf8.lexicographicallyPrecedes(b.name.utf8)
         }.map { $0.name + "=" + $0.value }.joined(separator: "&")
     }

@@ -154,9 +154,11 @@ extension AWSSigV4 {
             guard (3...63).contains(bytes.count) else { return false }
             let labels = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
             guard allowingDots || labels.count == 1 else { return false }
-            let isDigitOrDot = { (b: UInt8) in b == UInt8(ascii: ".") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) }
+            let isDigitOrDot = { (b: UInt8) in
+                b == UInt8(ascii: ".") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
+            }
             if labels.count == 4, bytes.allSatisfy(isDigitOrDot), labels.allSatisfy({ (1...3).contains($0.count) }) {
-                return false  // looks like an IPv4 address
+                return false // looks like an IPv4 address
             }
             return labels.allSatisfy { label in
                 guard let first = label.first, let last = label.last, first != UInt8(ascii: "-"),

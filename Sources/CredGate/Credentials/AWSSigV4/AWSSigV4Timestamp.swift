@@ -22,7 +22,8 @@ extension AWSSigV4 {
             self.epochSeconds = epochSeconds
             let (days, secondOfDay) = Self.floorDivision(epochSeconds, 86_400)
             let (year, month, day) = Self.civil(daysSinceEpoch: days)
-            amzDate = Self.pad(year, 4) + Self.pad(month, 2) + Self.pad(day, 2) + "T"
+            amzDate =
+                Self.pad(year, 4) + Self.pad(month, 2) + Self.pad(day, 2) + "T"
                 + Self.pad(secondOfDay / 3600, 2) + Self.pad(secondOfDay / 60 % 60, 2) + Self.pad(secondOfDay % 60, 2)
                 + "Z"
         }
@@ -40,17 +41,18 @@ extension AWSSigV4 {
         static func civil(daysSinceEpoch: Int64) -> (year: Int64, month: Int64, day: Int64) {
             let z = daysSinceEpoch + 719_468
             let era = (z >= 0 ? z : z - 146_096) / 146_097
-            let dayOfEra = z - era * 146_097  // [0, 146096]
-            let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365  // [0, 399]
-            let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)  // [0, 365], from March
-            let shiftedMonth = (5 * dayOfYear + 2) / 153  // [0, 11], March = 0
+            let dayOfEra = z - era * 146_097 // [0, 146096]
+            let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365 // [0, 399]
+            let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100) // [0, 365], from March
+            let shiftedMonth = (5 * dayOfYear + 2) / 153 // [0, 11], March = 0
             let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
             let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
             return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
         }
 
         private static func floorDivision(_ a: Int64, _ b: Int64) -> (quotient: Int64, remainder: Int64) {
-            let q = a / b, r = a % b
+            let q = a / b
+            let r = a % b
             return r < 0 ? (q - 1, r + b) : (q, r)
         }
 

@@ -31,8 +31,10 @@ public struct SigV4SigningFilter: HeadFilter, BodyFilter {
     /// The request as signed from the head, for signing again with the body's hash.
     static let signedKey = ScratchKey<AWSSigV4.SignableRequest>("sigv4.signed")
 
-    public init(credentials: AWSSigV4.Credentials, endpoint: AWSSigV4.S3Endpoint, buckets: Set<String>,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        credentials: AWSSigV4.Credentials, endpoint: AWSSigV4.S3Endpoint, buckets: Set<String>,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.credentials = credentials
         self.endpoint = endpoint
         self.buckets = buckets
@@ -43,20 +45,27 @@ public struct SigV4SigningFilter: HeadFilter, BodyFilter {
         guard let target = S3RequestTarget(uri: head.uri) else {
             return .problem(.malformedRequest("the request target is not valid percent-encoded UTF-8"), context)
         }
-        guard buckets.contains(target.bucket) else { return .problem(.s3BucketNotAllowed(bucket: target.bucket), context) }
+        guard buckets.contains(target.bucket) else {
+            return .problem(.s3BucketNotAllowed(bucket: target.bucket), context)
+        }
         let clientPayload = head.headers.first(name: "x-amz-content-sha256")
         if let clientPayload, clientPayload.hasPrefix("STREAMING-"), clientPayload != Self.trailerPayload {
-            return .problem(.s3RequestNotSignable(detail: "The body is chunk-signed (\(clientPayload)) with the client's own key, "
-                + "which credgate cannot re-sign; configure the client for unsigned payloads (boto3 and the aws CLI do this by default over http)."), context)
+            return .problem(
+                .s3RequestNotSignable(
+                    detail: "The body is chunk-signed (\(clientPayload)) with the client's own key, "
+                        + "which credgate cannot re-sign; configure the client for unsigned payloads (boto3 and the aws CLI do this by default over http)."
+                ), context)
         }
         let address: AWSSigV4.S3ObjectAddress
         do {
-            address = try AWSSigV4.S3ObjectAddress(endpoint: endpoint, bucket: target.bucket, key: target.key, style: .path)
+            address = try AWSSigV4.S3ObjectAddress(
+                endpoint: endpoint, bucket: target.bucket, key: target.key, style: .path)
         } catch {
             return .problem(.s3BucketNotAllowed(bucket: target.bucket), context)
         }
         for name in Self.clientSigningHeaders { head.headers.remove(name: name) }
-        let hasBody = head.headers.contains(name: "transfer-encoding")
+        let hasBody =
+            head.headers.contains(name: "transfer-encoding")
             || (head.headers.first(name: "content-length").flatMap { Int64($0) } ?? 0) > 0
         let payload: AWSSigV4.PayloadHash =
             clientPayload == Self.trailerPayload ? .sha256(hex: Self.trailerPayload) : hasBody ? .unsigned : .empty
@@ -65,8 +74,9 @@ public struct SigV4SigningFilter: HeadFilter, BodyFilter {
             guard name.hasPrefix("x-amz-") || name == "content-type" || name == "content-md5" else { return nil }
             return AWSSigV4.HeaderField(name, field.value)
         }
-        let request = AWSSigV4.SignableRequest(method: head.method.rawValue, address: address, query: target.query,
-                                               headers: signedFields, payloadHash: payload)
+        let request = AWSSigV4.SignableRequest(
+            method: head.method.rawValue, address: address, query: target.query,
+            headers: signedFields, payloadHash: payload)
         let signed = AWSSigV4.sign(request, credentials: credentials, at: now())
         head.uri = request.requestTarget
         for field in signed.fields { head.headers.replaceOrAdd(name: field.name, value: field.value) }
@@ -77,12 +87,14 @@ public struct SigV4SigningFilter: HeadFilter, BodyFilter {
     /// A small body with a declared length is held whole so it can be signed with its hash.
     public func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? {
         guard context.scratch[Self.signedKey] != nil, !head.headers.contains(name: "transfer-encoding"),
-              let length = head.headers.first(name: "content-length").flatMap(Int.init), length <= Self.hashedBodyLimit
+            let length = head.headers.first(name: "content-length").flatMap(Int.init), length <= Self.hashedBodyLimit
         else { return nil }
         return Self.hashedBodyLimit
     }
 
-    public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+    public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext)
+        -> FilterHeadResult
+    {
         guard var request = context.scratch[Self.signedKey] else { return .proceed }
         request.payloadHash = .of(body.readableBytesView)
         let signed = AWSSigV4.sign(request, credentials: credentials, at: now())

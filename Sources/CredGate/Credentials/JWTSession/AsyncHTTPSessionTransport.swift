@@ -74,7 +74,9 @@ public struct AsyncHTTPSessionTransport: SessionTransport {
             let response = try await client.execute(
                 request, timeout: upstream.connectTimeout + upstream.responseTimeout, logger: logger)
             let bytes = try await response.body.collect(upTo: Self.maxAnswerBytes)
-            return (Int(response.status.code), response.headers.map { ($0.name, $0.value) }, Array(bytes.readableBytesView))
+            return (
+                Int(response.status.code), response.headers.map { ($0.name, $0.value) }, Array(bytes.readableBytesView)
+            )
         } catch is CancellationError {
             throw CancellationError()
         } catch {

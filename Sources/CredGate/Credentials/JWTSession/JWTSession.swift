@@ -1,7 +1,7 @@
 import Foundation
-import NIOCore
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// A session token held for every client of the gateway: it logs in with the configured user, renews the token
 /// before it lapses, and logs in again when renewal fails or the platform rejects the token.
@@ -58,7 +58,8 @@ public final class JWTSession: Sendable {
     }
 
     public convenience init(name: String, config: JWTSessionConfig, transport: any SessionTransport, logger: Logger) {
-        self.init(name: name, config: config, transport: transport, logger: logger, random: { Double.random(in: 0...1) })
+        self.init(
+            name: name, config: config, transport: transport, logger: logger, random: { Double.random(in: 0...1) })
     }
 
     init(
@@ -138,8 +139,9 @@ public final class JWTSession: Sendable {
             return true
         }
         if dropped {
-            logger.notice("the platform rejected the session token; a new one will be obtained",
-                          metadata: ["generation": "\(token.generation)"])
+            logger.notice(
+                "the platform rejected the session token; a new one will be obtained",
+                metadata: ["generation": "\(token.generation)"])
         }
     }
 
@@ -251,8 +253,9 @@ public final class JWTSession: Sendable {
         if let refresh = config.refresh, canRefresh(refresh, refreshToken: refreshToken, accessToken: accessToken) {
             state.withLockedValue { $0.phase = .refreshing }
             let sentAt = clock.now
-            let outcome = await perform(SessionCall(purpose: .refresh, call: refresh),
-                                        refreshToken: refreshToken, accessToken: accessToken)
+            let outcome = await perform(
+                SessionCall(purpose: .refresh, call: refresh),
+                refreshToken: refreshToken, accessToken: accessToken)
             switch outcome.flatMap({ accept($0, sentAt: sentAt, purpose: .refresh) }) {
             case .success(let accepted):
                 return finish { s in .success(install(accepted, in: &s, purpose: .refresh)) }
@@ -274,7 +277,8 @@ public final class JWTSession: Sendable {
         }
         state.withLockedValue { $0.phase = .loggingIn }
         let sentAt = clock.now
-        let outcome = await perform(SessionCall(purpose: .login, call: config.login), refreshToken: nil, accessToken: nil)
+        let outcome = await perform(
+            SessionCall(purpose: .login, call: config.login), refreshToken: nil, accessToken: nil)
         switch outcome.flatMap({ accept($0, sentAt: sentAt, purpose: .login) }) {
         case .success(let accepted):
             return finish { s in
@@ -291,16 +295,24 @@ public final class JWTSession: Sendable {
             }
             let retry = "\(Self.seconds(delay)) s"
             if circuitOpen {
-                logger.error("session login failed; circuit open, next attempt in \(retry)", metadata: [
-                    "reason": "\(failure.message)", "consecutive_failures": "\(count)",
-                ])
+                logger.error(
+                    "session login failed; circuit open, next attempt in \(retry)",
+                    metadata: [
+                        "reason": "\(failure.message)", "consecutive_failures": "\(count)",
+                    ])
             } else {
-                logger.warning("session login failed; next attempt in \(retry)", metadata: [
-                    "reason": "\(failure.message)", "consecutive_failures": "\(count)",
-                ])
+                logger.warning(
+                    "session login failed; next attempt in \(retry)",
+                    metadata: [
+                        "reason": "\(failure.message)", "consecutive_failures": "\(count)",
+                    ])
             }
-            return finish { s in .failure(unavailable(s, at: failedAt) ?? SessionUnavailable(
-                retryAfter: delay, reason: failure.message)) }
+            return finish { s in
+                .failure(
+                    unavailable(s, at: failedAt)
+                        ?? SessionUnavailable(
+                            retryAfter: delay, reason: failure.message))
+            }
         }
     }
 
@@ -316,16 +328,19 @@ public final class JWTSession: Sendable {
     private func perform(
         _ call: SessionCall, refreshToken: Secret?, accessToken: Secret?
     ) async -> Result<SessionCall.Answer, SessionCall.Failure> {
-        let request = call.request(refreshToken: refreshToken, accessToken: accessToken,
-                                   tokenHeader: config.header, format: config.format)
+        let request = call.request(
+            refreshToken: refreshToken, accessToken: accessToken,
+            tokenHeader: config.header, format: config.format)
         do {
-            let answer = try await transport.send(method: request.method, path: request.path,
-                                                  headers: request.headers, body: request.body)
+            let answer = try await transport.send(
+                method: request.method, path: request.path,
+                headers: request.headers, body: request.body)
             return call.read(status: answer.status, headers: answer.headers, body: answer.body)
         } catch is CancellationError {
             return .failure(SessionCall.Failure(message: "\(call.purpose.rawValue) cancelled"))
         } catch {
-            return .failure(SessionCall.Failure(message: "\(call.purpose.rawValue) could not connect: \(Self.short(error))"))
+            return .failure(
+                SessionCall.Failure(message: "\(call.purpose.rawValue) could not connect: \(Self.short(error))"))
         }
     }
 
@@ -334,10 +349,12 @@ public final class JWTSession: Sendable {
     private func accept(
         _ answer: SessionCall.Answer, sentAt: ContinuousClock.Instant, purpose: SessionCall.Purpose
     ) -> Result<Accepted, SessionCall.Failure> {
-        let (lifetime, source) = TokenLifetime.lifetime(of: answer.accessToken,
-                                                       default: Self.duration(config.defaultLifetime))
+        let (lifetime, source) = TokenLifetime.lifetime(
+            of: answer.accessToken,
+            default: Self.duration(config.defaultLifetime))
         guard lifetime > .zero else {
-            return .failure(SessionCall.Failure(message: "\(purpose.rawValue) answered an access token that is already expired"))
+            return .failure(
+                SessionCall.Failure(message: "\(purpose.rawValue) answered an access token that is already expired"))
         }
         return .success(Accepted(answer: answer, lifetime: lifetime, source: source, sentAt: sentAt))
     }
@@ -347,8 +364,9 @@ public final class JWTSession: Sendable {
     /// Expiry is counted from when the call was *sent*: the token was issued after that, so the session never
     /// believes a token valid after the platform stopped accepting it.
     private func install(_ accepted: Accepted, in s: inout State, purpose: SessionCall.Purpose) -> SessionToken {
-        let token = SessionToken(value: Secret(accepted.answer.accessToken), generation: s.nextGeneration,
-                                 expiresAt: accepted.sentAt + accepted.lifetime)
+        let token = SessionToken(
+            value: Secret(accepted.answer.accessToken), generation: s.nextGeneration,
+            expiresAt: accepted.sentAt + accepted.lifetime)
         s.nextGeneration += 1
         s.token = token
         let configuredMargin = config.refreshMargin.map(Self.duration)
@@ -358,7 +376,7 @@ public final class JWTSession: Sendable {
             s.refreshToken = Secret(refresh)
         } else if purpose == .login {
             s.refreshToken = nil
-        }  // A refresh answer without a new refresh token keeps the current one (no rotation).
+        } // A refresh answer without a new refresh token keeps the current one (no rotation).
         switch purpose {
         case .login: s.logins += 1
         case .refresh: s.refreshes += 1
@@ -366,12 +384,14 @@ public final class JWTSession: Sendable {
         s.lastSuccess = Date()
         s.lastError = nil
         let verb = purpose == .login ? "session login succeeded" : "session token refreshed"
-        logger.info("\(verb)", metadata: [
-            "generation": "\(token.generation)",
-            "lifetime_seconds": "\(Self.seconds(accepted.lifetime))",
-            "lifetime_from": "\(accepted.source.rawValue)",
-            "renew_in_seconds": "\(Self.seconds(accepted.lifetime - margin))",
-        ])
+        logger.info(
+            "\(verb)",
+            metadata: [
+                "generation": "\(token.generation)",
+                "lifetime_seconds": "\(Self.seconds(accepted.lifetime))",
+                "lifetime_from": "\(accepted.source.rawValue)",
+                "renew_in_seconds": "\(Self.seconds(accepted.lifetime - margin))",
+            ])
         return token
     }
 
@@ -401,7 +421,8 @@ public final class JWTSession: Sendable {
     private func unavailable(_ s: State, at now: ContinuousClock.Instant) -> SessionUnavailable? {
         guard let wait = s.gate.wait(at: now) else { return nil }
         let last = s.lastError.map { " (last: \($0))" } ?? ""
-        let reason = s.gate.isCircuitOpen
+        let reason =
+            s.gate.isCircuitOpen
             ? "login circuit open after \(s.gate.consecutiveFailures) consecutive failures\(last)"
             : "login backing off after \(s.gate.consecutiveFailures) failed attempt\(s.gate.consecutiveFailures == 1 ? "" : "s")\(last)"
         return SessionUnavailable(retryAfter: wait, reason: reason)

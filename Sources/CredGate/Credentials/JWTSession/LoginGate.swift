@@ -35,7 +35,8 @@ struct LoginGate: Sendable {
     /// broken header cannot stop the session for days. `random` gives a number in 0...1 (injected by tests).
     @discardableResult
     mutating func failed(
-        at now: ContinuousClock.Instant, retryAfter: Duration? = nil, random: () -> Double = { Double.random(in: 0...1) }
+        at now: ContinuousClock.Instant, retryAfter: Duration? = nil,
+        random: () -> Double = { Double.random(in: 0...1) }
     ) -> Duration {
         consecutiveFailures += 1
         var delay: Duration

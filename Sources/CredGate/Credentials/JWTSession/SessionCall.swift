@@ -58,13 +58,15 @@ struct SessionCall: Sendable {
             return .failure(Failure(message: "\(purpose.rawValue) answered \(status) with a body that is not JSON"))
         }
         guard let access = Self.string(at: call.accessTokenPath, in: json), !access.isEmpty else {
-            return .failure(Failure(
-                message: "\(purpose.rawValue) answer has no access token at '\(call.accessTokenPath)'"))
+            return .failure(
+                Failure(
+                    message: "\(purpose.rawValue) answer has no access token at '\(call.accessTokenPath)'"))
         }
         // The token becomes a header value: a line break in it would let the platform's answer inject headers.
         guard HTTPToken.isValidFieldValue(access) else {
-            return .failure(Failure(
-                message: "\(purpose.rawValue) answer's access token has characters a header cannot carry"))
+            return .failure(
+                Failure(
+                    message: "\(purpose.rawValue) answer's access token has characters a header cannot carry"))
         }
         let refresh = call.refreshTokenPath.flatMap { Self.string(at: $0, in: json) }.flatMap { $0.isEmpty ? nil : $0 }
         return .success(Answer(accessToken: access, refreshToken: refresh))

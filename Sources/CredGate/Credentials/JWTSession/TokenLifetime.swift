@@ -37,7 +37,7 @@ public enum TokenLifetime {
         -> (lifetime: Duration, source: Source)
     {
         guard let claims = try? DefaultJWTParser().parse([UInt8](token.utf8), as: ExpiryClaims.self).payload,
-              let exp = claims.exp?.value
+            let exp = claims.exp?.value
         else { return (fallback, .assumed) }
         if let iat = claims.iat?.value {
             return (seconds(exp.timeIntervalSince(iat)), .issuedAt)

@@ -33,11 +33,14 @@ public struct S3LinkRequest: Sendable, Hashable {
     public var downloadFilename: String?
 
     public static let members: Set<String> = [
-        "operation", "key", "filename", "expires_in", "expire_minutes", "content_type", "content_encoding", "download_filename",
+        "operation", "key", "filename", "expires_in", "expire_minutes", "content_type", "content_encoding",
+        "download_filename",
     ]
 
-    public init(operation: Operation, key: String, expiresIn: Int, contentType: String? = nil,
-                contentEncoding: String? = nil, downloadFilename: String? = nil) {
+    public init(
+        operation: Operation, key: String, expiresIn: Int, contentType: String? = nil,
+        contentEncoding: String? = nil, downloadFilename: String? = nil
+    ) {
         self.operation = operation
         self.key = key
         self.expiresIn = expiresIn
@@ -53,12 +56,15 @@ public struct S3LinkRequest: Sendable, Hashable {
     }
 
     /// Parses a JSON body. `newName` makes the key for a `filename` (a UUID keeping the extension; injected for tests).
-    public static func parse(json body: [UInt8], config: S3Config,
-                             newName: (String) -> String? = { S3ObjectName.newKey(for: $0, prefix: "") })
+    public static func parse(
+        json body: [UInt8], config: S3Config,
+        newName: (String) -> String? = { S3ObjectName.newKey(for: $0, prefix: "") }
+    )
         throws(Problem) -> S3LinkRequest
     {
         guard let object = try? JSONDecoder().decode([String: Member].self, from: Data(body)) else {
-            throw Problem("The body must be a JSON object such as {\"operation\": \"download\", \"key\": \"reports/a.pdf\"}.")
+            throw Problem(
+                "The body must be a JSON object such as {\"operation\": \"download\", \"key\": \"reports/a.pdf\"}.")
         }
         if let unknown = object.keys.sorted().first(where: { !members.contains($0) }) {
             throw Problem("Unknown member \"\(unknown)\" (expected: \(members.sorted().joined(separator: ", "))).")
@@ -90,10 +96,14 @@ public struct S3LinkRequest: Sendable, Hashable {
         case (let k?, nil): key = k
         case (nil, let name?):
             guard operation == .upload else {
-                throw Problem("\"filename\" makes a new object name and is only for uploads; name an existing object with \"key\".")
+                throw Problem(
+                    "\"filename\" makes a new object name and is only for uploads; name an existing object with \"key\"."
+                )
             }
             guard let made = newName(name) else {
-                throw Problem("\"filename\" has nothing left once sanitised (path separators, control characters and leading dots are removed).")
+                throw Problem(
+                    "\"filename\" has nothing left once sanitised (path separators, control characters and leading dots are removed)."
+                )
             }
             key = config.keyPrefix + made
         }
@@ -106,7 +116,9 @@ public struct S3LinkRequest: Sendable, Hashable {
         case (nil, nil): expiresIn = config.defaultLifetime
         }
         guard (1...config.maximumLifetime).contains(expiresIn) else {
-            throw Problem("A link must expire 1 to \(config.maximumLifetime) seconds from now (an expiry in the past, zero or too far ahead is refused).")
+            throw Problem(
+                "A link must expire 1 to \(config.maximumLifetime) seconds from now (an expiry in the past, zero or too far ahead is refused)."
+            )
         }
         var request = S3LinkRequest(operation: operation, key: key, expiresIn: expiresIn)
         request.contentType = try headerValue(string("content_type"), "content_type")
@@ -116,10 +128,14 @@ public struct S3LinkRequest: Sendable, Hashable {
         }
         if let name = try string("download_filename") {
             guard operation == .download else { throw Problem("\"download_filename\" is only for downloads.") }
-            guard let clean = S3ObjectName.sanitised(name) else { throw Problem("\"download_filename\" has nothing left once sanitised.") }
+            guard let clean = S3ObjectName.sanitised(name) else {
+                throw Problem("\"download_filename\" has nothing left once sanitised.")
+            }
             request.downloadFilename = clean
         }
-        if request.contentType != nil, operation == .remove { throw Problem("\"content_type\" is for uploads and downloads.") }
+        if request.contentType != nil, operation == .remove {
+            throw Problem("\"content_type\" is for uploads and downloads.")
+        }
         if operation == .upload, request.contentType == nil { request.contentType = "application/octet-stream" }
         return request
     }
@@ -144,22 +160,36 @@ public struct S3LinkRequest: Sendable, Hashable {
 
     /// One member's value, as far as the checks need to know it.
     enum Member: Decodable {
-        case null, bool(Bool), integer(Int), number(Double), string(String), other
+        case null
+        case bool(Bool)
+        case integer(Int)
+        case number(Double)
+        case string(String)
+        case other
 
         init(from decoder: any Decoder) throws {
             let c = try decoder.singleValueContainer()
-            if c.decodeNil() { self = .null }
-            else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-            else if let i = try? c.decode(Int.self) { self = .integer(i) }
-            else if let d = try? c.decode(Double.self) { self = .number(d) }
-            else if let s = try? c.decode(String.self) { self = .string(s) }
-            else { self = .other }
+            if c.decodeNil() {
+                self = .null
+            } else if let b = try? c.decode(Bool.self) {
+                self = .bool(b)
+            } else if let i = try? c.decode(Int.self) {
+                self = .integer(i)
+            } else if let d = try? c.decode(Double.self) {
+                self = .number(d)
+            } else if let s = try? c.decode(String.self) {
+                self = .string(s)
+            } else {
+                self = .other
+            }
         }
     }
 
     private static func headerValue(_ value: String?, _ name: String) throws(Problem) -> String? {
         guard let value else { return nil }
-        guard !value.isEmpty, value.utf8.count <= 256, value.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }) else {
+        guard !value.isEmpty, value.utf8.count <= 256,
+            value.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F })
+        else {
             throw Problem("\"\(name)\" must be 1 to 256 printable ASCII characters.")
         }
         return value

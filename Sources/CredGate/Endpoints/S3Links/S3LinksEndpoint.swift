@@ -31,9 +31,11 @@ struct S3LinksEndpoint: HeadFilter, BodyFilter {
         self.cache = cache
         self.now = now
         var hasher = SHA256()
-        for part in [signer.credentials.accessKeyID, signer.credentials.secretAccessKey.reveal(),
-                     signer.credentials.sessionToken?.reveal() ?? "", signer.credentials.region, signer.endpoint.description,
-                     signer.config.bucket, signer.config.addressing.rawValue] {
+        for part in [
+            signer.credentials.accessKeyID, signer.credentials.secretAccessKey.reveal(),
+            signer.credentials.sessionToken?.reveal() ?? "", signer.credentials.region, signer.endpoint.description,
+            signer.config.bucket, signer.config.addressing.rawValue,
+        ] {
             hasher.update(data: Data(part.utf8))
             hasher.update(data: Data([0]))
         }
@@ -47,11 +49,15 @@ struct S3LinksEndpoint: HeadFilter, BodyFilter {
             case .success(let request): return .stop(respond(request, redirect: true, context: context))
             }
         }
-        let announced = head.headers.contains(name: "transfer-encoding")
+        let announced =
+            head.headers.contains(name: "transfer-encoding")
             || (head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0) > 0
         // Without a body the transport would not call decodeBody: answer here, never forward.
         guard announced else {
-            return .problem(.invalidS3LinkRequest(detail: "The body must be a JSON object such as {\"operation\": \"download\", \"key\": \"a.pdf\"}."), context)
+            return .problem(
+                .invalidS3LinkRequest(
+                    detail: "The body must be a JSON object such as {\"operation\": \"download\", \"key\": \"a.pdf\"}."),
+                context)
         }
         return .proceed
     }
@@ -87,7 +93,9 @@ struct S3LinksEndpoint: HeadFilter, BodyFilter {
             request.expiresIn = seconds
         }
         if let name = PresignDownloadEndpoint.queryValue("filename", in: uri) {
-            guard let clean = S3ObjectName.sanitised(name) else { return .failure(.init("filename has nothing left once sanitised.")) }
+            guard let clean = S3ObjectName.sanitised(name) else {
+                return .failure(.init("filename has nothing left once sanitised."))
+            }
             request.downloadFilename = clean
         }
         return .success(request)
@@ -96,14 +104,23 @@ struct S3LinksEndpoint: HeadFilter, BodyFilter {
     // MARK: - Answers
 
     private func respond(_ request: S3LinkRequest, redirect: Bool, context: FilterContext) -> LocalResponse {
-        let cacheKey = request.operation == .download ? S3URI(validating: "s3://\(signer.config.bucket)/\(request.key)").map {
-            PresignCacheKey(object: $0, identity: identity + "|\(request.expiresIn)|\(request.downloadFilename ?? "")|\(request.contentType ?? "")")
-        } : nil
+        let cacheKey =
+            request.operation == .download
+            ? S3URI(validating: "s3://\(signer.config.bucket)/\(request.key)").map {
+                PresignCacheKey(
+                    object: $0,
+                    identity: identity
+                        + "|\(request.expiresIn)|\(request.downloadFilename ?? "")|\(request.contentType ?? "")")
+            } : nil
         guard let cacheKey else { return fresh(request, redirect: redirect, context: context, ticket: nil) }
         switch cache.claim(key: cacheKey, whenJoinedCallCompletes: { _ in }) {
         case .hit(let hit):
-            let headers: HTTPHeaders = ["x-cache": "HIT", "age": String(hit.age), "cache-control": "private, max-age=\(hit.secondsLeft)"]
-            return answer(url: hit.presignedURL, request: request, expiresAt: hit.expiresAt, required: [], redirect: redirect, headers: headers)
+            let headers: HTTPHeaders = [
+                "x-cache": "HIT", "age": String(hit.age), "cache-control": "private, max-age=\(hit.secondsLeft)",
+            ]
+            return answer(
+                url: hit.presignedURL, request: request, expiresAt: hit.expiresAt, required: [], redirect: redirect,
+                headers: headers)
         case .lead(let ticket):
             return fresh(request, redirect: redirect, context: context, ticket: ticket)
         case .joined:
@@ -112,7 +129,9 @@ struct S3LinksEndpoint: HeadFilter, BodyFilter {
         }
     }
 
-    private func fresh(_ request: S3LinkRequest, redirect: Bool, context: FilterContext, ticket: PresignCacheTicket?) -> LocalResponse {
+    private func fresh(_ request: S3LinkRequest, redirect: Bool, context: FilterContext, ticket: PresignCacheTicket?)
+        -> LocalResponse
+    {
         let link: AWSSigV4.PresignedURL
         do throws(AWSSigV4.SigningError) {
             link = try signer.sign(request, at: now())
@@ -122,18 +141,25 @@ struct S3LinksEndpoint: HeadFilter, BodyFilter {
         }
         var headers: HTTPHeaders = ["x-cache": "MISS"]
         if let ticket {
-            let fetched = ticket.complete(status: 200, body: Array("{\"presigned_url\":\(JSONString.quote(link.url))}".utf8))
-            headers.add(name: "cache-control", value: fetched.secondsLeft.map { "private, max-age=\($0)" } ?? "no-store")
+            let fetched = ticket.complete(
+                status: 200, body: Array("{\"presigned_url\":\(JSONString.quote(link.url))}".utf8))
+            headers.add(
+                name: "cache-control", value: fetched.secondsLeft.map { "private, max-age=\($0)" } ?? "no-store")
         } else {
             headers.add(name: "cache-control", value: "no-store")
         }
-        return answer(url: link.url, request: request, expiresAt: link.expiresAt, required: link.requiredHeaders, redirect: redirect, headers: headers)
+        return answer(
+            url: link.url, request: request, expiresAt: link.expiresAt, required: link.requiredHeaders,
+            redirect: redirect, headers: headers)
     }
 
-    private func answer(url: String, request: S3LinkRequest, expiresAt: Date, required: [AWSSigV4.HeaderField], redirect: Bool,
-                        headers: HTTPHeaders) -> LocalResponse {
+    private func answer(
+        url: String, request: S3LinkRequest, expiresAt: Date, required: [AWSSigV4.HeaderField], redirect: Bool,
+        headers: HTTPHeaders
+    ) -> LocalResponse {
         if redirect { return PresignCacheFilter.redirect(to: url, headers: headers) }
-        let json = S3LinkSigner.answer(url: url, method: request.operation.method, key: request.key, expiresAt: expiresAt, headers: required)
+        let json = S3LinkSigner.answer(
+            url: url, method: request.operation.method, key: request.key, expiresAt: expiresAt, headers: required)
         return .json(.ok, json, headers: headers)
     }
 }

@@ -7,10 +7,13 @@ public enum S3ObjectName {
     /// The file name reduced to what is safe to show or keep: the part after the last `/` or `\`, without control
     /// characters, surrounding whitespace or leading dots (no dot-files). Nil when nothing is left.
     public static func sanitised(_ filename: String) -> String? {
-        let last = filename.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "/" || $0 == "\\" }).last ?? ""
+        let last =
+            filename.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "/" || $0 == "\\" }).last ?? ""
         var scalars = String.UnicodeScalarView()
-        for scalar in last.unicodeScalars where scalar.properties.generalCategory != .control
-            && scalar.properties.generalCategory != .format {
+        for scalar in last.unicodeScalars
+        where scalar.properties.generalCategory != .control
+            && scalar.properties.generalCategory != .format
+        {
             scalars.append(scalar)
         }
         var name = String(scalars).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -24,7 +27,8 @@ public enum S3ObjectName {
     public static func fileExtension(of sanitisedName: String) -> String? {
         guard let dot = sanitisedName.lastIndex(of: "."), dot != sanitisedName.startIndex else { return nil }
         let ext = sanitisedName[sanitisedName.index(after: dot)...]
-        guard (1...16).contains(ext.count), ext.unicodeScalars.allSatisfy({ $0.isASCII && $0.properties.isAlphabetic || ("0"..."9").contains($0) })
+        guard (1...16).contains(ext.count),
+            ext.unicodeScalars.allSatisfy({ $0.isASCII && $0.properties.isAlphabetic || ("0"..."9").contains($0) })
         else { return nil }
         return String(ext)
     }

@@ -36,7 +36,9 @@ struct PresignedPut: Sendable {
 
     /// Sends the body `makeBody` makes (once per attempt) to `url`; the answer's `ETag` on success (`""` when none
     /// was needed and none came).
-    func send(url: String, contentType: String, makeBody: @Sendable () -> HTTPClientRequest.Body) async -> Result<String, Failure> {
+    func send(url: String, contentType: String, makeBody: @Sendable () -> HTTPClientRequest.Body) async -> Result<
+        String, Failure
+    > {
         var last = Failure.unreachable
         for attempt in 0...retries {
             if attempt > 0 {
@@ -76,7 +78,8 @@ struct PresignedPut: Sendable {
     /// body), no decompression, HTTP/1.1, a connect and a between-bytes read timeout. Lives as long as the process.
     static let sharedClient: HTTPClient = {
         var configuration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: .seconds(60)), decompression: .disabled)
+            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: .seconds(60)),
+            decompression: .disabled)
         configuration.httpVersion = .http1Only
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)

@@ -4,11 +4,11 @@ import NIOPosix
 import _CryptoExtras
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Where a one-call WriftAI upload waits until the platform has said where its parts go: an encrypted temporary
@@ -94,8 +94,8 @@ final class UploadSpoolFile: @unchecked Sendable {
     /// punch holes (or on macOS) the space is given back when the file closes.
     func release(offset: Int, length: Int) {
         #if os(Linux)
-        // FALLOC_FL_PUNCH_HOLE (0x02) must be given with FALLOC_FL_KEEP_SIZE (0x01).
-        _ = linuxFallocate(descriptor, 0x03, off_t(offset), off_t(length))
+            // FALLOC_FL_PUNCH_HOLE (0x02) must be given with FALLOC_FL_KEEP_SIZE (0x01).
+            _ = linuxFallocate(descriptor, 0x03, off_t(offset), off_t(length))
         #endif
     }
 
@@ -111,10 +111,10 @@ final class UploadSpoolFile: @unchecked Sendable {
     /// random 128-bit name created exclusively and unlinked at once; mode 0600 either way.
     private static func openUnnamed(in directory: String) throws -> CInt {
         #if os(Linux)
-        // O_TMPFILE is `__O_TMPFILE | O_DIRECTORY`; __O_TMPFILE is 020000000 in the generic Linux ABI.
-        let fd = open(directory, CInt(0o20_000_000) | O_DIRECTORY | O_RDWR | O_EXCL | O_CLOEXEC, 0o600)
-        if fd >= 0 { return fd }
-        guard [EOPNOTSUPP, EISDIR, EINVAL].contains(errno) else { throw IOError(errnoCode: errno, reason: "open") }
+            // O_TMPFILE is `__O_TMPFILE | O_DIRECTORY`; __O_TMPFILE is 020000000 in the generic Linux ABI.
+            let fd = open(directory, CInt(0o20_000_000) | O_DIRECTORY | O_RDWR | O_EXCL | O_CLOEXEC, 0o600)
+            if fd >= 0 { return fd }
+            guard [EOPNOTSUPP, EISDIR, EINVAL].contains(errno) else { throw IOError(errnoCode: errno, reason: "open") }
         #endif
         var random = SystemRandomNumberGenerator()
         let name = String(random.next() as UInt64, radix: 16) + String(random.next() as UInt64, radix: 16)
@@ -131,10 +131,10 @@ final class UploadSpoolFile: @unchecked Sendable {
 }
 
 #if os(Linux)
-/// `fallocate(2)`: glibc and musl both export it, but Swift's Glibc module leaves it out (it is declared only under
-/// `_GNU_SOURCE`), so it is bound by its symbol name.
-@_silgen_name("fallocate")
-private func linuxFallocate(_ fd: CInt, _ mode: CInt, _ offset: off_t, _ length: off_t) -> CInt
+    /// `fallocate(2)`: glibc and musl both export it, but Swift's Glibc module leaves it out (it is declared only under
+    /// `_GNU_SOURCE`), so it is bound by its symbol name.
+    @_silgen_name("fallocate")
+    private func linuxFallocate(_ fd: CInt, _ mode: CInt, _ offset: off_t, _ length: off_t) -> CInt
 #endif
 
 /// `close(2)`, outside the class whose own `close()` would shadow it.

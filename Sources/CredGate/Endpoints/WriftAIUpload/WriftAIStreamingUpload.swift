@@ -132,7 +132,10 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
             if file == nil { file = try UploadSpoolFile(directory: settings.spoolDirectory) }
             try file!.append(chunk)
         } catch {
-            return answer(.problem(.spoolFailed(reason: (error as? IOError)?.description ?? "an I/O error"), requestID: settings.requestID))
+            return answer(
+                .problem(
+                    .spoolFailed(reason: (error as? IOError)?.description ?? "an I/O error"),
+                    requestID: settings.requestID))
         }
         received += chunk.readableBytes
         retryPartsNowSpooled()
@@ -140,14 +143,16 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
         case .sniffing:
             held.append(chunk)
             firstBytes += chunk.readableBytesView.prefix(FileType.sniffLength - firstBytes.count)
-            guard firstBytes.count >= FileType.sniffLength || received >= settings.size else { return loop.makeSucceededFuture(.more) }
+            guard firstBytes.count >= FileType.sniffLength || received >= settings.size else {
+                return loop.makeSucceededFuture(.more)
+            }
             if let refusal = WriftAIUploadStage.contentRefusal(filename: settings.filename, firstBytes: firstBytes) {
                 return answer(.problem(refusal.gatewayError, requestID: settings.requestID))
             }
             phase = .starting
             return startUpload()
         case .starting:
-            held.append(chunk)  // cannot happen: the transport waits for the write that started the call
+            held.append(chunk) // cannot happen: the transport waits for the write that started the call
             return loop.makeSucceededFuture(.more)
         case .streaming(let plan):
             return feed(chunk, plan)
@@ -160,9 +165,15 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
         if let doomed { return settle(doomed) }
         guard case .streaming(let plan) = phase, received == settings.size else {
             // Cannot happen with Content-Length framing (a short body ends with the connection, not with an end).
-            return settle(.problem(.uploadIncomplete(UploadIncomplete(
-                uploadID: nil, reason: "the body ended after \(received) of the \(settings.size) bytes its Content-Length declared.")),
-                requestID: settings.requestID))
+            return settle(
+                .problem(
+                    .uploadIncomplete(
+                        UploadIncomplete(
+                            uploadID: nil,
+                            reason:
+                                "the body ended after \(received) of the \(settings.size) bytes its Content-Length declared."
+                        )),
+                    requestID: settings.requestID))
         }
         let promise = loop.makePromise(of: LocalResponse.self)
         finished = promise
@@ -174,8 +185,11 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
         // An answer still awaited gets one (a promise left pending is a leak NIO traps in debug builds).
         if let finished {
             self.finished = nil
-            finished.succeed(doomed ?? .problem(.uploadIncomplete(UploadIncomplete(uploadID: nil, reason: "the upload was cancelled.")),
-                                                requestID: settings.requestID))
+            finished.succeed(
+                doomed
+                    ?? .problem(
+                        .uploadIncomplete(UploadIncomplete(uploadID: nil, reason: "the upload was cancelled.")),
+                        requestID: settings.requestID))
         }
         if case .over = phase { return }
         phase = .over
@@ -197,29 +211,38 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
 
     private func startUpload() -> EventLoopFuture<BodySinkResult> {
         let (call, settings, loop) = (call, settings, loop)
-        let json = WriftAIUploadStart.requestBody(flow: settings.flow, filename: settings.filename, size: settings.size, mimeType: settings.mimeType)
+        let json = WriftAIUploadStart.requestBody(
+            flow: settings.flow, filename: settings.filename, size: settings.size, mimeType: settings.mimeType)
         let promise = loop.makePromise(of: FollowUpCall.Answer.self)
         startTask = Task {
             do {
-                promise.succeed(try await call.send(method: .POST, path: settings.path, json: json, requestID: settings.requestID, on: loop))
+                promise.succeed(
+                    try await call.send(
+                        method: .POST, path: settings.path, json: json, requestID: settings.requestID, on: loop))
             } catch {
                 promise.fail(error)
             }
         }
         return promise.futureResult.hop(to: loop).flatMap { [self] answer in
-            guard case .starting = phase else { return loop.makeSucceededFuture(.more) }  // cancelled meanwhile
+            guard case .starting = phase else { return loop.makeSucceededFuture(.more) } // cancelled meanwhile
             guard (200..<300).contains(answer.status) else {
                 // The platform refused to start (a 401, a 413, a 429): its own answer, as the spooled flow passes it on.
                 var headers = HTTPHeaders()
                 headers.add(name: "content-type", value: answer.contentType ?? "application/json")
                 headers.add(name: "cache-control", value: "no-store")
-                return self.answer(LocalResponse(status: HTTPResponseStatus(statusCode: answer.status), headers: headers,
-                                                 body: ByteBuffer(bytes: answer.body)))
+                return self.answer(
+                    LocalResponse(
+                        status: HTTPResponseStatus(statusCode: answer.status), headers: headers,
+                        body: ByteBuffer(bytes: answer.body)))
             }
             guard let plan = self.plan(answer) else { return self.answer(self.noUsableStart(status: answer.status)) }
             if plan.id != nil, (settings.size + plan.partSize - 1) / plan.partSize != plan.urls.count {
-                return self.answer(incomplete(id: plan.id, partCount: plan.urls.count, reason:
-                    "the platform listed \(plan.urls.count) part URLs for \(settings.size) bytes in parts of \(plan.partSize) bytes."))
+                return self.answer(
+                    incomplete(
+                        id: plan.id, partCount: plan.urls.count,
+                        reason:
+                            "the platform listed \(plan.urls.count) part URLs for \(settings.size) bytes in parts of \(plan.partSize) bytes."
+                    ))
             }
             phase = .streaming(plan)
             let bytes = held
@@ -234,8 +257,12 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
             return chain
         }.flatMapError { [self] error in
             guard case .starting = phase else { return loop.makeSucceededFuture(.more) }
-            return self.answer(incomplete(id: nil, partCount: 0, reason:
-                "the platform's first upload call (POST \(settings.path)) got no answer (\(FollowUpCall.describe(error)))."))
+            return self.answer(
+                incomplete(
+                    id: nil, partCount: 0,
+                    reason:
+                        "the platform's first upload call (POST \(settings.path)) got no answer (\(FollowUpCall.describe(error)))."
+                ))
         }
     }
 
@@ -252,8 +279,11 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
 
     private func noUsableStart(status: Int) -> LocalResponse {
         let wanted = settings.flow == .threeStep ? "id, urls and part_size" : "upload_url and download_url"
-        return .problem(.uploadIncomplete(UploadIncomplete(
-            uploadID: nil, reason: "the platform's answer to POST \(settings.path) has no usable \(wanted).", platformStatus: status)),
+        return .problem(
+            .uploadIncomplete(
+                UploadIncomplete(
+                    uploadID: nil, reason: "the platform's answer to POST \(settings.path) has no usable \(wanted).",
+                    platformStatus: status)),
             requestID: settings.requestID)
     }
 
@@ -279,10 +309,11 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
     private func feed(_ slice: ByteBuffer, toPart index: Int, _ plan: Plan) -> EventLoopFuture<Void> {
         openPart(index, plan).flatMap { [self] part in
             let count = slice.readableBytes
-            let written: EventLoopFuture<Void> = part.liveFailure != nil
+            let written: EventLoopFuture<Void> =
+                part.liveFailure != nil
                 ? loop.makeSucceededVoidFuture()
-                // A failed write means the live attempt failed; its answer (or error) says how, and the part is
-                // then sent again from the spool.
+                    // A failed write means the live attempt failed; its answer (or error) says how, and the part is
+                    // then sent again from the spool.
                 : part.writer.futureResult.flatMap { $0.write(.byteBuffer(slice)) }.hop(to: loop).recover { _ in }
             return written.map {
                 part.fed += count
@@ -303,8 +334,9 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
             return waiter.futureResult.flatMap { self.openPart(index, plan) }
         }
         let offset = index * plan.partSize
-        let part = Part(index: index, offset: offset, length: min(plan.partSize, settings.size - offset), url: plan.urls[index],
-                        requireETag: plan.id != nil, loop: loop)
+        let part = Part(
+            index: index, offset: offset, length: min(plan.partSize, settings.size - offset), url: plan.urls[index],
+            requireETag: plan.id != nil, loop: loop)
         open[index] = part
         startLive(part)
         return loop.makeSucceededFuture(part)
@@ -315,7 +347,8 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
         do {
             request = try HTTPClient.Request(
                 url: part.url, method: .PUT, headers: ["content-type": settings.mimeType],
-                body: .stream(contentLength: Int64(part.length)) { [writer = part.writer, done = part.bodyDone] streamWriter in
+                body: .stream(contentLength: Int64(part.length)) {
+                    [writer = part.writer, done = part.bodyDone] streamWriter in
                     writer.succeed(streamWriter)
                     return done.futureResult
                 })
@@ -323,7 +356,8 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
             liveFailed(part, .unreachable)
             return
         }
-        let task = client.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: 1 << 20))
+        let task = client.execute(
+            request: request, delegate: ResponseAccumulator(request: request, maxBodySize: 1 << 20))
         part.live = task
         task.futureResult.hop(to: loop).whenComplete { [self] result in
             guard open[part.index] === part else { return }
@@ -388,12 +422,19 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
             file?.release(offset: part.offset, length: part.length)
         case .failure(let failure):
             if doomed == nil, case .streaming(let plan) = phase {
-                let failed = results.filter { if case .failure = $0.value { true } else { false } }.keys.sorted().map { $0 + 1 }
-                doomed = failure == .spoolUnreadable
-                    ? .problem(.spoolFailed(reason: "the spooled upload could not be read back"), requestID: settings.requestID)
-                    : incomplete(id: plan.id, failedParts: failed, partCount: plan.partCount, reason: plan.partCount == 1
-                        ? "the file could not be sent to its upload URL (\(failure.reason))."
-                        : "a part could not be sent to its upload URL (\(failure.reason)).")
+                let failed = results.filter { if case .failure = $0.value { true } else { false } }.keys.sorted().map {
+                    $0 + 1
+                }
+                doomed =
+                    failure == .spoolUnreadable
+                    ? .problem(
+                        .spoolFailed(reason: "the spooled upload could not be read back"), requestID: settings.requestID
+                    )
+                    : incomplete(
+                        id: plan.id, failedParts: failed, partCount: plan.partCount,
+                        reason: plan.partCount == 1
+                            ? "the file could not be sent to its upload URL (\(failure.reason))."
+                            : "a part could not be sent to its upload URL (\(failure.reason)).")
             }
         }
         if let waiter = slotWaiter {
@@ -408,39 +449,51 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
     /// Every part is settled and the body is over: complete the upload, or say what is missing.
     private func conclude(_ plan: Plan) {
         guard let finished else { return }
-        self.finished = nil  // completed here (or by the complete call's task), never by a later cancel()
+        self.finished = nil // completed here (or by the complete call's task), never by a later cancel()
         if let doomed { return finished.succeed(doomed) }
         var etags: [String] = []
         for index in 0..<plan.partCount {
             guard case .success(let etag)? = results[index] else {
-                return finished.succeed(incomplete(id: plan.id, failedParts: [index + 1], partCount: plan.partCount,
-                                                   reason: "a part was never sent."))
+                return finished.succeed(
+                    incomplete(
+                        id: plan.id, failedParts: [index + 1], partCount: plan.partCount,
+                        reason: "a part was never sent."))
             }
             etags.append(etag)
         }
         guard let id = plan.id else {
-            return finished.succeed(WriftAIUploadStart.createdAnswer(downloadURL: plan.downloadURL ?? "", id: nil, size: settings.size,
-                                                                     mimeType: settings.mimeType))
+            return finished.succeed(
+                WriftAIUploadStart.createdAnswer(
+                    downloadURL: plan.downloadURL ?? "", id: nil, size: settings.size,
+                    mimeType: settings.mimeType))
         }
         let (call, settings, loop) = (call, settings, loop)
         finished.completeWithTask { [etags] in
             let path = "\(settings.path)/\(id)/complete"
             do {
-                let answer = try await call.send(method: .POST, path: path, json: WriftAIUploadStart.completeBody(etags: etags),
-                                                 requestID: settings.requestID, on: loop)
+                let answer = try await call.send(
+                    method: .POST, path: path, json: WriftAIUploadStart.completeBody(etags: etags),
+                    requestID: settings.requestID, on: loop)
                 guard (200..<300).contains(answer.status) else {
-                    return Self.incomplete(id: id, partCount: etags.count, reason: "every part was sent, but the platform refused to complete the upload.",
-                                           platformStatus: answer.status, requestID: settings.requestID)
+                    return Self.incomplete(
+                        id: id, partCount: etags.count,
+                        reason: "every part was sent, but the platform refused to complete the upload.",
+                        platformStatus: answer.status, requestID: settings.requestID)
                 }
                 guard let downloadURL = WriftAIUploadStart.downloadURL(inCompleteAnswer: answer.body) else {
-                    return Self.incomplete(id: id, partCount: etags.count, reason: "the platform's answer to the complete call has no download_url.",
-                                           platformStatus: answer.status, requestID: settings.requestID)
+                    return Self.incomplete(
+                        id: id, partCount: etags.count,
+                        reason: "the platform's answer to the complete call has no download_url.",
+                        platformStatus: answer.status, requestID: settings.requestID)
                 }
-                return WriftAIUploadStart.createdAnswer(downloadURL: downloadURL, id: id, size: settings.size, mimeType: settings.mimeType)
+                return WriftAIUploadStart.createdAnswer(
+                    downloadURL: downloadURL, id: id, size: settings.size, mimeType: settings.mimeType)
             } catch {
-                return Self.incomplete(id: id, partCount: etags.count,
-                                       reason: "every part was sent, but the complete call got no answer (\(FollowUpCall.describe(error))).",
-                                       requestID: settings.requestID)
+                return Self.incomplete(
+                    id: id, partCount: etags.count,
+                    reason:
+                        "every part was sent, but the complete call got no answer (\(FollowUpCall.describe(error))).",
+                    requestID: settings.requestID)
             }
         }
     }
@@ -459,14 +512,22 @@ final class WriftAIStreamingUpload: RequestBodySink, @unchecked Sendable {
         return loop.makeSucceededFuture(response)
     }
 
-    private func incomplete(id: String?, failedParts: [Int] = [], partCount: Int, reason: String, platformStatus: Int? = nil) -> LocalResponse {
-        Self.incomplete(id: id, failedParts: failedParts, partCount: partCount, reason: reason, platformStatus: platformStatus,
-                        requestID: settings.requestID)
+    private func incomplete(
+        id: String?, failedParts: [Int] = [], partCount: Int, reason: String, platformStatus: Int? = nil
+    ) -> LocalResponse {
+        Self.incomplete(
+            id: id, failedParts: failedParts, partCount: partCount, reason: reason, platformStatus: platformStatus,
+            requestID: settings.requestID)
     }
 
-    private static func incomplete(id: String?, failedParts: [Int] = [], partCount: Int, reason: String, platformStatus: Int? = nil,
-                                   requestID: String) -> LocalResponse {
-        .problem(.uploadIncomplete(UploadIncomplete(uploadID: id, failedParts: failedParts, partCount: partCount, reason: reason,
-                                                    platformStatus: platformStatus)), requestID: requestID)
+    private static func incomplete(
+        id: String?, failedParts: [Int] = [], partCount: Int, reason: String, platformStatus: Int? = nil,
+        requestID: String
+    ) -> LocalResponse {
+        .problem(
+            .uploadIncomplete(
+                UploadIncomplete(
+                    uploadID: id, failedParts: failedParts, partCount: partCount, reason: reason,
+                    platformStatus: platformStatus)), requestID: requestID)
     }
 }

@@ -82,17 +82,21 @@ struct WriftAIUploadEndpoint: HeadFilter, BodySinkFilter, BodyStageFilter, Respo
         }
         let mimeType = WriftAIMediaType.of(filename: filename)
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > 0,
-           !head.headers.contains(name: "transfer-encoding"), let call = complete
+            !head.headers.contains(name: "transfer-encoding"), let call = complete
         {
             // The size is known: the body goes to the storage part by part as it arrives.
             let settings = WriftAIStreamingUpload.Settings(
-                filename: filename, mimeType: mimeType, size: length, flow: config.flow, path: Self.followUpPath(config.path, mount: mount),
-                partConcurrency: config.partConcurrency, partRetries: config.partRetries, spoolDirectory: spool.directory,
+                filename: filename, mimeType: mimeType, size: length, flow: config.flow,
+                path: Self.followUpPath(config.path, mount: mount),
+                partConcurrency: config.partConcurrency, partRetries: config.partRetries,
+                spoolDirectory: spool.directory,
                 requestID: context.requestID)
-            context.scratch[Self.sinkKey] = WriftAIStreamingUpload(settings: settings, call: call, client: client.client, loop: context.eventLoop)
+            context.scratch[Self.sinkKey] = WriftAIStreamingUpload(
+                settings: settings, call: call, client: client.client, loop: context.eventLoop)
             return .proceed
         }
-        let stage = WriftAIUploadStage(filename: filename, mimeType: mimeType, flow: config.flow, spool: spool, eventLoop: context.eventLoop)
+        let stage = WriftAIUploadStage(
+            filename: filename, mimeType: mimeType, flow: config.flow, spool: spool, eventLoop: context.eventLoop)
         context.scratch[Self.stageKey] = stage
         head.method = .POST
         head.uri = config.path
@@ -115,19 +119,25 @@ struct WriftAIUploadEndpoint: HeadFilter, BodySinkFilter, BodyStageFilter, Respo
         (200..<300).contains(head.status.code) && context.scratch[Self.stageKey] != nil ? Self.answerLimit : nil
     }
 
-    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext) -> ResponseFilterResult {
-        guard (200..<300).contains(head.status.code), let stage = context.scratch[Self.stageKey] else { return .proceed }
+    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext)
+        -> ResponseFilterResult
+    {
+        guard (200..<300).contains(head.status.code), let stage = context.scratch[Self.stageKey] else {
+            return .proceed
+        }
         guard let start = WriftAIUploadStart.parse(body, flow: config.flow) else {
             stage.close()
             let wanted = config.flow == .threeStep ? "id, urls and part_size" : "upload_url and download_url"
-            let failure = UploadIncomplete(uploadID: nil, reason: "the platform's answer to POST \(config.path) has no usable \(wanted).",
-                                           platformStatus: Int(head.status.code))
+            let failure = UploadIncomplete(
+                uploadID: nil, reason: "the platform's answer to POST \(config.path) has no usable \(wanted).",
+                platformStatus: Int(head.status.code))
             return .respondWith(.problem(.uploadIncomplete(failure), requestID: context.requestID))
         }
         let run = WriftAIUploadRun(
             stage: stage, file: stage.file, size: stage.size, mimeType: stage.mimeType,
             put: PresignedPut(client: client.client, retries: config.partRetries),
-            partConcurrency: config.partConcurrency, path: Self.followUpPath(config.path, mount: mount), complete: complete, requestID: context.requestID)
+            partConcurrency: config.partConcurrency, path: Self.followUpPath(config.path, mount: mount),
+            complete: complete, requestID: context.requestID)
         let promise = context.eventLoop.makePromise(of: LocalResponse.self)
         promise.completeWithTask { await run.run(start) }
         return .respondLater(promise.futureResult)

@@ -39,8 +39,11 @@ struct WriftAIUploadRun: Sendable {
     private func parts(id: String, urls: [String], partSize: Int) async -> LocalResponse {
         let count = (size + partSize - 1) / partSize
         guard count == urls.count else {
-            return incomplete(id: id, partCount: urls.count,
-                              reason: "the platform listed \(urls.count) part URLs for \(size) bytes in parts of \(partSize) bytes (\(count) parts).")
+            return incomplete(
+                id: id, partCount: urls.count,
+                reason:
+                    "the platform listed \(urls.count) part URLs for \(size) bytes in parts of \(partSize) bytes (\(count) parts)."
+            )
         }
         guard let file else { return spoolUnreadable() }
         let (size, mimeType, put) = (size, mimeType, put)
@@ -51,7 +54,14 @@ struct WriftAIUploadRun: Sendable {
                 let offset = index * partSize
                 let length = min(partSize, size - offset)
                 let range = SpoolRange(file: file, offset: offset, length: length)
-                group.addTask { (index, await put.send(url: urls[index], contentType: mimeType) { .stream(range, length: .known(length)) }) }
+                group.addTask {
+                    (
+                        index,
+                        await put.send(url: urls[index], contentType: mimeType) {
+                            .stream(range, length: .known(length))
+                        }
+                    )
+                }
             }
             while next < min(count, partConcurrency) {
                 start(next)
@@ -73,37 +83,45 @@ struct WriftAIUploadRun: Sendable {
             switch results[index] {
             case .success(let etag)?: etags.append(etag)
             case .failure(let failure)?: failed.append((index, failure))
-            case nil: break  // never started: an earlier part failed
+            case nil: break // never started: an earlier part failed
             }
         }
         if let first = failed.first {
             if first.1 == .spoolUnreadable { return spoolUnreadable() }
-            return incomplete(id: id, failedParts: failed.map { $0.0 + 1 }, partCount: count,
-                              reason: "a part could not be sent to its upload URL (\(first.1.reason)).")
+            return incomplete(
+                id: id, failedParts: failed.map { $0.0 + 1 }, partCount: count,
+                reason: "a part could not be sent to its upload URL (\(first.1.reason)).")
         }
         return await completeUpload(id: id, etags: etags, partCount: count)
     }
 
     private func completeUpload(id: String, etags: [String], partCount: Int) async -> LocalResponse {
         guard let complete else {
-            return incomplete(id: id, partCount: partCount, reason: "credgate has no route to complete the upload with.")
+            return incomplete(
+                id: id, partCount: partCount, reason: "credgate has no route to complete the upload with.")
         }
         let path = "\(path)/\(id)/complete"
         do {
-            let answer = try await complete.send(method: .POST, path: path, json: WriftAIUploadStart.completeBody(etags: etags),
-                                                 requestID: requestID, on: stage.eventLoop)
+            let answer = try await complete.send(
+                method: .POST, path: path, json: WriftAIUploadStart.completeBody(etags: etags),
+                requestID: requestID, on: stage.eventLoop)
             guard (200..<300).contains(answer.status) else {
-                return incomplete(id: id, partCount: partCount, reason: "every part was sent, but the platform refused to complete the upload.",
-                                  platformStatus: answer.status)
+                return incomplete(
+                    id: id, partCount: partCount,
+                    reason: "every part was sent, but the platform refused to complete the upload.",
+                    platformStatus: answer.status)
             }
             guard let downloadURL = WriftAIUploadStart.downloadURL(inCompleteAnswer: answer.body) else {
-                return incomplete(id: id, partCount: partCount, reason: "the platform's answer to the complete call has no download_url.",
-                                  platformStatus: answer.status)
+                return incomplete(
+                    id: id, partCount: partCount,
+                    reason: "the platform's answer to the complete call has no download_url.",
+                    platformStatus: answer.status)
             }
             return WriftAIUploadStart.createdAnswer(downloadURL: downloadURL, id: id, size: size, mimeType: mimeType)
         } catch {
-            return incomplete(id: id, partCount: partCount,
-                              reason: "every part was sent, but the complete call got no answer (\(FollowUpCall.describe(error))).")
+            return incomplete(
+                id: id, partCount: partCount,
+                reason: "every part was sent, but the complete call got no answer (\(FollowUpCall.describe(error))).")
         }
     }
 
@@ -116,13 +134,16 @@ struct WriftAIUploadRun: Sendable {
         put.requireETag = false
         let range = SpoolRange(file: file, offset: 0, length: size)
         let size = size
-        switch await put.send(url: uploadURL, contentType: mimeType, makeBody: { .stream(range, length: .known(size)) }) {
+        switch await put.send(url: uploadURL, contentType: mimeType, makeBody: { .stream(range, length: .known(size)) })
+        {
         case .success:
             return WriftAIUploadStart.createdAnswer(downloadURL: downloadURL, id: nil, size: size, mimeType: mimeType)
         case .failure(.spoolUnreadable):
             return spoolUnreadable()
         case .failure(let failure):
-            return incomplete(id: nil, failedParts: [1], partCount: 1, reason: "the file could not be sent to its upload URL (\(failure.reason)).")
+            return incomplete(
+                id: nil, failedParts: [1], partCount: 1,
+                reason: "the file could not be sent to its upload URL (\(failure.reason)).")
         }
     }
 
@@ -130,8 +151,13 @@ struct WriftAIUploadRun: Sendable {
         .problem(.spoolFailed(reason: "the spooled upload could not be read back"), requestID: requestID)
     }
 
-    private func incomplete(id: String?, failedParts: [Int] = [], partCount: Int, reason: String, platformStatus: Int? = nil) -> LocalResponse {
-        .problem(.uploadIncomplete(UploadIncomplete(uploadID: id, failedParts: failedParts, partCount: partCount, reason: reason,
-                                                    platformStatus: platformStatus)), requestID: requestID)
+    private func incomplete(
+        id: String?, failedParts: [Int] = [], partCount: Int, reason: String, platformStatus: Int? = nil
+    ) -> LocalResponse {
+        .problem(
+            .uploadIncomplete(
+                UploadIncomplete(
+                    uploadID: id, failedParts: failedParts, partCount: partCount, reason: reason,
+                    platformStatus: platformStatus)), requestID: requestID)
     }
 }

@@ -21,7 +21,9 @@ final class WriftAIUploadStage: RequestBodyStage, @unchecked Sendable {
     /// Bytes of the file so far (all of them once the body ended).
     private(set) var size = 0
 
-    init(filename: String, mimeType: String, flow: WriftAIUploadConfig.Flow, spool: SpoolConfig, eventLoop: any EventLoop) {
+    init(
+        filename: String, mimeType: String, flow: WriftAIUploadConfig.Flow, spool: SpoolConfig, eventLoop: any EventLoop
+    ) {
         self.filename = filename
         self.mimeType = mimeType
         self.flow = flow
@@ -33,7 +35,9 @@ final class WriftAIUploadStage: RequestBodyStage, @unchecked Sendable {
         guard chunk.readableBytes > 0 else { return .pass([]) }
         if !checked {
             firstBytes += chunk.readableBytesView.prefix(FileType.sniffLength - firstBytes.count)
-            if firstBytes.count >= FileType.sniffLength, let refusal = checkContent() { return refuse(refusal.gatewayError) }
+            if firstBytes.count >= FileType.sniffLength, let refusal = checkContent() {
+                return refuse(refusal.gatewayError)
+            }
         }
         do {
             if file == nil { file = try UploadSpoolFile(directory: directory) }
@@ -75,7 +79,10 @@ final class WriftAIUploadStage: RequestBodyStage, @unchecked Sendable {
     static func contentRefusal(filename: String, firstBytes: [UInt8]) -> UploadRejection? {
         guard let claimed = FileType(filename: filename), !firstBytes.starts(with: claimed.magic) else { return nil }
         let content = FileType.describeContent(firstBytes)
-        return UploadRejection(.contentMismatch, "The file '\(UploadHeaderSyntax.clip(filename))' is named as a \(claimed.displayName) "
-            + "but its content is \(content); rename it or upload the intended file. Nothing was sent to the platform.")
+        return UploadRejection(
+            .contentMismatch,
+            "The file '\(UploadHeaderSyntax.clip(filename))' is named as a \(claimed.displayName) "
+                + "but its content is \(content); rename it or upload the intended file. Nothing was sent to the platform."
+        )
     }
 }

@@ -22,17 +22,18 @@ enum WriftAIUploadStart: Sendable, Equatable {
 
     /// The platform's answer, or `nil` when it lacks what the flow needs.
     static func parse(_ body: ByteBuffer, flow: WriftAIUploadConfig.Flow) -> WriftAIUploadStart? {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] else { return nil }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any]
+        else { return nil }
         switch flow {
         case .threeStep:
             let id = (object["id"] as? String) ?? (object["id"] as? NSNumber).map { $0.stringValue }
             guard let id, !id.isEmpty, let urls = object["urls"] as? [String], !urls.isEmpty,
-                  let partSize = (object["part_size"] as? NSNumber)?.intValue, partSize > 0
+                let partSize = (object["part_size"] as? NSNumber)?.intValue, partSize > 0
             else { return nil }
             return .parts(id: id, urls: urls, partSize: partSize)
         case .oneStep:
             guard let upload = object["upload_url"] as? String, !upload.isEmpty,
-                  let download = object["download_url"] as? String
+                let download = object["download_url"] as? String
             else { return nil }
             return .single(uploadURL: upload, downloadURL: download)
         }
@@ -52,7 +53,8 @@ enum WriftAIUploadStart: Sendable, Equatable {
     /// credgate's `201` answer: `{"download_url", "id", "size", "mime_type"}` (`id` is `null` in the one-step flow,
     /// which has none).
     static func createdAnswer(downloadURL: String, id: String?, size: Int, mimeType: String) -> LocalResponse {
-        let json = "{\"download_url\":\(JSONString.quote(downloadURL)),\"id\":\(id.map(JSONString.quote) ?? "null"),"
+        let json =
+            "{\"download_url\":\(JSONString.quote(downloadURL)),\"id\":\(id.map(JSONString.quote) ?? "null"),"
             + "\"size\":\(size),\"mime_type\":\(JSONString.quote(mimeType))}"
         return .json(.created, json, headers: ["cache-control": "no-store"])
     }
