@@ -1,8 +1,9 @@
-import CredGate
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import Testing
+
+@testable import CredGate
 
 /// Issue 12 item 1: one record per request, written off the event loop, JSON or text, never a query string or a
 /// secret by default.

@@ -1,10 +1,11 @@
-import CredGate
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 /// Issue 8 through real sockets: requests an attacker would send, each followed by a check that the gateway
 /// still serves. Every test here failed (or would have) before its fix.

@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import CredGate
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -7,6 +6,8 @@ import NIOHTTP1
 import NIOPosix
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 /// Claims of the README that no other test held to, each through real sockets.
 @Suite struct ClaimsTests {

@@ -1,6 +1,7 @@
-import CredGate
 import Foundation
 import Testing
+
+@testable import CredGate
 
 /// Reload without restart (issue 12 item 4), through the real executable (`serve --sandbox` with the shipped
 /// profile), real sockets and real signals: SIGHUP serves a new route at once and keeps the session (no new

@@ -1,10 +1,11 @@
 import AsyncHTTPClient
-import CredGate
 import Foundation
 import NIOCore
 import NIOHTTP1
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 /// Issue 4 through real sockets, on the shipped profile: uploads checked before they leave, the presign cache,
 /// and credgate's own file endpoints.

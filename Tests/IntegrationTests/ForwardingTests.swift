@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import CredGate
 import Crypto
 import Foundation
 import NIOConcurrencyHelpers
@@ -7,6 +6,8 @@ import NIOCore
 import NIOHTTP1
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 /// The data path through real sockets: gateway and sandbox on ephemeral loopback ports.
 @Suite struct ForwardingTests {

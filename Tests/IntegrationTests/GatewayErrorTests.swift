@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import CredGate
 import Foundation
 import Logging
 import NIOCore
@@ -8,6 +7,8 @@ import NIOPosix
 import NIOSSL
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 /// What the gateway answers itself, and what it refuses to forward.
 @Suite struct GatewayErrorTests {

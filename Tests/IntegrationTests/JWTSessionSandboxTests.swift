@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import CredGate
 import Foundation
 import Logging
 import NIOCore
@@ -7,6 +6,8 @@ import NIOHTTP1
 import NIOSSL
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 #if canImport(Glibc)
     import Glibc

@@ -1,11 +1,12 @@
 import AsyncHTTPClient
-import CredGate
 import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 /// No secret in any log line at any log level, through real sockets: the shipped profile, a sandbox that issues
 /// short-lived tokens (so the session refreshes), requests on API-key, JWT and SSN routes, a revocation (a failed

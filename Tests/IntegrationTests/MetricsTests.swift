@@ -1,8 +1,9 @@
-import CredGate
 import Foundation
 import NIOCore
 import NIOHTTP1
 import Testing
+
+@testable import CredGate
 
 /// `GET /credgate/metrics` through a real socket, parsed by Prometheus's own Python client
 /// (`prometheus_client.parser`, Tests/compat/parse_metrics.py): the values move by exactly what was done.

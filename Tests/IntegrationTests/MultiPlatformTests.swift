@@ -1,11 +1,12 @@
 import AsyncHTTPClient
-import CredGate
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 /// Two platforms from one process, through real sockets: the shipped combined example (the Assured and WriftAI
 /// profiles, each on its own listener), the Assured sandbox behind one and a recording upstream behind the other.

@@ -1,10 +1,11 @@
 import AsyncHTTPClient
-import CredGate
 import Foundation
 import NIOCore
 import NIOHTTP1
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 /// WriftAI's server-sent event streams through the shipped WriftAI profile, against the WriftAI sandbox: each
 /// event reaches a `curl -N` client as it is emitted, a stream quieter than the upstream's idle timeout is not cut

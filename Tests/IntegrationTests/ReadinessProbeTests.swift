@@ -1,8 +1,9 @@
-import CredGate
 import Foundation
 import NIOCore
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 #if canImport(Glibc)
     import Glibc

@@ -1,10 +1,11 @@
 import AsyncHTTPClient
-import CredGate
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Testing
+
+@testable import CredGate
 
 /// A route's `retry:` through real sockets: idempotent requests sent again after a 429 or 5xx, waiting as the
 /// platform asked; POST never; an answer asking for longer than `max_wait` passed on.

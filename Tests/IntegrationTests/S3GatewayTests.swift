@@ -1,10 +1,11 @@
 import AsyncHTTPClient
-import CredGate
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Testing
+
+@testable import CredGate
 
 /// The S3 profile through real sockets: links minted locally (nothing forwarded, every bad request a 422), the
 /// download redirect from the presign cache, and the signing route re-signing for the configured bucket only.

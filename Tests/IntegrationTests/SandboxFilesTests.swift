@@ -1,11 +1,12 @@
 import AsyncHTTPClient
-import CredGate
 import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 /// The sandbox's files side: multipart upload into its in-memory bucket, presigned URLs (SigV4 and SigV2 query
 /// forms) served and checked at `/sandbox-s3/`, provider documents' presigned links, the presign and

@@ -1,9 +1,10 @@
 import AsyncHTTPClient
-import CredGate
 import Foundation
 import NIOCore
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 /// The configured key must never appear in anything the gateway writes except the one header it injects.
 @Suite struct SecretHygieneTests {

@@ -1,11 +1,12 @@
 import AsyncHTTPClient
-import CredGate
 import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 /// Session JWTs through real sockets: the shipped Assured profile, the gateway and the sandbox platform.
 @Suite struct SessionTests {

@@ -1,10 +1,11 @@
-import CredGate
 import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Sandbox
 import Testing
+
+@testable import CredGate
 
 /// `PUT /credgate/v1/wriftai/files/{name}` (issue 10, item 5): WriftAI's whole upload in one call, through real
 /// sockets, against ``FakeWriftAI`` (an API port and a storage port, like the platform and its presigned storage).

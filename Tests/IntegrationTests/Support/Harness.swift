@@ -1,11 +1,12 @@
 import AsyncHTTPClient
-import CredGate
 import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Sandbox
+
+@testable import CredGate
 
 /// Builds gateway configurations in code for tests.
 enum TestConfig {
