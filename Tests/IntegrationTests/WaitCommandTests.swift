@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import CredGate
+
 /// `credgate wait` (the executable) against a gateway in this process: exit 0 as soon as readiness is 200, 1
 /// after the timeout with a sentence saying what was not ready.
 @Suite struct WaitCommandTests {

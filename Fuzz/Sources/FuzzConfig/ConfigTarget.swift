@@ -1,5 +1,6 @@
-import CredGate
 import FuzzSupport
+
+@testable import CredGate
 
 /// Fuzz target: `ConfigLoader.parse(yaml:environment:readFile:)`: Yams (libyaml) and the hand-written walker over
 /// the node tree, `${VAR}` / `${VAR:-default}` / `VAR_FILE` interpolation, quantities (`25MiB`, `5m`) and URLs.

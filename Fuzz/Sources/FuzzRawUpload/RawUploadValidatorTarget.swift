@@ -1,7 +1,8 @@
-import CredGate
 import Foundation
 import FuzzSupport
 import NIOCore
+
+@testable import CredGate
 
 /// Fuzz target: `RawUploadValidator` (`PUT /credgate/v1/files/{filename}`) and the percent-decoding of its
 /// `{filename}` path segment, both straight from the client.

@@ -1,5 +1,6 @@
-import CredGate
 import FuzzSupport
+
+@testable import CredGate
 
 /// Fuzz target: `S3URI(parsing:)`, which reads the `s3_url` a client sends to the presign route (and to
 /// `GET /credgate/v1/files/download?s3_url=`) and names the presign cache's key.

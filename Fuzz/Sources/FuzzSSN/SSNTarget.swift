@@ -1,9 +1,10 @@
-import CredGate
 import Foundation
 import FuzzSupport
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+
+@testable import CredGate
 
 /// Fuzz target: the SSN route's body transform, `SSNEncryptionFilter.decodeBody`, on client JSON (parsed with
 /// Foundation's `JSONSerialization`), and `SSNCipher` (normalising, and decrypting ciphertext an SDK made with a

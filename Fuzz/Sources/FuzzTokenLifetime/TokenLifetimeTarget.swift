@@ -1,6 +1,7 @@
-import CredGate
 import Foundation
 import FuzzSupport
+
+@testable import CredGate
 
 /// Fuzz target: `TokenLifetime.lifetime(of:default:now:)`, which runs jwt-kit's parser (base64url, JSON,
 /// `exp`/`iat` claims as dates) on every access token the platform's login or refresh answer holds, without

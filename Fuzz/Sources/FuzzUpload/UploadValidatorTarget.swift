@@ -1,7 +1,8 @@
-import CredGate
 import Foundation
 import FuzzSupport
 import NIOCore
+
+@testable import CredGate
 
 /// Fuzz target: `UploadValidator`, the multipart upload check that reads client bodies byte by byte (through
 /// MultipartKit's parser) before anything reaches the platform. A trap here kills the gateway for every client,

@@ -73,9 +73,9 @@ public final class AccessLog: Sendable {
     }
 
     /// Records dropped because the writer fell behind.
-    public var dropped: Int { state.withLockedValue { $0.dropped } }
+    var dropped: Int { state.withLockedValue { $0.dropped } }
     /// Records written.
-    public var written: Int { state.withLockedValue { $0.written } }
+    var written: Int { state.withLockedValue { $0.written } }
 
     /// Takes a batch from an event loop's buffer (one lock per batch, not per request).
     func submit(_ batch: [AccessRecord]) {

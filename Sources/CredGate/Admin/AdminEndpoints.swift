@@ -4,7 +4,7 @@ import NIOHTTP1
 
 /// The gateway's own endpoints under the reserved prefix `/credgate/`; never forwarded.
 public struct AdminEndpoints: Sendable {
-    public static let prefix = "/credgate/"
+    static let prefix = "/credgate/"
 
     /// What `/credgate/status` reports per credential (built from counters only: no secrets).
     let credentialStatus: @Sendable () -> [CredentialStatus]
@@ -15,9 +15,9 @@ public struct AdminEndpoints: Sendable {
     /// Session credentials that set `required_for_ready: false`: readiness does not wait for them.
     let notRequiredForReady: Set<String>
     /// Set when the gateway starts draining (``Gateway/drain(delay:grace:)``); readiness then answers 503.
-    public let drain: DrainState
+    let drain: DrainState
     /// Requests and errors per route, for `/credgate/status` (published once the route table is compiled).
-    public let traffic: RouteTraffic
+    let traffic: RouteTraffic
     /// The gateway's Prometheus metrics, rendered by `GET /credgate/metrics`.
     let metrics: GatewayMetrics?
     /// `POST /credgate/quitquitquit` (off unless configured).
@@ -25,7 +25,7 @@ public struct AdminEndpoints: Sendable {
     /// `POST /credgate/reload` (off unless configured).
     public let reload: ReloadSwitch
 
-    public init(
+    init(
         credentialStatus: @escaping @Sendable () -> [CredentialStatus] = { [] }, presignCache: PresignCache? = nil,
         notRequiredForReady: Set<String> = [], drain: DrainState = DrainState(), traffic: RouteTraffic = RouteTraffic(),
         metrics: GatewayMetrics? = nil, quit: QuitSwitch = QuitSwitch(), reload: ReloadSwitch = ReloadSwitch(),
@@ -43,15 +43,14 @@ public struct AdminEndpoints: Sendable {
     }
 
     /// Whether a request path is in the reserved admin space.
-    @inlinable
-    public static func isAdminPath(_ path: Substring) -> Bool {
+    static func isAdminPath(_ path: Substring) -> Bool {
         path.hasPrefix(prefix) || path == "/credgate"
     }
 
     /// Answers an admin request. Health endpoints are named for what Kubernetes asks: `startup` and `liveness`
     /// say the process serves (never anything about the platform: a platform outage must not get credgate
     /// restarted), `readiness` whether it should get traffic (``Readiness``).
-    public func respond(method: HTTPMethod, path: Substring, requestID: String) -> LocalResponse {
+    func respond(method: HTTPMethod, path: Substring, requestID: String) -> LocalResponse {
         switch (method, path) {
         case (.GET, "/credgate/healthz"), (.GET, "/credgate/liveness"), (.GET, "/credgate/startup"),
             (.HEAD, "/credgate/healthz"):
@@ -117,7 +116,7 @@ public struct AdminEndpoints: Sendable {
     }
 
     /// The readiness of the gateway now.
-    public func readiness() -> Readiness {
+    func readiness() -> Readiness {
         Readiness(credentials: credentialStatus(), notRequired: notRequiredForReady, draining: drain.isDraining)
     }
 

@@ -4,10 +4,10 @@ import NIOConcurrencyHelpers
 /// anyone who can reach credgate could otherwise use it. The action survives a reload, which may turn the
 /// endpoint on or off (``with(enabled:)``).
 public final class AdminSwitch<Action: Sendable>: Sendable {
-    public let enabled: Bool
+    let enabled: Bool
     private let handler: NIOLockedValueBox<Action?>
 
-    public init(enabled: Bool = false) {
+    init(enabled: Bool = false) {
         self.enabled = enabled
         self.handler = NIOLockedValueBox(nil)
     }

@@ -4,15 +4,15 @@ import Atomics
 /// no new traffic while requests in flight finish.
 ///
 /// ``Gateway/drain(delay:grace:)`` sets it (``startDraining()``) on SIGTERM or SIGINT; the admin endpoints read it.
-public final class DrainState: Sendable {
+final class DrainState: Sendable {
     private let draining = ManagedAtomic<Bool>(false)
 
-    public init() {}
+    init() {}
 
-    public var isDraining: Bool { draining.load(ordering: .acquiring) }
+    var isDraining: Bool { draining.load(ordering: .acquiring) }
 
     /// From now on readiness answers 503. There is no way back: a draining gateway stops.
-    public func startDraining() {
+    func startDraining() {
         draining.store(true, ordering: .releasing)
     }
 }

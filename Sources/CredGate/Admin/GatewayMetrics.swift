@@ -14,15 +14,15 @@ import Prometheus
 /// access log's drops) are read when Prometheus scrapes. Labels are bounded: route, upstream and credential names
 /// from the configuration, the method (seven names or `OTHER`), the status class, rejection codes. Never a path,
 /// an id or a secret.
-public final class GatewayMetrics: Sendable {
-    public let registry = PrometheusCollectorRegistry()
+final class GatewayMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
     private let routes = NIOLockedValueBox<[String: RouteMetrics]>([:])
     private let upstreams = NIOLockedValueBox<[String: UpstreamMetrics]>([:])
     /// Requests answered before their route's exchange started (no route, 405, a refused head): route `none`.
     let unrouted: RouteMetrics
     let uploadRejections: UploadRejectionMetrics
     /// Configuration reloads (SIGHUP, `credgate reload`, a rotated secret file).
-    public let reloads: ReloadMetrics
+    let reloads: ReloadMetrics
 
     private struct Sources {
         var openConnections: (@Sendable () -> Int)?
@@ -32,7 +32,7 @@ public final class GatewayMetrics: Sendable {
     /// Last value read of each counter copied at scrape time, so the registry's counter moves by the difference.
     private let scraped = NIOLockedValueBox<[String: Int]>([:])
 
-    public init() {
+    init() {
         unrouted = RouteMetrics(registry: registry, route: "none")
         uploadRejections = UploadRejectionMetrics(registry: registry)
         reloads = ReloadMetrics(registry: registry)
@@ -75,7 +75,7 @@ public final class GatewayMetrics: Sendable {
     static let credentialStates = ["valid", "refreshing", "logging_in", "backing_off", "circuit_open", "no_token"]
 
     /// Reads the scrape-time values into the registry and renders everything.
-    public func render(credentials: [CredentialStatus], presignCache: PresignCache?) -> [UInt8] {
+    func render(credentials: [CredentialStatus], presignCache: PresignCache?) -> [UInt8] {
         let sources = sources.withLockedValue { $0 }
         return scraped.withLockedValue { last -> [UInt8] in
             func gauge(_ name: String, _ help: String, _ labels: [(String, String)], _ value: Double) {
@@ -143,7 +143,7 @@ public final class GatewayMetrics: Sendable {
 /// One route's per-request metrics, made once when the route is compiled. ``record`` costs a few relaxed atomic
 /// increments and the histogram's short lock; the counter of a (method, status class) pair is registered the
 /// first time it is used, so a route shows only the series it served.
-public final class RouteMetrics: Sendable {
+final class RouteMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
     private let route: String
     /// Indexed by method slot * 6 + status class slot.
@@ -214,7 +214,7 @@ public final class RouteMetrics: Sendable {
 }
 
 /// One upstream's connection counters.
-public final class UpstreamMetrics: Sendable {
+final class UpstreamMetrics: Sendable {
     /// Connections that could not be opened (refused, unreachable, timed out).
     let connectFailures: Counter
     /// Requests sent again on a fresh connection after a pooled one turned out closed.
@@ -235,7 +235,7 @@ public final class UpstreamMetrics: Sendable {
 }
 
 /// Uploads refused by `upload_validation`, one counter per rejection code (all made at start-up, so each shows 0).
-public final class UploadRejectionMetrics: Sendable {
+final class UploadRejectionMetrics: Sendable {
     private let counters: [Counter]
 
     init(registry: PrometheusCollectorRegistry) {
@@ -256,7 +256,7 @@ public final class UploadRejectionMetrics: Sendable {
 /// Configuration reloads, named as Prometheus names its own (`prometheus_config_last_reload_successful`): a counter
 /// per result, and whether the last one worked, so an alert fires on a configuration that was refused and is not
 /// serving. Both series exist from the start (the configuration loaded at start-up counts as a success).
-public final class ReloadMetrics: Sendable {
+final class ReloadMetrics: Sendable {
     private let succeeded: Counter
     private let failed: Counter
     private let lastSuccess: Gauge

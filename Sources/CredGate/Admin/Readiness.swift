@@ -7,23 +7,23 @@
 /// a platform that is down must not get credgate restarted.
 ///
 /// Built from ``CredentialStatus`` values only, so it carries states and the last error sentence, never a secret.
-public struct Readiness: Sendable, Equatable {
+struct Readiness: Sendable, Equatable {
     /// A credential that keeps the gateway from being ready, and why.
-    public struct Blocker: Sendable, Equatable, Encodable {
-        public var credential: String
+    struct Blocker: Sendable, Equatable, Encodable {
+        var credential: String
         /// The session's state (`no_token`, `logging_in`, `backing_off`, `circuit_open`, ...).
-        public var state: String
+        var state: String
         /// The last failure as a short sentence ("login answered 401"); nil when nothing failed yet.
-        public var lastError: String?
+        var lastError: String?
         /// One sentence for a person.
-        public var reason: String
+        var reason: String
 
         enum CodingKeys: String, CodingKey {
             case credential, state, reason
             case lastError = "last_error"
         }
 
-        public func encode(to encoder: any Encoder) throws {
+        func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(credential, forKey: .credential)
             try c.encode(state, forKey: .state)
@@ -32,15 +32,15 @@ public struct Readiness: Sendable, Equatable {
         }
     }
 
-    public var draining: Bool
-    public var blockers: [Blocker]
+    var draining: Bool
+    var blockers: [Blocker]
     /// Sessions that are not ready but do not count (`required_for_ready: false`), by name.
-    public var ignored: [String]
+    var ignored: [String]
 
-    public var isReady: Bool { !draining && blockers.isEmpty }
+    var isReady: Bool { !draining && blockers.isEmpty }
 
     /// `notRequired`: names of the credentials that set `required_for_ready: false`.
-    public init(credentials: [CredentialStatus], notRequired: Set<String>, draining: Bool) {
+    init(credentials: [CredentialStatus], notRequired: Set<String>, draining: Bool) {
         self.draining = draining
         var blockers: [Blocker] = []
         var ignored: [String] = []
@@ -74,7 +74,7 @@ public struct Readiness: Sendable, Equatable {
     }
 
     /// One sentence for a person: what is not ready, or that all is.
-    public var summary: String {
+    var summary: String {
         if draining { return "credgate is draining (shutting down)" }
         if blockers.isEmpty { return "ready" }
         return blockers.map(\.reason).joined(separator: "; ")

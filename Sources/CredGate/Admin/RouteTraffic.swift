@@ -6,17 +6,17 @@ import NIOConcurrencyHelpers
 ///
 /// An error is an answer with a 4xx or 5xx status, whoever made it (credgate's own problem+json or the
 /// platform's), or an exchange cut short (the client or the upstream closed the connection mid-way).
-public final class RouteCounters: Sendable {
+final class RouteCounters: Sendable {
     private let requests = ManagedAtomic<Int>(0)
     private let clientErrors = ManagedAtomic<Int>(0)
     private let serverErrors = ManagedAtomic<Int>(0)
     private let cutShort = ManagedAtomic<Int>(0)
 
-    public init() {}
+    init() {}
 
     /// Counts one finished exchange: `status` is the answer's (0 when none was sent), `cutShort` whether it ended
     /// early.
-    public func record(status: UInt, cutShort wasCutShort: Bool) {
+    func record(status: UInt, cutShort wasCutShort: Bool) {
         requests.wrappingIncrement(ordering: .relaxed)
         if wasCutShort {
             cutShort.wrappingIncrement(ordering: .relaxed)
@@ -28,7 +28,7 @@ public final class RouteCounters: Sendable {
     }
 
     /// The counts now (each read on its own: a request counted meanwhile may show in one and not yet another).
-    public var snapshot: RouteTrafficSnapshot {
+    var snapshot: RouteTrafficSnapshot {
         RouteTrafficSnapshot(
             requests: requests.load(ordering: .relaxed), clientErrors: clientErrors.load(ordering: .relaxed),
             serverErrors: serverErrors.load(ordering: .relaxed), cutShort: cutShort.load(ordering: .relaxed))
@@ -36,23 +36,23 @@ public final class RouteCounters: Sendable {
 }
 
 /// What ``RouteCounters`` counted, as a value.
-public struct RouteTrafficSnapshot: Sendable, Equatable {
-    public var requests: Int
+struct RouteTrafficSnapshot: Sendable, Equatable {
+    var requests: Int
     /// Answers with a 4xx status.
-    public var clientErrors: Int
+    var clientErrors: Int
     /// Answers with a 5xx status.
-    public var serverErrors: Int
+    var serverErrors: Int
     /// Exchanges that ended before their answer was complete.
-    public var cutShort: Int
+    var cutShort: Int
 
-    public init(requests: Int = 0, clientErrors: Int = 0, serverErrors: Int = 0, cutShort: Int = 0) {
+    init(requests: Int = 0, clientErrors: Int = 0, serverErrors: Int = 0, cutShort: Int = 0) {
         self.requests = requests
         self.clientErrors = clientErrors
         self.serverErrors = serverErrors
         self.cutShort = cutShort
     }
 
-    public var errors: Int { clientErrors + serverErrors + cutShort }
+    var errors: Int { clientErrors + serverErrors + cutShort }
 
     static func + (a: Self, b: Self) -> Self {
         Self(
@@ -63,7 +63,7 @@ public struct RouteTrafficSnapshot: Sendable, Equatable {
 
 /// The routes whose counters `GET /credgate/status` reports. Filled once, after the route table is compiled
 /// (the admin endpoints are themselves one of its routes, so they exist first).
-public final class RouteTraffic: Sendable {
+final class RouteTraffic: Sendable {
     private struct Entry: Sendable {
         let name: String
         let counters: RouteCounters
@@ -72,7 +72,7 @@ public final class RouteTraffic: Sendable {
     /// Written once at start-up, read by each status request: never touched on the data path.
     private let entries = NIOLockedValueBox<[Entry]>([])
 
-    public init() {}
+    init() {}
 
     /// Counters of routes a reload replaced, by name: added to the current routes of the same name (a request
     /// that started before the reload may still be counting into them).
@@ -81,7 +81,7 @@ public final class RouteTraffic: Sendable {
     /// Publishes the routes, in table order. A route that appears more than once (the same compiled value in two
     /// entries) is counted once. `keepingPrevious` (a reload): the counts of the routes published before go on
     /// under their names, for the names still published; a route the reload removed is no longer shown.
-    public func publish(_ routes: [(name: String, counters: RouteCounters)], keepingPrevious: Bool = false) {
+    func publish(_ routes: [(name: String, counters: RouteCounters)], keepingPrevious: Bool = false) {
         var seen = Set<ObjectIdentifier>()
         let unique = routes.filter { seen.insert(ObjectIdentifier($0.counters)).inserted }
         let old = entries.withLockedValue { entries in
@@ -99,7 +99,7 @@ public final class RouteTraffic: Sendable {
     }
 
     /// Counts per route name, in table order; routes sharing a name are added up.
-    public func snapshot() -> [(route: String, traffic: RouteTrafficSnapshot)] {
+    func snapshot() -> [(route: String, traffic: RouteTrafficSnapshot)] {
         let all = entries.withLockedValue { $0 }
         let earlier = replaced.withLockedValue { $0 }
         var order: [String] = []

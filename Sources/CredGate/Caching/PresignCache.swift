@@ -18,25 +18,25 @@ import NIOConcurrencyHelpers
 ///
 /// Time is wall-clock (`Date`), injected for tests: a URL's expiry is an instant on S3's clock, so the question is
 /// always "what time is it", never "how long have we been running".
-public final class PresignCache: Sendable {
+final class PresignCache: Sendable {
     /// Limits, from the route's configuration.
-    public struct Configuration: Sendable, Hashable {
+    struct Configuration: Sendable, Hashable {
         /// Most entries kept (0 disables storing; single flight still applies).
-        public var capacity: Int
+        var capacity: Int
         /// Ceiling on the lifetime relied on, counted from receipt, whatever the URL says: boto3's default
         /// lifetime, so ordinary URLs are not shortened while week-long ones are fetched again hourly, which bounds
         /// how long a URL signed with since-rotated credentials keeps being handed out.
-        public var maximumLifetime: TimeInterval
+        var maximumLifetime: TimeInterval
         /// Lower ceiling for URLs signed with temporary credentials (a security token is present): those stop
         /// working when the credentials expire, which the URL does not say. botocore renews credentials 10 to 15
         /// minutes before they expire, so a freshly signed URL is good for at least about 10 minutes. Nil: no
         /// separate ceiling.
-        public var temporaryCredentialsMaximumLifetime: TimeInterval?
+        var temporaryCredentialsMaximumLifetime: TimeInterval?
         /// Larger answers are passed on but not stored (a real one is under 2 KiB), bounding memory at about
         /// `capacity` times this.
-        public var maximumBodyBytes: Int
+        var maximumBodyBytes: Int
 
-        public init(
+        init(
             capacity: Int = 10_000, maximumLifetime: TimeInterval = 3_600,
             temporaryCredentialsMaximumLifetime: TimeInterval? = 600, maximumBodyBytes: Int = 16_384
         ) {
@@ -48,26 +48,26 @@ public final class PresignCache: Sendable {
     }
 
     /// Counters since start, for metrics and the status page.
-    public struct Statistics: Sendable, Hashable {
+    struct Statistics: Sendable, Hashable {
         /// Requests answered from the cache.
-        public var hits = 0
+        var hits = 0
         /// Requests that found nothing usable and fetched or joined a fetch (counted by ``value(for:fetch:)``).
-        public var misses = 0
+        var misses = 0
         /// Platform calls made.
-        public var fetches = 0
+        var fetches = 0
         /// Requests that waited for another request's platform call instead of making their own.
-        public var joined = 0
+        var joined = 0
         /// Answers stored.
-        public var stored = 0
+        var stored = 0
         /// Entries dropped to make room.
-        public var evictions = 0
+        var evictions = 0
 
-        public init() {}
+        init() {}
     }
 
     /// What the platform answered: its status and body.
 
-    public let configuration: Configuration
+    let configuration: Configuration
     private let clock: @Sendable () -> Date
     private let state: NIOLockedValueBox<State>
 
@@ -89,7 +89,7 @@ public final class PresignCache: Sendable {
     }
 
     /// `now` is the wall clock (tests inject a fixed one, so nothing sleeps).
-    public init(configuration: Configuration = Configuration(), now: @escaping @Sendable () -> Date = { Date() }) {
+    init(configuration: Configuration = Configuration(), now: @escaping @Sendable () -> Date = { Date() }) {
         self.configuration = configuration
         self.clock = now
         self.state = NIOLockedValueBox(State(entries: LRUTable(capacity: configuration.capacity)))
@@ -99,12 +99,12 @@ public final class PresignCache: Sendable {
 
     /// The cached answer for `key` if it may still be served now. Never waits beyond a short lock and does no I/O:
     /// safe on an event loop.
-    public func lookup(key: PresignCacheKey) -> PresignCacheHit? {
+    func lookup(key: PresignCacheKey) -> PresignCacheHit? {
         lookup(key: key, now: clock())
     }
 
     /// The cached answer for `key` if it may still be served at `now`; an entry past its window is dropped.
-    public func lookup(key: PresignCacheKey, now: Date) -> PresignCacheHit? {
+    func lookup(key: PresignCacheKey, now: Date) -> PresignCacheHit? {
         state.withLockedValue { s in
             // A miss is counted by the claim that follows it, so it is not counted twice.
             let hit = Self.hit(&s, key, now)
@@ -117,7 +117,7 @@ public final class PresignCache: Sendable {
     /// report its answer through the ticket (``PresignCacheTicket``); or another request's call is in progress and
     /// `whenJoinedCallCompletes` will be called with its result (``PresignCacheError/abandoned`` when that request
     /// went away without an answer: claim again).
-    public func claim(
+    func claim(
         key: PresignCacheKey,
         whenJoinedCallCompletes: @escaping @Sendable (Result<PresignCacheFetched, any Error>) -> Void
     ) -> PresignCacheClaim {
@@ -144,18 +144,18 @@ public final class PresignCache: Sendable {
     // MARK: - Housekeeping
 
     /// Entries held, including any past their window not yet looked at again.
-    public var count: Int { state.withLockedValue { $0.entries.count } }
+    var count: Int { state.withLockedValue { $0.entries.count } }
 
     /// Forgets every entry (`DELETE /credgate/v1/cache/presign`). Platform calls already in progress still answer
     /// their callers but store nothing, and later callers start a call of their own.
-    public func removeAll() {
+    func removeAll() {
         state.withLockedValue { s in
             s.entries.removeAll()
             s.flights.removeAll()
         }
     }
 
-    public var statistics: Statistics { state.withLockedValue { $0.statistics } }
+    var statistics: Statistics { state.withLockedValue { $0.statistics } }
 
     /// The keys from most to least recently used, for tests.
     var keysByRecency: [PresignCacheKey] { state.withLockedValue { $0.entries.keysByRecency } }
@@ -232,13 +232,13 @@ public final class PresignCache: Sendable {
 }
 
 /// Why a request waiting for another's presign call got no answer.
-public enum PresignCacheError: Error, Sendable {
+enum PresignCacheError: Error, Sendable {
     /// The request making the call went away (its client disconnected) before it had an answer: claim again.
     case abandoned
 }
 
 /// What ``PresignCache/claim(key:whenJoinedCallCompletes:)`` found.
-public enum PresignCacheClaim: Sendable {
+enum PresignCacheClaim: Sendable {
     case hit(PresignCacheHit)
     /// Make the platform call and report it through the ticket.
     case lead(PresignCacheTicket)
@@ -275,7 +275,7 @@ final class PresignCacheFlight: Sendable {
 
 /// The leader's duty: report the platform's answer (or its failure) once. A ticket dropped without a report
 /// (the leading request went away) releases the waiters with ``PresignCacheError/abandoned``.
-public final class PresignCacheTicket: Sendable {
+final class PresignCacheTicket: Sendable {
     private let cache: PresignCache
     private let key: PresignCacheKey
     private let flight: PresignCacheFlight
@@ -289,7 +289,7 @@ public final class PresignCacheTicket: Sendable {
 
     /// Reports the platform's answer; returns what became of it. Only the first report counts.
     @discardableResult
-    public func complete(status: Int, body: [UInt8]) -> PresignCacheFetched {
+    func complete(status: Int, body: [UInt8]) -> PresignCacheFetched {
         guard markReported() else {
             return PresignCacheFetched(status: status, body: body, presignedURL: nil, isStored: false, secondsLeft: nil)
         }
@@ -297,7 +297,7 @@ public final class PresignCacheTicket: Sendable {
     }
 
     /// Reports that no answer came.
-    public func fail(_ error: any Error) {
+    func fail(_ error: any Error) {
         guard markReported() else { return }
         cache.fail(flight, key: key, error: error)
     }

@@ -2,46 +2,32 @@ import Foundation
 
 /// A presign answer served from the cache, with what the response headers need (`Age`,
 /// `Cache-Control: private, max-age=<secondsLeft>`, `X-Cache: HIT`).
-public struct PresignCacheHit: Sendable, Hashable {
+struct PresignCacheHit: Sendable, Hashable {
     /// The platform's 200 body, byte for byte as it was received.
-    public let body: [UInt8]
+    let body: [UInt8]
     /// The `presigned_url` read from that body (for a redirect to it).
-    public let presignedURL: String
+    let presignedURL: String
     /// Whole seconds since the platform answered.
-    public let age: Int
+    let age: Int
     /// Whole seconds this entry may still be served: until the safety margin before expiry, not until expiry
     /// itself, so a client or browser that keeps the answer for `max-age` still holds a URL with the margin left.
-    public let secondsLeft: Int
+    let secondsLeft: Int
     /// When the URL expires, as relied on (the URL's own expiry, capped by the configured maximum lifetime).
-    public let expiresAt: Date
+    let expiresAt: Date
 
-    public init(body: [UInt8], presignedURL: String, age: Int, secondsLeft: Int, expiresAt: Date) {
-        self.body = body
-        self.presignedURL = presignedURL
-        self.age = age
-        self.secondsLeft = secondsLeft
-        self.expiresAt = expiresAt
-    }
 }
 
 /// The platform's answer to a presign request that was not served from the cache (`X-Cache: MISS`), shared by
 /// every caller that waited for the same fetch.
-public struct PresignCacheFetched: Sendable, Hashable {
+struct PresignCacheFetched: Sendable, Hashable {
     /// The platform's status and body, unchanged, whatever they are.
-    public let status: Int
-    public let body: [UInt8]
+    let status: Int
+    let body: [UInt8]
     /// The `presigned_url` of a 200 body, when it has one.
-    public let presignedURL: String?
+    let presignedURL: String?
     /// Whether the answer was stored: a 200 whose URL expiry could be read and leaves time to serve it.
-    public let isStored: Bool
+    let isStored: Bool
     /// For a stored answer, whole seconds it will be served from the cache (as ``PresignCacheHit/secondsLeft``).
-    public let secondsLeft: Int?
+    let secondsLeft: Int?
 
-    public init(status: Int, body: [UInt8], presignedURL: String?, isStored: Bool, secondsLeft: Int?) {
-        self.status = status
-        self.body = body
-        self.presignedURL = presignedURL
-        self.isStored = isStored
-        self.secondsLeft = secondsLeft
-    }
 }

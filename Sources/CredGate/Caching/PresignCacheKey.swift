@@ -4,17 +4,17 @@
 /// same identity: one user's URL is never served to a configuration acting as another. The identity is an opaque
 /// string the caller composes from everything that changes what the platform would answer (for instance the
 /// upstream, the credential's name and the session's user); it is compared, never parsed or logged.
-public struct PresignCacheKey: Sendable, Hashable, CustomStringConvertible {
+struct PresignCacheKey: Sendable, Hashable, CustomStringConvertible {
     /// The object, as validated from the request's `s3_url`.
-    public let object: S3URI
+    let object: S3URI
     /// Whose session asked.
-    public let identity: String
+    let identity: String
 
-    public init(object: S3URI, identity: String) {
+    init(object: S3URI, identity: String) {
         self.object = object
         self.identity = identity
     }
 
     /// The object only: identities stay out of logs.
-    public var description: String { object.description }
+    var description: String { object.description }
 }

@@ -8,16 +8,16 @@ import Foundation
 /// life rather than not at all. An hour-long URL is served for 54 minutes, a 6-second one for 3 seconds. Every
 /// client therefore gets a URL with at least the margin left. (The same rule as ``TokenLifetime/refreshMargin``
 /// uses for session tokens, kept separate because the cache counts in wall-clock seconds.)
-public enum PresignServingWindow {
+enum PresignServingWindow {
     /// The margin for a URL that lives `lifetime` seconds; zero for a lifetime that is zero or negative.
-    public static func margin(lifetime: TimeInterval) -> TimeInterval {
+    static func margin(lifetime: TimeInterval) -> TimeInterval {
         guard lifetime.isFinite, lifetime > 0 else { return 0 }
         return min(max(lifetime / 10, 60), lifetime / 2)
     }
 
     /// Until when an answer received at `receivedAt` for a URL expiring at `expiresAt` may be served, or nil when it
     /// must not be cached at all (already expired when it arrived, or expiring at that very moment).
-    public static func serveUntil(receivedAt: Date, expiresAt: Date) -> Date? {
+    static func serveUntil(receivedAt: Date, expiresAt: Date) -> Date? {
         let lifetime = expiresAt.timeIntervalSince(receivedAt)
         guard lifetime.isFinite, lifetime > 0 else { return nil }
         return expiresAt.addingTimeInterval(-margin(lifetime: lifetime))

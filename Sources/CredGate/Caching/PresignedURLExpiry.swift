@@ -14,27 +14,27 @@ import Foundation
 ///
 /// The result is wall-clock time on purpose: S3 compares it with its own clock, not with how long this process has
 /// been running, so the question "is this URL still good" can only be asked of a `Date`.
-public struct PresignedURLExpiry: Sendable, Hashable {
+struct PresignedURLExpiry: Sendable, Hashable {
     /// Which signature scheme the URL uses.
-    public enum Form: String, Sendable, Hashable {
+    enum Form: String, Sendable, Hashable {
         case sigV4 = "SigV4"
         case sigV2 = "SigV2"
     }
 
-    public let form: Form
+    let form: Form
     /// When S3 stops honouring the URL, as the URL says.
-    public let expiresAt: Date
+    let expiresAt: Date
     /// When the URL was signed (SigV4's `X-Amz-Date`); SigV2 does not say.
-    public let signedAt: Date?
+    let signedAt: Date?
     /// Whether a security token is present (`X-Amz-Security-Token`, or SigV2's `x-amz-security-token`): the URL
     /// was signed with temporary credentials and dies with them, possibly long before ``expiresAt``.
-    public let usesTemporaryCredentials: Bool
+    let usesTemporaryCredentials: Bool
 
     /// The longest lifetime S3 accepts for a SigV4 presigned URL (7 days).
-    public static let maximumSigV4Expires = 604_800
+    static let maximumSigV4Expires = 604_800
 
     /// Reads the expiry of `url`, or nil when it is not a presigned S3 URL whose expiry can be read.
-    public init?(url: String) {
+    init?(url: String) {
         guard let query = Self.query(of: url) else { return nil }
         let temporary = query.has("X-Amz-Security-Token") || query.has("x-amz-security-token")
         let looksV4 = query.has("X-Amz-Algorithm") || query.has("X-Amz-Date") || query.has("X-Amz-Expires")
@@ -63,7 +63,7 @@ public struct PresignedURLExpiry: Sendable, Hashable {
         }
     }
 
-    public init(form: Form, expiresAt: Date, signedAt: Date?, usesTemporaryCredentials: Bool) {
+    init(form: Form, expiresAt: Date, signedAt: Date?, usesTemporaryCredentials: Bool) {
         self.form = form
         self.expiresAt = expiresAt
         self.signedAt = signedAt
@@ -74,7 +74,7 @@ public struct PresignedURLExpiry: Sendable, Hashable {
     /// `maximumLifetime` after receipt (a configured ceiling, so a week-long URL is not served for a week after
     /// its credentials were rotated), nor `temporaryCredentialsMaximumLifetime` after receipt when the URL carries
     /// a security token (temporary credentials may lapse before the URL says; the URL cannot tell when).
-    public func expiry(
+    func expiry(
         receivedAt: Date, maximumLifetime: TimeInterval, temporaryCredentialsMaximumLifetime: TimeInterval? = nil
     ) -> Date {
         var ceiling = maximumLifetime
@@ -86,7 +86,7 @@ public struct PresignedURLExpiry: Sendable, Hashable {
 
     /// The capped expiry of `url` (see ``expiry(receivedAt:maximumLifetime:temporaryCredentialsMaximumLifetime:)``),
     /// or nil when it cannot be read, so the answer is not cached.
-    public static func expiry(
+    static func expiry(
         of url: String, receivedAt: Date, maximumLifetime: TimeInterval,
         temporaryCredentialsMaximumLifetime: TimeInterval? = nil
     ) -> Date? {

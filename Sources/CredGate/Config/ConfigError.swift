@@ -16,8 +16,8 @@ public struct ConfigError: Error, CustomStringConvertible {
 /// A message names keys, variables and files, never a credential's value or an environment variable's value,
 /// so it is safe to print in a CI log.
 public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
-    public var path: String
-    public var message: String
+    var path: String
+    var message: String
 
     public init(path: String, message: String) {
         self.path = path

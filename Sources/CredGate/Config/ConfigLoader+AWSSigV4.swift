@@ -172,7 +172,7 @@ extension ConfigLoader {
 
 extension S3Config {
     /// The S3 endpoint an upstream URL names (its scheme, host and port; it has no path).
-    public static func endpoint(of url: UpstreamURL) -> AWSSigV4.S3Endpoint {
+    static func endpoint(of url: UpstreamURL) -> AWSSigV4.S3Endpoint {
         let host = url.host.utf8.contains(UInt8(ascii: ":")) ? "[\(url.host)]" : url.host
         return AWSSigV4.S3Endpoint(scheme: url.scheme.rawValue, host: host, port: url.port)
     }

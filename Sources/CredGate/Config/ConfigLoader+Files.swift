@@ -22,7 +22,7 @@ extension ConfigLoader {
     /// ``load(paths:environment:readFile:)``, also saying which `VAR_FILE` secrets it read, in the order first
     /// read, without repeats. They are filled in whether or not the configuration has problems: a secret file
     /// that is missing now (a Kubernetes Secret being rotated) is still worth watching.
-    public static func load(
+    static func load(
         paths: [String], environment: [String: String], readFile: (String) throws -> String = ConfigLoader.readTextFile,
         secretFiles: inout [String]
     ) throws(ConfigError) -> GatewayConfig {

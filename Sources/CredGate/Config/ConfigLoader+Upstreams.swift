@@ -58,7 +58,7 @@ extension ConfigLoader {
     }
 
     /// Checked now, so that a wrong path fails `check-config` rather than the first request. The file is
-    /// public (CA certificates), but still never quoted.
+    /// (CA certificates), but still never quoted.
     static func caFile(_ node: Node, at path: ConfigPath, https: Bool?, _ w: ConfigWalker) -> String? {
         guard let file = w.scalar(node, at: path) else { return nil }
         if https == false {

@@ -11,12 +11,12 @@ import Yams
 public enum ConfigLoader {
     /// Reads and parses the file at `path` (and the files it includes); `_FILE` secrets and `ca_file`s are read
     /// from the file system.
-    public static func load(path: String, environment: [String: String]) throws(ConfigError) -> GatewayConfig {
+    static func load(path: String, environment: [String: String]) throws(ConfigError) -> GatewayConfig {
         try load(paths: [path], environment: environment)
     }
 
     /// Parses a configuration. `readFile` reads `VAR_FILE` secrets and `ca_file`s; tests pass their own.
-    public static func parse(
+    static func parse(
         yaml: String,
         environment: [String: String],
         readFile: (String) throws -> String = ConfigLoader.readTextFile

@@ -14,20 +14,20 @@ public struct GatewayConfig: Sendable {
     /// Credentials by name.
     public var credentials: [String: CredentialConfig]
     /// The presign cache shared by every route with the `presign_cache` transform.
-    public var presignCache = PresignCacheConfig()
+    var presignCache = PresignCacheConfig()
     /// Where uploads wait, whole, while they are checked.
-    public var spool = SpoolConfig()
+    var spool = SpoolConfig()
     /// The access log.
     public var log = LogConfig()
     /// What SIGTERM and SIGINT do: drain, then stop.
     public var shutdown = ShutdownConfig()
     /// credgate's own endpoints that change its state (`admin:`).
-    public var admin = AdminConfig()
+    var admin = AdminConfig()
     /// How a running gateway notices changes without a restart (`reload:`).
-    public var reload = ReloadConfig()
+    var reload = ReloadConfig()
 
     /// A configuration with one listener.
-    public init(
+    init(
         listen: ListenConfig = ListenConfig(),
         upstreams: [String: UpstreamConfig],
         credentials: [String: CredentialConfig],
@@ -39,19 +39,19 @@ public struct GatewayConfig: Sendable {
     }
 
     /// The first listener's settings (the only one's, in a one-file configuration).
-    public var listen: ListenConfig {
+    var listen: ListenConfig {
         get { listeners[0].listen }
         set { listeners[0].listen = newValue }
     }
 
     /// The first listener's routes (the only one's, in a one-file configuration).
-    public var routes: [RouteConfig] {
+    var routes: [RouteConfig] {
         get { listeners[0].routes }
         set { listeners[0].routes = newValue }
     }
 
     /// The first listener's endpoint paths.
-    public var endpoints: EndpointsConfig {
+    var endpoints: EndpointsConfig {
         get { listeners[0].endpoints }
         set { listeners[0].endpoints = newValue }
     }
@@ -68,9 +68,9 @@ public struct ListenerConfig: Sendable {
     /// Routes in the order they are matched: first match wins.
     public var routes: [RouteConfig]
     /// credgate's own endpoints under `/credgate/v1/` on this listener, and the platform paths they stand for.
-    public var endpoints = EndpointsConfig()
+    var endpoints = EndpointsConfig()
 
-    public init(name: String, listen: ListenConfig, routes: [RouteConfig]) {
+    init(name: String, listen: ListenConfig, routes: [RouteConfig]) {
         self.name = name
         self.listen = listen
         self.routes = routes
@@ -83,25 +83,25 @@ public struct ListenConfig: Sendable, Equatable {
     public var port: Int = 8080
     /// Client connections served at once. At the cap the listener stops accepting (new connections wait in the
     /// kernel's backlog); one accepted over it in the meantime gets 503 and is closed at once.
-    public var maxConnections: Int = 1024
+    var maxConnections: Int = 1024
     /// Client connections one peer address may hold at once; more get 503 and are closed at once. Every local
     /// client shares the loopback address, so on a sidecar this caps the app itself: keep it well above what
     /// the app opens. 0 turns it off.
-    public var maxConnectionsPerPeer: Int = 512
+    var maxConnectionsPerPeer: Int = 512
     /// Longest time from the first byte of a request to the end of its head (slowloris defence; nginx's
     /// `client_header_timeout`, HAProxy's `timeout http-request`). Past it the connection gets 408 and is closed.
-    public var headerTimeout: TimeAmount = .seconds(10)
+    var headerTimeout: TimeAmount = .seconds(10)
     /// Whether `X-Forwarded-For`, `Forwarded`, `X-Real-IP` and `Via` from the client are believed and extended
     /// (credgate behind another proxy) instead of replaced (credgate as the first hop, the default).
-    public var trustForwardedHeaders = false
+    var trustForwardedHeaders = false
     /// The request line plus all header lines, in bytes; larger heads get 431.
-    public var maxHeaderBytes: Int = 32 * 1024
+    var maxHeaderBytes: Int = 32 * 1024
     /// A keep-alive client connection with no request in flight is closed after this long.
-    public var idleTimeout: TimeAmount = .seconds(60)
+    var idleTimeout: TimeAmount = .seconds(60)
     /// Event loops (threads) of the data path; 0 means one per core.
-    public var threads: Int = 0
+    var threads: Int = 0
 
-    public init() {}
+    init() {}
 }
 
 /// `shutdown:` the graceful drain on SIGTERM or SIGINT.
@@ -112,65 +112,65 @@ public struct ShutdownConfig: Sendable, Equatable {
     /// How long requests in flight may still run once the listener is closed; past it they are cut.
     public var grace: TimeAmount = .seconds(25)
 
-    public init() {}
+    init() {}
 }
 
 /// `admin:` endpoints under `/credgate/` that are off unless asked for.
-public struct AdminConfig: Sendable, Equatable {
+struct AdminConfig: Sendable, Equatable {
     /// `POST /credgate/quitquitquit` drains and stops the gateway (for a Kubernetes Job whose app finished).
-    public var quitEndpoint = false
+    var quitEndpoint = false
     /// `POST /credgate/reload` re-reads the configuration as SIGHUP does (what `credgate reload` calls when it has
     /// no pid file). Off by default: anyone who can reach credgate could otherwise make it re-read its files.
-    public var reloadEndpoint = false
+    var reloadEndpoint = false
 
-    public init() {}
+    init() {}
 }
 
 /// `reload:` what a running gateway re-reads without a restart. SIGHUP, `credgate reload` and
 /// `POST /credgate/reload` (when on) always reload; this section is about the secret files.
-public struct ReloadConfig: Sendable, Equatable {
+struct ReloadConfig: Sendable, Equatable {
     /// How often the `*_FILE` secrets the configuration read are checked for a change (a rotated Kubernetes
     /// Secret); a change reloads the configuration. `nil` (written `off`): never checked.
-    public var secretFilesInterval: TimeAmount? = .seconds(5)
+    var secretFilesInterval: TimeAmount? = .seconds(5)
 
-    public init() {}
+    init() {}
 }
 
 /// `log:` the access log: one line per request, written off the event loop.
 public struct LogConfig: Sendable, Equatable {
     /// Whether requests are logged at all (they also need a log level of `info` or lower).
-    public var access = true
+    var access = true
     /// `json` (one object per line, the container's default) or `text` (for a terminal).
     public var format: AccessLog.Format = .text
     /// Whether the query string is logged with the path. Off by default: queries carry tokens and keys.
-    public var query = false
+    var query = false
 
-    public init() {}
+    init() {}
 }
 
 /// A platform the gateway forwards to.
 public struct UpstreamConfig: Sendable, Equatable {
-    public var name: String
+    var name: String
     public var url: UpstreamURL
     /// Time to open the TCP (and TLS) connection.
-    public var connectTimeout: TimeAmount = .seconds(5)
+    var connectTimeout: TimeAmount = .seconds(5)
     /// Time from the end of the request to the response head.
-    public var responseTimeout: TimeAmount = .seconds(60)
+    var responseTimeout: TimeAmount = .seconds(60)
     /// Longest silence (no byte either way) while a request is in flight, after the response head.
-    public var idleTimeout: TimeAmount = .seconds(60)
+    var idleTimeout: TimeAmount = .seconds(60)
     /// The path at which clients reach this upstream's base URL on credgate (nginx's `location /v1/ {
     /// proxy_pass https://api.wrift.ai/v1/; }`): a request path under it loses the mount before the base path is
     /// put in front (`/v1/models` → `https://api.wrift.ai/v1` + `/models`), and the upstream's own links point
     /// back under it. "" (the default): paths go as they are, after the base path.
-    public var mount: String = ""
+    var mount: String = ""
     /// PEM file with the CA certificates to trust for an `https` upstream instead of the system store.
-    public var caFile: String? = nil
+    var caFile: String? = nil
     /// Idle keep-alive connections kept per event loop.
-    public var maxIdleConnections: Int = 32
+    var maxIdleConnections: Int = 32
     /// An idle pooled connection is closed after this long.
-    public var poolIdleTimeout: TimeAmount = .seconds(30)
+    var poolIdleTimeout: TimeAmount = .seconds(30)
 
-    public init(name: String, url: UpstreamURL) {
+    init(name: String, url: UpstreamURL) {
         self.name = name
         self.url = url
     }
@@ -179,11 +179,11 @@ public struct UpstreamConfig: Sendable, Equatable {
 /// An upstream's base URL, taken apart once.
 public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     public enum Scheme: String, Sendable { case http, https }
-    public var scheme: Scheme
-    public var host: String
-    public var port: Int
+    var scheme: Scheme
+    var host: String
+    var port: Int
     /// A path prefix put before every forwarded path, without a trailing slash ("" for none).
-    public var basePath: String
+    var basePath: String
 
     public init(scheme: Scheme, host: String, port: Int, basePath: String = "") {
         self.scheme = scheme
@@ -193,7 +193,7 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The `Host` header value for this upstream (the port only when it is not the scheme's default).
-    public var hostHeader: String {
+    var hostHeader: String {
         let defaultPort = scheme == .https ? 443 : 80
         // `utf8.contains`, not `contains(":")`: in a module that imports Foundation anywhere, the latter is
         // Foundation's StringProtocol.contains, which bridges to NSString.
@@ -206,7 +206,7 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
 
 /// A credential the gateway holds and writes into requests.
 public struct CredentialConfig: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
+    enum Kind: Sendable, Equatable {
         /// A static key written into one header.
         case apiKey(header: String, value: Secret)
         /// A session token obtained by logging in, renewed ahead of expiry (see ``JWTSession``).
@@ -215,18 +215,18 @@ public struct CredentialConfig: Sendable, Equatable {
         case awsSigV4(AWSSigV4.Credentials)
     }
 
-    public var name: String
-    public var kind: Kind
+    var name: String
+    var kind: Kind
     /// A cheap request `credgate doctor` sends with this credential to check it works (`probe:`).
-    public var probe: CredentialProbe? = nil
+    var probe: CredentialProbe? = nil
 
-    public init(name: String, kind: Kind) {
+    init(name: String, kind: Kind) {
         self.name = name
         self.kind = kind
     }
 
     /// Names (lower-cased) of the headers this credential writes: removed from the client's request first.
-    public var headerNames: [String] {
+    var headerNames: [String] {
         switch kind {
         case .apiKey(let header, _): return [header.lowercased()]
         case .jwtSession(let session): return [session.header.lowercased()]
@@ -237,14 +237,14 @@ public struct CredentialConfig: Sendable, Equatable {
 
 /// `probe:` a request that shows a static credential works: `GET <upstream base URL><path>` with the credential,
 /// expecting a 2xx.
-public struct CredentialProbe: Sendable, Equatable {
-    public var method: String = "GET"
+struct CredentialProbe: Sendable, Equatable {
+    var method: String = "GET"
     /// A platform path, after the upstream's base URL (as login paths are).
-    public var path: String
+    var path: String
     /// The upstream to ask; nil: the upstream of the first route that uses the credential.
-    public var upstream: String?
+    var upstream: String?
 
-    public init(path: String, method: String = "GET", upstream: String? = nil) {
+    init(path: String, method: String = "GET", upstream: String? = nil) {
         self.path = path
         self.method = method
         self.upstream = upstream
@@ -253,32 +253,32 @@ public struct CredentialProbe: Sendable, Equatable {
 
 /// One route: which requests it takes, where they go and with which credentials.
 public struct RouteConfig: Sendable {
-    public var name: String
+    var name: String
     /// Methods the route takes (upper-case); `nil` takes every method.
-    public var methods: Set<String>?
-    public var path: PathPattern
+    var methods: Set<String>?
+    var path: PathPattern
     public var upstream: String
-    public var credentials: [String]
+    var credentials: [String]
     /// Largest request body accepted, in bytes; larger ones get 413 and are not forwarded.
-    public var maxBodyBytes: Int64 = 128 * 1024 * 1024
+    var maxBodyBytes: Int64 = 128 * 1024 * 1024
     /// Bodies up to this size are kept while they stream so the request can be replayed once when the platform
     /// rejects a session token (401); larger ones are not replayed.
-    public var replayMaxBodyBytes: Int = 1024 * 1024
+    var replayMaxBodyBytes: Int = 1024 * 1024
     /// Request transforms applied in order after the credentials.
-    public var transforms: [RouteTransform] = []
+    var transforms: [RouteTransform] = []
     /// Whether the client's `Cookie` header is forwarded. Off by default: a browser on the same machine could
     /// otherwise ride a session cookie through the gateway.
-    public var forwardCookies = false
+    var forwardCookies = false
     /// Whether a request whose path cannot be normalised safely (an encoded `/`, a `;`, `//`, a dot segment in
     /// any encoding) may still take this route, matched and forwarded as sent. Off by default: such paths get 400.
-    public var rawPath = false
+    var rawPath = false
     /// Longest silence from the upstream once its answer head has arrived (`idle_timeout`): the upstream's own
     /// by default; `off` for streams (server-sent events) that may be quiet for long.
-    public var idleTimeout: RouteIdleTimeout = .upstream
+    var idleTimeout: RouteIdleTimeout = .upstream
     /// Idempotent requests sent again after a 429 or 5xx (`retry:`); off by default.
-    public var retry = RetryPolicy()
+    var retry = RetryPolicy()
 
-    public init(name: String, methods: Set<String>?, path: PathPattern, upstream: String, credentials: [String]) {
+    init(name: String, methods: Set<String>?, path: PathPattern, upstream: String, credentials: [String]) {
         self.name = name
         self.methods = methods
         self.path = path
@@ -288,7 +288,7 @@ public struct RouteConfig: Sendable {
 }
 
 /// A route's `idle_timeout`.
-public enum RouteIdleTimeout: Sendable, Equatable {
+enum RouteIdleTimeout: Sendable, Equatable {
     /// The upstream's `idle_timeout`.
     case upstream
     case after(TimeAmount)
@@ -297,7 +297,7 @@ public enum RouteIdleTimeout: Sendable, Equatable {
 }
 
 /// What a route does to requests beyond credentials, as written in its `transforms:` list.
-public enum RouteTransform: String, Sendable, CaseIterable, Hashable {
+enum RouteTransform: String, Sendable, CaseIterable, Hashable {
     /// `{"ssn": ...}` checked and encrypted with the route's session token (needs a `jwt_session` credential).
     case ssnEncryption = "ssn_encryption"
     /// A multipart upload checked (type, size, framing) before anything is forwarded.
@@ -309,41 +309,41 @@ public enum RouteTransform: String, Sendable, CaseIterable, Hashable {
 }
 
 /// `presign_cache:`; see ``PresignCache/Configuration``.
-public struct PresignCacheConfig: Sendable, Equatable {
-    public var maxEntries = 10_000
-    public var maxLifetime: TimeAmount = .hours(1)
+struct PresignCacheConfig: Sendable, Equatable {
+    var maxEntries = 10_000
+    var maxLifetime: TimeAmount = .hours(1)
     /// `nil` (written `0s`): no separate ceiling for URLs signed with temporary credentials.
-    public var temporaryCredentialsMaxLifetime: TimeAmount? = .minutes(10)
+    var temporaryCredentialsMaxLifetime: TimeAmount? = .minutes(10)
 
-    public init() {}
+    init() {}
 }
 
 /// `spool:` where a body checked whole before forwarding (an upload) waits: in memory up to `memoryLimit`, beyond
 /// it in an unnamed, encrypted file in `directory`.
-public struct SpoolConfig: Sendable {
+struct SpoolConfig: Sendable {
     /// Empty: the system's temporary directory (`TMPDIR`, else `/tmp`).
-    public var directory = ""
-    public var memoryLimit = 64 * 1024
+    var directory = ""
+    var memoryLimit = 64 * 1024
 
-    public init() {}
+    init() {}
 }
 
 /// `endpoints:` the platform paths behind credgate's own endpoints. Each endpoint takes the upstream,
 /// credentials, limits and transforms of the route that serves the platform path it stands for, and exists only
 /// when such a route exists.
-public struct EndpointsConfig: Sendable {
+struct EndpointsConfig: Sendable {
     /// `PUT /credgate/v1/files/{filename}` uploads here (multipart, as the SDK does).
-    public var uploadPath = "/api/v1/files/handle/"
+    var uploadPath = "/api/v1/files/handle/"
     /// `GET /credgate/v1/files/download?s3_url=` presigns here.
-    public var presignPath = "/api/v1/files/presign-s3-url/presign_s3_url/"
+    var presignPath = "/api/v1/files/presign-s3-url/presign_s3_url/"
     /// `POST /credgate/v1/provider-documents` attaches the uploaded file here.
-    public var providerDocumentsPath = "/api/v1/users/provider-documents/"
+    var providerDocumentsPath = "/api/v1/users/provider-documents/"
     /// `PUT /credgate/v1/wriftai/files/{name}`: WriftAI's whole upload in one call; `nil` (the default): no such
     /// endpoint.
-    public var wriftaiUpload: WriftAIUploadConfig? = nil
+    var wriftaiUpload: WriftAIUploadConfig? = nil
     /// `POST /credgate/v1/s3/links` and `GET /credgate/v1/s3/download/{key}`, and the buckets the signing route may
     /// reach; `nil` (the default): no S3 endpoints.
-    public var s3: S3Config? = nil
+    var s3: S3Config? = nil
 
-    public init() {}
+    init() {}
 }

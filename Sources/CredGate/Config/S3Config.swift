@@ -4,24 +4,24 @@
 /// `aws_sigv4` credential, and the keys are that credential's. This names only *what* may be reached: one bucket
 /// (plus any `extra_buckets` the signing route may also reach), an optional key prefix that every link must stay
 /// under, how links address the bucket, and how long links live.
-public struct S3Config: Sendable, Hashable {
+struct S3Config: Sendable, Hashable {
     /// The bucket links are made for (`S3_BUCKET`).
-    public var bucket: String
+    var bucket: String
     /// Further buckets the signing route may reach (links are only ever made for ``bucket``).
-    public var extraBuckets: [String] = []
+    var extraBuckets: [String] = []
     /// Every link's key starts with this (`uploads/`); "" for none. A link request naming a key outside it is a 422.
-    public var keyPrefix: String = ""
+    var keyPrefix: String = ""
     /// How links name the bucket: `path` (`https://endpoint/bucket/key`) or `virtual` (`https://bucket.endpoint/key`).
-    public var addressing: AWSSigV4.S3AddressingStyle = .path
+    var addressing: AWSSigV4.S3AddressingStyle = .path
     /// A link's lifetime when the request does not say, in seconds (`link_lifetime`, default 15 minutes).
-    public var defaultLifetime: Int = 900
+    var defaultLifetime: Int = 900
     /// The longest lifetime a request may ask for, in seconds (`max_link_lifetime`, at most S3's 7 days).
-    public var maximumLifetime: Int = AWSSigV4.maximumPresignedLifetime
+    var maximumLifetime: Int = AWSSigV4.maximumPresignedLifetime
 
-    public init(bucket: String) {
+    init(bucket: String) {
         self.bucket = bucket
     }
 
     /// Every bucket the signing route may reach.
-    public var reachableBuckets: Set<String> { Set([bucket] + extraBuckets) }
+    var reachableBuckets: Set<String> { Set([bucket] + extraBuckets) }
 }

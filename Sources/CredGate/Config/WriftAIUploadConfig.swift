@@ -3,16 +3,16 @@
 ///
 /// The endpoint borrows the upstream, credentials and limits (`max_body_bytes`: the largest file taken) of the
 /// route that serves ``path`` (as every `/credgate/v1/` endpoint does), and exists only when such a route exists.
-public struct WriftAIUploadConfig: Sendable, Equatable {
+struct WriftAIUploadConfig: Sendable, Equatable {
     /// Which of WriftAI's upload flows to run.
-    public enum Flow: String, Sendable, CaseIterable {
+    enum Flow: String, Sendable, CaseIterable {
         /// SDK 0.30 and later: `POST /uploads` → `PUT` each part to its presigned URL → `POST /uploads/{id}/complete`.
         case threeStep = "three_step"
         /// SDK 0.28: `POST /files/urls` → one `PUT upload_url`.
         case oneStep = "one_step"
 
         /// The platform path a flow starts at when `path` is not set (the WriftAI profile mounts `/v1`).
-        public var defaultPath: String {
+        var defaultPath: String {
             switch self {
             case .threeStep: "/v1/uploads"
             case .oneStep: "/v1/files/urls"
@@ -20,16 +20,16 @@ public struct WriftAIUploadConfig: Sendable, Equatable {
         }
     }
 
-    public var flow: Flow
+    var flow: Flow
     /// The platform path of the flow's first call (`/v1/uploads`, or `/v1/files/urls` for one step); the three-step
     /// flow completes at `{path}/{id}/complete` through the same route.
-    public var path: String
+    var path: String
     /// Parts sent at the same time (three-step flow).
-    public var partConcurrency = 4
+    var partConcurrency = 4
     /// How many times a failed part `PUT` is sent again (a part `PUT` is idempotent).
-    public var partRetries = 2
+    var partRetries = 2
 
-    public init(flow: Flow = .threeStep, path: String? = nil) {
+    init(flow: Flow = .threeStep, path: String? = nil) {
         self.flow = flow
         self.path = path ?? flow.defaultPath
     }

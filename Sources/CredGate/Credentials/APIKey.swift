@@ -1,16 +1,11 @@
 import NIOHTTP1
 
 /// Writes a static API key into its header (`x-api-key: <key>`).
-public struct APIKeyFilter: HeadFilter {
-    public let header: String
+struct APIKeyFilter: HeadFilter {
+    let header: String
     let value: Secret
 
-    public init(header: String, value: Secret) {
-        self.header = header
-        self.value = value
-    }
-
-    public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+    func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         head.headers.replaceOrAdd(name: header, value: value.reveal())
         return .proceed
     }
@@ -18,17 +13,17 @@ public struct APIKeyFilter: HeadFilter {
 
 /// Removes whatever credentials the client sent: `Authorization` and `Proxy-Authorization` always, and every
 /// header any configured credential writes, so a client can never smuggle its own key past the gateway.
-public struct StripClientCredentials: HeadFilter {
-    public let names: [String]
+struct StripClientCredentials: HeadFilter {
+    let names: [String]
 
-    public init(credentialHeaders: some Sequence<String>) {
+    init(credentialHeaders: some Sequence<String>) {
         var all = Set(credentialHeaders.map { $0.lowercased() })
         all.insert("authorization")
         all.insert("proxy-authorization")
         self.names = all.sorted()
     }
 
-    public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+    func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         // One pass to find out whether there is anything to strip (usually not), then the removals.
         let names = self.names
         guard

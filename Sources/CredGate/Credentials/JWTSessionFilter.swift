@@ -4,8 +4,8 @@ import NIOHTTP1
 /// Writes the session's access token into its header (`Authorization: Bearer <jwt>`), waits for a login when
 /// there is no valid token yet, answers 503 with `Retry-After` while logins are failing, and asks for one replay
 /// when the platform rejects the token it sent.
-public struct JWTSessionFilter: HeadFilter, ReplayFilter {
-    public let session: JWTSession
+struct JWTSessionFilter: HeadFilter, ReplayFilter {
+    let session: JWTSession
     let header: String
     let format: TokenFormat
     /// Where the token sent with this request is remembered (read again when the platform answers 401).
@@ -15,7 +15,7 @@ public struct JWTSessionFilter: HeadFilter, ReplayFilter {
     /// Set once the request was replayed after a 401.
     let replayedKey: ScratchKey<Bool>
 
-    public init(name: String, session: JWTSession, config: JWTSessionConfig) {
+    init(name: String, session: JWTSession, config: JWTSessionConfig) {
         self.session = session
         self.header = config.header
         self.format = config.tokenFormat
@@ -24,7 +24,7 @@ public struct JWTSessionFilter: HeadFilter, ReplayFilter {
         self.replayedKey = ScratchKey("jwt_session.\(name).replayed")
     }
 
-    public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+    func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         if let token = session.currentToken() {
             head.headers.replaceOrAdd(name: header, value: format.render(token.value.reveal()))
             context.scratch[tokenKey] = token
@@ -45,7 +45,7 @@ public struct JWTSessionFilter: HeadFilter, ReplayFilter {
         return .retryAfter(promise.futureResult)
     }
 
-    public func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict {
+    func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict {
         // Once per request: a second 401 (after a retry of another filter) goes to the client.
         guard head.status == .unauthorized, let token = context.scratch[tokenKey], context.scratch[replayedKey] == nil
         else {

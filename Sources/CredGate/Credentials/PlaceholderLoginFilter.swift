@@ -5,25 +5,25 @@ import NIOHTTP1
 /// Answers the platform's login route locally with placeholder tokens, so an unmodified SDK pointed at credgate
 /// "logs in" without the real password; credgate holds the real session and swaps the token on the way out.
 /// The answer has the shape the login normally has at the configured token paths (`data.jwt.access`, ...).
-public struct PlaceholderLoginFilter: HeadFilter, BodyFilter {
+struct PlaceholderLoginFilter: HeadFilter, BodyFilter {
     let placeholders: PlaceholderTokens
     let accessPath: [String]
     let refreshPath: [String]?
 
-    public init(config: JWTSessionConfig, placeholders: PlaceholderTokens) {
+    init(config: JWTSessionConfig, placeholders: PlaceholderTokens) {
         self.placeholders = placeholders
         self.accessPath = config.login.accessTokenPath.split(separator: ".").map(String.init)
         self.refreshPath = config.login.refreshTokenPath.map { $0.split(separator: ".").map(String.init) }
     }
 
-    public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+    func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         // With a body, answer once it has been read (decodeBody) so the connection stays usable.
         ProxyHandler.hasBody(context.clientHead) ? .proceed : .stop(answer())
     }
 
-    public func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? { 64 * 1024 }
+    func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? { 64 * 1024 }
 
-    public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext)
+    func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext)
         -> FilterHeadResult
     {
         .stop(answer())

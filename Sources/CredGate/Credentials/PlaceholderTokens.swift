@@ -8,15 +8,15 @@ import Foundation
 ///
 /// Signed by hand with swift-crypto's HMAC rather than jwt-kit: jwt-kit 5 signs and verifies through an async
 /// key collection, and these run synchronously on the event loop inside a filter.
-public final class PlaceholderTokens: Sendable {
+final class PlaceholderTokens: Sendable {
     private let key: SymmetricKey
 
-    public init() {
+    init() {
         key = SymmetricKey(size: .bits256)
     }
 
     /// A new placeholder of the given type ("access" or "refresh"), valid for ten years.
-    public func mint(type: String) -> String {
+    func mint(type: String) -> String {
         let now = Int(Date().timeIntervalSince1970)
         let header = #"{"alg":"HS256","typ":"JWT"}"#
         let payload =
@@ -27,7 +27,7 @@ public final class PlaceholderTokens: Sendable {
     }
 
     /// Whether `token` is a placeholder this process minted (constant-time signature check).
-    public func isPlaceholder(_ token: String) -> Bool {
+    func isPlaceholder(_ token: String) -> Bool {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let signature = Self.base64urlDecode(parts[2]) else { return false }
         let signingInput = parts[0] + "." + parts[1]

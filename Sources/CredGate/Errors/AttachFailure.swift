@@ -3,7 +3,7 @@ import Foundation
 /// `POST /credgate/v1/provider-documents` stored the file but did not attach it to the provider: what happened,
 /// and what the client needs to finish alone (the upload's record, its `file_url`, the exact call that attaches
 /// it). The payload of ``GatewayError/attachFailed(_:)``, whose problem document carries these as extra members.
-public enum AttachFailure: Sendable, Equatable {
+enum AttachFailure: Sendable, Equatable {
     /// The platform stored the upload (answering `uploadStatus`) but its answer names no `file_url`.
     case noFileURL(uploadStatus: Int, upload: [UInt8])
     /// The platform answered the attach call with `platformStatus` and `platformAnswer`.
@@ -13,20 +13,14 @@ public enum AttachFailure: Sendable, Equatable {
     case unreachable(reason: String, stored: StoredUpload)
 
     /// An upload the platform stored, and the call that would attach it.
-    public struct StoredUpload: Sendable, Equatable {
+    struct StoredUpload: Sendable, Equatable {
         /// The platform's answer to the upload (the file's record).
-        public var upload: [UInt8]
-        public var fileURL: String
+        var upload: [UInt8]
+        var fileURL: String
         /// The path and JSON body of the attach call, for the client to retry it alone.
-        public var attachPath: String
-        public var attachBody: String
+        var attachPath: String
+        var attachBody: String
 
-        public init(upload: [UInt8], fileURL: String, attachPath: String, attachBody: String) {
-            self.upload = upload
-            self.fileURL = fileURL
-            self.attachPath = attachPath
-            self.attachBody = attachBody
-        }
     }
 
     /// The platform's own 4xx when it refused the attach call (the client's fields are at fault), else 502.

@@ -2,7 +2,7 @@ extension GatewayError {
     /// The cases of ``GatewayError`` without their values, so the whole catalogue can be walked (``catalogue``).
     /// ``kind`` switches over every case, so a new case does not compile until it has a kind, and
     /// ``samples(of:)`` switches over every kind, so it does not compile until it has a sample.
-    public enum Kind: CaseIterable, Sendable {
+    enum Kind: CaseIterable, Sendable {
         case noRoute, methodNotAllowed, notAProxy, pathTraversal, unsafePath, badHost, connectionNamesProtectedHeader
         case upgradeRefused, headerTimeout, malformedRequest, headersTooLarge, bodyTooLarge, bodyTooLargeAfterForwarding
         case upstreamUnreachable, upstreamReset, upstreamTimeout, tooManyConnections, tooManyConnectionsFromPeer
@@ -13,7 +13,7 @@ extension GatewayError {
         case uploadIncomplete, invalidS3LinkRequest, s3BucketNotAllowed, s3RequestNotSignable
     }
 
-    public var kind: Kind {
+    var kind: Kind {
         switch self {
         case .noRoute: .noRoute
         case .methodNotAllowed: .methodNotAllowed
@@ -55,10 +55,10 @@ extension GatewayError {
 
     /// Every case with example values: each kind once, every ``UploadRejection/Kind``, and `attach-failed` with
     /// both of its statuses. For tests and documentation (README's error table is checked against it).
-    public static var catalogue: [GatewayError] { Kind.allCases.flatMap(samples(of:)) }
+    static var catalogue: [GatewayError] { Kind.allCases.flatMap(samples(of:)) }
 
     /// Example values of one kind, as a client would meet them.
-    public static func samples(of kind: Kind) -> [GatewayError] {
+    static func samples(of kind: Kind) -> [GatewayError] {
         let stored = AttachFailure.StoredUpload(
             upload: Array(#"{"file_url":"s3://bucket/key.pdf"}"#.utf8), fileURL: "s3://bucket/key.pdf",
             attachPath: "/credgate/v1/provider-documents", attachBody: #"{"provider":"p"}"#)

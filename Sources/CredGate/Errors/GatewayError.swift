@@ -5,7 +5,7 @@ import NIOHTTP1
 /// sentence in ``detail``. Turned into `application/problem+json` by ``LocalResponse/problem(_:requestID:)``, so
 /// our 502 can always be told apart from the platform's. README's error table is tested against it
 /// (``catalogue``): a new case needs a row there.
-public enum GatewayError: Error, Sendable, Equatable {
+enum GatewayError: Error, Sendable, Equatable {
     case noRoute(method: String, path: String)
     case methodNotAllowed(method: String, allowed: [String])
     case notAProxy(String)
@@ -110,15 +110,15 @@ public enum GatewayError: Error, Sendable, Equatable {
         }
     }
 
-    public var status: HTTPResponseStatus { entry.status }
+    var status: HTTPResponseStatus { entry.status }
 
     /// Stable machine-readable code: the `X-Credgate-Error` header and the last part of the problem `type`.
-    public var code: String { entry.code }
+    var code: String { entry.code }
 
-    public var title: String { entry.title }
+    var title: String { entry.title }
 
     /// A sentence a person understands. Never contains a secret: only names, limits and paths.
-    public var detail: String {
+    var detail: String {
         switch self {
         case .noRoute(let method, let path):
             return
@@ -217,15 +217,15 @@ public enum GatewayError: Error, Sendable, Equatable {
 }
 
 extension GatewayError: GatewayProblem {
-    public var httpStatus: HTTPResponseStatus { status }
+    var httpStatus: HTTPResponseStatus { status }
 
-    public var extraMembers: [ProblemMember] {
+    var extraMembers: [ProblemMember] {
         if case .attachFailed(let failure) = self { return failure.members }
         if case .uploadIncomplete(let failure) = self { return failure.members }
         return []
     }
 
-    public var extraHeaders: HTTPHeaders {
+    var extraHeaders: HTTPHeaders {
         switch self {
         case .methodNotAllowed(_, let allowed): return ["allow": allowed.joined(separator: ", ")]
         case .sessionUnavailable(_, let seconds): return ["retry-after": String(seconds)]

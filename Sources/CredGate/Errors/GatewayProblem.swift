@@ -4,7 +4,7 @@ import NIOHTTP1
 /// ``UploadRejection`` conform. ``LocalResponse/problem(_:requestID:)`` is the one place that turns
 /// a problem into `application/problem+json` with `X-Credgate-Error`, so every gateway-made answer can be told
 /// apart from the platform's.
-public protocol GatewayProblem: Error, Sendable {
+protocol GatewayProblem: Error, Sendable {
     /// The answer's HTTP status.
     var httpStatus: HTTPResponseStatus { get }
     /// Stable machine-readable code: the `X-Credgate-Error` header and the last part of the problem `type`.
@@ -21,28 +21,28 @@ public protocol GatewayProblem: Error, Sendable {
 }
 
 extension GatewayProblem {
-    public var extraMembers: [ProblemMember] { [] }
-    public var extraHeaders: HTTPHeaders { [:] }
+    var extraMembers: [ProblemMember] { [] }
+    var extraHeaders: HTTPHeaders { [:] }
     /// The problem `type`: `urn:credgate:error:` and the code.
-    public var problemType: String { "urn:credgate:error:" + code }
+    var problemType: String { "urn:credgate:error:" + code }
 }
 
 /// One member of a problem document beyond the standard ones: a name and a value that is already JSON.
-public struct ProblemMember: Sendable, Equatable {
-    public let name: String
+struct ProblemMember: Sendable, Equatable {
+    let name: String
     /// The value, encoded as JSON.
-    public let json: String
+    let json: String
 
-    public init(_ name: String, json: String) {
+    init(_ name: String, json: String) {
         self.name = name
         self.json = json
     }
 
-    public static func string(_ name: String, _ value: String) -> ProblemMember {
+    static func string(_ name: String, _ value: String) -> ProblemMember {
         ProblemMember(name, json: JSONString.quote(value))
     }
 
-    public static func number(_ name: String, _ value: Int) -> ProblemMember {
+    static func number(_ name: String, _ value: Int) -> ProblemMember {
         ProblemMember(name, json: String(value))
     }
 }

@@ -2,13 +2,13 @@
 ///
 /// Written by hand rather than through `JSONEncoder` because it runs on the event loop for every gateway error
 /// and needs no Foundation; it follows RFC 8259 section 7 exactly.
-public enum JSONString {
-    public static func quote(_ s: String) -> String {
+enum JSONString {
+    static func quote(_ s: String) -> String {
         "\"" + escape(s) + "\""
     }
 
     /// `s` escaped for use between the quotes of a JSON string.
-    public static func escape(_ s: String) -> String {
+    static func escape(_ s: String) -> String {
         var out = ""
         out.reserveCapacity(s.utf8.count)
         for scalar in s.unicodeScalars {

@@ -2,19 +2,19 @@ import NIOCore
 import NIOHTTP1
 
 /// A response the gateway makes itself (an error, an admin endpoint, or a filter's local answer).
-public struct LocalResponse: Sendable {
-    public var status: HTTPResponseStatus
-    public var headers: HTTPHeaders
-    public var body: ByteBuffer
+struct LocalResponse: Sendable {
+    var status: HTTPResponseStatus
+    var headers: HTTPHeaders
+    var body: ByteBuffer
 
-    public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
+    init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
         self.status = status
         self.headers = headers
         self.body = body
     }
 
     /// A JSON answer from a string that is already JSON.
-    public static func json(_ status: HTTPResponseStatus, _ json: String, headers: HTTPHeaders = [:]) -> LocalResponse {
+    static func json(_ status: HTTPResponseStatus, _ json: String, headers: HTTPHeaders = [:]) -> LocalResponse {
         var h = headers
         h.replaceOrAdd(name: "content-type", value: "application/json")
         return LocalResponse(status: status, headers: h, body: ByteBuffer(string: json))

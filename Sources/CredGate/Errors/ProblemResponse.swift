@@ -3,12 +3,12 @@ import NIOHTTP1
 
 extension LocalResponse {
     /// The RFC 9457 problem for a gateway error, with `X-Credgate-Error`: the one builder of problem answers.
-    public static func problem(_ problem: some GatewayProblem, requestID: String) -> LocalResponse {
+    static func problem(_ problem: some GatewayProblem, requestID: String) -> LocalResponse {
         build(problem, requestID: requestID)
     }
 
     /// The same, for a case of the catalogue written in place (`.problem(.noRoute(...), requestID: id)`).
-    public static func problem(_ error: GatewayError, requestID: String) -> LocalResponse {
+    static func problem(_ error: GatewayError, requestID: String) -> LocalResponse {
         build(error, requestID: requestID)
     }
 

@@ -1,20 +1,20 @@
 /// The one-call WriftAI upload (`PUT /credgate/v1/wriftai/files/{name}`) started but did not finish: the
 /// payload of ``GatewayError/uploadIncomplete(_:)``, whose problem document names the upload and what failed, so
 /// a client never takes a partial upload for a stored file.
-public struct UploadIncomplete: Sendable, Equatable {
+struct UploadIncomplete: Sendable, Equatable {
     /// The platform's upload id, when it gave one.
-    public var uploadID: String?
+    var uploadID: String?
     /// The part numbers (1-based, as in the platform's `urls` list) that failed after every retry.
-    public var failedParts: [Int]
+    var failedParts: [Int]
     /// How many parts the upload has (0 when the platform never said).
-    public var partCount: Int
+    var partCount: Int
     /// What went wrong, a fixed sentence: never a library's error text, a header or a URL (a presigned URL is a
     /// credential for as long as it lives).
-    public var reason: String
+    var reason: String
     /// The platform's status when it refused a step.
-    public var platformStatus: Int?
+    var platformStatus: Int?
 
-    public init(
+    init(
         uploadID: String?, failedParts: [Int] = [], partCount: Int = 0, reason: String, platformStatus: Int? = nil
     ) {
         self.uploadID = uploadID

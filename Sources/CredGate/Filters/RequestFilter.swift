@@ -6,7 +6,7 @@ import NIOHTTP1
 /// Modelled on Envoy's HTTP filters: a filter lets the request go on, answers it locally (nothing is forwarded),
 /// or asks to be called again once some asynchronous work (a login, a cache fill) is done. The transport keeps
 /// the client's body back meanwhile.
-public enum FilterHeadResult: Sendable {
+enum FilterHeadResult: Sendable {
     case proceed
     /// Stop here and answer the client with this (nothing more is forwarded).
     case stop(LocalResponse)
@@ -14,13 +14,13 @@ public enum FilterHeadResult: Sendable {
     case retryAfter(EventLoopFuture<Void>)
 
     /// Stop with one of the catalogue's errors as problem+json.
-    public static func problem(_ error: GatewayError, _ context: FilterContext) -> FilterHeadResult {
+    static func problem(_ error: GatewayError, _ context: FilterContext) -> FilterHeadResult {
         .stop(.problem(error, requestID: context.requestID))
     }
 }
 
 /// What a filter says about the upstream's answer head.
-public enum UpstreamVerdict: Sendable {
+enum UpstreamVerdict: Sendable {
     case forward
     /// Drop this answer and run the request through the chain once more (a 401 after a session token was
     /// replaced, a retry after a 429). The transport does this at most the route's `maxReplays` times per request,
@@ -29,7 +29,7 @@ public enum UpstreamVerdict: Sendable {
 }
 
 /// What a filter says about the whole upstream answer it asked to see (``ResponseFilter/responseBufferLimit(for:context:)``).
-public enum ResponseFilterResult: Sendable {
+enum ResponseFilterResult: Sendable {
     /// Send the (possibly rewritten) answer on.
     case proceed
     /// Send this answer instead.
@@ -39,7 +39,7 @@ public enum ResponseFilterResult: Sendable {
 }
 
 /// What a body stage says about the bytes it was given.
-public enum BodyStageResult {
+enum BodyStageResult {
     /// These bytes (the client's, possibly rewritten) are good so far; the transport keeps them.
     case pass([ByteBuffer])
     /// Refuse the request with this answer: nothing was or will be forwarded.
@@ -52,14 +52,14 @@ public enum BodyStageResult {
 /// platform, and memory stays small whatever the body's size.
 ///
 /// Used on the connection's event loop only (hence `@unchecked Sendable` conformances, like ``RequestScratch``).
-public protocol RequestBodyStage: AnyObject, Sendable {
+protocol RequestBodyStage: AnyObject, Sendable {
     func feed(_ chunk: ByteBuffer) -> BodyStageResult
     /// The body ended. May rewrite the upstream head (the transport then sets `Content-Length` to the stored size).
     func finish(head: inout HTTPRequestHead) -> BodyStageResult
 }
 
 /// What a body sink says once it took a chunk.
-public enum BodySinkResult: Sendable {
+enum BodySinkResult: Sendable {
     /// Send more (the client is read again).
     case more
     /// Answer the client now with this: the rest of its body is read and dropped (an upload that failed mid-way).
@@ -76,7 +76,7 @@ public enum BodySinkResult: Sendable {
 /// client gets; ``cancel()`` when the request is cut short (the client went away, a malformed body, the gateway
 /// answered otherwise) or after an answer, and it must then stop whatever it started. Futures may complete on
 /// any loop.
-public protocol RequestBodySink: AnyObject, Sendable {
+protocol RequestBodySink: AnyObject, Sendable {
     func write(_ chunk: ByteBuffer) -> EventLoopFuture<BodySinkResult>
     func finish() -> EventLoopFuture<LocalResponse>
     /// Stops everything the sink started; safe more than once and after ``finish()``.
@@ -86,36 +86,36 @@ public protocol RequestBodySink: AnyObject, Sendable {
 /// A typed key for ``RequestScratch``: a filter that leaves something for a later stage (or another filter)
 /// declares the key as a static constant, so every reader names the writer (as Hummingbird's typed request
 /// context does).
-public struct ScratchKey<Value: Sendable>: Sendable {
+struct ScratchKey<Value: Sendable>: Sendable {
     let name: String
-    public init(_ name: String) { self.name = name }
+    init(_ name: String) { self.name = name }
 }
 
 /// Per-request state shared by the filters of one request: what each filter needs to remember between the
 /// head, the body and the answer (for example which session token it injected).
-public final class RequestScratch: @unchecked Sendable {
+final class RequestScratch: @unchecked Sendable {
     // Only touched on the connection's event loop.
     private var values: [String: any Sendable] = [:]
-    public init() {}
+    init() {}
 
-    public subscript<Value>(_ key: ScratchKey<Value>) -> Value? {
+    subscript<Value>(_ key: ScratchKey<Value>) -> Value? {
         get { values[key.name] as? Value }
         set { values[key.name] = newValue }
     }
 }
 
 /// Per-request facts a filter may read.
-public struct FilterContext: Sendable {
-    public var requestID: String
-    public var routeName: String
-    public var eventLoop: any EventLoop
+struct FilterContext: Sendable {
+    var requestID: String
+    var routeName: String
+    var eventLoop: any EventLoop
     /// The head as the client sent it, before any filter (for example its own `Authorization`).
-    public var clientHead: HTTPRequestHead
+    var clientHead: HTTPRequestHead
     /// How many times the request was sent again so far: 0 for the first pass.
-    public var attempt: Int
-    public var scratch: RequestScratch
+    var attempt: Int
+    var scratch: RequestScratch
 
-    public init(
+    init(
         requestID: String, routeName: String, eventLoop: any EventLoop, clientHead: HTTPRequestHead,
         attempt: Int = 0, scratch: RequestScratch = RequestScratch()
     ) {
@@ -132,15 +132,15 @@ public struct FilterContext: Sendable {
 /// loop. A filter conforms to one protocol per hook it implements, so a filter that has a hook is always called
 /// for it (there is no flag to forget): ``HeadFilter``, ``BodyFilter``, ``BodyStageFilter``, ``ReplayFilter``,
 /// ``ResponseFilter``. Modelled on Envoy's HTTP filters (decodeHeaders / decodeData / encodeHeaders).
-public protocol RequestFilter: Sendable {}
+protocol RequestFilter: Sendable {}
 
 /// Sees (and may rewrite) the request head, in chain order.
-public protocol HeadFilter: RequestFilter {
+protocol HeadFilter: RequestFilter {
     func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult
 }
 
 /// Must see the whole (small) body before the request may be forwarded.
-public protocol BodyFilter: RequestFilter {
+protocol BodyFilter: RequestFilter {
     /// How many body bytes this filter must see whole; `nil` lets the body stream through (for this request).
     /// A larger body is refused with 413.
     func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int?
@@ -150,14 +150,14 @@ public protocol BodyFilter: RequestFilter {
 }
 
 /// Checks a large body as it streams, before anything is forwarded (see ``RequestBodyStage``).
-public protocol BodyStageFilter: RequestFilter {
+protocol BodyStageFilter: RequestFilter {
     /// The stage for this request, asked once the head filters passed; `nil` for none. At most one per
     /// request: the first filter's wins.
     func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)?
 }
 
 /// Takes the body over as it streams, sends it somewhere itself and answers the request (see ``RequestBodySink``).
-public protocol BodySinkFilter: RequestFilter {
+protocol BodySinkFilter: RequestFilter {
     /// The sink for this request, asked once the head filters passed, before any body stage; `nil` for none. At
     /// most one per request: the first filter's wins.
     func bodySink(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodySink)?
@@ -165,12 +165,12 @@ public protocol BodySinkFilter: RequestFilter {
 
 /// May ask for the request to be sent once more after the upstream's answer head (a session token replaced
 /// after a 401). The transport keeps a copy of the body, up to the route's replay cap, for routes with one.
-public protocol ReplayFilter: RequestFilter {
+protocol ReplayFilter: RequestFilter {
     func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict
 }
 
 /// Must see the upstream's answer whole (head and body) before the client gets any of it.
-public protocol ResponseFilter: RequestFilter {
+protocol ResponseFilter: RequestFilter {
     /// How many bytes of the answer to hold; `nil` lets it stream. A larger answer is passed on unchanged,
     /// without ``encodeResponse(_:body:context:)``.
     func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int?
@@ -182,8 +182,8 @@ public protocol ResponseFilter: RequestFilter {
 
 /// A route's filters in order, sorted once by the hooks they implement, with the index of the next head or body
 /// filter to run so a suspended chain can resume.
-public struct FilterChain: Sendable {
-    public let filters: [any RequestFilter]
+struct FilterChain: Sendable {
+    let filters: [any RequestFilter]
     let heads: [any HeadFilter]
     let bodies: [any BodyFilter]
     let stages: [any BodyStageFilter]
@@ -192,13 +192,13 @@ public struct FilterChain: Sendable {
     let responses: [any ResponseFilter]
 
     /// Whether any filter may ask for a replay.
-    public var mayReplay: Bool { !replays.isEmpty }
+    var mayReplay: Bool { !replays.isEmpty }
     /// Whether any filter may check the body as a stage.
-    public var hasBodyStage: Bool { !stages.isEmpty }
+    var hasBodyStage: Bool { !stages.isEmpty }
     /// Whether any filter may want to see answers whole.
-    public var inspectsResponses: Bool { !responses.isEmpty }
+    var inspectsResponses: Bool { !responses.isEmpty }
 
-    public init(_ filters: [any RequestFilter]) {
+    init(_ filters: [any RequestFilter]) {
         self.filters = filters
         self.heads = filters.compactMap { $0 as? any HeadFilter }
         self.bodies = filters.compactMap { $0 as? any BodyFilter }
@@ -210,8 +210,7 @@ public struct FilterChain: Sendable {
 
     /// Runs `decodeHead` from head filter `index` on; returns the first result that is not `.proceed` and the
     /// index it came from, or `.proceed` with the count when all passed.
-    public func runHead(from index: Int, head: inout HTTPRequestHead, context: FilterContext) -> (FilterHeadResult, Int)
-    {
+    func runHead(from index: Int, head: inout HTTPRequestHead, context: FilterContext) -> (FilterHeadResult, Int) {
         var i = index
         while i < heads.count {
             let result = heads[i].decodeHead(&head, context: context)
@@ -225,7 +224,7 @@ public struct FilterChain: Sendable {
     }
 
     /// The largest body any filter wants to see whole, or `nil` when the body may stream.
-    public func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? {
+    func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? {
         var limit: Int? = nil
         for filter in bodies {
             if let l = filter.bodyBufferLimit(for: head, context: context) { limit = max(limit ?? 0, l) }
@@ -234,7 +233,7 @@ public struct FilterChain: Sendable {
     }
 
     /// Runs `decodeBody` from body filter `index` on, like ``runHead(from:head:context:)``.
-    public func runBody(from index: Int, body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext)
+    func runBody(from index: Int, body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext)
         -> (FilterHeadResult, Int)
     {
         var i = index
@@ -250,7 +249,7 @@ public struct FilterChain: Sendable {
     }
 
     /// The first filter's body stage, if any.
-    public func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)? {
+    func bodyStage(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodyStage)? {
         for filter in stages {
             if let stage = filter.bodyStage(for: head, context: context) { return stage }
         }
@@ -258,7 +257,7 @@ public struct FilterChain: Sendable {
     }
 
     /// The first sink a filter gives for this request, if any.
-    public func bodySink(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodySink)? {
+    func bodySink(for head: HTTPRequestHead, context: FilterContext) -> (any RequestBodySink)? {
         for filter in sinks {
             if let sink = filter.bodySink(for: head, context: context) { return sink }
         }
@@ -266,7 +265,7 @@ public struct FilterChain: Sendable {
     }
 
     /// The largest answer any filter wants to see whole, or `nil` when the answer may stream.
-    public func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int? {
+    func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int? {
         var limit: Int? = nil
         for filter in responses {
             if let l = filter.responseBufferLimit(for: head, context: context) { limit = max(limit ?? 0, l) }
@@ -276,7 +275,7 @@ public struct FilterChain: Sendable {
 
     /// Runs `encodeResponse` from the last filter to the first (the answer travels the chain backwards, as in
     /// Envoy); stops at the first result that is not `.proceed`.
-    public func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext)
+    func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext)
         -> ResponseFilterResult
     {
         for filter in responses.reversed() {
@@ -288,7 +287,7 @@ public struct FilterChain: Sendable {
     }
 
     /// `.replay` if any filter asks for it.
-    public func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict {
+    func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict {
         for filter in replays {
             if case .replay = filter.upstreamResponded(head, context: context) { return .replay }
         }

@@ -2,29 +2,29 @@ import NIOCore
 
 /// A route ready for the data path: where it goes, its filter chain and its limits. Built once from a
 /// ``RouteConfig`` by ``RouteCompiler``; shared read-only by every connection.
-public final class CompiledRoute: Sendable {
-    public let name: String
+final class CompiledRoute: Sendable {
+    let name: String
     /// Where the route forwards; `nil` for a route answered by the gateway itself (its filters always answer).
-    public let target: UpstreamTarget?
-    public let chain: FilterChain
-    public let maxBodyBytes: Int64
+    let target: UpstreamTarget?
+    let chain: FilterChain
+    let maxBodyBytes: Int64
     /// Bodies up to this size are kept while they stream so the request can be replayed once after a 401.
-    public let replayMaxBodyBytes: Int
+    let replayMaxBodyBytes: Int
     /// The client's `Cookie` header is forwarded (`forward_cookies`).
-    public let forwardCookies: Bool
+    let forwardCookies: Bool
     /// A path with no safe normalised reading may take this route as sent (`raw_path`).
-    public let rawPath: Bool
+    let rawPath: Bool
     /// Longest upstream silence after the answer head; nil: none (`idle_timeout: off`).
-    public let idleTimeout: TimeAmount?
+    let idleTimeout: TimeAmount?
     /// How many times the transport may send a request of this route again (a replay after a rejected session
     /// token, retries after a 429 or 5xx): the larger of 1 and the route's `retry.attempts`.
-    public let maxReplays: Int
+    let maxReplays: Int
     /// The names of the route's credentials (never their values), for the access log.
-    public let credentialNames: [String]
+    let credentialNames: [String]
     /// Requests and errors since start, counted as each exchange is logged (`/credgate/status`).
-    public let counters = RouteCounters()
+    let counters = RouteCounters()
     /// Prometheus request metrics (`/credgate/metrics`), made once per route name; nil when built without a gateway.
-    public let metrics: RouteMetrics?
+    let metrics: RouteMetrics?
 
     init(
         name: String, target: UpstreamTarget?, chain: FilterChain, maxBodyBytes: Int64, replayMaxBodyBytes: Int,

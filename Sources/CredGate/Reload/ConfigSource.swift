@@ -5,10 +5,10 @@ import Foundation
 /// same files, the same environment (captured at start: a process cannot see its environment change), then the
 /// same adjustments (the command line's `--host`, `--port`, `--sandbox`).
 public struct ConfigSource: Sendable {
-    public var paths: [String]
-    public var environment: [String: String]
+    var paths: [String]
+    var environment: [String: String]
     /// Applied to every configuration loaded; may refuse one with issues of its own.
-    public var adjust: @Sendable (GatewayConfig) throws(ConfigError) -> GatewayConfig
+    var adjust: @Sendable (GatewayConfig) throws(ConfigError) -> GatewayConfig
 
     public init(
         paths: [String], environment: [String: String],
@@ -61,13 +61,13 @@ public struct ConfigSource: Sendable {
 /// mounted Secret by pointing a `..data` symlink at a new directory, so the file's own modification time says
 /// nothing; the content read through the link is what counts.
 public struct SecretFileState: Sendable, Equatable {
-    public enum Content: Sendable, Equatable {
+    enum Content: Sendable, Equatable {
         case digest([UInt8])
         case unreadable
     }
 
-    public var path: String
-    public var content: Content
+    var path: String
+    var content: Content
 
     /// What the file holds now.
     static func current(_ path: String) -> SecretFileState {

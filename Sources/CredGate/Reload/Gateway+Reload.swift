@@ -15,7 +15,7 @@ extension Gateway {
     /// are carried over with their tokens; the others start now and log in, and the sessions they replace stop once
     /// the last request that started before the reload is done. The caller logs and counts the outcome
     /// (``Reloader``).
-    public func reload(to config: GatewayConfig) -> ReloadOutcome {
+    func reload(to config: GatewayConfig) -> ReloadOutcome {
         reloading.withLock {
             let old = runtimes.runtime
             guard !old.admin.drain.isDraining else { return ReloadOutcome(result: .draining) }

@@ -1,7 +1,7 @@
 /// What one reload did, for the log, `/credgate/metrics` and the answer of `POST /credgate/reload`. Names and
 /// YAML paths only: never a value.
 public struct ReloadOutcome: Sendable, Equatable {
-    public enum Result: String, Sendable, Equatable {
+    enum Result: String, Sendable, Equatable {
         /// New requests use the new configuration.
         case reloaded
         /// The new configuration has problems: the old one keeps serving.
@@ -10,17 +10,17 @@ public struct ReloadOutcome: Sendable, Equatable {
         case draining
     }
 
-    public var result: Result
+    var result: Result
     /// Why the reload failed, each at its YAML path (as `credgate check-config` prints them).
-    public var problems: [ConfigIssue] = []
+    var problems: [ConfigIssue] = []
     /// Changes the reload could not apply: they take effect at the next restart.
-    public var needsRestart: [ConfigIssue] = []
+    var needsRestart: [ConfigIssue] = []
     /// Session credentials carried over with their tokens (no new login).
-    public var sessionsKept: [String] = []
+    var sessionsKept: [String] = []
     /// Session credentials that are new or whose settings changed: they log in again.
-    public var sessionsNew: [String] = []
+    var sessionsNew: [String] = []
 
-    public init(result: Result, problems: [ConfigIssue] = []) {
+    init(result: Result, problems: [ConfigIssue] = []) {
         self.result = result
         self.problems = problems
     }

@@ -11,8 +11,8 @@ import NIOCore
 /// logged at its YAML path, as `credgate check-config` prints it, and the old configuration keeps serving. Log
 /// lines name files, paths and credentials, never a value.
 public final class Reloader: Sendable {
-    public let gateway: Gateway
-    public let source: ConfigSource
+    let gateway: Gateway
+    let source: ConfigSource
     private let logger: Logger
     /// The secret files to watch and what they held at the last load (successful or not: a file that was missing
     /// during a rotation is watched until it is back).
@@ -30,7 +30,7 @@ public final class Reloader: Sendable {
     }
 
     /// The secret files watched now, with what they held when last read.
-    public var secretFiles: [SecretFileState] { watched.withLockedValue { $0 } }
+    var secretFiles: [SecretFileState] { watched.withLockedValue { $0 } }
 
     /// Reads the configuration again and applies it if it has no problem; `trigger` says why, for the log.
     @discardableResult

@@ -3,18 +3,18 @@ import NIOHTTP1
 
 /// A route's `retry:`: how often an idempotent request is sent again after a rate limit or an overloaded
 /// platform, and how long credgate may wait for that.
-public struct RetryPolicy: Sendable, Equatable {
+struct RetryPolicy: Sendable, Equatable {
     /// Extra tries after the first answer (0: off, the default).
-    public var attempts: Int = 0
+    var attempts: Int = 0
     /// The answer statuses that are retried.
-    public var statuses: Set<UInt> = [429, 502, 503, 504]
+    var statuses: Set<UInt> = [429, 502, 503, 504]
     /// The longest wait honoured: an answer asking for longer (`Retry-After`, `x-ratelimit-reset`) goes to the
     /// client as it is, with its `Retry-After`.
-    public var maxWait: TimeAmount = .seconds(10)
+    var maxWait: TimeAmount = .seconds(10)
     /// The wait when the platform says nothing: doubled for each further try, up to `maxWait`.
-    public var initialBackoff: TimeAmount = .milliseconds(500)
+    var initialBackoff: TimeAmount = .milliseconds(500)
 
-    public init() {}
+    init() {}
 
     /// RFC 9110 9.2.2: only these may be sent twice without changing what the first one did. POST and PATCH never
     /// are, whatever the configuration says.

@@ -5,23 +5,23 @@
 /// anything ambiguous refused), and a trailing slash is an empty last segment, so `/users/` and `/users` are
 /// different paths. Literal segments match without regard to ASCII case: a platform that routes
 /// case-insensitively must not let `/files/HANDLE/` skip the checks of the `/files/handle/` route.
-public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
-    public enum Segment: Sendable, Hashable {
+struct PathPattern: Sendable, Hashable, CustomStringConvertible {
+    enum Segment: Sendable, Hashable {
         case literal(String)
         case param(String)
         case wildcard
     }
 
-    public let segments: [Segment]
+    let segments: [Segment]
     /// The pattern as written.
-    public let description: String
+    let description: String
 
-    public enum ParseError: Error, Equatable, CustomStringConvertible {
+    enum ParseError: Error, Equatable, CustomStringConvertible {
         case mustStartWithSlash
         case wildcardNotLast
         case badSegment(String)
 
-        public var description: String {
+        var description: String {
             switch self {
             case .mustStartWithSlash: return "a path pattern must start with '/'"
             case .wildcardNotLast: return "'**' may only be the last segment"
@@ -30,7 +30,7 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public init(_ pattern: String) throws(ParseError) {
+    init(_ pattern: String) throws(ParseError) {
         guard pattern.hasPrefix("/") else { throw .mustStartWithSlash }
         let parts = pattern.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
         var segments: [Segment] = []
@@ -55,7 +55,7 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Whether `path` (the request target's path, without the query) matches. `path` must start with `/`.
-    public func matches(_ path: Substring) -> Bool {
+    func matches(_ path: Substring) -> Bool {
         var rest = path.utf8.dropFirst()
         var done = false // no segment left in the path
         for segment in segments {
@@ -82,7 +82,7 @@ public struct PathPattern: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Whether every path this other pattern matches is matched by `self` too (used to find shadowed routes).
-    public func covers(_ other: PathPattern) -> Bool {
+    func covers(_ other: PathPattern) -> Bool {
         var i = 0
         while i < segments.count {
             let mine = segments[i]

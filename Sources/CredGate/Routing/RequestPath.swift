@@ -18,7 +18,7 @@
 ///
 /// A route can opt out (`raw_path: true`): a refused path may still take it, matched and forwarded as sent.
 enum RequestPath {
-    enum Outcome: Equatable, Sendable {
+    public enum Outcome: Equatable, Sendable {
         /// Nothing to normalise: match and forward the path as sent.
         case unchanged
         /// Match and forward this path instead.

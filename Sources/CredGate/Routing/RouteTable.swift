@@ -1,31 +1,26 @@
 /// Ordered (method, path pattern) -> payload lookup: the first route whose pattern and methods match wins.
 ///
 /// Generic over what a route carries so the table stays a pure value that tests can use without a gateway.
-public struct RouteTable<Payload: Sendable>: Sendable {
-    public struct Entry: Sendable {
-        public var methods: Set<String>?
-        public var pattern: PathPattern
-        public var payload: Payload
+struct RouteTable<Payload: Sendable>: Sendable {
+    struct Entry: Sendable {
+        var methods: Set<String>?
+        var pattern: PathPattern
+        var payload: Payload
 
-        public init(methods: Set<String>?, pattern: PathPattern, payload: Payload) {
-            self.methods = methods
-            self.pattern = pattern
-            self.payload = payload
-        }
     }
 
-    public enum Lookup {
+    enum Lookup {
         case matched(Payload)
         /// The path matches some route but none for this method.
         case methodNotAllowed(allowed: [String])
         case notFound
     }
 
-    public let entries: [Entry]
+    let entries: [Entry]
 
-    public init(_ entries: [Entry]) { self.entries = entries }
+    init(_ entries: [Entry]) { self.entries = entries }
 
-    public func lookup(method: String, path: Substring) -> Lookup {
+    func lookup(method: String, path: Substring) -> Lookup {
         var allowed: [String] = []
         var pathMatched = false
         for entry in entries where entry.pattern.matches(path) {

@@ -5,27 +5,27 @@ import NIOHTTP1
 /// Lets clients send a plain SSN: checks it and encrypts it exactly as the platform expects, with the very
 /// session token injected on this request (so a replay with a new token encrypts again). Ciphertext an SDK
 /// made with a credgate placeholder token is re-keyed; any other ciphertext passes through unchanged.
-public struct SSNEncryptionFilter: BodyFilter {
+struct SSNEncryptionFilter: BodyFilter {
     /// Header the session token was written to, and the text around the token.
     let tokenHeader: String
     let tokenFormat: TokenFormat
     let placeholders: PlaceholderTokens?
     static let maxBody = 64 * 1024
 
-    public init(session: JWTSessionConfig, placeholders: PlaceholderTokens?) {
+    init(session: JWTSessionConfig, placeholders: PlaceholderTokens?) {
         self.tokenHeader = session.header
         self.tokenFormat = session.tokenFormat
         self.placeholders = placeholders
     }
 
-    public func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? {
+    func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? {
         switch head.method {
         case .PATCH, .PUT, .POST: return Self.maxBody
         default: return nil
         }
     }
 
-    public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext)
+    func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext)
         -> FilterHeadResult
     {
         guard var object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any],

@@ -27,13 +27,13 @@ public final class Gateway: Sendable {
     /// The client sessions log in with (low volume, so AsyncHTTPClient rather than the data path's pool).
     private let sessionClient: HTTPClient
     /// The access log (nil when `log.access` is off or the log level is above `info`).
-    public let accessLog: AccessLog?
+    let accessLog: AccessLog?
     /// The open client connections (admitted ones), told to finish and close by ``drain(delay:grace:)``.
     private let connections: ClientConnections
 
     /// The port actually bound by the first listener (useful with port 0).
-    public var port: Int { serverChannels[0].localAddress?.port ?? 0 }
-    public var localAddress: SocketAddress? { serverChannels[0].localAddress }
+    var port: Int { serverChannels[0].localAddress?.port ?? 0 }
+    var localAddress: SocketAddress? { serverChannels[0].localAddress }
     /// Every listener's bound port, in the configuration's order.
     public var ports: [Int] { serverChannels.map { $0.localAddress?.port ?? 0 } }
 
@@ -185,7 +185,7 @@ public final class Gateway: Sendable {
     }
 
     /// Waits until the listening sockets close.
-    public func waitUntilClosed() async throws {
+    func waitUntilClosed() async throws {
         for channel in serverChannels { try await channel.closeFuture.get() }
     }
 
@@ -233,11 +233,11 @@ public final class Gateway: Sendable {
 }
 
 /// A listener's socket could not be bound: says which listener, so a user with several files knows which port.
-public struct ListenError: Error, CustomStringConvertible {
-    public let listener: String
-    public let host: String
-    public let port: Int
-    public let underlying: any Error
+struct ListenError: Error, CustomStringConvertible {
+    let listener: String
+    let host: String
+    let port: Int
+    let underlying: any Error
 
-    public var description: String { "cannot listen on \(host):\(port) (listener '\(listener)'): \(underlying)" }
+    var description: String { "cannot listen on \(host):\(port) (listener '\(listener)'): \(underlying)" }
 }

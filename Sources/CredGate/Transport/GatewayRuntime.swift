@@ -6,12 +6,12 @@ import NIOHTTP1
 import NIOPosix
 
 /// One listening socket's share of the runtime: its limits and its route table.
-public struct ListenerRuntime: Sendable {
+struct ListenerRuntime: Sendable {
     /// The profile's name (``ListenerConfig/name``).
-    public let name: String
-    public let listen: ListenConfig
+    let name: String
+    let listen: ListenConfig
     /// credgate's own endpoints, the reserved `/credgate/` space, then this listener's routes (``RouteCompiler``).
-    public let routes: RouteTable<CompiledRoute>
+    let routes: RouteTable<CompiledRoute>
 }
 
 /// Everything the data path needs, built from one configuration and shared read-only by all connections.
@@ -23,36 +23,36 @@ public struct ListenerRuntime: Sendable {
 public final class GatewayRuntime: Sendable {
     /// The configuration this runtime was built from (secrets stay ``Secret``s).
     public let config: GatewayConfig
-    public let listen: ListenConfig
+    let listen: ListenConfig
     /// Every route: credgate's own endpoints, the reserved `/credgate/` space, then the configured routes
     /// (``RouteCompiler``).
-    public let routes: RouteTable<CompiledRoute>
+    let routes: RouteTable<CompiledRoute>
     /// Every listening socket, the first being ``listen``/``routes``.
-    public let listeners: [ListenerRuntime]
-    public let targets: [UpstreamTarget]
-    public let logger: Logger
+    let listeners: [ListenerRuntime]
+    let targets: [UpstreamTarget]
+    let logger: Logger
     public let admin: AdminEndpoints
     /// The session credentials, by name (started and stopped by ``Gateway``).
-    public let sessions: [String: JWTSession]
+    let sessions: [String: JWTSession]
     /// Stand-in tokens handed to SDKs that log in themselves (when a session enables `placeholder_login`).
-    public let placeholders: PlaceholderTokens
+    let placeholders: PlaceholderTokens
     /// The presign cache behind every `presign_cache` route.
-    public let presignCache: PresignCache
+    let presignCache: PresignCache
     /// Where bodies checked whole wait (resolved directory).
-    public let spool: SpoolConfig
+    let spool: SpoolConfig
     /// Headers credgate writes itself (every credential's, lower case): a client's `Connection` header may not
     /// name them.
     let protectedHeaders: [String]
     let fileIO = NonBlockingFileIO(threadPool: .singleton)
     /// This gateway's Prometheus registry and pre-made metrics (`/credgate/metrics`).
-    public let metrics: GatewayMetrics
+    let metrics: GatewayMetrics
     /// Sessions a reload replaced while this runtime was current: they stop once this runtime is gone, that is
     /// once no request that started on it is still running (one could still be waiting for such a session).
     let retired = NIOLockedValueBox<[JWTSession]>([])
 
     /// Builds the runtime. `sessionTransport` makes the HTTP client a session logs in with (one per upstream);
     /// `extraFilters` lets tests and later stages add filters per route.
-    public convenience init(
+    convenience init(
         config: GatewayConfig, logger: Logger,
         sessionTransport: ((UpstreamConfig) -> any SessionTransport)? = nil,
         extraFilters: ((RouteConfig) -> [any RequestFilter])? = nil,

@@ -7,16 +7,16 @@ import NIOConcurrencyHelpers
 /// exchange: new requests take the new routes at once, requests in flight finish on the ones they started with.
 /// The read is one atomic load of a generation number; only when it moved (after a reload) does a connection
 /// take the lock to fetch the new runtime, so the data path takes no lock in the common case.
-public final class RuntimeHolder: Sendable {
+final class RuntimeHolder: Sendable {
     private let generation = ManagedAtomic<Int>(0)
     private let current: NIOLockedValueBox<(runtime: GatewayRuntime, generation: Int)>
 
-    public init(_ runtime: GatewayRuntime) {
+    init(_ runtime: GatewayRuntime) {
         current = NIOLockedValueBox((runtime, 0))
     }
 
     /// The runtime now serving new requests.
-    public var runtime: GatewayRuntime { current.withLockedValue { $0.runtime } }
+    var runtime: GatewayRuntime { current.withLockedValue { $0.runtime } }
 
     /// The current runtime and its generation, or nil when `seen` is still current (the common case: no lock).
     func newer(than seen: Int) -> (runtime: GatewayRuntime, generation: Int)? {

@@ -3,10 +3,10 @@ import NIOSSL
 
 /// An upstream ready for the data path: its config, the TLS context built once at start-up, and a small integer
 /// key for the per-loop pools.
-public final class UpstreamTarget: Sendable {
-    public let name: String
-    public let key: Int
-    public let config: UpstreamConfig
+final class UpstreamTarget: Sendable {
+    let name: String
+    let key: Int
+    let config: UpstreamConfig
     let sslContext: NIOSSLContext?
 
     /// The `Host` header and the path prefix, computed once: the data path reads them on every request.

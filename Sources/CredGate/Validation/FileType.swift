@@ -2,22 +2,22 @@
 ///
 /// The platform checks only the extension (and the SDK only in one helper); credgate checks both, so a renamed
 /// `.docx` or a PNG saved as `.pdf` is refused before it leaves the machine.
-public enum FileType: String, Sendable, CaseIterable, Hashable {
+enum FileType: String, Sendable, CaseIterable, Hashable {
     case pdf
     case png
     case jpeg
 
     /// The extensions, lower-cased and without the dot, that name an accepted type.
-    public static let acceptedExtensions: [String] = ["pdf", "png", "jpg", "jpeg"]
+    static let acceptedExtensions: [String] = ["pdf", "png", "jpg", "jpeg"]
 
     /// How many leading bytes ``detect(_:)`` needs to tell every accepted type apart (the PNG signature's length).
-    public static let sniffLength = 8
+    static let sniffLength = 8
 
     /// The sentence the SDK uses, kept word for word so users recognise it.
     static let acceptedSentence = "Assured only accepts PDF, PNG, and JPEG files."
 
     /// The MIME type the platform expects in the file part's `Content-Type`.
-    public var mimeType: String {
+    var mimeType: String {
         switch self {
         case .pdf: return "application/pdf"
         case .png: return "image/png"
@@ -26,7 +26,7 @@ public enum FileType: String, Sendable, CaseIterable, Hashable {
     }
 
     /// The bytes every file of this type starts with.
-    public var magic: [UInt8] {
+    var magic: [UInt8] {
         switch self {
         case .pdf: return Array("%PDF-".utf8)
         case .png: return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
@@ -35,7 +35,7 @@ public enum FileType: String, Sendable, CaseIterable, Hashable {
     }
 
     /// The short name used in messages: "PDF", "PNG", "JPEG".
-    public var displayName: String {
+    var displayName: String {
         switch self {
         case .pdf: return "PDF"
         case .png: return "PNG"
@@ -44,7 +44,7 @@ public enum FileType: String, Sendable, CaseIterable, Hashable {
     }
 
     /// The type with an article, for sentences: "a PDF document", "a PNG image".
-    public var phrase: String {
+    var phrase: String {
         switch self {
         case .pdf: return "a PDF document"
         case .png: return "a PNG image"
@@ -53,7 +53,7 @@ public enum FileType: String, Sendable, CaseIterable, Hashable {
     }
 
     /// The extension credgate uses when it has to pick one (`jpg` for JPEG, as most tools do).
-    public var preferredExtension: String {
+    var preferredExtension: String {
         switch self {
         case .pdf: return "pdf"
         case .png: return "png"
@@ -62,7 +62,7 @@ public enum FileType: String, Sendable, CaseIterable, Hashable {
     }
 
     /// The type an extension names, in any case, with or without the leading dot: `".JPEG"` is ``jpeg``.
-    public init?(extension ext: some StringProtocol) {
+    init?(extension ext: some StringProtocol) {
         var lowered = ext.lowercased()
         if lowered.hasPrefix(".") { lowered.removeFirst() }
         switch lowered {
@@ -74,7 +74,7 @@ public enum FileType: String, Sendable, CaseIterable, Hashable {
     }
 
     /// The type a MIME type names, ignoring case and parameters; the common non-standard JPEG aliases count.
-    public init?(mimeType: some StringProtocol) {
+    init?(mimeType: some StringProtocol) {
         switch Self.essence(of: mimeType) {
         case "application/pdf", "application/x-pdf": self = .pdf
         case "image/png", "image/x-png": self = .png
@@ -84,7 +84,7 @@ public enum FileType: String, Sendable, CaseIterable, Hashable {
     }
 
     /// The type the file name's extension names, or `nil` (no extension, or one not accepted).
-    public init?(filename: some StringProtocol) {
+    init?(filename: some StringProtocol) {
         guard let ext = Self.fileExtension(of: filename) else { return nil }
         self.init(extension: ext)
     }
@@ -93,7 +93,7 @@ public enum FileType: String, Sendable, CaseIterable, Hashable {
     ///
     /// Like Python's `Path.suffix` (what the SDK checks): `"scan.final.PDF"` gives `"pdf"`, `".bashrc"` and
     /// `"README"` give `nil`; whatever precedes a `/` or `\` is ignored, as the platform keeps only the base name.
-    public static func fileExtension(of filename: some StringProtocol) -> String? {
+    static func fileExtension(of filename: some StringProtocol) -> String? {
         let base =
             filename.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "/" || $0 == "\\" }).last ?? ""
         guard let dot = base.lastIndex(of: "."), dot != base.startIndex else { return nil }
@@ -103,12 +103,12 @@ public enum FileType: String, Sendable, CaseIterable, Hashable {
 
     /// The accepted type these leading bytes are, or `nil`. Give it at least ``sniffLength`` bytes when the
     /// file has that many.
-    public static func detect(_ bytes: some Collection<UInt8>) -> FileType? {
+    static func detect(_ bytes: some Collection<UInt8>) -> FileType? {
         allCases.first { bytes.starts(with: $0.magic) }
     }
 
     /// What leading bytes look like, for a message a person can act on: "a PNG image", "a ZIP archive (...)".
-    public static func describeContent(_ bytes: some Collection<UInt8>) -> String {
+    static func describeContent(_ bytes: some Collection<UInt8>) -> String {
         if let type = detect(bytes) { return type.phrase }
         let b = Array(bytes.prefix(sniffLength))
         func starts(_ prefix: [UInt8]) -> Bool { b.starts(with: prefix) }
@@ -140,7 +140,7 @@ public enum FileType: String, Sendable, CaseIterable, Hashable {
 
     /// Whether a declared `Content-Type` says nothing about the file (missing, empty or an octet stream), so
     /// credgate replaces it with the detected type.
-    public static func isGenericMIMEType(_ value: String?) -> Bool {
+    static func isGenericMIMEType(_ value: String?) -> Bool {
         guard let value else { return true }
         switch essence(of: value) {
         case "", "application/octet-stream", "binary/octet-stream", "application/binary", "application/unknown":

@@ -6,19 +6,19 @@ import NIOCore
 ///
 /// Layout: every part opens with `--boundary CRLF`, its headers, a blank line, and its content followed by CRLF;
 /// the body ends with `--boundary-- CRLF`.
-public struct MultipartWriter: Sendable {
+struct MultipartWriter: Sendable {
     /// The boundary, without the leading `--`.
-    public let boundary: String
+    let boundary: String
 
     /// A writer for `boundary`, which must be a valid RFC 2046 boundary (a fresh one by default).
-    public init(boundary: String = MultipartWriter.makeBoundary()) {
+    init(boundary: String = MultipartWriter.makeBoundary()) {
         precondition(UploadContentType.isValidBoundary(boundary), "invalid multipart boundary")
         self.boundary = boundary
     }
 
     /// A fresh boundary: `credgate-` and 32 random hex digits. 128 random bits make it as good as certain
     /// not to occur inside a file streamed between the preamble and epilogue unseen.
-    public static func makeBoundary() -> String {
+    static func makeBoundary() -> String {
         var generator = SystemRandomNumberGenerator()
         let high = generator.next() as UInt64
         let low = generator.next() as UInt64
@@ -31,12 +31,12 @@ public struct MultipartWriter: Sendable {
     }
 
     /// The request's `Content-Type` for bodies written with this boundary.
-    public var contentType: String { "multipart/form-data; boundary=\(boundary)" }
+    var contentType: String { "multipart/form-data; boundary=\(boundary)" }
 
     // MARK: Parts
 
     /// A text field: `--boundary CRLF Content-Disposition: form-data; name="..." CRLF CRLF value CRLF`.
-    public func field(_ name: String, _ value: String) -> ByteBuffer {
+    func field(_ name: String, _ value: String) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(Self.quoted(name))\"\r\n\r\n")
         buffer.writeString(value)
@@ -46,7 +46,7 @@ public struct MultipartWriter: Sendable {
 
     /// A file part's opening: delimiter line and headers. The file's bytes follow, then ``partEnd``.
     /// `filename: nil` and `contentType: nil` leave those out (for testing what clients get wrong).
-    public func fileHead(field: String = "file", filename: String?, contentType: String?) -> ByteBuffer {
+    func fileHead(field: String = "file", filename: String?, contentType: String?) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(Self.quoted(field))\"")
         if let filename { buffer.writeString("; filename=\"\(Self.quoted(filename))\"") }
@@ -57,7 +57,7 @@ public struct MultipartWriter: Sendable {
     }
 
     /// A whole file part: ``fileHead(field:filename:contentType:)``, the bytes and ``partEnd``.
-    public func filePart(field: String = "file", filename: String?, contentType: String?, data: some Sequence<UInt8>)
+    func filePart(field: String = "file", filename: String?, contentType: String?, data: some Sequence<UInt8>)
         -> ByteBuffer
     {
         var buffer = fileHead(field: field, filename: filename, contentType: contentType)
@@ -67,16 +67,16 @@ public struct MultipartWriter: Sendable {
     }
 
     /// The CRLF ending a part's content.
-    public var partEnd: ByteBuffer { ByteBuffer(string: "\r\n") }
+    var partEnd: ByteBuffer { ByteBuffer(string: "\r\n") }
 
     /// The closing delimiter line, `--boundary-- CRLF`, written after the last part's ``partEnd``.
-    public var closing: ByteBuffer { ByteBuffer(string: "--\(boundary)--\r\n") }
+    var closing: ByteBuffer { ByteBuffer(string: "--\(boundary)--\r\n") }
 
     // MARK: Raw upload
 
     /// The envelope that turns a raw body (`PUT /credgate/v1/files/{filename}`) into the platform's upload
     /// request: ``RawUploadEnvelope/preamble``, then the raw bytes unchanged, then ``RawUploadEnvelope/epilogue``.
-    public func rawUploadEnvelope(filename: String, type: FileType, name: String) -> RawUploadEnvelope {
+    func rawUploadEnvelope(filename: String, type: FileType, name: String) -> RawUploadEnvelope {
         var preamble = field("name", name)
         var head = fileHead(filename: filename, contentType: type.mimeType)
         preamble.writeBuffer(&head)
@@ -96,7 +96,7 @@ public struct MultipartWriter: Sendable {
     /// holds after that (the file's first bytes, perhaps more) is copied through untouched, as is everything the
     /// client sends afterwards. The client's boundary is kept, so the request's `Content-Type` does not change.
     /// Returns `prefix` itself when the plan changes nothing.
-    public func rewriteHead(_ prefix: ByteBuffer, for plan: UploadPlan) -> ByteBuffer {
+    func rewriteHead(_ prefix: ByteBuffer, for plan: UploadPlan) -> ByteBuffer {
         guard plan.needsRewrite, let layout = plan.filePart else { return prefix }
         precondition(prefix.readableBytes >= layout.dataOffset, "the prefix must reach the file part's content")
         func slice(_ from: Int, _ to: Int) -> ByteBuffer {
@@ -179,24 +179,24 @@ public struct MultipartWriter: Sendable {
 
 /// The bytes around a raw upload's body that make it the platform's multipart request:
 /// a `name` field with a generated name, then the `file` part's headers; after the body, the closing delimiter.
-public struct RawUploadEnvelope: Sendable, Equatable {
-    public let boundary: String
+struct RawUploadEnvelope: Sendable, Equatable {
+    let boundary: String
     /// The upstream request's `Content-Type`: `multipart/form-data; boundary=...`.
-    public let contentType: String
+    let contentType: String
     /// The `name` field's value: a random UUID plus the file's extension, lower-cased.
-    public let name: String
-    public let filename: String
-    public let fileType: FileType
+    let name: String
+    let filename: String
+    let fileType: FileType
     /// Sent before the raw bytes.
-    public let preamble: ByteBuffer
+    let preamble: ByteBuffer
     /// Sent after the raw bytes.
-    public let epilogue: ByteBuffer
+    let epilogue: ByteBuffer
 
     /// The upstream `Content-Length` for a raw body of `bodyLength` bytes.
-    public func contentLength(bodyLength: Int) -> Int {
+    func contentLength(bodyLength: Int) -> Int {
         preamble.readableBytes + bodyLength + epilogue.readableBytes
     }
 
     /// The bytes the envelope adds.
-    public var overhead: Int { preamble.readableBytes + epilogue.readableBytes }
+    var overhead: Int { preamble.readableBytes + epilogue.readableBytes }
 }

@@ -9,17 +9,17 @@
 ///
 /// The key is kept exactly as written: an `s3://` URI is not a URL, so `%`, `?` and `#` are ordinary characters of
 /// the key and nothing is percent-decoded.
-public struct S3URI: Sendable, Hashable, CustomStringConvertible {
+struct S3URI: Sendable, Hashable, CustomStringConvertible {
     /// The bucket name: 3 to 63 lowercase letters, digits, dots and hyphens.
-    public let bucket: String
+    let bucket: String
     /// The object key: everything after the first `/` that follows the bucket, never empty.
-    public let key: String
+    let key: String
 
     /// S3's limit on an object key, in bytes of UTF-8.
-    public static let maximumKeyBytes = 1024
+    static let maximumKeyBytes = 1024
 
     /// Parses and checks `string`; the error's ``Problem/description`` is a sentence for the person who sent it.
-    public init(parsing string: String) throws(Problem) {
+    init(parsing string: String) throws(Problem) {
         if string.isEmpty { throw .empty }
         if let (scalar, position) = Self.firstForbiddenScalar(in: string) {
             throw .forbiddenCharacter(scalar, position: position)
@@ -42,13 +42,13 @@ public struct S3URI: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Nil when `string` is not a valid S3 URI; use ``init(parsing:)`` to learn why.
-    public init?(validating string: String) {
+    init?(validating string: String) {
         guard let uri = try? S3URI(parsing: string) else { return nil }
         self = uri
     }
 
     /// The URI as written: `s3://<bucket>/<key>`.
-    public var description: String { "s3://\(bucket)/\(key)" }
+    var description: String { "s3://\(bucket)/\(key)" }
 
     // MARK: - Rules
 
@@ -115,7 +115,7 @@ public struct S3URI: Sendable, Hashable, CustomStringConvertible {
     // MARK: - Problems
 
     /// Why a string is not a valid S3 URI. The description is the sentence shown to the user (in a 422).
-    public enum Problem: Error, Sendable, Hashable, CustomStringConvertible {
+    enum Problem: Error, Sendable, Hashable, CustomStringConvertible {
         case empty
         case notS3Scheme
         case forbiddenCharacter(Unicode.Scalar, position: Int)
@@ -130,7 +130,7 @@ public struct S3URI: Sendable, Hashable, CustomStringConvertible {
         case bucketReservedSuffix(String, String, usedFor: String)
         case keyTooLong(bytes: Int)
 
-        public var description: String {
+        var description: String {
             let form = "s3://<bucket>/<key>"
             switch self {
             case .empty:

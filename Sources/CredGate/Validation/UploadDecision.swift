@@ -1,5 +1,5 @@
 /// What an upload validator says after each chunk and at the end of the body.
-public enum UploadDecision: Sendable, Equatable {
+enum UploadDecision: Sendable, Equatable {
     /// Not decided yet: nothing may be forwarded; keep feeding.
     case needMore
     /// The upload is acceptable as far as seen: forward the bytes the validator releases, rewritten per the plan.
@@ -10,13 +10,13 @@ public enum UploadDecision: Sendable, Equatable {
     case reject(UploadRejection)
 
     /// The plan when accepted.
-    public var plan: UploadPlan? {
+    var plan: UploadPlan? {
         if case .accept(let plan) = self { return plan }
         return nil
     }
 
     /// The rejection when refused.
-    public var rejection: UploadRejection? {
+    var rejection: UploadRejection? {
         if case .reject(let rejection) = self { return rejection }
         return nil
     }
@@ -27,32 +27,32 @@ public enum UploadDecision: Sendable, Equatable {
 /// For a multipart upload the changes are confined to the head of the body, before the file's bytes: a `name`
 /// field inserted before the file part, and the file part's `Content-Type` set to the detected type. The file's
 /// own bytes are never touched.
-public struct UploadPlan: Sendable, Equatable {
+struct UploadPlan: Sendable, Equatable {
     /// The file part's file name, as sent (or the raw upload's file name).
-    public var filename: String
+    var filename: String
     /// The type both the extension and the first bytes agree on.
-    public var fileType: FileType
+    var fileType: FileType
     /// The `name` field the client sent (the last one, which is the one the platform reads), when seen before
     /// the decision.
-    public var clientName: String?
+    var clientName: String?
     /// The `name` credgate adds because the client sent none: a random UUID plus the original extension,
     /// lower-cased (`1b4e...c9.pdf`).
-    public var generatedName: String?
+    var generatedName: String?
     /// The file part's `Content-Type` as sent, `nil` when absent.
-    public var declaredContentType: String?
+    var declaredContentType: String?
     /// The `Content-Type` the file part gets instead, when the declared one is missing or generic
     /// (`application/octet-stream`, `binary/octet-stream`, empty); `nil` leaves the part's headers alone.
-    public var correctedContentType: String?
+    var correctedContentType: String?
     /// Where the file part sits in the client's body (multipart route only).
-    public var filePart: MultipartPartLayout?
+    var filePart: MultipartPartLayout?
     /// How many bytes longer the forwarded body is than the client's (the inserted field, the header change,
     /// or the raw upload's multipart envelope). Add it to the client's `Content-Length`.
-    public var bodyLengthDelta: Int
+    var bodyLengthDelta: Int
     /// The `Content-Type` the upstream request must carry instead of the client's, when it changes (a raw
     /// upload becomes multipart); `nil` keeps the client's.
-    public var upstreamContentType: String?
+    var upstreamContentType: String?
 
-    public init(
+    init(
         filename: String, fileType: FileType, clientName: String? = nil, generatedName: String? = nil,
         declaredContentType: String? = nil, correctedContentType: String? = nil,
         filePart: MultipartPartLayout? = nil, bodyLengthDelta: Int = 0, upstreamContentType: String? = nil
@@ -69,16 +69,16 @@ public struct UploadPlan: Sendable, Equatable {
     }
 
     /// Whether the client sent no `name` field, so credgate adds ``generatedName``.
-    public var nameMissing: Bool { generatedName != nil }
+    var nameMissing: Bool { generatedName != nil }
 
     /// Whether the head of a multipart body must be rewritten (see ``MultipartWriter/rewriteHead(_:for:)``).
-    public var needsRewrite: Bool { filePart != nil && (generatedName != nil || correctedContentType != nil) }
+    var needsRewrite: Bool { filePart != nil && (generatedName != nil || correctedContentType != nil) }
 
     /// The `name` the platform will store the file under, when known at the decision.
-    public var name: String? { clientName ?? generatedName }
+    var name: String? { clientName ?? generatedName }
 
     /// The upstream `Content-Length` for a client body of `clientLength` bytes.
-    public func forwardedLength(clientLength: Int) -> Int { clientLength + bodyLengthDelta }
+    func forwardedLength(clientLength: Int) -> Int { clientLength + bodyLengthDelta }
 }
 
 /// Byte offsets of one part in a multipart body, counted from the body's first byte.
@@ -87,23 +87,16 @@ public struct UploadPlan: Sendable, Equatable {
 /// [CRLF] --boundary CRLF   Header: value CRLF ... CRLF   data ...
 /// ^delimiterOffset         ^headersOffset                ^dataOffset
 /// ```
-public struct MultipartPartLayout: Sendable, Equatable {
+struct MultipartPartLayout: Sendable, Equatable {
     /// The part's position among the parts, from 0.
-    public var index: Int
+    var index: Int
     /// The first byte of the delimiter line: its leading CRLF when it has one (every part but possibly the first).
-    public var delimiterOffset: Int
+    var delimiterOffset: Int
     /// Whether the delimiter starts with CRLF (`false` for a body that opens directly with `--boundary`).
-    public var delimiterHasLeadingCRLF: Bool
+    var delimiterHasLeadingCRLF: Bool
     /// The first byte after the delimiter line's CRLF: the first header line, or the blank line.
-    public var headersOffset: Int
+    var headersOffset: Int
     /// The first byte of the part's content, after the blank line ending the headers.
-    public var dataOffset: Int
+    var dataOffset: Int
 
-    public init(index: Int, delimiterOffset: Int, delimiterHasLeadingCRLF: Bool, headersOffset: Int, dataOffset: Int) {
-        self.index = index
-        self.delimiterOffset = delimiterOffset
-        self.delimiterHasLeadingCRLF = delimiterHasLeadingCRLF
-        self.headersOffset = headersOffset
-        self.dataOffset = dataOffset
-    }
 }

@@ -1,12 +1,12 @@
 import Foundation
 
 /// The request's `Content-Type` as far as an upload cares: it must be `multipart/form-data` with a usable boundary.
-public struct UploadContentType: Sendable, Equatable {
+struct UploadContentType: Sendable, Equatable {
     /// The boundary, as sent (unquoted).
-    public let boundary: String
+    let boundary: String
 
     /// Reads `multipart/form-data; boundary=...` (type and parameter names in any case, the value quoted or not).
-    public init(_ header: String?) throws(UploadRejection) {
+    init(_ header: String?) throws(UploadRejection) {
         guard let header, !UploadHeaderSyntax.trim(header).isEmpty else { throw .notMultipart(nil) }
         guard FileType.essence(of: header) == "multipart/form-data" else { throw .notMultipart(header) }
         let parameters = UploadHeaderSyntax.parameters(header)
@@ -18,7 +18,7 @@ public struct UploadContentType: Sendable, Equatable {
     }
 
     /// RFC 2046 §5.1.1: 1 to 70 `bchars`, not ending with a space.
-    public static func isValidBoundary(_ boundary: String) -> Bool {
+    static func isValidBoundary(_ boundary: String) -> Bool {
         let bytes = Array(boundary.utf8)
         guard (1...70).contains(bytes.count), bytes.last != 0x20 else { return false }
         return bytes.allSatisfy { byte in

@@ -13,17 +13,17 @@ import NIOCore
 /// Feeding, accepting, ``takeForwardable()`` and late rejections work as in ``UploadValidator``; here the
 /// only late rejection is the size limit (and a body that ends short of its
 /// `Content-Length`, which the transport sees). A plain value: copies are independent.
-public struct RawUploadValidator: Sendable {
-    public typealias Decision = UploadDecision
+struct RawUploadValidator: Sendable {
+    typealias Decision = UploadDecision
 
-    public let limit: Int
+    let limit: Int
     /// What is sent around the raw bytes.
-    public let envelope: RawUploadEnvelope
+    let envelope: RawUploadEnvelope
     private var plan: UploadPlan
     private var gate = ForwardGate()
-    public var decision: Decision { gate.decision }
+    var decision: Decision { gate.decision }
     /// Body bytes fed so far.
-    public private(set) var bytesSeen = 0
+    private(set) var bytesSeen = 0
     private var finished = false
     private var firstBytes: [UInt8] = []
 
@@ -32,7 +32,7 @@ public struct RawUploadValidator: Sendable {
     ///   - filename: the `{filename}` path segment, percent-decoded (see ``filename(fromPathSegment:)``).
     ///   - contentLength: the request's `Content-Length`, when it has one: over `limit` or 0 is refused at once.
     ///   - boundary: the boundary of the multipart body sent upstream.
-    public init(
+    init(
         filename: String, contentLength: Int? = nil, limit: Int = UploadValidator.defaultLimit,
         boundary: String = MultipartWriter.makeBoundary(),
         uuid: @escaping @Sendable () -> UUID = { UUID() }
@@ -54,17 +54,17 @@ public struct RawUploadValidator: Sendable {
     }
 
     /// The file name a `{filename}` path segment stands for (percent-decoded), or `nil` when it does not decode.
-    public static func filename(fromPathSegment segment: String) -> String? {
+    static func filename(fromPathSegment segment: String) -> String? {
         segment.removingPercentEncoding
     }
 
     /// Body bytes held now: the undecided prefix and
     /// released bytes not yet taken.
-    public var retainedBytes: Int {
+    var retainedBytes: Int {
         gate.retainedBytes
     }
 
-    public mutating func feed(_ chunk: ByteBuffer) -> Decision {
+    mutating func feed(_ chunk: ByteBuffer) -> Decision {
         if case .reject = decision { return decision }
         if finished { return decision }
         bytesSeen += chunk.readableBytes
@@ -79,7 +79,7 @@ public struct RawUploadValidator: Sendable {
         return decision
     }
 
-    public mutating func finish() -> Decision {
+    mutating func finish() -> Decision {
         if case .reject = decision { return decision }
         if finished { return decision }
         finished = true
@@ -90,7 +90,7 @@ public struct RawUploadValidator: Sendable {
         return decision
     }
 
-    public mutating func takeForwardable() -> [ByteBuffer] {
+    mutating func takeForwardable() -> [ByteBuffer] {
         gate.takeForwardable()
     }
 

@@ -5,9 +5,9 @@ import NIOHTTP1
 /// 415 when the file (or the request) is of a type the platform does not take, 413 when the body is over the
 /// route's limit, 400 when the multipart framing itself is broken, 422 for a well-formed form with the wrong
 /// content (no file, two files, an empty file, a bad `name`).
-public struct UploadRejection: Error, Sendable, Equatable, CustomStringConvertible {
+struct UploadRejection: Error, Sendable, Equatable, CustomStringConvertible {
     /// The class of rejection; its raw value is the stable code (the problem `type`'s last part).
-    public enum Kind: String, Sendable, CaseIterable {
+    enum Kind: String, Sendable, CaseIterable {
         /// The request is not `multipart/form-data` (415).
         case notMultipart = "upload-not-multipart"
         /// `multipart/form-data` without a `boundary` parameter (400).
@@ -38,7 +38,7 @@ public struct UploadRejection: Error, Sendable, Equatable, CustomStringConvertib
         case invalidField = "upload-invalid-field"
 
         /// The HTTP status for this kind.
-        public var status: Int {
+        var status: Int {
             switch self {
             case .notMultipart, .unsupportedType, .contentMismatch: return 415
             case .tooLarge: return 413
@@ -50,7 +50,7 @@ public struct UploadRejection: Error, Sendable, Equatable, CustomStringConvertib
         }
 
         /// A short title for the problem document.
-        public var title: String {
+        var title: String {
             switch self {
             case .notMultipart: return "Upload is not multipart/form-data"
             case .missingBoundary: return "Multipart boundary missing"
@@ -70,26 +70,26 @@ public struct UploadRejection: Error, Sendable, Equatable, CustomStringConvertib
         }
     }
 
-    public let kind: Kind
+    let kind: Kind
     /// A sentence a person understands, naming the file and what to do; never echoes more than a file name.
-    public let detail: String
+    let detail: String
 
-    public init(_ kind: Kind, _ detail: String) {
+    init(_ kind: Kind, _ detail: String) {
         self.kind = kind
         self.detail = detail
     }
 
-    public var status: Int { kind.status }
-    public var code: String { kind.rawValue }
-    public var title: String { kind.title }
-    public var description: String { "\(status) \(code): \(detail)" }
+    var status: Int { kind.status }
+    var code: String { kind.rawValue }
+    var title: String { kind.title }
+    var description: String { "\(status) \(code): \(detail)" }
 
     /// The rejection as a case of the gateway's catalogue, for a filter's answer.
-    public var gatewayError: GatewayError { .upload(self) }
+    var gatewayError: GatewayError { .upload(self) }
 }
 
 extension UploadRejection: GatewayProblem {
-    public var httpStatus: HTTPResponseStatus { HTTPResponseStatus(statusCode: status) }
+    var httpStatus: HTTPResponseStatus { HTTPResponseStatus(statusCode: status) }
 }
 
 // MARK: - The sentences, in one place

@@ -38,11 +38,11 @@ import NIOCore
 /// The validator wraps MultipartKit's `MultipartParser`, a class, so copies of a validator share one state: a
 /// copy read out of `RequestScratch`, fed and never written back still advances the request's validator. Use one
 /// per request, on the connection's event loop only (hence `@unchecked Sendable`, like `RequestScratch`).
-public struct UploadValidator: @unchecked Sendable {
-    public typealias Decision = UploadDecision
+struct UploadValidator: @unchecked Sendable {
+    typealias Decision = UploadDecision
 
     /// 25 MiB, the route default.
-    public static let defaultLimit = 25 * 1024 * 1024
+    static let defaultLimit = 25 * 1024 * 1024
 
     private var engine: Engine
 
@@ -53,7 +53,7 @@ public struct UploadValidator: @unchecked Sendable {
     ///     at once (413), so the body need not even be read.
     ///   - limit: the most body bytes accepted.
     ///   - uuid: where generated names get their UUID (tests make it deterministic).
-    public init(
+    init(
         contentType: String?, contentLength: Int? = nil, limit: Int = UploadValidator.defaultLimit,
         captureFields: Bool = false,
         uuid: @escaping @Sendable () -> UUID = { UUID() }
@@ -69,30 +69,30 @@ public struct UploadValidator: @unchecked Sendable {
     /// The text fields other than `file` and `name`, in order, when the validator was made with
     /// `captureFields` (the one-call upload-and-attach endpoint reads its document fields from them). At most
     /// ``maxCapturedFields`` fields of at most ``maxCapturedFieldBytes`` bytes each: more is a rejection.
-    public var textFields: [(name: String, value: String)] { engine.textFields }
-    public static let maxCapturedFields = 32
-    public static let maxCapturedFieldBytes = 4096
+    var textFields: [(name: String, value: String)] { engine.textFields }
+    static let maxCapturedFields = 32
+    static let maxCapturedFieldBytes = 4096
 
     /// The request's multipart boundary.
-    public var boundary: String { engine.boundary }
-    public var limit: Int { engine.limit }
+    var boundary: String { engine.boundary }
+    var limit: Int { engine.limit }
     /// The latest decision (``UploadDecision/needMore`` before the first one).
-    public var decision: Decision { engine.decision }
+    var decision: Decision { engine.decision }
     /// Body bytes fed so far.
-    public var bytesSeen: Int { engine.bytesSeen }
+    var bytesSeen: Int { engine.bytesSeen }
     /// Body bytes the validator holds now: the undecided prefix and
     /// released bytes not yet taken, plus the few bytes it keeps of the `name` field and the file's first bytes.
-    public var retainedBytes: Int { engine.retainedBytes }
+    var retainedBytes: Int { engine.retainedBytes }
 
     /// Takes the next body chunk; see the type's documentation for what each decision asks of the transport.
-    public mutating func feed(_ chunk: ByteBuffer) -> Decision { engine.feed(chunk) }
+    mutating func feed(_ chunk: ByteBuffer) -> Decision { engine.feed(chunk) }
 
     /// The body ended: the final decision.
-    public mutating func finish() -> Decision { engine.finish() }
+    mutating func finish() -> Decision { engine.finish() }
 
     /// The bytes that may now be sent upstream, in order, and forgets them. Empty until accepted; after a
     /// rejection, always empty.
-    public mutating func takeForwardable() -> [ByteBuffer] { engine.takeForwardable() }
+    mutating func takeForwardable() -> [ByteBuffer] { engine.takeForwardable() }
 }
 
 // MARK: - The engine

@@ -17,25 +17,25 @@
 ///
 /// Nothing here reads a clock, the environment or a global: time comes in as a `Date`, credentials as a value,
 /// so every output is a function of its inputs and can be pinned by a test vector.
-public enum AWSSigV4 {
+enum AWSSigV4 {
     /// The only algorithm SigV4 defines for S3.
-    public static let algorithm = "AWS4-HMAC-SHA256"
+    static let algorithm = "AWS4-HMAC-SHA256"
 
     /// The payload hash of a presigned URL (whose body nobody knows yet), and of a streamed upload that is not
     /// hashed before it is sent ("Signature Calculation: Transfer Payload in a Single Chunk" allows it).
-    public static let unsignedPayload = "UNSIGNED-PAYLOAD"
+    static let unsignedPayload = "UNSIGNED-PAYLOAD"
 
     /// SHA-256 of zero bytes, the payload hash of a bodiless request (GET, DELETE, HEAD).
-    public static let emptyPayloadSHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    static let emptyPayloadSHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
     /// The longest `X-Amz-Expires` S3 accepts: 7 days, in seconds.
-    public static let maximumPresignedLifetime = 604_800
+    static let maximumPresignedLifetime = 604_800
 
     /// Names botocore never signs (its `SIGNED_HEADERS_BLACKLIST`): hop-by-hop headers that a proxy between
     /// client and S3 may change, `User-Agent` (rewritten by some proxies) and `X-Amzn-Trace-Id` (added by AWS's
     /// own load balancers). Signing any of them would break the signature in transit, so they are left out here
     /// too, whatever the caller passes.
-    public static let unsignedHeaderNames: Set<String> = [
+    static let unsignedHeaderNames: Set<String> = [
         "connection", "expect", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
         "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id",
     ]
@@ -49,7 +49,7 @@ public enum AWSSigV4 {
 
 extension AWSSigV4 {
     /// Everything that can stop a request from being signed. Each case names the input at fault, never a secret.
-    public enum SigningError: Error, Sendable, Hashable, CustomStringConvertible {
+    enum SigningError: Error, Sendable, Hashable, CustomStringConvertible {
         /// A presigned URL's lifetime must be 1 to 604800 seconds (S3 refuses anything else).
         case expiresOutOfRange(Int)
         /// The endpoint is not `http(s)://host[:port]` with an optional `/`.
@@ -63,7 +63,7 @@ extension AWSSigV4 {
         /// A bucket name must be non-empty and cannot contain `/`.
         case invalidBucket(String)
 
-        public var description: String {
+        var description: String {
             switch self {
             case .expiresOutOfRange(let seconds):
                 "a presigned URL must expire in 1 to \(AWSSigV4.maximumPresignedLifetime) seconds, not \(seconds)"

@@ -1,22 +1,22 @@
 extension AWSSigV4 {
     /// One query parameter, decoded. `value` is nil for a bare name (`?uploads`), which S3 uses for
     /// sub-resources: it is written bare on the wire and signed as `uploads=`.
-    public struct QueryItem: Sendable, Hashable {
-        public var name: String
-        public var value: String?
+    struct QueryItem: Sendable, Hashable {
+        var name: String
+        var value: String?
 
-        public init(_ name: String, _ value: String?) {
+        init(_ name: String, _ value: String?) {
             self.name = name
             self.value = value
         }
     }
 
     /// One header field as the caller has it; the signer lower-cases and trims it for the canonical form.
-    public struct HeaderField: Sendable, Hashable {
-        public var name: String
-        public var value: String
+    struct HeaderField: Sendable, Hashable {
+        var name: String
+        var value: String
 
-        public init(_ name: String, _ value: String) {
+        init(_ name: String, _ value: String) {
             self.name = name
             self.value = value
         }
@@ -29,7 +29,7 @@ extension AWSSigV4 {
     ///
     /// This is exactly Python's `quote(text, safe="-_.~")` (`safe="/~"` with slashes), which botocore uses for
     /// keys, query names and values.
-    public static func uriEncode(_ text: String, keepingSlashes: Bool = false) -> String {
+    static func uriEncode(_ text: String, keepingSlashes: Bool = false) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count)
         for byte in text.utf8 {
@@ -51,7 +51,7 @@ extension AWSSigV4 {
 
     /// The query string to send, in the caller's order (S3 does not care about order on the wire; botocore
     /// keeps the operation's order, and so does this, so URLs come out identical).
-    public static func wireQuery(_ items: [QueryItem]) -> String {
+    static func wireQuery(_ items: [QueryItem]) -> String {
         items.map { item in
             let name = uriEncode(item.name)
             guard let value = item.value else { return name }
@@ -62,7 +62,7 @@ extension AWSSigV4 {
     /// The canonical query string: every parameter encoded, sorted by encoded name and then by encoded value
     /// (byte order, so `X-Amz-*` sorts before `response-*`), joined as `name=value` with `&`; a bare name signs
     /// as `name=`. ("Create a canonical request", CanonicalQueryString.)
-    public static func canonicalQuery(_ items: [QueryItem]) -> String {
+    static func canonicalQuery(_ items: [QueryItem]) -> String {
         canonicalQuery(encoded: items.map { (uriEncode($0.name), $0.value.map { uriEncode($0) } ?? "") })
     }
 
@@ -84,7 +84,7 @@ extension AWSSigV4 {
     ///
     /// The caller decides which headers are signed; names in ``unsignedHeaderNames`` are skipped whatever it
     /// passes.
-    public static func canonicalHeaders(_ fields: [HeaderField]) -> (canonical: String, signedHeaders: String) {
+    static func canonicalHeaders(_ fields: [HeaderField]) -> (canonical: String, signedHeaders: String) {
         var valuesByName: [String: [String]] = [:]
         for field in fields {
             let name = field.name.lowercased()
@@ -104,7 +104,7 @@ extension AWSSigV4 {
     /// Whitespace is what botocore's `' '.join(value.split())` splits on, Python's `str.isspace`: Unicode's
     /// White_Space property plus the ASCII separators U+001C to U+001F. A header value with a no-break space in
     /// it is rare, but signing it differently from the reference would fail only for that value.
-    public static func trimAll(_ value: String) -> String {
+    static func trimAll(_ value: String) -> String {
         var out = String.UnicodeScalarView()
         var pendingSpace = false
         for scalar in value.unicodeScalars {
@@ -122,7 +122,7 @@ extension AWSSigV4 {
     /// The canonical request: six lines joined by `\n` ("Create a canonical request"). `path` is the encoded
     /// path exactly as it goes on the wire: S3 signs it as sent, with no normalisation (`/a/../b` and `//` stay)
     /// and no second round of encoding (`%20` is not turned into `%2520`).
-    public static func canonicalRequest(
+    static func canonicalRequest(
         method: String, path: String, canonicalQuery: String, canonicalHeaders: String, signedHeaders: String,
         payloadHash: String
     ) -> String {

@@ -5,22 +5,22 @@ extension AWSSigV4 {
     /// The secret key and the session token are ``Secret``s, so printing or dumping a value of this type shows
     /// `<redacted>` for both; the access key id is printed, as AWS itself prints it in CloudTrail and error
     /// messages (it names the key, it does not prove anything).
-    public struct Credentials: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
+    struct Credentials: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
         CustomReflectable
     {
         /// `AKIA...` for a long-term key, `ASIA...` for temporary credentials.
-        public let accessKeyID: String
-        public let secretAccessKey: Secret
+        let accessKeyID: String
+        let secretAccessKey: Secret
         /// Present for temporary credentials (STS, SSO, instance roles): sent as `X-Amz-Security-Token`, without
         /// which AWS rejects the signature.
-        public let sessionToken: Secret?
+        let sessionToken: Secret?
         /// The bucket's region, e.g. `eu-west-1`: part of the scope, so a signature for one region is refused
         /// by every other.
-        public let region: String
+        let region: String
         /// `s3` for S3 and every S3-compatible store.
-        public let service: String
+        let service: String
 
-        public init(
+        init(
             accessKeyID: String, secretAccessKey: Secret, sessionToken: Secret? = nil, region: String,
             service: String = "s3"
         ) {
@@ -33,24 +33,24 @@ extension AWSSigV4 {
 
         /// `<yyyyMMdd>/<region>/<service>/aws4_request` for a request signed at `timestamp`
         /// ("Create a string to sign": the credential scope).
-        public func scope(at timestamp: Timestamp) -> String {
+        func scope(at timestamp: Timestamp) -> String {
             AWSSigV4.credentialScope(date: timestamp.scopeDate, region: region, service: service)
         }
 
         /// The key that signs every request of `timestamp`'s UTC day in this region and service.
-        public func signingKey(at timestamp: Timestamp) -> SigningKey {
+        func signingKey(at timestamp: Timestamp) -> SigningKey {
             AWSSigV4.signingKey(secret: secretAccessKey, date: timestamp.scopeDate, region: region, service: service)
         }
 
-        public var description: String {
+        var description: String {
             "AWSSigV4.Credentials(accessKeyID: \(accessKeyID), secretAccessKey: <redacted>, sessionToken: "
                 + (sessionToken == nil ? "none" : "<redacted>") + ", region: \(region), service: \(service))"
         }
 
-        public var debugDescription: String { description }
+        var debugDescription: String { description }
 
         /// Children that cannot reveal anything, for `dump` and debuggers.
-        public var customMirror: Mirror {
+        var customMirror: Mirror {
             Mirror(
                 self,
                 children: [

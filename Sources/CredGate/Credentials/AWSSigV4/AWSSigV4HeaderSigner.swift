@@ -3,7 +3,7 @@ import Foundation
 extension AWSSigV4 {
     /// What S3 is told the body hashes to (`x-amz-content-sha256`), which is also the canonical request's last
     /// line.
-    public enum PayloadHash: Sendable, Hashable, CustomStringConvertible {
+    enum PayloadHash: Sendable, Hashable, CustomStringConvertible {
         /// `UNSIGNED-PAYLOAD`: the body is not covered by the signature. For streamed bodies, which would
         /// otherwise have to be read twice or held whole; TLS protects them in transit.
         case unsigned
@@ -11,12 +11,12 @@ extension AWSSigV4 {
         case sha256(hex: String)
 
         /// The hash of `body`, for a body held whole.
-        public static func of(_ body: some Sequence<UInt8>) -> PayloadHash { .sha256(hex: hexSHA256(body)) }
+        static func of(_ body: some Sequence<UInt8>) -> PayloadHash { .sha256(hex: hexSHA256(body)) }
 
         /// The hash of an empty body.
-        public static let empty = PayloadHash.sha256(hex: emptyPayloadSHA256)
+        static let empty = PayloadHash.sha256(hex: emptyPayloadSHA256)
 
-        public var description: String {
+        var description: String {
             switch self {
             case .unsigned: unsignedPayload
             case .sha256(let hex): hex
@@ -25,19 +25,19 @@ extension AWSSigV4 {
     }
 
     /// A request to sign with an `Authorization` header.
-    public struct SignableRequest: Sendable, Hashable {
-        public var method: String
-        public var address: S3ObjectAddress
+    struct SignableRequest: Sendable, Hashable {
+        var method: String
+        var address: S3ObjectAddress
         /// The query, decoded, in the order it is sent (see ``wireQuery(_:)``).
-        public var query: [QueryItem]
+        var query: [QueryItem]
         /// The headers that go to S3, all of them signed except ``AWSSigV4/unsignedHeaderNames``. Any
         /// `Authorization`, `Host`, `X-Amz-Date`, `X-Amz-Content-SHA256` or `X-Amz-Security-Token` here is
         /// ignored: the signer writes those. The caller must send the ones it passes exactly as passed, and
         /// should leave out `Date` (S3 would read it only when `x-amz-date` is absent, which it never is here).
-        public var headers: [HeaderField]
-        public var payloadHash: PayloadHash
+        var headers: [HeaderField]
+        var payloadHash: PayloadHash
 
-        public init(
+        init(
             method: String, address: S3ObjectAddress, query: [QueryItem] = [], headers: [HeaderField] = [],
             payloadHash: PayloadHash
         ) {
@@ -49,7 +49,7 @@ extension AWSSigV4 {
         }
 
         /// `path?query` as it goes on the request line: what was signed, and nothing re-encoded.
-        public var requestTarget: String {
+        var requestTarget: String {
             query.isEmpty ? address.path : address.path + "?" + wireQuery(query)
         }
     }
@@ -57,18 +57,18 @@ extension AWSSigV4 {
     /// The headers a signed request carries besides its own: botocore's `S3SigV4Auth` writes `X-Amz-Date`,
     /// `X-Amz-Security-Token` (with temporary credentials), `X-Amz-Content-SHA256` and `Authorization`, in that
     /// order, and so does ``fields``. The request also needs `Host: ` ``S3ObjectAddress/host``.
-    public struct SignedRequestHeaders: Sendable, Hashable, CustomStringConvertible {
+    struct SignedRequestHeaders: Sendable, Hashable, CustomStringConvertible {
         /// `20130524T000000Z`.
-        public let amzDate: String
-        public let contentSHA256: String
-        public let securityToken: Secret?
+        let amzDate: String
+        let contentSHA256: String
+        let securityToken: Secret?
         /// `AWS4-HMAC-SHA256 Credential=<key id>/<scope>, SignedHeaders=<names>, Signature=<hex>`.
-        public let authorization: String
+        let authorization: String
         /// `host;range;x-amz-content-sha256;x-amz-date`.
-        public let signedHeaders: String
+        let signedHeaders: String
 
         /// The fields to add, in botocore's order and spelling (the session token revealed: it goes on the wire).
-        public var fields: [HeaderField] {
+        var fields: [HeaderField] {
             var fields = [HeaderField("X-Amz-Date", amzDate)]
             if let securityToken { fields.append(HeaderField("X-Amz-Security-Token", securityToken.reveal())) }
             fields.append(HeaderField("X-Amz-Content-SHA256", contentSHA256))
@@ -76,7 +76,7 @@ extension AWSSigV4 {
             return fields
         }
 
-        public var description: String {
+        var description: String {
             "SignedRequestHeaders(x-amz-date: \(amzDate), x-amz-content-sha256: \(contentSHA256), "
                 + "x-amz-security-token: \(securityToken == nil ? "none" : "<redacted>"), "
                 + "signed headers: \(signedHeaders))"
@@ -87,7 +87,7 @@ extension AWSSigV4 {
     /// for byte as botocore's `S3SigV4Auth`: the signed headers are the caller's (minus
     /// ``unsignedHeaderNames``) plus `host`, `x-amz-date`, `x-amz-content-sha256` and, with temporary
     /// credentials, `x-amz-security-token`.
-    public static func sign(_ request: SignableRequest, credentials: Credentials, at date: Date)
+    static func sign(_ request: SignableRequest, credentials: Credentials, at date: Date)
         -> SignedRequestHeaders
     {
         let timestamp = Timestamp(date)

@@ -4,20 +4,20 @@ extension AWSSigV4 {
     /// What a presigned URL grants: one method on one object, for `expires` seconds, with the headers the
     /// holder must send (an upload link's `content-type`) and the query parameters it must keep
     /// (`response-content-disposition`, `response-content-type`).
-    public struct PresignRequest: Sendable, Hashable {
+    struct PresignRequest: Sendable, Hashable {
         /// `GET`, `PUT`, `DELETE`, `HEAD`.
-        public var method: String
-        public var address: S3ObjectAddress
+        var method: String
+        var address: S3ObjectAddress
         /// Seconds from the signing time, 1 to ``AWSSigV4/maximumPresignedLifetime``.
-        public var expires: Int
+        var expires: Int
         /// Headers signed into the URL besides `host`: whoever uses the link must send them with exactly these
         /// values (S3 answers 403 otherwise), which is how an upload link pins its `Content-Type`.
-        public var signedHeaders: [HeaderField]
+        var signedHeaders: [HeaderField]
         /// The operation's own parameters, written before the `X-Amz-*` ones in this order. Names must be
         /// unique (botocore keeps only the first value of a repeated name; S3's `response-*` never repeat).
-        public var query: [QueryItem]
+        var query: [QueryItem]
 
-        public init(
+        init(
             method: String, address: S3ObjectAddress, expires: Int, signedHeaders: [HeaderField] = [],
             query: [QueryItem] = []
         ) {
@@ -30,18 +30,18 @@ extension AWSSigV4 {
     }
 
     /// A presigned URL and what its holder needs to know to use it.
-    public struct PresignedURL: Sendable, Hashable, CustomStringConvertible {
+    struct PresignedURL: Sendable, Hashable, CustomStringConvertible {
         /// The complete URL. With temporary credentials it carries the session token: like the link itself, it
         /// is a bearer capability until it expires.
-        public let url: String
-        public let method: String
+        let url: String
+        let method: String
         /// When S3 stops honouring the URL: the signing time (whole seconds) plus `expires`.
-        public let expiresAt: Date
+        let expiresAt: Date
         /// The headers the holder must send as they are (everything signed but `host`).
-        public let requiredHeaders: [HeaderField]
+        let requiredHeaders: [HeaderField]
 
         /// The URL without its query, so a log line cannot leak a usable link.
-        public var description: String {
+        var description: String {
             "\(method) " + (url.firstIndex(of: "?").map { String(url[..<$0]) } ?? url) + "?<signed>"
         }
     }
@@ -54,7 +54,7 @@ extension AWSSigV4 {
     /// credentials), all RFC 3986-encoded, then `X-Amz-Signature` last: it is computed over all the others, so
     /// it cannot be among them. The payload hash is `UNSIGNED-PAYLOAD`, because nobody knows the body when the
     /// link is made.
-    public static func presign(_ request: PresignRequest, credentials: Credentials, at date: Date)
+    static func presign(_ request: PresignRequest, credentials: Credentials, at date: Date)
         throws(SigningError) -> PresignedURL
     {
         guard (1...maximumPresignedLifetime).contains(request.expires) else {

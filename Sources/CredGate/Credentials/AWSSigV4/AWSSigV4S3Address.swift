@@ -4,22 +4,22 @@ extension AWSSigV4 {
     /// Parsed by hand rather than through Foundation's `URL`, which would normalise what it is given: the URL
     /// credgate writes keeps the authority exactly as configured (`:443` included, as botocore keeps it), while
     /// the signed `host` is lower-cased and leaves a default port out (botocore's `_host_from_url`).
-    public struct S3Endpoint: Sendable, Hashable, CustomStringConvertible {
+    struct S3Endpoint: Sendable, Hashable, CustomStringConvertible {
         /// `http` or `https`.
-        public let scheme: String
+        let scheme: String
         /// The host as written: a name, an IPv4 address, or an IPv6 address in brackets.
-        public let host: String
+        let host: String
         /// The port when one is written, even the scheme's default.
-        public let port: Int?
+        let port: Int?
 
         /// AWS's regional endpoint, `https://s3.<region>.amazonaws.com`. (botocore still uses the legacy global
         /// `s3.amazonaws.com` for us-east-1 unless told `us_east_1_regional_endpoint=regional`; the regional one
         /// works in every region.)
-        public static func aws(region: String) -> S3Endpoint {
+        static func aws(region: String) -> S3Endpoint {
             S3Endpoint(scheme: "https", host: "s3.\(region).amazonaws.com", port: nil)
         }
 
-        public init(scheme: String, host: String, port: Int?) {
+        init(scheme: String, host: String, port: Int?) {
             self.scheme = scheme.lowercased()
             self.host = host
             self.port = port
@@ -28,7 +28,7 @@ extension AWSSigV4 {
         /// Parses `http(s)://host[:port]`, with one optional trailing `/`. Paths, queries, fragments and user
         /// info are refused: none of them has a meaning for an S3 endpoint, and silently dropping one would sign
         /// for a different place than the one configured.
-        public init(parsing text: String) throws(SigningError) {
+        init(parsing text: String) throws(SigningError) {
             let lower = text.lowercased()
             let scheme: String
             if lower.hasPrefix("https://") {
@@ -70,7 +70,7 @@ extension AWSSigV4 {
         }
 
         /// Whether the host is an IPv6 literal or a dotted-quad IPv4 address rather than a name.
-        public var hostIsIPAddress: Bool {
+        var hostIsIPAddress: Bool {
             if host.hasPrefix("[") { return true }
             let parts = host.split(separator: ".", omittingEmptySubsequences: false)
             return parts.count == 4
@@ -78,19 +78,19 @@ extension AWSSigV4 {
         }
 
         /// `host[:port]` as written, for URLs.
-        public var authority: String { port.map { "\(host):\($0)" } ?? host }
+        var authority: String { port.map { "\(host):\($0)" } ?? host }
 
         /// The `host` header value that is signed: lower-case, with the port unless it is the scheme's default.
-        public var signedHost: String {
+        var signedHost: String {
             let defaultPort = scheme == "https" ? 443 : 80
             return host.lowercased() + (port.map { $0 == defaultPort ? "" : ":\($0)" } ?? "")
         }
 
-        public var description: String { "\(scheme)://\(authority)" }
+        var description: String { "\(scheme)://\(authority)" }
     }
 
     /// How a bucket is named in a request ("Virtual hosting of buckets" in the S3 user guide).
-    public enum S3AddressingStyle: String, Sendable, Hashable {
+    enum S3AddressingStyle: String, Sendable, Hashable {
         /// `https://s3.<region>.amazonaws.com/<bucket>/<key>`: works for every bucket name and every
         /// S3-compatible store, and is what credgate's own signing route receives.
         case path
@@ -101,17 +101,17 @@ extension AWSSigV4 {
 
     /// A bucket and key turned into the three things a request needs: the URL's origin, the `host` to sign, and
     /// the encoded path, which is sent and signed as is.
-    public struct S3ObjectAddress: Sendable, Hashable, CustomStringConvertible {
+    struct S3ObjectAddress: Sendable, Hashable, CustomStringConvertible {
         /// `http` or `https`.
-        public let scheme: String
+        let scheme: String
         /// `host[:port]` as it goes in the URL (the endpoint's, with `<bucket>.` in front for virtual-host style).
-        public let authority: String
+        let authority: String
         /// The `host` header value that is signed (see ``S3Endpoint/signedHost``).
-        public let host: String
+        let host: String
         /// The request path, percent-encoded: `/<bucket>/<key>` or `/<key>`; a key's slashes stay, everything
         /// else outside RFC 3986's unreserved set is encoded (botocore's `percent_encode(key, safe="/~")`). An
         /// empty key addresses the bucket itself: `/<bucket>` path-style, `/` virtual-host style.
-        public let path: String
+        let path: String
 
         /// Addresses `key` in `bucket` at `endpoint`.
         ///
@@ -121,7 +121,7 @@ extension AWSSigV4 {
         /// https a dotted bucket would not match the wildcard certificate); and the endpoint must be a host name,
         /// not an IP address. botocore silently falls back to path-style otherwise; this throws instead, so that a
         /// configuration that asks for virtual-host style finds out at start-up.
-        public init(endpoint: S3Endpoint, bucket: String, key: String, style: S3AddressingStyle)
+        init(endpoint: S3Endpoint, bucket: String, key: String, style: S3AddressingStyle)
             throws(SigningError)
         {
             guard !bucket.isEmpty, !bucket.contains("/") else { throw .invalidBucket(bucket) }
@@ -144,10 +144,10 @@ extension AWSSigV4 {
         }
 
         /// `scheme://authority`, the part of a URL before the path.
-        public var origin: String { scheme + "://" + authority }
+        var origin: String { scheme + "://" + authority }
 
         /// The URL without a query.
-        public var description: String { origin + path }
+        var description: String { origin + path }
 
         static func isVirtualHostable(_ bucket: String, allowingDots: Bool) -> Bool {
             let bytes = Array(bucket.utf8)

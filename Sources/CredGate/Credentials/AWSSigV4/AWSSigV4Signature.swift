@@ -6,28 +6,28 @@ extension AWSSigV4 {
     /// `HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
     ///
     /// It is as good as the secret for that scope, so it is kept opaque: no description shows its bytes.
-    public struct SigningKey: Sendable, CustomStringConvertible {
+    struct SigningKey: Sendable, CustomStringConvertible {
         let key: SymmetricKey
 
         /// The raw 32 bytes, for tests against published values.
         func bytes() -> [UInt8] { key.withUnsafeBytes { Array($0) } }
 
-        public var description: String { "<redacted>" }
+        var description: String { "<redacted>" }
     }
 
     /// `<yyyyMMdd>/<region>/<service>/aws4_request` ("Create a string to sign": the credential scope).
-    public static func credentialScope(date: String, region: String, service: String) -> String {
+    static func credentialScope(date: String, region: String, service: String) -> String {
         date + "/" + region + "/" + service + "/aws4_request"
     }
 
     /// The string to sign ("Create a string to sign"): algorithm, `X-Amz-Date`, scope and the hex SHA-256 of
     /// the canonical request, one per line.
-    public static func stringToSign(timestamp: Timestamp, scope: String, canonicalRequest: String) -> String {
+    static func stringToSign(timestamp: Timestamp, scope: String, canonicalRequest: String) -> String {
         algorithm + "\n" + timestamp.amzDate + "\n" + scope + "\n" + hexSHA256(Array(canonicalRequest.utf8))
     }
 
     /// Derives the signing key for `date` (`yyyyMMdd`), `region` and `service` from the secret access key.
-    public static func signingKey(secret: Secret, date: String, region: String, service: String) -> SigningKey {
+    static func signingKey(secret: Secret, date: String, region: String, service: String) -> SigningKey {
         var key = SymmetricKey(data: Array(("AWS4" + secret.reveal()).utf8))
         for part in [date, region, service, "aws4_request"] {
             key = SymmetricKey(data: HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key))
@@ -36,12 +36,12 @@ extension AWSSigV4 {
     }
 
     /// The signature: hex HMAC-SHA256 of the string to sign under the signing key ("Calculate the signature").
-    public static func signature(stringToSign: String, signingKey: SigningKey) -> String {
+    static func signature(stringToSign: String, signingKey: SigningKey) -> String {
         hexLowercase(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: signingKey.key))
     }
 
     /// Lower-case hex SHA-256, the form of `x-amz-content-sha256` and of the canonical request's hash.
-    public static func hexSHA256(_ bytes: some Sequence<UInt8>) -> String {
+    static func hexSHA256(_ bytes: some Sequence<UInt8>) -> String {
         let digest =
             bytes.withContiguousStorageIfAvailable { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
             ?? SHA256.hash(data: Array(bytes))

@@ -8,17 +8,17 @@ extension AWSSigV4 {
     /// 07:35:25.75 says `T073525Z`, and its expiry counts from there. Computed with the proleptic Gregorian
     /// calendar by arithmetic (no `DateFormatter`, no locale, no time zone database), so the result cannot depend
     /// on the machine.
-    public struct Timestamp: Sendable, Hashable, CustomStringConvertible {
+    struct Timestamp: Sendable, Hashable, CustomStringConvertible {
         /// Seconds since 1970-01-01T00:00:00Z, rounded down.
-        public let epochSeconds: Int64
+        let epochSeconds: Int64
         /// `20130524T000000Z`.
-        public let amzDate: String
+        let amzDate: String
 
-        public init(_ date: Date) {
+        init(_ date: Date) {
             self.init(epochSeconds: Int64(date.timeIntervalSince1970.rounded(.down)))
         }
 
-        public init(epochSeconds: Int64) {
+        init(epochSeconds: Int64) {
             self.epochSeconds = epochSeconds
             let (days, secondOfDay) = Self.floorDivision(epochSeconds, 86_400)
             let (year, month, day) = Self.civil(daysSinceEpoch: days)
@@ -29,12 +29,12 @@ extension AWSSigV4 {
         }
 
         /// `20130524`: the date of the credential scope, and of the signing key.
-        public var scopeDate: String { String(amzDate.prefix(8)) }
+        var scopeDate: String { String(amzDate.prefix(8)) }
 
         /// The same instant as a `Date`.
-        public var date: Date { Date(timeIntervalSince1970: TimeInterval(epochSeconds)) }
+        var date: Date { Date(timeIntervalSince1970: TimeInterval(epochSeconds)) }
 
-        public var description: String { amzDate }
+        var description: String { amzDate }
 
         /// Year, month, day of a day count from 1970-01-01 (Howard Hinnant's `civil_from_days`, exact for every
         /// `Int64` day in range, leap years included).

@@ -3,16 +3,16 @@ import Foundation
 /// A path-style S3 request target (`/bucket/key?query`) as a client sent it, taken apart: the bucket, the key and
 /// the query, all percent-decoded, so the signing route can check the bucket and sign the request in S3's
 /// canonical encoding whatever encoding the client chose.
-public struct S3RequestTarget: Sendable, Hashable {
+struct S3RequestTarget: Sendable, Hashable {
     /// The first path segment; "" for `/` (ListBuckets).
-    public var bucket: String
+    var bucket: String
     /// Everything after `/<bucket>/`; "" addresses the bucket itself.
-    public var key: String
+    var key: String
     /// The query in the order sent; a bare name (`?uploads`) has a nil value.
-    public var query: [AWSSigV4.QueryItem]
+    var query: [AWSSigV4.QueryItem]
 
     /// Nil when a part is not valid percent-encoded UTF-8.
-    public init?(uri: String) {
+    init?(uri: String) {
         let pathEnd = uri.firstIndex(of: "?") ?? uri.endIndex
         var path = uri[..<pathEnd]
         guard path.first == "/" else { return nil }

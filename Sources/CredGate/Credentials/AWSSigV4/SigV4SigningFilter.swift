@@ -17,7 +17,7 @@ import NIOHTTP1
 /// - Signed headers: `host`, `content-type`, `content-md5` and every `x-amz-*` the client sent (S3 requires the
 ///   latter to be signed), plus what the signer adds. Headers the transport adds later (`Via`, `X-Forwarded-*`,
 ///   `X-Request-ID`) are not signed, which S3 allows.
-public struct SigV4SigningFilter: HeadFilter, BodyFilter {
+struct SigV4SigningFilter: HeadFilter, BodyFilter {
     let credentials: AWSSigV4.Credentials
     let endpoint: AWSSigV4.S3Endpoint
     let buckets: Set<String>
@@ -27,11 +27,11 @@ public struct SigV4SigningFilter: HeadFilter, BodyFilter {
     static let clientSigningHeaders = ["authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"]
     static let trailerPayload = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
     /// Bodies up to this size (with a `Content-Length`) are signed with their hash; larger ones stream unsigned.
-    public static let hashedBodyLimit = 64 * 1024
+    static let hashedBodyLimit = 64 * 1024
     /// The request as signed from the head, for signing again with the body's hash.
     static let signedKey = ScratchKey<AWSSigV4.SignableRequest>("sigv4.signed")
 
-    public init(
+    init(
         credentials: AWSSigV4.Credentials, endpoint: AWSSigV4.S3Endpoint, buckets: Set<String>,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
@@ -41,7 +41,7 @@ public struct SigV4SigningFilter: HeadFilter, BodyFilter {
         self.now = now
     }
 
-    public func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
+    func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         guard let target = S3RequestTarget(uri: head.uri) else {
             return .problem(.malformedRequest("the request target is not valid percent-encoded UTF-8"), context)
         }
@@ -85,14 +85,14 @@ public struct SigV4SigningFilter: HeadFilter, BodyFilter {
     }
 
     /// A small body with a declared length is held whole so it can be signed with its hash.
-    public func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? {
+    func bodyBufferLimit(for head: HTTPRequestHead, context: FilterContext) -> Int? {
         guard context.scratch[Self.signedKey] != nil, !head.headers.contains(name: "transfer-encoding"),
             let length = head.headers.first(name: "content-length").flatMap(Int.init), length <= Self.hashedBodyLimit
         else { return nil }
         return Self.hashedBodyLimit
     }
 
-    public func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext)
+    func decodeBody(_ body: inout ByteBuffer, head: inout HTTPRequestHead, context: FilterContext)
         -> FilterHeadResult
     {
         guard var request = context.scratch[Self.signedKey] else { return .proceed }

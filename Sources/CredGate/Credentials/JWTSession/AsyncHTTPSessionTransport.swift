@@ -13,9 +13,9 @@ import NIOSSL
 /// Many sessions share one `HTTPClient`; make it with ``makeClientConfiguration(connectTimeout:readTimeout:)``.
 public struct AsyncHTTPSessionTransport: SessionTransport {
     /// Largest answer read: a login answer is a few hundred bytes, and a larger one is refused, not buffered.
-    public static let maxAnswerBytes = 1 << 20
+    static let maxAnswerBytes = 1 << 20
 
-    public let upstream: UpstreamConfig
+    let upstream: UpstreamConfig
     private let client: HTTPClient
     private let tls: TLSConfiguration?
     private let logger: Logger?
@@ -140,8 +140,8 @@ public struct AsyncHTTPSessionTransport: SessionTransport {
 }
 
 /// No answer from the upstream, with a short reason (``AsyncHTTPSessionTransport/describe(_:)``).
-public struct SessionTransportError: Error, Sendable, CustomStringConvertible {
-    public let description: String
+struct SessionTransportError: Error, Sendable, CustomStringConvertible {
+    let description: String
 
-    public init(_ description: String) { self.description = description }
+    init(_ description: String) { self.description = description }
 }

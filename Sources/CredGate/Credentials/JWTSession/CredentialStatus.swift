@@ -1,23 +1,23 @@
 /// What `GET /credgate/status` shows of one credential. Built from counters and states only, so it cannot hold a
 /// token, a password or a response body.
-public struct CredentialStatus: Sendable, Codable, Equatable {
-    public var name: String
+struct CredentialStatus: Sendable, Codable, Equatable {
+    var name: String
     /// `jwt_session` or `api_key`.
-    public var kind: String
+    var kind: String
     /// `valid`, `refreshing`, `logging_in`, `backing_off`, `circuit_open`, `no_token`, or `static` (an API key).
-    public var state: String
+    var state: String
     /// Whole seconds until the held token lapses; nil when there is none (or the credential never lapses).
-    public var expiresInSeconds: Int?
+    var expiresInSeconds: Int?
     /// Wall-clock time (ISO 8601, UTC) of the last successful login or refresh.
-    public var lastRefresh: String?
+    var lastRefresh: String?
     /// The last failure as a short sentence ("login answered 401"); cleared by the next success.
-    public var lastError: String?
-    public var logins: Int
-    public var refreshes: Int
-    public var loginFailures: Int
-    public var refreshFailures: Int
+    var lastError: String?
+    var logins: Int
+    var refreshes: Int
+    var loginFailures: Int
+    var refreshFailures: Int
 
-    public init(
+    init(
         name: String, kind: String, state: String, expiresInSeconds: Int? = nil, lastRefresh: String? = nil,
         lastError: String? = nil, logins: Int = 0, refreshes: Int = 0, loginFailures: Int = 0, refreshFailures: Int = 0
     ) {
@@ -35,7 +35,7 @@ public struct CredentialStatus: Sendable, Codable, Equatable {
 
     /// The status of a static API key: always usable, nothing to count.
     /// A credential with a fixed value (`api_key`, `aws_sigv4`): always `static`.
-    public static func staticKey(name: String, kind: String = "api_key") -> CredentialStatus {
+    static func staticKey(name: String, kind: String = "api_key") -> CredentialStatus {
         CredentialStatus(name: name, kind: kind, state: "static")
     }
 
@@ -50,7 +50,7 @@ public struct CredentialStatus: Sendable, Codable, Equatable {
     }
 
     /// Absent optionals are written as `null`, so every key is always there for a reader to find.
-    public func encode(to encoder: any Encoder) throws {
+    func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(name, forKey: .name)
         try c.encode(kind, forKey: .kind)

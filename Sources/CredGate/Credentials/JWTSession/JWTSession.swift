@@ -16,9 +16,9 @@ import NIOCore
 /// reported holds a token, a password or a login answer's body.
 ///
 /// Call ``start()`` once and ``shutdown()`` before dropping the session: the background task holds it.
-public final class JWTSession: Sendable {
-    public let name: String
-    public let config: JWTSessionConfig
+final class JWTSession: Sendable {
+    let name: String
+    let config: JWTSessionConfig
     private let transport: any SessionTransport
     private let logger: Logger
     private let state: NIOLockedValueBox<State>
@@ -57,7 +57,7 @@ public final class JWTSession: Sendable {
         var lastError: String?
     }
 
-    public convenience init(name: String, config: JWTSessionConfig, transport: any SessionTransport, logger: Logger) {
+    convenience init(name: String, config: JWTSessionConfig, transport: any SessionTransport, logger: Logger) {
         self.init(
             name: name, config: config, transport: transport, logger: logger, random: { Double.random(in: 0...1) })
     }
@@ -83,11 +83,11 @@ public final class JWTSession: Sendable {
     // MARK: - The data path
 
     /// The header the token is written to.
-    public var headerName: String { config.header }
+    var headerName: String { config.header }
 
     /// The token to use now, or nil when there is none or it has expired. Never blocks beyond a short lock, never
     /// does I/O: safe on an event loop for every request.
-    public func currentToken() -> SessionToken? {
+    func currentToken() -> SessionToken? {
         let now = clock.now
         return state.withLockedValue { s in
             guard let token = s.token, token.isValid(at: now) else { return nil }
@@ -97,7 +97,7 @@ public final class JWTSession: Sendable {
 
     /// A valid token, obtained if needed. Concurrent callers share one login or refresh. Throws at once, without
     /// a network call, while logins are backing off or the circuit is open.
-    public func validToken() async throws(SessionUnavailable) -> SessionToken {
+    func validToken() async throws(SessionUnavailable) -> SessionToken {
         enum Step {
             case token(SessionToken)
             case unavailable(SessionUnavailable)
@@ -120,7 +120,7 @@ public final class JWTSession: Sendable {
 
     /// Set while there is no valid token and logins are backing off or the circuit is open: callers answer 503
     /// with `Retry-After` at once. Nil whenever ``validToken()`` would not throw at once.
-    public func unavailable() -> SessionUnavailable? {
+    func unavailable() -> SessionUnavailable? {
         let now = clock.now
         return state.withLockedValue { s in
             if let token = s.token, token.isValid(at: now) { return nil }
@@ -131,7 +131,7 @@ public final class JWTSession: Sendable {
 
     /// A request carrying `token` got 401: drop it so the next caller obtains a new one, unless a newer token has
     /// already replaced it (requests in flight during a renewal must not throw the new token away).
-    public func rejected(_ token: SessionToken) {
+    func rejected(_ token: SessionToken) {
         let dropped = state.withLockedValue { s -> Bool in
             guard let held = s.token, held.generation == token.generation else { return false }
             s.token = nil
@@ -148,7 +148,7 @@ public final class JWTSession: Sendable {
     // MARK: - Lifecycle
 
     /// Starts the background task: a first login right away, then renewal ahead of each expiry. Idempotent.
-    public func start() {
+    func start() {
         state.withLockedValue { s in
             guard s.loop == nil, !s.isShutDown else { return }
             s.loop = Task { await self.runLoop() }
@@ -156,7 +156,7 @@ public final class JWTSession: Sendable {
     }
 
     /// Stops the background task and any login in progress; afterwards ``validToken()`` throws.
-    public func shutdown() async {
+    func shutdown() async {
         let (loop, flight) = state.withLockedValue { s -> (Task<Void, Never>?, Flight?) in
             s.isShutDown = true
             defer { s.loop = nil }
@@ -170,7 +170,7 @@ public final class JWTSession: Sendable {
 
     // MARK: - Status
 
-    public func status() -> CredentialStatus {
+    func status() -> CredentialStatus {
         let now = clock.now
         return state.withLockedValue { s in
             let valid = s.token.flatMap { $0.isValid(at: now) ? $0 : nil }

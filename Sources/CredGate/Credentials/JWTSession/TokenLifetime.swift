@@ -8,9 +8,9 @@ import JWTKit
 /// `swift_clock_id_continuous`), which is monotonic and keeps counting while the machine is suspended, whereas
 /// `SuspendingClock` uses `CLOCK_MONOTONIC`, which stops. So a token obtained before a laptop sleeps is seen as
 /// expired when it wakes, and setting the wall clock back or forth changes nothing.
-public enum TokenLifetime {
+enum TokenLifetime {
     /// Where a lifetime came from, for the log.
-    public enum Source: String, Sendable {
+    enum Source: String, Sendable {
         /// `exp - iat`: both from the issuer's clock, so our clock's skew does not matter.
         case issuedAt = "exp - iat"
         /// `exp - now`: only `exp`, so our wall clock is trusted once, at receipt.
@@ -33,7 +33,7 @@ public enum TokenLifetime {
     /// The payload is decoded with jwt-kit's parser but the signature is not verified: credgate is not the
     /// token's audience and holds no key for it; it only needs to know when to renew. The platform still checks
     /// every token it receives. The result may be zero or negative for a token that is already expired.
-    public static func lifetime(of token: String, default fallback: Duration, now: Date = Date())
+    static func lifetime(of token: String, default fallback: Duration, now: Date = Date())
         -> (lifetime: Duration, source: Source)
     {
         guard let claims = try? DefaultJWTParser().parse([UInt8](token.utf8), as: ExpiryClaims.self).payload,
@@ -48,7 +48,7 @@ public enum TokenLifetime {
     /// How long before expiry to renew: `configured` when set, else 10% of the lifetime raised to 60 s; never more
     /// than half the lifetime either way, so that a short token is still used for half its life instead of being
     /// renewed in a loop (2.8 h -> 1008 s, 1 h -> 360 s, 4 s -> 2 s).
-    public static func refreshMargin(lifetime: Duration, configured: Duration? = nil) -> Duration {
+    static func refreshMargin(lifetime: Duration, configured: Duration? = nil) -> Duration {
         let half = lifetime / 2
         let wanted = configured ?? max(lifetime / 10, .seconds(60))
         return max(.zero, min(wanted, half))

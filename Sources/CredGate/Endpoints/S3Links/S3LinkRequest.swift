@@ -6,12 +6,12 @@ import Foundation
 /// Body: `{"operation": "download"|"upload"|"remove", "key"` or `"filename", "expires_in"` (seconds) or
 /// `"expire_minutes", "content_type", "content_encoding", "download_filename"}`. Unknown members are refused, so a
 /// typo is not silently ignored.
-public struct S3LinkRequest: Sendable, Hashable {
-    public enum Operation: String, Sendable, Hashable, CaseIterable {
+struct S3LinkRequest: Sendable, Hashable {
+    enum Operation: String, Sendable, Hashable, CaseIterable {
         case download, upload, remove
 
         /// The HTTP method the link is signed for.
-        public var method: String {
+        var method: String {
             switch self {
             case .download: "GET"
             case .upload: "PUT"
@@ -20,24 +20,24 @@ public struct S3LinkRequest: Sendable, Hashable {
         }
     }
 
-    public var operation: Operation
+    var operation: Operation
     /// The object key (with the configured prefix).
-    public var key: String
+    var key: String
     /// Seconds from now.
-    public var expiresIn: Int
+    var expiresIn: Int
     /// Upload: the signed `Content-Type` (default `application/octet-stream`); download: `response-content-type`.
-    public var contentType: String?
+    var contentType: String?
     /// Upload only: the signed `Content-Encoding`.
-    public var contentEncoding: String?
+    var contentEncoding: String?
     /// Download only: `response-content-disposition: attachment; filename=...`.
-    public var downloadFilename: String?
+    var downloadFilename: String?
 
-    public static let members: Set<String> = [
+    static let members: Set<String> = [
         "operation", "key", "filename", "expires_in", "expire_minutes", "content_type", "content_encoding",
         "download_filename",
     ]
 
-    public init(
+    init(
         operation: Operation, key: String, expiresIn: Int, contentType: String? = nil,
         contentEncoding: String? = nil, downloadFilename: String? = nil
     ) {
@@ -50,13 +50,13 @@ public struct S3LinkRequest: Sendable, Hashable {
     }
 
     /// Why a request was refused (the problem's detail).
-    public struct Problem: Error, Sendable, Hashable, CustomStringConvertible {
-        public let description: String
+    struct Problem: Error, Sendable, Hashable, CustomStringConvertible {
+        let description: String
         init(_ text: String) { description = text }
     }
 
     /// Parses a JSON body. `newName` makes the key for a `filename` (a UUID keeping the extension; injected for tests).
-    public static func parse(
+    static func parse(
         json body: [UInt8], config: S3Config,
         newName: (String) -> String? = { S3ObjectName.newKey(for: $0, prefix: "") }
     )
@@ -142,7 +142,7 @@ public struct S3LinkRequest: Sendable, Hashable {
 
     /// A key links may name: 1 to 1024 bytes, no control characters, no empty, `.` or `..` segments (some
     /// S3-compatible stores normalise paths, which would let a key climb out of the prefix), under the prefix.
-    public static func checkKey(_ key: String, config: S3Config) throws(Problem) {
+    static func checkKey(_ key: String, config: S3Config) throws(Problem) {
         guard !key.isEmpty, key.utf8.count <= S3URI.maximumKeyBytes else {
             throw Problem("\"key\" must be 1 to \(S3URI.maximumKeyBytes) bytes.")
         }

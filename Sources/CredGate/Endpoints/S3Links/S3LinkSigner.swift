@@ -2,20 +2,14 @@ import Foundation
 
 /// Turns a checked ``S3LinkRequest`` into a presigned URL (through ``AWSSigV4/presign(_:credentials:at:)``) and
 /// the JSON answer `{"url", "method", "key", "expires_at", "headers"}`. Pure: the clock comes in as a `Date`.
-public struct S3LinkSigner: Sendable {
-    public let credentials: AWSSigV4.Credentials
-    public let endpoint: AWSSigV4.S3Endpoint
-    public let config: S3Config
-
-    public init(credentials: AWSSigV4.Credentials, endpoint: AWSSigV4.S3Endpoint, config: S3Config) {
-        self.credentials = credentials
-        self.endpoint = endpoint
-        self.config = config
-    }
+struct S3LinkSigner: Sendable {
+    let credentials: AWSSigV4.Credentials
+    let endpoint: AWSSigV4.S3Endpoint
+    let config: S3Config
 
     /// Signs `request` at `date`. Throws only for what the loader already checked (an address that cannot be
     /// built, a lifetime out of range).
-    public func sign(_ request: S3LinkRequest, at date: Date) throws(AWSSigV4.SigningError) -> AWSSigV4.PresignedURL {
+    func sign(_ request: S3LinkRequest, at date: Date) throws(AWSSigV4.SigningError) -> AWSSigV4.PresignedURL {
         let address = try AWSSigV4.S3ObjectAddress(
             endpoint: endpoint, bucket: config.bucket, key: request.key, style: config.addressing)
         var headers: [AWSSigV4.HeaderField] = []
@@ -40,13 +34,13 @@ public struct S3LinkSigner: Sendable {
     }
 
     /// `attachment; filename="name"` for a plain ASCII name; RFC 6266's `filename*=UTF-8''…` form otherwise.
-    public static func attachment(_ name: String) -> String {
+    static func attachment(_ name: String) -> String {
         let plain = name.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "\\" }
         return plain ? "attachment; filename=\"\(name)\"" : "attachment; filename*=UTF-8''" + AWSSigV4.uriEncode(name)
     }
 
     /// The answer's JSON. `headers` are the ones the user must send exactly (an upload's `Content-Type`).
-    public static func answer(
+    static func answer(
         url: String, method: String, key: String, expiresAt: Date, headers: [AWSSigV4.HeaderField]
     ) -> String {
         let formatter = ISO8601DateFormatter()

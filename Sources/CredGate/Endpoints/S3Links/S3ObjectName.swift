@@ -3,10 +3,10 @@ import Foundation
 /// Object names as keg-storage makes them: a user's file name is never the key. It is sanitised (only its last
 /// path component, no control characters, no leading dots), and a new object gets a random UUID that keeps the
 /// extension (`report.PDF` → `4f0c…e1.PDF`), so names cannot collide, climb out of a prefix or be guessed.
-public enum S3ObjectName {
+enum S3ObjectName {
     /// The file name reduced to what is safe to show or keep: the part after the last `/` or `\`, without control
     /// characters, surrounding whitespace or leading dots (no dot-files). Nil when nothing is left.
-    public static func sanitised(_ filename: String) -> String? {
+    static func sanitised(_ filename: String) -> String? {
         let last =
             filename.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "/" || $0 == "\\" }).last ?? ""
         var scalars = String.UnicodeScalarView()
@@ -24,7 +24,7 @@ public enum S3ObjectName {
     }
 
     /// The extension kept on a new name: after the last `.`, 1 to 16 letters or digits; nil for none.
-    public static func fileExtension(of sanitisedName: String) -> String? {
+    static func fileExtension(of sanitisedName: String) -> String? {
         guard let dot = sanitisedName.lastIndex(of: "."), dot != sanitisedName.startIndex else { return nil }
         let ext = sanitisedName[sanitisedName.index(after: dot)...]
         guard (1...16).contains(ext.count),
@@ -34,7 +34,7 @@ public enum S3ObjectName {
     }
 
     /// A new key: `prefix` + a lower-case random UUID + the extension, if any (`uploads/4f0c….pdf`).
-    public static func newKey(for filename: String, prefix: String, uuid: UUID = UUID()) -> String? {
+    static func newKey(for filename: String, prefix: String, uuid: UUID = UUID()) -> String? {
         guard let name = sanitised(filename) else { return nil }
         let base = uuid.uuidString.lowercased()
         return prefix + (fileExtension(of: name).map { base + "." + $0 } ?? base)
