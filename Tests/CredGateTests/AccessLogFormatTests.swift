@@ -33,6 +33,38 @@ import Testing
         #expect(!line.contains("token"))
     }
 
+    /// The writer puts bytes straight into the buffer: its strings must be escaped exactly as `JSONString` escapes
+    /// them, and its numbers written as the old string formatting wrote them.
+    @Test func jsonFieldsAreEscapedAndNumbersWrittenExactly() throws {
+        let log = AccessLog(format: .json, includeQuery: true, sink: { _ in })
+        defer { log.shutdown() }
+        let awkward = "/é\u{1}\u{1F}\t\r\n\"\\ü/✓?q=\u{7F}"
+        var r = Self.record(target: awkward, error: "x\"y")
+        r.requestID = "id\u{0}\u{1B}"
+        r.credentials = ["a", "b\"c", ""]
+        r.durationNanos = -5
+        r.bytesOut = Int64.max
+        r.connectNanos = nil
+        r.firstByteNanos = 999
+        r.outcome = "client closed"
+        var buffer = ByteBuffer()
+        log.write(r, into: &buffer)
+        let line = String(buffer: buffer)
+        #expect(line.contains("\"path\":" + JSONString.quote(awkward) + ","))
+        #expect(line.contains("\"request_id\":" + JSONString.quote(r.requestID) + ","))
+        #expect(line.contains("\"credentials\":[\"a\"," + JSONString.quote("b\"c") + ",\"\"],"))
+        #expect(line.contains("\"duration_ms\":0.000,"))
+        #expect(line.contains("\"bytes_out\":\(Int64.max),"))
+        #expect(line.contains("\"upstream_connect_ms\":null,\"upstream_first_byte_ms\":0.000,"))
+        #expect(line.hasSuffix(",\"outcome\":\"client closed\"}\n"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["path"] as? String == awkward)
+        #expect(object["error"] as? String == "x\"y")
+        #expect(AccessLog.milliseconds(61_234_567_890) == "61234.567")
+        #expect(AccessLog.timestamp(0) == "1970-01-01T00:00:00.000Z")
+        #expect(AccessLog.timestamp(4_102_444_799_999_000_000) == "2099-12-31T23:59:59.999Z")
+    }
+
     @Test func textLinesStayOneLine() {
         let log = AccessLog(format: .text, includeQuery: true, sink: { _ in })
         defer { log.shutdown() }

@@ -200,6 +200,19 @@ import Testing
         #expect(!why.isEmpty)
     }
 
+    /// The in-place reading of `Host` gives what NIO's `headers[canonicalForm:]` gives, whatever the lines.
+    @Test func hostValuesReadInPlaceMatchTheCanonicalForm() {
+        let cases: [[String]] = [
+            [], ["a"], [""], [" "], ["\t a \t"], ["a, b"], ["a,"], [",a"], ["a", "b"], ["a", ""], ["[::1]:80"],
+            [" a b "], ["é"],
+        ]
+        for lines in cases {
+            var headers = HTTPHeaders()
+            for line in lines { headers.add(name: "Host", value: line) }
+            #expect(ProxyHandler.hostValues(headers) == headers[canonicalForm: "host"], "\(lines)")
+        }
+    }
+
     @Test func hostHeaders() {
         func check(_ host: [String], _ version: HTTPVersion = .http1_1) -> String? {
             var headers = HTTPHeaders()

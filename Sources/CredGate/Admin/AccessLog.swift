@@ -130,68 +130,105 @@ public final class AccessLog: Sendable {
 
     // MARK: - Formatting (on the writer thread)
 
+    /// One line for `r`, written straight into `out`: literal pieces, digits and escaped strings as bytes, so a line
+    /// costs no intermediate `String` (the writer formats every request's line; a `String` per field was most of
+    /// its allocations).
     func write(_ r: AccessRecord, into out: inout ByteBuffer) {
         let target = includeQuery ? r.target[...] : ProxyHandler.path(of: r.target)
         switch format {
         case .text:
-            out.writeString(Self.timestamp(r.startedAtNanos))
-            out.writeString(" \(r.method) \(Self.printable(target)) \(r.status) \(r.bytesIn) \(r.bytesOut) ")
-            out.writeString(Self.milliseconds(r.durationNanos))
-            out.writeString("ms \(r.route ?? "-") \(r.requestID)")
-            if let error = r.error { out.writeString(" error=\(error)") }
-            if let cache = r.cache { out.writeString(" cache=\(cache)") }
-            if let outcome = r.outcome { out.writeString(" outcome=\"\(outcome)\"") }
-            out.writeString("\n")
+            out.writeTimestamp(r.startedAtNanos)
+            out.writeInteger(UInt8(ascii: " "))
+            out.writeString(r.method)
+            out.writeInteger(UInt8(ascii: " "))
+            out.writePrintable(target)
+            out.writeInteger(UInt8(ascii: " "))
+            out.writeDecimal(Int64(r.status))
+            out.writeInteger(UInt8(ascii: " "))
+            out.writeDecimal(r.bytesIn)
+            out.writeInteger(UInt8(ascii: " "))
+            out.writeDecimal(r.bytesOut)
+            out.writeInteger(UInt8(ascii: " "))
+            out.writeMilliseconds(r.durationNanos)
+            out.writeStaticString("ms ")
+            out.writeString(r.route ?? "-")
+            out.writeInteger(UInt8(ascii: " "))
+            out.writeString(r.requestID)
+            if let error = r.error {
+                out.writeStaticString(" error=")
+                out.writeString(error)
+            }
+            if let cache = r.cache {
+                out.writeStaticString(" cache=")
+                out.writeString(cache)
+            }
+            if let outcome = r.outcome {
+                out.writeStaticString(" outcome=\"")
+                out.writeString(outcome)
+                out.writeInteger(UInt8(ascii: "\""))
+            }
+            out.writeInteger(UInt8(ascii: "\n"))
         case .json:
-            out.writeString("{\"time\":\"\(Self.timestamp(r.startedAtNanos))\",\"request_id\":")
-            out.writeString(JSONString.quote(r.requestID))
-            out.writeString(",\"route\":" + (r.route.map(JSONString.quote) ?? "null"))
-            out.writeString(",\"method\":" + JSONString.quote(r.method))
-            out.writeString(",\"path\":" + JSONString.quote(String(target)))
-            out.writeString(",\"status\":\(r.status),\"bytes_in\":\(r.bytesIn),\"bytes_out\":\(r.bytesOut)")
-            out.writeString(",\"duration_ms\":" + Self.milliseconds(r.durationNanos))
-            out.writeString(",\"upstream\":" + (r.upstream.map(JSONString.quote) ?? "null"))
-            out.writeString(",\"upstream_connect_ms\":" + (r.connectNanos.map(Self.milliseconds) ?? "null"))
-            out.writeString(",\"upstream_first_byte_ms\":" + (r.firstByteNanos.map(Self.milliseconds) ?? "null"))
-            out.writeString(",\"credentials\":[" + r.credentials.map(JSONString.quote).joined(separator: ",") + "]")
-            out.writeString(",\"cache\":" + (r.cache.map(JSONString.quote) ?? "null"))
-            out.writeString(",\"error\":" + (r.error.map(JSONString.quote) ?? "null"))
-            if let outcome = r.outcome { out.writeString(",\"outcome\":" + JSONString.quote(outcome)) }
-            out.writeString("}\n")
+            out.writeStaticString("{\"time\":\"")
+            out.writeTimestamp(r.startedAtNanos)
+            out.writeStaticString("\",\"request_id\":")
+            out.writeJSONString(r.requestID)
+            out.writeStaticString(",\"route\":")
+            out.writeJSONString(r.route)
+            out.writeStaticString(",\"method\":")
+            out.writeJSONString(r.method)
+            out.writeStaticString(",\"path\":")
+            out.writeJSONString(target)
+            out.writeStaticString(",\"status\":")
+            out.writeDecimal(Int64(r.status))
+            out.writeStaticString(",\"bytes_in\":")
+            out.writeDecimal(r.bytesIn)
+            out.writeStaticString(",\"bytes_out\":")
+            out.writeDecimal(r.bytesOut)
+            out.writeStaticString(",\"duration_ms\":")
+            out.writeMilliseconds(r.durationNanos)
+            out.writeStaticString(",\"upstream\":")
+            out.writeJSONString(r.upstream)
+            out.writeStaticString(",\"upstream_connect_ms\":")
+            if let connect = r.connectNanos { out.writeMilliseconds(connect) } else { out.writeStaticString("null") }
+            out.writeStaticString(",\"upstream_first_byte_ms\":")
+            if let first = r.firstByteNanos { out.writeMilliseconds(first) } else { out.writeStaticString("null") }
+            out.writeStaticString(",\"credentials\":[")
+            for (i, name) in r.credentials.enumerated() {
+                if i > 0 { out.writeInteger(UInt8(ascii: ",")) }
+                out.writeJSONString(name)
+            }
+            out.writeStaticString("],\"cache\":")
+            out.writeJSONString(r.cache)
+            out.writeStaticString(",\"error\":")
+            out.writeJSONString(r.error)
+            if let outcome = r.outcome {
+                out.writeStaticString(",\"outcome\":")
+                out.writeJSONString(outcome)
+            }
+            out.writeStaticString("}\n")
         }
     }
 
-    /// A path for a text line: control characters and spaces escaped, so a line stays one line.
+    /// `s` as one line's field (text format): control characters and spaces written `%XX`.
     static func printable(_ s: Substring) -> String {
-        guard s.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else { return String(s) }
-        var out = ""
-        for scalar in s.unicodeScalars {
-            if scalar.value <= 0x20 || scalar.value == 0x7F {
-                out += String(format: "%%%02X", scalar.value)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
+        var buffer = ByteBuffer()
+        buffer.writePrintable(s)
+        return String(buffer: buffer)
     }
 
     /// `1.234` (milliseconds, three decimals).
     static func milliseconds(_ nanos: Int64) -> String {
-        let micros = max(0, nanos) / 1000
-        let fraction = String(micros % 1000)
-        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+        var buffer = ByteBuffer()
+        buffer.writeMilliseconds(nanos)
+        return String(buffer: buffer)
     }
 
     /// RFC 3339 in UTC with milliseconds: `2026-12-02T04:43:39.123Z`.
     static func timestamp(_ nanos: Int64) -> String {
-        var seconds = time_t(nanos / 1_000_000_000)
-        let millis = Int((nanos / 1_000_000) % 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let ms = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
-        return
-            "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(ms)Z"
+        var buffer = ByteBuffer()
+        buffer.writeTimestamp(nanos)
+        return String(buffer: buffer)
     }
 
     /// Writes a batch to standard output with `write(2)`, whole, retrying on short writes.
@@ -253,4 +290,101 @@ final class AccessLogBuffer {
         flushTask?.cancel()
         flush()
     }
+}
+
+// The access log's byte writers (formatting on the writer thread without intermediate strings).
+extension ByteBuffer {
+    /// A non-negative or negative integer in decimal, digits written from a stack buffer.
+    fileprivate mutating func writeDecimal(_ value: Int64) {
+        if value < 0 {
+            writeInteger(UInt8(ascii: "-"))
+            writeDecimal(value == .min ? UInt64(Int64.max) + 1 : UInt64(-value), minimumDigits: 1)
+        } else {
+            writeDecimal(UInt64(value), minimumDigits: 1)
+        }
+    }
+
+    /// `value` in decimal with at least `minimumDigits` digits (leading zeros).
+    fileprivate mutating func writeDecimal(_ value: UInt64, minimumDigits: Int) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var v = value
+            var n = 0
+            repeat {
+                digits[19 - n] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+                n += 1
+            } while v > 0 || n < minimumDigits
+            writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(digits)[(20 - n)...]))
+        }
+    }
+
+    /// Milliseconds with three decimals (`1.234`) from nanoseconds; negative durations are written as 0.
+    fileprivate mutating func writeMilliseconds(_ nanos: Int64) {
+        let micros = UInt64(max(0, nanos) / 1000)
+        writeDecimal(micros / 1000, minimumDigits: 1)
+        writeInteger(UInt8(ascii: "."))
+        writeDecimal(micros % 1000, minimumDigits: 3)
+    }
+
+    /// RFC 3339 in UTC with milliseconds: `2026-12-02T04:43:39.123Z`.
+    fileprivate mutating func writeTimestamp(_ nanos: Int64) {
+        var seconds = time_t(nanos / 1_000_000_000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        writeDecimal(UInt64(max(0, parts.tm_year + 1900)), minimumDigits: 4)
+        writeInteger(UInt8(ascii: "-"))
+        writeDecimal(UInt64(parts.tm_mon + 1), minimumDigits: 2)
+        writeInteger(UInt8(ascii: "-"))
+        writeDecimal(UInt64(parts.tm_mday), minimumDigits: 2)
+        writeInteger(UInt8(ascii: "T"))
+        writeDecimal(UInt64(parts.tm_hour), minimumDigits: 2)
+        writeInteger(UInt8(ascii: ":"))
+        writeDecimal(UInt64(parts.tm_min), minimumDigits: 2)
+        writeInteger(UInt8(ascii: ":"))
+        writeDecimal(UInt64(parts.tm_sec), minimumDigits: 2)
+        writeInteger(UInt8(ascii: "."))
+        writeDecimal(UInt64(max(0, (nanos / 1_000_000) % 1000)), minimumDigits: 3)
+        writeInteger(UInt8(ascii: "Z"))
+    }
+
+    /// A JSON string (quoted and escaped as ``JSONString/escape(_:)`` does), or `null`. A Swift string's UTF-8 is
+    /// valid, so escaping its bytes below 0x20, `"` and `\` is escaping its scalars.
+    fileprivate mutating func writeJSONString(_ s: (some StringProtocol)?) {
+        guard let s else {
+            writeStaticString("null")
+            return
+        }
+        writeInteger(UInt8(ascii: "\""))
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): writeStaticString("\\\"")
+            case UInt8(ascii: "\\"): writeStaticString("\\\\")
+            case UInt8(ascii: "\n"): writeStaticString("\\n")
+            case UInt8(ascii: "\r"): writeStaticString("\\r")
+            case UInt8(ascii: "\t"): writeStaticString("\\t")
+            case ..<0x20:
+                writeStaticString("\\u00")
+                writeInteger(Self.hexDigits[Int(byte >> 4)])
+                writeInteger(Self.hexDigits[Int(byte & 0xF)])
+            default: writeInteger(byte)
+            }
+        }
+        writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// A path for a text line: bytes up to the space and DEL written `%XX`, so a line stays one line.
+    fileprivate mutating func writePrintable(_ s: Substring) {
+        for byte in s.utf8 {
+            if byte <= 0x20 || byte == 0x7F {
+                writeInteger(UInt8(ascii: "%"))
+                writeInteger(Self.upperHexDigits[Int(byte >> 4)])
+                writeInteger(Self.upperHexDigits[Int(byte & 0xF)])
+            } else {
+                writeInteger(byte)
+            }
+        }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    private static let upperHexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
 }

@@ -16,6 +16,9 @@ struct LinkRewriter: Sendable {
     /// The client-side path of the upstream's base (``UpstreamConfig/mount``): put after the gateway's address.
     let mount: String
 
+    /// The bytes a body is searched for: each base as is and in JSON's escaped-slash form, made once here.
+    private let searched: [[UInt8]]
+
     init(upstream: UpstreamURL, mount: String = "") {
         self.mount = mount
         let base = upstream.description
@@ -26,6 +29,7 @@ struct LinkRewriter: Sendable {
             bases.append("\(upstream.scheme.rawValue)://\(host):\(defaultPort)\(upstream.basePath)")
         }
         upstreamBases = bases
+        searched = bases.flatMap { [Array($0.utf8), Array($0.replacingSlashes.utf8)] }
     }
 
     /// The gateway's base as the client addressed it (its checked `Host` header), or nil when it sent none.
@@ -47,6 +51,11 @@ struct LinkRewriter: Sendable {
     /// A JSON body with every occurrence of the upstream's base replaced (also in JSON's escaped-slash form,
     /// `https:\/\/...`); nil when there was none.
     func rewriteBody(_ body: ByteBuffer, to gateway: String) -> ByteBuffer? {
+        // Most answers hold no link to the upstream: find that out in place, before copying or allocating anything.
+        let mentionsUpstream = body.withUnsafeReadableBytes { raw in
+            searched.contains { Self.contains($0, in: raw) }
+        }
+        guard mentionsUpstream else { return nil }
         var bytes = Array(body.readableBytesView)
         var changed = false
         for base in upstreamBases {
@@ -59,6 +68,22 @@ struct LinkRewriter: Sendable {
             }
         }
         return changed ? ByteBuffer(bytes: bytes) : nil
+    }
+
+    /// Whether `needle` occurs in `haystack` (anywhere: the boundary rule is ``replace(_:with:in:)``'s).
+    static func contains(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer) -> Bool {
+        guard let first = needle.first, haystack.count >= needle.count else { return false }
+        var i = 0
+        let last = haystack.count - needle.count
+        while i <= last {
+            if haystack[i] == first {
+                var j = 1
+                while j < needle.count && haystack[i + j] == needle[j] { j += 1 }
+                if j == needle.count { return true }
+            }
+            i += 1
+        }
+        return false
     }
 
     /// Replaces `from` by `to` where it is followed by a path boundary (`/`, `?`, `#`, `"`, `\`) or the end.

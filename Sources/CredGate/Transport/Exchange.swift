@@ -96,9 +96,9 @@ final class Exchange {
         self.clientKeepAlive = clientHead.isKeepAlive
         self.hasBody = ProxyHandler.hasBody(clientHead)
         self.keepsReplayCopy = route.chain.mayReplay
-        self.expectsContinue = clientHead.headers[canonicalForm: "expect"].contains {
-            $0.lowercased() == "100-continue"
-        }
+        self.expectsContinue =
+            clientHead.headers.contains(name: "expect")
+            && clientHead.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
     }
 
     var connection: UpstreamConnection? {

@@ -97,9 +97,11 @@ extension ProxyHandler {
             return .failure(
                 .malformedRequest("Content-Length together with Transfer-Encoding is ambiguous (request smuggling)"))
         }
-        let lengths = head.headers[canonicalForm: "content-length"]
-        if lengths.count > 1 || lengths.contains(where: { Int64($0) == nil || Int64($0)! < 0 }) {
-            return .failure(.malformedRequest("invalid Content-Length"))
+        if head.headers.contains(name: "content-length") {
+            let lengths = head.headers[canonicalForm: "content-length"]
+            if lengths.count > 1 || lengths.contains(where: { Int64($0) == nil || Int64($0)! < 0 }) {
+                return .failure(.malformedRequest("invalid Content-Length"))
+            }
         }
         if head.headers.contains(name: "transfer-encoding") {
             let codings = head.headers[canonicalForm: "transfer-encoding"].map { $0.lowercased() }
@@ -128,12 +130,31 @@ extension ProxyHandler {
     /// RFC 9112 section 3.2: an HTTP/1.1 request has exactly one `Host`; its value is `uri-host [ ":" port ]`
     /// (RFC 9110 section 7.2). credgate forwards it as `X-Forwarded-Host`, so a bad one must not pass.
     static func hostProblem(_ head: HTTPRequestHead) -> String? {
-        let hosts = head.headers[canonicalForm: "host"]
+        let hosts = hostValues(head.headers)
         if hosts.count > 1 { return "the request has \(hosts.count) Host headers" }
         guard let host = hosts.first else {
             return head.version == .http1_0 ? nil : "an HTTP/1.1 request has no Host header"
         }
         return isValidHost(host.utf8) ? nil : "it is not a host name or address with an optional port"
+    }
+
+    /// The `Host` values as `headers[canonicalForm: "host"]` gives them (split on commas, trimmed), read in place
+    /// for the usual single line without a comma: the subscript allocates several arrays and strings per request.
+    static func hostValues(_ headers: HTTPHeaders) -> [Substring] {
+        var count = 0
+        var only: String?
+        for (name, value) in headers where name.utf8.count == 4 && name.lowercased() == "host" {
+            count += 1
+            only = value
+        }
+        guard count == 1, let only, !only.utf8.contains(UInt8(ascii: ",")) else {
+            return count == 0 ? [] : headers[canonicalForm: "host"]
+        }
+        if only.isEmpty { return [] } // split(separator:) drops an empty value, as the subscript does
+        let isSpace = { (c: Character) in c == " " || c == "\t" }
+        guard let first = only.firstIndex(where: { !isSpace($0) }), let last = only.lastIndex(where: { !isSpace($0) })
+        else { return [""] }
+        return [only[first...last]]
     }
 
     /// `uri-host [ ":" port ]`: a reg-name (unreserved and sub-delims; percent-encoding, which RFC 3986 allows
