@@ -25,6 +25,9 @@ let package = Package(
         // Prometheus metrics at /credgate/metrics: one registry per gateway, never the global MetricsSystem.
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // Tests only: spawns credgate, curl and Python without Foundation's Process, whose run() can crash the test
+        // process in Swift 6.3.1 (swift-corelibs-foundation#5472). The shipped binary does not link it.
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
     ],
     targets: [
         .target(
@@ -91,6 +94,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
             ],
             resources: [.copy("Fixtures")]
         ),

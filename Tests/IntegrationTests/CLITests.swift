@@ -25,50 +25,34 @@ import Testing
     }
 
     /// Runs credgate to completion and returns (exit code, stdout + stderr).
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = try binary()
-        process.arguments = arguments
-        process.currentDirectoryURL = packageRoot
-        process.environment = ProcessInfo.processInfo.environment.filter {
-            !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_")
-        }
-        .merging(environment) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String) {
+        let result = try await CommandRunner.run(arguments, environment: environment)
+        return (result.code, result.output)
     }
 
     /// Starts `credgate` with `arguments` (no ASSURED_/CREDGATE_/WRIFTAI_ variables but `environment`) and returns
     /// it with its first line of output, the start line ("listening on http://127.0.0.1:PORT ...").
-    static func startServing(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, String) {
-        let process = Process()
-        process.executableURL = try binary()
-        process.arguments = arguments
-        process.currentDirectoryURL = packageRoot
-        process.environment = ProcessInfo.processInfo.environment.filter {
-            !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_") && !$0.key.hasPrefix("WRIFTAI_")
-        }.merging(environment) { $1 }
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var text = ""
+    static func startServing(_ arguments: [String], environment: [String: String] = [:]) async throws -> (
+        ChildProcess, String
+    ) {
+        let out = SpawnedGateway.LockedText()
+        let process = try await ChildProcess.start(
+            try binary(), arguments: arguments,
+            environment: ProcessInfo.processInfo.environment.filter {
+                !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_") && !$0.key.hasPrefix("WRIFTAI_")
+            }.merging(environment) { $1 },
+            workingDirectory: packageRoot, standardError: .discarded, output: { out.append($0) })
         let deadline = Date().addingTimeInterval(30)
-        while !text.contains("\n"), Date() < deadline {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
+        while !out.text.contains("\n"), process.isRunning, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(10))
         }
-        return (process, text)
+        return (process, out.text)
     }
 
     @Test func serveSandboxEndToEnd() async throws {
-        let (process, text) = try Self.startServing(["serve", "--sandbox", "--port", "0", "--log-level", "warning"])
+        let (process, text) = try await Self.startServing([
+            "serve", "--sandbox", "--port", "0", "--log-level", "warning",
+        ])
         defer { if process.isRunning { process.terminate() } }
         let match = try #require(text.firstMatch(of: #/listening on http://127\.0\.0\.1:(\d+)/#), "\(text)")
         let base = "http://127.0.0.1:\(match.output.1)"
@@ -83,14 +67,14 @@ import Testing
 
         // `credgate status` asks the running gateway: the session is logged in, and no secret is shown.
         _ = try await send(.GET, base + "/api/v1/users/provider-documents/")
-        let (statusCode, statusOutput) = try Self.run(["status", "--url", base])
+        let (statusCode, statusOutput) = try await Self.run(["status", "--url", base])
         #expect(statusCode == 0, "\(statusOutput)")
         #expect(statusOutput.contains("assured_session"))
         #expect(statusOutput.contains("jwt_session"))
         #expect(statusOutput.contains("valid"))
         #expect(!statusOutput.contains("sandbox-"), "the generated key and password start with 'sandbox-'")
         #expect(!statusOutput.contains("eyJ"), "no JWT")
-        let (downCode, downOutput) = try Self.run(["status", "--url", "http://127.0.0.1:1"])
+        let (downCode, downOutput) = try await Self.run(["status", "--url", "http://127.0.0.1:1"])
         #expect(downCode == 1)
         #expect(downOutput.contains("no gateway answering"))
 
@@ -101,7 +85,7 @@ import Testing
         #expect(process.terminationStatus == 0)
     }
 
-    @Test func checkConfigPrintsEveryProblemWithItsPath() throws {
+    @Test func checkConfigPrintsEveryProblemWithItsPath() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -114,27 +98,27 @@ import Testing
         routes:
           - {name: a, path: "/api/**", upstream: assured, credentials: [assured_kee]}
         """.write(to: bad, atomically: true, encoding: .utf8)
-        let (status, output) = try Self.run(
+        let (status, output) = try await Self.run(
             ["check-config", "--config", bad.path], environment: ["SECRET_FOR_CLI_TEST": "hunter2-do-not-print"])
         #expect(status == 1)
         #expect(output.contains("upstreams.assured.url:"))
         #expect(output.contains("routes[0].credentials[0]: unknown credential 'assured_kee'"))
         #expect(!output.contains("hunter2"))
 
-        let (okStatus, okOutput) = try Self.run(
+        let (okStatus, okOutput) = try await Self.run(
             ["check-config", "--config", "Config/credgate.yaml"],
             environment: ["ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p"])
         #expect(okStatus == 0, "\(okOutput)")
 
         // serve refuses to start on the same errors.
-        let (serveStatus, serveOutput) = try Self.run(["serve", "--config", bad.path, "--port", "0"])
+        let (serveStatus, serveOutput) = try await Self.run(["serve", "--config", bad.path, "--port", "0"])
         #expect(serveStatus == 1)
         #expect(serveOutput.contains("routes[0].credentials[0]"))
     }
 
     @Test func servesSeveralProfilesEachOnItsOwnListener() async throws {
         // --sandbox starts the WriftAI emulator too, whose variables replace these.
-        let (process, text) = try Self.startServing(
+        let (process, text) = try await Self.startServing(
             [
                 "serve", "--sandbox", "--config", "Config/credgate.yaml", "--config", "Config/wriftai.yaml", "--port",
                 "0", "--log-level", "warning",
@@ -156,7 +140,7 @@ import Testing
         #expect(process.terminationStatus == 0)
     }
 
-    @Test func checkConfigNamesBothFilesOfAClash() throws {
+    @Test func checkConfigNamesBothFilesOfAClash() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("credgate-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -171,19 +155,19 @@ import Testing
         let environment = [
             "ASSURED_API_KEY": "k", "ASSURED_USER": "u@example.com", "ASSURED_PASS": "p", "WRIFTAI_ACCESS_TOKEN": "t",
         ]
-        let (status, output) = try Self.run(
+        let (status, output) = try await Self.run(
             ["check-config", "--config", "Config/examples/combined.yaml", "--config", other.path],
             environment: environment)
         #expect(status == 1)
         #expect(output.contains("\(other.path) upstreams.wriftai: upstream 'wriftai' is also defined in"))
         #expect(output.contains("\(other.path) listen.port: port 8081 on 127.0.0.1 is also the listener of"))
-        let (okStatus, okOutput) = try Self.run(
+        let (okStatus, okOutput) = try await Self.run(
             ["check-config", "--config", "Config/examples/combined.yaml"], environment: environment)
         #expect(okStatus == 0, "\(okOutput)")
         #expect(okOutput.contains("listener credgate: 127.0.0.1:8080"))
         #expect(okOutput.contains("listener wriftai: 127.0.0.1:8081"))
         // One port cannot be two listeners'.
-        let (portStatus, portOutput) = try Self.run(
+        let (portStatus, portOutput) = try await Self.run(
             ["serve", "--config", "Config/examples/combined.yaml", "--port", "9999"], environment: environment)
         #expect(portStatus != 0)
         #expect(portOutput.contains("has 2 listeners"))

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Sandbox
+import Subprocess
 import Testing
 
 @testable import CredGate
@@ -58,19 +59,22 @@ import Testing
 
     /// Runs `curl -N` on `url` and returns each line with the wall-clock time (ms since 1970) it arrived.
     static func curlLines(_ url: String, maxTime: Int = 30) async throws -> (lines: [(Double, String)], code: Int32) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["curl", "-sS", "-N", "--max-time", "\(maxTime)", url]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let lines: [(Double, String)] = await withCheckedContinuation { continuation in
+        // curl is spawned with swift-subprocess (not Foundation's Process, whose run() can crash the test process in
+        // Swift 6.3.1: swift-corelibs-foundation#5472), but its output is read and each line timed on a Dispatch
+        // thread, from a pipe of the test's: a task of the cooperative pool (2 threads on 2 cores, busy with the
+        // other suites in a full run) reading swift-subprocess's output stream was resumed up to 350 ms late, which
+        // is the test's delay, not the gateway's. Close-on-exec (Glibc's module has no pipe2): no other child keeps
+        // the pipe open (swift-subprocess's children close every other descriptor anyway).
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw CLITests.CLIError("pipe failed: errno \(errno)") }
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        let output = FileHandle(fileDescriptor: ends[0], closeOnDealloc: true)
+        async let lines: [(Double, String)] = withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 var result: [(Double, String)] = []
                 var pending = ""
                 while true {
-                    let data = pipe.fileHandleForReading.availableData
+                    let data = output.availableData
                     if data.isEmpty { break }
                     let now = Date().timeIntervalSince1970 * 1000
                     pending += String(decoding: data, as: UTF8.self)
@@ -82,8 +86,20 @@ import Testing
                 continuation.resume(returning: result)
             }
         }
-        while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
-        return (lines, process.terminationStatus)
+        // The pipe's write end is closed here once curl exited (or could not start), which ends the reading.
+        let status: TerminationStatus
+        do {
+            status = try await Subprocess.run(
+                .path("/usr/bin/env"), arguments: ["curl", "-sS", "-N", "--max-time", "\(maxTime)", url],
+                output: .fileDescriptor(.init(rawValue: ends[1]), closeAfterSpawningProcess: false), error: .discarded
+            ).terminationStatus
+        } catch {
+            close(ends[1])
+            _ = await lines
+            throw error
+        }
+        close(ends[1])
+        return (await lines, status.code)
     }
 
     @Test func eachEventReachesCurlAsItIsEmitted() async throws {

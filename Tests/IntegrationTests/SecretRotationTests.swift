@@ -156,7 +156,7 @@ import Testing
 
     /// The gateway as a process, with a configuration whose key and password are read from `secret`'s files.
     static func startGateway(platform: LoginPlatform, secret: MountedSecret) async throws -> (
-        Process, SpawnedGateway.LockedText, String, URL
+        ChildProcess, SpawnedGateway.LockedText, String, URL
     ) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "credgate-rotation-\(UUID().uuidString)")
@@ -181,23 +181,17 @@ import Testing
             """
         let file = directory.appendingPathComponent("credgate.yaml")
         try config.write(to: file, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = try CLITests.binary()
-        process.arguments = ["serve", "--config", file.path, "--log-level", "debug"]
-        process.currentDirectoryURL = CLITests.packageRoot
-        process.environment = ProcessInfo.processInfo.environment.filter {
-            !$0.key.hasPrefix("CREDGATE_") && !$0.key.hasPrefix("PLATFORM_")
-        }
-        .merging(["PLATFORM_KEY_FILE": secret.path("key"), "PLATFORM_PASSWORD_FILE": secret.path("password")]) { $1 }
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
         let collected = SpawnedGateway.LockedText()
-        out.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if !data.isEmpty { collected.append(String(decoding: data, as: UTF8.self)) }
-        }
-        try process.run()
+        let process = try await ChildProcess.start(
+            try CLITests.binary(), arguments: ["serve", "--config", file.path, "--log-level", "debug"],
+            environment: ProcessInfo.processInfo.environment.filter {
+                !$0.key.hasPrefix("CREDGATE_") && !$0.key.hasPrefix("PLATFORM_")
+            }
+            .merging(["PLATFORM_KEY_FILE": secret.path("key"), "PLATFORM_PASSWORD_FILE": secret.path("password")]) {
+                $1
+            },
+            workingDirectory: CLITests.packageRoot, standardError: .combinedWithOutput, output: { collected.append($0) }
+        )
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if let match = collected.text.firstMatch(of: #/listening on (http://127\.0\.0\.1:\d+)/#) {
@@ -210,11 +204,11 @@ import Testing
         throw CLITests.CLIError("credgate did not start: \(collected.text)")
     }
 
-    static func stop(_ process: Process, _ directory: URL) async throws -> Int32 {
+    static func stop(_ process: ChildProcess, _ directory: URL) async throws -> Int32 {
         if process.isRunning { process.terminate() }
         let deadline = ContinuousClock.now + .seconds(15)
         while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if process.isRunning { process.signal(SIGKILL) }
         try? FileManager.default.removeItem(at: directory)
         return process.isRunning ? -1 : process.terminationStatus
     }

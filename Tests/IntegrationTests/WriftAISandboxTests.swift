@@ -549,23 +549,15 @@ struct WriftAISandboxTests {
         try await withWriftAI { (sandbox, _) async throws in
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                 .appendingPathComponent("compat/wriftai_sdk_check.py").path
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = [script]
             var environment = ProcessInfo.processInfo.environment
             environment["WRIFTAI_API_BASE_URL"] = sandbox.apiBaseURL
             environment["WRIFTAI_ACCESS_TOKEN"] = Self.token
             environment["SANDBOX_URL"] = sandbox.baseURL
-            process.environment = environment
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            let text = String(decoding: data, as: UTF8.self)
+            let (status, text) = try await runToCompletion(
+                URL(fileURLWithPath: python), arguments: [script], environment: environment,
+                standardError: .combinedWithOutput)
             print(text)
-            #expect(process.terminationStatus == 0, "\(text)")
+            #expect(status == 0, "\(text)")
             #expect(text.contains(" 0 failed"), "\(text)")
         }
     }

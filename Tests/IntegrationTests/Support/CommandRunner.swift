@@ -12,29 +12,16 @@ enum CommandRunner {
     }
 
     static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
-        let process = Process()
-        process.executableURL = try CLITests.binary()
-        process.arguments = arguments
-        process.currentDirectoryURL = CLITests.packageRoot
-        process.environment = ProcessInfo.processInfo.environment.filter {
-            !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_")
-        }
-        .merging(environment) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
+        let binary = try CLITests.binary()
         let started = ContinuousClock.now
-        try process.run()
-        // Read to the end on a Dispatch thread: the blocking read stays off the cooperative pool.
-        let output: String = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                continuation.resume(returning: String(decoding: data, as: UTF8.self))
+        let (code, output) = try await runToCompletion(
+            binary, arguments: arguments,
+            environment: ProcessInfo.processInfo.environment.filter {
+                !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_")
             }
-        }
-        while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+            .merging(environment) { $1 },
+            workingDirectory: CLITests.packageRoot, standardError: .combinedWithOutput)
         let elapsed = ContinuousClock.now - started
-        let code = process.terminationStatus
         return Result(code: code, output: output, elapsed: elapsed)
     }
 }

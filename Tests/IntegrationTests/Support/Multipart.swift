@@ -77,27 +77,10 @@ func sendBytes(_ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:], 
     return SimpleResponse(status: response.status, headers: response.headers, body: bytes)
 }
 
-/// Runs a command (curl) and returns its exit status and standard output. It blocks a thread while the command
-/// runs, so it runs on a Dispatch thread: a blocked thread of the cooperative pool (2 on a 2-core machine) would
-/// starve every other test, timing-sensitive session tests first.
+/// Runs a command (curl) and returns its exit status and standard output (standard error is discarded). The wait is
+/// asynchronous: a blocked thread of the cooperative pool (2 on a 2-core machine) would starve every other test,
+/// timing-sensitive session tests first.
 func runTool(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = FileHandle.nullDevice
-            do {
-                try process.run()
-            } catch {
-                continuation.resume(throwing: error)
-                return
-            }
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            continuation.resume(returning: (process.terminationStatus, String(decoding: data, as: UTF8.self)))
-        }
-    }
+    try await runToCompletion(
+        URL(fileURLWithPath: "/usr/bin/env"), arguments: arguments, standardError: .discarded)
 }

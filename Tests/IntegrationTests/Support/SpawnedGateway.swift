@@ -5,10 +5,9 @@ import Testing
 /// of the test's), so that its descriptors and memory can be read from `/proc/PID` apart from the test's own,
 /// and signals can be sent to it.
 final class SpawnedGateway: @unchecked Sendable {
-    let process: Process
+    let process: ChildProcess
     let port: Int
     let configDirectory: URL
-    private let output: Pipe
     private let collected: LockedText
     var base: String { "http://127.0.0.1:\(port)" }
     var pid: Int32 { process.processIdentifier }
@@ -33,30 +32,22 @@ final class SpawnedGateway: @unchecked Sendable {
         let configURL = directory.appendingPathComponent("credgate.yaml")
         try config.write(to: configURL, atomically: true, encoding: .utf8)
 
-        let process = Process()
-        process.executableURL = try CLITests.binary()
-        process.arguments =
-            ["serve", "--sandbox", "--config", configURL.path, "--port", "0", "--log-level", logLevel] + arguments
-        process.currentDirectoryURL = CLITests.packageRoot
-        process.environment = ProcessInfo.processInfo.environment.filter {
-            !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_")
-        }
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
         let collected = LockedText()
-        out.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if !data.isEmpty { collected.append(String(decoding: data, as: UTF8.self)) }
-        }
+        let process = try await ChildProcess.start(
+            try CLITests.binary(),
+            arguments: ["serve", "--sandbox", "--config", configURL.path, "--port", "0", "--log-level", logLevel]
+                + arguments,
+            environment: ProcessInfo.processInfo.environment.filter {
+                !$0.key.hasPrefix("ASSURED_") && !$0.key.hasPrefix("CREDGATE_")
+            },
+            workingDirectory: CLITests.packageRoot, standardError: .combinedWithOutput, output: { collected.append($0) }
+        )
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if let match = collected.text.firstMatch(of: #/listening on http://127\.0\.0\.1:(\d+)/#),
                 let port = Int(match.output.1)
             {
-                return SpawnedGateway(
-                    process: process, port: port, configDirectory: directory, output: out, collected: collected)
+                return SpawnedGateway(process: process, port: port, configDirectory: directory, collected: collected)
             }
             if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(50))
@@ -65,11 +56,10 @@ final class SpawnedGateway: @unchecked Sendable {
         throw CLITests.CLIError("credgate did not start: \(collected.text)")
     }
 
-    private init(process: Process, port: Int, configDirectory: URL, output: Pipe, collected: LockedText) {
+    private init(process: ChildProcess, port: Int, configDirectory: URL, collected: LockedText) {
         self.process = process
         self.port = port
         self.configDirectory = configDirectory
-        self.output = output
         self.collected = collected
     }
 
@@ -105,8 +95,7 @@ final class SpawnedGateway: @unchecked Sendable {
         if process.isRunning { process.terminate() }
         let deadline = ContinuousClock.now + .seconds(15)
         while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning { kill(pid, SIGKILL) }
-        output.fileHandleForReading.readabilityHandler = nil
+        if process.isRunning { process.signal(SIGKILL) }
         TestLogs.keep(collected.text, from: "spawned-credgate")
         try? FileManager.default.removeItem(at: configDirectory)
         return process.isRunning ? -1 : process.terminationStatus
