@@ -245,6 +245,23 @@ extension HTTPClientRequestPart {
         #expect(!rig.connector.opened[0].isActive)
     }
 
+    /// The connection's one timer outlives the exchange it was armed for: a later exchange on the same connection
+    /// is timed from its own request, neither early (by the first one's deadline) nor never.
+    @Test func aLaterExchangeIsTimedFromItsOwnRequest() throws {
+        let rig = try Rig()
+        try rig.request(.GET, "/api/v1/x/")
+        try rig.answer()
+        #expect(try rig.clientParts().first?.head?.status == .ok)
+        rig.loop.advanceTime(by: .seconds(8))
+        try rig.request(.GET, "/api/v1/slow/")
+        rig.loop.advanceTime(by: .seconds(3))  // the first exchange's deadline (10 s) has passed: not this one's
+        #expect(try rig.clientParts().isEmpty)
+        rig.loop.advanceTime(by: .seconds(6))  // 9 s after the second request
+        #expect(try rig.clientParts().isEmpty)
+        rig.loop.advanceTime(by: .seconds(2))
+        #expect(try rig.clientParts().first?.head?.status == .gatewayTimeout)
+    }
+
     @Test func chunkedBodyOverTheLimitIs413AndNothingMoreIsForwarded() throws {
         let rig = try Rig(maxBody: 8)
         try rig.request(

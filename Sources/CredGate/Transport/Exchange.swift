@@ -56,8 +56,9 @@ final class Exchange {
     var firstByteAt: NIODeadline?
     var cacheOutcome: String?
     var errorCode: String?
-    var timer: Scheduled<Void>?
-    var timerDeadline: NIODeadline = .distantFuture
+    /// Whether the connection's exchange timer watches this exchange (set when armed, cleared where the old
+    /// per-exchange timer was cancelled).
+    var timerArmed = false
     var wroteToUpstream = false
     var upstreamKeepAlive = true
     /// The body collected for body filters.

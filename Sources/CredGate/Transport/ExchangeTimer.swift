@@ -1,8 +1,11 @@
 import NIOCore
 
-/// One timer per exchange covers the response-head timeout (from the end of the request) and the idle timeout
-/// (no byte either way). It is armed for the nearest deadline and, when it fires early, re-arms itself for the one
-/// then in force instead of being rescheduled on every chunk.
+/// One timer per connection covers the response-head timeout (from the end of the request) and the idle timeout
+/// (no byte either way) of its exchanges. It is armed for the nearest deadline and, when it fires early, re-arms
+/// itself for the one then in force instead of being rescheduled on every chunk; it outlives the exchange it was
+/// armed for (an exchange is "disarmed" instead of the timer being cancelled), so a kept-alive connection schedules
+/// about one task per timeout period instead of one per request (each costs several allocations). It is cancelled
+/// when the connection closes.
 extension ProxyHandler {
     /// The deadline in force: the response head's while it is awaited after the request went out whole, else the
     /// idle one (the route's `idle_timeout`; none when it is off: `distantFuture`).
@@ -17,17 +20,22 @@ extension ProxyHandler {
 
     func armTimer(_ exchange: Exchange) {
         let deadline = currentDeadline(exchange)
-        if let timer = exchange.timer {
-            if exchange.timerDeadline <= deadline { return }
-            timer.cancel()
-            exchange.timer = nil
+        // No deadline in force (a stream with `idle_timeout: off`): nothing to watch.
+        guard deadline != .distantFuture else {
+            exchange.timerArmed = false
+            return
         }
-        // No deadline in force (a stream with `idle_timeout: off`): nothing to arm.
-        guard deadline != .distantFuture else { return }
-        exchange.timerDeadline = deadline
-        exchange.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            exchange.timer = nil
-            self.timerFired(exchange)
+        exchange.timerArmed = true
+        if let timer = exchangeTimer {
+            // Due no later than this deadline: when it fires it re-arms for whatever deadline is then in force.
+            if exchangeTimerDeadline <= deadline { return }
+            timer.cancel()
+        }
+        exchangeTimerDeadline = deadline
+        exchangeTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            self.exchangeTimer = nil
+            self.exchangeTimerDeadline = .distantFuture
+            self.timerFired()
         }
     }
 
@@ -38,12 +46,13 @@ extension ProxyHandler {
             idleTimeout: exchange.route.idleTimeout)
     }
 
-    private func timerFired(_ exchange: Exchange) {
-        guard machine.current === exchange, exchange.connection != nil else { return }
+    private func timerFired() {
+        guard let exchange = machine.current, exchange.timerArmed, exchange.connection != nil else { return }
         guard context.eventLoop.now >= currentDeadline(exchange) else {
             armTimer(exchange)
             return
         }
+        exchange.timerArmed = false
         abandonUpstream(exchange)
         if machine.canStillAnswer {
             let phase = exchange.sentAt == nil ? "idle while sending the request" : "response head"

@@ -155,8 +155,7 @@ extension ProxyHandler {
     /// it is.
     private func replay(_ exchange: Exchange, rejectedWith head: HTTPResponseHead) {
         if let connection = exchange.connection { pool.discard(connection) }
-        exchange.timer?.cancel()
-        exchange.timer = nil
+        exchange.timerArmed = false
         exchange.attempt += 1
         guard !exchange.replayOverflow else {
             detach(exchange)
@@ -199,7 +198,7 @@ extension ProxyHandler {
             {
                 exchange.retriedStale = true
                 exchange.requestSent = false
-                exchange.timer?.cancel()
+                exchange.timerArmed = false
                 // A spooled body is read again from the spool once connected.
                 if machine.requestComplete && !exchange.spoolReady { exchange.pending = [.end(nil)] }
                 exchange.upstream = .connecting
@@ -211,7 +210,7 @@ extension ProxyHandler {
         case .streaming:
             // Mid-answer: the client can only learn of it by the connection closing.
             log(exchange, outcome: "upstream closed mid-response")
-            exchange.timer?.cancel()
+            exchange.timerArmed = false
             run(machine.failedMidResponse())
         case .complete, nil:
             break

@@ -28,6 +28,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     var clientAddress: String?
     /// After an early answer: how long the rest of the request body is still read and dropped.
     var lingerTimer: Scheduled<Void>?
+    /// The exchanges' timer (ExchangeTimer.swift): one per connection, kept across exchanges, and when it is due.
+    var exchangeTimer: Scheduled<Void>?
+    var exchangeTimerDeadline: NIODeadline = .distantFuture
 
     convenience init(runtime: GatewayRuntime, listener: Int = 0, pool: UpstreamPool) {
         self.init(runtimes: RuntimeHolder(runtime), listener: listener, pool: pool)
@@ -70,7 +73,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     func channelInactive(context: ChannelHandlerContext) {
         if case .clientGone(let exchange?) = machine.clientInactive() {
-            exchange.timer?.cancel()
+            exchange.timerArmed = false
             if let connection = exchange.connection {
                 // The request was cut short: its upstream connection is in an unknown state.
                 pool.discard(connection)
@@ -80,6 +83,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             log(exchange, outcome: "client closed")
         }
         lingerTimer?.cancel()
+        // Nothing may keep a closed connection's handler alive until a deadline far ahead.
+        exchangeTimer?.cancel()
+        exchangeTimer = nil
         context.fireChannelInactive()
     }
 
@@ -153,7 +159,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             finishExchange(exchange, close: close)
         case .endEarlyAnswer(let exchange):
             // Early answer: the client is still sending. Send the end and drop the rest of its body.
-            exchange.timer?.cancel()
+            exchange.timerArmed = false
             log(exchange, outcome: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             startLinger()
@@ -226,7 +232,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     /// The request is fully read and the answer fully received: settle all state, then write the end (which may
     /// synchronously deliver the next pipelined request).
     private func finishExchange(_ exchange: Exchange, close: Bool) {
-        exchange.timer?.cancel()
+        exchange.timerArmed = false
         exchange.discardStagedBody()
         log(exchange, outcome: nil)
         updateReading()
@@ -260,7 +266,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// Answers an exchange that has a route with a local response (a gateway error or a filter's answer).
     func finishWithLocal(_ exchange: Exchange, _ response: LocalResponse, close: Bool) {
-        exchange.timer?.cancel()
+        exchange.timerArmed = false
         exchange.discardStagedBody()
         exchange.status = response.status.code
         if pool.accessLog != nil {
@@ -317,7 +323,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// Cuts the exchange off its upstream: the connection (if any) is closed, nothing more is sent.
     func abandonUpstream(_ exchange: Exchange) {
-        exchange.timer?.cancel()
+        exchange.timerArmed = false
         if let connection = exchange.connection { pool.discard(connection) }
         detach(exchange)
         exchange.pending.removeAll()

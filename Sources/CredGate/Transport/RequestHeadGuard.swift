@@ -42,7 +42,13 @@ final class RequestHeadGuard: ChannelDuplexHandler {
 
     private let timeout: TimeAmount
     private var phase: Phase = .awaitingHead(lineLength: 0)
+    /// Scheduled at most once at a time and never cancelled between requests: when it fires before the head
+    /// clock's ``deadline`` (a later request restarted it), it re-arms itself for that deadline. Scheduling and
+    /// cancelling a task per request costs several allocations; a kept-alive connection now schedules about one
+    /// per `header_timeout`.
     private var timer: Scheduled<Void>?
+    /// When the head being awaited must be in; nil while no head clock runs.
+    private var deadline: NIODeadline?
     /// The last bytes of the request line being read (enough for ` HTTP/1.1\r`).
     private var tail: [UInt8] = []
 
@@ -54,7 +60,7 @@ final class RequestHeadGuard: ChannelDuplexHandler {
         // A new connection must bring its first head in time even if it never sends a byte; between requests
         // on a kept-alive connection the clock starts at the next request's first byte (the idle timeout
         // governs the wait before it), as nginx does.
-        armTimer(context)
+        startClock(context)
         context.fireChannelActive()
     }
 
@@ -66,7 +72,7 @@ final class RequestHeadGuard: ChannelDuplexHandler {
             break
         case .awaitingHead(let lineLength):
             let buffer = unwrapInboundIn(data)
-            if timer == nil { armTimer(context) }
+            if deadline == nil { startClock(context) }
             if checkRequestLine(buffer, lineLength: lineLength) {
                 context.fireChannelRead(data)
             } else {
@@ -104,8 +110,7 @@ final class RequestHeadGuard: ChannelDuplexHandler {
     private static func endsWithVersion(_ tail: [UInt8]) -> Bool {
         guard tail.count >= 9 else { return false }
         let v = tail[(tail.count - 9)...]
-        let prefix = Array(" HTTP/".utf8)
-        return v.prefix(6).elementsEqual(prefix) && isDigit(v[v.startIndex + 6])
+        return v.prefix(6).elementsEqual(" HTTP/".utf8) && isDigit(v[v.startIndex + 6])
             && v[v.startIndex + 7] == UInt8(ascii: ".")
             && isDigit(v[v.startIndex + 8])
     }
@@ -115,14 +120,12 @@ final class RequestHeadGuard: ChannelDuplexHandler {
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         switch event {
         case is HeadArrived:
-            timer?.cancel()
-            timer = nil
+            deadline = nil
             phase = .inRequest
             promise?.succeed()
         case is AwaitingHead:
             if case .failed = phase { break }
-            timer?.cancel()
-            timer = nil
+            deadline = nil
             tail.removeAll(keepingCapacity: true)
             phase = .awaitingHead(lineLength: 0)
             promise?.succeed()
@@ -131,13 +134,23 @@ final class RequestHeadGuard: ChannelDuplexHandler {
         }
     }
 
-    private func armTimer(_ context: ChannelHandlerContext) {
-        let timeout = self.timeout
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+    private func startClock(_ context: ChannelHandlerContext) {
+        let deadline = context.eventLoop.now + timeout
+        self.deadline = deadline
+        if timer == nil { schedule(at: deadline, context) }
+    }
+
+    private func schedule(at deadline: NIODeadline, _ context: ChannelHandlerContext) {
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             self.timer = nil
+            guard let deadline = self.deadline else { return } // no head awaited now: the next clock schedules
             switch self.phase {
             case .awaitingHead, .lineChecked:
-                context.fireUserInboundEventTriggered(HeaderTimedOut(timeout: timeout))
+                if context.eventLoop.now >= deadline {
+                    context.fireUserInboundEventTriggered(HeaderTimedOut(timeout: self.timeout))
+                } else {
+                    self.schedule(at: deadline, context)
+                }
             case .inRequest, .failed:
                 break
             }
