@@ -254,9 +254,9 @@ extension HTTPClientRequestPart {
         #expect(try rig.clientParts().first?.head?.status == .ok)
         rig.loop.advanceTime(by: .seconds(8))
         try rig.request(.GET, "/api/v1/slow/")
-        rig.loop.advanceTime(by: .seconds(3))  // the first exchange's deadline (10 s) has passed: not this one's
+        rig.loop.advanceTime(by: .seconds(3)) // the first exchange's deadline (10 s) has passed: not this one's
         #expect(try rig.clientParts().isEmpty)
-        rig.loop.advanceTime(by: .seconds(6))  // 9 s after the second request
+        rig.loop.advanceTime(by: .seconds(6)) // 9 s after the second request
         #expect(try rig.clientParts().isEmpty)
         rig.loop.advanceTime(by: .seconds(2))
         #expect(try rig.clientParts().first?.head?.status == .gatewayTimeout)
