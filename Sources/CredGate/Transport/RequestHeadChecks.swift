@@ -201,6 +201,8 @@ extension ProxyHandler {
     /// one of `protected` (the credentials' headers). Hop-by-hop removal would otherwise drop it after credgate
     /// set it, on the client's say.
     static func connectionNamesProtected(_ headers: HTTPHeaders, _ protected: [String]) -> String? {
+        // Most requests have no Connection header: skip the subscript's arrays.
+        guard headers.contains(name: "connection") else { return nil }
         for value in headers[canonicalForm: "connection"] {
             let token = value.lowercased()
             if token == "close" || token == "keep-alive" { continue }
