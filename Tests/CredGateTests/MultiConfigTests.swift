@@ -325,6 +325,28 @@ import Testing
         #expect(body.map { String(buffer: $0) } == #"{"next": "http://127.0.0.1:8081/v1/models?cursor=2"}"#)
     }
 
+    /// The in-place checks give what lowercasing and searching strings gave: which answers are JSON, which bodies
+    /// mention the upstream (escaped slashes too, any position), and nothing for a body without a link.
+    @Test func jsonAnswersAndLinksAreRecognisedInPlace() {
+        for type in [
+            "application/json", "Application/JSON; charset=utf-8", "application/problem+json", "APPLICATION/VND.A+JSON",
+            "text/plain", "application/jso", "", "+json", "application/x-json", "text/html; a=+JSON",
+        ] {
+            let lowered = type.lowercased()
+            #expect(
+                LinkRewriteFilter.isJSON(type) == (lowered.hasPrefix("application/json") || lowered.contains("+json")),
+                "\(type)")
+        }
+        let rewriter = LinkRewriter(
+            upstream: UpstreamURL(scheme: .https, host: "api.wrift.ai", port: 443, basePath: "/v1"), mount: "/v1")
+        #expect(!rewriter.mentionsUpstream(ByteBuffer(string: #"{"ok":true,"items":[1,2,3]}"#)))
+        #expect(!rewriter.mentionsUpstream(ByteBuffer(string: "")))
+        #expect(rewriter.mentionsUpstream(ByteBuffer(string: "https://api.wrift.ai/v1")))
+        #expect(rewriter.mentionsUpstream(ByteBuffer(string: #"{"u":"https:\/\/api.wrift.ai\/v1\/x"}"#)))
+        #expect(rewriter.mentionsUpstream(ByteBuffer(string: #"{"u":"https://api.wrift.ai:443/v1"}"#)))
+        #expect(rewriter.rewriteBody(ByteBuffer(string: #"{"ok":true}"#), to: "http://gw") == nil)
+    }
+
     @Test func aMountMustBeALiteralPath() {
         let yaml = """
             upstreams:

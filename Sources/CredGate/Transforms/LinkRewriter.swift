@@ -51,11 +51,7 @@ struct LinkRewriter: Sendable {
     /// A JSON body with every occurrence of the upstream's base replaced (also in JSON's escaped-slash form,
     /// `https:\/\/...`); nil when there was none.
     func rewriteBody(_ body: ByteBuffer, to gateway: String) -> ByteBuffer? {
-        // Most answers hold no link to the upstream: find that out in place, before copying or allocating anything.
-        let mentionsUpstream = body.withUnsafeReadableBytes { raw in
-            searched.contains { Self.contains($0, in: raw) }
-        }
-        guard mentionsUpstream else { return nil }
+        guard mentionsUpstream(body) else { return nil }
         var bytes = Array(body.readableBytesView)
         var changed = false
         for base in upstreamBases {
@@ -68,6 +64,12 @@ struct LinkRewriter: Sendable {
             }
         }
         return changed ? ByteBuffer(bytes: bytes) : nil
+    }
+
+    /// Whether the body holds the upstream's base in any spelling. Most answers hold no link to the upstream: this
+    /// finds that out in place, before anything is copied or allocated.
+    func mentionsUpstream(_ body: ByteBuffer) -> Bool {
+        body.withUnsafeReadableBytes { raw in searched.contains { Self.contains($0, in: raw) } }
     }
 
     /// Whether `needle` occurs in `haystack` (anywhere: the boundary rule is ``replace(_:with:in:)``'s).
@@ -134,9 +136,7 @@ struct LinkRewriteFilter: ResponseFilter {
     let passedUnchanged: LinkRewriteCounter
 
     func responseBufferLimit(for head: HTTPResponseHead, context: FilterContext) -> Int? {
-        guard let type = head.headers.first(name: "content-type")?.lowercased(),
-            type.hasPrefix("application/json") || type.contains("+json")
-        else { return nil }
+        guard let type = head.headers.first(name: "content-type"), Self.isJSON(type) else { return nil }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > Self.limit {
             passedUnchanged.increment()
             return nil
@@ -147,11 +147,32 @@ struct LinkRewriteFilter: ResponseFilter {
     func encodeResponse(_ head: inout HTTPResponseHead, body: inout ByteBuffer, context: FilterContext)
         -> ResponseFilterResult
     {
-        guard let gateway = LinkRewriter.gatewayBase(clientHost: context.clientHead.headers.first(name: "host")),
+        // The gateway's base is only made for a body that has a link to rewrite.
+        guard rewriter.mentionsUpstream(body),
+            let gateway = LinkRewriter.gatewayBase(clientHost: context.clientHead.headers.first(name: "host")),
             let rewritten = rewriter.rewriteBody(body, to: gateway)
         else { return .proceed }
         body = rewritten
         return .proceed
+    }
+}
+
+extension LinkRewriteFilter {
+    /// `application/json` (any parameters) or a `+json` type, in any letter case, compared in place: the header
+    /// is read for every answer, and lowercasing a value this long allocates.
+    static func isJSON(_ type: String) -> Bool {
+        func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }
+        let value = type.utf8
+        let json = "application/json".utf8
+        if value.count >= json.count && zip(value, json).allSatisfy({ lower($0) == $1 }) { return true }
+        let suffix = Array("+json".utf8)
+        let bytes = Array(value)
+        guard bytes.count >= suffix.count else { return false }
+        for start in 0...(bytes.count - suffix.count)
+        where (0..<suffix.count).allSatisfy({ lower(bytes[start + $0]) == suffix[$0] }) {
+            return true
+        }
+        return false
     }
 }
 
