@@ -65,6 +65,42 @@ import Testing
         #expect(headers.map(\.name) == ["X-Stays"])
     }
 
+    /// The one-pass removal keeps exactly what the removal by name kept (NIO's `remove(name:)` for each hop-by-hop
+    /// name and each name `Connection` lists), in the same order, framing kept or not.
+    @Test func oneRemovalPassKeepsWhatRemovalByNameKept() {
+        func byName(_ input: HTTPHeaders, keepingFraming: Bool) -> HTTPHeaders {
+            var headers = input
+            for token in headers[canonicalForm: "connection"] {
+                let t = token.lowercased()
+                if t != "close" && t != "keep-alive" && !(keepingFraming && t == "transfer-encoding") {
+                    headers.remove(name: String(t))
+                }
+            }
+            for name in HeaderHygiene.hopByHop where !(keepingFraming && name == "transfer-encoding") {
+                headers.remove(name: name)
+            }
+            return headers
+        }
+        let cases: [[(String, String)]] = [
+            [("Connection", "keep-alive"), ("Content-Type", "application/json"), ("Content-Length", "3")],
+            [("connection", " X-A ,, x-b\t"), ("X-A", "1"), ("x-b", "2"), ("X-C", "3"), ("Keep-Alive", "timeout=5")],
+            [("Transfer-Encoding", "chunked"), ("Connection", "transfer-encoding, Upgrade"), ("Upgrade", "h2c")],
+            [("Connection", "close"), ("Connection", "x-late"), ("X-Late", "a"), ("x-late", "b"), ("Via", "1.1 x")],
+            [("TE", "trailers"), ("Trailer", "X"), ("Proxy-Authorization", "Basic x"), ("Host", "h")],
+            [("Connection", ""), ("Proxy-Connection", "keep-alive"), ("Set-Cookie", "a=b, c=d")],
+        ]
+        for pairs in cases {
+            for keepingFraming in [false, true] {
+                var headers = HTTPHeaders(pairs)
+                HeaderHygiene.removeHopByHop(&headers, keepingFraming: keepingFraming)
+                let expected = byName(HTTPHeaders(pairs), keepingFraming: keepingFraming)
+                #expect(
+                    headers.map { "\($0.name): \($0.value)" } == expected.map { "\($0.name): \($0.value)" },
+                    "\(pairs) keepingFraming \(keepingFraming)")
+            }
+        }
+    }
+
     @Test func upstreamHeadSetsHostForwardingHeadersAndBasePath() throws {
         var upstream = UpstreamConfig(
             name: "u", url: UpstreamURL(scheme: .https, host: "api.example.com", port: 443, basePath: "/v1"))

@@ -15,15 +15,26 @@ enum HeaderHygiene {
     static func removeHopByHop(_ headers: inout HTTPHeaders, keepingFraming: Bool = false) {
         // Fast path (most messages): one pass finds none, so no removal scans at all.
         guard headers.contains(where: { isHopByHop($0.name) }) else { return }
-        // Fast path: most requests name nothing in Connection beyond keep-alive/close.
-        let named = headers[canonicalForm: "connection"]
-        for token in named {
-            let t = token.lowercased()
-            if t != "close" && t != "keep-alive" && !(keepingFraming && t == "transfer-encoding") {
-                headers.remove(name: String(t))
+        // The names the Connection header adds (most messages name nothing beyond keep-alive/close).
+        var named: [String] = []
+        for (name, value) in headers where equalsLowercased(name, "connection") {
+            for token in value.split(separator: ",") {
+                let t = token.trimmingASCIISpaces().lowercased()
+                if !t.isEmpty && t != "close" && t != "keep-alive" && !(keepingFraming && t == "transfer-encoding") {
+                    named.append(t)
+                }
             }
         }
-        for name in hopByHop where !(keepingFraming && name == "transfer-encoding") { headers.remove(name: name) }
+        // One pass that copies what stays, instead of a scanning `remove(name:)` per hop-by-hop name (a message
+        // from a keep-alive peer always has `Connection`, so this is the path of most answers).
+        var kept = HTTPHeaders()
+        kept.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            let framing = keepingFraming && equalsLowercased(name, "transfer-encoding")
+            if (isHopByHop(name) && !framing) || named.contains(where: { equalsLowercased(name, $0) }) { continue }
+            kept.add(name: name, value: value)
+        }
+        headers = kept
     }
 
     /// Frames a message whose body is now known whole: `Content-Length` set to `length`, `Transfer-Encoding`
@@ -134,5 +145,14 @@ enum HeaderHygiene {
             headers.add(name: "connection", value: "keep-alive")
         }
         return HTTPResponseHead(version: clientVersion, status: upstream.status, headers: headers)
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs (optional whitespace around a list element, RFC 9110 5.6.1).
+    fileprivate func trimmingASCIISpaces() -> Substring {
+        guard let first = firstIndex(where: { $0 != " " && $0 != "\t" }) else { return self[endIndex...] }
+        let last = lastIndex(where: { $0 != " " && $0 != "\t" })!
+        return self[first...last]
     }
 }
