@@ -355,21 +355,35 @@ extension ByteBuffer {
             return
         }
         writeInteger(UInt8(ascii: "\""))
-        for byte in s.utf8 {
+        // A native string's or substring's bytes are read in place; anything else is copied once.
+        if s.utf8.withContiguousStorageIfAvailable({ writeJSONEscaped($0) }) == nil {
+            var copy = String(s)
+            copy.withUTF8 { writeJSONEscaped($0) }
+        }
+        writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// `bytes` escaped for the inside of a JSON string: runs of bytes that need no escape are written whole (the
+    /// usual field is one run).
+    private mutating func writeJSONEscaped(_ bytes: UnsafeBufferPointer<UInt8>) {
+        var runStart = 0
+        for (i, byte) in bytes.enumerated()
+        where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[runStart..<i]))
+            runStart = i + 1
             switch byte {
             case UInt8(ascii: "\""): writeStaticString("\\\"")
             case UInt8(ascii: "\\"): writeStaticString("\\\\")
             case UInt8(ascii: "\n"): writeStaticString("\\n")
             case UInt8(ascii: "\r"): writeStaticString("\\r")
             case UInt8(ascii: "\t"): writeStaticString("\\t")
-            case ..<0x20:
+            default:
                 writeStaticString("\\u00")
                 writeInteger(Self.hexDigits[Int(byte >> 4)])
                 writeInteger(Self.hexDigits[Int(byte & 0xF)])
-            default: writeInteger(byte)
             }
         }
-        writeInteger(UInt8(ascii: "\""))
+        writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[runStart...]))
     }
 
     /// A path for a text line: bytes up to the space and DEL written `%XX`, so a line stays one line.
