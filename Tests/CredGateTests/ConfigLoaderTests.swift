@@ -275,6 +275,11 @@ private let badConfigs: [BadConfig] = [
         path: "line 3, column 3",
         message:
             "duplicate key 'assured' in one mapping (a key, or an upstream or credential name, may appear only once)"),
+    BadConfig(
+        // Keys are compared by their text only (Resolver.basic): quoting does not make another key of `1`.
+        name: "duplicate upstream name, once quoted (YAML duplicate key)",
+        yaml: config(upstreams: "upstreams:\n  '1':\n    url: https://a.example\n  1:\n    url: https://b.example"),
+        path: "line 3, column 3", message: "duplicate key '1'", exact: false),
 
     // Credentials
     BadConfig(
