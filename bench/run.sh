@@ -10,7 +10,7 @@
 #
 # Which binary: by default the one the Dockerfile ships, built the same way: the arguments of the Dockerfile's
 # `RUN swift build ... --product credgate` line (today `-c release --static-swift-stdlib -Xswiftc -use-ld=lld
-# -Xlinker -no-pie -Xlinker --no-export-dynamic --product credgate`) plus `--scratch-path .build-bench` (incremental; the first build takes
+# -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic --product credgate`) plus `--scratch-path .build-bench` (incremental; the first build takes
 # 8-15 minutes on 2 cores; its own scratch path, so the shared .build is not touched; scripts/shipped-build.sh and
 # CI build the same), then stripped into the work directory as the Dockerfile strips it.
 # CREDGATE_BUILD=dynamic measures the plain `swift build -c release` binary in .build instead (Swift runtime and

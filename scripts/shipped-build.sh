@@ -5,7 +5,7 @@
 #   scripts/shipped-build.sh --bin-path   # only print where that binary is (no build; exits 1 if it is not there)
 #
 # The arguments are read from the Dockerfile's `RUN swift build ... --product credgate` line (today
-# `-c release --static-swift-stdlib -Xswiftc -use-ld=lld -Xlinker -no-pie -Xlinker --no-export-dynamic --product
+# `-c release --static-swift-stdlib -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic --product
 # credgate`), so a flag added there is built here too. The scratch path is `.build-bench` (the one bench/run.sh
 # uses): the shared `.build` keeps its ordinary debug and release builds, and CI, the container smoke test, the
 # memory scripts, the network fuzzer and the benchmark all run the same bytes. The image also strips the binary;
