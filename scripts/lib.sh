@@ -6,10 +6,15 @@ pass() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$*"; }
 fail() { FAILED=$((FAILED + 1)); printf '  FAIL  %s\n' "$*"; }
 
 # A TCP port on 127.0.0.1 that nothing listens on.
+# Below the kernel's ephemeral range (ip_local_port_range), as bench/lib.sh does: a port in that range can be the
+# local end of some outgoing connection at the moment credgate binds it (EADDRINUSE although nothing listens).
 free_port() {
-    local p
+    local p low=32768 span
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    span=$((low - 10000))
+    ((span >= 1000)) || span=20000
     for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % span))
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
     done
     return 1
