@@ -6,8 +6,8 @@ import NIOHTTP1
 /// when the platform rejects the token it sent.
 struct JWTSessionFilter: HeadFilter, ReplayFilter {
     let session: JWTSession
+    /// The header the session's token goes in (written in the session's `format`: ``SessionToken/headerValue``).
     let header: String
-    let format: TokenFormat
     /// Where the token sent with this request is remembered (read again when the platform answers 401).
     let tokenKey: ScratchKey<SessionToken>
     /// Set once the request waited for a login, so it does not wait in a loop.
@@ -18,7 +18,6 @@ struct JWTSessionFilter: HeadFilter, ReplayFilter {
     init(name: String, session: JWTSession, config: JWTSessionConfig) {
         self.session = session
         self.header = config.header
-        self.format = config.tokenFormat
         self.tokenKey = ScratchKey("jwt_session.\(name).token")
         self.waitedKey = ScratchKey("jwt_session.\(name).waited")
         self.replayedKey = ScratchKey("jwt_session.\(name).replayed")
@@ -26,7 +25,7 @@ struct JWTSessionFilter: HeadFilter, ReplayFilter {
 
     func decodeHead(_ head: inout HTTPRequestHead, context: FilterContext) -> FilterHeadResult {
         if let token = session.currentToken() {
-            head.headers.replaceOrAdd(name: header, value: format.render(token.value.reveal()))
+            head.headers.replaceOrAdd(name: header, value: token.headerValue.reveal())
             context.scratch[tokenKey] = token
             return .proceed
         }

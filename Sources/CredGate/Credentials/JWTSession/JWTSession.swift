@@ -365,7 +365,8 @@ final class JWTSession: Sendable {
     /// believes a token valid after the platform stopped accepting it.
     private func install(_ accepted: Accepted, in s: inout State, purpose: SessionCall.Purpose) -> SessionToken {
         let token = SessionToken(
-            value: Secret(accepted.answer.accessToken), generation: s.nextGeneration,
+            value: Secret(accepted.answer.accessToken),
+            headerValue: Secret(config.tokenFormat.render(accepted.answer.accessToken)), generation: s.nextGeneration,
             expiresAt: accepted.sentAt + accepted.lifetime)
         s.nextGeneration += 1
         s.token = token

@@ -2,6 +2,9 @@
 struct SessionToken: Sendable {
     /// The raw token, not the header value (the credential's `format` puts it in one).
     let value: Secret
+    /// The header value, `value` written in the session's `format`: made once per token, not per request (it is a
+    /// few hundred bytes, so each rendering allocated).
+    let headerValue: Secret
     /// Increases with every token the session obtains, so a 401 on an old token cannot drop a newer one.
     let generation: Int
     /// When the token lapses, on the monotonic clock (see ``TokenLifetime``).
