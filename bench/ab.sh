@@ -9,7 +9,8 @@
 #
 # Environment: ROUNDS (10; A then B in odd rounds, B then A in even ones), DURATION (5s per measurement),
 # CONNECTIONS (32), WARMUP (3s, each side once), ENV_A / ENV_B (space-separated VAR=value words added to that side's
-# environment), CREDGATE_THREADS (0 = one event loop per core).
+# environment), ACCESS_A / ACCESS_B (true: that side writes the JSON access log to a file; default false),
+# CREDGATE_THREADS (0 = one event loop per core). `ACCESS_B=true bench/ab.sh BIN BIN` is the access log's cost.
 #
 # On this 2-core machine, one 5 s measurement of the same binary varies by 10-15 %; interleaved over 10 rounds,
 # a difference of 2-3 % in the medians is about the smallest worth believing.
@@ -57,16 +58,21 @@ NOW=$(date +%s)
 render "$HERE/nginx-origin.conf.in" "$WORK/origin/nginx.conf" WORKERS=auto DIR="$WORK/origin" PORT="$ORIGIN_PORT" \
     SINK="$WORK/sink" DATA="$WORK/data" KEY="$BENCH_KEY" JWT="unused.by.ab" \
     AMZDAY="$(date -u -d "@$NOW" +%Y%m%d)" AMZDATE="$(date -u -d "@$NOW" +%Y%m%dT%H%M%SZ)"
-render "$HERE/credgate.yaml.in" "$WORK/a/credgate.yaml" PORT="$PORT_A" ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS" ACCESS=false
-render "$HERE/credgate.yaml.in" "$WORK/b/credgate.yaml" PORT="$PORT_B" ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS" ACCESS=false
-# No `log:` section: binaries older than it refuse the key, and --log-level warning below keeps the access log off.
-sed -i '/^log:/d' "$WORK/a/credgate.yaml" "$WORK/b/credgate.yaml"
+ACCESS_A=${ACCESS_A:-false}
+ACCESS_B=${ACCESS_B:-false}
+LEVEL_A=() LEVEL_B=()
+render "$HERE/credgate.yaml.in" "$WORK/a/credgate.yaml" PORT="$PORT_A" ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS" ACCESS="$ACCESS_A"
+render "$HERE/credgate.yaml.in" "$WORK/b/credgate.yaml" PORT="$PORT_B" ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS" ACCESS="$ACCESS_B"
+# Without the access log: no `log:` section (binaries older than it refuse the key) and --log-level warning. With
+# it (ACCESS_A/ACCESS_B=true): the JSON access log at the default level, to a file, as bench/run.sh writes it.
+if [[ $ACCESS_A == true ]]; then LEVEL_A=(--log-level info); else sed -i '/^log:/d' "$WORK/a/credgate.yaml"; LEVEL_A=(--log-level warning); fi
+if [[ $ACCESS_B == true ]]; then LEVEL_B=(--log-level info); else sed -i '/^log:/d' "$WORK/b/credgate.yaml"; LEVEL_B=(--log-level warning); fi
 "$NGINX" -p "$WORK/origin" -e "$WORK/origin/error.log" -c "$WORK/origin/nginx.conf" >"$WORK/origin/stdout.log" 2>&1 &
 PIDS+=($!)
-env "${ENV_A[@]}" "$BIN_A" serve --config "$WORK/a/credgate.yaml" --log-level warning >"$WORK/a/log" 2>&1 &
+env "${ENV_A[@]}" "$BIN_A" serve --config "$WORK/a/credgate.yaml" "${LEVEL_A[@]}" >"$WORK/a/log" 2>&1 &
 PID_A=$!
 PIDS+=("$PID_A")
-env "${ENV_B[@]}" "$BIN_B" serve --config "$WORK/b/credgate.yaml" --log-level warning >"$WORK/b/log" 2>&1 &
+env "${ENV_B[@]}" "$BIN_B" serve --config "$WORK/b/credgate.yaml" "${LEVEL_B[@]}" >"$WORK/b/log" 2>&1 &
 PID_B=$!
 PIDS+=("$PID_B")
 wait_http "http://127.0.0.1:$ORIGIN_PORT/api/x" 10 || die "nginx did not start: $(cat "$WORK/origin/"*.log)"
@@ -115,3 +121,5 @@ awk -v a="$MA" -v b="$MB" -v lower="$LOWER" -v n="$ROUNDS" 'BEGIN {
     printf "median CPU per request: A %.1f µs, B %.1f µs (B - A = %+.1f µs, %+.1f %%); B lower in %d of %d rounds\n",
         a, b, b - a, (b - a) / a * 100, lower, n
 }'
+# What each side wrote to standard output: its access-log lines when ACCESS_x=true (a check that the log was on).
+echo "lines written to standard output: A $(wc -l <"$WORK/a/log"), B $(wc -l <"$WORK/b/log")"
