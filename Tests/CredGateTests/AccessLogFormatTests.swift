@@ -60,9 +60,14 @@ import Testing
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         #expect(object["path"] as? String == awkward)
         #expect(object["error"] as? String == "x\"y")
-        #expect(AccessLog.milliseconds(61_234_567_890) == "61234.567")
-        #expect(AccessLog.timestamp(0) == "1970-01-01T00:00:00.000Z")
-        #expect(AccessLog.timestamp(4_102_444_799_999_000_000) == "2099-12-31T23:59:59.999Z")
+        func written(_ write: (inout ByteBuffer) -> Void) -> String {
+            var buffer = ByteBuffer()
+            write(&buffer)
+            return String(buffer: buffer)
+        }
+        #expect(written { $0.writeMilliseconds(61_234_567_890) } == "61234.567")
+        #expect(written { $0.writeTimestamp(0) } == "1970-01-01T00:00:00.000Z")
+        #expect(written { $0.writeTimestamp(4_102_444_799_999_000_000) } == "2099-12-31T23:59:59.999Z")
     }
 
     @Test func textLinesStayOneLine() {

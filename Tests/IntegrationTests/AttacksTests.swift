@@ -248,6 +248,14 @@ extension AttacksTests {
             kept.send(Self.get())
             let (keptText, _) = await kept.readAll(seconds: 2)
             #expect(keptText.statuses == [200, 200], "\(keptText.prefix(300))")
+            // A later head on that connection has its own deadline: the connection's one header timer, scheduled
+            // for the first request, re-arms for it instead of being lost or firing early.
+            let lateStart = Date()
+            kept.send(Array(head.prefix(8)))
+            let (lateText, lateClosed) = await kept.readAll(seconds: 10)
+            #expect(lateClosed, "a late slow head on a kept-alive connection was never cut")
+            #expect(lateText.hasPrefix("HTTP/1.1 408"), "\(lateText.prefix(300))")
+            #expect(Date().timeIntervalSince(lateStart) > 1.5, "cut before its own 2 s deadline")
         } catch {
             try await gateway.stop()
             throw error

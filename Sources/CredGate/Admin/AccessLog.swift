@@ -210,27 +210,6 @@ public final class AccessLog: Sendable {
         }
     }
 
-    /// `s` as one line's field (text format): control characters and spaces written `%XX`.
-    static func printable(_ s: Substring) -> String {
-        var buffer = ByteBuffer()
-        buffer.writePrintable(s)
-        return String(buffer: buffer)
-    }
-
-    /// `1.234` (milliseconds, three decimals).
-    static func milliseconds(_ nanos: Int64) -> String {
-        var buffer = ByteBuffer()
-        buffer.writeMilliseconds(nanos)
-        return String(buffer: buffer)
-    }
-
-    /// RFC 3339 in UTC with milliseconds: `2026-12-02T04:43:39.123Z`.
-    static func timestamp(_ nanos: Int64) -> String {
-        var buffer = ByteBuffer()
-        buffer.writeTimestamp(nanos)
-        return String(buffer: buffer)
-    }
-
     /// Writes a batch to standard output with `write(2)`, whole, retrying on short writes.
     static let standardOutput: @Sendable (ByteBuffer) -> Void = { buffer in
         buffer.withUnsafeReadableBytes { bytes in
@@ -319,7 +298,7 @@ extension ByteBuffer {
     }
 
     /// Milliseconds with three decimals (`1.234`) from nanoseconds; negative durations are written as 0.
-    fileprivate mutating func writeMilliseconds(_ nanos: Int64) {
+    mutating func writeMilliseconds(_ nanos: Int64) {
         let micros = UInt64(max(0, nanos) / 1000)
         writeDecimal(micros / 1000, minimumDigits: 1)
         writeInteger(UInt8(ascii: "."))
@@ -327,7 +306,7 @@ extension ByteBuffer {
     }
 
     /// RFC 3339 in UTC with milliseconds: `2026-12-02T04:43:39.123Z`.
-    fileprivate mutating func writeTimestamp(_ nanos: Int64) {
+    mutating func writeTimestamp(_ nanos: Int64) {
         var seconds = time_t(nanos / 1_000_000_000)
         var parts = tm()
         gmtime_r(&seconds, &parts)

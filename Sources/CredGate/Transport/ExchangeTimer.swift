@@ -3,9 +3,8 @@ import NIOCore
 /// One timer per connection covers the response-head timeout (from the end of the request) and the idle timeout
 /// (no byte either way) of its exchanges. It is armed for the nearest deadline and, when it fires early, re-arms
 /// itself for the one then in force instead of being rescheduled on every chunk; it outlives the exchange it was
-/// armed for (an exchange is "disarmed" instead of the timer being cancelled), so a kept-alive connection schedules
-/// about one task per timeout period instead of one per request (each costs several allocations). It is cancelled
-/// when the connection closes.
+/// armed for (an exchange is "disarmed" instead of the timer being cancelled): a ``ReArmingTimer``, cancelled when the
+/// connection closes.
 extension ProxyHandler {
     /// The deadline in force: the response head's while it is awaited after the request went out whole, else the
     /// idle one (the route's `idle_timeout`; none when it is off: `distantFuture`).
@@ -26,15 +25,8 @@ extension ProxyHandler {
             return
         }
         exchange.timerArmed = true
-        if let timer = exchangeTimer {
-            // Due no later than this deadline: when it fires it re-arms for whatever deadline is then in force.
-            if exchangeTimerDeadline <= deadline { return }
-            timer.cancel()
-        }
-        exchangeTimerDeadline = deadline
-        exchangeTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            self.exchangeTimer = nil
-            self.exchangeTimerDeadline = .distantFuture
+        exchangeTimer.arm(at: deadline, on: context.eventLoop) { [self] in
+            self.exchangeTimer.fired()
             self.timerFired()
         }
     }

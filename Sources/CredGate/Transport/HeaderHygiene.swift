@@ -150,7 +150,7 @@ enum HeaderHygiene {
 
 extension Substring {
     /// Without leading and trailing spaces and tabs (optional whitespace around a list element, RFC 9110 5.6.1).
-    fileprivate func trimmingASCIISpaces() -> Substring {
+    func trimmingASCIISpaces() -> Substring {
         guard let first = firstIndex(where: { $0 != " " && $0 != "\t" }) else { return self[endIndex...] }
         let last = lastIndex(where: { $0 != " " && $0 != "\t" })!
         return self[first...last]

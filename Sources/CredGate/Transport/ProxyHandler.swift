@@ -28,9 +28,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     var clientAddress: String?
     /// After an early answer: how long the rest of the request body is still read and dropped.
     var lingerTimer: Scheduled<Void>?
-    /// The exchanges' timer (ExchangeTimer.swift): one per connection, kept across exchanges, and when it is due.
-    var exchangeTimer: Scheduled<Void>?
-    var exchangeTimerDeadline: NIODeadline = .distantFuture
+    /// The exchanges' response and idle timer (ExchangeTimer.swift): one per connection, kept across exchanges.
+    var exchangeTimer = ReArmingTimer()
 
     convenience init(runtime: GatewayRuntime, listener: Int = 0, pool: UpstreamPool) {
         self.init(runtimes: RuntimeHolder(runtime), listener: listener, pool: pool)
@@ -84,8 +83,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         }
         lingerTimer?.cancel()
         // Nothing may keep a closed connection's handler alive until a deadline far ahead.
-        exchangeTimer?.cancel()
-        exchangeTimer = nil
+        exchangeTimer.cancel()
         context.fireChannelInactive()
     }
 

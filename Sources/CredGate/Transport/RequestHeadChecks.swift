@@ -151,10 +151,7 @@ extension ProxyHandler {
             return count == 0 ? [] : headers[canonicalForm: "host"]
         }
         if only.isEmpty { return [] } // split(separator:) drops an empty value, as the subscript does
-        let isSpace = { (c: Character) in c == " " || c == "\t" }
-        guard let first = only.firstIndex(where: { !isSpace($0) }), let last = only.lastIndex(where: { !isSpace($0) })
-        else { return [""] }
-        return [only[first...last]]
+        return [only[...].trimmingASCIISpaces()]
     }
 
     /// `uri-host [ ":" port ]`: a reg-name (unreserved and sub-delims; percent-encoding, which RFC 3986 allows

@@ -42,11 +42,8 @@ final class RequestHeadGuard: ChannelDuplexHandler {
 
     private let timeout: TimeAmount
     private var phase: Phase = .awaitingHead(lineLength: 0)
-    /// Scheduled at most once at a time and never cancelled between requests: when it fires before the head
-    /// clock's ``deadline`` (a later request restarted it), it re-arms itself for that deadline. Scheduling and
-    /// cancelling a task per request costs several allocations; a kept-alive connection now schedules about one
-    /// per `header_timeout`.
-    private var timer: Scheduled<Void>?
+    /// The head clock's timer, kept across requests (see ``ReArmingTimer``).
+    private var timer = ReArmingTimer()
     /// When the head being awaited must be in; nil while no head clock runs.
     private var deadline: NIODeadline?
     /// The last bytes of the request line being read (enough for ` HTTP/1.1\r`).
@@ -137,19 +134,19 @@ final class RequestHeadGuard: ChannelDuplexHandler {
     private func startClock(_ context: ChannelHandlerContext) {
         let deadline = context.eventLoop.now + timeout
         self.deadline = deadline
-        if timer == nil { schedule(at: deadline, context) }
+        arm(at: deadline, context)
     }
 
-    private func schedule(at deadline: NIODeadline, _ context: ChannelHandlerContext) {
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            self.timer = nil
-            guard let deadline = self.deadline else { return } // no head awaited now: the next clock schedules
+    private func arm(at deadline: NIODeadline, _ context: ChannelHandlerContext) {
+        timer.arm(at: deadline, on: context.eventLoop) { [self] in
+            self.timer.fired()
+            guard let deadline = self.deadline else { return } // no head awaited now: the next clock arms it
             switch self.phase {
             case .awaitingHead, .lineChecked:
                 if context.eventLoop.now >= deadline {
                     context.fireUserInboundEventTriggered(HeaderTimedOut(timeout: self.timeout))
                 } else {
-                    self.schedule(at: deadline, context)
+                    self.arm(at: deadline, context)
                 }
             case .inRequest, .failed:
                 break
@@ -158,13 +155,11 @@ final class RequestHeadGuard: ChannelDuplexHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
         context.fireChannelInactive()
     }
 }
