@@ -75,6 +75,15 @@ build=(swift build --package-path Fuzz --scratch-path "$FUZZ_SCRATCH" -c "$FUZZ_
 [[ $FUZZ_CONFIG == release ]] && build+=(-Xswiftc -enable-testing) # @testable import CredGate
 echo "\$ ${build[*]}"
 mkdir -p "$FUZZ_SCRATCH"
+# SwiftPM keeps the build plan of a path dependency (the root package) across builds and does not notice a source
+# file added or removed there ("cannot find X in scope", "missing inputs"). When the list of credgate's source
+# files changed since the last build here, the plan is dropped so that it is made anew (about a minute).
+sources_list=$(cd "$ROOT" && find Sources -name '*.swift' | LC_ALL=C sort | sha256sum | cut -d' ' -f1)
+if [[ -f $FUZZ_SCRATCH/sources.sha256 && $(cat "$FUZZ_SCRATCH/sources.sha256") != "$sources_list" ]]; then
+    echo "fuzz.sh: credgate's source files changed since the last fuzz build: its build plan is made anew"
+    rm -f "$FUZZ_SCRATCH/$FUZZ_CONFIG.yaml" "$FUZZ_SCRATCH"/*/"$FUZZ_CONFIG"/description.json
+fi
+echo "$sources_list" >"$FUZZ_SCRATCH/sources.sha256"
 # The output goes to a log: a sanitizer build prints thousands of linker warnings about ASan's own symbols.
 if ! "${build[@]}" >"$FUZZ_SCRATCH/build.log" 2>&1; then
     grep -E 'error:' "$FUZZ_SCRATCH/build.log" | sort -u | head -40 || true
