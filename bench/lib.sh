@@ -120,12 +120,13 @@ parse_wrk() {
 # libraries it loads).
 describe_binary() { # binary [name to show]
     local bin=$1 name=${2:-$1} linkage stripped libs text
-    if ldd "$bin" 2>/dev/null | grep -q 'libswiftCore\.so'; then
+    # Not `ldd | grep -q` under pipefail: grep's early exit can fail the pipeline (SIGPIPE) and flip the answer.
+    if [[ $(ldd "$bin" 2>/dev/null) == *libswiftCore.so* ]]; then
         linkage="dynamic Swift runtime (libswiftCore, Foundation, ICU as shared libraries)"
     else
         linkage="static Swift stdlib (--static-swift-stdlib: runtime, Foundation, ICU linked in)"
     fi
-    if readelf -S -W "$bin" 2>/dev/null | grep -q ' \.symtab '; then stripped="not stripped"; else stripped="stripped"; fi
+    if [[ $(readelf -S -W "$bin" 2>/dev/null) == *' .symtab '* ]]; then stripped="not stripped"; else stripped="stripped"; fi
     libs=$(ldd "$bin" 2>/dev/null | awk '$1 !~ /^linux-vdso|^\/lib64/ { sub(/\.so.*/, "", $1); printf "%s%s", sep, $1; sep = " " }')
     # Sum of the PT_LOAD segments that are not writable (code and read-only data), in MiB.
     local type memsz flags total=0

@@ -250,7 +250,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 NGINX_E=()
-"$NGINX" -h 2>&1 | grep -q -- '-e filename' && NGINX_E=(-e "$WORK/origin/error.log")
+[[ $("$NGINX" -h 2>&1) == *'-e filename'* ]] && NGINX_E=(-e "$WORK/origin/error.log")
 
 free_port ORIGIN_PORT
 free_port PEER_PORT

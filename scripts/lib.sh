@@ -19,6 +19,25 @@ free_port() {
     done
     return 1
 }
+# A Python 3.12 or newer, for the venvs of the SDKs that need one (assured-py 1.3.0 requires 3.12): pyenv's 3.12.1
+# when pyenv has it, else the first of python3.13, python3.12, python3 that is new enough; nothing (status 1) if none.
+# It asks the interpreters themselves: `pyenv versions --bare | grep -qx 3.12.1` under `set -o pipefail` failed at
+# random (grep exits at its match, pyenv gets SIGPIPE writing the next line, and the pipeline's status is 141), so
+# the venv was made with the default 3.11 and pip found no assured-py for it (a red CI, not reproducible at will).
+python312() {
+    local candidate root
+    if command -v pyenv >/dev/null 2>&1; then
+        root=$(pyenv root 2>/dev/null) || root=
+        candidate=$root/versions/3.12.1/bin/python3
+        [[ -n $root && -x $candidate ]] && { echo "$candidate"; return 0; }
+    fi
+    for candidate in python3.13 python3.12 python3; do
+        "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 || continue
+        "$candidate" -c 'import sys; print(sys.executable)'
+        return 0
+    done
+    return 1
+}
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true; }
 # Waits until URL answers at all, while PID lives, for at most SECONDS.
 wait_up() { # url pid seconds
@@ -44,7 +63,8 @@ shipped_build_args() { # root
 }
 
 # Whether BINARY links the Swift runtime statically (no libswiftCore.so among what it loads), as the image's does.
-static_swift() { ! ldd "$1" 2>/dev/null | grep -q 'libswiftCore\.so'; }
+# (No `ldd | grep -q` under pipefail: grep's early exit can make the pipeline fail; see python312.)
+static_swift() { [[ $(ldd "$1" 2>/dev/null) != *libswiftCore.so* ]]; }
 
 # The binary the image ships (the Dockerfile's build, scripts/shipped-build.sh), built first if missing: its path.
 shipped_binary() { # root

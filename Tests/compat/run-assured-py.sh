@@ -7,17 +7,16 @@
 # short token lifetimes. Prints 'assured-py: N passed, M failed'.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+source scripts/lib.sh
 BIN=${1:-.build/debug/credgate}
 VENV=${VENV:-.build/compat-venv}
 SOAK_SECONDS=${SOAK_SECONDS:-16}
 TOKEN_LIFETIME=${TOKEN_LIFETIME:-4}
 
 if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("assured-py")' 2>/dev/null; then
-    PY=python3
-    if command -v pyenv >/dev/null && pyenv versions --bare 2>/dev/null | grep -qx '3.12.1'; then
-        PY="env PYENV_VERSION=3.12.1 python3"
-    fi
-    $PY -m venv "$VENV"
+    PY=$(python312) || { echo "no Python 3.12 or newer found (pyenv's 3.12.1, python3.13, python3.12, python3)"; exit 1; }
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'assured-py==1.3.0'
 fi
 echo "python: $("$VENV/bin/python" --version), assured-py $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("assured-py"))')"

@@ -11,16 +11,15 @@
 # 'curl one-call upload: ok' (or SKIPPED when the profile has no such route).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+source scripts/lib.sh
 BIN=${1:-.build/debug/credgate}
 VENV=${VENV:-.build/wriftai-venv}
 CONFIG=${CONFIG:-Config/wriftai.yaml}
 
 if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import wriftai' 2>/dev/null; then
-    PY=python3
-    if command -v pyenv >/dev/null && pyenv versions --bare 2>/dev/null | grep -qx '3.12.1'; then
-        PY="env PYENV_VERSION=3.12.1 python3"
-    fi
-    $PY -m venv "$VENV"
+    PY=$(python312) || { echo "no Python 3.12 or newer found (pyenv's 3.12.1, python3.13, python3.12, python3)"; exit 1; }
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'wriftai==0.34.0'
 fi
 echo "python: $("$VENV/bin/python" --version), wriftai $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("wriftai"))')"

@@ -55,6 +55,8 @@ public final class AccessLog: Sendable {
         var dropped = 0
         var written = 0
         var stopping = false
+        /// Set by the writer thread as it ends, after its last batch reached the sink.
+        var finished = false
     }
 
     /// - Parameter sink: where formatted batches go (standard output by default).
@@ -105,8 +107,10 @@ public final class AccessLog: Sendable {
         state.withLockedValue { $0.stopping = true }
         condition.lock()
         condition.unlock(withValue: 1)
-        // Wait (bounded) for the writer to drain.
-        for _ in 0..<200 where state.withLockedValue({ !$0.pending.isEmpty }) { usleep(5_000) }
+        // Wait (bounded, so a sink stuck on a full pipe cannot hold the exit) until the writer has handed its last
+        // batch to the sink. An empty `pending` is not enough: the writer empties it before it writes the batch, and
+        // the process could end between the two with those lines unwritten.
+        for _ in 0..<200 where !state.withLockedValue({ $0.finished }) { usleep(5_000) }
     }
 
     private func run() {
@@ -124,7 +128,13 @@ public final class AccessLog: Sendable {
                 sink(buffer)
                 state.withLockedValue { $0.written += batch.count }
             }
-            if stopping && state.withLockedValue({ $0.pending.isEmpty }) { return }
+            if stopping {
+                let done = state.withLockedValue { s -> Bool in
+                    if s.pending.isEmpty { s.finished = true }
+                    return s.finished
+                }
+                if done { return }
+            }
         }
     }
 
