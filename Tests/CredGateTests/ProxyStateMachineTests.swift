@@ -23,7 +23,7 @@ final class EmbeddedConnector: UpstreamConnector, @unchecked Sendable {
             failNext = nil
             return loop.makeFailedFuture(error)
         }
-        let channel = EmbeddedChannel(handler: UpstreamHandler(), loop: loop)
+        let channel = EmbeddedChannel(handler: UpstreamHandler<HTTPClientResponsePart>(), loop: loop)
         _ = try? channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
         opened.append(channel)
         if holdNext {

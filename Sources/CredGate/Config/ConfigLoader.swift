@@ -252,7 +252,7 @@ public enum ConfigLoader {
         var listen = ListenConfig()
         let keys = [
             "host", "port", "max_connections", "max_connections_per_peer", "max_header_bytes", "idle_timeout",
-            "header_timeout", "threads", "trust_forwarded_headers",
+            "header_timeout", "threads", "trust_forwarded_headers", "fast_path",
         ]
         guard let f = w.mapping(node, at: path, allowed: keys) else { return listen }
         if let v = f.value("host", { w.string($0, at: $1) }) { listen.host = v }
@@ -267,6 +267,7 @@ public enum ConfigLoader {
         }
         if let v = f.value("header_timeout", { w.duration($0, at: $1) }) { listen.headerTimeout = v }
         if let v = f.value("trust_forwarded_headers", { boolean($0, at: $1, w) }) { listen.trustForwardedHeaders = v }
+        if let v = f.value("fast_path", { boolean($0, at: $1, w) }) { listen.fastPath = v }
         if let v = f.value("threads", { w.integer($0, at: $1, in: 0...Int.max) }) { listen.threads = v }
         return listen
     }

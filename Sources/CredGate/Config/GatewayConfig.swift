@@ -94,6 +94,9 @@ public struct ListenConfig: Sendable, Equatable {
     /// Whether `X-Forwarded-For`, `Forwarded`, `X-Real-IP` and `Via` from the client are believed and extended
     /// (credgate behind another proxy) instead of replaced (credgate as the first hop, the default).
     var trustForwardedHeaders = false
+    /// Whether plain requests without a body on routes whose filters only add credentials (and rewrite links) take
+    /// the byte-level fast path (``FastPathHandler``); `false` sends every request through NIO's HTTP codec.
+    var fastPath = true
     /// The request line plus all header lines, in bytes; larger heads get 431.
     var maxHeaderBytes: Int = 32 * 1024
     /// A keep-alive client connection with no request in flight is closed after this long.

@@ -1,7 +1,8 @@
+import NIOCore
 import NIOHTTP1
 
 /// Writes a static API key into its header (`x-api-key: <key>`).
-struct APIKeyFilter: HeadFilter {
+struct APIKeyFilter: SplicingFilter {
     let header: String
     let value: Secret
 
@@ -9,11 +10,17 @@ struct APIKeyFilter: HeadFilter {
         head.headers.replaceOrAdd(name: header, value: value.reveal())
         return .proceed
     }
+
+    func splice(into head: inout ByteBuffer) -> SpliceOutcome {
+        // The fast path only takes requests that carry no credential header of their own, so adding is replacing.
+        head.writeHeaderLine(header, value.reveal())
+        return .spliced
+    }
 }
 
 /// Removes whatever credentials the client sent: `Authorization` and `Proxy-Authorization` always, and every
 /// header any configured credential writes, so a client can never smuggle its own key past the gateway.
-struct StripClientCredentials: HeadFilter {
+struct StripClientCredentials: SplicingFilter {
     let names: [String]
 
     init(credentialHeaders: some Sequence<String>) {
@@ -36,4 +43,8 @@ struct StripClientCredentials: HeadFilter {
         for name in names { head.headers.remove(name: name) }
         return .proceed
     }
+
+    /// Nothing to write: the fast path sends every request that carries one of ``names`` (the runtime's
+    /// `protectedHeaders`, the same list) to the full path.
+    func splice(into head: inout ByteBuffer) -> SpliceOutcome { .spliced }
 }

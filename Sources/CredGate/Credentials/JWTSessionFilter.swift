@@ -4,7 +4,7 @@ import NIOHTTP1
 /// Writes the session's access token into its header (`Authorization: Bearer <jwt>`), waits for a login when
 /// there is no valid token yet, answers 503 with `Retry-After` while logins are failing, and asks for one replay
 /// when the platform rejects the token it sent.
-struct JWTSessionFilter: HeadFilter, ReplayFilter {
+struct JWTSessionFilter: SplicingFilter, ReplayFilter {
     let session: JWTSession
     /// The header the session's token goes in (written in the session's `format`: ``SessionToken/headerValue``).
     let header: String
@@ -42,6 +42,18 @@ struct JWTSessionFilter: HeadFilter, ReplayFilter {
         let session = self.session
         promise.completeWithTask { _ = try? await session.validToken() }
         return .retryAfter(promise.futureResult)
+    }
+
+    func splice(into head: inout ByteBuffer) -> SpliceOutcome {
+        guard let token = session.currentToken() else { return .fullPath }
+        head.writeHeaderLine(header, token.headerValue.reveal())
+        return .splicedSession(token)
+    }
+
+    /// The platform answered 401 to a fast-path request that carried `token`: the session drops it (as
+    /// ``upstreamResponded(_:context:)`` does), and the request goes again through the full path.
+    func splicedTokenRejected(_ token: SessionToken) {
+        session.rejected(token)
     }
 
     func upstreamResponded(_ head: HTTPResponseHead, context: FilterContext) -> UpstreamVerdict {

@@ -294,3 +294,31 @@ struct FilterChain: Sendable {
         return .forward
     }
 }
+
+/// What a ``SplicingFilter`` did for a request on the fast path.
+enum SpliceOutcome {
+    /// It cannot say now (no valid session token yet): the request takes the full path.
+    case fullPath
+    case spliced
+    /// It wrote this session token (remembered in case the platform answers 401).
+    case splicedSession(SessionToken)
+}
+
+/// A head filter whose whole effect on a request without a body is a header it can write without reading the
+/// head (a credential): the byte-level fast path (``FastPathHandler``) has it write the header line straight into
+/// the bytes of the upstream head, with no `HTTPRequestHead` made. Its ``HeadFilter/decodeHead(_:context:)`` must
+/// do the same to a head, so that both paths send the same request.
+protocol SplicingFilter: HeadFilter {
+    /// Writes the filter's header lines (`name: value\r\n`) at the end of `head`.
+    func splice(into head: inout ByteBuffer) -> SpliceOutcome
+}
+
+extension ByteBuffer {
+    /// A header line, `name: value\r\n`.
+    mutating func writeHeaderLine(_ name: String, _ value: String) {
+        writeString(name)
+        writeStaticString(": ")
+        writeString(value)
+        writeStaticString("\r\n")
+    }
+}

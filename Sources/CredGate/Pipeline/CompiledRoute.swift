@@ -25,6 +25,8 @@ final class CompiledRoute: Sendable {
     let counters = RouteCounters()
     /// Prometheus request metrics (`/credgate/metrics`), made once per route name; nil when built without a gateway.
     let metrics: RouteMetrics?
+    /// How the byte-level fast path serves this route's requests without a body; nil when it never may.
+    let fastPlan: FastRoutePlan?
 
     init(
         name: String, target: UpstreamTarget?, chain: FilterChain, maxBodyBytes: Int64, replayMaxBodyBytes: Int,
@@ -42,10 +44,45 @@ final class CompiledRoute: Sendable {
         self.rawPath = rawPath
         self.credentialNames = credentialNames
         self.metrics = metrics
+        self.fastPlan = FastRoutePlan(chain: chain, target: target)
         switch idleTimeout {
         case .upstream: self.idleTimeout = target?.config.idleTimeout
         case .after(let amount): self.idleTimeout = amount
         case .off: self.idleTimeout = nil
         }
+    }
+}
+
+/// What the byte-level fast path (``FastPathHandler``) needs of a route: its credentials as header splicers, the
+/// session filter that may ask for a replay after a 401, and `rewrite_links`. A route with any other filter (one
+/// that must see the head, the body or the whole answer as the full path gives them), or without an upstream,
+/// has none.
+struct FastRoutePlan: Sendable {
+    let splicers: [any SplicingFilter]
+    /// At most one: the fast path hands a rejected request to the full path once.
+    let session: JWTSessionFilter?
+    let links: LinkRewriteFilter?
+
+    init?(chain: FilterChain, target: UpstreamTarget?) {
+        guard target != nil else { return nil }
+        var splicers: [any SplicingFilter] = []
+        var session: JWTSessionFilter?
+        var links: LinkRewriteFilter?
+        for filter in chain.filters {
+            if let jwt = filter as? JWTSessionFilter {
+                guard session == nil else { return nil }
+                session = jwt
+                splicers.append(jwt)
+            } else if let splicer = filter as? any SplicingFilter {
+                splicers.append(splicer)
+            } else if let rewrite = filter as? LinkRewriteFilter, links == nil {
+                links = rewrite
+            } else {
+                return nil
+            }
+        }
+        self.splicers = splicers
+        self.session = session
+        self.links = links
     }
 }

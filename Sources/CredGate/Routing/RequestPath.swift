@@ -36,13 +36,7 @@ enum RequestPath {
         var previous: UInt8 = 0
         var plain = true
         for byte in utf8 {
-            if !isUnreserved(byte) && byte != UInt8(ascii: "/")
-                || (byte == UInt8(ascii: "/") && previous == UInt8(ascii: "/"))
-            {
-                plain = false
-                break
-            }
-            if byte == UInt8(ascii: ".") && (previous == UInt8(ascii: "/") || previous == UInt8(ascii: ".")) {
+            if !isPlainPathByte(byte, after: previous) {
                 plain = false
                 break
             }
@@ -50,6 +44,18 @@ enum RequestPath {
         }
         if plain { return .unchanged }
         return slowPath(Array(utf8))
+    }
+
+    /// Whether `byte`, after `previous` (0 at the start), keeps a path plain: unreserved characters and '/', no
+    /// '//' and no dot segment. A plain path is matched and forwarded as sent.
+    @inline(__always)
+    static func isPlainPathByte(_ byte: UInt8, after previous: UInt8) -> Bool {
+        if !isUnreserved(byte) && byte != UInt8(ascii: "/") { return false }
+        if byte == UInt8(ascii: "/") && previous == UInt8(ascii: "/") { return false }
+        if byte == UInt8(ascii: ".") && (previous == UInt8(ascii: "/") || previous == UInt8(ascii: ".")) {
+            return false
+        }
+        return true
     }
 
     private static func slowPath(_ bytes: [UInt8]) -> Outcome {

@@ -100,6 +100,8 @@ public final class Gateway: Sendable {
             let pool = try await loop.submit {
                 // Room for the upstreams a reload may add or change (``UpstreamKeys``).
                 let pool = UpstreamPool(eventLoop: loop, targets: upstreamKeys.capacity)
+                pool.raw = UpstreamPool(
+                    eventLoop: loop, targets: upstreamKeys.capacity, connector: SocketConnector(raw: true))
                 if let log = accessLog {
                     pool.accessLog = AccessLogBuffer(log: log, eventLoop: loop)
                     pool.accessLog?.start()
@@ -119,14 +121,15 @@ public final class Gateway: Sendable {
         let runtimes = RuntimeHolder(runtime)
         var channels: [any Channel] = []
         for (index, listener) in config.listeners.enumerated() {
-            let bootstrap = makeBootstrap(group: group, listen: listener.listen, admission: admissions[index]) {
+            let bootstrap = makeBootstrap(
+                group: group, listen: listener.listen, admission: admissions[index], connections: connections
+            ) {
                 channel in
                 guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value else {
                     throw ChannelError.ioOnClosedChannel
                 }
-                try channel.pipeline.syncOperations.addHandler(
-                    ProxyHandler(runtimes: runtimes, listener: index, pool: pool))
-                connections.register(channel)
+                let proxy = ProxyHandler(runtimes: runtimes, listener: index, pool: pool)
+                return (FastPathHandler(runtimes: runtimes, listener: index, pool: pool, proxy: proxy), proxy)
             }
             do {
                 channels.append(try await bootstrap.bind(host: listener.listen.host, port: listener.listen.port).get())
@@ -189,11 +192,12 @@ public final class Gateway: Sendable {
         for channel in serverChannels { try await channel.closeFuture.get() }
     }
 
-    /// A listening socket's bootstrap: admission at accept, the head guard, NIO's HTTP codec, the idle timer,
-    /// then `addProxy` puts the ``ProxyHandler`` in.
+    /// A listening socket's bootstrap: admission at accept, the head guard, the idle timer, the fast path, NIO's
+    /// HTTP codec and the ``ProxyHandler`` (the last two `makeHandlers` makes).
     private static func makeBootstrap(
         group: any EventLoopGroup, listen: ListenConfig, admission: ConnectionAdmission,
-        addProxy: @escaping @Sendable (any Channel) throws -> Void
+        connections: ClientConnections,
+        makeHandlers: @escaping @Sendable (any Channel) throws -> (FastPathHandler, ProxyHandler)
     ) -> ServerBootstrap {
         ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
@@ -218,12 +222,16 @@ public final class Gateway: Sendable {
                         return channel.eventLoop.makeSucceededVoidFuture()
                     }
                     channel.closeFuture.whenComplete { _ in admission.release(peer: peer, listener: channel.parent) }
+                    let (fast, proxy) = try makeHandlers(channel)
                     try sync.addHandler(RequestHeadGuard(timeout: listen.headerTimeout))
+                    // Before the fast path, which reads the bytes of the requests it serves itself.
+                    try sync.addHandler(IdleStateHandler(readTimeout: listen.idleTimeout))
+                    try sync.addHandler(fast)
                     // No pipelining assistance: NIO's HTTPServerPipelineHandler stops and restarts reading around every
                     // request (two epoll_ctl calls each); ProxyHandler queues pipelined requests itself.
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
-                    try sync.addHandler(IdleStateHandler(readTimeout: listen.idleTimeout))
-                    try addProxy(channel)
+                    try sync.addHandler(proxy)
+                    connections.register(channel)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)

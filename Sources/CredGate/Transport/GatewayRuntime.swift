@@ -43,6 +43,9 @@ public final class GatewayRuntime: Sendable {
     /// Headers credgate writes itself (every credential's, lower case): a client's `Connection` header may not
     /// name them.
     let protectedHeaders: [String]
+    /// Lower-case request header names that send a request to the full path (``FastHead/fullPathRequestHeaders``
+    /// and the credentials' headers), as bytes.
+    let fastPathRefusedHeaders: [[UInt8]]
     let fileIO = NonBlockingFileIO(threadPool: .singleton)
     /// This gateway's Prometheus registry and pre-made metrics (`/credgate/metrics`).
     let metrics: GatewayMetrics
@@ -159,6 +162,9 @@ public final class GatewayRuntime: Sendable {
         self.spool = spool
         self.protectedHeaders =
             StripClientCredentials(credentialHeaders: config.credentials.values.flatMap(\.headerNames)).names
+        self.fastPathRefusedHeaders = Array(Set(FastHead.fullPathRequestHeaders + protectedHeaders)).sorted().map {
+            Array($0.utf8)
+        }
         let credentialNames = config.credentials.keys.sorted()
         let kinds = config.credentials.mapValues { credential -> String in
             switch credential.kind {

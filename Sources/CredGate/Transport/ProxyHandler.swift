@@ -43,6 +43,15 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
         self.pool = pool
     }
 
+    /// A newer runtime the fast path in front saw: taken now, so that a connection serving only fast-path
+    /// requests does not keep a reload's old runtime (and its sessions) alive.
+    func adopt(_ newer: GatewayRuntime, generation: Int) {
+        guard machine.current == nil, generation > self.generation else { return }
+        self.runtime = newer
+        self.generation = generation
+        self.listener = newer.listeners[listenerIndex]
+    }
+
     // MARK: - Client side
 
     func handlerAdded(context: ChannelHandlerContext) {

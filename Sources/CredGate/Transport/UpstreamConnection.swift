@@ -6,10 +6,32 @@ import NIOSSL
 /// The receiving side of an exchange with an upstream connection; the client connection's handler.
 /// All calls arrive on the connection's event loop.
 protocol UpstreamDelegate: AnyObject {
+    /// An answer part, on a connection with NIO's HTTP codec (the full path's).
     func upstreamReceived(_ part: HTTPClientResponsePart)
+    /// Bytes as read, on a raw connection (the fast path's).
+    func upstreamReceivedBytes(_ bytes: ByteBuffer)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(_ writable: Bool)
     func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?)
+}
+
+extension UpstreamDelegate {
+    // Each delegate uses connections of one kind only.
+    func upstreamReceived(_ part: HTTPClientResponsePart) {}
+    func upstreamReceivedBytes(_ bytes: ByteBuffer) {}
+}
+
+/// What an upstream channel's last handler reads: answer parts (NIO's HTTP codec) or raw bytes.
+protocol UpstreamPart {
+    func deliver(to delegate: any UpstreamDelegate)
+}
+
+extension HTTPPart: UpstreamPart where HeadT == HTTPResponseHead, BodyT == ByteBuffer {
+    func deliver(to delegate: any UpstreamDelegate) { delegate.upstreamReceived(self) }
+}
+
+extension ByteBuffer: UpstreamPart {
+    func deliver(to delegate: any UpstreamDelegate) { delegate.upstreamReceivedBytes(self) }
 }
 
 /// One keep-alive connection to an upstream, owned by the pool of the event loop it lives on.
@@ -32,6 +54,11 @@ final class UpstreamConnection {
 
     func write(_ part: HTTPClientRequestPart, promise: EventLoopPromise<Void>? = nil) {
         channel.write(NIOAny(part), promise: promise)
+    }
+
+    /// Writes bytes as they are (a raw connection's).
+    func write(bytes: ByteBuffer) {
+        channel.write(NIOAny(bytes), promise: nil)
     }
 
     func flush() { channel.flush() }
@@ -65,9 +92,15 @@ final class UpstreamConnection {
     }
 }
 
+/// What the pool attaches a new connection to (the ``UpstreamHandler`` at the end of its pipeline).
+protocol UpstreamAttachment: AnyObject {
+    var connection: UpstreamConnection? { get set }
+    var pool: UpstreamPool? { get set }
+}
+
 /// The last handler of an upstream channel: hands everything to the connection's current delegate.
-final class UpstreamHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
+final class UpstreamHandler<Part: UpstreamPart>: ChannelInboundHandler, UpstreamAttachment {
+    typealias InboundIn = Part
 
     var connection: UpstreamConnection? // cleared on close, which breaks the channel <-> connection cycle
     weak var pool: UpstreamPool?
@@ -76,7 +109,7 @@ final class UpstreamHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if let delegate = connection?.delegate {
-            delegate.upstreamReceived(part)
+            part.deliver(to: delegate)
         } else {
             // Bytes on an idle pooled connection: it is no longer in a known state.
             if let connection {
@@ -118,11 +151,13 @@ final class UpstreamPool {
     private var live: [ObjectIdentifier: UpstreamConnection] = [:]
     private var sweeper: RepeatedTask?
 
-    private let connector: any UpstreamConnector
+    fileprivate let connector: any UpstreamConnector
     /// Request IDs for the client connections of this loop.
     let requestIDs = RequestIDSource()
     /// This loop's share of the access log (nil when it is off).
     var accessLog: AccessLogBuffer?
+    /// This loop's raw connections, for the fast path (``FastPathHandler``); set on the full path's pool.
+    var raw: UpstreamPool?
 
     init(eventLoop: any EventLoop, targets: Int, connector: any UpstreamConnector = SocketConnector()) {
         self.eventLoop = eventLoop
@@ -138,10 +173,12 @@ final class UpstreamPool {
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         sweeper = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             loopBound.value.sweep()
+            loopBound.value.raw?.sweep()
         }
     }
 
     func shutdown() {
+        raw?.shutdown()
         sweeper?.cancel()
         accessLog?.stop()
         for connections in idle { for c in connections { c.close() } }
@@ -171,7 +208,7 @@ final class UpstreamPool {
             switch result {
             case .success(let channel):
                 do {
-                    let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+                    let handler = try pool.connector.attachment(of: channel)
                     let connection = UpstreamConnection(channel: channel, target: target)
                     handler.connection = connection
                     handler.pool = pool
@@ -217,7 +254,7 @@ final class UpstreamPool {
         if let i = idle[key].firstIndex(where: { $0 === connection }) { idle[key].remove(at: i) }
     }
 
-    private func sweep() {
+    fileprivate func sweep() {
         let now = eventLoop.now
         for key in idle.indices where !idle[key].isEmpty {
             idle[key].removeAll { connection in
@@ -238,13 +275,31 @@ final class UpstreamPool {
 /// embedded channels in the state-machine tests.
 protocol UpstreamConnector: Sendable {
     func connect(_ target: UpstreamTarget, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel>
+    /// The handler a connected channel's pipeline ends in.
+    func attachment(of channel: any Channel) throws -> any UpstreamAttachment
 }
 
-/// The real connector: TCP with TCP_NODELAY, TLS (HTTP/1.1 only, hostname verified) for `https` upstreams.
+extension UpstreamConnector {
+    func attachment(of channel: any Channel) throws -> any UpstreamAttachment {
+        try channel.pipeline.syncOperations.handler(type: UpstreamHandler<HTTPClientResponsePart>.self)
+    }
+}
+
+/// The real connector: TCP with TCP_NODELAY, TLS (HTTP/1.1 only, hostname verified) for `https` upstreams; with
+/// NIO's HTTP codec (the full path), or `raw` (the fast path reads and writes the bytes itself).
 struct SocketConnector: UpstreamConnector {
+    var raw = false
+
+    func attachment(of channel: any Channel) throws -> any UpstreamAttachment {
+        let sync = channel.pipeline.syncOperations
+        if raw { return try sync.handler(type: UpstreamHandler<ByteBuffer>.self) }
+        return try sync.handler(type: UpstreamHandler<HTTPClientResponsePart>.self)
+    }
+
     func connect(_ target: UpstreamTarget, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
         let ssl = target.sslContext
         let hostname = target.tlsServerHostname
+        let raw = self.raw
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(target.config.connectTimeout)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
@@ -254,8 +309,12 @@ struct SocketConnector: UpstreamConnector {
                     if let ssl {
                         try sync.addHandler(NIOSSLClientHandler(context: ssl, serverHostname: hostname))
                     }
-                    try sync.addHTTPClientHandlers()
-                    try sync.addHandler(UpstreamHandler())
+                    if raw {
+                        try sync.addHandler(UpstreamHandler<ByteBuffer>())
+                    } else {
+                        try sync.addHTTPClientHandlers()
+                        try sync.addHandler(UpstreamHandler<HTTPClientResponsePart>())
+                    }
                 }
             }
             .connect(host: target.config.url.host, port: target.config.url.port)

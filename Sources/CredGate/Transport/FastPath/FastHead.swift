@@ -1,0 +1,406 @@
+import NIOCore
+import NIOHTTP1
+
+/// Byte-level readers of HTTP/1.1 heads for the fast path (``FastPathHandler``), written by hand because
+/// they must not build `HTTPHeaders` (NIO's decoder does, and that is most of what the fast path saves).
+///
+/// They accept a deliberately narrow, unambiguous subset: a request head the full path would treat in exactly the
+/// same way with no check failing. Anything else, however legal, is `.fullPath`: the bytes go to NIO's decoder and
+/// the full checks, so no smuggling, framing or header rule has to be written twice.
+enum FastHead {
+    /// A request head the fast path may forward.
+    struct Request: Equatable {
+        /// Bytes of the head, its final empty line included.
+        var length: Int
+        var method: HTTPMethod
+        /// The request target (origin form), as bytes of the head.
+        var target: Range<Int>
+        /// Where the path ends in the target (the `?` or the target's end).
+        var pathEnd: Int
+        /// The one `Host` header's value (trimmed).
+        var host: Range<Int>
+        /// `Connection: close`.
+        var close: Bool
+        /// Where the first header line starts.
+        var headersStart: Int
+    }
+
+    enum RequestParse: Equatable {
+        /// The head is not all in yet (and still under the size limit).
+        case incomplete
+        /// Not for the fast path: NIO's decoder and the full checks take it.
+        case fullPath
+        case fast(Request)
+    }
+
+    /// Lower-case names of request headers that send the request to the full path: framing (a body), hop-by-hop
+    /// headers other than `Connection: keep-alive|close`, forwarding headers, a client's own request ID or cookie
+    /// (rules live in ``HeaderHygiene`` and ``RequestID``), `Expect`. Credentials are added per runtime.
+    static let fullPathRequestHeaders: [String] =
+        [
+            "content-length", "transfer-encoding", "expect", "upgrade", "te", "trailer", "keep-alive",
+            "proxy-connection",
+            "proxy-authorization", "authorization", "cookie", "x-request-id",
+        ] + HeaderHygiene.forwardingHeaders
+
+    /// Reads a request head at the start of `bytes`. `refused` are lower-case header names that send a request to
+    /// the full path (``fullPathRequestHeaders`` and the credentials' headers).
+    static func parseRequest(_ bytes: UnsafeRawBufferPointer, maxHeaderBytes: Int, refused: [[UInt8]]) -> RequestParse {
+        guard let end = headEnd(bytes, limit: maxHeaderBytes) else {
+            return bytes.count >= maxHeaderBytes ? .fullPath : .incomplete
+        }
+        // Request line: METHOD SP origin-form SP HTTP/1.1 CRLF.
+        var i = 0
+        while i < end, isTokenByte(bytes[i]) { i += 1 }
+        guard i > 0, i < end, bytes[i] == 0x20, let method = bodylessMethod(bytes, 0..<i) else { return .fullPath }
+        i += 1
+        let targetStart = i
+        guard bytes[i] == UInt8(ascii: "/") else { return .fullPath }
+        var pathEnd = -1
+        while i < end, bytes[i] != 0x20 {
+            let c = bytes[i]
+            if pathEnd < 0 {
+                if c == UInt8(ascii: "?") {
+                    pathEnd = i
+                } else if !RequestPath.isPlainPathByte(c, after: i > targetStart ? bytes[i - 1] : 0) {
+                    return .fullPath
+                }
+            } else if c < 0x21 || c > 0x7E || c == UInt8(ascii: "#") {
+                return .fullPath
+            }
+            i += 1
+        }
+        let targetEnd = i
+        if pathEnd < 0 { pathEnd = targetEnd }
+        let version: StaticString = " HTTP/1.1\r\n"
+        guard matches(bytes, at: targetEnd, version) else { return .fullPath }
+        let headersStart = targetEnd + version.utf8CodeUnitCount
+        var host: Range<Int>?
+        var close = false
+        var sawConnection = false
+        var count = 0
+        var ok = true
+        forEachHeader(bytes, from: headersStart, to: end) { name, value in
+            count += 1
+            if count > 100 {
+                ok = false
+            } else if equalsLowercased(bytes, name, "host") {
+                if host != nil { ok = false }
+                host = value
+            } else if equalsLowercased(bytes, name, "connection") {
+                if sawConnection { ok = false }
+                sawConnection = true
+                if equalsLowercased(bytes, value, "close") {
+                    close = true
+                } else if !equalsLowercased(bytes, value, "keep-alive") {
+                    ok = false
+                }
+            } else if refused.contains(where: { equalsLowercased(bytes, name, $0) }) {
+                ok = false
+            }
+            return ok
+        } onMalformed: {
+            ok = false
+        }
+        guard ok, let host, !host.isEmpty else { return .fullPath }
+        let hostValid = ProxyHandler.isValidHost(
+            Substring(decoding: UnsafeRawBufferPointer(rebasing: bytes[host]), as: UTF8.self).utf8)
+        guard hostValid else { return .fullPath }
+        return .fast(
+            Request(
+                length: end, method: method, target: targetStart..<targetEnd, pathEnd: pathEnd, host: host,
+                close: close, headersStart: headersStart))
+    }
+
+    /// A response head the fast path relays.
+    struct Response: Equatable {
+        enum Framing: Equatable {
+            /// No body (a 204 or 304, or the answer to a HEAD).
+            case none
+            case length(Int)
+            case chunked
+            /// Until the upstream closes (no length, not chunked).
+            case untilClose
+        }
+        var length: Int
+        var status: Int
+        /// `SSS reason`: the status line after the version, without its line break.
+        var statusText: Range<Int>
+        var headersStart: Int
+        var framing: Framing
+        var keepAlive: Bool
+        /// `Content-Type` is JSON (`rewrite_links` may hold the answer).
+        var isJSON: Bool
+        /// `Location`, `Content-Location`, `x-ratelimit-reset`, `Retry-After`: rare, read again when present.
+        var hasLocation: Bool
+        var rateLimitReset: Range<Int>?
+        var hasRetryAfter: Bool
+        /// `Connection` names headers other than close/keep-alive (they are dropped).
+        var connectionNames: [Range<Int>]
+    }
+
+    enum ResponseParse: Equatable {
+        case incomplete
+        /// Not a well-formed HTTP/1.x answer head (or an ambiguous one): the exchange fails with 502.
+        case malformed
+        case head(Response)
+    }
+
+    /// Reads an upstream's answer head. `bodyless` when the request was a HEAD.
+    static func parseResponse(_ bytes: UnsafeRawBufferPointer, requestWasHead: Bool, limit: Int = 64 * 1024)
+        -> ResponseParse
+    {
+        guard let end = headEnd(bytes, limit: limit) else {
+            return bytes.count >= limit ? .malformed : .incomplete
+        }
+        let http11 = matches(bytes, at: 0, "HTTP/1.1 ")
+        guard http11 || matches(bytes, at: 0, "HTTP/1.0 ") else { return .malformed }
+        let statusStart = 9
+        guard end > statusStart + 3, (0..<3).allSatisfy({ isDigit(bytes[statusStart + $0]) }),
+            bytes[statusStart + 3] == 0x20 || bytes[statusStart + 3] == 0x0D
+        else { return .malformed }
+        let status =
+            Int(bytes[statusStart] - 48) * 100 + Int(bytes[statusStart + 1] - 48) * 10
+            + Int(bytes[statusStart + 2] - 48)
+        var lineEnd = statusStart + 3
+        while lineEnd < end, bytes[lineEnd] != 0x0D {
+            let c = bytes[lineEnd]
+            if c < 0x20 && c != 0x09 || c == 0x7F { return .malformed }
+            lineEnd += 1
+        }
+        guard lineEnd + 1 < end, bytes[lineEnd + 1] == 0x0A else { return .malformed }
+        var contentLength: Int?
+        var chunked = false
+        var sawTransferEncoding = false
+        var keepAlive = http11
+        var response = Response(
+            length: end, status: status, statusText: statusStart..<lineEnd, headersStart: lineEnd + 2,
+            framing: .untilClose, keepAlive: false, isJSON: false, hasLocation: false, rateLimitReset: nil,
+            hasRetryAfter: false, connectionNames: [])
+        var ok = true
+        forEachHeader(bytes, from: lineEnd + 2, to: end) { name, value in
+            switch name.count {
+            case 14 where equalsLowercased(bytes, name, "content-length"):
+                guard let n = decimal(bytes, value), contentLength == nil || contentLength == n else {
+                    ok = false
+                    return false
+                }
+                contentLength = n
+            case 17 where equalsLowercased(bytes, name, "transfer-encoding"):
+                if sawTransferEncoding || !equalsLowercased(bytes, value, "chunked") { ok = false }
+                sawTransferEncoding = true
+                chunked = true
+            case 10 where equalsLowercased(bytes, name, "connection"):
+                forEachToken(bytes, value) { token in
+                    if equalsLowercased(bytes, token, "close") {
+                        keepAlive = false
+                    } else if equalsLowercased(bytes, token, "keep-alive") {
+                        if !http11 { keepAlive = true }
+                    } else {
+                        response.connectionNames.append(token)
+                    }
+                }
+            case 12 where equalsLowercased(bytes, name, "content-type"):
+                response.isJSON = LinkRewriteFilter.isJSON(bytes[value])
+            case 8 where equalsLowercased(bytes, name, "location"):
+                response.hasLocation = true
+            case 16 where equalsLowercased(bytes, name, "content-location"):
+                response.hasLocation = true
+            case 17 where equalsLowercased(bytes, name, "x-ratelimit-reset"):
+                response.rateLimitReset = value
+            case 11 where equalsLowercased(bytes, name, "retry-after"):
+                response.hasRetryAfter = true
+            default:
+                break
+            }
+            return ok
+        } onMalformed: {
+            ok = false
+        }
+        // Both a length and chunked framing is how responses are smuggled: refuse, as NIO's decoder does.
+        guard ok, !(chunked && contentLength != nil) else { return .malformed }
+        response.keepAlive = keepAlive
+        if requestWasHead || status == 204 || status == 304 || status < 200 {
+            response.framing = .none
+        } else if chunked {
+            response.framing = .chunked
+        } else if let contentLength {
+            response.framing = .length(contentLength)
+        } else {
+            response.framing = .untilClose
+            response.keepAlive = false
+        }
+        return .head(response)
+    }
+
+    /// Response headers the client never gets from the upstream: hop-by-hop ones (framing excepted, which the
+    /// fast path relays as it is) and the upstream's own request ID (the gateway's replaces it).
+    static let droppedResponseHeaders: [[UInt8]] = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "upgrade", "x-request-id",
+    ].map { Array($0.utf8) }
+
+    // MARK: - Reading bytes
+
+    /// The index just past the head's `\r\n\r\n`, if it is within the first `limit` bytes.
+    static func headEnd(_ bytes: UnsafeRawBufferPointer, limit: Int) -> Int? {
+        let n = min(bytes.count, limit)
+        guard n >= 4 else { return nil }
+        var i = 3
+        while i < n {
+            // Step on the last byte of the pattern: a byte other than \n cannot end it.
+            if bytes[i] == 0x0A {
+                if bytes[i - 1] == 0x0D && bytes[i - 2] == 0x0A && bytes[i - 3] == 0x0D { return i + 1 }
+                i += 1
+            } else {
+                i += bytes[i] == 0x0D ? 1 : 2
+            }
+        }
+        return nil
+    }
+
+    /// Calls `body` with the name and the trimmed value of each header line in `from..<to` (`to` is the head's
+    /// end, its empty line included) until it returns false. A line that is not `token ":" OWS value OWS CRLF`
+    /// with visible ASCII, spaces and tabs (an obs-fold, a bare CR or LF, a control byte, obs-text) calls
+    /// `onMalformed` and stops.
+    static func forEachHeader(
+        _ bytes: UnsafeRawBufferPointer, from: Int, to end: Int, _ body: (Range<Int>, Range<Int>) -> Bool,
+        onMalformed: () -> Void
+    ) {
+        var i = from
+        while i < end - 2 {
+            let nameStart = i
+            while i < end, isTokenByte(bytes[i]) { i += 1 }
+            guard i > nameStart, i < end, bytes[i] == UInt8(ascii: ":") else { return onMalformed() }
+            let name = nameStart..<i
+            i += 1
+            while i < end, bytes[i] == 0x20 || bytes[i] == 0x09 { i += 1 }
+            let valueStart = i
+            var valueEnd = i
+            while i < end, bytes[i] != 0x0D {
+                let c = bytes[i]
+                guard c >= 0x20 && c < 0x7F || c == 0x09 else { return onMalformed() }
+                i += 1
+                if c != 0x20 && c != 0x09 { valueEnd = i }
+            }
+            guard i + 1 < end, bytes[i + 1] == 0x0A else { return onMalformed() }
+            i += 2
+            if !body(name, valueStart..<valueEnd) { return }
+        }
+    }
+
+    /// The comma-separated tokens of a list value, trimmed, empty ones skipped.
+    static func forEachToken(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>, _ body: (Range<Int>) -> Void) {
+        var start = value.lowerBound
+        var i = value.lowerBound
+        func emit(_ end: Int) {
+            var s = start
+            var e = end
+            while s < e, bytes[s] == 0x20 || bytes[s] == 0x09 { s += 1 }
+            while e > s, bytes[e - 1] == 0x20 || bytes[e - 1] == 0x09 { e -= 1 }
+            if s < e { body(s..<e) }
+        }
+        while i < value.upperBound {
+            if bytes[i] == UInt8(ascii: ",") {
+                emit(i)
+                start = i + 1
+            }
+            i += 1
+        }
+        emit(value.upperBound)
+    }
+
+    /// ASCII case-insensitive comparison of `range` against a lower-case name.
+    static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lower: StaticString) -> Bool {
+        guard range.count == lower.utf8CodeUnitCount else { return false }
+        let base = lower.utf8Start
+        var j = 0
+        for i in range {
+            let c = bytes[i]
+            if (c >= 0x41 && c <= 0x5A ? c | 0x20 : c) != base[j] { return false }
+            j += 1
+        }
+        return true
+    }
+
+    static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lower: [UInt8]) -> Bool {
+        guard range.count == lower.count else { return false }
+        var j = 0
+        for i in range {
+            let c = bytes[i]
+            if (c >= 0x41 && c <= 0x5A ? c | 0x20 : c) != lower[j] { return false }
+            j += 1
+        }
+        return true
+    }
+
+    static func matches(_ bytes: UnsafeRawBufferPointer, at offset: Int, _ literal: StaticString) -> Bool {
+        let n = literal.utf8CodeUnitCount
+        guard offset >= 0, offset + n <= bytes.count else { return false }
+        let base = literal.utf8Start
+        for j in 0..<n where bytes[offset + j] != base[j] { return false }
+        return true
+    }
+
+    /// A non-negative decimal (at most 18 digits), or nil.
+    static func decimal(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, range.count <= 18 else { return nil }
+        var n = 0
+        for i in range {
+            guard isDigit(bytes[i]) else { return nil }
+            n = n * 10 + Int(bytes[i] - 48)
+        }
+        return n
+    }
+
+    static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+
+    /// RFC 9110 `tchar`.
+    static func isTokenByte(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// The methods the fast path takes: those whose requests carry no body when they have no framing header.
+    private static func bodylessMethod(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTPMethod? {
+        if matchesExactly(bytes, range, "GET") { return .GET }
+        if matchesExactly(bytes, range, "HEAD") { return .HEAD }
+        if matchesExactly(bytes, range, "DELETE") { return .DELETE }
+        if matchesExactly(bytes, range, "OPTIONS") { return .OPTIONS }
+        return nil
+    }
+
+    private static func matchesExactly(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ s: StaticString) -> Bool
+    {
+        range.count == s.utf8CodeUnitCount && matches(bytes, at: range.lowerBound, s)
+    }
+}
+
+extension LinkRewriteFilter {
+    /// ``isJSON(_:)`` on bytes in place.
+    static func isJSON(_ value: Slice<UnsafeRawBufferPointer>) -> Bool {
+        let json: StaticString = "application/json"
+        if value.count >= json.utf8CodeUnitCount {
+            var j = 0
+            var same = true
+            for c in value.prefix(json.utf8CodeUnitCount) {
+                if (c >= 0x41 && c <= 0x5A ? c | 0x20 : c) != json.utf8Start[j] {
+                    same = false
+                    break
+                }
+                j += 1
+            }
+            if same { return true }
+        }
+        return isJSON(String(decoding: value, as: UTF8.self)) // the rarer `+json` types: a copy is fine here
+    }
+}
