@@ -28,6 +28,25 @@ private func pattern(_ text: String) throws -> PathPattern { try PathPattern(tex
         #expect(throws: error) { try PathPattern(text) }
     }
 
+    /// The byte matcher the data path uses agrees with the UTF-8 view matcher on every pattern/path pair of a
+    /// grid with case changes, empty segments, prefixes and trailing slashes.
+    @Test func byteMatchingAgreesWithTheViewMatcher() throws {
+        let patterns = try [
+            "/", "/**", "/api/**", "/api", "/api/", "/api/v1/users", "/api/v1/users/", "/api/{id}", "/api/{id}/",
+            "/api/{id}/x/**", "/API/V1/**", "/a/b/c", "/a//b", "/@/x", "/files/handle/",
+        ].map(pattern)
+        let paths = [
+            "/", "//", "/api", "/api/", "/API/", "/apix", "/ap", "/api/v1/users", "/api/v1/USERS", "/api/v1/users/",
+            "/api/v1/users/x", "/api/v1", "/api/7", "/api/7/", "/api//", "/api/7/x", "/api/7/x/y/z", "/a/b/c", "/a//b",
+            "/a/b/c/", "/@/x", "/`/x", "/files/HANDLE/", "/files/handle", "/api/v1/users?x",
+        ]
+        for p in patterns {
+            for path in paths {
+                #expect(p.matches(path[...]) == p.matchesByView(path[...]), "\(p) \(path)")
+            }
+        }
+    }
+
     @Test func literal() throws {
         let p = try pattern("/api/v1/users")
         #expect(p.matches("/api/v1/users"))

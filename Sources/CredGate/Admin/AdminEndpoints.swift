@@ -189,6 +189,8 @@ public struct AdminEndpoints: Sendable {
             let client_errors: Int
             let server_errors: Int
             let cut_short: Int
+            /// Of `requests`, those served by the byte-level fast path.
+            let fast_path: Int
         }
         struct Body: Encodable {
             let version: String
@@ -209,7 +211,7 @@ public struct AdminEndpoints: Sendable {
         let routes = traffic.snapshot().map { name, t in
             Route(
                 route: name, requests: t.requests, errors: t.errors, client_errors: t.clientErrors,
-                server_errors: t.serverErrors, cut_short: t.cutShort)
+                server_errors: t.serverErrors, cut_short: t.cutShort, fast_path: t.fastPath)
         }
         let credentials = credentialStatus()
         let readiness = Readiness(

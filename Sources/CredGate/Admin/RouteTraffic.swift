@@ -11,13 +11,15 @@ final class RouteCounters: Sendable {
     private let clientErrors = ManagedAtomic<Int>(0)
     private let serverErrors = ManagedAtomic<Int>(0)
     private let cutShort = ManagedAtomic<Int>(0)
+    private let fastPath = ManagedAtomic<Int>(0)
 
     init() {}
 
     /// Counts one finished exchange: `status` is the answer's (0 when none was sent), `cutShort` whether it ended
     /// early.
-    func record(status: UInt, cutShort wasCutShort: Bool) {
+    func record(status: UInt, cutShort wasCutShort: Bool, fastPath wasFast: Bool = false) {
         requests.wrappingIncrement(ordering: .relaxed)
+        if wasFast { fastPath.wrappingIncrement(ordering: .relaxed) }
         if wasCutShort {
             cutShort.wrappingIncrement(ordering: .relaxed)
         } else if status >= 500 {
@@ -31,7 +33,8 @@ final class RouteCounters: Sendable {
     var snapshot: RouteTrafficSnapshot {
         RouteTrafficSnapshot(
             requests: requests.load(ordering: .relaxed), clientErrors: clientErrors.load(ordering: .relaxed),
-            serverErrors: serverErrors.load(ordering: .relaxed), cutShort: cutShort.load(ordering: .relaxed))
+            serverErrors: serverErrors.load(ordering: .relaxed), cutShort: cutShort.load(ordering: .relaxed),
+            fastPath: fastPath.load(ordering: .relaxed))
     }
 }
 
@@ -44,12 +47,15 @@ struct RouteTrafficSnapshot: Sendable, Equatable {
     var serverErrors: Int
     /// Exchanges that ended before their answer was complete.
     var cutShort: Int
+    /// Of ``requests``, those the byte-level fast path served (``FastPathHandler``).
+    var fastPath: Int
 
-    init(requests: Int = 0, clientErrors: Int = 0, serverErrors: Int = 0, cutShort: Int = 0) {
+    init(requests: Int = 0, clientErrors: Int = 0, serverErrors: Int = 0, cutShort: Int = 0, fastPath: Int = 0) {
         self.requests = requests
         self.clientErrors = clientErrors
         self.serverErrors = serverErrors
         self.cutShort = cutShort
+        self.fastPath = fastPath
     }
 
     var errors: Int { clientErrors + serverErrors + cutShort }
@@ -57,7 +63,8 @@ struct RouteTrafficSnapshot: Sendable, Equatable {
     static func + (a: Self, b: Self) -> Self {
         Self(
             requests: a.requests + b.requests, clientErrors: a.clientErrors + b.clientErrors,
-            serverErrors: a.serverErrors + b.serverErrors, cutShort: a.cutShort + b.cutShort)
+            serverErrors: a.serverErrors + b.serverErrors, cutShort: a.cutShort + b.cutShort,
+            fastPath: a.fastPath + b.fastPath)
     }
 }
 

@@ -25,6 +25,7 @@ extension ProxyHandler {
             return
         }
         exchange.timerArmed = true
+        if exchangeTimer.isDue(by: deadline) { return }
         exchangeTimer.arm(at: deadline, on: context.eventLoop) { [self] in
             self.exchangeTimer.fired()
             self.timerFired()

@@ -20,6 +20,12 @@ struct ReArmingTimer {
         task = loop.assumeIsolated().scheduleTask(deadline: deadline, fire)
     }
 
+    /// Whether the timer already fires by `deadline` (``arm(at:on:_:)`` would do nothing): callers check this
+    /// first on the per-request path, so that no closure is made for nothing.
+    func isDue(by deadline: NIODeadline) -> Bool {
+        task != nil && due <= deadline
+    }
+
     /// The scheduled task has run: the next ``arm(at:on:_:)`` schedules anew.
     mutating func fired() {
         task = nil

@@ -82,25 +82,39 @@ final class RequestHeadGuard: ChannelDuplexHandler {
     /// Scans for the end of the request line; false when it ends without an HTTP version.
     private func checkRequestLine(_ buffer: ByteBuffer, lineLength: Int) -> Bool {
         var length = lineLength
-        for byte in buffer.readableBytesView {
-            if byte == UInt8(ascii: "\n") {
-                if tail.last == UInt8(ascii: "\r") { tail.removeLast() }
-                if length <= 1 && tail.isEmpty {
-                    // An empty line before the request line is allowed (RFC 9112 section 2.2).
-                    length = 0
-                    continue
-                }
-                let ok = Self.endsWithVersion(tail)
-                tail.removeAll(keepingCapacity: true)
-                phase = .lineChecked
-                return ok
+        let view = buffer.readableBytesView
+        var start = view.startIndex
+        // Line by line (a search for each line break, not a step per byte): only a line's last 16 bytes are kept.
+        while let end = view[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            keepTail(view[start..<end])
+            length += end - start
+            start = end + 1
+            if tail.last == UInt8(ascii: "\r") { tail.removeLast() }
+            if length <= 1 && tail.isEmpty {
+                // An empty line before the request line is allowed (RFC 9112 section 2.2).
+                length = 0
+                continue
             }
-            length += 1
-            tail.append(byte)
-            if tail.count > 16 { tail.removeFirst(tail.count - 16) }
+            let ok = Self.endsWithVersion(tail)
+            tail.removeAll(keepingCapacity: true)
+            phase = .lineChecked
+            return ok
         }
+        keepTail(view[start...])
+        length += view.endIndex - start
         phase = .awaitingHead(lineLength: length)
         return true
+    }
+
+    /// Appends bytes of the request line to ``tail``, keeping its last 16.
+    private func keepTail(_ bytes: ByteBufferView.SubSequence) {
+        if bytes.count >= 16 {
+            tail.removeAll(keepingCapacity: true)
+            tail.append(contentsOf: bytes.suffix(16))
+        } else {
+            tail.append(contentsOf: bytes)
+            if tail.count > 16 { tail.removeFirst(tail.count - 16) }
+        }
     }
 
     /// Whether a request line ends with ` HTTP/<digit>.<digit>`: a version the decoder judges.
@@ -138,6 +152,7 @@ final class RequestHeadGuard: ChannelDuplexHandler {
     }
 
     private func arm(at deadline: NIODeadline, _ context: ChannelHandlerContext) {
+        if timer.isDue(by: deadline) { return }
         timer.arm(at: deadline, on: context.eventLoop) { [self] in
             self.timer.fired()
             guard let deadline = self.deadline else { return } // no head awaited now: the next clock arms it

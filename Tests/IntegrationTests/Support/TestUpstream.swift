@@ -25,6 +25,8 @@ final class TestUpstream: Sendable {
         case silent
         /// Read the body, then write these bytes verbatim.
         case raw(String)
+        /// These bytes as the answer, then the connection closed (an answer framed by the close).
+        case rawThenClose(String)
         /// Read at least this many bytes of the body (at least one), then close without answering: a server that
         /// drops a reused connection while a body is arriving.
         case closeAfterBodyBytes(Int)
@@ -121,6 +123,14 @@ final class TestUpstream: Sendable {
                     if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
                     {
                         encoder.writeAndFlush(NIOAny(ByteBuffer(string: bytes)), promise: nil)
+                    }
+                case .rawThenClose(let bytes):
+                    if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+                    {
+                        let channel = context.channel
+                        encoder.writeAndFlush(NIOAny(ByteBuffer(string: bytes))).whenComplete { _ in
+                            channel.close(promise: nil)
+                        }
                     }
                 default:
                     break

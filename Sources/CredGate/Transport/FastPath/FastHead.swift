@@ -46,8 +46,10 @@ enum FastHead {
     /// Reads a request head at the start of `bytes`. `refused` are lower-case header names that send a request to
     /// the full path (``fullPathRequestHeaders`` and the credentials' headers).
     static func parseRequest(_ bytes: UnsafeRawBufferPointer, maxHeaderBytes: Int, refused: [[UInt8]]) -> RequestParse {
-        guard let end = headEnd(bytes, limit: maxHeaderBytes) else {
-            return bytes.count >= maxHeaderBytes ? .fullPath : .incomplete
+        guard let end = headEnd(bytes, limit: maxHeaderBytes + 64) else {
+            // A bare LF would end the head for NIO's decoder (which refuses it at once): never wait for more.
+            if bytes.count >= maxHeaderBytes || hasBareLF(bytes) { return .fullPath }
+            return .incomplete
         }
         // Request line: METHOD SP origin-form SP HTTP/1.1 CRLF.
         var i = 0
@@ -80,8 +82,12 @@ enum FastHead {
         var sawConnection = false
         var count = 0
         var ok = true
+        // The head's size as the full path's check counts it (``ProxyHandler/inspect``): the target, 16, and each
+        // header's name and value plus 4.
+        var size = targetEnd - targetStart + 16
         forEachHeader(bytes, from: headersStart, to: end) { name, value in
             count += 1
+            size += name.count + value.count + 4
             if count > 100 {
                 ok = false
             } else if equalsLowercased(bytes, name, "host") {
@@ -102,7 +108,10 @@ enum FastHead {
         } onMalformed: {
             ok = false
         }
-        guard ok, let host, !host.isEmpty else { return .fullPath }
+        // A comma in Host is a list to the full path (several hosts: refused).
+        guard ok, size <= maxHeaderBytes, let host, !host.isEmpty, !bytes[host].contains(UInt8(ascii: ",")) else {
+            return .fullPath
+        }
         let hostValid = ProxyHandler.isValidHost(
             Substring(decoding: UnsafeRawBufferPointer(rebasing: bytes[host]), as: UTF8.self).utf8)
         guard hostValid else { return .fullPath }
@@ -162,6 +171,7 @@ enum FastHead {
         let status =
             Int(bytes[statusStart] - 48) * 100 + Int(bytes[statusStart + 1] - 48) * 10
             + Int(bytes[statusStart + 2] - 48)
+        guard status >= 100 else { return .malformed }
         var lineEnd = statusStart + 3
         while lineEnd < end, bytes[lineEnd] != 0x0D {
             let c = bytes[lineEnd]
@@ -172,7 +182,8 @@ enum FastHead {
         var contentLength: Int?
         var chunked = false
         var sawTransferEncoding = false
-        var keepAlive = http11
+        var sawClose = false
+        var sawKeepAlive = false
         var response = Response(
             length: end, status: status, statusText: statusStart..<lineEnd, headersStart: lineEnd + 2,
             framing: .untilClose, keepAlive: false, isJSON: false, hasLocation: false, rateLimitReset: nil,
@@ -193,9 +204,9 @@ enum FastHead {
             case 10 where equalsLowercased(bytes, name, "connection"):
                 forEachToken(bytes, value) { token in
                     if equalsLowercased(bytes, token, "close") {
-                        keepAlive = false
+                        sawClose = true
                     } else if equalsLowercased(bytes, token, "keep-alive") {
-                        if !http11 { keepAlive = true }
+                        sawKeepAlive = true
                     } else {
                         response.connectionNames.append(token)
                     }
@@ -219,7 +230,8 @@ enum FastHead {
         }
         // Both a length and chunked framing is how responses are smuggled: refuse, as NIO's decoder does.
         guard ok, !(chunked && contentLength != nil) else { return .malformed }
-        response.keepAlive = keepAlive
+        // `close` wins wherever it is; HTTP/1.0 keeps the connection only when asked to.
+        response.keepAlive = !sawClose && (http11 || sawKeepAlive)
         if requestWasHead || status == 204 || status == 304 || status < 200 {
             response.framing = .none
         } else if chunked {
@@ -241,6 +253,16 @@ enum FastHead {
     ].map { Array($0.utf8) }
 
     // MARK: - Reading bytes
+
+    /// Whether a line feed comes without its carriage return.
+    static func hasBareLF(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == 0x0A && (i == 0 || bytes[i - 1] != 0x0D) { return true }
+            i += 1
+        }
+        return false
+    }
 
     /// The index just past the head's `\r\n\r\n`, if it is within the first `limit` bytes.
     static func headEnd(_ bytes: UnsafeRawBufferPointer, limit: Int) -> Int? {

@@ -411,11 +411,20 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         let headBytes = buffer.readSlice(length: response.length)!
         armTimer(exchange) // the idle deadline replaces the head's
-        if exchange.plan.links != nil, response.isJSON, response.framing != .none {
-            if case .length(let n) = response.framing, n > LinkRewriteFilter.limit {
-                exchange.plan.links!.passedUnchanged.increment()
-            } else {
-                // `rewrite_links` sees the whole JSON answer before the client gets any of it.
+        if let links = exchange.plan.links, response.isJSON, response.framing != .none {
+            // `rewrite_links` sees the whole JSON answer before the client gets any of it.
+            var hold = true
+            if case .length(let n) = response.framing {
+                if n > LinkRewriteFilter.limit {
+                    links.passedUnchanged.increment()
+                    hold = false
+                } else if buffer.readableBytes >= n,
+                    !links.rewriter.mentionsUpstream(buffer.getSlice(at: buffer.readerIndex, length: n)!)
+                {
+                    hold = false // all of it is here, with no link: it goes on as it came, not copied
+                }
+            }
+            if hold {
                 let capacity: Int
                 if case .length(let n) = response.framing { capacity = n } else { capacity = 4096 }
                 exchange.heldAnswer = FastExchange.HeldAnswer(
@@ -700,7 +709,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func armTimer(_ exchange: FastExchange) {
         let deadline = deadline(exchange)
-        guard deadline != .distantFuture else { return }
+        guard deadline != .distantFuture, !timer.isDue(by: deadline) else { return }
         timer.arm(at: deadline, on: context.eventLoop) { [self] in
             self.timer.fired()
             self.timerFired()
@@ -729,7 +738,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func log(_ exchange: FastExchange, outcome: String?) {
         let route = exchange.route
         let now = context.eventLoop.now
-        route.counters.record(status: exchange.status, cutShort: outcome != nil)
+        route.counters.record(status: exchange.status, cutShort: outcome != nil, fastPath: true)
         if let metrics = route.metrics {
             metrics.record(
                 method: exchange.request.method, status: exchange.status, bytesIn: 0, bytesOut: exchange.bytesOut,
