@@ -17,6 +17,7 @@ let targets = [
     "FuzzSSN", // SSNCipher and SSNEncryptionFilter.decodeBody on client JSON
     "FuzzTokenLifetime", // TokenLifetime.lifetime(of:) through jwt-kit's parser
     "FuzzConfig", // ConfigLoader.parse(yaml:environment:readFile:)
+    "FuzzFastHead", // FastHead.parseRequest / parseResponse, ChunkedFraming.feed (the fast path)
 ]
 
 let package = Package(

@@ -123,6 +123,42 @@ def request_head_seeds():
     write("FuzzRequestHead", "made-up-method", head(200, 3, "/credgate/healthz", ["TE: trailers", "Upgrade: h2c"]))
 
 
+# ------------------------------------------------------------------------------------------ fast path heads
+def fast(mode, data, limit_bits=31, head_request=False):
+    """mode: 0 request head, 1 answer head, 2 chunked body; limit: 32 * (limit_bits + 1) bytes, 31: 32 KiB."""
+    return bytes([mode | (4 if head_request else 0) | (limit_bits << 3)]) + data.encode("latin-1")
+
+
+def fast_head_seeds():
+    get = "GET /api/v1/users/providers-list/?page=2&page_size=50 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" \
+          "User-Agent: python-httpx/0.28.1\r\nAccept: */*\r\nAccept-Encoding: gzip, deflate\r\n\r\n"
+    write("FuzzFastHead", "request-get", fast(0, get))
+    write("FuzzFastHead", "request-pipelined", fast(0, get + "HEAD /api/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))
+    write("FuzzFastHead", "request-delete-close", fast(0, "DELETE /api/v1/files/42/ HTTP/1.1\r\nhost: [::1]:8080\r\nConnection: close\r\n\r\n"))
+    write("FuzzFastHead", "request-options", fast(0, "OPTIONS /api HTTP/1.1\r\nHOST:x\r\nConnection: keep-alive\r\nA:\r\nB:\t v\t \r\n\r\n"))
+    write("FuzzFastHead", "request-post", fast(0, "POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}"))
+    write("FuzzFastHead", "request-credential", fast(0, "GET /api/x HTTP/1.1\r\nHost: a\r\nX-API-Key: k\r\n\r\n"))
+    write("FuzzFastHead", "request-odd-path", fast(0, "GET /api/%2e%2E//x?q=/../%ZZ#f HTTP/1.1\r\nHost: a\r\n\r\n"))
+    write("FuzzFastHead", "request-bare-lf", fast(0, "GET / HTTP/1.1\r\nHost: a\nX: y\n\n"))
+    write("FuzzFastHead", "request-obs-fold", fast(0, "GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n z\r\n\r\n"))
+    write("FuzzFastHead", "request-over-limit", fast(0, get, limit_bits=1))
+    write("FuzzFastHead", "request-incomplete", fast(0, get[:40]))
+    write("FuzzFastHead", "response-length", fast(1, "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
+                                                   "Content-Length: 2\r\nX-RateLimit-Reset: 1700000000\r\n\r\n{}"))
+    write("FuzzFastHead", "response-chunked", fast(1, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, x-foo\r\n\r\n"
+                                                    "4\r\nWiki\r\n0\r\n\r\n"))
+    write("FuzzFastHead", "response-http10", fast(1, "HTTP/1.0 302 Found\r\nLocation: /x\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"))
+    write("FuzzFastHead", "response-until-close", fast(1, "HTTP/1.1 200\r\nRetry-After: 5\r\n\r\nbody"))
+    write("FuzzFastHead", "response-head", fast(1, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", head_request=True))
+    write("FuzzFastHead", "response-interim", fast(1, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"))
+    write("FuzzFastHead", "response-smuggling", fast(1, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"))
+    write("FuzzFastHead", "response-bad-status", fast(1, "HTTP/1.1 20 OK\r\n\r\n", limit_bits=0))
+    write("FuzzFastHead", "chunked-wikipedia", fast(2, "4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nTrailer: x\r\n\r\nGET"))
+    write("FuzzFastHead", "chunked-empty", fast(2, "0\r\n\r\n"))
+    write("FuzzFastHead", "chunked-long-size", fast(2, "00000000000001\r\nx\r\nA;a=\"b c\"\r\n0123456789\r\n0;last\r\nA: 1\r\n\r\n"))
+    write("FuzzFastHead", "chunked-bare-lf", fast(2, "4\nWiki\r\n0\r\n\r\n"))
+
+
 # ------------------------------------------------------------------------------------------ S3 URIs, presigned URLs
 def s3_seeds():
     for name, uri in [
@@ -225,6 +261,7 @@ def main():
     upload_seeds()
     raw_upload_seeds()
     request_head_seeds()
+    fast_head_seeds()
     s3_seeds()
     presign_seeds()
     ssn_seeds()
