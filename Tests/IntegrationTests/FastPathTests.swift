@@ -156,6 +156,25 @@ import Testing
         }
     }
 
+    /// A head that arrives a few bytes at a time is answered (after two incomplete reads it goes to the full path,
+    /// whose decoder reads incrementally), and so is the next request on that connection.
+    @Test func aHeadInPiecesIsAnswered() async throws {
+        let upstream = try await TestUpstream.start { request in .respond(.ok, body: request.head.uri) }
+        defer { Task { try? await upstream.shutdown() } }
+        try await GatewayFixture.with(config: TestConfig.assured(url: "http://127.0.0.1:\(upstream.port)")) { f in
+            let socket = try RawSocket(port: f.port)
+            for piece in ["GET /api/pie", "ces HTTP/1.1\r\nHo", "st: x\r\nAccept: */*\r", "\n\r\n"] {
+                socket.send(piece)
+                try await Task.sleep(for: .milliseconds(30))
+            }
+            socket.send("GET /api/after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let (text, closed) = await socket.readAll(seconds: 5)
+            #expect(text.statuses == [200, 200], "\(text)")
+            #expect(text.contains("/api/pieces") && text.contains("/api/after"))
+            #expect(closed)
+        }
+    }
+
     /// A 401 to a session token sent on the fast path: the session renews and the request goes again through the
     /// full path, so the client gets the platform's answer to the new token, never the 401.
     @Test func aRejectedSessionTokenIsRenewedAndTheRequestReplayed() async throws {

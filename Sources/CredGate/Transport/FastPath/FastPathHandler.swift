@@ -56,6 +56,10 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var inputClosed = false
     /// The gateway is draining (``ClientConnections/FinishAndClose``).
     private var draining = false
+    /// Reads that left the held head incomplete. A head that needs a third read goes to the full path, so that a
+    /// client sending a head a few bytes at a time cannot make it be scanned over and over (the full path's
+    /// decoder reads incrementally, and the head guard's clock applies there).
+    private var incompleteReads = 0
     private var timer = ReArmingTimer()
     private var context: ChannelHandlerContext!
     private var clientAddress: String?
@@ -162,10 +166,13 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             switch parse {
             case .incomplete:
+                incompleteReads += 1
+                if incompleteReads > 2 { return toFullPath() }
                 return
             case .fullPath:
                 return toFullPath()
             case .fast(let request):
+                incompleteReads = 0
                 guard start(request, buffer) else { return toFullPath() }
             }
         }
