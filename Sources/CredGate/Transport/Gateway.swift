@@ -223,7 +223,9 @@ public final class Gateway: Sendable {
                     }
                     channel.closeFuture.whenComplete { _ in admission.release(peer: peer, listener: channel.parent) }
                     let (fast, proxy) = try makeHandlers(channel)
-                    try sync.addHandler(RequestHeadGuard(timeout: listen.headerTimeout))
+                    let headGuard = RequestHeadGuard(timeout: listen.headerTimeout)
+                    fast.headGuard = headGuard
+                    try sync.addHandler(headGuard)
                     // Before the fast path, which reads the bytes of the requests it serves itself.
                     try sync.addHandler(IdleStateHandler(readTimeout: listen.idleTimeout))
                     try sync.addHandler(fast)

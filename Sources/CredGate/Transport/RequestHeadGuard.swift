@@ -131,18 +131,28 @@ final class RequestHeadGuard: ChannelDuplexHandler {
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         switch event {
         case is HeadArrived:
-            deadline = nil
-            phase = .inRequest
+            headArrived()
             promise?.succeed()
         case is AwaitingHead:
-            if case .failed = phase { break }
-            deadline = nil
-            tail.removeAll(keepingCapacity: true)
-            phase = .awaitingHead(lineLength: 0)
+            awaitingHead()
             promise?.succeed()
         default:
             context.triggerUserOutboundEvent(event, promise: promise)
         }
+    }
+
+    /// A request head was read (``HeadArrived``; the fast path calls it directly, on the channel's loop).
+    func headArrived() {
+        deadline = nil
+        phase = .inRequest
+    }
+
+    /// The connection waits for the next head (``AwaitingHead``; the fast path calls it directly).
+    func awaitingHead() {
+        if case .failed = phase { return }
+        deadline = nil
+        tail.removeAll(keepingCapacity: true)
+        phase = .awaitingHead(lineLength: 0)
     }
 
     private func startClock(_ context: ChannelHandlerContext) {

@@ -41,6 +41,11 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var generation: Int
     /// The connection's full path, told of a newer runtime seen here (so it does not keep the old one alive).
     private weak var proxy: ProxyHandler?
+    /// The connection's head guard, in front: told directly when a head arrived and when the next is awaited (the
+    /// full path sends it outbound events; a direct call saves two handler hops per request).
+    weak var headGuard: RequestHeadGuard?
+    /// Inside ``upstreamReceivedBytes(_:)``: ``upstreamReadComplete()`` flushes what is written meanwhile.
+    private var readingUpstream = false
     private let listenerIndex: Int
     /// The full path's pool of this loop: request IDs, the access log, and the raw connections (``UpstreamPool/raw``).
     private let pool: UpstreamPool
@@ -236,7 +241,11 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.exchange = exchange
         mode = .exchange
         if request.close { closeWhenDone = true }
-        context.triggerUserOutboundEvent(RequestHeadGuard.HeadArrived(), promise: nil)
+        if let headGuard {
+            headGuard.headArrived()
+        } else {
+            context.triggerUserOutboundEvent(RequestHeadGuard.HeadArrived(), promise: nil)
+        }
         acquire(exchange, fresh: false)
         return true
     }
@@ -328,6 +337,15 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func upstreamReceivedBytes(_ bytes: ByteBuffer) {
         guard let exchange, exchange.connection != nil else { return }
+        readingUpstream = true
+        receive(exchange, bytes)
+        readingUpstream = false
+        // The exchange ended in this read: its connection went back without a delegate, so no read-complete comes
+        // here to flush what was written.
+        if self.exchange !== exchange || exchange.connection == nil { context.flush() }
+    }
+
+    private func receive(_ exchange: FastExchange, _ bytes: ByteBuffer) {
         exchange.lastActivity = context.eventLoop.now
         var buffer = bytes
         if exchange.response == nil {
@@ -439,6 +457,14 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
                 return
             }
         }
+        if case .length(let n) = response.framing, n <= 16 * 1024, buffer.readableBytes >= n {
+            // The whole (small) body is here: it goes out in the same write as the head.
+            let body = buffer.readSlice(length: n)!
+            writeClientHead(exchange, response, headBytes, contentLength: nil, body: body)
+            exchange.body = .length(0)
+            if buffer.readableBytes > 0 { exchange.upstreamReusable = false }
+            return finishResponse(exchange)
+        }
         writeClientHead(exchange, response, headBytes, contentLength: nil)
         if case .none = exchange.body {
             if buffer.readableBytes > 0 { exchange.upstreamReusable = false }
@@ -544,8 +570,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
             {
                 body = rewritten
             }
-            writeClientHead(exchange, held.response, held.head, contentLength: body.readableBytes)
-            if body.readableBytes > 0 { deliver(exchange, body) }
+            writeClientHead(exchange, held.response, held.head, contentLength: body.readableBytes, body: body)
         } else if exchange.rechunk {
             var end = context.channel.allocator.buffer(capacity: 5)
             end.writeStaticString("0\r\n\r\n")
@@ -563,9 +588,10 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// from `x-ratelimit-reset`, the request ID, and `Connection: close` when this is the last answer: what
     /// ``HeaderHygiene/clientHead(from:clientVersion:requestID:closeAfter:links:gatewayBase:)`` makes.
     private func writeClientHead(
-        _ exchange: FastExchange, _ response: FastHead.Response, _ head: ByteBuffer, contentLength: Int?
+        _ exchange: FastExchange, _ response: FastHead.Response, _ head: ByteBuffer, contentLength: Int?,
+        body: ByteBuffer? = nil
     ) {
-        var out = context.channel.allocator.buffer(capacity: head.readableBytes + 96)
+        var out = context.channel.allocator.buffer(capacity: head.readableBytes + 128 + (body?.readableBytes ?? 0))
         let rewriteLocations = response.hasLocation && (response.status == 201 || (300..<400).contains(response.status))
         head.withUnsafeReadableBytes { bytes in
             out.writeStaticString("HTTP/1.1 ")
@@ -606,6 +632,10 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         out.writeStaticString("x-request-id: ")
         out.writeString(exchange.requestID)
         out.writeStaticString(closeWhenDone ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n")
+        if var body, body.readableBytes > 0 {
+            exchange.bytesOut += Int64(body.readableBytes)
+            out.writeBuffer(&body)
+        }
         exchange.wroteToClient = true
         context.write(wrapOutboundOut(out), promise: nil)
     }
@@ -644,9 +674,13 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         log(exchange, outcome: outcome)
         self.exchange = nil
         mode = .waiting
-        context.triggerUserOutboundEvent(RequestHeadGuard.AwaitingHead(), promise: nil)
+        if let headGuard {
+            headGuard.awaitingHead()
+        } else {
+            context.triggerUserOutboundEvent(RequestHeadGuard.AwaitingHead(), promise: nil)
+        }
         if closeWhenDone { return closeAfterWrites() }
-        context.flush()
+        if !readingUpstream { context.flush() }
         setReading(true)
         serveHeld()
         // Nothing left that can still become a request.
