@@ -119,6 +119,14 @@ struct Serve: AsyncParsableCommand {
             for platform in platforms { try? await platform.shutdown() }
             throw ExitCode(1)
         }
+        if env["CREDGATE_KEEP_STARTUP_PAGES"] != "1" {
+            // Once ready (the first logins done; at most 10 s), start-up's code is done with: what later runs comes
+            // back when it runs.
+            Task.detached(priority: .background) {
+                for _ in 0..<100 where !gateway.isReady { try? await Task.sleep(for: .milliseconds(100)) }
+                ResidentCode.releaseStartupPages()
+            }
+        }
         gateway.runtime.admin.quit.onRequest {
             logger.notice("POST /credgate/quitquitquit: draining as for SIGTERM")
             SignalWaiter.requestTermination()

@@ -31,6 +31,9 @@ public final class Gateway: Sendable {
     /// The open client connections (admitted ones), told to finish and close by ``drain(delay:grace:)``.
     private let connections: ClientConnections
 
+    /// Whether `/credgate/readiness` would answer 200 now (every required credential has what it needs).
+    public var isReady: Bool { runtime.admin.readiness().isReady }
+
     /// The port actually bound by the first listener (useful with port 0).
     var port: Int { serverChannels[0].localAddress?.port ?? 0 }
     var localAddress: SocketAddress? { serverChannels[0].localAddress }
