@@ -10,7 +10,7 @@
 #   bench/profile.sh [BINARY]          # default: the shipped build (scripts/shipped-build.sh --bin-path)
 #
 # Environment: SECONDS_LOAD (10), CONNECTIONS (32), ALLOCS (1), REQUESTS (20000), LOG_FORMAT (json), PATH_TESTED
-# (/api/bench, the API-key route), EXTRA_ARGS (more `credgate serve` arguments, e.g. "--log-level warning").
+# (/api/bench, the API-key route), WRK_SCRIPT (a wrk Lua script: the method and body, e.g. a presign POST), EXTRA_ARGS (more `credgate serve` arguments, e.g. "--log-level warning").
 # perf slows the process it records and heaptrack much more: this script's figures are shares and counts, never
 # throughput (bench/run.sh measures that).
 set -euo pipefail
@@ -78,11 +78,13 @@ echo "  work directory: $WORK"
 
 # ---------------------------------------------------------------------------------------------------- 1. perf
 start
-wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$PORT$PATH_TESTED" >/dev/null # warm-up
+WRK_SCRIPT_ARGS=()
+[[ -n ${WRK_SCRIPT:-} ]] && WRK_SCRIPT_ARGS=(-s "$WRK_SCRIPT")
+wrk -t1 -c"$CONNECTIONS" -d2s "${WRK_SCRIPT_ARGS[@]}" "http://127.0.0.1:$PORT$PATH_TESTED" >/dev/null # warm-up
 perf record -q -g -o "$WORK/perf.data" -p "$CG" >/dev/null 2>"$WORK/perf.log" &
 PERF=$!
 sleep 0.3
-wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_LOAD}s" "http://127.0.0.1:$PORT$PATH_TESTED" >"$WORK/wrk.txt"
+wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_LOAD}s" "${WRK_SCRIPT_ARGS[@]}" "http://127.0.0.1:$PORT$PATH_TESTED" >"$WORK/wrk.txt"
 kill -INT "$PERF"
 wait "$PERF" 2>/dev/null || true
 stop
