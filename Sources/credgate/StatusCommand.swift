@@ -131,7 +131,7 @@ struct StatusReport {
     /// Requests and errors per route since start; routes with no request are summed up in one line.
     var routes: [String] {
         let rows = (object["routes"] as? [[String: Any]]) ?? []
-        var table = [["ROUTE", "REQUESTS", "ERRORS", "4XX", "5XX", "CUT SHORT"]]
+        var table = [["ROUTE", "REQUESTS", "ERRORS", "4XX", "5XX", "CUT SHORT", "FAST PATH"]]
         var idle = 0
         for row in rows {
             let requests = row["requests"] as? Int ?? 0
@@ -142,7 +142,7 @@ struct StatusReport {
             table.append([
                 row["route"] as? String ?? "?", String(requests), String(row["errors"] as? Int ?? 0),
                 String(row["client_errors"] as? Int ?? 0), String(row["server_errors"] as? Int ?? 0),
-                String(row["cut_short"] as? Int ?? 0),
+                String(row["cut_short"] as? Int ?? 0), String(row["fast_path"] as? Int ?? 0),
             ])
         }
         var lines = table.count > 1 ? Self.render(table) : ["no requests since start"]

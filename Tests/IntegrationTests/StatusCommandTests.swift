@@ -49,12 +49,17 @@ import Testing
                 "expires in, for a person: \(session)")
             #expect(out.contains("ago"), "last refresh, relative: \(out)")
             #expect(out.contains("hit rate 50% (1 hit, 1 miss)"), "\(out)")
-            // ROUTE  REQUESTS  ERRORS  4XX  5XX  CUT SHORT
-            #expect(Self.row(out, "assured-api") == ["assured-api", "2", "0", "0", "0", "0"], "\(out)")
+            // ROUTE  REQUESTS  ERRORS  4XX  5XX  CUT SHORT  FAST PATH (how many of the GETs took it depends on which
+            // pooled connection the client reused: one that served the readiness probe stays on the full path)
+            func counts(_ route: String) -> [String]? { Self.row(out, route).map { Array($0.prefix(6)) } }
+            #expect(counts("assured-api") == ["assured-api", "2", "0", "0", "0", "0"], "\(out)")
             #expect(
-                Self.row(out, "assured-provider-documents") == ["assured-provider-documents", "1", "1", "1", "0", "0"],
+                counts("assured-provider-documents") == ["assured-provider-documents", "1", "1", "1", "0", "0"],
                 "\(out)")
-            #expect(Self.row(out, "assured-presign") == ["assured-presign", "3", "1", "1", "0", "0"], "\(out)")
+            #expect(Self.row(out, "assured-presign") == ["assured-presign", "3", "1", "1", "0", "0", "0"], "\(out)")
+            #expect(
+                Self.row(out, "assured-api").flatMap { $0.last.flatMap { Int($0) } }.map { (0...2).contains($0) }
+                    == true)
             #expect(Self.row(out, "assured-upload") == nil, "routes without requests are summed up, not listed: \(out)")
 
             for secret in await f.secrets() {
