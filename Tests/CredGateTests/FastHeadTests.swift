@@ -771,3 +771,45 @@ private func get(_ target: String, headers: [String]) -> String {
         #expect(feed(input.map { [$0] }).outcome == .malformed, "\(name), byte by byte")
     }
 }
+
+/// ``FastHead/framedRequest(_:maxHeaderBytes:)``: the exact length of a request the fast path hands to the full path
+/// alone (after which it reads the next request itself), or nil when only NIO's decoder may judge the framing.
+@Suite struct FastHeadFramedRequestTests {
+    private func framed(_ text: String) -> Int? {
+        latin1(text).withUnsafeBytes { FastHead.framedRequest($0, maxHeaderBytes: 32 * 1024) }
+    }
+
+    @Test(arguments: [
+        ("POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", 5),
+        ("POST /api/x HTTP/1.1\r\nHost: a\r\ncontent-length: 0\r\n\r\n", 0),
+        ("GET /api/x?%41 HTTP/1.1\r\nHost: a\r\nCookie: c=1\r\nX-Request-ID: r\r\n\r\n", 0),
+        ("PUT /a HTTP/1.0\r\nContent-Length: 007\r\n\r\n", 7),
+        ("GET /credgate/healthz HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n", 0),
+    ])
+    func aPlainlyFramedRequestHasItsExactLength(_ head: String, _ body: Int) {
+        #expect(framed(head + String(repeating: "b", count: body) + "GET / HTTP/1.1\r\n") == latin1(head).count + body)
+    }
+
+    @Test(arguments: [
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5x\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /a HTTP/2.0\r\nHost: a\r\n\r\n",
+        "GET /a\r\nHost: a\r\n\r\n",
+        "GET /a HTTP/1.1\nHost: a\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost : a\r\n\r\n",
+        "GET /a\u{1} HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: a\r\nX: caf\u{E9}\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: a\r\n",
+    ])
+    func anythingElseIsLeftToTheDecoder(_ head: String) {
+        #expect(framed(head) == nil)
+    }
+}

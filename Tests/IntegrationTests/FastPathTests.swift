@@ -153,6 +153,33 @@ import Testing
                 #expect(found != nil, "\(body) not in order: \(raw)")
                 if let found { at = found.upperBound }
             }
+            // The POST went to the full path alone: the GETs after it took the fast path again.
+            #expect(try await Self.fastPathCount(f) == 5)
+        }
+    }
+
+    /// A request the fast path does not serve, with a body that arrives in pieces, goes to the full path alone; the
+    /// request after it takes the fast path. After a chunked body the connection stays on the full path, and is
+    /// still served.
+    @Test func afterAFramedFullPathRequestTheFastPathReadsAgain() async throws {
+        let upstream = try await TestUpstream.start { request in .respond(.ok, body: request.head.uri) }
+        defer { Task { try? await upstream.shutdown() } }
+        try await GatewayFixture.with(config: TestConfig.assured(url: "http://127.0.0.1:\(upstream.port)")) { f in
+            let socket = try RawSocket(port: f.port)
+            socket.send("POST /api/posted HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+            try await Task.sleep(for: .milliseconds(50))
+            socket.send("67890GET /api/after HTTP/1.1\r\nHost: x\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(200))
+            socket.send(
+                "POST /api/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                    + "GET /api/sticky HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let (text, closed) = await socket.readAll(seconds: 5)
+            #expect(text.statuses == [200, 200, 200, 200], "\(text)")
+            for uri in ["/api/posted", "/api/after", "/api/chunked", "/api/sticky"] {
+                #expect(text.contains(uri), "\(uri): \(text)")
+            }
+            #expect(closed)
+            #expect(try await Self.fastPathCount(f) == 1, "only /api/after")
         }
     }
 

@@ -121,6 +121,43 @@ enum FastHead {
                 close: close, headersStart: headersStart))
     }
 
+    /// The length (head and body) of a request at the start of `bytes` whose framing is plain, for a request the
+    /// fast path hands to the full path alone: a complete head with CRLF line ends, an `HTTP/1.0` or `HTTP/1.1`
+    /// request line, well-formed header lines, at most one `Content-Length` and no `Transfer-Encoding` or
+    /// `Upgrade`, not `CONNECT`. NIO's decoder reads such a request to exactly this length. nil for anything else:
+    /// the connection then stays on the full path, whose decoder finds the framing (or refuses it).
+    static func framedRequest(_ bytes: UnsafeRawBufferPointer, maxHeaderBytes: Int) -> Int? {
+        guard let end = headEnd(bytes, limit: maxHeaderBytes + 64),
+            !hasBareLF(UnsafeRawBufferPointer(rebasing: bytes[0..<end]))
+        else { return nil }
+        var i = 0
+        while i < end, isTokenByte(bytes[i]) { i += 1 }
+        guard i > 0, i < end, bytes[i] == 0x20, !matchesExactly(bytes, 0..<i, "CONNECT") else { return nil }
+        var lineEnd = i
+        while lineEnd < end, bytes[lineEnd] != 0x0D {
+            if bytes[lineEnd] < 0x20 || bytes[lineEnd] == 0x7F { return nil }
+            lineEnd += 1
+        }
+        guard lineEnd >= 9, matches(bytes, at: lineEnd - 9, " HTTP/1.1") || matches(bytes, at: lineEnd - 9, " HTTP/1.0")
+        else { return nil }
+        var length: Int?
+        var ok = true
+        forEachHeader(bytes, from: lineEnd + 2, to: end) { name, value in
+            if equalsLowercased(bytes, name, "content-length") {
+                if length != nil { ok = false }
+                length = decimal(bytes, value)
+                if length == nil { ok = false }
+            } else if equalsLowercased(bytes, name, "transfer-encoding") || equalsLowercased(bytes, name, "upgrade") {
+                ok = false
+            }
+            return ok
+        } onMalformed: {
+            ok = false
+        }
+        guard ok else { return nil }
+        return end + (length ?? 0)
+    }
+
     /// A response head the fast path relays.
     struct Response: Equatable {
         enum Framing: Equatable {

@@ -22,11 +22,15 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private enum Mode {
+    private enum Mode: Equatable {
         /// Between requests: bytes are read here.
         case waiting
         /// A request of the fast path is in flight; bytes that arrive are held (pipelined requests).
         case exchange
+        /// One request the fast path could frame exactly (``FastHead/framedRequest(_:maxHeaderBytes:)``) is the
+        /// full path's: `remaining` more of its bytes go to it, later bytes are held until it says it waits for
+        /// the next head (``RequestHeadGuard/AwaitingHead``, which passes here), and the fast path reads again.
+        case fullPathFor(remaining: Int)
         /// Every byte goes to NIO's codec and the ``ProxyHandler``, for the rest of the connection.
         case fullPath
     }
@@ -88,6 +92,13 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         switch mode {
         case .fullPath:
             context.fireChannelRead(data)
+        case .fullPathFor(let remaining):
+            hold(unwrapInboundIn(data))
+            if remaining > 0 {
+                passHeld(upTo: remaining)
+            } else if held!.readableBytes > Self.maxHeld {
+                setReading(false)
+            }
         case .exchange:
             hold(unwrapInboundIn(data))
             if held!.readableBytes > Self.maxHeld { setReading(false) }
@@ -98,7 +109,10 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if mode == .fullPath { context.fireChannelReadComplete() }
+        switch mode {
+        case .fullPath, .fullPathFor: context.fireChannelReadComplete()
+        case .waiting, .exchange: break
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -118,7 +132,17 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard mode != .fullPath else { return context.fireUserInboundEventTriggered(event) }
+        switch mode {
+        case .fullPath:
+            return context.fireUserInboundEventTriggered(event)
+        case .fullPathFor:
+            // The keep-alive timer is the full path's to judge while its request is in flight; anything else (the
+            // client's half-close, a drain) makes the connection the full path's from here on.
+            if !(event is IdleStateHandler.IdleStateEvent) { toFullPath() }
+            return context.fireUserInboundEventTriggered(event)
+        case .waiting, .exchange:
+            break
+        }
         if event is IdleStateHandler.IdleStateEvent {
             // The keep-alive timeout is for a connection with nothing in flight.
             if exchange != nil || (held?.readableBytes ?? 0) > 0 { return }
@@ -175,23 +199,63 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
                 if incompleteReads > 2 { return toFullPath() }
                 return
             case .fullPath:
-                return toFullPath()
+                return handToFullPath(buffer, maxHeaderBytes: listen.maxHeaderBytes)
             case .fast(let request):
                 incompleteReads = 0
-                guard start(request, buffer) else { return toFullPath() }
+                guard start(request, buffer) else {
+                    return handToFullPath(buffer, maxHeaderBytes: listen.maxHeaderBytes)
+                }
             }
         }
     }
 
-    /// Hands the connection to the full path: `prefix` (a request taken back) and the held bytes go to NIO's
-    /// decoder, and so does everything after.
-    private func toFullPath(prefix: ByteBuffer? = nil) {
+    /// A request at the start of `buffer` the fast path does not serve: when its framing is plain
+    /// (``FastHead/framedRequest(_:maxHeaderBytes:)``), just that request goes to the full path and the fast path
+    /// reads again after it; otherwise the connection stays on the full path.
+    private func handToFullPath(_ buffer: ByteBuffer, maxHeaderBytes: Int) {
+        // A client that half-closed, or a drain: the full path answers what is left, then closes.
+        guard !inputClosed, !draining,
+            let length = buffer.withUnsafeReadableBytes({ FastHead.framedRequest($0, maxHeaderBytes: maxHeaderBytes) })
+        else { return toFullPath() }
+        incompleteReads = 0
+        mode = .fullPathFor(remaining: length)
+        passHeld(upTo: length)
+        context.fireChannelReadComplete()
+    }
+
+    /// Passes up to `remaining` held bytes to the full path (the rest of its request); later bytes stay held.
+    private func passHeld(upTo remaining: Int) {
+        guard var bytes = held, bytes.readableBytes > 0 else { return }
+        let n = min(remaining, bytes.readableBytes)
+        let part = bytes.readSlice(length: n)!
+        held = bytes.readableBytes > 0 ? bytes : nil
+        mode = .fullPathFor(remaining: remaining - n)
+        if held != nil, held!.readableBytes > Self.maxHeld { setReading(false) }
+        context.fireChannelRead(wrapInboundOut(part))
+    }
+
+    /// The full path's ``RequestHeadGuard/AwaitingHead`` passes here: after a request handed to it, the fast path
+    /// reads the next one.
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        context.triggerUserOutboundEvent(event, promise: promise)
+        guard event is RequestHeadGuard.AwaitingHead, case .fullPathFor(let remaining) = mode else { return }
+        guard remaining == 0 else {
+            // Idle before its request was all read (not expected): the full path keeps the connection.
+            return toFullPath()
+        }
+        mode = .waiting
+        setReading(true)
+        // Not from inside the full path's own call: once it has returned.
+        context.eventLoop.assumeIsolated().execute { [self] in
+            if self.mode == .waiting { self.serveHeld() }
+        }
+    }
+
+    /// Hands the connection to the full path: the held bytes go to NIO's decoder, and so does everything after.
+    private func toFullPath() {
         mode = .fullPath
         runtime = nil
-        var bytes = prefix ?? ByteBuffer()
-        if var rest = held {
-            if bytes.readableBytes == 0 { bytes = rest } else { bytes.writeBuffer(&rest) }
-        }
+        let bytes = held ?? ByteBuffer()
         held = nil
         setReading(true)
         if bytes.readableBytes > 0 {
@@ -736,7 +800,11 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func handOver(_ exchange: FastExchange) {
         dropConnection(exchange)
         self.exchange = nil
-        toFullPath(prefix: exchange.head)
+        var bytes = exchange.head
+        if var rest = held { bytes.writeBuffer(&rest) }
+        held = bytes
+        mode = .waiting
+        handToFullPath(bytes, maxHeaderBytes: Int.max - 64)
     }
 
     private func dropConnection(_ exchange: FastExchange) {
