@@ -86,6 +86,15 @@ func within(_ range: Range<Int>, _ bounds: Range<Int>) -> Bool {
 func checkRequest(_ bytes: [UInt8], maxHeaderBytes: Int) {
     let parse = parseRequest(bytes, maxHeaderBytes: maxHeaderBytes)
     let end = firstHeadEnd(bytes)
+    // framedRequest (a request handed to the full path alone): its length covers exactly the first head and a
+    // body, and a fast head is framed as its own length (no body).
+    let framed = bytes.withUnsafeBytes { FastHead.framedRequest($0, maxHeaderBytes: maxHeaderBytes) }
+    if let framed {
+        fuzzExpect(end != nil && framed >= end!, "framed request shorter than its head")
+    }
+    if case .fast(let request) = parse {
+        fuzzExpect(framed == request.length, "a fast head framed as \(String(describing: framed)), not its length")
+    }
     switch parse {
     case .incomplete:
         // The wait is bounded: never with the limit's worth of bytes in, nor for a head NIO's decoder would
