@@ -336,10 +336,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         FastHead.forEachHeader(bytes, from: request.headersStart, to: request.length) { name, value in
             if !FastHead.equalsLowercased(bytes, name, "host") && !FastHead.equalsLowercased(bytes, name, "connection")
             {
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[name]))
-                out.writeStaticString(": ")
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[value]))
-                out.writeStaticString("\r\n")
+                out.writeHeaderLine(bytes, name, value)
             }
             return true
         } onMalformed: {
@@ -676,10 +673,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
                     out.writeStaticString("\r\n")
                     return true
                 }
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[name]))
-                out.writeStaticString(": ")
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[value]))
-                out.writeStaticString("\r\n")
+                out.writeHeaderLine(bytes, name, value)
                 return true
             } onMalformed: {
             }
@@ -937,5 +931,15 @@ final class FastExchange {
     /// The request target as the client sent it (for the access log).
     var clientTarget: String {
         head.getString(at: head.readerIndex + request.target.lowerBound, length: request.target.count) ?? ""
+    }
+}
+
+extension ByteBuffer {
+    /// A header line copied from a head's bytes: `name: value\r\n`.
+    mutating func writeHeaderLine(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>, _ value: Range<Int>) {
+        writeBytes(UnsafeRawBufferPointer(rebasing: bytes[name]))
+        writeStaticString(": ")
+        writeBytes(UnsafeRawBufferPointer(rebasing: bytes[value]))
+        writeStaticString("\r\n")
     }
 }
