@@ -183,6 +183,39 @@ import Testing
         }
     }
 
+    /// Requests the full path answers itself (no route, a wrong method, the admin endpoints, a malformed query)
+    /// hand the connection back: each next request, sent only after the answer came, is answered too.
+    @Test func afterTheFullPathsOwnAnswersTheNextRequestIsServed() async throws {
+        let upstream = try await TestUpstream.start { request in .respond(.ok, body: request.head.uri) }
+        defer { Task { try? await upstream.shutdown() } }
+        let config = TestConfig.assured(url: "http://127.0.0.1:\(upstream.port)") { $0.routes[0].methods = ["GET"] }
+        try await GatewayFixture.with(config: config) { f in
+            let socket = try RawSocket(port: f.port)
+            var statuses: [Int] = []
+            for (request, status) in [
+                ("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404), ("GET /api/a HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+                ("DELETE /api/a HTTP/1.1\r\nHost: x\r\n\r\n", 405), ("GET /api/b HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+                ("GET /credgate/healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+                ("GET /api/c HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+                ("GET /api/%2e%2e/x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+                ("GET /api/d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200),
+            ] {
+                socket.send(request)
+                let deadline = ContinuousClock.now + .seconds(5)
+                var text = ""
+                while ContinuousClock.now < deadline {
+                    let (more, _) = await socket.readAll(seconds: 0.2)
+                    text += more
+                    if text.statuses.count == 1, text.contains("\r\n\r\n") { break }
+                }
+                statuses += text.statuses
+                #expect(text.statuses == [status], "\(request): \(text)")
+            }
+            #expect(statuses.count == 8)
+            #expect(try await Self.fastPathCount(f) == 4, "/api/a, b, c and d")
+        }
+    }
+
     /// A head that arrives a few bytes at a time is answered (after two incomplete reads it goes to the full path,
     /// whose decoder reads incrementally), and so is the next request on that connection.
     @Test func aHeadInPiecesIsAnswered() async throws {
