@@ -697,6 +697,7 @@ private let badConfigs: [BadConfig] = [
               max_connections_per_peer: 7
               header_timeout: 3s
               trust_forwarded_headers: true
+              fast_path: false
             upstreams:
               assured:
                 url: HTTPS://Demo-Backend.withassured.com/base/
@@ -741,6 +742,7 @@ private let badConfigs: [BadConfig] = [
         #expect(config.listen.maxConnectionsPerPeer == 7)
         #expect(config.listen.headerTimeout == .seconds(3))
         #expect(config.listen.trustForwardedHeaders)
+        #expect(!config.listen.fastPath)
 
         let assured = try #require(config.upstreams["assured"])
         #expect(assured.name == "assured")
@@ -788,6 +790,7 @@ private let badConfigs: [BadConfig] = [
         #expect(config.listen.maxConnectionsPerPeer == 512)
         #expect(config.listen.headerTimeout == .seconds(10))
         #expect(!config.listen.trustForwardedHeaders)
+        #expect(config.listen.fastPath)
         let assured = try #require(config.upstreams["assured"])
         #expect(assured.url.description == "https://demo-backend.withassured.com")
         #expect(assured.connectTimeout == .seconds(5))

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 
 /// A route ready for the data path: where it goes, its filter chain and its limits. Built once from a
 /// ``RouteConfig`` by ``RouteCompiler``; shared read-only by every connection.
@@ -50,6 +51,20 @@ final class CompiledRoute: Sendable {
         case .after(let amount): self.idleTimeout = amount
         case .off: self.idleTimeout = nil
         }
+    }
+}
+
+extension CompiledRoute {
+    /// Counts one finished exchange, whichever path served it: the status counters (`/credgate/status`), the
+    /// request metrics and a stale-connection retry.
+    func count(
+        method: HTTPMethod, status: UInt, bytesIn: Int64, bytesOut: Int64, nanoseconds: Int64, cutShort: Bool,
+        fastPath: Bool, retriedStale: Bool
+    ) {
+        counters.record(status: status, cutShort: cutShort, fastPath: fastPath)
+        guard let metrics else { return }
+        metrics.record(method: method, status: status, bytesIn: bytesIn, bytesOut: bytesOut, nanoseconds: nanoseconds)
+        if retriedStale { target?.metrics?.staleRetries.increment() }
     }
 }
 

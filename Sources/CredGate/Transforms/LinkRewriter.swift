@@ -160,12 +160,15 @@ struct LinkRewriteFilter: ResponseFilter {
 extension LinkRewriteFilter {
     /// `application/json` (any parameters) or a `+json` type, in any letter case, compared in place: the header
     /// is read for every answer, and lowercasing a value this long allocates.
-    static func isJSON(_ type: String) -> Bool {
+    static func isJSON(_ type: String) -> Bool { isJSON(bytes: type.utf8) }
+
+    /// ``isJSON(_:)`` on the value's bytes (the fast path reads them in place).
+    static func isJSON<Bytes: Collection<UInt8>>(bytes value: Bytes) -> Bool {
         func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }
-        let value = type.utf8
         let json = "application/json".utf8
         if value.count >= json.count && zip(value, json).allSatisfy({ lower($0) == $1 }) { return true }
-        return type.lowercased().contains("+json") // the rarer types: a copy is fine here
+        // The rarer types: a copy is fine here.
+        return String(decoding: value, as: UTF8.self).lowercased().contains("+json")
     }
 }
 

@@ -4,13 +4,10 @@ import NIOHTTP1
 /// The counters, metrics and access-log line of each answered request.
 extension ProxyHandler {
     func log(_ exchange: Exchange, outcome: String?) {
-        exchange.route.counters.record(status: exchange.status, cutShort: outcome != nil)
-        if let metrics = exchange.route.metrics {
-            metrics.record(
-                method: exchange.clientHead.method, status: exchange.status, bytesIn: exchange.bodyBytesIn,
-                bytesOut: exchange.bodyBytesOut, nanoseconds: (context.eventLoop.now - exchange.started).nanoseconds)
-            if exchange.retriedStale { exchange.route.target?.metrics?.staleRetries.increment() }
-        }
+        exchange.route.count(
+            method: exchange.clientHead.method, status: exchange.status, bytesIn: exchange.bodyBytesIn,
+            bytesOut: exchange.bodyBytesOut, nanoseconds: (context.eventLoop.now - exchange.started).nanoseconds,
+            cutShort: outcome != nil, fastPath: false, retriedStale: exchange.retriedStale)
         // Plain values only: the access log formats them on its own thread.
         guard let accessLog = pool.accessLog else { return }
         let now = context.eventLoop.now

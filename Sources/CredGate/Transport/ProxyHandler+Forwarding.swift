@@ -56,11 +56,7 @@ extension ProxyHandler {
         switch result {
         case .failure(let error):
             detach(exchange)
-            let reason = Self.describe(connectError: error)
-            let problem: GatewayError =
-                Self.isTimeout(error)
-                ? .upstreamTimeout(upstream: exchange.target.name, phase: "connect")
-                : .upstreamUnreachable(upstream: exchange.target.name, reason: reason)
+            let problem = Self.connectProblem(error, upstream: exchange.target.name)
             finishWithLocal(exchange, .problem(problem, requestID: exchange.requestID), close: false)
         case .success(let (connection, reused)):
             exchange.usedReusedConnection = reused

@@ -210,6 +210,13 @@ extension ProxyHandler {
         return nil
     }
 
+    /// The problem a client gets when no connection to `upstream` could be made (both paths).
+    static func connectProblem(_ error: any Error, upstream: String) -> GatewayError {
+        isTimeout(error)
+            ? .upstreamTimeout(upstream: upstream, phase: "connect")
+            : .upstreamUnreachable(upstream: upstream, reason: describe(connectError: error))
+    }
+
     static func isTimeout(_ error: any Error) -> Bool {
         if let e = error as? ChannelError, case .connectTimeout = e { return true }
         return false

@@ -249,7 +249,7 @@ enum FastHead {
                     }
                 }
             case 12 where equalsLowercased(bytes, name, "content-type"):
-                response.isJSON = LinkRewriteFilter.isJSON(bytes[value])
+                response.isJSON = LinkRewriteFilter.isJSON(bytes: bytes[value])
             case 8 where equalsLowercased(bytes, name, "location"):
                 response.hasLocation = true
             case 16 where equalsLowercased(bytes, name, "content-location"):
@@ -430,25 +430,5 @@ enum FastHead {
     private static func matchesExactly(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ s: StaticString) -> Bool
     {
         range.count == s.utf8CodeUnitCount && matches(bytes, at: range.lowerBound, s)
-    }
-}
-
-extension LinkRewriteFilter {
-    /// ``isJSON(_:)`` on bytes in place.
-    static func isJSON(_ value: Slice<UnsafeRawBufferPointer>) -> Bool {
-        let json: StaticString = "application/json"
-        if value.count >= json.utf8CodeUnitCount {
-            var j = 0
-            var same = true
-            for c in value.prefix(json.utf8CodeUnitCount) {
-                if (c >= 0x41 && c <= 0x5A ? c | 0x20 : c) != json.utf8Start[j] {
-                    same = false
-                    break
-                }
-                j += 1
-            }
-            if same { return true }
-        }
-        return isJSON(String(decoding: value, as: UTF8.self)) // the rarer `+json` types: a copy is fine here
     }
 }

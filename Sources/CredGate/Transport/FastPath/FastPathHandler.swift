@@ -355,8 +355,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func acquire(_ exchange: FastExchange, fresh: Bool) {
         guard let raw = pool.raw else {
-            return answerLocally(
-                exchange, .problem(.upstreamReset(upstream: exchange.target.name), requestID: exchange.requestID))
+            return answerLocally(exchange, .upstreamReset(upstream: exchange.target.name))
         }
         if !fresh, let connection = raw.takeIdle(exchange.target) {
             return attach(exchange, connection, reused: true)
@@ -370,12 +369,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
             case .success(let (connection, _)):
                 self.attach(exchange, connection, reused: false)
             case .failure(let error):
-                let problem: GatewayError =
-                    ProxyHandler.isTimeout(error)
-                    ? .upstreamTimeout(upstream: exchange.target.name, phase: "connect")
-                    : .upstreamUnreachable(
-                        upstream: exchange.target.name, reason: ProxyHandler.describe(connectError: error))
-                self.answerLocally(exchange, .problem(problem, requestID: exchange.requestID))
+                self.answerLocally(exchange, ProxyHandler.connectProblem(error, upstream: exchange.target.name))
             }
         }
     }
@@ -425,15 +419,12 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
                     exchange.pendingHead = buffer
                     return
                 case .malformed:
-                    return answerLocally(
-                        exchange,
-                        .problem(.upstreamReset(upstream: exchange.target.name), requestID: exchange.requestID))
+                    return answerLocally(exchange, .upstreamReset(upstream: exchange.target.name))
                 case .head(let response):
                     if response.status == 101 {
                         // credgate never forwards Upgrade, so a 101 is the platform's mistake (as on the full path).
                         return answerLocally(
-                            exchange,
-                            .problem(.upgradeRefused(upstream: exchange.target.name), requestID: exchange.requestID),
+                            exchange, .upgradeRefused(upstream: exchange.target.name),
                             close: true)
                     }
                     if response.status < 200 {
@@ -469,16 +460,14 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
                 exchange.retriedStale = true
                 return acquire(exchange, fresh: true)
             }
-            return answerLocally(
-                exchange, .problem(.upstreamReset(upstream: exchange.target.name), requestID: exchange.requestID))
+            return answerLocally(exchange, .upstreamReset(upstream: exchange.target.name))
         }
         if case .untilClose = exchange.body {
             closeWhenDone = true
             return finishResponse(exchange)
         }
         if !exchange.wroteToClient {
-            return answerLocally(
-                exchange, .problem(.upstreamReset(upstream: exchange.target.name), requestID: exchange.requestID))
+            return answerLocally(exchange, .upstreamReset(upstream: exchange.target.name))
         }
         failMidAnswer(exchange, outcome: "upstream closed mid-response")
     }
@@ -568,9 +557,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
                 if exchange.wroteToClient {
                     failMidAnswer(exchange, outcome: "malformed chunked answer")
                 } else {
-                    answerLocally(
-                        exchange,
-                        .problem(.upstreamReset(upstream: exchange.target.name), requestID: exchange.requestID))
+                    answerLocally(exchange, .upstreamReset(upstream: exchange.target.name))
                 }
             }
         case .untilClose:
@@ -752,7 +739,8 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     /// Answers the request with a gateway error (nothing of the upstream's answer was written).
-    private func answerLocally(_ exchange: FastExchange, _ response: LocalResponse, close: Bool = false) {
+    private func answerLocally(_ exchange: FastExchange, _ error: GatewayError, close: Bool = false) {
+        let response = LocalResponse.problem(error, requestID: exchange.requestID)
         dropConnection(exchange)
         exchange.status = response.status.code
         exchange.errorCode = response.headers.first(name: "x-credgate-error")
@@ -832,7 +820,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
             failMidAnswer(exchange, outcome: "upstream idle timeout mid-response")
         } else {
             let error = GatewayError.upstreamTimeout(upstream: exchange.target.name, phase: "response head")
-            answerLocally(exchange, .problem(error, requestID: exchange.requestID))
+            answerLocally(exchange, error)
         }
     }
 
@@ -841,13 +829,10 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func log(_ exchange: FastExchange, outcome: String?) {
         let route = exchange.route
         let now = context.eventLoop.now
-        route.counters.record(status: exchange.status, cutShort: outcome != nil, fastPath: true)
-        if let metrics = route.metrics {
-            metrics.record(
-                method: exchange.request.method, status: exchange.status, bytesIn: 0, bytesOut: exchange.bytesOut,
-                nanoseconds: (now - exchange.started).nanoseconds)
-            if exchange.retriedStale { exchange.target.metrics?.staleRetries.increment() }
-        }
+        route.count(
+            method: exchange.request.method, status: exchange.status, bytesIn: 0, bytesOut: exchange.bytesOut,
+            nanoseconds: (now - exchange.started).nanoseconds, cutShort: outcome != nil, fastPath: true,
+            retriedStale: exchange.retriedStale)
         guard let accessLog = pool.accessLog else { return }
         accessLog.append(
             AccessRecord(
