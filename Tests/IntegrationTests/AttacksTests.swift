@@ -300,6 +300,20 @@ extension AttacksTests {
         }
     }
 
+    /// The same with two requests the fast path serves (FastPathHandler): after the last answer the connection is
+    /// closed, not left open until the idle timeout. (The check compared the finished exchange with nil, which is
+    /// never true, instead of the handler's current one.)
+    @Test func aHalfClosedClientIsAnsweredAndClosedOnTheFastPath() async throws {
+        try await SessionTests.withGateway { f in
+            let socket = try RawSocket(port: f.gateway.port)
+            socket.send(Self.get() + Self.get())
+            socket.halfClose()
+            let (text, closed) = await socket.readAll(seconds: 5)
+            #expect(text.statuses == [200, 200], "\(text.prefix(400))")
+            #expect(closed, "the connection was left open after the last answer")
+        }
+    }
+
     /// Item 7: SIGHUP is never fatal: it is logged (and reloads the configuration, ``ConfigReloadTests``).
     @Test func sighupIsLoggedAndNeverFatal() async throws {
         let gateway = try await SpawnedGateway.start()

@@ -284,7 +284,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         setReading(true)
         serveHeld()
         // Nothing left that can still become a request.
-        if inputClosed && exchange == nil && mode == .waiting { closeAfterWrites() }
+        if inputClosed && self.exchange == nil && mode == .waiting { closeAfterWrites() }
     }
 
     /// Closes the connection once everything written so far is out (a close alone would drop what is queued).
