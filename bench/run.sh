@@ -222,6 +222,14 @@ else
     BIN_DESC=$(describe_binary "$CREDGATE_BIN" "$BUILT_BIN, run as a stripped copy")
 fi
 log "credgate binary: $BIN_DESC"
+# How much of the link order (link/credgate.order, scripts/order-file.sh) the binary still has: a low share means
+# the data path's functions were renamed since it was generated, and its code is spread again (more resident).
+ORDER_NOTE="link order: no link/credgate.order"
+if [[ -f $ROOT/link/credgate.order ]] && command -v nm >/dev/null; then
+    ORDER_NOTE=$(nm "$BUILT_BIN" 2>/dev/null | awk '{ print $NF }' | sort -u | awk 'NR == FNR { d[$0] = 1; next }
+        !/^#/ && NF { n++; if (d[$0]) k++ } END { printf "link order: %d of the %d functions in link/credgate.order are in the binary (%.0f%%; regenerate with scripts/order-file.sh when low)", k, n, n ? 100 * k / n : 0 }' - "$ROOT/link/credgate.order")
+fi
+log "$ORDER_NOTE"
 chmod 1777 "$SINK/files" # nginx workers run as nobody when started by root
 
 PIDS=()
@@ -729,6 +737,7 @@ SMOKE_FAILED=0
         echo "  start to ready (bench/start-ready.py, $START_RUNS fresh processes, ms): $(sed -e 's/healthz /healthz answering /' -e 's/ readiness / · readiness 200 (logged in) /' -e 's/ runs [0-9]*$//' <<<"$START_READY");" \
             "healthz $(verdict "$healthz_ms" '<=' "$TARGET_READY_MS") (target <= $TARGET_READY_MS ms)"
     fi
+    echo "$ORDER_NOTE"
     echo "credgate (one route) memory: VmRSS $(kib_to_mib "$RSS_START") MiB at start (RssAnon $(kib_to_mib "$ANON_START") MiB, the rest is mapped code and libraries);" \
         "after the load VmRSS $(kib_to_mib "$RSS_AFTER_LOAD") MiB, VmHWM $(kib_to_mib "$HWM_AFTER_LOAD") MiB"
     if [[ $SKIP_STREAM != 1 ]]; then

@@ -15,7 +15,8 @@
 # Then: /credgate/healthz answers 200, /credgate/status shows no secret, /api/v1/users/providers-list/ answers
 # 200 JSON through the sandbox, a path with no route answers 404 problem+json, the access log on stdout is one
 # JSON object per request, GET /credgate/metrics answers the Prometheus text format with the requests just made
-# counted, and a clean drain: SIGTERM while a slow request is in flight lets it finish (200), and the process
+# counted, the start-up pages let go once ready as the image's user (mapped file pages compared with a second
+# process run with CREDGATE_KEEP_STARTUP_PAGES=1), and a clean drain: SIGTERM while a slow request is in flight lets it finish (200), and the process
 # exits 0 within 5 s. Prints `container-smoke: N passed, M failed`; exits 1 if anything failed.
 # SMOKE_USER=root keeps root instead of dropping to nobody (diagnosis only).
 #
@@ -282,6 +283,26 @@ check "  ... and no secret" no_secret
 ready() { [[ $(http_code "$BASE/credgate/readiness") == 200 ]]; }
 for ((i = 0; i < 100; i++)); do ready && break; sleep 0.1; done
 check "GET /credgate/readiness answers 200 (the session credential logged in against the sandbox)" ready
+
+# Once ready, credgate lets go of its start-up code (Sources/credgate/ResidentCode.swift). As the image's user, who
+# cannot write the root-owned binary, the kernel refuses to page a file out (MADV_PAGEOUT did nothing here); the
+# release must still happen. Compared with a second process, started the same way with CREDGATE_KEEP_STARTUP_PAGES=1.
+rss_file_kib() { awk '/^RssFile:/ { print $2 }' "/proc/$1/status"; }
+sleep 1
+RELEASED_KIB=$(rss_file_kib "$PID")
+KEEP_PORT=$(free_port)
+(cd "$IMAGE_ROOT" && exec "${AS_USER[@]}" env -i "${RUN_ENV[@]}" CREDGATE_PORT="$KEEP_PORT" CREDGATE_KEEP_STARTUP_PAGES=1 \
+    "$ENTRY" "${CMD_WORDS[@]}") >"$IMAGE_ROOT/keep.out" 2>"$IMAGE_ROOT/keep.err" &
+KEEP_PID=$!
+PIDS+=("$KEEP_PID")
+for ((i = 0; i < 100; i++)); do [[ $(http_code "http://127.0.0.1:$KEEP_PORT/credgate/readiness") == 200 ]] && break; sleep 0.1; done
+sleep 1
+KEPT_KIB=$(rss_file_kib "$KEEP_PID" 2>/dev/null || echo 0)
+kill -TERM "$KEEP_PID" 2>/dev/null || true
+check "once ready, the start-up pages are let go as $RUN_AS: mapped file pages $((RELEASED_KIB / 1024)) MiB, against $((KEPT_KIB / 1024)) MiB with CREDGATE_KEEP_STARTUP_PAGES=1" \
+    test "$((RELEASED_KIB * 4))" -lt "$((KEPT_KIB * 3))"
+EXPECT=200 check "  ... and the code comes back when it runs: GET /api/v1/users/providers-list/ answers 200" \
+    request "$BASE/api/v1/users/providers-list/"
 curl -sS --max-time 5 -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"delay_ms": 1500}' \
     "http://127.0.0.1:$SANDBOX_PORT/sandbox/presign" || true
 curl -sS --max-time 20 -o "$IMAGE_ROOT/inflight.body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \

@@ -28,6 +28,8 @@ if [[ ${1:-} == --bin-path ]]; then
 fi
 [[ $# == 0 ]] || { echo "usage: scripts/shipped-build.sh [--bin-path]" >&2; exit 2; }
 echo "shipped-build: swift build ${ARGS[*]}" >&2
+# SwiftPM does not know the link order file is an input of the link: a binary older than it is linked again.
+if [[ -x $BIN && $ROOT/link/credgate.order -nt $BIN ]]; then rm -f "$BIN"; fi
 (cd "$ROOT" && swift build "${ARGS[@]}") >&2
 [[ -x $BIN ]] || { echo "shipped-build: the build succeeded but there is no binary at $BIN" >&2; exit 1; }
 echo "$BIN"
