@@ -6,15 +6,16 @@
     /// The static binary maps about 40 MiB of code and read-only data. Start-up runs a lot of it once (argument
     /// parsing, YAML, the configuration's checks, TLS and HTTP-client set-up), and the kernel maps code in 64 KiB
     /// runs around each page touched (fault-around): right after start about 22 MiB of the file is resident, most of
-    /// it never run again. After start-up this unmaps the executable's read-only segments from the process
+    /// it never run again. After start-up this unmaps the read-only segments of the executable, and of the shared
+    /// libraries it loaded (libc, libstdc++: their symbol tables are only read while loading), from the process
     /// (`MADV_DONTNEED`); what requests run is mapped again from the page cache on first use (a minor fault), so
     /// the resident set becomes what the data path and the timers use. The link order puts the functions the data
     /// path runs next to each other (`link/credgate.order`, see `scripts/order-file.sh`), so that set is a few
     /// contiguous MiB rather than 64 KiB runs all over the text.
     ///
-    /// Which pages: the executable's `PT_LOAD` segments without write permission (`.text`, `.rodata`, `.eh_frame`
-    /// and the like), read from the program headers in the executable's first page. They are never written (no text relocations: lld links with `-z
-    /// text`), so the copy in the page cache is byte for byte what was mapped and dropping the mapping loses
+    /// Which pages: each object's `PT_LOAD` segments without write permission (`.text`, `.rodata`, `.eh_frame` and
+    /// the like), read from the program headers in its first page. They are never written (no text relocations:
+    /// lld links with `-z text`, and x86-64 libraries have none), so the copy in the page cache is byte for byte what was mapped and dropping the mapping loses
     /// nothing. The relocated read-only data (`PT_GNU_RELRO`) is in a writable segment, and is left alone: its pages
     /// are private copies that a re-read of the file would not restore.
     ///
@@ -25,14 +26,24 @@
     ///
     /// `CREDGATE_KEEP_STARTUP_PAGES=1` leaves the pages as they are.
     enum ResidentCode {
-        /// Unmaps the executable's read-only segments; returns how many bytes were advised (0 when none or refused).
+        /// Unmaps the read-only segments of the executable and of the shared libraries it loaded; returns how many
+        /// bytes were advised (0 when none or refused).
         @discardableResult
         static func releaseStartupPages() -> Int {
-            // Where the executable's first page is mapped; its ELF header and program headers are there. (Glibc's
-            // Swift module has neither `dl_iterate_phdr` nor `getauxval`, hence /proc/self/maps.)
-            guard let (mapped, length) = firstMappingOfExecutable(), length >= MemoryLayout<Elf64_Ehdr>.size,
-                let image = UnsafeRawPointer(bitPattern: mapped)
-            else { return 0 }
+            // Where each object's first page is mapped: its ELF header and program headers are there. (Glibc's Swift
+            // module has neither `dl_iterate_phdr` nor `getauxval`, hence /proc/self/maps.)
+            var released = 0
+            for object in objectsMapped() {
+                released += release(mapped: object.start, length: object.length, isExecutable: object.isExecutable)
+            }
+            return released
+        }
+
+        /// One object (the executable or a shared library) whose first page is mapped at `mapped`.
+        private static func release(mapped: UInt, length: Int, isExecutable: Bool) -> Int {
+            guard length >= MemoryLayout<Elf64_Ehdr>.size, let image = UnsafeRawPointer(bitPattern: mapped) else {
+                return 0
+            }
             let header = image.load(as: Elf64_Ehdr.self)
             let phdrSize = MemoryLayout<Elf64_Phdr>.size
             guard header.e_ident.0 == 0x7F, header.e_ident.1 == UInt8(ascii: "E"),
@@ -66,6 +77,7 @@
                 _ = madvise(address, Int(end - start), MADV_RANDOM)
                 if madvise(address, Int(end - start), MADV_DONTNEED) == 0 { released += Int(end - start) }
             }
+            guard isExecutable else { return released }
             return released + releaseCleanPagesOfWritableReadOnlyData(base: base, page: page, relro: relro)
         }
 
@@ -146,29 +158,36 @@
             return nil
         }
 
-        /// The address and length of the executable's mapping at file offset 0, from /proc/self/maps.
-        private static func firstMappingOfExecutable() -> (UInt, Int)? {
-            guard let maps = fopen("/proc/self/maps", "r") else { return nil }
+        /// The executable's and each shared library's mapping at file offset 0 (address and length), from
+        /// /proc/self/maps: the objects with code mapped (`r-xp`), so never a data file that happens to be mapped.
+        private static func objectsMapped() -> [(start: UInt, length: Int, isExecutable: Bool)] {
+            guard let maps = fopen("/proc/self/maps", "r") else { return [] }
             defer { fclose(maps) }
             var exe = [CChar](repeating: 0, count: 4096)
             let n = readlink("/proc/self/exe", &exe, exe.count - 1)
-            guard n > 0 else { return nil }
+            guard n > 0 else { return [] }
             let exePath = String(decoding: exe[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            var firstPages: [(path: Substring, start: UInt, length: Int)] = []
+            var withCode = Set<Substring>()
             var line = [CChar](repeating: 0, count: 4096)
             while fgets(&line, Int32(line.count), maps) != nil {
                 let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 // "start-end perms offset dev inode path"
-                let fields = text.split(separator: " ", omittingEmptySubsequences: true)
-                guard fields.count >= 6, fields[5].hasPrefix(exePath), UInt(fields[2], radix: 16) == 0,
-                    fields[1].hasPrefix("r")
-                else { continue }
+                let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+                guard fields.count >= 6, fields[5].hasPrefix("/") else { continue }
+                // Only objects with code (the executable, shared libraries): not a data file someone mapped.
+                if fields[1] == "r-xp" { withCode.insert(fields[5]) }
+                guard UInt(fields[2], radix: 16) == 0, fields[1].hasPrefix("r") else { continue }
                 let range = fields[0].split(separator: "-")
                 guard range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16),
-                    end > start
+                    end > start, !firstPages.contains(where: { $0.path == fields[5] })
                 else { continue }
-                return (start, Int(end - start))
+                firstPages.append((fields[5], start, Int(end - start)))
             }
-            return nil
+            let found = firstPages.filter { withCode.contains($0.path) }.map {
+                (start: $0.start, length: $0.length, isExecutable: $0.path == exePath)
+            }
+            return found
         }
     }
 #else
