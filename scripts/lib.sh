@@ -50,6 +50,16 @@ wait_up() { # url pid seconds
     return 1
 }
 
+# Starts `BINARY sandbox` (the Assured emulator) on a free port, accepting KEY, USER and PASS, its log in
+# WORK/sandbox.log; adds it to PIDS and sets SANDBOX_PORT. Prints the log and returns 1 if it does not answer in 30 s.
+start_sandbox() { # binary key user pass
+    SANDBOX_PORT=$(free_port)
+    SANDBOX_API_KEY=$2 SANDBOX_USER=$3 SANDBOX_PASS=$4 "$1" sandbox --host 127.0.0.1 --port "$SANDBOX_PORT" \
+        >"$WORK/sandbox.log" 2>&1 &
+    PIDS+=($!)
+    wait_up "http://127.0.0.1:$SANDBOX_PORT/sandbox/healthz" "$!" 30 || { cat "$WORK/sandbox.log"; return 1; }
+}
+
 # The arguments of the Dockerfile's `RUN swift build ... --product credgate` line (up to the line's end, a
 # backslash or `&&`), one per line, plus `--scratch-path ROOT/.build-bench`; nothing if the line is missing or
 # does not link the Swift stdlib statically. scripts/shipped-build.sh builds with them (bench/lib.sh reads the

@@ -41,11 +41,7 @@ BIN=$WORK/credgate
 KEY="order-$RANDOM$RANDOM"
 USER_EMAIL=order@example.com
 PASS="order-pass-$RANDOM$RANDOM"
-SANDBOX_PORT=$(free_port)
-SANDBOX_API_KEY=$KEY SANDBOX_USER=$USER_EMAIL SANDBOX_PASS=$PASS "$BIN" sandbox --host 127.0.0.1 --port "$SANDBOX_PORT" \
-    >"$WORK/sandbox.log" 2>&1 &
-PIDS+=($!)
-wait_up "http://127.0.0.1:$SANDBOX_PORT/sandbox/healthz" "${PIDS[0]}" 30 || { cat "$WORK/sandbox.log"; exit 1; }
+start_sandbox "$BIN" "$KEY" "$USER_EMAIL" "$PASS" || exit 1
 
 PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"

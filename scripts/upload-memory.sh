@@ -26,11 +26,7 @@ echo "upload-memory: $BIN ($(du -h "$BIN" | cut -f1), $LINKAGE), ${SIZE_MIB} MiB
 KEY="mem-$RANDOM$RANDOM"
 USER_EMAIL=mem@example.com
 PASS="mem-pass-$RANDOM$RANDOM"
-SANDBOX_PORT=$(free_port)
-SANDBOX_API_KEY=$KEY SANDBOX_USER=$USER_EMAIL SANDBOX_PASS=$PASS "$BIN" sandbox --host 127.0.0.1 --port "$SANDBOX_PORT" \
-    >"$WORK/sandbox.log" 2>&1 &
-PIDS+=($!)
-wait_up "http://127.0.0.1:$SANDBOX_PORT/sandbox/healthz" "${PIDS[0]}" 30 || { cat "$WORK/sandbox.log"; exit 1; }
+start_sandbox "$BIN" "$KEY" "$USER_EMAIL" "$PASS" || exit 1
 
 sed 's/max_body_bytes: 25MiB/max_body_bytes: 128MiB/' "$ROOT/Config/credgate.yaml" >"$WORK/credgate.yaml"
 grep -q 'max_body_bytes: 128MiB' "$WORK/credgate.yaml" || { echo "could not raise the upload limit"; exit 1; }

@@ -124,7 +124,8 @@ struct Serve: AsyncParsableCommand {
             // back when it runs.
             Task.detached(priority: .background) {
                 for _ in 0..<100 where !gateway.isReady { try? await Task.sleep(for: .milliseconds(100)) }
-                ResidentCode.releaseStartupPages()
+                let released = ResidentCode.releaseStartupPages()
+                logger.debug("start-up pages released", metadata: ["bytes": "\(released)"])
             }
         }
         gateway.runtime.admin.quit.onRequest {

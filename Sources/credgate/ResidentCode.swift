@@ -15,8 +15,8 @@
     ///
     /// Which pages: each object's `PT_LOAD` segments without write permission (`.text`, `.rodata`, `.eh_frame` and
     /// the like), read from the program headers in its first page. They are never written (no text relocations:
-    /// lld links with `-z text`, and x86-64 libraries have none), so the copy in the page cache is byte for byte what was mapped and dropping the mapping loses
-    /// nothing. The relocated read-only data (`PT_GNU_RELRO`) is in a writable segment, and is left alone: its pages
+    /// lld links with `-z text`, and x86-64 libraries have none), so the copy in the page cache is byte for byte
+    /// what was mapped and dropping the mapping loses nothing. The relocated read-only data (`PT_GNU_RELRO`) is in a writable segment, and is left alone: its pages
     /// are private copies that a re-read of the file would not restore.
     ///
     /// Why not `MADV_PAGEOUT` (the first version): the kernel only pages out a file's pages for a process that could
@@ -28,7 +28,6 @@
     enum ResidentCode {
         /// Unmaps the read-only segments of the executable and of the shared libraries it loaded; returns how many
         /// bytes were advised (0 when none or refused).
-        @discardableResult
         static func releaseStartupPages() -> Int {
             // Where each object's first page is mapped: its ELF header and program headers are there. (Glibc's Swift
             // module has neither `dl_iterate_phdr` nor `getauxval`, hence /proc/self/maps.)
@@ -184,15 +183,13 @@
                 else { continue }
                 firstPages.append((fields[5], start, Int(end - start)))
             }
-            let found = firstPages.filter { withCode.contains($0.path) }.map {
+            return firstPages.filter { withCode.contains($0.path) }.map {
                 (start: $0.start, length: $0.length, isExecutable: $0.path == exePath)
             }
-            return found
         }
     }
 #else
     enum ResidentCode {
-        @discardableResult
         static func releaseStartupPages() -> Int { 0 }
     }
 #endif
