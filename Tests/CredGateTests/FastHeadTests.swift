@@ -138,9 +138,41 @@ private func get(_ target: String, headers: [String]) -> String {
         #expect(text(head, request.host) == "a")
     }
 
-    @Test(arguments: ["POST", "PUT", "PATCH", "CONNECT", "TRACE", "get", "Get", "GETS", "PROPFIND"])
+    @Test(arguments: ["PUT", "PATCH", "CONNECT", "TRACE", "get", "Get", "GETS", "PROPFIND"])
     func otherMethodsTakeTheFullPath(_ method: String) {
         #expect(parseRequest("\(method) /api/x HTTP/1.1\r\nHost: a\r\n\r\n") == .fullPath)
+    }
+
+    /// A POST is read only with one plain `Content-Length` (the fast path answers presign calls from the cache);
+    /// the body's length is the request's.
+    @Test(arguments: [("Content-Length: 58", 58), ("content-length:0", 0), ("CONTENT-LENGTH:  007 ", 7)])
+    func aPostWithOneLengthIsRead(_ header: String, _ length: Int) {
+        guard case .fast(let request) = parseRequest("POST /api/x HTTP/1.1\r\nHost: a\r\n\(header)\r\n\r\n{}") else {
+            Issue.record("\(header): not fast")
+            return
+        }
+        #expect(request.method == .POST)
+        #expect(request.contentLength == length)
+        #expect(request.length == latin1("POST /api/x HTTP/1.1\r\nHost: a\r\n\(header)\r\n\r\n").count)
+    }
+
+    @Test(arguments: [
+        "POST /a HTTP/1.1\r\nHost: a\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5x\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1234567890123456789\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        "DELETE /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+        "Post /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+    ])
+    func aBodyFramedAnyOtherWayTakesTheFullPath(_ head: String) {
+        #expect(parseRequest(head + "12345") == .fullPath, "\(head.debugDescription)")
     }
 
     @Test func anIncompleteHeadWaits() {

@@ -270,6 +270,99 @@ import Testing
         }
     }
 
+    // MARK: - Presign cache hits
+
+    /// A presign call the cache can answer, in the plain form the SDK sends, is answered on the fast path exactly
+    /// as the full path answers a hit (the same head, in the same order, and body; `Age` and the request ID aside),
+    /// with the same access-log record and counters; a miss, and a body in any other form, take the full path.
+    /// Pipelined hits are answered in order, and `Connection: close` closes after the hit.
+    @Test func aPresignHitIsAnsweredOnTheFastPathAsOnTheFullPath() async throws {
+        try await AccessLogTests.withGateway(log: { $0.format = .json }) { f, lines in
+            let path = FilesTests.presignPath
+            let port = f.gateway.port
+            func post(_ body: String, close: Bool = false) -> String {
+                "POST \(path) HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: "
+                    + "\(body.utf8.count)\r\n\(close ? "Connection: close\r\n" : "")\r\n\(body)"
+            }
+            let plain = #"{"s3_url": "s3://assured-sandbox-files/fast/a.pdf", "presigned_url": ""}"#
+            // The full path reads this one with its JSON reader: the same object.
+            let other = #"{"s3_url": "s3://assured-sandbox-files/fast/a.pdf", "presigned_url": null}"#
+
+            let miss = try #require(
+                RawAnswer(try await RawClient.exchange(port: port, post(plain, close: true)), head: false))
+            #expect(miss.status == 200 && miss.headers.contains { $0 == ("x-cache", "MISS") }, "\(miss.headers)")
+            #expect(try await Self.fastPathCount(base: f.base) == 0)
+
+            let fastRaw = try await RawClient.exchange(port: port, post(plain, close: true))
+            let fullRaw = try await RawClient.exchange(port: port, post(other, close: true))
+            #expect(try await Self.fastPathCount(base: f.base) == 1, "only the plain body's hit")
+            let fast = try #require(RawAnswer(fastRaw, head: false), "\(fastRaw)")
+            let full = try #require(RawAnswer(fullRaw, head: false), "\(fullRaw)")
+            #expect(fast.status == 200 && full.status == 200)
+            // Age and max-age may have ticked between the two.
+            func same(_ a: RawAnswer) -> [String] {
+                a.headers.map { name, value in
+                    ["x-request-id", "age", "cache-control"].contains(name) ? name : "\(name): \(value)"
+                }
+            }
+            func maxAge(_ a: RawAnswer) -> Int {
+                a.headers.first { $0.0 == "cache-control" }.flatMap { Int($0.1.split(separator: "=").last ?? "") } ?? -9
+            }
+            #expect(abs(maxAge(fast) - maxAge(full)) <= 1 && maxAge(fast) > 3000, "\(fast.headers)")
+            #expect(fast.headers.first { $0.0 == "cache-control" }?.1.hasPrefix("private, max-age=") == true)
+            #expect(same(fast) == same(full), "\(fastRaw)\n---\n\(fullRaw)")
+            #expect(
+                fast.headers.map(\.0) == [
+                    "x-cache", "age", "cache-control", "content-type", "x-request-id", "content-length", "connection",
+                ])
+            #expect(fast.body == full.body && fast.body == miss.body)
+            #expect(fast.headers.first { $0.0 == "x-cache" }?.1 == "HIT")
+
+            // The access log: the same record but for the request's own ID, length and timing.
+            var records: [[String: Any]] = []
+            for _ in 0..<50 {
+                records = try AccessLogTests.records(lines()).filter { ($0["route"] as? String) == "assured-presign" }
+                if records.count >= 3 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(records.count == 3)
+            // Each loop writes its own records: find the two hits by their request's length.
+            let hits = records.filter { $0["cache"] as? String == "HIT" }
+            let fastRecord = hits.first { $0["bytes_in"] as? Int == plain.utf8.count }
+            let fullRecord = hits.first { $0["bytes_in"] as? Int == other.utf8.count }
+            #expect(hits.count == 2 && fastRecord != nil && fullRecord != nil, "\(records)")
+            if let fastRecord, let fullRecord {
+                func comparable(_ r: [String: Any]) -> [String] {
+                    r.filter { !["request_id", "duration_ms", "time", "bytes_in"].contains($0.key) }
+                        .map { "\($0.key)=\($0.value)" }.sorted()
+                }
+                #expect(comparable(fastRecord) == comparable(fullRecord), "\(fastRecord)\n\(fullRecord)")
+                #expect(fastRecord["bytes_out"] as? Int == fast.body.utf8.count)
+            }
+
+            // Pipelined: two hits, a miss (another file) and a hit, then a GET, all in one write and in order.
+            let next = #"{"s3_url": "s3://assured-sandbox-files/fast/b.pdf", "presigned_url": ""}"#
+            let pipelined = try await RawClient.exchange(
+                port: port,
+                post(plain) + post(plain) + post(next) + post(plain)
+                    + "GET /api/v1/users/providers-list/?limit=1 HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n"
+            )
+            #expect(pipelined.statuses == [200, 200, 200, 200, 200], "\(pipelined)")
+            let caches = pipelined.matches(of: #/x-cache: (\w+)/#).map { String($0.output.1) }
+            #expect(caches == ["HIT", "HIT", "MISS", "HIT"], "\(pipelined)")
+            #expect(try await Self.fastPathCount(base: f.base) == 5, "three more hits and the GET")
+            let status = try await send(.GET, f.base + "/credgate/status").json()
+            let cache = status["presign_cache"] as? [String: Any]
+            #expect(cache?["hits"] as? Int == 5, "\(cache ?? [:])")
+        }
+    }
+
+    static func fastPathCount(base: String) async throws -> Int {
+        let json = try await send(.GET, base + "/credgate/status").json()
+        let routes = json["routes"] as? [[String: Any]] ?? []
+        return routes.reduce(0) { $0 + ($1["fast_path"] as? Int ?? 0) }
+    }
+
     // MARK: - Reading answers
 
     static func comparable(_ head: HTTPRequestHead) -> [String] {
@@ -283,9 +376,7 @@ import Testing
     }
 
     static func fastPathCount(_ f: GatewayFixture) async throws -> Int {
-        let json = try await send(.GET, f.base + "/credgate/status").json()
-        let routes = json["routes"] as? [[String: Any]] ?? []
-        return routes.reduce(0) { $0 + ($1["fast_path"] as? Int ?? 0) }
+        try await fastPathCount(base: f.base)
     }
 }
 

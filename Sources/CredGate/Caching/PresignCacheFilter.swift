@@ -147,6 +147,44 @@ struct PresignCacheFilter: BodyFilter, ResponseFilter {
 
     // MARK: - Checking the request
 
+    /// The object of a presign body in the plain form the SDK sends, read on the bytes for the fast path's cache
+    /// hits (``FastPathHandler/answerFromCache(_:_:route:plan:presign:target:)``), which must not pay for
+    /// Foundation's JSON reader: `{"s3_url": "<s3 URI>"}` with an optional `"presigned_url": ""` after it, JSON
+    /// white space anywhere between tokens. The URI's characters are printable ASCII without `"` or `\`, so the
+    /// string is the one ``parse(_:)`` reads and the key is the same. nil for anything else, valid or not: the full
+    /// path then reads the body with ``parse(_:)`` (and explains what is wrong with it).
+    static func plainRequestObject(_ body: UnsafeRawBufferPointer) -> S3URI? {
+        var i = 0
+        func skipSpace() {
+            while i < body.count, body[i] == 0x20 || body[i] == 0x09 || body[i] == 0x0A || body[i] == 0x0D { i += 1 }
+        }
+        func literal(_ text: StaticString) -> Bool {
+            skipSpace()
+            let n = text.utf8CodeUnitCount
+            guard i + n <= body.count else { return false }
+            for k in 0..<n where body[i + k] != text.utf8Start[k] { return false }
+            i += n
+            return true
+        }
+        guard literal("{"), literal(#""s3_url""#), literal(":"), literal(#"""#) else { return nil }
+        let start = i
+        while i < body.count, body[i] >= 0x20, body[i] < 0x7F, body[i] != UInt8(ascii: "\""),
+            body[i] != UInt8(ascii: "\\")
+        {
+            i += 1
+        }
+        guard i < body.count, body[i] == UInt8(ascii: "\"") else { return nil }
+        let uri = String(decoding: UnsafeRawBufferPointer(rebasing: body[start..<i]), as: UTF8.self)
+        i += 1
+        if literal(",") {
+            guard literal(#""presigned_url""#), literal(":"), literal(#""""#) else { return nil }
+        }
+        guard literal("}") else { return nil }
+        skipSpace()
+        guard i == body.count else { return nil }
+        return try? S3URI(parsing: uri)
+    }
+
     /// The `s3_url` of a presign request body, or the 422 that explains what is wrong with it.
     static func parse(_ body: ByteBuffer) -> Result<S3URI, GatewayError> {
         func invalid(_ detail: String) -> Result<S3URI, GatewayError> {

@@ -69,20 +69,23 @@ extension CompiledRoute {
 }
 
 /// What the byte-level fast path (``FastPathHandler``) needs of a route: its credentials as header splicers, the
-/// session filter that may ask for a replay after a 401, and `rewrite_links`. A route with any other filter (one
-/// that must see the head, the body or the whole answer as the full path gives them), or without an upstream,
-/// has none.
+/// session filter that may ask for a replay after a 401, `rewrite_links`, and `presign_cache` (whose hits the fast
+/// path answers; everything else on such a route is the full path's). A route with any other filter (one that
+/// must see the head, the body or the whole answer as the full path gives them), or without an upstream, has
+/// none.
 struct FastRoutePlan: Sendable {
     let splicers: [any SplicingFilter]
     /// At most one: the fast path hands a rejected request to the full path once.
     let session: JWTSessionFilter?
     let links: LinkRewriteFilter?
+    let presign: PresignCacheFilter?
 
     init?(chain: FilterChain, target: UpstreamTarget?) {
         guard target != nil else { return nil }
         var splicers: [any SplicingFilter] = []
         var session: JWTSessionFilter?
         var links: LinkRewriteFilter?
+        var presign: PresignCacheFilter?
         for filter in chain.filters {
             if let jwt = filter as? JWTSessionFilter {
                 guard session == nil else { return nil }
@@ -92,6 +95,8 @@ struct FastRoutePlan: Sendable {
                 splicers.append(splicer)
             } else if let rewrite = filter as? LinkRewriteFilter, links == nil {
                 links = rewrite
+            } else if let cache = filter as? PresignCacheFilter, presign == nil {
+                presign = cache
             } else {
                 return nil
             }
@@ -99,5 +104,12 @@ struct FastRoutePlan: Sendable {
         self.splicers = splicers
         self.session = session
         self.links = links
+        self.presign = presign
+    }
+
+    /// Whether every credential can be written now (a session has a token): as on the full path, where a request
+    /// waits for its credentials before any later filter (the presign cache) runs.
+    var credentialsReady: Bool {
+        session.map { $0.session.currentToken() != nil } ?? true
     }
 }

@@ -108,8 +108,8 @@ public final class GatewayRuntime: Sendable {
                 } else {
                     key = targets.count
                 }
-                target = try UpstreamTarget(key: key, config: upstream, metrics: metrics.upstream(named: name))
-                keys?.hold(target)
+                target = try UpstreamTarget(
+                    key: key, config: upstream, metrics: metrics.upstream(named: name), keys: keys)
             }
             taken.insert(target.key)
             targets.append(target)

@@ -280,8 +280,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
             exchange.errorCode = response.headers.first(name: "x-credgate-error")
             exchange.cacheOutcome = response.headers.first(name: "x-cache")
         }
+        let action = machine.answeredLocally(close: close)
+        // Its body is what the client gets (a cached presign answer, a problem), as the fast path counts it.
+        if case .writeLocal = action { exchange.bodyBytesOut += Int64(response.body.readableBytes) }
         log(exchange, outcome: nil)
-        guard case .writeLocal(let mustClose, let linger, let idle) = machine.answeredLocally(close: close) else {
+        guard case .writeLocal(let mustClose, let linger, let idle) = action else {
             return
         }
         updateReading()

@@ -18,9 +18,12 @@ final class UpstreamTarget: Sendable {
     let links: LinkRewriter
     /// Connect failures and stale retries for `/credgate/metrics`.
     let metrics: UpstreamMetrics?
+    /// Where `key` is held while this target lives (nil for a target outside a gateway).
+    private let keys: UpstreamKeys?
 
-    init(key: Int, config: UpstreamConfig, metrics: UpstreamMetrics? = nil) throws {
+    init(key: Int, config: UpstreamConfig, metrics: UpstreamMetrics? = nil, keys: UpstreamKeys? = nil) throws {
         self.metrics = metrics
+        self.keys = keys
         self.hostHeader = config.url.hostHeader
         self.basePath = config.url.basePath
         self.mount = config.mount
@@ -39,6 +42,11 @@ final class UpstreamTarget: Sendable {
         } else {
             self.sslContext = nil
         }
+        keys?.hold(key)
+    }
+
+    deinit {
+        keys?.release(key)
     }
 
     /// The path sent upstream for a client's path (with its query): the mount taken off when the path is under it,

@@ -321,4 +321,49 @@ private struct PlatformWentAway: Error {}
         #expect(head.status == .notFound)
         #expect(head.headers["x-cache"] == ["MISS"])
     }
+
+    // MARK: - The plain form the fast path reads
+
+    private static func plain(_ body: String) -> S3URI? {
+        Array(body.utf8).withUnsafeBytes { PresignCacheFilter.plainRequestObject($0) }
+    }
+
+    /// Whatever the fast path reads on the bytes, the full path's JSON reader reads as the same object (so a hit
+    /// on one is a hit on the other).
+    @Test(arguments: [
+        #"{"s3_url": "s3://assured-bucket/docs/a.pdf", "presigned_url": ""}"#,
+        #"{"s3_url":"s3://assured-bucket/docs/a.pdf","presigned_url":""}"#,
+        #"{"s3_url": "s3://assured-bucket/docs/a.pdf"}"#,
+        " \r\n\t{ \"s3_url\" :\n\"s3://assured-bucket/a+b=c~d!.pdf\" , \"presigned_url\" : \"\" }\n ",
+    ])
+    func thePlainFormIsReadAsTheFullPathReadsIt(body: String) throws {
+        let fast = try #require(Self.plain(body), "not read: \(body)")
+        let full = try PresignCacheFilter.parse(ByteBuffer(string: body)).get()
+        #expect(fast == full)
+    }
+
+    /// Anything else, valid or not, is left to the full path (which reads it with Foundation and explains).
+    @Test(arguments: [
+        #"{"presigned_url": "", "s3_url": "s3://assured-bucket/a.pdf"}"#,
+        #"{"s3_url": "s3:\/\/assured-bucket\/a.pdf"}"#,
+        #"{"s3_url": "s3://assured-bucket/caf\u00e9.pdf"}"#,
+        #"{"s3_url": "s3://assured-bucket/café.pdf"}"#,
+        #"{"s3_url": "s3://assured-bucket/a.pdf", "presigned_url": null}"#,
+        #"{"s3_url": "s3://assured-bucket/a.pdf", "presigned_url": "x"}"#,
+        #"{"s3_url": "s3://assured-bucket/a.pdf", "expires": 60}"#,
+        #"{"s3_url": "s3://assured-bucket/a.pdf", "s3_url": "s3://assured-bucket/b.pdf"}"#,
+        #"{"s3_url": "s3://assured-bucket/a.pdf",}"#,
+        #"{"s3_url": "s3://assured-bucket/a.pdf"}x"#,
+        #"{"s3_url": "s3://assured-bucket/a.pdf"} {}"#,
+        #"{"s3_url": "s3://assured-bucket/a.pdf""#,
+        #"{"s3_url": "https://assured-bucket.s3.amazonaws.com/a.pdf"}"#,
+        #"{"s3_url": "s3://assured-bucket/"}"#,
+        #"{"s3_url": 5}"#,
+        #"{"s3_url": "s3://assured-bucket/a b.pdf"}"#,
+        "{\"s3_url\": \"s3://assured-bucket/a\u{1}.pdf\"}",
+        "", "{}", "not json",
+    ])
+    func anyOtherBodyIsTheFullPaths(body: String) {
+        #expect(Self.plain(body) == nil, "\(body)")
+    }
 }

@@ -43,8 +43,11 @@ final class FastExchange {
     var upstreamReusable = false
     var wroteToClient = false
     var status: UInt = 0
+    var bytesIn: Int64 = 0
     var bytesOut: Int64 = 0
     var errorCode: String?
+    /// `HIT` for a presign call answered from the cache (the access log's `cache`).
+    var cacheOutcome: String?
 
     init(
         route: CompiledRoute, plan: FastRoutePlan, target: UpstreamTarget, head: ByteBuffer, request: FastHead.Request,

@@ -23,6 +23,9 @@ enum FastHead {
         var close: Bool
         /// Where the first header line starts.
         var headersStart: Int
+        /// The body's length: the one `Content-Length` of a `POST` (the only request with a body the fast path
+        /// reads: a presign call answered from the cache), 0 for the other methods, which have none.
+        var contentLength = 0
     }
 
     enum RequestParse: Equatable {
@@ -54,7 +57,7 @@ enum FastHead {
         // Request line: METHOD SP origin-form SP HTTP/1.1 CRLF.
         var i = 0
         while i < end, isTokenByte(bytes[i]) { i += 1 }
-        guard i > 0, i < end, bytes[i] == 0x20, let method = bodylessMethod(bytes, 0..<i) else { return .fullPath }
+        guard i > 0, i < end, bytes[i] == 0x20, let method = fastMethod(bytes, 0..<i) else { return .fullPath }
         i += 1
         let targetStart = i
         guard bytes[i] == UInt8(ascii: "/") else { return .fullPath }
@@ -80,6 +83,7 @@ enum FastHead {
         var host: Range<Int>?
         var close = false
         var sawConnection = false
+        var contentLength: Int?
         var count = 0
         var ok = true
         // The head's size as the full path's check counts it (``ProxyHandler/inspect``): the target, 16, and each
@@ -101,6 +105,11 @@ enum FastHead {
                 } else if !equalsLowercased(bytes, value, "keep-alive") {
                     ok = false
                 }
+            } else if method == .POST && equalsLowercased(bytes, name, "content-length") {
+                // One plain decimal, as NIO's decoder reads it; a list, a sign or a second one is the full path's.
+                if contentLength != nil { ok = false }
+                contentLength = decimal(bytes, value)
+                if contentLength == nil { ok = false }
             } else if refused.contains(where: { equalsLowercased(bytes, name, $0) }) {
                 ok = false
             }
@@ -108,6 +117,8 @@ enum FastHead {
         } onMalformed: {
             ok = false
         }
+        // A POST without a length (chunked is refused above) is the full path's.
+        if method == .POST && contentLength == nil { return .fullPath }
         // A comma in Host is a list to the full path (several hosts: refused).
         guard ok, size <= maxHeaderBytes, let host, !host.isEmpty, !bytes[host].contains(UInt8(ascii: ",")) else {
             return .fullPath
@@ -118,7 +129,7 @@ enum FastHead {
         return .fast(
             Request(
                 length: end, method: method, target: targetStart..<targetEnd, pathEnd: pathEnd, host: host,
-                close: close, headersStart: headersStart))
+                close: close, headersStart: headersStart, contentLength: contentLength ?? 0))
     }
 
     /// The length (head and body) of a request at the start of `bytes` whose framing is plain, for a request the
@@ -418,9 +429,11 @@ enum FastHead {
     @inline(__always)
     static func isTokenByte(_ c: UInt8) -> Bool { UploadFraming.isTokenByte(c) }
 
-    /// The methods the fast path takes: those whose requests carry no body when they have no framing header.
-    private static func bodylessMethod(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTPMethod? {
+    /// The methods the fast path takes: those whose requests carry no body when they have no framing header, and
+    /// `POST` with a `Content-Length` (only a presign call the cache answers stays on the fast path).
+    private static func fastMethod(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTPMethod? {
         if matchesExactly(bytes, range, "GET") { return .GET }
+        if matchesExactly(bytes, range, "POST") { return .POST }
         if matchesExactly(bytes, range, "HEAD") { return .HEAD }
         if matchesExactly(bytes, range, "DELETE") { return .DELETE }
         if matchesExactly(bytes, range, "OPTIONS") { return .OPTIONS }

@@ -16,6 +16,12 @@ extension FastPathHandler {
         guard case .matched(let route) = listener.routes.lookup(method: request.method.rawValue, path: path[...]),
             let plan = route.fastPlan, let target = route.target
         else { return false }
+        // On a presign_cache route only a cache hit is the fast path's; elsewhere only requests without a body.
+        if let presign = plan.presign {
+            return request.method == .POST
+                && answerFromCache(request, buffer, route: route, plan: plan, presign: presign, target: target)
+        }
+        if request.method == .POST { return false }
         let requestID = pool.requestIDs.next()
         var upstreamHead = context.channel.allocator.buffer(capacity: request.length + 320)
         buffer.withUnsafeReadableBytes { bytes in

@@ -44,10 +44,12 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     var runtime: GatewayRuntime?
     private var generation: Int
     /// The connection's full path, told of a newer runtime seen here (so it does not keep the old one alive).
-    private weak var proxy: ProxyHandler?
+    /// Strong references to handlers of the same pipeline (neither refers back): no cycle, and no weak reference,
+    /// which would move their reference counts to side tables (slower retains and releases).
+    private let proxy: ProxyHandler?
     /// The connection's head guard, in front: told directly when a head arrived and when the next is awaited (the
     /// full path sends it outbound events; a direct call saves two handler hops per request).
-    weak var headGuard: RequestHeadGuard?
+    var headGuard: RequestHeadGuard?
     /// Inside ``upstreamReceivedBytes(_:)``: ``upstreamReadComplete()`` flushes what is written meanwhile.
     var readingUpstream = false
     let listenerIndex: Int
@@ -176,7 +178,8 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// Serves the requests whose heads are held, one at a time, until one needs the full path or is not all in.
     private func serveHeld() {
-        while mode == .waiting, let buffer = held {
+        // A connection that closes once its answers are out serves nothing more.
+        while mode == .waiting, !closeWhenDone, let buffer = held {
             guard buffer.readableBytes > 0 else {
                 held = nil
                 return
@@ -271,14 +274,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// Ends the exchange: counted and logged, the next head awaited (or the connection closed).
     func finish(_ exchange: FastExchange, outcome: String?) {
-        log(exchange, outcome: outcome)
-        self.exchange = nil
-        mode = .waiting
-        if let headGuard {
-            headGuard.awaitingHead()
-        } else {
-            context.triggerUserOutboundEvent(RequestHeadGuard.AwaitingHead(), promise: nil)
-        }
+        end(exchange, outcome: outcome)
         if closeWhenDone { return closeAfterWrites() }
         if !readingUpstream { context.flush() }
         setReading(true)
@@ -287,8 +283,20 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         if inputClosed && self.exchange == nil && mode == .waiting { closeAfterWrites() }
     }
 
+    /// Counts and logs the exchange, and awaits the next head.
+    func end(_ exchange: FastExchange, outcome: String?) {
+        log(exchange, outcome: outcome)
+        self.exchange = nil
+        mode = .waiting
+        if let headGuard {
+            headGuard.awaitingHead()
+        } else {
+            context.triggerUserOutboundEvent(RequestHeadGuard.AwaitingHead(), promise: nil)
+        }
+    }
+
     /// Closes the connection once everything written so far is out (a close alone would drop what is queued).
-    private func closeAfterWrites() {
+    func closeAfterWrites() {
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
             .assumeIsolated().whenComplete { [context] _ in context!.close(promise: nil) }
     }
@@ -385,7 +393,8 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         let route = exchange.route
         let now = context.eventLoop.now
         route.count(
-            method: exchange.request.method, status: exchange.status, bytesIn: 0, bytesOut: exchange.bytesOut,
+            method: exchange.request.method, status: exchange.status, bytesIn: exchange.bytesIn,
+            bytesOut: exchange.bytesOut,
             nanoseconds: (now - exchange.started).nanoseconds, cutShort: outcome != nil, fastPath: true,
             retriedStale: exchange.retriedStale)
         guard let accessLog = pool.accessLog else { return }
@@ -393,10 +402,11 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
             AccessRecord(
                 startedAtNanos: accessLog.wallNanos(exchange.started), requestID: exchange.requestID,
                 route: route.name, method: exchange.request.method.rawValue, target: exchange.clientTarget,
-                status: exchange.status, bytesIn: 0, bytesOut: exchange.bytesOut,
+                status: exchange.status, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut,
                 durationNanos: (now - exchange.started).nanoseconds, upstream: exchange.target.name,
                 connectNanos: exchange.connectedAt.map { ($0 - exchange.started).nanoseconds },
                 firstByteNanos: exchange.firstByteAt.map { ($0 - exchange.started).nanoseconds },
-                credentials: route.credentialNames, cache: nil, error: exchange.errorCode, outcome: outcome))
+                credentials: route.credentialNames, cache: exchange.cacheOutcome, error: exchange.errorCode,
+                outcome: outcome))
     }
 }
