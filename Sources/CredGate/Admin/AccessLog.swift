@@ -263,7 +263,8 @@ final class AccessLogBuffer {
         }
     }
 
-    func append(_ record: AccessRecord) {
+    /// Consumed: the record moves into the batch (a copy would retain and release each of its strings).
+    func append(_ record: consuming AccessRecord) {
         records.append(record)
         if records.count >= 256 { flush() }
     }

@@ -73,7 +73,9 @@ extension CompiledRoute {
 /// path answers; everything else on such a route is the full path's). A route with any other filter (one that
 /// must see the head, the body or the whole answer as the full path gives them), or without an upstream, has
 /// none.
-struct FastRoutePlan: Sendable {
+/// A class: each fast exchange holds its route's plan, and a reference is one retain where a copy of the struct
+/// was one per filter it holds.
+final class FastRoutePlan: Sendable {
     let splicers: [any SplicingFilter]
     /// At most one: the fast path hands a rejected request to the full path once.
     let session: JWTSessionFilter?

@@ -15,12 +15,14 @@ struct PathPattern: Sendable, Hashable, CustomStringConvertible {
     let segments: [Segment]
     /// The pattern as written.
     let description: String
-    /// ``segments`` for ``matches(bytes:)``, literals in ASCII lower case, made once: every request is matched
-    /// against several patterns.
+    /// ``segments`` for ``matches(bytes:)``, made once: every request is matched against several patterns. Plain
+    /// values (a literal is a range of ``literalBytes``), so that walking them retains and releases nothing.
     private let byteSegments: [ByteSegment]
+    /// The literals' bytes, in ASCII lower case, one after the other.
+    private let literalBytes: [UInt8]
 
     private enum ByteSegment: Sendable, Hashable {
-        case literal([UInt8])
+        case literal(start: Int, count: Int)
         case param
         case wildcard
     }
@@ -61,13 +63,18 @@ struct PathPattern: Sendable, Hashable, CustomStringConvertible {
         }
         self.segments = segments
         self.description = pattern
+        var literalBytes: [UInt8] = []
         self.byteSegments = segments.map { segment in
             switch segment {
-            case .literal(let text): .literal(text.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
-            case .param: .param
-            case .wildcard: .wildcard
+            case .literal(let text):
+                let start = literalBytes.count
+                literalBytes += text.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+                return .literal(start: start, count: literalBytes.count - start)
+            case .param: return .param
+            case .wildcard: return .wildcard
             }
         }
+        self.literalBytes = literalBytes
     }
 
     /// Whether `path` (the request target's path, without the query) matches. `path` must start with `/`.
@@ -91,12 +98,12 @@ struct PathPattern: Sendable, Hashable, CustomStringConvertible {
             var j = i
             while j < n && bytes[j] != UInt8(ascii: "/") { j += 1 }
             switch segment {
-            case .literal(let literal):
-                guard j - i == literal.count else { return false }
+            case .literal(let start, let count):
+                guard j - i == count else { return false }
                 var k = 0
-                while k < literal.count {
+                while k < count {
                     let c = bytes[i + k]
-                    if (c >= 0x41 && c <= 0x5A ? c | 0x20 : c) != literal[k] { return false }
+                    if (c >= 0x41 && c <= 0x5A ? c | 0x20 : c) != literalBytes[start + k] { return false }
                     k += 1
                 }
             case .param:

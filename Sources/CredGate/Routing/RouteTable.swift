@@ -23,9 +23,12 @@ struct RouteTable<Payload: Sendable>: Sendable {
     func lookup(method: String, path: Substring) -> Lookup {
         var allowed: [String] = []
         var pathMatched = false
-        for entry in entries where entry.pattern.matches(path) {
-            guard let methods = entry.methods else { return .matched(entry.payload) }
-            if methods.contains(method) { return .matched(entry.payload) }
+        // By index: `for entry in entries` copies each entry, retaining and releasing its method set, its
+        // pattern's arrays and its payload for every route a request is matched against (1.7% of the API-key
+        // route's CPU on the shipped configuration).
+        for i in entries.indices where entries[i].pattern.matches(path) {
+            guard let methods = entries[i].methods else { return .matched(entries[i].payload) }
+            if methods.contains(method) { return .matched(entries[i].payload) }
             pathMatched = true
             allowed.append(contentsOf: methods)
         }
