@@ -106,7 +106,10 @@ final class UpstreamHandler<Part: UpstreamPart>: ChannelInboundHandler, Upstream
     typealias InboundIn = Part
 
     var connection: UpstreamConnection? // cleared on close, which breaks the channel <-> connection cycle
-    weak var pool: UpstreamPool?
+    /// Strong (the pool outlives its connections: its shutdown closes them all, and a closed channel lets go
+    /// of its handlers). A weak reference would move the pool's reference count to a side table, and the data
+    /// path retains the pool on every request.
+    var pool: UpstreamPool?
     private var reportedClose = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
