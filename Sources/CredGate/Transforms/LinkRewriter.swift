@@ -164,9 +164,19 @@ extension LinkRewriteFilter {
 
     /// ``isJSON(_:)`` on the value's bytes (the fast path reads them in place).
     static func isJSON<Bytes: Collection<UInt8>>(bytes value: Bytes) -> Bool {
-        func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }
-        let json = "application/json".utf8
-        if value.count >= json.count && zip(value, json).allSatisfy({ lower($0) == $1 }) { return true }
+        // A prefix compared by index (zip's iterators were 0.5% of a fast-path request's CPU).
+        let json: StaticString = "application/json"
+        if value.count >= json.utf8CodeUnitCount {
+            var i = value.startIndex
+            var k = 0
+            while k < json.utf8CodeUnitCount {
+                let c = value[i]
+                if (c >= 65 && c <= 90 ? c + 32 : c) != json.utf8Start[k] { break }
+                value.formIndex(after: &i)
+                k += 1
+            }
+            if k == json.utf8CodeUnitCount { return true }
+        }
         // The rarer types: a copy is fine here.
         return String(decoding: value, as: UTF8.self).lowercased().contains("+json")
     }

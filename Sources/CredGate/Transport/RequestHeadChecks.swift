@@ -157,7 +157,7 @@ extension ProxyHandler {
     /// `uri-host [ ":" port ]`: a reg-name (unreserved and sub-delims; percent-encoding, which RFC 3986 allows
     /// but no real host name uses, is refused so that no decoder down the line can turn it into a line break),
     /// an IPv4 address, or an IP literal in brackets; the port digits only.
-    static func isValidHost(_ value: Substring.UTF8View) -> Bool {
+    static func isValidHost<Bytes: Collection<UInt8>>(_ value: Bytes) -> Bool {
         guard !value.isEmpty, value.count <= 255 + 8 else { return false }
         var rest = value[...]
         if rest.first == UInt8(ascii: "[") {

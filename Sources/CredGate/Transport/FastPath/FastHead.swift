@@ -123,9 +123,7 @@ enum FastHead {
         guard ok, size <= maxHeaderBytes, let host, !host.isEmpty, !bytes[host].contains(UInt8(ascii: ",")) else {
             return .fullPath
         }
-        let hostValid = ProxyHandler.isValidHost(
-            Substring(decoding: UnsafeRawBufferPointer(rebasing: bytes[host]), as: UTF8.self).utf8)
-        guard hostValid else { return .fullPath }
+        guard ProxyHandler.isValidHost(UnsafeRawBufferPointer(rebasing: bytes[host])) else { return .fullPath }
         return .fast(
             Request(
                 length: end, method: method, target: targetStart..<targetEnd, pathEnd: pathEnd, host: host,
