@@ -68,6 +68,16 @@ import Testing
         #expect(written { $0.writeMilliseconds(61_234_567_890) } == "61234.567")
         #expect(written { $0.writeTimestamp(0) } == "1970-01-01T00:00:00.000Z")
         #expect(written { $0.writeTimestamp(4_102_444_799_999_000_000) } == "2099-12-31T23:59:59.999Z")
+        // The writer's timestamps (the time of day formatted once a second) are the same bytes, within a second,
+        // across seconds, days and years, and back in time.
+        var stamps = AccessTimestamps()
+        for nanos: Int64 in [
+            1_764_650_619_000_000_000, 1_764_650_619_123_000_000, 1_764_650_619_999_999_999, 1_764_650_620_000_000_001,
+            1_764_719_999_999_000_000, 1_764_720_000_000_000_000, 4_102_444_799_999_000_000, 4_102_444_800_001_000_000,
+            1_764_650_619_500_000_000, 0, 999_000_000,
+        ] {
+            #expect(written { stamps.write(nanos, into: &$0) } == written { $0.writeTimestamp(nanos) }, "\(nanos)")
+        }
     }
 
     @Test func textLinesStayOneLine() {

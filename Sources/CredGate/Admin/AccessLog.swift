@@ -115,6 +115,7 @@ public final class AccessLog: Sendable {
 
     private func run() {
         var buffer = ByteBufferAllocator().buffer(capacity: 64 * 1024)
+        var stamps = AccessTimestamps()
         while true {
             condition.lock(whenValue: 1)
             condition.unlock(withValue: 0)
@@ -124,7 +125,7 @@ public final class AccessLog: Sendable {
             }
             if !batch.isEmpty {
                 buffer.clear()
-                for record in batch { write(record, into: &buffer) }
+                for record in batch { write(record, into: &buffer, stamps: &stamps) }
                 sink(buffer)
                 state.withLockedValue { $0.written += batch.count }
             }
@@ -144,10 +145,16 @@ public final class AccessLog: Sendable {
     /// costs no intermediate `String` (the writer formats every request's line; a `String` per field was most of
     /// its allocations).
     func write(_ r: AccessRecord, into out: inout ByteBuffer) {
+        var stamps = AccessTimestamps()
+        write(r, into: &out, stamps: &stamps)
+    }
+
+    /// ``write(_:into:)`` with the writer's timestamps, whose date and time of day are formatted once a second.
+    func write(_ r: AccessRecord, into out: inout ByteBuffer, stamps: inout AccessTimestamps) {
         let target = includeQuery ? r.target[...] : ProxyHandler.path(of: r.target)
         switch format {
         case .text:
-            out.writeTimestamp(r.startedAtNanos)
+            stamps.write(r.startedAtNanos, into: &out)
             out.writeInteger(UInt8(ascii: " "))
             out.writeString(r.method)
             out.writeInteger(UInt8(ascii: " "))
@@ -180,7 +187,7 @@ public final class AccessLog: Sendable {
             out.writeInteger(UInt8(ascii: "\n"))
         case .json:
             out.writeStaticString("{\"time\":\"")
-            out.writeTimestamp(r.startedAtNanos)
+            stamps.write(r.startedAtNanos, into: &out)
             out.writeStaticString("\",\"request_id\":")
             out.writeJSONString(r.requestID)
             out.writeStaticString(",\"route\":")
@@ -279,6 +286,28 @@ final class AccessLogBuffer {
     func stop() {
         flushTask?.cancel()
         flush()
+    }
+}
+
+/// The access log writer's timestamps: records of the same second share their date and time of day, formatted
+/// once (`gmtime_r` and a dozen small writes per record were a fifth of the writer's CPU); the milliseconds are
+/// written for each. The same bytes as ``ByteBuffer/writeTimestamp(_:)``.
+struct AccessTimestamps {
+    private var second = Int64.min
+    /// `2026-12-02T04:43:39.` for ``second``.
+    private var prefix = ByteBuffer()
+
+    mutating func write(_ nanos: Int64, into out: inout ByteBuffer) {
+        let second = nanos / 1_000_000_000 // as writeTimestamp reads it
+        if second != self.second {
+            self.second = second
+            prefix.clear()
+            prefix.writeTimestamp(second * 1_000_000_000)
+            prefix.moveWriterIndex(to: prefix.writerIndex - 4) // "000Z"
+        }
+        out.writeImmutableBuffer(prefix)
+        out.writeDecimal(UInt64(max(0, (nanos / 1_000_000) % 1000)), minimumDigits: 3)
+        out.writeInteger(UInt8(ascii: "Z"))
     }
 }
 
