@@ -845,3 +845,34 @@ private func get(_ target: String, headers: [String]) -> String {
         #expect(framed(head) == nil)
     }
 }
+
+/// ``HeaderLineCopier``: runs of lines copied whole give the same bytes as each line written alone, whichever
+/// lines are left out and whatever their white space.
+@Suite struct HeaderLineCopierTests {
+    @Test(arguments: [
+        "A: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+        "A: 1\r\nSkip: x\r\nB: 2\r\nC:3\r\nD:  4 \r\nE: \r\nF:\t6\r\nG: 7\r\n\r\n",
+        "Skip: 1\r\nA: x y  z\r\nSkip: 2\r\n\r\n",
+        "A:\r\nB: 2\t\r\nSkip: 3\r\n\r\n",
+        "\r\n",
+    ])
+    func runsAreTheLinesOneByOne(_ lines: String) {
+        let bytes = latin1(lines)
+        func written(_ whole: Bool) -> [UInt8] {
+            var out = ByteBuffer()
+            bytes.withUnsafeBytes { b in
+                var copier = HeaderLineCopier()
+                FastHead.forEachHeader(b, from: 0, to: b.count) { name, value in
+                    if FastHead.equalsLowercased(b, name, "skip") { return true }
+                    if whole { copier.copy(b, name, value, into: &out) } else { out.writeHeaderLine(b, name, value) }
+                    return true
+                } onMalformed: {
+                    Issue.record("malformed")
+                }
+                copier.flush(b, into: &out)
+            }
+            return Array(out.readableBytesView)
+        }
+        #expect(written(true) == written(false), "\(lines.debugDescription)")
+    }
+}

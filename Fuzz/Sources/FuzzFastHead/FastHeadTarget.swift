@@ -87,13 +87,15 @@ func checkRequest(_ bytes: [UInt8], maxHeaderBytes: Int) {
     let parse = parseRequest(bytes, maxHeaderBytes: maxHeaderBytes)
     let end = firstHeadEnd(bytes)
     // framedRequest (a request handed to the full path alone): its length covers exactly the first head and a
-    // body, and a fast head is framed as its own length (no body).
+    // body, and a fast head is framed as its own length and its body's (a POST's Content-Length, else none).
     let framed = bytes.withUnsafeBytes { FastHead.framedRequest($0, maxHeaderBytes: maxHeaderBytes) }
     if let framed {
         fuzzExpect(end != nil && framed >= end!, "framed request shorter than its head")
     }
     if case .fast(let request) = parse {
-        fuzzExpect(framed == request.length, "a fast head framed as \(String(describing: framed)), not its length")
+        fuzzExpect(
+            framed == request.length + request.contentLength,
+            "a fast head framed as \(String(describing: framed)), not its length and its body's")
     }
     switch parse {
     case .incomplete:
@@ -131,7 +133,10 @@ func checkRequest(_ bytes: [UInt8], maxHeaderBytes: Int) {
             bytes[0..<request.headersStart].elementsEqual(requestLine),
             "the request line is not METHOD SP target SP HTTP/1.1")
         fuzzExpect(
-            [HTTPMethod.GET, .HEAD, .DELETE, .OPTIONS].contains(request.method), "a fast \(request.method)")
+            [HTTPMethod.GET, .HEAD, .DELETE, .OPTIONS, .POST].contains(request.method), "a fast \(request.method)")
+        fuzzExpect(
+            request.contentLength >= 0 && (request.method == .POST || request.contentLength == 0),
+            "a body of \(request.contentLength) bytes on a fast \(request.method)")
         fuzzExpect(bytes[request.target.lowerBound] == UInt8(ascii: "/"), "a target not in origin form")
         fuzzExpect(
             !bytes[request.target.lowerBound..<request.pathEnd].contains(UInt8(ascii: "?")), "a path with a '?'")
@@ -156,15 +161,28 @@ func checkWithNIO(_ head: [UInt8], _ request: FastHead.Request, maxHeaderBytes: 
     let channel = EmbeddedChannel()
     defer { _ = try? channel.finish() }
     var parts: [HTTPServerRequestPart] = []
+    // A POST's body (its declared length, up to 64 KiB of it: a length may be huge).
+    let body = min(request.contentLength, 65536)
     do {
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-        try channel.writeInbound(ByteBuffer(bytes: head))
+        try channel.writeInbound(ByteBuffer(bytes: head + [UInt8](repeating: 0x61, count: body)))
         while let part = try channel.readInbound(as: HTTPServerRequestPart.self) { parts.append(part) }
     } catch {
         fuzzExpect(false, "NIO refuses a fast head: \(error)")
     }
-    guard parts.count == 2, case .head(let nio) = parts[0], case .end = parts[1] else {
-        fuzzExpect(false, "NIO reads a fast head as \(parts.count) parts, not a head and its end")
+    var bodyBytes = 0
+    var ended = false
+    for part in parts.dropFirst() {
+        switch part {
+        case .body(let bytes): bodyBytes += bytes.readableBytes
+        case .end: ended = true
+        case .head: fuzzExpect(false, "NIO reads a second head")
+        }
+    }
+    guard case .head(let nio) = parts.first,
+        bodyBytes == body, ended == (body == request.contentLength)
+    else {
+        fuzzExpect(false, "NIO reads a fast head as \(parts.count) parts, not a head, its body and its end")
         return
     }
     let host = String(decoding: head[request.host], as: UTF8.self)
@@ -174,7 +192,16 @@ func checkWithNIO(_ head: [UInt8], _ request: FastHead.Request, maxHeaderBytes: 
     fuzzExpect(nio.isKeepAlive == !request.close, "NIO reads keep-alive \(nio.isKeepAlive)")
     let nioHosts = nio.headers.filter { $0.name.lowercased() == "host" }.map { $0.value[...].trimmingASCIISpaces() }
     fuzzExpect(nioHosts == [host[...]], "NIO reads Host as \(nioHosts)")
-    fuzzExpect(!ProxyHandler.hasBody(nio), "the full path finds a body")
+    fuzzExpect(
+        ProxyHandler.hasBody(nio) == (request.contentLength > 0),
+        "the full path finds a body: \(ProxyHandler.hasBody(nio))")
+    if request.method == .POST {
+        fuzzExpect(
+            nio.headers["content-length"] == [String(request.contentLength)]
+                || nio.headers["content-length"].count == 1
+                    && Int(nio.headers["content-length"][0]) == request.contentLength,
+            "NIO reads Content-Length as \(nio.headers["content-length"])")
+    }
     fuzzExpect(
         RequestPath.normalize(ProxyHandler.path(of: nio.uri)) == .unchanged, "the full path normalises \(nio.uri)")
     let verdict = ProxyHandler.check(nio, maxHeaderBytes: maxHeaderBytes, protectedHeaders: ["x-api-key"])

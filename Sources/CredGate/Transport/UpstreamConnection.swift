@@ -232,7 +232,8 @@ final class UpstreamPool {
     }
 
     /// Takes a connection back after a complete exchange; closes it if the pool for its upstream is full.
-    func release(_ connection: UpstreamConnection) {
+    /// `now`, when the caller has read the clock in this same event-loop turn.
+    func release(_ connection: UpstreamConnection, now: NIODeadline? = nil) {
         connection.delegate = nil
         guard connection.isUsable else {
             forget(connection)
@@ -243,7 +244,7 @@ final class UpstreamPool {
             return
         }
         connection.served += 1
-        connection.idleSince = eventLoop.now
+        connection.idleSince = now ?? eventLoop.now
         connection.setAutoRead(true)
         idle[connection.target.key].append(connection)
     }

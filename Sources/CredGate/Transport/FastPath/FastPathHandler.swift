@@ -391,7 +391,8 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func log(_ exchange: FastExchange, outcome: String?) {
         let route = exchange.route
-        let now = context.eventLoop.now
+        // Inside an upstream read, that read's time is now (one clock read fewer per request).
+        let now = readingUpstream ? exchange.lastActivity : context.eventLoop.now
         route.count(
             method: exchange.request.method, status: exchange.status, bytesIn: exchange.bytesIn,
             bytesOut: exchange.bytesOut,
