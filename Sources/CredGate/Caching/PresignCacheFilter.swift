@@ -115,10 +115,15 @@ struct PresignCacheFilter: BodyFilter, ResponseFilter {
 
     /// A cached answer: the stored JSON (or a redirect), with its age and how long it may still be used.
     static func answer(_ hit: PresignCacheHit, state: State) -> LocalResponse {
+        answer(hit, redirect: state.redirect)
+    }
+
+    /// ``answer(_:state:)`` without a request's state (the fast path's hits, never a redirect, use it too).
+    static func answer(_ hit: PresignCacheHit, redirect: Bool) -> LocalResponse {
         var headers: HTTPHeaders = [
             "x-cache": "HIT", "age": String(hit.age), "cache-control": "private, max-age=\(hit.secondsLeft)",
         ]
-        if state.redirect { return redirect(to: hit.presignedURL, headers: headers) }
+        if redirect { return Self.redirect(to: hit.presignedURL, headers: headers) }
         headers.add(name: "content-type", value: "application/json")
         return LocalResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: hit.body))
     }

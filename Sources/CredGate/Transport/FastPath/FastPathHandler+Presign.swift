@@ -4,7 +4,7 @@ import NIOCore
 
 extension FastPathHandler {
     /// Answers a presign call (`POST` on a `presign_cache` route) from the cache, as the full path's
-    /// ``PresignCacheFilter`` would answer it, byte for byte: false when the full path is to take it. That is
+    /// ``PresignCacheFilter`` answers it (its answer function, written as the full path writes it): false when the full path is to take it. That is
     /// when the body is not all in or over the route's limits, when a credential cannot be written now (the full
     /// path waits for the session first), when the body is not the plain form the SDK sends
     /// (``PresignCacheFilter/plainRequestObject(_:)``: the full path's JSON reader explains any other), and on a
@@ -39,25 +39,10 @@ extension FastPathHandler {
         } else {
             context.triggerUserOutboundEvent(RequestHeadGuard.HeadArrived(), promise: nil)
         }
-        // The full path's answer (PresignCacheFilter.answer(_:state:), written by NIO's encoder): its headers in
-        // that order, then the request ID and the length.
-        var out = context.channel.allocator.buffer(capacity: hit.body.count + 192 + exchange.requestID.utf8.count)
-        out.writeStaticString("HTTP/1.1 200 OK\r\nx-cache: HIT\r\nage: ")
-        out.writeString(String(hit.age))
-        out.writeStaticString("\r\ncache-control: private, max-age=")
-        out.writeString(String(hit.secondsLeft))
-        out.writeStaticString("\r\ncontent-type: application/json\r\nx-request-id: ")
-        out.writeString(exchange.requestID)
-        out.writeStaticString("\r\ncontent-length: ")
-        out.writeString(String(hit.body.count))
-        out.writeStaticString(closeWhenDone ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n")
-        out.writeBytes(hit.body)
-        exchange.status = 200
+        // The full path's answer, made by the same function and written as the full path writes it.
         exchange.cacheOutcome = "HIT"
         exchange.bytesIn = Int64(request.contentLength)
-        exchange.bytesOut = Int64(hit.body.count)
-        exchange.wroteToClient = true
-        context.write(wrapOutboundOut(out), promise: nil)
+        writeLocal(PresignCacheFilter.answer(hit, redirect: false), exchange)
         // Called from serveHeld(), which goes on with the requests held after this one.
         end(exchange, outcome: nil)
         if closeWhenDone {

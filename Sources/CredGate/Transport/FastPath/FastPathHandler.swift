@@ -305,9 +305,16 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     func answerLocally(_ exchange: FastExchange, _ error: GatewayError, close: Bool = false) {
         let response = LocalResponse.problem(error, requestID: exchange.requestID)
         dropConnection(exchange)
-        exchange.status = response.status.code
         exchange.errorCode = response.headers.first(name: "x-credgate-error")
         if close { closeWhenDone = true }
+        writeLocal(response, exchange)
+        finish(exchange, outcome: nil)
+    }
+
+    /// Writes an answer credgate made itself as the full path's `writeLocal` does (its headers in order, then the
+    /// request ID, the length and `Connection: close` when this is the last answer), and counts it.
+    func writeLocal(_ response: LocalResponse, _ exchange: FastExchange) {
+        exchange.status = response.status.code
         var out = context.channel.allocator.buffer(capacity: response.body.readableBytes + 256)
         out.writeStaticString("HTTP/1.1 ")
         out.writeString(String(response.status.code))
@@ -328,7 +335,6 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.bytesOut += Int64(response.body.readableBytes)
         exchange.wroteToClient = true
         context.write(wrapOutboundOut(out), promise: nil)
-        finish(exchange, outcome: nil)
     }
 
     /// Part of the answer is out and the rest cannot come: the client learns of it by the connection closing.
