@@ -48,9 +48,16 @@ final class RequestHeadGuard: ChannelDuplexHandler {
     private var deadline: NIODeadline?
     /// The last bytes of the request line being read (enough for ` HTTP/1.1\r`).
     private var tail: [UInt8] = []
+    /// Heads that arrived (``headArrived()``): a read that brought one needs no head clock.
+    private var headsArrived = 0
+    private var context: ChannelHandlerContext?
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -68,19 +75,31 @@ final class RequestHeadGuard: ChannelDuplexHandler {
         case .failed:
             break
         case .awaitingHead(let lineLength):
-            let buffer = unwrapInboundIn(data)
-            if deadline == nil { startClock(context) }
-            if checkRequestLine(buffer, lineLength: lineLength) {
-                context.fireChannelRead(data)
-            } else {
+            guard checkRequestLine(unwrapInboundIn(data), lineLength: lineLength) else {
                 phase = .failed
-                context.fireErrorCaught(HTTPParserError.invalidVersion)
+                return context.fireErrorCaught(HTTPParserError.invalidVersion)
+            }
+            guard deadline == nil else { return context.fireChannelRead(data) }
+            // The clock starts at the head's first byte, but only once these bytes are passed on and only if the
+            // head did not arrive with them: a whole head in one read, the usual request, costs no clock read and
+            // no timer (the clock would start and stop within this call).
+            let heads = headsArrived
+            context.fireChannelRead(data)
+            guard headsArrived == heads, deadline == nil else { return }
+            switch phase {
+            case .awaitingHead, .lineChecked: startClock(context)
+            case .inRequest, .failed: break
             }
         }
     }
 
     /// Scans for the end of the request line; false when it ends without an HTTP version.
     private func checkRequestLine(_ buffer: ByteBuffer, lineLength: Int) -> Bool {
+        // The usual read: a whole request line from its start, judged in place.
+        if lineLength == 0, tail.isEmpty, let ok = buffer.withUnsafeReadableBytes(Self.wholeLineVerdict) {
+            phase = .lineChecked
+            return ok
+        }
         var length = lineLength
         let view = buffer.readableBytesView
         var start = view.startIndex
@@ -95,7 +114,7 @@ final class RequestHeadGuard: ChannelDuplexHandler {
                 length = 0
                 continue
             }
-            let ok = Self.endsWithVersion(tail)
+            let ok = tail.withUnsafeBytes(Self.endsWithVersion)
             tail.removeAll(keepingCapacity: true)
             phase = .lineChecked
             return ok
@@ -117,13 +136,22 @@ final class RequestHeadGuard: ChannelDuplexHandler {
         }
     }
 
+    /// For bytes that start with a request line (no empty line first) and hold its line break: whether the line
+    /// ends with a version, as the general scan would judge it; nil otherwise (the general scan decides).
+    private static func wholeLineVerdict(_ bytes: UnsafeRawBufferPointer) -> Bool? {
+        guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        var end = newline
+        if end > 0 && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+        guard end > 0 else { return nil }
+        return endsWithVersion(UnsafeRawBufferPointer(rebasing: bytes[..<end]))
+    }
+
     /// Whether a request line ends with ` HTTP/<digit>.<digit>`: a version the decoder judges.
-    private static func endsWithVersion(_ tail: [UInt8]) -> Bool {
-        guard tail.count >= 9 else { return false }
-        let v = tail[(tail.count - 9)...]
-        return v.prefix(6).elementsEqual(" HTTP/".utf8) && isDigit(v[v.startIndex + 6])
-            && v[v.startIndex + 7] == UInt8(ascii: ".")
-            && isDigit(v[v.startIndex + 8])
+    private static func endsWithVersion(_ line: UnsafeRawBufferPointer) -> Bool {
+        guard line.count >= 9 else { return false }
+        let v = UnsafeRawBufferPointer(rebasing: line[(line.count - 9)...])
+        return v.prefix(6).elementsEqual(" HTTP/".utf8) && isDigit(v[6]) && v[7] == UInt8(ascii: ".")
+            && isDigit(v[8])
     }
 
     private static func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
@@ -144,15 +172,22 @@ final class RequestHeadGuard: ChannelDuplexHandler {
     /// A request head was read (``HeadArrived``; the fast path calls it directly, on the channel's loop).
     func headArrived() {
         deadline = nil
+        headsArrived &+= 1
         phase = .inRequest
     }
 
     /// The connection waits for the next head (``AwaitingHead``; the fast path calls it directly).
-    func awaitingHead() {
+    ///
+    /// - Parameter begun: bytes of the next head are already in (pipelined behind the request just answered,
+    ///   held by the fast path): its clock starts now, as no later read may come to start it, and its request
+    ///   line, which this guard saw pass mid-request, is not judged again (the fast path's parser or the decoder
+    ///   judges it; a line without a version then waits for the deadline).
+    func awaitingHead(begun: Bool = false) {
         if case .failed = phase { return }
         deadline = nil
         tail.removeAll(keepingCapacity: true)
-        phase = .awaitingHead(lineLength: 0)
+        phase = begun ? .lineChecked : .awaitingHead(lineLength: 0)
+        if begun, let context { startClock(context) }
     }
 
     private func startClock(_ context: ChannelHandlerContext) {
@@ -181,6 +216,7 @@ final class RequestHeadGuard: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer.cancel()
+        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -247,6 +247,9 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
             return toFullPath()
         }
         mode = .waiting
+        // Bytes held while the full path answered are the next request's: its head clock starts now (the guard
+        // saw them pass mid-request, and no later read may come to start it).
+        if (held?.readableBytes ?? 0) > 0 { headGuard?.awaitingHead(begun: true) }
         setReading(true)
         // Not from inside the full path's own call: once it has returned.
         context.eventLoop.assumeIsolated().execute { [self] in
@@ -289,7 +292,8 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.exchange = nil
         mode = .waiting
         if let headGuard {
-            headGuard.awaitingHead()
+            // Held bytes are the next request's: its head clock starts now.
+            headGuard.awaitingHead(begun: (held?.readableBytes ?? 0) > 0)
         } else {
             context.triggerUserOutboundEvent(RequestHeadGuard.AwaitingHead(), promise: nil)
         }
