@@ -10,7 +10,8 @@
 # Environment: ROUNDS (10; A then B in odd rounds, B then A in even ones), DURATION (5s per measurement),
 # CONNECTIONS (32), WARMUP (3s, each side once), ENV_A / ENV_B (space-separated VAR=value words added to that side's
 # environment), ACCESS_A / ACCESS_B (true: that side writes the JSON access log to a file; default false),
-# CREDGATE_THREADS (0 = one event loop per core). `ACCESS_B=true bench/ab.sh BIN BIN` is the access log's cost.
+# CREDGATE_THREADS (0 = one event loop per core; THREADS_A / THREADS_B for one side). `ACCESS_B=true bench/ab.sh BIN BIN`
+# is the access log's cost.
 #
 # On this 2-core machine, one 5 s measurement of the same binary varies by 10-15 %; interleaved over 10 rounds,
 # a difference of 2-3 % in the medians is about the smallest worth believing.
@@ -29,6 +30,8 @@ DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-32}
 WARMUP=${WARMUP:-3s}
 CREDGATE_THREADS=${CREDGATE_THREADS:-0}
+THREADS_A=${THREADS_A:-$CREDGATE_THREADS}
+THREADS_B=${THREADS_B:-$CREDGATE_THREADS}
 read -ra ENV_A <<<"${ENV_A:-}"
 read -ra ENV_B <<<"${ENV_B:-}"
 command -v wrk >/dev/null || die "needs wrk (bench/run.sh installs it)"
@@ -61,8 +64,8 @@ render "$HERE/nginx-origin.conf.in" "$WORK/origin/nginx.conf" WORKERS=auto DIR="
 ACCESS_A=${ACCESS_A:-false}
 ACCESS_B=${ACCESS_B:-false}
 LEVEL_A=() LEVEL_B=()
-render "$HERE/credgate.yaml.in" "$WORK/a/credgate.yaml" PORT="$PORT_A" ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS" ACCESS="$ACCESS_A"
-render "$HERE/credgate.yaml.in" "$WORK/b/credgate.yaml" PORT="$PORT_B" ORIGIN_PORT="$ORIGIN_PORT" THREADS="$CREDGATE_THREADS" ACCESS="$ACCESS_B"
+render "$HERE/credgate.yaml.in" "$WORK/a/credgate.yaml" PORT="$PORT_A" ORIGIN_PORT="$ORIGIN_PORT" THREADS="$THREADS_A" ACCESS="$ACCESS_A"
+render "$HERE/credgate.yaml.in" "$WORK/b/credgate.yaml" PORT="$PORT_B" ORIGIN_PORT="$ORIGIN_PORT" THREADS="$THREADS_B" ACCESS="$ACCESS_B"
 # Without the access log: no `log:` section (binaries older than it refuse the key) and --log-level warning. With
 # it (ACCESS_A/ACCESS_B=true): the JSON access log at the default level, to a file, as bench/run.sh writes it.
 if [[ $ACCESS_A == true ]]; then LEVEL_A=(--log-level info); else sed -i '/^log:/d' "$WORK/a/credgate.yaml"; LEVEL_A=(--log-level warning); fi

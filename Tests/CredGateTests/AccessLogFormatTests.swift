@@ -65,7 +65,19 @@ import Testing
             write(&buffer)
             return String(buffer: buffer)
         }
-        #expect(written { $0.writeMilliseconds(61_234_567_890) } == "61234.567")
+        func lineWriter(_ write: (inout LineWriter) -> Void) -> String {
+            var buffer = ByteBuffer()
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 64) { memory in
+                var line = LineWriter(memory.baseAddress!, capacity: 64)
+                write(&line)
+                return line.count
+            }
+            return String(buffer: buffer)
+        }
+        #expect(lineWriter { $0.milliseconds(61_234_567_890) } == "61234.567")
+        #expect(lineWriter { $0.decimal(Int64.min) } == "\(Int64.min)")
+        #expect(lineWriter { $0.decimal(7, minimumDigits: 3) } == "007")
+        #expect(lineWriter { $0.decimal(UInt64.max, minimumDigits: 1) } == "\(UInt64.max)")
         #expect(written { $0.writeTimestamp(0) } == "1970-01-01T00:00:00.000Z")
         #expect(written { $0.writeTimestamp(4_102_444_799_999_000_000) } == "2099-12-31T23:59:59.999Z")
         // The writer's timestamps (the time of day formatted once a second) are the same bytes, within a second,
@@ -78,6 +90,31 @@ import Testing
         ] {
             #expect(written { stamps.write(nanos, into: &$0) } == written { $0.writeTimestamp(nanos) }, "\(nanos)")
         }
+    }
+
+    /// The bytes reserved for a line (``AccessLog/maxLineBytes(_:)``) hold its longest form: every string all
+    /// control bytes (six bytes each escaped), the widest numbers, many credentials, in both formats.
+    @Test(arguments: AccessLog.Format.allCases)
+    func theLongestLineFitsItsReservedBytes(format: AccessLog.Format) {
+        let log = AccessLog(format: format, includeQuery: true, sink: { _ in })
+        defer { log.shutdown() }
+        let control = String(repeating: "\u{1}", count: 300)
+        let r = AccessRecord(
+            startedAtNanos: Int64.max, requestID: control, route: control, method: control, target: control,
+            status: 999, bytesIn: Int64.min, bytesOut: Int64.min, durationNanos: Int64.max, upstream: control,
+            connectNanos: Int64.max, firstByteNanos: Int64.max, credentials: Array(repeating: control, count: 40),
+            cache: control, error: control, outcome: control)
+        var buffer = ByteBuffer()
+        log.write(r, into: &buffer)
+        #expect(buffer.readableBytes > (format == .json ? 6 * 300 * 40 : 3 * 300))
+        #expect(buffer.readableBytes <= AccessLog.maxLineBytes(r))
+        let empty = AccessRecord(
+            startedAtNanos: Int64.min, requestID: "", route: nil, method: "", target: "", status: 999,
+            bytesIn: Int64.min, bytesOut: Int64.min, durationNanos: Int64.min, upstream: nil, connectNanos: Int64.min,
+            firstByteNanos: Int64.min, credentials: [], cache: nil, error: nil, outcome: nil)
+        buffer.clear()
+        log.write(empty, into: &buffer)
+        #expect(buffer.readableBytes <= AccessLog.maxLineBytes(empty))
     }
 
     @Test func textLinesStayOneLine() {

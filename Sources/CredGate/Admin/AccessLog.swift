@@ -151,79 +151,98 @@ public final class AccessLog: Sendable {
 
     /// ``write(_:into:)`` with the writer's timestamps, whose date and time of day are formatted once a second.
     func write(_ r: AccessRecord, into out: inout ByteBuffer, stamps: inout AccessTimestamps) {
+        let capacity = Self.maxLineBytes(r)
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { memory in
+            var line = LineWriter(memory.baseAddress!, capacity: capacity)
+            write(r, into: &line, stamps: &stamps)
+            return line.count
+        }
+    }
+
+    /// The most bytes `r`'s line can take: the fixed text and numbers in 640, and each string's bytes six times
+    /// over (a control byte escaped as `\u00XX`; a text line's `%XX` is three).
+    static func maxLineBytes(_ r: AccessRecord) -> Int {
+        var strings = r.requestID.utf8.count + r.method.utf8.count + r.target.utf8.count
+        strings += (r.route?.utf8.count ?? 0) + (r.upstream?.utf8.count ?? 0) + (r.cache?.utf8.count ?? 0)
+        strings += (r.error?.utf8.count ?? 0) + (r.outcome?.utf8.count ?? 0)
+        for name in r.credentials { strings += name.utf8.count + 3 }
+        return 640 + 6 * strings
+    }
+
+    private func write(_ r: AccessRecord, into out: inout LineWriter, stamps: inout AccessTimestamps) {
         let target = includeQuery ? r.target[...] : ProxyHandler.path(of: r.target)
         switch format {
         case .text:
             stamps.write(r.startedAtNanos, into: &out)
-            out.writeInteger(UInt8(ascii: " "))
-            out.writeString(r.method)
-            out.writeInteger(UInt8(ascii: " "))
-            out.writePrintable(target)
-            out.writeInteger(UInt8(ascii: " "))
-            out.writeDecimal(Int64(r.status))
-            out.writeInteger(UInt8(ascii: " "))
-            out.writeDecimal(r.bytesIn)
-            out.writeInteger(UInt8(ascii: " "))
-            out.writeDecimal(r.bytesOut)
-            out.writeInteger(UInt8(ascii: " "))
-            out.writeMilliseconds(r.durationNanos)
-            out.writeStaticString("ms ")
-            out.writeString(r.route ?? "-")
-            out.writeInteger(UInt8(ascii: " "))
-            out.writeString(r.requestID)
+            out.byte(UInt8(ascii: " "))
+            out.string(r.method)
+            out.byte(UInt8(ascii: " "))
+            out.printable(target)
+            out.byte(UInt8(ascii: " "))
+            out.decimal(Int64(r.status))
+            out.byte(UInt8(ascii: " "))
+            out.decimal(r.bytesIn)
+            out.byte(UInt8(ascii: " "))
+            out.decimal(r.bytesOut)
+            out.byte(UInt8(ascii: " "))
+            out.milliseconds(r.durationNanos)
+            out.literal("ms ")
+            out.string(r.route ?? "-")
+            out.byte(UInt8(ascii: " "))
+            out.string(r.requestID)
             if let error = r.error {
-                out.writeStaticString(" error=")
-                out.writeString(error)
+                out.literal(" error=")
+                out.string(error)
             }
             if let cache = r.cache {
-                out.writeStaticString(" cache=")
-                out.writeString(cache)
+                out.literal(" cache=")
+                out.string(cache)
             }
             if let outcome = r.outcome {
-                out.writeStaticString(" outcome=\"")
-                out.writeString(outcome)
-                out.writeInteger(UInt8(ascii: "\""))
+                out.literal(" outcome=\"")
+                out.string(outcome)
+                out.byte(UInt8(ascii: "\""))
             }
-            out.writeInteger(UInt8(ascii: "\n"))
+            out.byte(UInt8(ascii: "\n"))
         case .json:
-            out.writeStaticString("{\"time\":\"")
+            out.literal("{\"time\":\"")
             stamps.write(r.startedAtNanos, into: &out)
-            out.writeStaticString("\",\"request_id\":")
-            out.writeJSONString(r.requestID)
-            out.writeStaticString(",\"route\":")
-            out.writeJSONString(r.route)
-            out.writeStaticString(",\"method\":")
-            out.writeJSONString(r.method)
-            out.writeStaticString(",\"path\":")
-            out.writeJSONString(target)
-            out.writeStaticString(",\"status\":")
-            out.writeDecimal(Int64(r.status))
-            out.writeStaticString(",\"bytes_in\":")
-            out.writeDecimal(r.bytesIn)
-            out.writeStaticString(",\"bytes_out\":")
-            out.writeDecimal(r.bytesOut)
-            out.writeStaticString(",\"duration_ms\":")
-            out.writeMilliseconds(r.durationNanos)
-            out.writeStaticString(",\"upstream\":")
-            out.writeJSONString(r.upstream)
-            out.writeStaticString(",\"upstream_connect_ms\":")
-            if let connect = r.connectNanos { out.writeMilliseconds(connect) } else { out.writeStaticString("null") }
-            out.writeStaticString(",\"upstream_first_byte_ms\":")
-            if let first = r.firstByteNanos { out.writeMilliseconds(first) } else { out.writeStaticString("null") }
-            out.writeStaticString(",\"credentials\":[")
+            out.literal("\",\"request_id\":")
+            out.jsonString(r.requestID)
+            out.literal(",\"route\":")
+            out.jsonString(r.route)
+            out.literal(",\"method\":")
+            out.jsonString(r.method)
+            out.literal(",\"path\":")
+            out.jsonString(target)
+            out.literal(",\"status\":")
+            out.decimal(Int64(r.status))
+            out.literal(",\"bytes_in\":")
+            out.decimal(r.bytesIn)
+            out.literal(",\"bytes_out\":")
+            out.decimal(r.bytesOut)
+            out.literal(",\"duration_ms\":")
+            out.milliseconds(r.durationNanos)
+            out.literal(",\"upstream\":")
+            out.jsonString(r.upstream)
+            out.literal(",\"upstream_connect_ms\":")
+            if let connect = r.connectNanos { out.milliseconds(connect) } else { out.literal("null") }
+            out.literal(",\"upstream_first_byte_ms\":")
+            if let first = r.firstByteNanos { out.milliseconds(first) } else { out.literal("null") }
+            out.literal(",\"credentials\":[")
             for (i, name) in r.credentials.enumerated() {
-                if i > 0 { out.writeInteger(UInt8(ascii: ",")) }
-                out.writeJSONString(name)
+                if i > 0 { out.byte(UInt8(ascii: ",")) }
+                out.jsonString(name)
             }
-            out.writeStaticString("],\"cache\":")
-            out.writeJSONString(r.cache)
-            out.writeStaticString(",\"error\":")
-            out.writeJSONString(r.error)
+            out.literal("],\"cache\":")
+            out.jsonString(r.cache)
+            out.literal(",\"error\":")
+            out.jsonString(r.error)
             if let outcome = r.outcome {
-                out.writeStaticString(",\"outcome\":")
-                out.writeJSONString(outcome)
+                out.literal(",\"outcome\":")
+                out.jsonString(outcome)
             }
-            out.writeStaticString("}\n")
+            out.literal("}\n")
         }
     }
 
@@ -295,34 +314,161 @@ final class AccessLogBuffer {
 struct AccessTimestamps {
     private var second = Int64.min
     /// `2026-12-02T04:43:39.` for ``second``.
-    private var prefix = ByteBuffer()
+    private var prefix: [UInt8] = []
 
-    mutating func write(_ nanos: Int64, into out: inout ByteBuffer) {
+    mutating func write(_ nanos: Int64, into out: inout LineWriter) {
         let second = nanos / 1_000_000_000 // as writeTimestamp reads it
         if second != self.second {
             self.second = second
-            prefix.clear()
-            prefix.writeTimestamp(second * 1_000_000_000)
-            prefix.moveWriterIndex(to: prefix.writerIndex - 4) // "000Z"
+            var formatted = ByteBuffer()
+            formatted.writeTimestamp(second * 1_000_000_000)
+            prefix = Array(formatted.readableBytesView.dropLast(4)) // "000Z"
         }
-        out.writeImmutableBuffer(prefix)
-        out.writeDecimal(UInt64(max(0, (nanos / 1_000_000) % 1000)), minimumDigits: 3)
-        out.writeInteger(UInt8(ascii: "Z"))
+        prefix.withUnsafeBytes { out.bytes($0) }
+        out.decimal(UInt64(max(0, (nanos / 1_000_000) % 1000)), minimumDigits: 3)
+        out.byte(UInt8(ascii: "Z"))
+    }
+
+    /// ``write(_:into:)-(_,LineWriter)`` into a buffer.
+    mutating func write(_ nanos: Int64, into out: inout ByteBuffer) {
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 32) { memory in
+            var line = LineWriter(memory.baseAddress!, capacity: 32)
+            write(nanos, into: &line)
+            return line.count
+        }
     }
 }
 
-// The access log's byte writers (formatting on the writer thread without intermediate strings).
-extension ByteBuffer {
-    /// A non-negative or negative integer in decimal, digits written from a stack buffer.
-    fileprivate mutating func writeDecimal(_ value: Int64) {
-        if value < 0 {
-            writeInteger(UInt8(ascii: "-"))
-            writeDecimal(value == .min ? UInt64(Int64.max) + 1 : UInt64(-value), minimumDigits: 1)
-        } else {
-            writeDecimal(UInt64(value), minimumDigits: 1)
+/// The access log writer's line: bytes stored at a cursor into memory reserved for the line's longest form
+/// (``AccessLog/maxLineBytes(_:)``), each write checked against that capacity. A line is some forty pieces; as
+/// `ByteBuffer` writes, each checked the buffer's uniqueness and capacity and moved its indices, a quarter of the
+/// writer thread's CPU. Hand-written because no formatting library writes into reserved bytes without a `String`.
+struct LineWriter {
+    private let base: UnsafeMutableRawPointer
+    private let capacity: Int
+    private(set) var count = 0
+
+    init(_ base: UnsafeMutableRawPointer, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
+    }
+
+    mutating func byte(_ byte: UInt8) {
+        precondition(count < capacity, "access log line over its reserved bytes")
+        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    mutating func bytes(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        precondition(bytes.count <= capacity - count, "access log line over its reserved bytes")
+        (base + count).copyMemory(from: source, byteCount: bytes.count)
+        count += bytes.count
+    }
+
+    mutating func literal(_ text: StaticString) {
+        bytes(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    mutating func string(_ text: some StringProtocol) {
+        if text.utf8.withContiguousStorageIfAvailable({ bytes(UnsafeRawBufferPointer($0)) }) == nil {
+            var copy = String(text)
+            copy.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
         }
     }
 
+    /// A non-negative or negative integer in decimal.
+    mutating func decimal(_ value: Int64) {
+        if value < 0 {
+            byte(UInt8(ascii: "-"))
+            decimal(value == .min ? UInt64(Int64.max) + 1 : UInt64(-value), minimumDigits: 1)
+        } else {
+            decimal(UInt64(value), minimumDigits: 1)
+        }
+    }
+
+    /// `value` in decimal with at least `minimumDigits` digits (leading zeros).
+    mutating func decimal(_ value: UInt64, minimumDigits: Int) {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        let n = max(digits, minimumDigits)
+        precondition(n <= capacity - count, "access log line over its reserved bytes")
+        var v = value
+        for i in stride(from: count + n - 1, through: count, by: -1) {
+            base.storeBytes(of: UInt8(ascii: "0") + UInt8(v % 10), toByteOffset: i, as: UInt8.self)
+            v /= 10
+        }
+        count += n
+    }
+
+    /// Milliseconds with three decimals (`1.234`) from nanoseconds; negative durations are written as 0.
+    mutating func milliseconds(_ nanos: Int64) {
+        let micros = UInt64(max(0, nanos) / 1000)
+        decimal(micros / 1000, minimumDigits: 1)
+        byte(UInt8(ascii: "."))
+        decimal(micros % 1000, minimumDigits: 3)
+    }
+
+    /// A JSON string (quoted and escaped as ``JSONString/escape(_:)`` does), or `null`. A Swift string's UTF-8 is
+    /// valid, so escaping its bytes below 0x20, `"` and `\` is escaping its scalars.
+    mutating func jsonString(_ text: (some StringProtocol)?) {
+        guard let text else { return literal("null") }
+        byte(UInt8(ascii: "\""))
+        // A native string's or substring's bytes are read in place; anything else is copied once.
+        if text.utf8.withContiguousStorageIfAvailable({ jsonEscaped($0) }) == nil {
+            var copy = String(text)
+            copy.withUTF8 { jsonEscaped($0) }
+        }
+        byte(UInt8(ascii: "\""))
+    }
+
+    /// `text` escaped for the inside of a JSON string: runs of bytes that need no escape are written whole (the
+    /// usual field is one run).
+    private mutating func jsonEscaped(_ text: UnsafeBufferPointer<UInt8>) {
+        let raw = UnsafeRawBufferPointer(text)
+        var runStart = 0
+        for (i, byte) in text.enumerated()
+        where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            bytes(UnsafeRawBufferPointer(rebasing: raw[runStart..<i]))
+            runStart = i + 1
+            switch byte {
+            case UInt8(ascii: "\""): literal("\\\"")
+            case UInt8(ascii: "\\"): literal("\\\\")
+            case UInt8(ascii: "\n"): literal("\\n")
+            case UInt8(ascii: "\r"): literal("\\r")
+            case UInt8(ascii: "\t"): literal("\\t")
+            default:
+                literal("\\u00")
+                self.byte(Self.hexDigits[Int(byte >> 4)])
+                self.byte(Self.hexDigits[Int(byte & 0xF)])
+            }
+        }
+        bytes(UnsafeRawBufferPointer(rebasing: raw[runStart...]))
+    }
+
+    /// A path for a text line: bytes up to the space and DEL written `%XX`, so a line stays one line.
+    mutating func printable(_ text: Substring) {
+        for byte in text.utf8 {
+            if byte <= 0x20 || byte == 0x7F {
+                self.byte(UInt8(ascii: "%"))
+                self.byte(Self.upperHexDigits[Int(byte >> 4)])
+                self.byte(Self.upperHexDigits[Int(byte & 0xF)])
+            } else {
+                self.byte(byte)
+            }
+        }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    private static let upperHexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
+}
+
+// The timestamp's bytes (formatted once a second by ``AccessTimestamps``).
+extension ByteBuffer {
     /// `value` in decimal with at least `minimumDigits` digits (leading zeros).
     fileprivate mutating func writeDecimal(_ value: UInt64, minimumDigits: Int) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
@@ -335,14 +481,6 @@ extension ByteBuffer {
             } while v > 0 || n < minimumDigits
             writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(digits)[(20 - n)...]))
         }
-    }
-
-    /// Milliseconds with three decimals (`1.234`) from nanoseconds; negative durations are written as 0.
-    mutating func writeMilliseconds(_ nanos: Int64) {
-        let micros = UInt64(max(0, nanos) / 1000)
-        writeDecimal(micros / 1000, minimumDigits: 1)
-        writeInteger(UInt8(ascii: "."))
-        writeDecimal(micros % 1000, minimumDigits: 3)
     }
 
     /// RFC 3339 in UTC with milliseconds: `2026-12-02T04:43:39.123Z`.
@@ -365,59 +503,4 @@ extension ByteBuffer {
         writeDecimal(UInt64(max(0, (nanos / 1_000_000) % 1000)), minimumDigits: 3)
         writeInteger(UInt8(ascii: "Z"))
     }
-
-    /// A JSON string (quoted and escaped as ``JSONString/escape(_:)`` does), or `null`. A Swift string's UTF-8 is
-    /// valid, so escaping its bytes below 0x20, `"` and `\` is escaping its scalars.
-    fileprivate mutating func writeJSONString(_ s: (some StringProtocol)?) {
-        guard let s else {
-            writeStaticString("null")
-            return
-        }
-        writeInteger(UInt8(ascii: "\""))
-        // A native string's or substring's bytes are read in place; anything else is copied once.
-        if s.utf8.withContiguousStorageIfAvailable({ writeJSONEscaped($0) }) == nil {
-            var copy = String(s)
-            copy.withUTF8 { writeJSONEscaped($0) }
-        }
-        writeInteger(UInt8(ascii: "\""))
-    }
-
-    /// `bytes` escaped for the inside of a JSON string: runs of bytes that need no escape are written whole (the
-    /// usual field is one run).
-    private mutating func writeJSONEscaped(_ bytes: UnsafeBufferPointer<UInt8>) {
-        var runStart = 0
-        for (i, byte) in bytes.enumerated()
-        where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-            writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[runStart..<i]))
-            runStart = i + 1
-            switch byte {
-            case UInt8(ascii: "\""): writeStaticString("\\\"")
-            case UInt8(ascii: "\\"): writeStaticString("\\\\")
-            case UInt8(ascii: "\n"): writeStaticString("\\n")
-            case UInt8(ascii: "\r"): writeStaticString("\\r")
-            case UInt8(ascii: "\t"): writeStaticString("\\t")
-            default:
-                writeStaticString("\\u00")
-                writeInteger(Self.hexDigits[Int(byte >> 4)])
-                writeInteger(Self.hexDigits[Int(byte & 0xF)])
-            }
-        }
-        writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[runStart...]))
-    }
-
-    /// A path for a text line: bytes up to the space and DEL written `%XX`, so a line stays one line.
-    fileprivate mutating func writePrintable(_ s: Substring) {
-        for byte in s.utf8 {
-            if byte <= 0x20 || byte == 0x7F {
-                writeInteger(UInt8(ascii: "%"))
-                writeInteger(Self.upperHexDigits[Int(byte >> 4)])
-                writeInteger(Self.upperHexDigits[Int(byte & 0xF)])
-            } else {
-                writeInteger(byte)
-            }
-        }
-    }
-
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-    private static let upperHexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
 }
