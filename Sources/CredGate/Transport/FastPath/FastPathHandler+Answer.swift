@@ -258,7 +258,7 @@ extension FastPathHandler {
         _ exchange: FastExchange, _ response: FastHead.Response, _ head: ByteBuffer, contentLength: Int?,
         body: ByteBuffer? = nil
     ) {
-        var out = context.channel.allocator.buffer(capacity: head.readableBytes + 128 + (body?.readableBytes ?? 0))
+        var out = headBuffer(&spareClientHead, capacity: head.readableBytes + 128 + (body?.readableBytes ?? 0))
         let rewriteLocations = response.hasLocation && (response.status == 201 || (300..<400).contains(response.status))
         head.withUnsafeReadableBytes { bytes in
             out.writeStaticString("HTTP/1.1 ")
@@ -305,6 +305,7 @@ extension FastPathHandler {
         }
         exchange.wroteToClient = true
         context.write(wrapOutboundOut(out), promise: nil)
+        keepSpare(out, in: &spareClientHead)
     }
 
     private static func dropped(

@@ -23,7 +23,7 @@ extension FastPathHandler {
         }
         if request.method == .POST { return false }
         let requestID = pool.requestIDs.next()
-        var upstreamHead = context.channel.allocator.buffer(capacity: request.length + 320)
+        var upstreamHead = headBuffer(&spareUpstreamHead, capacity: request.length + 320)
         buffer.withUnsafeReadableBytes { bytes in
             Self.writeUpstreamHead(
                 &upstreamHead, request, bytes, target: target, requestID: requestID, clientAddress: clientAddress)

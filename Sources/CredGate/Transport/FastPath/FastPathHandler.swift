@@ -72,6 +72,9 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// decoder reads incrementally, and the head guard's clock applies there).
     private var incompleteReads = 0
     private var timer = ReArmingTimer()
+    /// The last request's head buffers, kept for the next request's heads (``headBuffer(_:capacity:)``).
+    var spareUpstreamHead: ByteBuffer?
+    var spareClientHead: ByteBuffer?
     var context: ChannelHandlerContext!
     var clientAddress: String?
 
@@ -289,6 +292,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Counts and logs the exchange, and awaits the next head.
     func end(_ exchange: FastExchange, outcome: String?) {
         log(exchange, outcome: outcome)
+        keepSpare(exchange.upstreamHead, in: &spareUpstreamHead)
         self.exchange = nil
         mode = .waiting
         if let headGuard {
@@ -297,6 +301,25 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         } else {
             context.triggerUserOutboundEvent(RequestHeadGuard.AwaitingHead(), promise: nil)
         }
+    }
+
+    /// Buffers no larger than this are kept for the next request's heads (a kept-alive connection holds two).
+    static let maxSpareHead = 4096
+
+    /// A buffer for a head of at least `capacity` bytes: the connection's spare, cleared, when the last request's
+    /// head is written out by now (only this handler holds it) and large enough; a new one otherwise. A buffer costs
+    /// two allocations (its storage object and its bytes), and a request writes two heads.
+    func headBuffer(_ spare: inout ByteBuffer?, capacity: Int) -> ByteBuffer {
+        guard var buffer = spare.take() else { return context.channel.allocator.buffer(capacity: capacity) }
+        // NIO's clear(minimumCapacity:) keeps the storage only when it is uniquely held and large enough: a head
+        // still queued for a slow socket is left to it, never overwritten.
+        buffer.clear(minimumCapacity: capacity)
+        return buffer
+    }
+
+    /// Keeps a written head's buffer for the next request's head.
+    func keepSpare(_ buffer: ByteBuffer, in spare: inout ByteBuffer?) {
+        if buffer.capacity > 0 && buffer.capacity <= Self.maxSpareHead { spare = buffer }
     }
 
     /// Closes the connection once everything written so far is out (a close alone would drop what is queued).
