@@ -51,7 +51,7 @@ import Testing
         log.write(r, into: &buffer)
         let line = String(buffer: buffer)
         #expect(line.contains("\"path\":" + JSONString.quote(awkward) + ","))
-        #expect(line.contains("\"request_id\":" + JSONString.quote(r.requestID) + ","))
+        #expect(line.contains("\"request_id\":" + JSONString.quote(r.requestID.description) + ","))
         #expect(line.contains("\"credentials\":[\"a\"," + JSONString.quote("b\"c") + ",\"\"],"))
         #expect(line.contains("\"duration_ms\":0.000,"))
         #expect(line.contains("\"bytes_out\":\(Int64.max),"))
@@ -100,7 +100,7 @@ import Testing
         defer { log.shutdown() }
         let control = String(repeating: "\u{1}", count: 300)
         let r = AccessRecord(
-            startedAtNanos: Int64.max, requestID: control, route: control, method: control, target: control,
+            startedAtNanos: Int64.max, requestID: .text(control), route: control, method: control, target: control,
             status: 999, bytesIn: Int64.min, bytesOut: Int64.min, durationNanos: Int64.max, upstream: control,
             connectNanos: Int64.max, firstByteNanos: Int64.max, credentials: Array(repeating: control, count: 40),
             cache: control, error: control, outcome: control)
@@ -115,6 +115,27 @@ import Testing
         buffer.clear()
         log.write(empty, into: &buffer)
         #expect(buffer.readableBytes <= AccessLog.maxLineBytes(empty))
+    }
+
+    /// The fast path's request IDs (bits, their digits written by the writer) read as their text does.
+    @Test(arguments: AccessLog.Format.allCases)
+    func aRandomRequestIDIsWrittenAsItsText(format: AccessLog.Format) {
+        let log = AccessLog(format: format, includeQuery: false, sink: { _ in })
+        defer { log.shutdown() }
+        let id = RandomRequestID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210)
+        #expect(id.text == "0123456789abcdeffedcba9876543210")
+        var random = Self.record()
+        random.requestID = .random(id)
+        var text = Self.record()
+        text.requestID = .text(id.text)
+        var a = ByteBuffer()
+        log.write(random, into: &a)
+        var b = ByteBuffer()
+        log.write(text, into: &b)
+        #expect(String(buffer: a) == String(buffer: b))
+        var header = ByteBuffer()
+        id.write(into: &header)
+        #expect(String(buffer: header) == id.text)
     }
 
     @Test func textLinesStayOneLine() {

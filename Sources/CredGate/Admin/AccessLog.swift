@@ -8,7 +8,7 @@ import NIOCore
 struct AccessRecord: Sendable {
     /// Wall-clock time the request started, in nanoseconds since 1970.
     var startedAtNanos: Int64
-    var requestID: String
+    var requestID: RequestIDText
     var route: String?
     var method: String
     /// The request target as the client sent it; the query is cut off by the writer unless allowed.
@@ -29,6 +29,29 @@ struct AccessRecord: Sendable {
     var error: String?
     /// How the exchange ended when not normally (`client closed`, `upstream closed mid-response`).
     var outcome: String?
+}
+
+/// A request ID as a record holds it: the client's or the full path's text, or the bits of one the fast path made
+/// (their digits written by the writer thread: no `String` per request on the event loop).
+enum RequestIDText: Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+    case text(String)
+    case random(RandomRequestID)
+
+    init(stringLiteral value: String) { self = .text(value) }
+
+    var description: String {
+        switch self {
+        case .text(let text): text
+        case .random(let id): id.text
+        }
+    }
+
+    var byteCount: Int {
+        switch self {
+        case .text(let text): text.utf8.count
+        case .random: 32
+        }
+    }
 }
 
 /// The access log: records gathered per event loop without a lock, handed over in batches to one writer thread
@@ -125,8 +148,16 @@ public final class AccessLog: Sendable {
             }
             if !batch.isEmpty {
                 buffer.clear()
-                for record in batch { write(record, into: &buffer, stamps: &stamps) }
-                sink(buffer)
+                for record in batch {
+                    write(record, into: &buffer, stamps: &stamps)
+                    // Out every 60 KiB: the batch of a writer that fell behind (up to `maxPending` records) never
+                    // grows the buffer to megabytes.
+                    if buffer.readableBytes >= 60 * 1024 {
+                        sink(buffer)
+                        buffer.clear()
+                    }
+                }
+                if buffer.readableBytes > 0 { sink(buffer) }
                 state.withLockedValue { $0.written += batch.count }
             }
             if stopping {
@@ -162,7 +193,7 @@ public final class AccessLog: Sendable {
     /// The most bytes `r`'s line can take: the fixed text and numbers in 640, and each string's bytes six times
     /// over (a control byte escaped as `\u00XX`; a text line's `%XX` is three).
     static func maxLineBytes(_ r: AccessRecord) -> Int {
-        var strings = r.requestID.utf8.count + r.method.utf8.count + r.target.utf8.count
+        var strings = r.requestID.byteCount + r.method.utf8.count + r.target.utf8.count
         strings += (r.route?.utf8.count ?? 0) + (r.upstream?.utf8.count ?? 0) + (r.cache?.utf8.count ?? 0)
         strings += (r.error?.utf8.count ?? 0) + (r.outcome?.utf8.count ?? 0)
         for name in r.credentials { strings += name.utf8.count + 3 }
@@ -189,7 +220,7 @@ public final class AccessLog: Sendable {
             out.literal("ms ")
             out.string(r.route ?? "-")
             out.byte(UInt8(ascii: " "))
-            out.string(r.requestID)
+            out.requestID(r.requestID, quoted: false)
             if let error = r.error {
                 out.literal(" error=")
                 out.string(error)
@@ -208,7 +239,7 @@ public final class AccessLog: Sendable {
             out.literal("{\"time\":\"")
             stamps.write(r.startedAtNanos, into: &out)
             out.literal("\",\"request_id\":")
-            out.jsonString(r.requestID)
+            out.requestID(r.requestID, quoted: true)
             out.literal(",\"route\":")
             out.jsonString(r.route)
             out.literal(",\"method\":")
@@ -374,6 +405,20 @@ struct LineWriter {
         if text.utf8.withContiguousStorageIfAvailable({ bytes(UnsafeRawBufferPointer($0)) }) == nil {
             var copy = String(text)
             copy.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    /// A request ID: text as it is (escaped when `quoted`: a JSON string), or the digits of the bits.
+    mutating func requestID(_ id: RequestIDText, quoted: Bool) {
+        switch id {
+        case .text(let text):
+            if quoted { jsonString(text) } else { string(text) }
+        case .random(let bits):
+            if quoted { byte(UInt8(ascii: "\"")) }
+            precondition(32 <= capacity - count, "access log line over its reserved bytes")
+            bits.write(into: base + count)
+            count += 32
+            if quoted { byte(UInt8(ascii: "\"")) }
         }
     }
 

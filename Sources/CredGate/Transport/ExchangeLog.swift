@@ -14,7 +14,7 @@ extension ProxyHandler {
         let forwardStarted = exchange.forwardStartedAt
         accessLog.append(
             AccessRecord(
-                startedAtNanos: accessLog.wallNanos(exchange.started), requestID: exchange.requestID,
+                startedAtNanos: accessLog.wallNanos(exchange.started), requestID: .text(exchange.requestID),
                 route: exchange.route.name,
                 method: exchange.clientHead.method.rawValue, target: exchange.clientHead.uri, status: exchange.status,
                 bytesIn: exchange.bodyBytesIn, bytesOut: exchange.bodyBytesOut,
@@ -36,7 +36,7 @@ extension ProxyHandler {
         let now = context.eventLoop.now
         accessLog.append(
             AccessRecord(
-                startedAtNanos: accessLog.wallNanos(now), requestID: requestID, route: nil,
+                startedAtNanos: accessLog.wallNanos(now), requestID: .text(requestID), route: nil,
                 method: head.method.rawValue,
                 target: head.uri, status: response.status.code, bytesIn: 0,
                 bytesOut: Int64(response.body.readableBytes),

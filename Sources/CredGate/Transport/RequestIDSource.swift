@@ -22,9 +22,12 @@ final class RequestIDSource {
         if fd >= 0 { close(fd) }
     }
 
-    func next() -> String {
+    func next() -> String { nextRandom().text }
+
+    /// The next ID as bits (the fast path writes them without a `String`).
+    func nextRandom() -> RandomRequestID {
         if offset + 16 > buffer.count {
-            guard refill() else { return RequestID.generate() }
+            guard refill() else { return RandomRequestID.generate() }
         }
         let (a, b) = buffer.withUnsafeBytes { raw in
             (
@@ -33,7 +36,7 @@ final class RequestIDSource {
             )
         }
         offset += 16
-        return RequestID.format(a, b)
+        return RandomRequestID(high: a, low: b)
     }
 
     private func refill() -> Bool {

@@ -22,7 +22,7 @@ final class FastExchange {
     /// The client's head, as it came (handed to the full path after a 401 on a session token).
     let head: ByteBuffer
     let request: FastHead.Request
-    let requestID: String
+    let requestID: RandomRequestID
     let started: NIODeadline
     let upstreamHead: ByteBuffer
     let sessionToken: SessionToken?
@@ -51,7 +51,7 @@ final class FastExchange {
 
     init(
         route: CompiledRoute, plan: FastRoutePlan, target: UpstreamTarget, head: ByteBuffer, request: FastHead.Request,
-        requestID: String, upstreamHead: ByteBuffer, sessionToken: SessionToken?, now: NIODeadline
+        requestID: RandomRequestID, upstreamHead: ByteBuffer, sessionToken: SessionToken?, now: NIODeadline
     ) {
         self.route = route
         self.plan = plan

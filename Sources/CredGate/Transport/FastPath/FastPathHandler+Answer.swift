@@ -297,7 +297,7 @@ extension FastPathHandler {
         }
         if let contentLength { out.writeHeaderLine("content-length", String(contentLength)) }
         out.writeStaticString("x-request-id: ")
-        out.writeString(exchange.requestID)
+        exchange.requestID.write(into: &out)
         out.writeStaticString(closeWhenDone ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n")
         if var body, body.readableBytes > 0 {
             exchange.bytesOut += Int64(body.readableBytes)

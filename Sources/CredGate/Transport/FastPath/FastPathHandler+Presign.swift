@@ -30,7 +30,8 @@ extension FastPathHandler {
         rest.moveReaderIndex(forwardBy: request.contentLength)
         held = rest.readableBytes > 0 ? rest : nil
         let exchange = FastExchange(
-            route: route, plan: plan, target: target, head: head, request: request, requestID: pool.requestIDs.next(),
+            route: route, plan: plan, target: target, head: head, request: request,
+            requestID: pool.requestIDs.nextRandom(),
             upstreamHead: ByteBuffer(), sessionToken: nil, now: context.eventLoop.now)
         self.exchange = exchange
         if request.close { closeWhenDone = true }

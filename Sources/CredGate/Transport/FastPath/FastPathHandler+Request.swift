@@ -22,7 +22,7 @@ extension FastPathHandler {
                 && answerFromCache(request, buffer, route: route, plan: plan, presign: presign, target: target)
         }
         if request.method == .POST { return false }
-        let requestID = pool.requestIDs.next()
+        let requestID = pool.requestIDs.nextRandom()
         var upstreamHead = headBuffer(&spareUpstreamHead, capacity: request.length + 320)
         buffer.withUnsafeReadableBytes { bytes in
             Self.writeUpstreamHead(
@@ -61,7 +61,7 @@ extension FastPathHandler {
     /// makes them (the credentials and the final empty line follow).
     static func writeUpstreamHead(
         _ out: inout ByteBuffer, _ request: FastHead.Request, _ bytes: UnsafeRawBufferPointer, target: UpstreamTarget,
-        requestID: String, clientAddress: String?
+        requestID: RandomRequestID, clientAddress: String?
     ) {
         out.writeString(request.method.rawValue)
         out.writeStaticString(" ")
@@ -92,7 +92,7 @@ extension FastPathHandler {
         out.writeStaticString("via: 1.1 credgate\r\nx-forwarded-proto: http\r\nx-forwarded-host: ")
         out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[request.host]))
         out.writeStaticString("\r\nx-request-id: ")
-        out.writeString(requestID)
+        requestID.write(into: &out)
         out.writeStaticString("\r\n")
     }
 

@@ -330,7 +330,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// Answers the request with a gateway error (nothing of the upstream's answer was written).
     func answerLocally(_ exchange: FastExchange, _ error: GatewayError, close: Bool = false) {
-        let response = LocalResponse.problem(error, requestID: exchange.requestID)
+        let response = LocalResponse.problem(error, requestID: exchange.requestID.text)
         dropConnection(exchange)
         exchange.errorCode = response.headers.first(name: "x-credgate-error")
         if close { closeWhenDone = true }
@@ -353,7 +353,9 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
             if lower == "x-request-id" || lower == "content-length" || lower == "connection" { continue }
             out.writeHeaderLine(name, value)
         }
-        out.writeHeaderLine("x-request-id", exchange.requestID)
+        out.writeStaticString("x-request-id: ")
+        exchange.requestID.write(into: &out)
+        out.writeStaticString("\r\n")
         out.writeHeaderLine("content-length", String(response.body.readableBytes))
         if closeWhenDone { out.writeStaticString("connection: close\r\n") }
         out.writeStaticString("\r\n")
@@ -434,7 +436,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let accessLog = pool.accessLog else { return }
         accessLog.append(
             AccessRecord(
-                startedAtNanos: accessLog.wallNanos(exchange.started), requestID: exchange.requestID,
+                startedAtNanos: accessLog.wallNanos(exchange.started), requestID: .random(exchange.requestID),
                 route: route.name, method: exchange.request.method.rawValue, target: exchange.clientTarget,
                 status: exchange.status, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut,
                 durationNanos: (now - exchange.started).nanoseconds, upstream: exchange.target.name,
