@@ -303,8 +303,9 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
-    /// Buffers no larger than this are kept for the next request's heads (a kept-alive connection holds two).
-    static let maxSpareHead = 4096
+    /// Buffers no larger than this are kept for the next request's heads: a kept-alive connection holds at most two
+    /// (usual heads take 512 bytes to 1 KiB; nginx keeps a 1 KiB header buffer per connection).
+    static let maxSpareHead = 2048
 
     /// A buffer for a head of at least `capacity` bytes: the connection's spare, cleared, when the last request's
     /// head is written out by now (only this handler holds it) and large enough; a new one otherwise. A buffer costs
