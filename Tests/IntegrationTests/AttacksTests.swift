@@ -288,6 +288,27 @@ extension AttacksTests {
         #expect(try await gateway.stop() == 0)
     }
 
+    /// The same behind a request the fast path hands to the full path alone (a `POST` with a body): the head held
+    /// meanwhile is timed from when the full path's answer is done.
+    @Test func aSlowHeadPipelinedBehindAHandedOverRequestIsCut() async throws {
+        let gateway = try await SpawnedGateway.start(listen: ["header_timeout: 2s", "idle_timeout: 60s"])
+        do {
+            let client = try RawSocket(port: gateway.port)
+            let started = Date()
+            client.send(
+                "POST /api/v1/users/providers/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: 2\r\n\r\n{}GET /api")
+            let (text, closed) = await client.readAll(seconds: 10)
+            #expect(closed, "the pipelined slow head's connection was still open after 10 s")
+            #expect(text.statuses.count == 2 && text.statuses.last == 408, "\(text.prefix(600))")
+            #expect(Date().timeIntervalSince(started) > 1.5, "cut before its deadline")
+        } catch {
+            try await gateway.stop()
+            throw error
+        }
+        #expect(try await gateway.stop() == 0)
+    }
+
     /// The rest of a pipelined head that arrives after the request before it was answered is not judged as a
     /// new request line (the head guard took `0.0.1` of `Host: 127.0` + `.0.1` for a line without a version: 400).
     @Test(arguments: [true, false])
