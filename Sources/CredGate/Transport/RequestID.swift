@@ -14,12 +14,8 @@ enum RequestID {
 
     static func format(_ a: UInt64, _ b: UInt64) -> String {
         // 32 lower-case hex digits written in place: one allocation, no intermediate strings.
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            let digits: StaticString = "0123456789abcdef"
-            for i in 0..<16 {
-                buffer[i] = digits.utf8Start[Int((a >> UInt64(60 - 4 * i)) & 0xF)]
-                buffer[16 + i] = digits.utf8Start[Int((b >> UInt64(60 - 4 * i)) & 0xF)]
-            }
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            RandomRequestID(high: a, low: b).write(into: UnsafeMutableRawPointer(buffer.baseAddress!))
             return 32
         }
     }
