@@ -78,8 +78,8 @@ import Testing
         #expect(lineWriter { $0.decimal(Int64.min) } == "\(Int64.min)")
         #expect(lineWriter { $0.decimal(7, minimumDigits: 3) } == "007")
         #expect(lineWriter { $0.decimal(UInt64.max, minimumDigits: 1) } == "\(UInt64.max)")
-        #expect(written { $0.writeTimestamp(0) } == "1970-01-01T00:00:00.000Z")
-        #expect(written { $0.writeTimestamp(4_102_444_799_999_000_000) } == "2099-12-31T23:59:59.999Z")
+        #expect(lineWriter { $0.timestamp(0) } == "1970-01-01T00:00:00.000Z")
+        #expect(lineWriter { $0.timestamp(4_102_444_799_999_000_000) } == "2099-12-31T23:59:59.999Z")
         // The writer's timestamps (the time of day formatted once a second) are the same bytes, within a second,
         // across seconds, days and years, and back in time.
         var stamps = AccessTimestamps()
@@ -88,7 +88,7 @@ import Testing
             1_764_719_999_999_000_000, 1_764_720_000_000_000_000, 4_102_444_799_999_000_000, 4_102_444_800_001_000_000,
             1_764_650_619_500_000_000, 0, 999_000_000,
         ] {
-            #expect(written { stamps.write(nanos, into: &$0) } == written { $0.writeTimestamp(nanos) }, "\(nanos)")
+            #expect(written { stamps.write(nanos, into: &$0) } == lineWriter { $0.timestamp(nanos) }, "\(nanos)")
         }
     }
 

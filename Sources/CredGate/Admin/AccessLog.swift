@@ -341,19 +341,21 @@ final class AccessLogBuffer {
 
 /// The access log writer's timestamps: records of the same second share their date and time of day, formatted
 /// once (`gmtime_r` and a dozen small writes per record were a fifth of the writer's CPU); the milliseconds are
-/// written for each. The same bytes as ``ByteBuffer/writeTimestamp(_:)``.
+/// written for each. The same bytes as ``LineWriter/timestamp(_:)``.
 struct AccessTimestamps {
     private var second = Int64.min
     /// `2026-12-02T04:43:39.` for ``second``.
     private var prefix: [UInt8] = []
 
     mutating func write(_ nanos: Int64, into out: inout LineWriter) {
-        let second = nanos / 1_000_000_000 // as writeTimestamp reads it
+        let second = nanos / 1_000_000_000 // as timestamp(_:) reads it
         if second != self.second {
             self.second = second
-            var formatted = ByteBuffer()
-            formatted.writeTimestamp(second * 1_000_000_000)
-            prefix = Array(formatted.readableBytesView.dropLast(4)) // "000Z"
+            prefix = [UInt8](unsafeUninitializedCapacity: LineWriter.timestampBytes) { memory, count in
+                var line = LineWriter(memory.baseAddress!, capacity: memory.count)
+                line.timestamp(second * 1_000_000_000)
+                count = line.count - 4 // "000Z"
+            }
         }
         prefix.withUnsafeBytes { out.bytes($0) }
         out.decimal(UInt64(max(0, (nanos / 1_000_000) % 1000)), minimumDigits: 3)
@@ -450,6 +452,30 @@ struct LineWriter {
         count += n
     }
 
+    /// The bytes of a ``timestamp(_:)`` (years up to 9999).
+    static let timestampBytes = 24
+
+    /// RFC 3339 in UTC with milliseconds: `2026-12-02T04:43:39.123Z`.
+    mutating func timestamp(_ nanos: Int64) {
+        var seconds = time_t(nanos / 1_000_000_000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        decimal(UInt64(max(0, parts.tm_year + 1900)), minimumDigits: 4)
+        byte(UInt8(ascii: "-"))
+        decimal(UInt64(parts.tm_mon + 1), minimumDigits: 2)
+        byte(UInt8(ascii: "-"))
+        decimal(UInt64(parts.tm_mday), minimumDigits: 2)
+        byte(UInt8(ascii: "T"))
+        decimal(UInt64(parts.tm_hour), minimumDigits: 2)
+        byte(UInt8(ascii: ":"))
+        decimal(UInt64(parts.tm_min), minimumDigits: 2)
+        byte(UInt8(ascii: ":"))
+        decimal(UInt64(parts.tm_sec), minimumDigits: 2)
+        byte(UInt8(ascii: "."))
+        decimal(UInt64(max(0, (nanos / 1_000_000) % 1000)), minimumDigits: 3)
+        byte(UInt8(ascii: "Z"))
+    }
+
     /// Milliseconds with three decimals (`1.234`) from nanoseconds; negative durations are written as 0.
     mutating func milliseconds(_ nanos: Int64) {
         let micros = UInt64(max(0, nanos) / 1000)
@@ -510,42 +536,4 @@ struct LineWriter {
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
     private static let upperHexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
-}
-
-// The timestamp's bytes (formatted once a second by ``AccessTimestamps``).
-extension ByteBuffer {
-    /// `value` in decimal with at least `minimumDigits` digits (leading zeros).
-    fileprivate mutating func writeDecimal(_ value: UInt64, minimumDigits: Int) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var v = value
-            var n = 0
-            repeat {
-                digits[19 - n] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
-                n += 1
-            } while v > 0 || n < minimumDigits
-            writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(digits)[(20 - n)...]))
-        }
-    }
-
-    /// RFC 3339 in UTC with milliseconds: `2026-12-02T04:43:39.123Z`.
-    mutating func writeTimestamp(_ nanos: Int64) {
-        var seconds = time_t(nanos / 1_000_000_000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        writeDecimal(UInt64(max(0, parts.tm_year + 1900)), minimumDigits: 4)
-        writeInteger(UInt8(ascii: "-"))
-        writeDecimal(UInt64(parts.tm_mon + 1), minimumDigits: 2)
-        writeInteger(UInt8(ascii: "-"))
-        writeDecimal(UInt64(parts.tm_mday), minimumDigits: 2)
-        writeInteger(UInt8(ascii: "T"))
-        writeDecimal(UInt64(parts.tm_hour), minimumDigits: 2)
-        writeInteger(UInt8(ascii: ":"))
-        writeDecimal(UInt64(parts.tm_min), minimumDigits: 2)
-        writeInteger(UInt8(ascii: ":"))
-        writeDecimal(UInt64(parts.tm_sec), minimumDigits: 2)
-        writeInteger(UInt8(ascii: "."))
-        writeDecimal(UInt64(max(0, (nanos / 1_000_000) % 1000)), minimumDigits: 3)
-        writeInteger(UInt8(ascii: "Z"))
-    }
 }
