@@ -178,7 +178,7 @@ extension ProxyHandler {
     }
 
     func upstreamReadComplete() {
-        context.flush()
+        context?.flush()
     }
 
     func upstreamWritabilityChanged(_ writable: Bool) {

@@ -24,6 +24,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     private(set) var listener: ListenerRuntime
     let pool: UpstreamPool
     var machine = Machine()
+    /// Set while the handler is in its pipeline, cleared when it is removed (``handlerRemoved(context:)``).
     var context: ChannelHandlerContext!
     var clientAddress: String?
     /// After an early answer: how long the rest of the request body is still read and dropped.
@@ -57,6 +58,17 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.clientAddress = context.channel.remoteAddress?.ipAddress
+    }
+
+    /// The context holds this handler: a handler that kept its context after the connection closed would keep
+    /// both, the pipeline and the runtime alive for good (a leak per connection). The machine is closed by now
+    /// (``channelInactive(context:)`` came first), so the continuations that can still complete (a filter's, a
+    /// spool's, a write's) find no current exchange, and ``run(_:)`` does nothing without a context.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        lingerTimer?.cancel()
+        lingerTimer = nil
+        exchangeTimer.cancel()
+        self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -148,6 +160,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamDelegate {
     /// Runs an action that needs nothing but what it carries. Actions that need the call site's data (a local
     /// answer to write) are run where they are asked for.
     func run(_ action: Machine.Action) {
+        guard context != nil else { return } // removed from its pipeline: nothing left to do
         switch action {
         case .none, .writeLocal, .answerMalformed, .answerHeaderTimeout, .clientGone, .stopSendingBody,
             .releaseUpstream:

@@ -72,9 +72,14 @@ final class SpawnedGateway: @unchecked Sendable {
     }
 
     /// Resident memory of the gateway process, in KiB (`VmRSS`).
-    func rssKiB() -> Int {
+    func rssKiB() -> Int { status("VmRSS") }
+
+    /// Resident anonymous memory (the heap, stacks; not mapped code) of the gateway process, in KiB (`RssAnon`).
+    func anonKiB() -> Int { status("RssAnon") }
+
+    private func status(_ field: String) -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") })
         else { return -1 }
         return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
     }

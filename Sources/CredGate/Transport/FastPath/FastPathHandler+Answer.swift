@@ -59,7 +59,7 @@ extension FastPathHandler {
     }
 
     func upstreamReadComplete() {
-        context.flush()
+        context?.flush()
     }
 
     func upstreamWritabilityChanged(_ writable: Bool) {}

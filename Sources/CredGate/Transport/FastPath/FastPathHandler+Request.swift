@@ -104,7 +104,7 @@ extension FastPathHandler {
             return attach(exchange, connection, reused: true)
         }
         raw.connect(exchange.target) { [self] result in
-            guard self.exchange === exchange else {
+            guard self.context != nil, self.exchange === exchange else {
                 if case .success(let (connection, _)) = result { raw.release(connection) }
                 return
             }

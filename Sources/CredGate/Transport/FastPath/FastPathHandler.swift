@@ -75,6 +75,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// The last request's head buffers, kept for the next request's heads (``headBuffer(_:capacity:)``).
     var spareUpstreamHead: ByteBuffer?
     var spareClientHead: ByteBuffer?
+    /// Set while the handler is in its pipeline, cleared when it is removed (``handlerRemoved(context:)``).
     var context: ChannelHandlerContext!
     var clientAddress: String?
 
@@ -89,6 +90,20 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         clientAddress = context.channel.remoteAddress?.ipAddress
+    }
+
+    /// The context holds this handler: a handler that kept its context after the connection closed would keep
+    /// both, the pipeline, the full path's handler and the runtime alive for good (about 2 KiB leaked per
+    /// connection). Nothing is in flight by now (``channelInactive(context:)`` came first); the callbacks that
+    /// can still come (a connect that completes, a deferred read) check ``context`` first.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer.cancel()
+        if let exchange {
+            dropConnection(exchange)
+            self.exchange = nil
+        }
+        held = nil
+        self.context = nil
     }
 
     // MARK: - Client side
@@ -256,7 +271,7 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
         setReading(true)
         // Not from inside the full path's own call: once it has returned.
         context.eventLoop.assumeIsolated().execute { [self] in
-            if self.mode == .waiting { self.serveHeld() }
+            if self.context != nil && self.mode == .waiting { self.serveHeld() }
         }
     }
 
