@@ -98,11 +98,6 @@ final class FastPathHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// can still come (a connect that completes, a deferred read) check ``context`` first.
     func handlerRemoved(context: ChannelHandlerContext) {
         timer.cancel()
-        if let exchange {
-            dropConnection(exchange)
-            self.exchange = nil
-        }
-        held = nil
         self.context = nil
     }
 
